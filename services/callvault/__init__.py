@@ -1,0 +1,3 @@
+"""callvault: the lifecycle of call-center recordings, from disclosure evidence to provable erasure."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The `callvault` command: one module per verb group, thin over the library."""

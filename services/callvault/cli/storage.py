@@ -1,0 +1,44 @@
+"""`callvault storage init`: buckets, versioning, object lock, encryption, backstop rules."""
+
+from __future__ import annotations
+
+import typer
+from botocore.exceptions import BotoCoreError, ClientError
+from rich.console import Console
+from rich.table import Table
+
+from callvault.cli.config import load_settings
+from callvault.cli.errors import UserError
+from callvault.storage.bootstrap import BucketReport, init_storage
+from callvault.storage.client import make_s3_client
+from callvault.storage.errors import describe
+
+app = typer.Typer(help="S3 storage set-up.", no_args_is_help=True)
+
+
+def render_reports(reports: list[BucketReport], console: Console) -> None:
+    table = Table(title="callvault storage")
+    for column in ("bucket", "created", "versioning", "object lock", "encryption", "backstop", "notes"):
+        table.add_column(column)
+    for r in reports:
+        table.add_row(
+            r.bucket,
+            "yes" if r.created else "existed",
+            r.versioning,
+            r.object_lock,
+            r.encryption,
+            ", ".join(r.lifecycle) or "-",
+            "; ".join(r.notes) or "",
+        )
+    console.print(table)
+
+
+@app.command("init")
+def init() -> None:
+    """Create or update the buckets; safe to run again."""
+    settings = load_settings()
+    try:
+        reports = init_storage(make_s3_client(settings, attempts=2), settings)
+    except (BotoCoreError, ClientError) as exc:
+        raise UserError(describe(exc, settings.s3_endpoint)) from exc
+    render_reports(reports, Console())

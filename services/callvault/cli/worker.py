@@ -1,0 +1,71 @@
+"""`callvault worker` and `callvault dev`."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+
+import typer
+from rich.console import Console
+
+from callvault.cli.config import load_settings
+from callvault.embedded.worker_process import start_worker_process
+from callvault.stream.bus import ensure_callvault_topics
+
+
+def worker() -> None:
+    """Run the stream-processing worker against the configured Kafka and S3."""
+    from callvault.stream.app import run_worker  # faust is heavy: import on use
+
+    settings = load_settings()
+    try:
+        settings.check_production_ready()
+    except ValueError as exc:
+        from callvault.cli.errors import UserError
+
+        raise UserError(str(exc)) from exc
+    asyncio.run(ensure_callvault_topics(settings))
+    run_worker(settings)
+
+
+def dev(
+    grace: str = typer.Option("PT30S", help="disclosure grace for dev (the contract default is PT5M)"),
+) -> None:
+    """Run the embedded stack (broker, object store, worker) in the foreground; Ctrl-C stops all."""
+    from callvault.embedded.stack import EmbeddedStack
+    from callvault.storage.bootstrap import init_storage
+    from callvault.storage.client import make_s3_client
+
+    console = Console()
+    with EmbeddedStack() as stack:
+        settings = load_settings(
+            kafka_bootstrap=stack.kafka_bootstrap, s3_endpoint=stack.s3_endpoint, disclosure_grace=grace
+        )
+        asyncio.run(ensure_callvault_topics(settings))
+        init_storage(make_s3_client(settings), settings)
+        env = {**stack.env(), "CALLVAULT_DISCLOSURE_GRACE": grace}
+        proc = start_worker_process(env, stack.run_dir / "worker.log")
+        console.print("[bold]callvault dev[/bold] is running. In another terminal:")
+        for name, value in env.items():
+            console.print(f"  export {name}={value}")
+        console.print("  callvault simulate --calls 20")
+        console.print(f"Logs: {stack.run_dir}/  (worker.log, tansu.log, moto.log). Ctrl-C stops everything.")
+        stop = False
+
+        def _stop(*_: object) -> None:
+            nonlocal stop
+            stop = True
+
+        signal.signal(signal.SIGINT, _stop)
+        signal.signal(signal.SIGTERM, _stop)
+        try:
+            while not stop and proc.alive():
+                time.sleep(0.3)
+            if not proc.alive() and not stop:
+                console.print(f"[red]the worker exited[/red]; its log ends with:\n{proc.tail()}")
+                sys.exit(1)
+        finally:
+            proc.stop()
+            console.print("stopped")

@@ -1,0 +1,91 @@
+"""Call events: what the call-center platform publishes on `call-events`."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from pydantic import Field, TypeAdapter
+
+from callvault.contract.base import ContractModel
+from callvault.contract.fields import E164, CallId, Sha256Hex, Tenant, Timestamp
+
+CONTENT_TYPES: dict[str, str] = {
+    "audio/wav": "wav",
+    "audio/mpeg": "mp3",
+    "audio/ogg": "ogg",
+    "audio/flac": "flac",
+}
+
+
+class CallEventBase(ContractModel):
+    event_id: uuid.UUID
+    call_id: CallId
+    tenant: Tenant
+    occurred_at: Timestamp
+
+
+class CallStarted(CallEventBase):
+    type: Literal["call.started"] = "call.started"
+    direction: Literal["inbound", "outbound"]
+    caller: E164
+    callee: E164
+    agent_id: Annotated[str, Field(min_length=1, max_length=128)]
+    language: Annotated[str, Field(min_length=2, max_length=35, description="BCP 47 tag")]
+
+
+class DisclosurePlayed(CallEventBase):
+    """`occurred_at` is when playback began."""
+
+    type: Literal["disclosure.played"] = "disclosure.played"
+    prompt_id: Annotated[str, Field(min_length=1, max_length=128)]
+    language: Annotated[str, Field(min_length=2, max_length=35)]
+    completed: bool
+    duration_ms: Annotated[int, Field(ge=0)]
+
+
+class RecordingStored(CallEventBase):
+    type: Literal["recording.stored"] = "recording.stored"
+    source_uri: Annotated[str, Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+$")]
+    sha256: Sha256Hex
+    size_bytes: Annotated[int, Field(ge=0)]
+    content_type: Literal["audio/wav", "audio/mpeg", "audio/ogg", "audio/flac"]
+    recording_started_at: Timestamp
+    recording_ended_at: Timestamp
+
+    @property
+    def source_bucket(self) -> str:
+        return self.source_uri[5:].split("/", 1)[0]
+
+    @property
+    def source_key(self) -> str:
+        return self.source_uri[5:].split("/", 1)[1]
+
+    @property
+    def extension(self) -> str:
+        return CONTENT_TYPES[self.content_type]
+
+
+class CallEnded(CallEventBase):
+    type: Literal["call.ended"] = "call.ended"
+    duration_s: Annotated[float, Field(ge=0)]
+
+
+class RecordingObjected(CallEventBase):
+    """The participant objected to the recording."""
+
+    type: Literal["recording.objected"] = "recording.objected"
+
+
+CallEvent = Annotated[
+    CallStarted | DisclosurePlayed | RecordingStored | CallEnded | RecordingObjected,
+    Field(discriminator="type"),
+]
+CALL_EVENT_TYPES: tuple[type[CallEventBase], ...] = (
+    CallStarted,
+    DisclosurePlayed,
+    RecordingStored,
+    CallEnded,
+    RecordingObjected,
+)
+call_event_adapter: TypeAdapter[CallEvent] = TypeAdapter(CallEvent)

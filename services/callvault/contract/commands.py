@@ -1,0 +1,73 @@
+"""Commands on `commands`: written by the CLI or the API, carried out by the worker.
+
+A participant is named by pseudonym only; whoever writes a command pseudonymizes
+the phone number first (see `callvault.rules.pseudonym`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from pydantic import Field, TypeAdapter
+
+from callvault.contract.base import ContractModel
+from callvault.contract.fields import CallId, Tenant, Timestamp
+
+
+class CommandBase(ContractModel):
+    event_id: uuid.UUID
+    requested_by: Annotated[str, Field(min_length=1, max_length=256)]
+    requested_at: Timestamp
+    reason: Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class LegalHoldPlace(CommandBase):
+    type: Literal["legal_hold.place"] = "legal_hold.place"
+    call_id: CallId
+
+
+class LegalHoldRelease(CommandBase):
+    type: Literal["legal_hold.release"] = "legal_hold.release"
+    call_id: CallId
+
+
+class SubjectCommandBase(CommandBase):
+    subject: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="HMAC pseudonym")]
+    tenant: Tenant
+    verified_by: str | None = Field(
+        default=None, description="who verified the requester's identity (outside callvault)"
+    )
+
+
+class SubjectAccess(SubjectCommandBase):
+    type: Literal["subject.access"] = "subject.access"
+
+
+class SubjectErase(SubjectCommandBase):
+    type: Literal["subject.erase"] = "subject.erase"
+
+
+class SubjectRestrict(SubjectCommandBase):
+    type: Literal["subject.restrict"] = "subject.restrict"
+
+
+class SubjectUnrestrict(SubjectCommandBase):
+    type: Literal["subject.unrestrict"] = "subject.unrestrict"
+
+
+class SubjectObject(SubjectCommandBase):
+    type: Literal["subject.object"] = "subject.object"
+
+
+Command = Annotated[
+    LegalHoldPlace
+    | LegalHoldRelease
+    | SubjectAccess
+    | SubjectErase
+    | SubjectRestrict
+    | SubjectUnrestrict
+    | SubjectObject,
+    Field(discriminator="type"),
+]
+command_adapter: TypeAdapter[Command] = TypeAdapter(Command)

@@ -1,0 +1,173 @@
+"""Lifecycle events: callvault's own output on `lifecycle`, the audit log.
+
+Ids are deterministic (see `callvault.contract.base.deterministic_id`): the same
+input replayed gives the same ids, so a consumer dedupes on `event_id`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from pydantic import Field, TypeAdapter
+
+from callvault.contract.base import ContractModel
+from callvault.contract.fields import CallId, Sha256Hex, Tenant, Timestamp
+
+RejectReason = Literal[
+    "disclosure_missing", "objected", "checksum_mismatch", "source_missing", "retention_elapsed"
+]
+DeletionReason = Literal["retention_elapsed", "erasure_request", "objection"]
+
+
+class ObjectRef(ContractModel):
+    bucket: str
+    key: str
+    sha256: Sha256Hex
+    size_bytes: Annotated[int, Field(ge=0)]
+    version_id: str | None = None
+
+
+class LifecycleBase(ContractModel):
+    event_id: uuid.UUID
+    call_id: CallId
+    tenant: Tenant
+    occurred_at: Timestamp
+
+
+class DisclosureVerified(LifecycleBase):
+    type: Literal["disclosure.verified"] = "disclosure.verified"
+    recording_event_id: uuid.UUID
+    disclosure_event_id: uuid.UUID
+    prompt_id: str
+    played_at: Timestamp
+    recording_started_at: Timestamp
+
+
+class DisclosureMissing(LifecycleBase):
+    type: Literal["disclosure.missing"] = "disclosure.missing"
+    recording_event_id: uuid.UUID
+    recording_started_at: Timestamp
+    detail: Literal["no_disclosure", "disclosure_incomplete", "disclosure_after_recording_start"]
+    waited_s: Annotated[float, Field(ge=0, description="how long callvault waited for one")]
+
+
+class RecordingArchived(LifecycleBase):
+    type: Literal["recording.archived"] = "recording.archived"
+    recording_event_id: uuid.UUID
+    object: ObjectRef
+    source_uri: str
+    recording_started_at: Timestamp
+    expires_at: Timestamp
+
+
+class RecordingRejected(LifecycleBase):
+    type: Literal["recording.rejected"] = "recording.rejected"
+    recording_event_id: uuid.UUID
+    reason: RejectReason
+    detail: str = Field(description="a sentence for a person")
+    source_uri: str
+    source_deleted: bool
+
+
+class MetadataArchived(LifecycleBase):
+    type: Literal["metadata.archived"] = "metadata.archived"
+    object: ObjectRef
+    call_started_at: Timestamp
+    expires_at: Timestamp
+
+
+class _Deletion(LifecycleBase):
+    object: ObjectRef
+    due_at: Timestamp
+    deleted_at: Timestamp
+    lateness_s: float
+    reason: DeletionReason
+    versions_deleted: Annotated[int, Field(ge=0)] = 0
+
+
+class RecordingDeleted(_Deletion):
+    type: Literal["recording.deleted"] = "recording.deleted"
+
+
+class MetadataDeleted(_Deletion):
+    type: Literal["metadata.deleted"] = "metadata.deleted"
+
+
+class RecordingAccessed(LifecycleBase):
+    type: Literal["recording.accessed"] = "recording.accessed"
+    accessed_by: str
+    role: Literal["qa", "auditor", "dpo", "admin"]
+    purpose: str
+    what: Literal["audio", "metadata"] = "audio"
+
+
+class LegalHoldPlaced(LifecycleBase):
+    type: Literal["legal_hold.placed"] = "legal_hold.placed"
+    command_id: uuid.UUID
+    requested_by: str
+    reason: str
+
+
+class LegalHoldReleased(LifecycleBase):
+    type: Literal["legal_hold.released"] = "legal_hold.released"
+    command_id: uuid.UUID
+    requested_by: str
+    reason: str
+
+
+class SubjectEventBase(ContractModel):
+    """Subject-rights outcomes name the subject by pseudonym, never by number."""
+
+    event_id: uuid.UUID
+    subject: str
+    tenant: Tenant
+    occurred_at: Timestamp
+    request_id: uuid.UUID
+    calls: Annotated[int, Field(ge=0)] = 0
+    recordings: Annotated[int, Field(ge=0)] = 0
+    metadata: Annotated[int, Field(ge=0)] = 0
+
+
+class SubjectAccessFulfilled(SubjectEventBase):
+    type: Literal["subject.access_fulfilled"] = "subject.access_fulfilled"
+    export_uri: str | None = None
+    export_expires_at: Timestamp | None = None
+
+
+class SubjectErased(SubjectEventBase):
+    type: Literal["subject.erased"] = "subject.erased"
+    held_calls: list[CallId] = Field(default_factory=list)
+
+
+class SubjectRestricted(SubjectEventBase):
+    type: Literal["subject.restricted"] = "subject.restricted"
+
+
+class SubjectUnrestricted(SubjectEventBase):
+    type: Literal["subject.unrestricted"] = "subject.unrestricted"
+
+
+class SubjectObjected(SubjectEventBase):
+    type: Literal["subject.objected"] = "subject.objected"
+
+
+LifecycleEvent = Annotated[
+    DisclosureVerified
+    | DisclosureMissing
+    | RecordingArchived
+    | RecordingRejected
+    | MetadataArchived
+    | RecordingDeleted
+    | MetadataDeleted
+    | RecordingAccessed
+    | LegalHoldPlaced
+    | LegalHoldReleased
+    | SubjectAccessFulfilled
+    | SubjectErased
+    | SubjectRestricted
+    | SubjectUnrestricted
+    | SubjectObjected,
+    Field(discriminator="type"),
+]
+lifecycle_adapter: TypeAdapter[LifecycleEvent] = TypeAdapter(LifecycleEvent)

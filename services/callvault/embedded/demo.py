@@ -1,0 +1,170 @@
+"""`callvault demo`: the whole path on the embedded stack, then what happened, counted.
+
+Starts the broker and the store, sets up storage, runs the worker, sends a few
+hundred simulated calls (compliant, late, missing and after-start disclosures,
+objections, backdated calls, a few unreadable events) and waits until every call
+has its outcome on the lifecycle topic. Then it counts outcomes by reason, next
+to what the contract says each call should get, and the objects in each bucket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.table import Table
+
+from callvault.embedded.processes import ChildProcess
+from callvault.embedded.stack import EmbeddedStack
+from callvault.embedded.worker_process import start_worker_process
+from callvault.settings import Settings
+from callvault.simulation.plan import SimulatedCall, TrafficOptions
+from callvault.storage.bootstrap import init_storage
+from callvault.storage.client import make_s3_client
+from callvault.stream.bus import ensure_callvault_topics, make_producer
+from callvault.stream.watch import TopicWatcher
+
+OUTCOME_TYPES = {"recording.archived", "recording.rejected"}
+BAD_INPUTS: list[tuple[bytes | None, bytes]] = [
+    (b"bad-1", b"this is not json"),
+    (b"bad-2", json.dumps({"type": "call.teleported", "event_id": "x"}).encode()),
+    (b"a/b", json.dumps({"type": "call.ended", "event_id": "6f1c1e2a-8a53-4c47-9d0c-0a4c7c5e0f11",
+                          "call_id": "a/b", "tenant": "acme", "occurred_at": "2026-01-01T10:00:00Z",
+                          "duration_s": 3}).encode()),
+]  # fmt: skip
+
+
+@dataclass
+class DemoResult:
+    calls: list[SimulatedCall]
+    observed: dict[str, str]
+    dead_letters: int
+    bucket_counts: dict[str, int]
+    seconds: float
+
+    @property
+    def mismatches(self) -> list[tuple[str, str, str]]:
+        return [
+            (c.call_id, c.expected, self.observed.get(c.call_id, "no outcome"))
+            for c in self.calls
+            if self.observed.get(c.call_id) != c.expected
+        ]
+
+
+def _outcome(events: list[dict[str, object]]) -> str | None:
+    for event in events:
+        if event.get("type") == "recording.archived":
+            return "archived"
+        if event.get("type") == "recording.rejected":
+            return str(event.get("reason"))
+    return None
+
+
+def _count_objects(settings: Settings) -> dict[str, int]:
+    s3 = make_s3_client(settings)
+    counts = {}
+    for bucket in (settings.staging_bucket, settings.recordings_bucket, settings.metadata_bucket):
+        paginator = s3.get_paginator("list_objects_v2")
+        counts[bucket] = sum(page.get("KeyCount", 0) for page in paginator.paginate(Bucket=bucket))
+    return counts
+
+
+class WorkerDied(RuntimeError):
+    pass
+
+
+async def _drive(
+    settings: Settings,
+    calls: list[SimulatedCall],
+    console: Console,
+    timeout: float,
+    worker: ChildProcess,
+) -> tuple[dict[str, str], int]:
+    from callvault.simulation.publish import publish_calls
+
+    lifecycle = await TopicWatcher(settings.kafka_bootstrap, settings.lifecycle_topic).start()
+    dead = await TopicWatcher(settings.kafka_bootstrap, settings.deadletter_topic).start()
+    try:
+        producer = make_producer(settings.kafka_bootstrap)
+        await producer.start()
+        for key, value in BAD_INPUTS:
+            await producer.send_and_wait(settings.call_events_topic, value, key=key)
+        await producer.stop()
+        took = await publish_calls(settings, calls, rate=0)
+        console.print(f"published {len(calls)} calls ({sum(len(c.events) for c in calls)} events) "
+                      f"and {len(BAD_INPUTS)} unreadable events in {took:.1f}s; waiting for outcomes…")  # fmt: skip
+        ids = [c.call_id for c in calls]
+        last_report = 0.0
+
+        def done(w: TopicWatcher) -> bool:
+            return all(_outcome(w.by_key.get(i, [])) is not None for i in ids)
+
+        deadline = time.monotonic() + timeout
+        while not done(lifecycle) and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+            if not worker.alive():
+                raise WorkerDied(f"the worker exited; its log ends with:\n{worker.tail()}")
+            if time.monotonic() - last_report > 5:
+                last_report = time.monotonic()
+                decided = sum(1 for i in ids if _outcome(lifecycle.by_key.get(i, [])))
+                console.print(f"  {decided}/{len(ids)} calls decided")
+        await dead.wait_for(lambda w: len(w.records) >= len(BAD_INPUTS), 15, "dead letters")
+        observed = {i: outcome for i in ids if (outcome := _outcome(lifecycle.by_key.get(i, []))) is not None}
+        return observed, len(dead.records)
+    finally:
+        await lifecycle.stop()
+        await dead.stop()
+
+
+def run_demo(console: Console, calls: int = 300, timeout: float = 90.0) -> DemoResult:
+    grace = "PT5S"
+    began = time.monotonic()
+    with EmbeddedStack() as stack:
+        console.print(f"embedded stack: Kafka (Tansu) at {stack.kafka_bootstrap}, "
+                      f"S3 (moto) at {stack.s3_endpoint}; logs in {stack.run_dir}")  # fmt: skip
+        settings = Settings(
+            kafka_bootstrap=stack.kafka_bootstrap,
+            s3_endpoint=stack.s3_endpoint,
+            disclosure_grace=grace,
+        )
+        asyncio.run(ensure_callvault_topics(settings))
+        init_storage(make_s3_client(settings), settings)
+        env = {**stack.env(), "CALLVAULT_DISCLOSURE_GRACE": grace}
+        worker = start_worker_process(env, stack.run_dir / "worker.log")
+        try:
+            from callvault.clock import SystemClock
+            from callvault.simulation.plan import plan_traffic
+
+            opts = TrafficOptions(
+                calls=calls, tenants=("acme", "globex", "initech"), missing=0.1, late=0.1,
+                after_start=0.05, objected=0.03, mismatch=0.02, duplicates=0.05,
+                backdate_months=3, backdated=0.08, seed=7, staging_bucket=settings.staging_bucket,
+            )  # fmt: skip
+            plan = plan_traffic(opts, SystemClock().now(), settings.retention)
+            observed, dead = asyncio.run(_drive(settings, plan, console, timeout, worker))
+            counts = _count_objects(settings)
+        finally:
+            worker.stop()
+    return DemoResult(plan, observed, dead, counts, time.monotonic() - began)
+
+
+def summary_tables(result: DemoResult) -> list[Table]:
+    expected = Counter(c.expected for c in result.calls)
+    observed = Counter(result.observed.get(c.call_id, "no outcome") for c in result.calls)
+    outcomes = Table(title="outcomes by reason (read back from the lifecycle topic)")
+    outcomes.add_column("outcome")
+    outcomes.add_column("expected", justify="right")
+    outcomes.add_column("observed", justify="right")
+    for name in sorted(set(expected) | set(observed)):
+        outcomes.add_row(name, str(expected.get(name, 0)), str(observed.get(name, 0)))
+    buckets = Table(title="objects in the store")
+    buckets.add_column("bucket")
+    buckets.add_column("objects", justify="right")
+    for bucket, n in result.bucket_counts.items():
+        buckets.add_row(bucket, str(n))
+    buckets.add_row("dead letters (topic)", str(result.dead_letters))
+    return [outcomes, buckets]

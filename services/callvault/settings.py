@@ -1,0 +1,145 @@
+"""Configuration: the contract's `CALLVAULT_*` variables, with defaults for the embedded stack."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from callvault.rules.durations import CalendarDuration
+from callvault.rules.retention import RetentionPolicy
+
+DEV_PSEUDONYM_KEY = "callvault-dev-only-pseudonym-key-do-not-use-in-production"
+EMBEDDED_KAFKA = "127.0.0.1:19092"
+EMBEDDED_S3 = "http://127.0.0.1:19000"
+
+IsoDuration = Annotated[str, Field(description="ISO 8601 duration")]
+
+
+class Settings(BaseSettings):
+    """Every variable has a default that works against `callvault dev` with nothing set."""
+
+    model_config = SettingsConfigDict(env_prefix="CALLVAULT_", env_file=".env", extra="ignore", frozen=True)
+
+    # The contract's variables.
+    kafka_bootstrap: str = EMBEDDED_KAFKA
+    s3_endpoint: str = EMBEDDED_S3
+    s3_access_key: str = "callvault-dev"
+    s3_secret_key: SecretStr = SecretStr("callvault-dev-secret")
+    s3_region: str = "eu-west-1"
+    topic_prefix: str = "callvault."
+    staging_bucket: str = "callvault-staging"
+    recordings_bucket: str = "callvault-recordings"
+    metadata_bucket: str = "callvault-metadata"
+    audit_bucket: str = "callvault-audit"
+    recording_retention: IsoDuration = "P1M"
+    metadata_retention: IsoDuration = "P6M"
+    timezone: str = "Europe/Brussels"
+    disclosure_grace: IsoDuration = "PT5M"
+    pseudonym_key: SecretStr = SecretStr(DEV_PSEUDONYM_KEY)
+
+    # Beyond the contract: tuning with safe defaults.
+    env: str = Field("dev", description="dev or prod; prod refuses the dev pseudonym key")
+    partitions: int = Field(4, ge=1, description="partitions of the topics callvault creates")
+    app_id: str = Field("callvault-worker", description="consumer group of the worker")
+    max_event_bytes: int = Field(64 * 1024, ge=1024)
+    source_retries: int = Field(3, ge=0, description="checks of a missing source before rejecting")
+    source_retry_backoff: IsoDuration = "PT2S"
+    tick_interval_s: float = Field(1.0, gt=0, description="how often the worker wakes due calls")
+    settled_state_ttl: IsoDuration = Field(
+        "P1D", description="how long a decided call's state stays to absorb late duplicates"
+    )
+    s3_max_concurrency: int = Field(16, ge=1, description="threads doing S3 calls off the loop")
+    # Tansu waits half the session timeout on every group join: dev keeps them short.
+    broker_session_timeout_s: float = 6.0
+    broker_rebalance_timeout_s: float = 3.0
+    broker_heartbeat_interval_s: float = 1.0
+    log_level: str = "info"
+
+    @field_validator(
+        "recording_retention",
+        "metadata_retention",
+        "disclosure_grace",
+        "source_retry_backoff",
+        "settled_state_ttl",
+    )
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        CalendarDuration.parse(value)
+        return value
+
+    @field_validator("disclosure_grace", "source_retry_backoff")
+    @classmethod
+    def _exact(cls, value: str) -> str:
+        if not CalendarDuration.parse(value).is_exact:
+            raise ValueError(f"{value} must be hours, minutes or seconds (such as PT5M)")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"'{value}' is not an IANA time zone such as Europe/Brussels") from exc
+        return value
+
+    @field_validator("pseudonym_key")
+    @classmethod
+    def _key_length(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("the pseudonym key must be at least 16 characters")
+        return value
+
+    def check_production_ready(self) -> None:
+        """Refuse to run outside dev with the published dev key: pseudonyms would be reversible."""
+        if self.env != "dev" and self.pseudonym_key.get_secret_value() == DEV_PSEUDONYM_KEY:
+            raise ValueError("CALLVAULT_PSEUDONYM_KEY is the dev-only value; set a secret key outside dev")
+
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @cached_property
+    def retention(self) -> RetentionPolicy:
+        return RetentionPolicy(
+            recording=CalendarDuration.parse(self.recording_retention),
+            metadata=CalendarDuration.parse(self.metadata_retention),
+            zone=self.zone,
+        )
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def call_events_topic(self) -> str:
+        return self.topic("call-events")
+
+    @property
+    def lifecycle_topic(self) -> str:
+        return self.topic("lifecycle")
+
+    @property
+    def deadletter_topic(self) -> str:
+        return self.topic("deadletter")
+
+    @property
+    def commands_topic(self) -> str:
+        return self.topic("commands")
+
+    @property
+    def calls_topic(self) -> str:
+        """Internal: validated events and wake-ups, partitioned by callvault itself by call_id."""
+        return self.topic("internal.calls")
+
+    def all_topics(self) -> list[str]:
+        return [
+            self.call_events_topic,
+            self.lifecycle_topic,
+            self.deadletter_topic,
+            self.commands_topic,
+            self.calls_topic,
+        ]

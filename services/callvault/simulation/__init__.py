@@ -1,0 +1,1 @@
+"""Realistic call traffic from the producer's side, for the demo, tests and benchmarks."""

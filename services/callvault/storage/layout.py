@@ -1,0 +1,37 @@
+"""Where archived objects live and how they are tagged: the contract's storage layout."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+from callvault.contract.fields import format_rfc3339
+from callvault.rules.retention import RetentionClass
+
+
+def _date_prefix(tenant: str, moment: datetime) -> str:
+    day = moment.astimezone(UTC)
+    return f"{tenant}/{day:%Y}/{day:%m}/{day:%d}"
+
+
+def recording_key(tenant: str, call_id: str, recording_started_at: datetime, ext: str) -> str:
+    """`{tenant}/{YYYY}/{MM}/{DD}/{call_id}.{ext}`, dated by the recording's start in UTC."""
+    return f"{_date_prefix(tenant, recording_started_at)}/{call_id}.{ext}"
+
+
+def metadata_key(tenant: str, call_id: str, call_started_at: datetime) -> str:
+    """`{tenant}/{YYYY}/{MM}/{DD}/{call_id}.json`, dated by the call's start in UTC."""
+    return f"{_date_prefix(tenant, call_started_at)}/{call_id}.json"
+
+
+def lifecycle_tags(retention_class: RetentionClass, expires_at: datetime, tenant: str) -> dict[str, str]:
+    return {
+        "retention-class": retention_class.value,
+        "expires-at": format_rfc3339(expires_at),
+        "tenant": tenant,
+    }
+
+
+def tagging_header(tags: dict[str, str]) -> str:
+    """The URL-encoded form S3 takes in `x-amz-tagging`."""
+    return "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in tags.items())

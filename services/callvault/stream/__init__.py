@@ -1,0 +1,1 @@
+"""The faust worker: topics, agents, the call-state table and its timers."""

@@ -1,0 +1,185 @@
+"""The faust app: topics, the call-state table, the agents and the wake-up timer.
+
+Thin by design: decoding lives in `callvault.contract`, decisions in
+`callvault.rules`, the per-call work in `callvault.stream.processor`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import faust
+from faust.types import EventT
+
+from callvault.clock import Clock, SystemClock
+from callvault.contract.base import ContractModel
+from callvault.contract.deadletter import DeadLetter, SourcePosition
+from callvault.contract.decoding import Rejected, decode_call_event
+from callvault.settings import Settings
+from callvault.storage.client import make_s3_client
+from callvault.stream.messages import CallMessage, to_fact
+from callvault.stream.offloop import S3Runner
+from callvault.stream.processor import CallProcessor
+
+log = logging.getLogger("callvault.worker")
+
+STATE_TABLE = "call-state"
+
+
+def broker_urls(bootstrap: str) -> list[str]:
+    return [f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip()]
+
+
+class Worker:
+    """Builds and holds the faust app and the services its agents use."""
+
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.app = faust.App(
+            settings.app_id,
+            broker=broker_urls(settings.kafka_bootstrap),
+            store="memory://",
+            datadir=str(Path(tempfile.gettempdir()) / f"callvault-{settings.app_id}"),
+            topic_partitions=settings.partitions,
+            topic_allow_declare=True,
+            consumer_auto_offset_reset="earliest",
+            broker_session_timeout=settings.broker_session_timeout_s,
+            broker_rebalance_timeout=settings.broker_rebalance_timeout_s,
+            broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
+            broker_commit_interval=1.0,
+            producer_acks=-1,
+            web_enabled=False,
+        )
+        raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+        self.call_events = self.app.topic(settings.call_events_topic, **raw)
+        self.calls = self.app.topic(
+            settings.calls_topic, partitions=settings.partitions, internal=True, **raw
+        )
+        self.lifecycle = self.app.topic(settings.lifecycle_topic, **raw)
+        self.deadletter = self.app.topic(settings.deadletter_topic, **raw)
+        # Keys are the raw call_id bytes, exactly as on `calls`, and the producer's
+        # partitioner places changelog entries: so a call's state always sits in the
+        # changelog partition of the same number as its `calls` partition.
+        self.table = self.app.Table(
+            STATE_TABLE,
+            default=None,
+            partitions=settings.partitions,
+            key_type=bytes,  # the raw serializer: changelog keys are the call_id bytes
+            use_partitioner=True,
+        )
+        self.s3 = S3Runner(
+            make_s3_client(settings, pool=settings.s3_max_concurrency),
+            max_workers=settings.s3_max_concurrency,
+            endpoint=settings.s3_endpoint,
+        )
+        self.processor = CallProcessor(settings, self.table, self.s3, self.emit, self.clock)
+        self._pseudonym_key = settings.pseudonym_key.get_secret_value().encode()
+        self._wakes_stale = True
+        self._wake_sent: dict[bytes, datetime] = {}
+        self._wire()
+
+    # -- outputs ---------------------------------------------------------------------
+
+    async def emit(self, events: Sequence[ContractModel]) -> None:
+        """Send lifecycle events and wait until the broker has them."""
+        pending = []
+        for event in events:
+            key = str(getattr(event, "call_id", "")).encode()
+            pending.append(await self.lifecycle.send(key=key, value=event.to_json_bytes()))
+        await asyncio.gather(*pending)
+
+    async def dead_letter(self, error: str, event: EventT) -> None:
+        msg = event.message
+        letter = DeadLetter.for_input(
+            error=error,
+            source=SourcePosition(topic=msg.topic, partition=msg.partition, offset=msg.offset),
+            key=msg.key,
+            value=msg.value,
+            occurred_at=self.clock.now(),
+        )
+        log.warning("dead letter at %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, error)
+        fut = await self.deadletter.send(key=msg.key, value=letter.to_json_bytes())
+        await fut
+
+    # -- agents ----------------------------------------------------------------------
+
+    def _wire(self) -> None:
+        app = self.app
+
+        @app.agent(self.call_events, name="intake")
+        async def intake(stream: faust.StreamT) -> None:
+            async for event in stream.events():
+                await self._intake(event)
+
+        @app.agent(self.calls, name="calls")
+        async def calls(stream: faust.StreamT) -> None:
+            async for event in stream.events():
+                await self._call(event)
+
+        @app.timer(self.settings.tick_interval_s, on_leader=False)
+        async def wake_due_calls() -> None:
+            await self._wake_due()
+
+        @app.on_partitions_assigned.connect
+        async def _assigned(sender: Any, assigned: Any, **_: Any) -> None:
+            self._wakes_stale = True
+
+    async def _intake(self, event: EventT) -> None:
+        msg = event.message
+        result = decode_call_event(msg.key, msg.value, self.settings.max_event_bytes)
+        if isinstance(result, Rejected):
+            await self.dead_letter(result.error, event)
+            return
+        call_event = result.value
+        message = CallMessage(
+            kind="fact",
+            call_id=call_event.call_id,
+            fact=to_fact(call_event, self._pseudonym_key),
+            source=SourcePosition(topic=msg.topic, partition=msg.partition, offset=msg.offset),
+        )
+        await self.calls.send(
+            key=call_event.call_id.encode(), value=message.model_dump_json(exclude_none=True).encode()
+        )
+
+    async def _call(self, event: EventT) -> None:
+        msg = event.message
+        try:
+            message = CallMessage.model_validate_json(msg.value)
+            await self.processor.handle(msg.key, message)
+        except Exception as exc:  # noqa: BLE001 - one bad call must not stop the others
+            log.exception("could not process a message of call %r", msg.key)
+            await self.dead_letter(f"callvault could not process this message: {exc}", event)
+
+    async def _wake_due(self) -> None:
+        if self._wakes_stale and self.app.rebalancing is False:
+            self._wakes_stale = False
+            count = self.processor.rebuild_wakes()
+            log.info("tracking %d calls waiting for a deadline", count)
+        now = self.clock.now()
+        resend_after = timedelta(seconds=max(10.0, 10 * self.settings.tick_interval_s))
+        for key, due in list(self.processor.wakes.items()):
+            if due > now:
+                continue
+            sent = self._wake_sent.get(key)
+            if sent is not None and now - sent < resend_after:
+                continue
+            self._wake_sent[key] = now
+            wake = CallMessage(kind="wake", call_id=key.decode())
+            await self.calls.send(key=key, value=wake.model_dump_json(exclude_none=True).encode())
+        for key in [k for k in self._wake_sent if k not in self.processor.wakes]:
+            del self._wake_sent[key]
+
+
+def run_worker(settings: Settings) -> None:
+    """Run the worker in the foreground until SIGINT/SIGTERM."""
+    settings.check_production_ready()
+    worker = Worker(settings)
+    faust_worker = faust.Worker(worker.app, loglevel=settings.log_level.upper(), quiet=True)
+    faust_worker.execute_from_commandline()

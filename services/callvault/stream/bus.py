@@ -1,0 +1,124 @@
+"""Plain aiokafka helpers for everything that is not the faust worker: CLI, demo, tests, bench."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+
+from callvault.settings import Settings
+
+
+class BrokerUnreachable(RuntimeError):
+    pass
+
+
+async def ensure_topics(
+    bootstrap: str, topics: Iterable[str], partitions: int, replication: int = 1, timeout: float = 30
+) -> list[str]:
+    """Create the topics that do not exist yet; returns those created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            await admin.start()
+            break
+        except KafkaConnectionError as exc:
+            if time.monotonic() > deadline:
+                raise BrokerUnreachable(
+                    f"cannot reach the Kafka broker at {bootstrap}; is it running, "
+                    "and is CALLVAULT_KAFKA_BOOTSTRAP right?"
+                ) from exc
+            await asyncio.sleep(0.5)
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [t for t in topics if t not in existing]
+        created = []
+        for name in wanted:
+            try:
+                await admin.create_topics(
+                    [NewTopic(name, num_partitions=partitions, replication_factor=replication)]
+                )
+                created.append(name)
+            except TopicAlreadyExistsError:
+                pass
+        return created
+    finally:
+        await admin.close()
+
+
+async def ensure_callvault_topics(settings: Settings, replication: int = 1) -> list[str]:
+    return await ensure_topics(
+        settings.kafka_bootstrap, settings.all_topics(), settings.partitions, replication
+    )
+
+
+def make_producer(bootstrap: str, **kwargs: Any) -> AIOKafkaProducer:
+    """acks=all, no idempotence (Tansu has none): callvault relies on deterministic ids instead."""
+    options: dict[str, Any] = {"acks": "all", "enable_idempotence": False, "linger_ms": 5}
+    options.update(kwargs)
+    return AIOKafkaProducer(bootstrap_servers=bootstrap, **options)
+
+
+async def read_topic(
+    bootstrap: str, topic: str, *, idle_s: float = 2.0, max_s: float = 60.0
+) -> AsyncIterator[tuple[bytes | None, bytes | None]]:
+    """Every record of a topic from the beginning, until no new one arrived for `idle_s`.
+
+    Reads without a consumer group (manual assignment): no join wait, no offsets kept.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            await consumer._client.force_metadata_update()  # noqa: SLF001 - fresh topic metadata
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not tps:
+            return
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        end = time.monotonic() + max_s
+        quiet_since = time.monotonic()
+        while time.monotonic() < end:
+            batch = await consumer.getmany(timeout_ms=200, max_records=2000)
+            if batch:
+                quiet_since = time.monotonic()
+                for records in batch.values():
+                    for record in records:
+                        yield record.key, record.value
+            elif time.monotonic() - quiet_since >= idle_s:
+                return
+    finally:
+        await consumer.stop()
+
+
+async def read_json_topic(bootstrap: str, topic: str, **kwargs: Any) -> list[dict[str, Any]]:
+    out = []
+    async for _key, value in read_topic(bootstrap, topic, **kwargs):
+        if value is not None:
+            try:
+                out.append(json.loads(value))
+            except ValueError:
+                continue
+    return out
+
+
+__all__ = [
+    "BrokerUnreachable",
+    "KafkaError",
+    "ensure_callvault_topics",
+    "ensure_topics",
+    "make_producer",
+    "read_json_topic",
+    "read_topic",
+]

@@ -1,0 +1,239 @@
+"""What the worker does with one message of the `calls` topic.
+
+Read the call's state, fold the fact in, ask the rules what follows, do the S3
+work they decided, emit the lifecycle events that prove it, then save the
+state. The order matters for at-least-once delivery: proof is delivered before
+the state says "done", so a crash in between repeats idempotent work and
+re-emits events with the same ids, and never leaves work done without proof.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from callvault.clock import Clock
+from callvault.contract.lifecycle import LifecycleBase
+from callvault.rules import evidence
+from callvault.rules.call_state import (
+    Archive,
+    CallState,
+    Outcome,
+    Reject,
+    apply_fact,
+    evict_at,
+    is_settled,
+    metadata_ready,
+    next_recording_step,
+    source_retry_at,
+    wake_at,
+)
+from callvault.rules.durations import CalendarDuration
+from callvault.rules.metadata_doc import canonical_bytes, metadata_document, sha256_hex
+from callvault.rules.retention import RetentionClass
+from callvault.settings import Settings
+from callvault.storage import archive as s3ops
+from callvault.storage.layout import lifecycle_tags, metadata_key, recording_key
+from callvault.stream.messages import CallMessage
+from callvault.stream.offloop import S3Runner
+
+log = logging.getLogger("callvault.worker")
+
+Emit = Callable[[Sequence[LifecycleBase]], Awaitable[None]]
+StateStore = MutableMapping[bytes, dict[str, Any]]
+
+
+class CallProcessor:
+    def __init__(self, settings: Settings, store: StateStore, s3: S3Runner, emit: Emit, clock: Clock) -> None:
+        self.settings = settings
+        self.store = store
+        self.s3 = s3
+        self.emit = emit
+        self.clock = clock
+        self.policy = settings.retention
+        self.grace = CalendarDuration.parse(settings.disclosure_grace).as_timedelta()
+        self.retry_backoff = CalendarDuration.parse(settings.source_retry_backoff).as_timedelta()
+        self.ttl = _ttl(settings.settled_state_ttl)
+        # call key -> next wake-up; rebuilt from the table after a rebalance.
+        self.wakes: dict[bytes, datetime] = {}
+
+    def load(self, key: bytes) -> CallState | None:
+        raw = self.store.get(key)
+        return None if raw is None else CallState.model_validate(raw["state"])
+
+    def save(self, key: bytes, state: CallState, now: datetime) -> None:
+        wake = wake_at(state, now, self.policy, self.grace, self.ttl)
+        self.store[key] = {
+            "state": state.model_dump(mode="json", exclude_none=True),
+            "wake_at": wake.isoformat() if wake else None,
+        }
+        self._remember_wake(key, wake)
+
+    def _remember_wake(self, key: bytes, wake: datetime | None) -> None:
+        if wake is None:
+            self.wakes.pop(key, None)
+        else:
+            self.wakes[key] = wake
+
+    def rebuild_wakes(self) -> int:
+        """Read every local call's next wake-up from the table (after recovery or a rebalance)."""
+        wakes: dict[bytes, datetime] = {}
+        for key, raw in list(self.store.items()):
+            text = raw.get("wake_at") if isinstance(raw, dict) else None
+            if text:
+                wakes[key] = datetime.fromisoformat(text)
+        self.wakes = wakes
+        return len(wakes)
+
+    async def handle(self, key: bytes, message: CallMessage) -> None:
+        now = self.clock.now()
+        state = self.load(key)
+        if message.kind == "fact":
+            assert message.fact is not None
+            state, changed = apply_fact(state, message.fact, now)
+            if not changed:
+                return  # a repeated event_id: nothing new to learn or do
+        elif state is None:
+            self.wakes.pop(key, None)
+            return
+        state = await self._advance(state, now)
+        forget = evict_at(state, self.policy, self.ttl)
+        if forget is not None and now >= forget:
+            state = await self._write_metadata(state, now, final=True)
+            self.store.pop(key, None)
+            self.wakes.pop(key, None)
+            log.debug("forgot call %s", state.call_id)
+            return
+        self.save(key, state, now)
+
+    async def _advance(self, state: CallState, now: datetime) -> CallState:
+        step = next_recording_step(state, now, self.policy, self.grace)
+        if isinstance(step, Archive):
+            state = await self._archive(state, step, now)
+        elif isinstance(step, Reject):
+            state = await self._reject(state, step, now)
+        state = await self._write_metadata(state, now)
+        if state.settled_at is None and is_settled(state):
+            state = state.model_copy(update={"settled_at": now})
+        return state
+
+    def _target_key(self, state: CallState) -> str:
+        rec = state.recording
+        assert rec is not None
+        return recording_key(state.tenant, state.call_id, rec.recording_started_at, rec.extension)
+
+    async def _archive(self, state: CallState, step: Archive, now: datetime) -> CallState:
+        rec = state.recording
+        assert rec is not None
+        target = self._target_key(state)
+        outcome = await self.s3.run(
+            f"archiving {rec.source_uri}",
+            s3ops.copy_recording,
+            source_bucket=rec.source_bucket,
+            source_key=rec.source_key,
+            target_bucket=self.settings.recordings_bucket,
+            target_key=target,
+            sha256=rec.sha256,
+            size_bytes=rec.size_bytes,
+            content_type=rec.content_type,
+            tags=lifecycle_tags(RetentionClass.RECORDING, step.expires_at, state.tenant),
+            extra_metadata={"call-id": state.call_id, "tenant": state.tenant},
+        )
+        if outcome.status == "archived":
+            assert outcome.object is not None
+            await self._delete_source(state)
+            await self.emit(
+                [
+                    evidence.disclosure_verified(state, step.evidence, now),
+                    evidence.recording_archived(state, outcome.object, step.expires_at, now),
+                ]
+            )
+            return self._decided(state, Outcome.ARCHIVED, now)
+        if outcome.status == "source_missing":
+            checks = state.source_checks + 1
+            retry = source_retry_at(checks, now, self.settings.source_retries, self.retry_backoff)
+            if retry is not None:
+                log.info("call %s: %s; looking again at %s", state.call_id, outcome.detail, retry)
+                return state.model_copy(update={"source_checks": checks, "source_retry_at": retry})
+            detail = f"{outcome.detail} after {checks} lookups"
+            await self.emit([evidence.recording_rejected(state, Outcome.SOURCE_MISSING, detail, False, now)])
+            return self._decided(state, Outcome.SOURCE_MISSING, now, source_checks=checks)
+        await self.emit(
+            [evidence.recording_rejected(state, Outcome.CHECKSUM_MISMATCH, outcome.detail, False, now)]
+        )
+        return self._decided(state, Outcome.CHECKSUM_MISMATCH, now)
+
+    async def _reject(self, state: CallState, step: Reject, now: datetime) -> CallState:
+        rec = state.recording
+        assert rec is not None
+        # A late duplicate of a call the worker already forgot must not undo its archive.
+        already = await self.s3.run(
+            "checking the archive",
+            s3ops.archived_copy,
+            self.settings.recordings_bucket,
+            self._target_key(state),
+            rec.sha256,
+        )
+        if already is not None:
+            log.info("call %s: late duplicate of an archived recording, ignored", state.call_id)
+            return self._decided(state, Outcome.ARCHIVED, now)
+        await self._delete_source(state)
+        proofs: list[LifecycleBase] = []
+        if step.reason is Outcome.DISCLOSURE_MISSING:
+            assert step.verdict is not None
+            proofs.append(evidence.disclosure_missing(state, step.verdict, now))
+        proofs.append(evidence.recording_rejected(state, step.reason, step.detail, True, now))
+        await self.emit(proofs)
+        return self._decided(state, step.reason, now)
+
+    async def _delete_source(self, state: CallState) -> None:
+        rec = state.recording
+        assert rec is not None
+        await self.s3.run(
+            f"deleting the source {rec.source_uri}",
+            s3ops.delete_all_versions,
+            rec.source_bucket,
+            rec.source_key,
+        )
+
+    @staticmethod
+    def _decided(state: CallState, outcome: Outcome, now: datetime, **extra: Any) -> CallState:
+        update = {"recording_outcome": outcome, "recording_decided_at": now, "source_retry_at": None}
+        return state.model_copy(update={**update, **extra})
+
+    async def _write_metadata(self, state: CallState, now: datetime, final: bool = False) -> CallState:
+        if not (final or metadata_ready(state, now, self.grace)):
+            return state
+        started_at = state.call_started_at()
+        if started_at is None:
+            return state
+        rec_key = self._target_key(state) if state.recording is not None else None
+        doc = metadata_document(state, started_at, self.policy, rec_key)
+        body = canonical_bytes(doc)
+        sha = sha256_hex(body)
+        if sha == state.metadata_sha256:
+            return state
+        key = metadata_key(state.tenant, state.call_id, started_at)
+        expires = self.policy.expires_at(RetentionClass.METADATA, started_at)
+        if now >= expires:
+            return state  # its own window has passed: writing it now would keep it too long
+        ref = await self.s3.run(
+            f"writing metadata of call {state.call_id}",
+            s3ops.put_document,
+            bucket=self.settings.metadata_bucket,
+            key=key,
+            body=body,
+            sha256=sha,
+            tags=lifecycle_tags(RetentionClass.METADATA, expires, state.tenant),
+        )
+        await self.emit([evidence.metadata_archived(state, ref, started_at, expires, now)])
+        return state.model_copy(update={"metadata_sha256": sha, "metadata_key": key})
+
+
+def _ttl(text: str) -> timedelta:
+    duration = CalendarDuration.parse(text)
+    if duration.is_exact:
+        return duration.as_timedelta()
+    return timedelta(days=duration.years * 366 + duration.months * 31 + duration.days)

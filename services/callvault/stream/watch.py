@@ -1,0 +1,88 @@
+"""Follow a topic as it grows and wait for what should appear: the demo, tests and bench use it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+
+class TopicWatcher:
+    """Reads every partition of a topic from the beginning, indexing JSON values by a field."""
+
+    def __init__(self, bootstrap: str, topic: str, index_by: str = "call_id") -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.index_by = index_by
+        self.records: list[dict[str, Any]] = []
+        self.by_key: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()
+
+    async def start(self) -> TopicWatcher:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+        )
+        await self._consumer.start()
+        parts: set[int] = set()
+        for _ in range(50):
+            await self._consumer._client.force_metadata_update()  # noqa: SLF001
+            parts = self._consumer.partitions_for_topic(self.topic) or set()
+            if parts:
+                break
+            await asyncio.sleep(0.1)
+        tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
+        self._consumer.assign(tps)
+        await self._consumer.seek_to_beginning(*tps)
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        while True:
+            batch = await self._consumer.getmany(timeout_ms=200, max_records=5000)
+            for records in batch.values():
+                for record in records:
+                    try:
+                        value = json.loads(record.value) if record.value is not None else None
+                    except ValueError:
+                        value = None
+                    if not isinstance(value, dict):
+                        continue
+                    self.records.append(value)
+                    self.by_key[str(value.get(self.index_by))].append(value)
+            if batch:
+                self._changed.set()
+
+    async def wait_for(
+        self, predicate: Callable[[TopicWatcher], bool], timeout: float, what: str = "condition"
+    ) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate(self):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"{what} not reached within {timeout:.0f}s on {self.topic}")
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), timeout=min(left, 0.5))
+            except TimeoutError:
+                pass
+
+    def types_for(self, key: str) -> list[str]:
+        return [str(r.get("type")) for r in self.by_key.get(key, [])]
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+        if self._consumer is not None:
+            await self._consumer.stop()
