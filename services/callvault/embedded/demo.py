@@ -95,8 +95,11 @@ async def _drive(
             await producer.send_and_wait(settings.call_events_topic, value, key=key)
         await producer.stop()
         took = await publish_calls(settings, calls, rate=0)
-        console.print(f"published {len(calls)} calls ({sum(len(c.events) for c in calls)} events) "
-                      f"and {len(BAD_INPUTS)} unreadable events in {took:.1f}s; waiting for outcomes…")  # fmt: skip
+        events = sum(len(c.events) for c in calls)
+        console.print(
+            f"published {len(calls)} calls ({events} events) and {len(BAD_INPUTS)} unreadable events "
+            f"in {took:.1f}s; waiting for outcomes…"
+        )
         ids = [c.call_id for c in calls]
         last_report = 0.0
 

@@ -27,7 +27,7 @@ class RetentionPolicy:
     zone: ZoneInfo
 
     def duration_for(self, retention_class: RetentionClass) -> CalendarDuration:
-        if retention_class is RetentionClass.RECORDING:
+        if RetentionClass(retention_class) is RetentionClass.RECORDING:
             return self.recording
         return self.metadata
 

@@ -1,0 +1,107 @@
+"""Session fixtures: the servers, callvault's settings for them, and a running worker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from callvault.embedded.processes import ChildProcess
+from callvault.embedded.worker_process import start_worker_process
+from callvault.settings import Settings
+from callvault.storage.bootstrap import init_storage
+from callvault.storage.client import make_s3_client
+from callvault.stream.bus import ensure_callvault_topics
+from tests.stack import Servers, test_servers
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+# Fast clocks for tests: a short grace and quick source retries keep the suite quick.
+WORKER_TUNING = {
+    "disclosure_grace": "PT3S",
+    "source_retries": 2,
+    "source_retry_backoff": "PT0.5S",
+    "tick_interval_s": 0.5,
+}
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The CALLVAULT_* variables that reproduce these settings in a child process."""
+    env = {}
+    for name, value in settings.model_dump().items():
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[f"CALLVAULT_{name.upper()}"] = str(value)
+    return env
+
+
+def make_settings(servers: Servers, tag: str, **overrides: object) -> Settings:
+    """Settings with topics and buckets of their own, so a shared real server stays clean."""
+    values: dict[str, object] = {
+        "kafka_bootstrap": servers.kafka_bootstrap,
+        "s3_endpoint": servers.s3_endpoint,
+        "s3_access_key": servers.s3_access_key,
+        "s3_secret_key": servers.s3_secret_key,
+        "topic_prefix": f"t{tag}.",
+        "app_id": f"callvault-test-{tag}",
+        "staging_bucket": f"cvt-{tag}-staging",
+        "recordings_bucket": f"cvt-{tag}-recordings",
+        "metadata_bucket": f"cvt-{tag}-metadata",
+        "audit_bucket": f"cvt-{tag}-audit",
+        **WORKER_TUNING,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+async def prepare_async(settings: Settings) -> None:
+    """Topics and buckets for these settings (from inside a running event loop)."""
+    await ensure_callvault_topics(settings)
+    await asyncio.to_thread(init_storage, make_s3_client(settings), settings)
+
+
+def prepare(settings: Settings) -> None:
+    asyncio.run(prepare_async(settings))
+
+
+def spawn_worker(settings: Settings, name: str = "worker") -> ChildProcess:
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = ARTIFACTS / f"{name}-{settings.app_id}.log"
+    return start_worker_process(settings_env(settings), log, name=name)
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[Servers]:
+    with test_servers() as found:
+        yield found
+
+
+@pytest.fixture(scope="session")
+def settings(servers: Servers) -> Settings:
+    s = make_settings(servers, secrets.token_hex(3))
+    prepare(s)
+    return s
+
+
+@pytest.fixture(scope="session")
+def worker(settings: Settings) -> Iterator[ChildProcess]:
+    proc = spawn_worker(settings)
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(autouse=True)
+def _worker_still_alive(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that ran while the shared worker crashed says so, with the worker's log."""
+    yield
+    if "worker" in request.fixturenames:
+        proc: ChildProcess = request.getfixturevalue("worker")
+        assert proc.alive(), f"the worker died during this test; log tail:\n{proc.tail(40)}"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"callvault test servers: CALLVAULT_TEST_KAFKA={os.environ.get('CALLVAULT_TEST_KAFKA', '-')}"

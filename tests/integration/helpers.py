@@ -1,0 +1,172 @@
+"""Build one call's events and audio, publish them, and wait for what callvault does."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from callvault.contract.fields import format_rfc3339
+from callvault.settings import Settings
+from callvault.simulation.audio import make_wav
+from callvault.storage.client import make_s3_client
+from callvault.stream.bus import make_producer
+from callvault.stream.watch import TopicWatcher
+
+CALLER = "+32470123456"
+CALLEE = "+3225551234"
+
+
+def new_call_id(prefix: str = "it") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+@dataclass
+class CallScript:
+    """One call: its start, when the recording begins, and builders for each event."""
+
+    call_id: str
+    tenant: str = "acme"
+    start: datetime = field(default_factory=lambda: datetime.now(UTC) - timedelta(minutes=2))
+    audio: bytes = field(default_factory=lambda: make_wav(int(uuid.uuid4().int % 10_000), 1.0))
+    staging_bucket: str = "callvault-staging"
+
+    @property
+    def recording_start(self) -> datetime:
+        return self.start + timedelta(seconds=6)
+
+    @property
+    def staging_key(self) -> str:
+        return f"{self.tenant}/{self.call_id}.wav"
+
+    def _base(self, type_: str, at: datetime) -> dict[str, Any]:
+        return {
+            "type": type_,
+            "event_id": str(uuid.uuid4()),
+            "call_id": self.call_id,
+            "tenant": self.tenant,
+            "occurred_at": format_rfc3339(at),
+        }
+
+    def started(self) -> dict[str, Any]:
+        return {
+            **self._base("call.started", self.start),
+            "direction": "inbound",
+            "caller": CALLER,
+            "callee": CALLEE,
+            "agent_id": "agent-7",
+            "language": "nl-BE",
+        }
+
+    def disclosure(self, *, offset_s: float = 0.5, completed: bool = True) -> dict[str, Any]:
+        return {
+            **self._base("disclosure.played", self.start + timedelta(seconds=offset_s)),
+            "prompt_id": "notice-v2",
+            "language": "nl-BE",
+            "completed": completed,
+            "duration_ms": 4000,
+        }
+
+    def stored(self, *, sha256: str | None = None, size: int | None = None) -> dict[str, Any]:
+        end = self.recording_start + timedelta(seconds=30)
+        return {
+            **self._base("recording.stored", end),
+            "source_uri": f"s3://{self.staging_bucket}/{self.staging_key}",
+            "sha256": sha256 or hashlib.sha256(self.audio).hexdigest(),
+            "size_bytes": len(self.audio) if size is None else size,
+            "content_type": "audio/wav",
+            "recording_started_at": format_rfc3339(self.recording_start),
+            "recording_ended_at": format_rfc3339(end),
+        }
+
+    def ended(self) -> dict[str, Any]:
+        return {**self._base("call.ended", self.recording_start + timedelta(seconds=32)), "duration_s": 38.0}
+
+    def objected(self) -> dict[str, Any]:
+        return self._base("recording.objected", self.start + timedelta(seconds=2))
+
+
+class Bus:
+    """A producer and watchers of `lifecycle` and `deadletter`, for one test."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.s3 = make_s3_client(settings)
+        self.producer = make_producer(settings.kafka_bootstrap)
+        self.lifecycle = TopicWatcher(settings.kafka_bootstrap, settings.lifecycle_topic)
+        self.dead = TopicWatcher(settings.kafka_bootstrap, settings.deadletter_topic, index_by="event_id")
+
+    async def __aenter__(self) -> Bus:
+        await self.producer.start()
+        await self.lifecycle.start()
+        await self.dead.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.producer.stop()
+        await self.lifecycle.stop()
+        await self.dead.stop()
+
+    def script(self, **kwargs: Any) -> CallScript:
+        return CallScript(
+            call_id=kwargs.pop("call_id", new_call_id()),
+            staging_bucket=self.settings.staging_bucket,
+            **kwargs,
+        )
+
+    async def upload(self, call: CallScript, body: bytes | None = None) -> None:
+        await asyncio.to_thread(
+            self.s3.put_object,
+            Bucket=self.settings.staging_bucket,
+            Key=call.staging_key,
+            Body=call.audio if body is None else body,
+        )
+
+    async def send(self, *events: dict[str, Any], key: bytes | None = None) -> None:
+        for event in events:
+            k = key if key is not None else str(event.get("call_id", "")).encode()
+            await self.producer.send_and_wait(
+                self.settings.call_events_topic, json.dumps(event).encode(), key=k
+            )
+
+    async def send_raw(self, value: bytes, key: bytes | None) -> None:
+        await self.producer.send_and_wait(self.settings.call_events_topic, value, key=key)
+
+    async def wait_types(self, call_id: str, *types: str, timeout: float = 30) -> list[dict[str, Any]]:
+        """Wait until the call has lifecycle events of all these types; returns its events."""
+
+        def ready(w: TopicWatcher) -> bool:
+            seen = w.types_for(call_id)
+            return all(t in seen for t in types)
+
+        await self.lifecycle.wait_for(ready, timeout, f"{types} for {call_id}")
+        return list(self.lifecycle.by_key[call_id])
+
+    async def settle(self, seconds: float) -> None:
+        """Give the worker time to (not) do something more."""
+        await asyncio.sleep(seconds)
+
+    def events_of(self, call_id: str, type_: str) -> list[dict[str, Any]]:
+        return [e for e in self.lifecycle.by_key.get(call_id, []) if e.get("type") == type_]
+
+    def exists(self, bucket: str, key: str) -> bool:
+        try:
+            self.s3.head_object(Bucket=bucket, Key=key)
+            return True
+        except Exception:  # noqa: BLE001
+            return False
+
+    def versions(self, bucket: str, key: str) -> int:
+        page = self.s3.list_object_versions(Bucket=bucket, Prefix=key)
+        return sum(1 for v in (*page.get("Versions", ()), *page.get("DeleteMarkers", ())) if v["Key"] == key)
+
+    async def dead_letter_where(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 20
+    ) -> dict[str, Any]:
+        await self.dead.wait_for(lambda w: any(predicate(r) for r in w.records), timeout, "dead letter")
+        return next(r for r in self.dead.records if predicate(r))

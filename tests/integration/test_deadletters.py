@@ -1,0 +1,88 @@
+"""Bad input ends in a dead letter with a sentence and the original bytes; processing goes on."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+
+import pytest
+
+from callvault.embedded.processes import ChildProcess
+from callvault.settings import Settings
+from tests.integration.helpers import Bus, new_call_id
+
+pytestmark = pytest.mark.integration
+
+
+def _valid_end(call_id: str) -> dict[str, object]:
+    return {
+        "type": "call.ended",
+        "event_id": str(uuid.uuid4()),
+        "call_id": call_id,
+        "tenant": "acme",
+        "occurred_at": "2026-11-24T10:00:00Z",
+        "duration_s": 12,
+    }
+
+
+def _j(obj: object) -> bytes:
+    return json.dumps(obj).encode()
+
+
+CASES: list[tuple[str, bytes, bytes | None, str]] = [
+    ("not json", b"{this is not json", b"k1", "is not JSON"),
+    ("not utf-8", b"\xff\xfe\x00garbage", b"k2", "not UTF-8"),
+    ("json array", b"[1, 2, 3]", b"k3", "not an object"),
+    (
+        "unknown type",
+        _j({**_valid_end("c-unknown"), "type": "call.teleported"}),
+        b"c-unknown",
+        "'call.teleported' is not a known call event type",
+    ),
+    (
+        "missing field",
+        json.dumps({k: v for k, v in _valid_end("c-missing").items() if k != "tenant"}).encode(),
+        b"c-missing",
+        "field 'tenant' is missing",
+    ),
+    ("slash in call_id", _j(_valid_end("a/b")), b"a/b", "call_id 'a/b' has characters outside A-Za-z0-9._:-"),
+    ("dot-dot call_id", _j(_valid_end("..")), b"..", "call_id '..' is a path step"),
+    (
+        "naive timestamp",
+        json.dumps({**_valid_end("c-naive"), "occurred_at": "2026-11-24T10:00:00"}).encode(),
+        b"c-naive",
+        "not RFC 3339 with an offset",
+    ),
+    ("key is not the call_id", _j(_valid_end("c-key")), b"other-key", "is not the event's call_id"),
+    (
+        "oversized",
+        _j({**_valid_end("c-big"), "padding": "x" * 200_000}),
+        b"c-big",
+        "over the 65536-byte limit",
+    ),
+    ("tombstone", b"", b"c-empty", "is not JSON"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "key", "says"), CASES, ids=[c[0] for c in CASES])
+async def test_bad_input_becomes_a_dead_letter(
+    settings: Settings, worker: ChildProcess, name: str, value: bytes, key: bytes | None, says: str
+) -> None:
+    async with Bus(settings) as bus:
+        await bus.send_raw(value, key)
+        letter = await bus.dead_letter_where(lambda r: base64.b64decode(r.get("value") or "") == value)
+        assert says in letter["error"], letter["error"]
+        assert letter["source"]["topic"] == settings.call_events_topic
+        assert letter["source"]["offset"] >= 0
+        assert base64.b64decode(letter["key"]) == key
+
+
+async def test_processing_goes_on_after_bad_input(settings: Settings, worker: ChildProcess) -> None:
+    async with Bus(settings) as bus:
+        for _, value, key, _ in CASES:
+            await bus.send_raw(value, key)
+        call = bus.script(call_id=new_call_id("after-bad"))
+        await bus.upload(call)
+        await bus.send(call.started(), call.disclosure(), call.stored(), call.ended())
+        await bus.wait_types(call.call_id, "recording.archived", "metadata.archived")

@@ -1,0 +1,278 @@
+"""Every row of the contract's outcome table, on the real broker and S3 endpoint."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from callvault.contract.fields import format_rfc3339
+from callvault.embedded.processes import ChildProcess
+from callvault.rules.retention import RetentionClass
+from callvault.settings import Settings
+from callvault.storage.layout import metadata_key, recording_key
+from tests.integration.helpers import CALLEE, CALLER, Bus
+
+pytestmark = pytest.mark.integration
+
+
+def _rec_key(call) -> str:  # noqa: ANN001
+    return recording_key(call.tenant, call.call_id, call.recording_start, "wav")
+
+
+def _meta_key(call) -> str:  # noqa: ANN001
+    return metadata_key(call.tenant, call.call_id, call.start)
+
+
+async def test_compliant_recording_is_archived_with_tags_and_metadata(
+    settings: Settings, worker: ChildProcess
+) -> None:
+    async with Bus(settings) as bus:
+        call = bus.script()
+        await bus.upload(call)
+        await bus.send(call.started(), call.disclosure(), call.stored(), call.ended())
+        events = await bus.wait_types(
+            call.call_id, "disclosure.verified", "recording.archived", "metadata.archived"
+        )
+
+        archived = bus.events_of(call.call_id, "recording.archived")[0]
+        assert archived["object"]["bucket"] == settings.recordings_bucket
+        assert archived["object"]["key"] == _rec_key(call)
+        assert archived["object"]["sha256"] == hashlib.sha256(call.audio).hexdigest()
+        body = bus.s3.get_object(Bucket=settings.recordings_bucket, Key=_rec_key(call))["Body"].read()
+        assert body == call.audio
+        tags = {t["Key"]: t["Value"] for t in bus.s3.get_object_tagging(
+            Bucket=settings.recordings_bucket, Key=_rec_key(call))["TagSet"]}  # fmt: skip
+        expected_expiry = settings.retention.expires_at(RetentionClass.RECORDING, call.recording_start)
+        assert tags == {
+            "retention-class": "recording",
+            "expires-at": format_rfc3339(expected_expiry),
+            "tenant": "acme",
+        }
+        assert not bus.exists(settings.staging_bucket, call.staging_key), "source must be deleted"
+
+        verified = bus.events_of(call.call_id, "disclosure.verified")[0]
+        assert verified["prompt_id"] == "notice-v2"
+        # Metadata: written, tagged, pseudonymized (no phone number anywhere in it).
+        await bus.wait_types(call.call_id, "metadata.archived")
+        meta_events = bus.events_of(call.call_id, "metadata.archived")
+        meta_key = meta_events[-1]["object"]["key"]
+        assert meta_key == _meta_key(call)
+        raw = bus.s3.get_object(Bucket=settings.metadata_bucket, Key=meta_key)["Body"].read()
+        doc = json.loads(raw)
+        assert doc["recording"]["outcome"] == "archived"
+        assert doc["disclosure"]["verdict"] == "compliant"
+        assert CALLER.encode() not in raw and CALLER[1:].encode() not in raw
+        assert CALLEE.encode() not in raw
+        assert len(doc["participants"]["caller"]) == 64
+        meta_tags = {t["Key"]: t["Value"] for t in bus.s3.get_object_tagging(
+            Bucket=settings.metadata_bucket, Key=meta_key)["TagSet"]}  # fmt: skip
+        assert meta_tags["retention-class"] == "metadata"
+        # Every lifecycle event id is unique.
+        ids = [e["event_id"] for e in events]
+        assert len(ids) == len(set(ids))
+
+
+async def test_missing_disclosure_is_rejected_after_the_grace(
+    settings: Settings, worker: ChildProcess
+) -> None:
+    async with Bus(settings) as bus:
+        call = bus.script()
+        await bus.upload(call)
+        await bus.send(call.started(), call.stored(), call.ended())
+        events = await bus.wait_types(
+            call.call_id, "disclosure.missing", "recording.rejected", "metadata.archived"
+        )
+        rejected = bus.events_of(call.call_id, "recording.rejected")[0]
+        assert rejected["reason"] == "disclosure_missing"
+        assert rejected["source_deleted"] is True
+        missing = bus.events_of(call.call_id, "disclosure.missing")[0]
+        assert missing["detail"] == "no_disclosure"
+        assert missing["waited_s"] >= 3.0, "it must wait the grace before deciding"
+        assert not bus.exists(settings.recordings_bucket, _rec_key(call))
+        assert not bus.exists(settings.staging_bucket, call.staging_key)
+        assert "recording.archived" not in [e["type"] for e in events]
+
+
+async def test_late_disclosure_within_the_grace_is_compliant(
+    settings: Settings, worker: ChildProcess
+) -> None:
+    async with Bus(settings) as bus:
+        call = bus.script()
+        await bus.upload(call)
+        await bus.send(call.started(), call.stored())
+        await bus.settle(1.0)
+        await bus.send(call.disclosure(), call.ended())
+        await bus.wait_types(call.call_id, "recording.archived", "metadata.archived")
+        assert not bus.events_of(call.call_id, "recording.rejected")
+
+
+async def test_disclosure_after_recording_start_is_not_compliant(
+    settings: Settings, worker: ChildProcess
+) -> None:
+    async with Bus(settings) as bus:
+        call = bus.script()
+        await bus.upload(call)
+        await bus.send(call.started(), call.disclosure(offset_s=9), call.stored(), call.ended())
+        await bus.wait_types(call.call_id, "disclosure.missing", "recording.rejected")
+        assert (
+            bus.events_of(call.call_id, "disclosure.missing")[0]["detail"]
+            == "disclosure_after_recording_start"
+        )
+
+
+async def test_interrupted_disclosure_is_not_compliant(settings: Settings, worker: ChildProcess) -> None:
+    async with Bus(settings) as bus:
+        call = bus.script()
+        await bus.upload(call)
+        await bus.send(call.started(), call.disclosure(completed=False), call.stored())
+        await bus.wait_types(call.call_id, "disclosure.missing", "recording.rejected")
+        assert bus.events_of(call.call_id, "disclosure.missing")[0]["detail"] == "disclosure_incomplete"
+
+
+async def test_objection_rejects_the_recording(settings: Settings, worker: ChildProcess) -> None:
+    async with Bus(settings) as bus:
+        call = bus.script()
+        await bus.upload(call)
+        await bus.send(call.started(), call.disclosure(), call.objected(), call.stored(), call.ended())
+        await bus.wait_types(call.call_id, "recording.rejected", "metadata.archived")
+        assert bus.events_of(call.call_id, "recording.rejected")[0]["reason"] == "objected"
+        assert not bus.exists(settings.recordings_bucket, _rec_key(call))
+        assert not bus.exists(settings.staging_bucket, call.staging_key)
+
+
+async def test_checksum_mismatch_keeps_the_source_and_a_resend_is_archived(
+    settings: Settings, worker: ChildProcess
+) -> None:
+    async with Bus(settings) as bus:
+        call = bus.script()
+        await bus.upload(call, body=call.audio + b"corrupted")
+        await bus.send(call.started(), call.disclosure(), call.stored(), call.ended())
+        await bus.wait_types(call.call_id, "recording.rejected")
+        rejected = bus.events_of(call.call_id, "recording.rejected")[0]
+        assert rejected["reason"] == "checksum_mismatch"
+        assert rejected["source_deleted"] is False
+        assert bus.exists(settings.staging_bucket, call.staging_key), "source kept for the producer"
+        assert not bus.exists(settings.recordings_bucket, _rec_key(call))
+        assert not bus.events_of(call.call_id, "metadata.archived")
+
+        # The producer uploads the right bytes and announces them again: now archived.
+        await bus.upload(call)
+        await bus.send(call.stored())
+        await bus.wait_types(call.call_id, "recording.archived", "metadata.archived")
+        assert (
+            bus.s3.get_object(Bucket=settings.recordings_bucket, Key=_rec_key(call))["Body"].read()
+            == call.audio
+        )
+
+
+async def test_same_sha_wrong_bytes_is_a_checksum_mismatch(settings: Settings, worker: ChildProcess) -> None:
+    """Same size, other bytes: only the store-computed SHA-256 can tell."""
+    async with Bus(settings) as bus:
+        call = bus.script()
+        flipped = bytes([call.audio[0] ^ 0xFF]) + call.audio[1:]
+        await bus.upload(call, body=flipped)
+        await bus.send(call.started(), call.disclosure(), call.stored())
+        await bus.wait_types(call.call_id, "recording.rejected")
+        rejected = bus.events_of(call.call_id, "recording.rejected")[0]
+        assert rejected["reason"] == "checksum_mismatch"
+        assert "SHA-256" in rejected["detail"]
+        assert bus.versions(settings.recordings_bucket, _rec_key(call)) == 0, "no copy left behind"
+
+
+async def test_missing_source_is_rejected_after_retries(settings: Settings, worker: ChildProcess) -> None:
+    async with Bus(settings) as bus:
+        call = bus.script()
+        await bus.send(call.started(), call.disclosure(), call.stored())
+        await bus.wait_types(call.call_id, "recording.rejected", timeout=40)
+        rejected = bus.events_of(call.call_id, "recording.rejected")[0]
+        assert rejected["reason"] == "source_missing"
+        assert "after 3 lookups" in rejected["detail"]
+
+
+async def test_missing_source_uploaded_during_the_retries_is_archived(
+    settings: Settings, worker: ChildProcess
+) -> None:
+    async with Bus(settings) as bus:
+        call = bus.script()
+        await bus.send(call.started(), call.disclosure(), call.stored())
+        await bus.settle(0.3)
+        await bus.upload(call)
+        await bus.wait_types(call.call_id, "recording.archived", timeout=40)
+        assert not bus.events_of(call.call_id, "recording.rejected")
+
+
+async def test_recording_past_its_retention_is_never_archived(
+    settings: Settings, worker: ChildProcess
+) -> None:
+    async with Bus(settings) as bus:
+        call = bus.script(start=datetime.now(UTC) - timedelta(days=45))
+        await bus.upload(call)
+        await bus.send(call.started(), call.disclosure(), call.stored(), call.ended())
+        await bus.wait_types(call.call_id, "recording.rejected")
+        rejected = bus.events_of(call.call_id, "recording.rejected")[0]
+        assert rejected["reason"] == "retention_elapsed"
+        assert rejected["source_deleted"] is True
+        assert not bus.exists(settings.recordings_bucket, _rec_key(call))
+        assert not bus.exists(settings.staging_bucket, call.staging_key)
+        # Its metadata is still within 6 months, so it is archived.
+        await bus.wait_types(call.call_id, "metadata.archived")
+
+
+async def test_events_out_of_order_and_duplicated_give_one_outcome(
+    settings: Settings, worker: ChildProcess
+) -> None:
+    async with Bus(settings) as bus:
+        call = bus.script()
+        await bus.upload(call)
+        started, disclosure, stored, ended = call.started(), call.disclosure(), call.stored(), call.ended()
+        # Recording first, everything twice, the start last.
+        await bus.send(stored, stored, ended, disclosure, ended, disclosure, started, stored)
+        await bus.wait_types(call.call_id, "recording.archived", "metadata.archived")
+        await bus.settle(4.0)  # past the grace: nothing more may come
+        counts = Counter(e["type"] for e in bus.lifecycle.by_key[call.call_id])
+        assert counts["recording.archived"] == 1
+        assert counts["disclosure.verified"] == 1
+        assert counts["recording.rejected"] == 0
+        ids = [e["event_id"] for e in bus.lifecycle.by_key[call.call_id]]
+        assert len(ids) == len(set(ids)), "a repeated input must not produce repeated proof"
+
+
+async def test_metadata_is_written_once_the_start_is_known(settings: Settings, worker: ChildProcess) -> None:
+    async with Bus(settings) as bus:
+        call = bus.script()
+        await bus.upload(call)
+        await bus.send(call.disclosure(), call.stored())
+        await bus.wait_types(call.call_id, "recording.archived")
+        await bus.send(call.started(), call.ended())
+        events = await bus.wait_types(call.call_id, "metadata.archived")
+        meta = [e for e in events if e["type"] == "metadata.archived"][-1]
+        doc = json.loads(
+            bus.s3.get_object(Bucket=settings.metadata_bucket, Key=meta["object"]["key"])["Body"].read()
+        )
+        assert doc["start_reported"] is True
+        assert doc["duration_s"] == 38.0
+
+
+async def test_no_phone_number_reaches_any_topic_but_call_events(
+    settings: Settings, worker: ChildProcess
+) -> None:
+    from callvault.stream.bus import read_topic
+
+    async with Bus(settings) as bus:
+        call = bus.script()
+        await bus.upload(call)
+        await bus.send(call.started(), call.disclosure(), call.stored(), call.ended())
+        await bus.wait_types(call.call_id, "recording.archived", "metadata.archived")
+    topics = [settings.lifecycle_topic, settings.calls_topic, f"{settings.app_id}-call-state-changelog"]
+    for topic in topics:
+        async for key, value in read_topic(settings.kafka_bootstrap, topic, idle_s=1.0):
+            blob = (key or b"") + (value or b"")
+            for number in (CALLER, CALLEE):
+                assert number.encode() not in blob, f"{number} found on {topic}"
+                assert number[1:].encode() not in blob, f"{number} found on {topic}"
+                assert base64.b64encode(number.encode()) not in blob
