@@ -53,6 +53,8 @@ class Settings(BaseSettings):
         "P1D", description="how long a decided call's state stays to absorb late duplicates"
     )
     s3_max_concurrency: int = Field(16, ge=1, description="threads doing S3 calls off the loop")
+    batch_size: int = Field(64, ge=1, description="messages of the calls topic handled together")
+    batch_wait_s: float = Field(0.05, gt=0, description="how long a batch waits to fill up")
     # Tansu waits half the session timeout on every group join: dev keeps them short.
     broker_session_timeout_s: float = 6.0
     broker_rebalance_timeout_s: float = 3.0

@@ -129,10 +129,15 @@ def test_source_retry_schedule_doubles_then_gives_up() -> None:
 
 
 def test_metadata_waits_for_the_outcome_and_the_start() -> None:
-    pending = fold(started(), stored())
+    pending = fold(started(), stored(), ended())
     assert not metadata_ready(pending, NOW, GRACE)
     decided = pending.model_copy(update={"recording_outcome": Outcome.ARCHIVED, "recording_decided_at": NOW})
     assert metadata_ready(decided, NOW, GRACE)
+    not_ended = fold(started(), stored()).model_copy(
+        update={"recording_outcome": Outcome.ARCHIVED, "recording_decided_at": NOW}
+    )
+    assert not metadata_ready(not_ended, NOW, GRACE)
+    assert metadata_ready(not_ended, NOW + GRACE, GRACE)
     no_start = fold(stored()).model_copy(
         update={"recording_outcome": Outcome.ARCHIVED, "recording_decided_at": NOW}
     )

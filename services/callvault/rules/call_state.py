@@ -237,20 +237,25 @@ def source_retry_at(checks_done: int, now: datetime, retries: int, backoff: time
 
 
 def metadata_ready(state: CallState, now: datetime, grace: timedelta) -> bool:
-    """Metadata is written once the call has something to say and its start is known.
+    """Metadata is written once, when the call has said what it will say.
 
-    That is when the recording's outcome is final, or the call ended with no
-    recording. Without `call.started` it waits one grace period, then uses the
-    best other witness of the start.
+    That is once the recording's outcome is final (or the call ended with none),
+    and both its start and its end are known; a missing `call.started` or
+    `call.ended` is waited for one grace period, then the best witness is used.
     """
-    if state.recording_pending or (state.recording is not None and not state.recording_final):
+    since = _metadata_wait_since(state)
+    if since is None:
         return False
-    if state.recording is None and state.ended is None:
-        return False
-    if state.started is not None:
+    if state.started is not None and state.ended is not None:
         return True
-    since = state.recording_decided_at or (state.ended.occurred_at if state.ended else now)
     return now >= since + grace
+
+
+def _metadata_wait_since(state: CallState) -> datetime | None:
+    """From when the metadata could be written, or None while the recording is undecided."""
+    if state.recording is not None:
+        return state.recording_decided_at if state.recording_final else None
+    return state.ended.occurred_at if state.ended is not None else None
 
 
 def evict_at(state: CallState, policy: RetentionPolicy, ttl: timedelta) -> datetime | None:
@@ -277,10 +282,9 @@ def wake_at(
     step = next_recording_step(state, now, policy, grace)
     if isinstance(step, Wait):
         moments.append(step.until)
-    if state.metadata_sha256 is None and state.started is None and not state.recording_pending:
-        since = state.recording_decided_at or (state.ended.occurred_at if state.ended else None)
-        if since is not None and (state.recording is None or state.recording_final):
-            moments.append(since + grace)
+    since = _metadata_wait_since(state)
+    if state.metadata_sha256 is None and since is not None:
+        moments.append(since + grace)
     forget = evict_at(state, policy, ttl)
     if forget is not None:
         moments.append(forget)

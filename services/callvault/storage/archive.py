@@ -74,12 +74,16 @@ def copy_recording(
     tags: dict[str, str],
     extra_metadata: dict[str, str],
 ) -> CopyOutcome:
-    """Server-side copy with the store computing SHA-256: no audio bytes pass through here."""
-    done = archived_copy(s3, target_bucket, target_key, sha256)
-    if done is not None:
-        return CopyOutcome("archived", done, "already archived")
+    """Server-side copy with the store computing SHA-256: no audio bytes pass through here.
+
+    A source that is gone because an earlier run archived it and deleted it (a
+    replay after a crash) counts as archived.
+    """
     source = head(s3, source_bucket, source_key)
     if source is None:
+        done = archived_copy(s3, target_bucket, target_key, sha256)
+        if done is not None:
+            return CopyOutcome("archived", done, "already archived")
         return CopyOutcome("source_missing", detail=f"s3://{source_bucket}/{source_key} does not exist")
     actual_size = int(source["ContentLength"])
     if actual_size != size_bytes:
@@ -118,10 +122,7 @@ def copy_recording(
 def put_document(
     s3: BaseClient, *, bucket: str, key: str, body: bytes, sha256: str, tags: dict[str, str]
 ) -> ObjectRef:
-    """Write a JSON document unless the same bytes are already there (no needless version)."""
-    done = archived_copy(s3, bucket, key, sha256)
-    if done is not None:
-        return done
+    """Write a JSON document; the store checks the SHA-256 we send against the bytes it got."""
     response = s3.put_object(
         Bucket=bucket,
         Key=key,
@@ -133,6 +134,20 @@ def put_document(
         ChecksumSHA256=base64.b64encode(bytes.fromhex(sha256)).decode(),
     )
     return _ref(bucket, key, sha256, len(body), response.get("VersionId"))
+
+
+def delete_object(s3: BaseClient, bucket: str, key: str) -> int:
+    """Erase one object for real, cheaply when the bucket keeps no versions.
+
+    A plain DELETE is final in an unversioned bucket. In a versioned one it only
+    lays a delete marker, which the answer reveals; then every version and marker
+    is removed. Listing versions costs more on some stores (moto's is linear in
+    the bucket), so it is done only where it is needed.
+    """
+    response = s3.delete_object(Bucket=bucket, Key=key)
+    if response.get("DeleteMarker") or response.get("VersionId"):
+        return delete_all_versions(s3, bucket, key)
+    return 1
 
 
 def _versions(s3: BaseClient, bucket: str, key: str) -> Iterator[dict[str, str]]:

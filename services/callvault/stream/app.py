@@ -120,8 +120,15 @@ class Worker:
 
         @app.agent(self.calls, name="calls")
         async def calls(stream: faust.StreamT) -> None:
-            async for event in stream.events():
-                await self._call(event)
+            # A batch is acked only after its body returns, so offsets still follow
+            # the S3 writes. Within it, one call's messages run in order and
+            # different calls run side by side.
+            batches = stream.take_events(self.settings.batch_size, within=self.settings.batch_wait_s)
+            async for events in batches:
+                by_call: dict[bytes, list[EventT]] = {}
+                for event in events:
+                    by_call.setdefault(event.message.key or b"", []).append(event)
+                await asyncio.gather(*(self._call_in_order(group) for group in by_call.values()))
 
         @app.timer(self.settings.tick_interval_s, on_leader=False)
         async def wake_due_calls() -> None:
@@ -147,6 +154,10 @@ class Worker:
         await self.calls.send(
             key=call_event.call_id.encode(), value=message.model_dump_json(exclude_none=True).encode()
         )
+
+    async def _call_in_order(self, events: list[EventT]) -> None:
+        for event in events:
+            await self._call(event)
 
     async def _call(self, event: EventT) -> None:
         msg = event.message

@@ -193,7 +193,7 @@ class CallProcessor:
         assert rec is not None
         await self.s3.run(
             f"deleting the source {rec.source_uri}",
-            s3ops.delete_all_versions,
+            s3ops.delete_object,
             rec.source_bucket,
             rec.source_key,
         )
