@@ -40,9 +40,18 @@ from callvault.stream.bus import ensure_topics, make_producer  # noqa: E402
 from callvault.stream.watch import TopicWatcher  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
-async def callvault_run(settings: Settings, calls: int) -> dict[str, float]:
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process so far, from /proc (Linux)."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+async def callvault_run(settings: Settings, calls: int, pids: dict[str, int | None]) -> dict[str, object]:
     opts = TrafficOptions(
         calls=calls + 1, missing=0, late=0, after_start=0, objected=0, duplicates=0,
         audio_seconds=2.0, seed=11, staging_bucket=settings.staging_bucket,
@@ -66,6 +75,8 @@ async def callvault_run(settings: Settings, calls: int) -> dict[str, float]:
         )
         ids = [c.call_id for c in rest]
         events = sum(len(c.events) for c in rest)
+        pids = {**pids, "worker": worker.pid, "bench (publisher, watcher)": os.getpid()}
+        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         began = time.perf_counter()
         await _publish_events(settings, rest)
         published = time.perf_counter() - began
@@ -73,6 +84,7 @@ async def callvault_run(settings: Settings, calls: int) -> dict[str, float]:
             lambda w: all("metadata.archived" in w.types_for(i) for i in ids), 900, "all calls archived"
         )
         elapsed = time.perf_counter() - began
+        cpu = {name: round(cpu_seconds(pid) - cpu_before[name], 2) for name, pid in pids.items()}
         archived = sum(1 for i in ids if "recording.archived" in watcher.types_for(i))
     finally:
         worker.stop()
@@ -85,6 +97,7 @@ async def callvault_run(settings: Settings, calls: int) -> dict[str, float]:
         "elapsed_s": round(elapsed, 3),
         "calls_per_s": round(len(ids) / elapsed, 1),
         "events_per_s": round(events / elapsed, 1),
+        "cpu_seconds": cpu,
     }
 
 
@@ -146,7 +159,11 @@ async def main(calls: int) -> dict[str, object]:
         )
         settings = make_settings(servers, "b" + secrets.token_hex(3), disclosure_grace="PT30S")
         await prepare_async(settings)
-        cv = await callvault_run(settings, calls)
+        pids = {
+            "S3 (moto)": stack.store.pid if stack.store else None,
+            "Kafka (Tansu)": stack.broker.pid if stack.broker else None,
+        }
+        cv = await callvault_run(settings, calls, pids)
         avg_size = 420  # bytes: the JSON size of a typical call event
         floor = await bare_loop(stack.kafka_bootstrap, int(cv["events"]), avg_size, settings.partitions)
     return {
@@ -171,6 +188,10 @@ if __name__ == "__main__":
     print(
         f"callvault   {cv['calls']} calls, {cv['events']} events in {cv['elapsed_s']}s: "
         f"{cv['calls_per_s']} calls/s, {cv['events_per_s']} events/s ({cv['archived']} archived)"
+    )
+    print(
+        f"CPU seconds in those {cv['elapsed_s']}s: "
+        + ", ".join(f"{k} {v}" for k, v in cv["cpu_seconds"].items())
     )
     print(f"bare loop   {floor['events']} events in {floor['elapsed_s']}s: {floor['events_per_s']} events/s")
     print(f"ratio       callvault / bare = {result['ratio_events_per_s']}")
