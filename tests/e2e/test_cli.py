@@ -60,3 +60,72 @@ def test_a_bad_setting_is_one_sentence() -> None:
 def test_schemas_check_passes_on_the_checked_in_schemas() -> None:
     result = _callvault("schemas", "check")
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.integration
+def test_dev_prints_the_endpoints_and_ctrl_c_stops_everything() -> None:
+    import signal
+    import time
+
+    marker = uuid.uuid4().hex
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "callvault", "dev", "--grace", "PT5S"],
+        env={**os.environ, "COLUMNS": "200", "CALLVAULT_TEST_MARK": marker},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, as in a terminal
+    )
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "Ctrl-C stops everything" in line:
+                break
+        out = "".join(lines)
+        assert "export CALLVAULT_KAFKA_BOOTSTRAP=127.0.0.1:" in out, out
+        assert "export CALLVAULT_S3_ENDPOINT=http://127.0.0.1:" in out, out
+        assert len(_processes_with(marker)) >= 4, "dev, broker, store and worker should be running"
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends to the foreground group
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    for _ in range(50):
+        if not _processes_with(marker):
+            break
+        time.sleep(0.1)
+    assert _processes_with(marker) == [], "Ctrl-C left processes running"
+
+
+@pytest.mark.integration
+def test_simulate_publishes_calls_that_the_worker_decides(settings, worker) -> None:  # noqa: ANN001
+    import asyncio
+
+    from callvault.stream.watch import TopicWatcher
+    from tests.conftest import settings_env
+
+    result = _callvault(
+        "simulate", "--calls", "12", "--missing", "0", "--late", "0.5", "--after-start", "0",
+        "--objected", "0", "--seed", "5", env=settings_env(settings), timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "12/12" in result.stdout and "expected outcome" in result.stdout
+
+    async def wait_until_archived() -> None:
+        watcher = await TopicWatcher(settings.kafka_bootstrap, settings.lifecycle_topic).start()
+
+        def archived(w: TopicWatcher) -> int:
+            return sum(1 for k in w.by_key if k.startswith("sim-") and "recording.archived" in w.types_for(k))
+
+        try:
+            await watcher.wait_for(lambda w: archived(w) == 12, 60, "12 simulated calls archived")
+        finally:
+            await watcher.stop()
+
+    asyncio.run(wait_until_archived())

@@ -149,7 +149,6 @@ class Worker:
             kind="fact",
             call_id=call_event.call_id,
             fact=to_fact(call_event, self._pseudonym_key),
-            source=SourcePosition(topic=msg.topic, partition=msg.partition, offset=msg.offset),
         )
         await self.calls.send(
             key=call_event.call_id.encode(), value=message.model_dump_json(exclude_none=True).encode()

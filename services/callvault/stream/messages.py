@@ -13,7 +13,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from callvault.contract.call_events import CallEvent, CallStarted
-from callvault.contract.deadletter import SourcePosition
 from callvault.rules.call_state import CallFact, StartFacts
 from callvault.rules.pseudonym import pseudonymize
 
@@ -24,7 +23,6 @@ class CallMessage(BaseModel):
     kind: Literal["fact", "wake"]
     call_id: str
     fact: CallFact | None = None
-    source: SourcePosition | None = None
 
 
 def to_fact(event: CallEvent, key: bytes) -> CallFact:
