@@ -86,3 +86,28 @@ async def test_processing_goes_on_after_bad_input(settings: Settings, worker: Ch
         await bus.upload(call)
         await bus.send(call.started(), call.disclosure(), call.stored(), call.ended())
         await bus.wait_types(call.call_id, "recording.archived", "metadata.archived")
+
+
+async def test_an_event_of_another_tenant_is_a_dead_letter_and_the_call_goes_on(
+    settings: Settings, worker: ChildProcess
+) -> None:
+    async with Bus(settings) as bus:
+        call = bus.script()
+        await bus.upload(call)
+        intruder = {**call.disclosure(), "tenant": "globex"}
+        await bus.send(call.started(), intruder)
+        letter = await bus.dead_letter_where(lambda r: "cannot join it" in r.get("error", ""))
+        assert f"call_id '{call.call_id}' belongs to tenant 'acme'" in letter["error"]
+        await bus.send(call.disclosure(), call.stored(), call.ended())
+        await bus.wait_types(call.call_id, "recording.archived", "metadata.archived")
+
+
+async def test_a_source_in_the_recordings_bucket_is_refused(settings: Settings, worker: ChildProcess) -> None:
+    async with Bus(settings) as bus:
+        call = bus.script()
+        stored = {**call.stored(), "source_uri": f"s3://{settings.recordings_bucket}/acme/x.wav"}
+        await bus.send(stored)
+        letter = await bus.dead_letter_where(
+            lambda r: call.call_id.encode() in base64.b64decode(r.get("value") or "")
+        )
+        assert "points into callvault's own bucket" in letter["error"]

@@ -17,6 +17,7 @@ from callvault.rules.call_state import (
     Outcome,
     Reject,
     StartFacts,
+    TenantConflict,
     Wait,
     apply_fact,
     evict_at,
@@ -166,3 +167,12 @@ def test_any_order_with_repeats_gives_the_same_step(order: list[str], repeats: l
     state = fold(*(made[n] for n in [*order, *repeats]))
     assert next_recording_step(state, NOW, POLICY, GRACE) == reference
     assert len(state.disclosures) == 1
+
+
+def test_an_event_of_another_tenant_cannot_join_a_call() -> None:
+    import pytest
+
+    state = fold(started())
+    other = disclosure().model_copy(update={"tenant": "globex"})
+    with pytest.raises(TenantConflict, match="belongs to tenant 'acme'"):
+        apply_fact(state, other, NOW)

@@ -125,3 +125,32 @@ def test_fuzz_json_objects_never_raise(obj: dict[str, object]) -> None:
 def test_fuzz_one_field_of_a_good_event(field: str, value: object) -> None:
     result = decode_call_event(None, json.dumps({**GOOD, field: value}).encode())
     assert isinstance(result, Decoded | Rejected)
+
+
+def _recording(**patch: object) -> dict[str, object]:
+    return {
+        **{k: GOOD[k] for k in ("event_id", "call_id", "tenant", "occurred_at")},
+        "type": "recording.stored", "source_uri": "s3://callvault-staging/acme/call-1.wav",
+        "sha256": "0" * 64,
+        "size_bytes": 1, "content_type": "audio/wav", "recording_started_at": "2026-03-01T09:00:05Z",
+        "recording_ended_at": "2026-03-01T09:10:00Z", **patch,
+    }  # fmt: skip
+
+
+def test_a_recording_cannot_end_before_it_starts() -> None:
+    result = _decode(_recording(recording_ended_at="2026-03-01T08:00:00Z"))
+    assert (
+        isinstance(result, Rejected) and "recording_ended_at is before recording_started_at" in result.error
+    )
+
+
+def test_a_source_inside_the_archive_is_refused() -> None:
+    protected = frozenset({"callvault-recordings"})
+    bad = json.dumps(_recording(source_uri="s3://callvault-recordings/acme/2026/03/01/call-1.wav")).encode()
+    result = decode_call_event(b"call-1", bad, protected_buckets=protected)
+    assert (
+        isinstance(result, Rejected)
+        and "points into callvault's own bucket 'callvault-recordings'" in result.error
+    )
+    good = json.dumps(_recording()).encode()
+    assert isinstance(decode_call_event(b"call-1", good, protected_buckets=protected), Decoded)

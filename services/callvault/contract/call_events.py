@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import Field, TypeAdapter
+from pydantic import Field, TypeAdapter, model_validator
 
 from callvault.contract.base import ContractModel
 from callvault.contract.fields import E164, CallId, Sha256Hex, Tenant, Timestamp
@@ -52,6 +52,12 @@ class RecordingStored(CallEventBase):
     content_type: Literal["audio/wav", "audio/mpeg", "audio/ogg", "audio/flac"]
     recording_started_at: Timestamp
     recording_ended_at: Timestamp
+
+    @model_validator(mode="after")
+    def _ends_after_it_starts(self) -> RecordingStored:
+        if self.recording_ended_at < self.recording_started_at:
+            raise ValueError("recording_ended_at is before recording_started_at")
+        return self
 
     @property
     def source_bucket(self) -> str:

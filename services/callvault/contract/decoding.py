@@ -12,7 +12,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
-from callvault.contract.call_events import CallEvent, call_event_adapter
+from callvault.contract.call_events import CallEvent, RecordingStored, call_event_adapter
 
 T = TypeVar("T")
 
@@ -97,9 +97,16 @@ def decode_with(
 
 
 def decode_call_event(
-    key: bytes | None, value: bytes | None, max_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    key: bytes | None,
+    value: bytes | None,
+    max_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    protected_buckets: frozenset[str] = frozenset(),
 ) -> Decoded[CallEvent] | Rejected:
-    """Decode a `call-events` record; its key must be the event's `call_id`."""
+    """Decode a `call-events` record; its key must be the event's `call_id`.
+
+    A recording's source may not lie in `protected_buckets` (callvault's own
+    archive): the worker deletes sources, and must never delete an archive that way.
+    """
     result = decode_with(call_event_adapter, value, "call event", max_bytes)
     if isinstance(result, Rejected):
         return result
@@ -109,5 +116,10 @@ def decode_call_event(
         return Rejected(
             f"the record key {shown!r} is not the event's call_id {event.call_id!r}; "
             "call events are keyed by call_id so that one call stays in order"
+        )
+    if isinstance(event, RecordingStored) and event.source_bucket in protected_buckets:
+        return Rejected(
+            f"source_uri {event.source_uri!r} points into callvault's own bucket "
+            f"{event.source_bucket!r}; a source must be an upload, normally in the staging bucket"
         )
     return result

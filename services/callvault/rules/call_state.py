@@ -120,10 +120,19 @@ class CallState(BaseModel):
         return None
 
 
+class TenantConflict(ValueError):
+    """An event names a call that belongs to another tenant: it must not join it."""
+
+
 def apply_fact(state: CallState | None, fact: CallFact, now: datetime) -> tuple[CallState, bool]:
     """Fold one event into the call's state. Returns the state and whether anything changed."""
     if state is None:
         state = CallState(call_id=fact.call_id, tenant=fact.tenant)
+    elif fact.tenant != state.tenant:
+        raise TenantConflict(
+            f"call_id {fact.call_id!r} belongs to tenant {state.tenant!r}; "
+            f"an event of tenant {fact.tenant!r} cannot join it"
+        )
     event_id = str(fact.event_id)
     if event_id in state.seen_event_ids:
         return state, False

@@ -21,6 +21,7 @@ from callvault.clock import Clock, SystemClock
 from callvault.contract.base import ContractModel
 from callvault.contract.deadletter import DeadLetter, SourcePosition
 from callvault.contract.decoding import Rejected, decode_call_event
+from callvault.rules.call_state import TenantConflict
 from callvault.settings import Settings
 from callvault.storage.client import make_s3_client
 from callvault.stream.messages import CallMessage, to_fact
@@ -81,6 +82,9 @@ class Worker:
         )
         self.processor = CallProcessor(settings, self.table, self.s3, self.emit, self.clock)
         self._pseudonym_key = settings.pseudonym_key.get_secret_value().encode()
+        self._archive_buckets = frozenset(
+            {settings.recordings_bucket, settings.metadata_bucket, settings.audit_bucket}
+        )
         self._wakes_stale = True
         self._wake_sent: dict[bytes, datetime] = {}
         self._wire()
@@ -140,7 +144,7 @@ class Worker:
 
     async def _intake(self, event: EventT) -> None:
         msg = event.message
-        result = decode_call_event(msg.key, msg.value, self.settings.max_event_bytes)
+        result = decode_call_event(msg.key, msg.value, self.settings.max_event_bytes, self._archive_buckets)
         if isinstance(result, Rejected):
             await self.dead_letter(result.error, event)
             return
@@ -163,6 +167,8 @@ class Worker:
         try:
             message = CallMessage.model_validate_json(msg.value)
             await self.processor.handle(msg.key, message)
+        except TenantConflict as exc:
+            await self.dead_letter(str(exc), event)
         except Exception as exc:  # noqa: BLE001 - one bad call must not stop the others
             log.exception("could not process a message of call %r", msg.key)
             await self.dead_letter(f"callvault could not process this message: {exc}", event)
