@@ -10,17 +10,7 @@ from pathlib import Path
 
 import pytest
 
-
-def _callvault(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "callvault", *args],
-        env={**os.environ, "COLUMNS": "200", **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+from tests.cli import run_callvault
 
 
 def _processes_with(marker: str) -> list[int]:
@@ -40,7 +30,7 @@ def _processes_with(marker: str) -> list[int]:
 def test_demo_prints_the_summary_and_leaves_no_process_behind() -> None:
     marker = f"CALLVAULT_TEST_MARK={uuid.uuid4().hex}"
     name, value = marker.split("=")
-    result = _callvault("demo", "--calls", "40", env={name: value}, timeout=240)
+    result = run_callvault("demo", "--calls", "40", env={name: value}, timeout=240)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     assert "outcomes by reason" in out and "archived" in out and "dead letters" in out
@@ -49,7 +39,7 @@ def test_demo_prints_the_summary_and_leaves_no_process_behind() -> None:
 
 
 def test_a_bad_setting_is_one_sentence() -> None:
-    result = _callvault("storage", "init", env={"CALLVAULT_RECORDING_RETENTION": "a month"})
+    result = run_callvault("storage", "init", env={"CALLVAULT_RECORDING_RETENTION": "a month"})
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "callvault: configuration error: CALLVAULT_RECORDING_RETENTION: "
@@ -58,7 +48,7 @@ def test_a_bad_setting_is_one_sentence() -> None:
 
 
 def test_schemas_check_passes_on_the_checked_in_schemas() -> None:
-    result = _callvault("schemas", "check")
+    result = run_callvault("schemas", "check")
     assert result.returncode == 0, result.stderr
 
 
@@ -110,7 +100,7 @@ def test_simulate_publishes_calls_that_the_worker_decides(settings, worker) -> N
     from callvault.stream.watch import TopicWatcher
     from tests.conftest import settings_env
 
-    result = _callvault(
+    result = run_callvault(
         "simulate", "--calls", "12", "--missing", "0", "--late", "0.5", "--after-start", "0",
         "--objected", "0", "--seed", "5", env=settings_env(settings), timeout=120,
     )  # fmt: skip

@@ -127,6 +127,11 @@ class Bus:
             Body=call.audio if body is None else body,
         )
 
+    async def send_call(self, call: CallScript, *events: dict[str, Any]) -> None:
+        """Upload the call's audio, then send its events (by default a whole compliant call)."""
+        await self.upload(call)
+        await self.send(*(events or (call.started(), call.disclosure(), call.stored(), call.ended())))
+
     async def send(self, *events: dict[str, Any], key: bytes | None = None) -> None:
         for event in events:
             k = key if key is not None else str(event.get("call_id", "")).encode()

@@ -83,8 +83,7 @@ async def test_processing_goes_on_after_bad_input(settings: Settings, worker: Ch
         for _, value, key, _ in CASES:
             await bus.send_raw(value, key)
         call = bus.script(call_id=new_call_id("after-bad"))
-        await bus.upload(call)
-        await bus.send(call.started(), call.disclosure(), call.stored(), call.ended())
+        await bus.send_call(call)
         await bus.wait_types(call.call_id, "recording.archived", "metadata.archived")
 
 

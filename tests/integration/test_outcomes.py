@@ -33,8 +33,7 @@ async def test_compliant_recording_is_archived_with_tags_and_metadata(
 ) -> None:
     async with Bus(settings) as bus:
         call = bus.script()
-        await bus.upload(call)
-        await bus.send(call.started(), call.disclosure(), call.stored(), call.ended())
+        await bus.send_call(call)
         events = await bus.wait_types(
             call.call_id, "disclosure.verified", "recording.archived", "metadata.archived"
         )
@@ -82,8 +81,7 @@ async def test_missing_disclosure_is_rejected_after_the_grace(
 ) -> None:
     async with Bus(settings) as bus:
         call = bus.script()
-        await bus.upload(call)
-        await bus.send(call.started(), call.stored(), call.ended())
+        await bus.send_call(call, call.started(), call.stored(), call.ended())
         events = await bus.wait_types(
             call.call_id, "disclosure.missing", "recording.rejected", "metadata.archived"
         )
@@ -103,8 +101,7 @@ async def test_late_disclosure_within_the_grace_is_compliant(
 ) -> None:
     async with Bus(settings) as bus:
         call = bus.script()
-        await bus.upload(call)
-        await bus.send(call.started(), call.stored())
+        await bus.send_call(call, call.started(), call.stored())
         await bus.settle(1.0)
         await bus.send(call.disclosure(), call.ended())
         await bus.wait_types(call.call_id, "recording.archived", "metadata.archived")
@@ -116,8 +113,7 @@ async def test_disclosure_after_recording_start_is_not_compliant(
 ) -> None:
     async with Bus(settings) as bus:
         call = bus.script()
-        await bus.upload(call)
-        await bus.send(call.started(), call.disclosure(offset_s=9), call.stored(), call.ended())
+        await bus.send_call(call, call.started(), call.disclosure(offset_s=9), call.stored(), call.ended())
         await bus.wait_types(call.call_id, "disclosure.missing", "recording.rejected")
         assert (
             bus.events_of(call.call_id, "disclosure.missing")[0]["detail"]
@@ -128,8 +124,7 @@ async def test_disclosure_after_recording_start_is_not_compliant(
 async def test_interrupted_disclosure_is_not_compliant(settings: Settings, worker: ChildProcess) -> None:
     async with Bus(settings) as bus:
         call = bus.script()
-        await bus.upload(call)
-        await bus.send(call.started(), call.disclosure(completed=False), call.stored())
+        await bus.send_call(call, call.started(), call.disclosure(completed=False), call.stored())
         await bus.wait_types(call.call_id, "disclosure.missing", "recording.rejected")
         assert bus.events_of(call.call_id, "disclosure.missing")[0]["detail"] == "disclosure_incomplete"
 
@@ -137,8 +132,9 @@ async def test_interrupted_disclosure_is_not_compliant(settings: Settings, worke
 async def test_objection_rejects_the_recording(settings: Settings, worker: ChildProcess) -> None:
     async with Bus(settings) as bus:
         call = bus.script()
-        await bus.upload(call)
-        await bus.send(call.started(), call.disclosure(), call.objected(), call.stored(), call.ended())
+        await bus.send_call(
+            call, call.started(), call.disclosure(), call.objected(), call.stored(), call.ended()
+        )
         await bus.wait_types(call.call_id, "recording.rejected", "metadata.archived")
         assert bus.events_of(call.call_id, "recording.rejected")[0]["reason"] == "objected"
         assert not bus.exists(settings.recordings_bucket, _rec_key(call))
@@ -161,8 +157,7 @@ async def test_checksum_mismatch_keeps_the_source_and_a_resend_is_archived(
         assert not bus.events_of(call.call_id, "metadata.archived")
 
         # The producer uploads the right bytes and announces them again: now archived.
-        await bus.upload(call)
-        await bus.send(call.stored())
+        await bus.send_call(call, call.stored())
         await bus.wait_types(call.call_id, "recording.archived", "metadata.archived")
         assert (
             bus.s3.get_object(Bucket=settings.recordings_bucket, Key=_rec_key(call))["Body"].read()
@@ -211,8 +206,7 @@ async def test_recording_past_its_retention_is_never_archived(
 ) -> None:
     async with Bus(settings) as bus:
         call = bus.script(start=datetime.now(UTC) - timedelta(days=45))
-        await bus.upload(call)
-        await bus.send(call.started(), call.disclosure(), call.stored(), call.ended())
+        await bus.send_call(call)
         await bus.wait_types(call.call_id, "recording.rejected")
         rejected = bus.events_of(call.call_id, "recording.rejected")[0]
         assert rejected["reason"] == "retention_elapsed"
@@ -245,8 +239,7 @@ async def test_events_out_of_order_and_duplicated_give_one_outcome(
 async def test_metadata_is_written_once_the_start_is_known(settings: Settings, worker: ChildProcess) -> None:
     async with Bus(settings) as bus:
         call = bus.script()
-        await bus.upload(call)
-        await bus.send(call.disclosure(), call.stored())
+        await bus.send_call(call, call.disclosure(), call.stored())
         await bus.wait_types(call.call_id, "recording.archived")
         await bus.send(call.started(), call.ended())
         events = await bus.wait_types(call.call_id, "metadata.archived")
@@ -265,8 +258,7 @@ async def test_no_phone_number_reaches_any_topic_but_call_events(
 
     async with Bus(settings) as bus:
         call = bus.script()
-        await bus.upload(call)
-        await bus.send(call.started(), call.disclosure(), call.stored(), call.ended())
+        await bus.send_call(call)
         await bus.wait_types(call.call_id, "recording.archived", "metadata.archived")
     topics = [settings.lifecycle_topic, settings.calls_topic, f"{settings.app_id}-call-state-changelog"]
     for topic in topics:

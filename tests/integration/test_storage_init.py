@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from callvault.settings import Settings
 from callvault.storage.bootstrap import init_storage
 from callvault.storage.client import make_s3_client
+from tests.cli import run_callvault
 
 pytestmark = pytest.mark.integration
 
@@ -32,14 +29,7 @@ def test_buckets_are_ready_and_init_is_idempotent(settings: Settings) -> None:
 
 
 def test_cli_init_reports_an_unreachable_endpoint_in_one_sentence() -> None:
-    env = {**os.environ, "CALLVAULT_S3_ENDPOINT": "http://127.0.0.1:9"}
-    result = subprocess.run(
-        [sys.executable, "-m", "callvault", "storage", "init"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_callvault("storage", "init", env={"CALLVAULT_S3_ENDPOINT": "http://127.0.0.1:9"})
     assert result.returncode != 0
     assert "cannot reach the S3 endpoint http://127.0.0.1:9" in result.stderr
     assert "Traceback" not in result.stderr
@@ -48,13 +38,6 @@ def test_cli_init_reports_an_unreachable_endpoint_in_one_sentence() -> None:
 def test_cli_init_runs_against_the_store(settings: Settings) -> None:
     from tests.conftest import settings_env
 
-    env = {**os.environ, **settings_env(settings), "COLUMNS": "250"}
-    result = subprocess.run(
-        [sys.executable, "-m", "callvault", "storage", "init"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_callvault("storage", "init", env=settings_env(settings))
     assert result.returncode == 0, result.stderr
     assert settings.recordings_bucket in result.stdout

@@ -8,8 +8,10 @@ same input emits the same ids and a consumer drops the repeats.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from callvault.contract.base import deterministic_id
+from callvault.contract.call_events import RecordingStored
 from callvault.contract.lifecycle import (
     DisclosureMissing,
     DisclosureVerified,
@@ -22,19 +24,30 @@ from callvault.rules.call_state import CallState, Outcome
 from callvault.rules.disclosure import DisclosureDetail, DisclosureFact
 
 
-def _rec(state: CallState):  # noqa: ANN202 - narrow Optional for the builders
+def _rec(state: CallState) -> RecordingStored:
     assert state.recording is not None
     return state.recording
+
+
+def _about(state: CallState, now: datetime, type_: str, *id_parts: str) -> dict[str, Any]:
+    """The fields every lifecycle event of a call shares; the id from what it is about."""
+    return {
+        "event_id": deterministic_id(type_, state.call_id, *id_parts),
+        "call_id": state.call_id,
+        "tenant": state.tenant,
+        "occurred_at": now,
+    }
+
+
+def _about_recording(state: CallState, now: datetime, type_: str, *more: str) -> dict[str, Any]:
+    rec = _rec(state)
+    return {**_about(state, now, type_, str(rec.event_id), *more), "recording_event_id": rec.event_id}
 
 
 def disclosure_verified(state: CallState, evidence: DisclosureFact, now: datetime) -> DisclosureVerified:
     rec = _rec(state)
     return DisclosureVerified(
-        event_id=deterministic_id("disclosure.verified", state.call_id, str(rec.event_id)),
-        call_id=state.call_id,
-        tenant=state.tenant,
-        occurred_at=now,
-        recording_event_id=rec.event_id,
+        **_about_recording(state, now, "disclosure.verified"),
         disclosure_event_id=evidence.event_id,
         prompt_id=evidence.prompt_id,
         played_at=evidence.played_at,
@@ -47,11 +60,7 @@ def disclosure_missing(state: CallState, detail: DisclosureDetail, now: datetime
     assert state.recording_seen_at is not None
     waited = max(timedelta(0), now - state.recording_seen_at).total_seconds()
     return DisclosureMissing(
-        event_id=deterministic_id("disclosure.missing", state.call_id, str(rec.event_id)),
-        call_id=state.call_id,
-        tenant=state.tenant,
-        occurred_at=now,
-        recording_event_id=rec.event_id,
+        **_about_recording(state, now, "disclosure.missing"),
         recording_started_at=rec.recording_started_at,
         detail=detail.value,  # type: ignore[arg-type]
         waited_s=round(waited, 3),
@@ -63,11 +72,7 @@ def recording_archived(
 ) -> RecordingArchived:
     rec = _rec(state)
     return RecordingArchived(
-        event_id=deterministic_id("recording.archived", state.call_id, str(rec.event_id)),
-        call_id=state.call_id,
-        tenant=state.tenant,
-        occurred_at=now,
-        recording_event_id=rec.event_id,
+        **_about_recording(state, now, "recording.archived"),
         object=obj,
         source_uri=rec.source_uri,
         recording_started_at=rec.recording_started_at,
@@ -80,11 +85,7 @@ def recording_rejected(
 ) -> RecordingRejected:
     rec = _rec(state)
     return RecordingRejected(
-        event_id=deterministic_id("recording.rejected", state.call_id, str(rec.event_id), reason),
-        call_id=state.call_id,
-        tenant=state.tenant,
-        occurred_at=now,
-        recording_event_id=rec.event_id,
+        **_about_recording(state, now, "recording.rejected", reason),
         reason=reason.value,  # type: ignore[arg-type]
         detail=detail,
         source_uri=rec.source_uri,
@@ -96,10 +97,7 @@ def metadata_archived(
     state: CallState, obj: ObjectRef, call_started_at: datetime, expires_at: datetime, now: datetime
 ) -> MetadataArchived:
     return MetadataArchived(
-        event_id=deterministic_id("metadata.archived", state.call_id, obj.key, obj.sha256),
-        call_id=state.call_id,
-        tenant=state.tenant,
-        occurred_at=now,
+        **_about(state, now, "metadata.archived", obj.key, obj.sha256),
         object=obj,
         call_started_at=call_started_at,
         expires_at=expires_at,
