@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -52,45 +54,57 @@ def test_schemas_check_passes_on_the_checked_in_schemas() -> None:
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.integration
-def test_dev_prints_the_endpoints_and_ctrl_c_stops_everything() -> None:
-    import signal
-    import time
-
-    marker = uuid.uuid4().hex
+def _start_dev(marker: str) -> tuple[subprocess.Popen[str], str]:
+    """`callvault dev` in its own process group, as in a terminal; returns it and what it printed."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "callvault", "dev", "--grace", "PT5S"],
         env={**os.environ, "COLUMNS": "200", "CALLVAULT_TEST_MARK": marker},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        start_new_session=True,  # its own process group, as in a terminal
+        start_new_session=True,
     )
+    assert proc.stdout is not None
     lines: list[str] = []
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if "Ctrl-C stops everything" in line:
+            break
+    return proc, "".join(lines)
+
+
+def _gone(marker: str, timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _processes_with(marker):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("how", ["ctrl-c", "kill -9"])
+def test_dev_prints_the_endpoints_and_leaves_no_orphan(how: str) -> None:
+    marker = uuid.uuid4().hex
+    proc, out = _start_dev(marker)
     try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if "Ctrl-C stops everything" in line:
-                break
-        out = "".join(lines)
         assert "export CALLVAULT_KAFKA_BOOTSTRAP=127.0.0.1:" in out, out
         assert "export CALLVAULT_S3_ENDPOINT=http://127.0.0.1:" in out, out
         assert len(_processes_with(marker)) >= 4, "dev, broker, store and worker should be running"
-        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends to the foreground group
-        assert proc.wait(timeout=60) == 0
+        if how == "ctrl-c":
+            os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends to the foreground group
+            assert proc.wait(timeout=60) == 0
+        else:
+            os.kill(proc.pid, signal.SIGKILL)  # the parent alone, with no chance to clean up
+            proc.wait(timeout=10)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    for _ in range(50):
-        if not _processes_with(marker):
-            break
-        time.sleep(0.1)
-    assert _processes_with(marker) == [], "Ctrl-C left processes running"
+    assert _gone(marker), f"{how} left processes running"
 
 
 @pytest.mark.integration
