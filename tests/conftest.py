@@ -14,7 +14,7 @@ from callvault.embedded.processes import ChildProcess
 from callvault.embedded.worker_process import start_worker_process
 from callvault.settings import Settings
 from callvault.storage.bootstrap import init_storage
-from callvault.storage.client import make_s3_client
+from callvault.storage.client import make_s3_client, make_staging_s3_client
 from callvault.stream.bus import ensure_callvault_topics
 from tests.stack import Servers, test_servers
 
@@ -61,7 +61,8 @@ def make_settings(servers: Servers, tag: str, **overrides: object) -> Settings:
 async def prepare_async(settings: Settings) -> None:
     """Topics and buckets for these settings (from inside a running event loop)."""
     await ensure_callvault_topics(settings)
-    await asyncio.to_thread(init_storage, make_s3_client(settings), settings)
+    staging = make_staging_s3_client(settings) if settings.staging_is_separate else None
+    await asyncio.to_thread(init_storage, make_s3_client(settings), settings, staging)
 
 
 def prepare(settings: Settings) -> None:

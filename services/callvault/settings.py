@@ -41,7 +41,16 @@ class Settings(BaseSettings):
     disclosure_grace: IsoDuration = "PT5M"
     pseudonym_key: SecretStr = SecretStr(DEV_PSEUDONYM_KEY)
 
-    # Beyond the contract: tuning with safe defaults.
+    # Beyond the contract. Producers' uploads may live in another store than the
+    # archive (the platform's own S3, say); unset, staging shares the archive's store.
+    staging_s3_endpoint: str | None = Field(
+        None, description="S3 endpoint of the staging bucket when it is not CALLVAULT_S3_ENDPOINT"
+    )
+    staging_s3_access_key: str | None = None
+    staging_s3_secret_key: SecretStr | None = None
+    staging_s3_region: str | None = None
+
+    # Tuning with safe defaults.
     env: str = Field("dev", description="dev or prod; prod refuses the dev pseudonym key")
     partitions: int = Field(4, ge=1, description="partitions of the topics callvault creates")
     app_id: str = Field("callvault-worker", description="consumer group of the worker")
@@ -100,6 +109,11 @@ class Settings(BaseSettings):
         """Refuse to run outside dev with the published dev key: pseudonyms would be reversible."""
         if self.env != "dev" and self.pseudonym_key.get_secret_value() == DEV_PSEUDONYM_KEY:
             raise ValueError("CALLVAULT_PSEUDONYM_KEY is the dev-only value; set a secret key outside dev")
+
+    @property
+    def staging_is_separate(self) -> bool:
+        """Whether recordings must be streamed across stores instead of copied server-side."""
+        return bool(self.staging_s3_endpoint) and self.staging_s3_endpoint != self.s3_endpoint
 
     @cached_property
     def zone(self) -> ZoneInfo:

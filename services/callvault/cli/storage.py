@@ -10,7 +10,7 @@ from rich.table import Table
 from callvault.cli.config import load_settings
 from callvault.cli.errors import UserError
 from callvault.storage.bootstrap import BucketReport, init_storage
-from callvault.storage.client import make_s3_client
+from callvault.storage.client import make_s3_client, make_staging_s3_client
 from callvault.storage.errors import describe
 
 app = typer.Typer(help="S3 storage set-up.", no_args_is_help=True)
@@ -38,7 +38,8 @@ def init() -> None:
     """Create or update the buckets; safe to run again."""
     settings = load_settings()
     try:
-        reports = init_storage(make_s3_client(settings, attempts=2), settings)
+        staging = make_staging_s3_client(settings, attempts=2) if settings.staging_is_separate else None
+        reports = init_storage(make_s3_client(settings, attempts=2), settings, staging)
     except (BotoCoreError, ClientError) as exc:
         raise UserError(describe(exc, settings.s3_endpoint)) from exc
     render_reports(reports, Console())

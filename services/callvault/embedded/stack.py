@@ -74,6 +74,10 @@ class EmbeddedStack:
             raise
         return self
 
+    def start_store(self, timeout: float = 30.0) -> None:
+        """Start the object store alone (a second store stands for a producer's own S3)."""
+        self._start_store(timeout)
+
     def _start_store(self, timeout: float) -> None:
         self.store = ChildProcess(
             "S3 store (moto)",

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from boto3.s3.transfer import TransferConfig
 from botocore.client import BaseClient
 
 from callvault.contract.lifecycle import ObjectRef
@@ -21,6 +22,7 @@ from callvault.storage.layout import tagging_header
 from callvault.stream.offloop import StorageFault
 
 SHA_META = "sha256"  # user metadata on archived objects: the expected content hash
+STREAM_PART = 16 * 1024 * 1024  # part size when a recording is streamed across stores
 
 
 def head(s3: BaseClient, bucket: str, key: str) -> dict[str, Any] | None:
@@ -64,6 +66,7 @@ def _stream_sha256(s3: BaseClient, bucket: str, key: str, version: str | None) -
 def copy_recording(
     s3: BaseClient,
     *,
+    source_s3: BaseClient | None = None,
     source_bucket: str,
     source_key: str,
     target_bucket: str,
@@ -74,12 +77,14 @@ def copy_recording(
     tags: dict[str, str],
     extra_metadata: dict[str, str],
 ) -> CopyOutcome:
-    """Server-side copy with the store computing SHA-256: no audio bytes pass through here.
+    """Copy a recording into the archive and prove its bytes are the announced ones.
 
-    A source that is gone because an earlier run archived it and deleted it (a
-    replay after a crash) counts as archived.
+    In one store: a server-side copy with the store computing SHA-256, so no audio
+    passes through here. Across stores (`source_s3` given): streamed as a multipart
+    upload and hashed on the way. A source that is gone because an earlier run
+    archived it and deleted it (a replay after a crash) counts as archived.
     """
-    source = head(s3, source_bucket, source_key)
+    source = head(source_s3 or s3, source_bucket, source_key)
     if source is None:
         done = archived_copy(s3, target_bucket, target_key, sha256)
         if done is not None:
@@ -91,13 +96,20 @@ def copy_recording(
             "mismatch",
             detail=f"the source has {actual_size} bytes but the event announced {size_bytes}",
         )
+    metadata = {SHA_META: sha256, **extra_metadata}
+    if source_s3 is not None:
+        return _stream_across_stores(
+            source_s3, s3, source_bucket, source_key, target_bucket, target_key,
+            sha256, size_bytes, {"ContentType": content_type, "Metadata": metadata,
+                                 "Tagging": tagging_header(tags)},
+        )  # fmt: skip
     response = s3.copy_object(
         CopySource={"Bucket": source_bucket, "Key": source_key},
         Bucket=target_bucket,
         Key=target_key,
         ContentType=content_type,
         MetadataDirective="REPLACE",
-        Metadata={SHA_META: sha256, **extra_metadata},
+        Metadata=metadata,
         TaggingDirective="REPLACE",
         Tagging=tagging_header(tags),
         ChecksumAlgorithm="SHA256",
@@ -117,6 +129,61 @@ def copy_recording(
             "mismatch", detail=f"the source's SHA-256 is {actual}, the event announced {sha256}"
         )
     return CopyOutcome("archived", _ref(target_bucket, target_key, sha256, size_bytes, version))
+
+
+class _HashingReader:
+    """A read-only stream that hashes and counts what passes through it, in order."""
+
+    def __init__(self, body: Any) -> None:
+        self._body = body
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def read(self, amount: int = -1) -> bytes:
+        chunk = self._body.read() if amount is None or amount < 0 else self._body.read(amount)
+        self.digest.update(chunk)
+        self.size += len(chunk)
+        return bytes(chunk)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False  # s3transfer then reads it once, from start to end
+
+
+def _stream_across_stores(
+    source_s3: BaseClient,
+    s3: BaseClient,
+    source_bucket: str,
+    source_key: str,
+    target_bucket: str,
+    target_key: str,
+    sha256: str,
+    size_bytes: int,
+    extra_args: dict[str, Any],
+) -> CopyOutcome:
+    body = source_s3.get_object(Bucket=source_bucket, Key=source_key)["Body"]
+    reader = _HashingReader(body)
+    config = TransferConfig(
+        multipart_threshold=STREAM_PART, multipart_chunksize=STREAM_PART, use_threads=False
+    )
+    try:
+        s3.upload_fileobj(reader, target_bucket, target_key, ExtraArgs=extra_args, Config=config)
+    finally:
+        body.close()
+    actual = reader.digest.hexdigest()
+    if actual == sha256 and reader.size == size_bytes:
+        version = head(s3, target_bucket, target_key) or {}
+        return CopyOutcome(
+            "archived", _ref(target_bucket, target_key, sha256, size_bytes, version.get("VersionId"))
+        )
+    written = head(s3, target_bucket, target_key)
+    if written is not None and written.get("VersionId"):
+        s3.delete_object(Bucket=target_bucket, Key=target_key, VersionId=written["VersionId"])
+    elif written is not None:
+        s3.delete_object(Bucket=target_bucket, Key=target_key)
+    return CopyOutcome("mismatch", detail=f"the source's SHA-256 is {actual}, the event announced {sha256}")
 
 
 def put_document(

@@ -147,5 +147,14 @@ def init_bucket(s3: BaseClient, plan: BucketPlan, region: str) -> BucketReport:
     return report
 
 
-def init_storage(s3: BaseClient, settings: Settings) -> list[BucketReport]:
-    return [init_bucket(s3, plan, settings.s3_region) for plan in bucket_plans(settings)]
+def init_storage(
+    s3: BaseClient, settings: Settings, staging_s3: BaseClient | None = None
+) -> list[BucketReport]:
+    """Set up every bucket; the staging bucket in its own store when it has one."""
+    reports = []
+    for plan in bucket_plans(settings):
+        if plan.name == settings.staging_bucket and staging_s3 is not None:
+            reports.append(init_bucket(staging_s3, plan, settings.staging_s3_region or settings.s3_region))
+        else:
+            reports.append(init_bucket(s3, plan, settings.s3_region))
+    return reports

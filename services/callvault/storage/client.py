@@ -10,19 +10,45 @@ from callvault.settings import Settings
 
 
 def make_s3_client(settings: Settings, *, attempts: int = 3, pool: int | None = None) -> BaseClient:
-    """A thread-safe client; boto3 clients (not resources) may be shared across threads."""
+    """A thread-safe client of the archive's store; boto3 clients may be shared across threads."""
+    return _client(
+        settings.s3_endpoint,
+        settings.s3_access_key,
+        settings.s3_secret_key.get_secret_value(),
+        settings.s3_region,
+        attempts=attempts,
+        pool=pool or max(10, settings.s3_max_concurrency),
+    )
+
+
+def make_staging_s3_client(settings: Settings, *, attempts: int = 3, pool: int | None = None) -> BaseClient:
+    """A client of the store holding producers' uploads; the archive's unless configured apart."""
+    secret = settings.staging_s3_secret_key or settings.s3_secret_key
+    return _client(
+        settings.staging_s3_endpoint or settings.s3_endpoint,
+        settings.staging_s3_access_key or settings.s3_access_key,
+        secret.get_secret_value(),
+        settings.staging_s3_region or settings.s3_region,
+        attempts=attempts,
+        pool=pool or max(10, settings.s3_max_concurrency),
+    )
+
+
+def _client(
+    endpoint: str | None, access_key: str, secret_key: str, region: str, *, attempts: int, pool: int
+) -> BaseClient:
     config = Config(
-        region_name=settings.s3_region,
+        region_name=region,
         retries={"max_attempts": attempts, "mode": "standard"},
-        max_pool_connections=pool or max(10, settings.s3_max_concurrency),
+        max_pool_connections=pool,
         connect_timeout=5,
         read_timeout=60,
         s3={"addressing_style": "path"},
     )
     return boto3.client(
         "s3",
-        endpoint_url=settings.s3_endpoint or None,
-        aws_access_key_id=settings.s3_access_key,
-        aws_secret_access_key=settings.s3_secret_key.get_secret_value(),
+        endpoint_url=endpoint or None,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
         config=config,
     )

@@ -23,7 +23,7 @@ from callvault.contract.deadletter import DeadLetter, SourcePosition
 from callvault.contract.decoding import Rejected, decode_call_event
 from callvault.rules.call_state import TenantConflict
 from callvault.settings import Settings
-from callvault.storage.client import make_s3_client
+from callvault.storage.client import make_s3_client, make_staging_s3_client
 from callvault.stream.messages import CallMessage, to_fact
 from callvault.stream.offloop import S3Runner
 from callvault.stream.processor import CallProcessor
@@ -80,7 +80,10 @@ class Worker:
             max_workers=settings.s3_max_concurrency,
             endpoint=settings.s3_endpoint,
         )
-        self.processor = CallProcessor(settings, self.table, self.s3, self.emit, self.clock)
+        staging = make_staging_s3_client(settings) if settings.staging_is_separate else None
+        self.processor = CallProcessor(
+            settings, self.table, self.s3, self.emit, self.clock, staging_s3=staging
+        )
         self._pseudonym_key = settings.pseudonym_key.get_secret_value().encode()
         self._archive_buckets = frozenset(
             {settings.recordings_bucket, settings.metadata_bucket, settings.audit_bucket}

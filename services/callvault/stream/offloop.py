@@ -43,9 +43,12 @@ class S3Runner:
         self._cap = backoff_cap_s
         self._on_error = on_error
 
-    async def run(self, what: str, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    async def run(
+        self, what: str, fn: Callable[..., T], /, *args: Any, on: BaseClient | None = None, **kwargs: Any
+    ) -> T:
+        """`fn(client, *args, **kwargs)` in the pool, with this runner's client or the one `on` names."""
         loop = asyncio.get_running_loop()
-        call = functools.partial(fn, self.s3, *args, **kwargs)
+        call = functools.partial(fn, on or self.s3, *args, **kwargs)
         attempt = 0
         while True:
             try:

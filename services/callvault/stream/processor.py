@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from botocore.client import BaseClient
+
 from callvault.clock import Clock
 from callvault.contract.lifecycle import LifecycleBase
 from callvault.rules import evidence
@@ -46,12 +48,22 @@ StateStore = MutableMapping[bytes, dict[str, Any]]
 
 
 class CallProcessor:
-    def __init__(self, settings: Settings, store: StateStore, s3: S3Runner, emit: Emit, clock: Clock) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: StateStore,
+        s3: S3Runner,
+        emit: Emit,
+        clock: Clock,
+        staging_s3: BaseClient | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.s3 = s3
         self.emit = emit
         self.clock = clock
+        # Set when uploads live in another store: recordings are then streamed across.
+        self.staging_s3 = staging_s3
         self.policy = settings.retention
         self.grace = CalendarDuration.parse(settings.disclosure_grace).as_timedelta()
         self.retry_backoff = CalendarDuration.parse(settings.source_retry_backoff).as_timedelta()
@@ -131,6 +143,7 @@ class CallProcessor:
         outcome = await self.s3.run(
             f"archiving {rec.source_uri}",
             s3ops.copy_recording,
+            source_s3=self.staging_s3,
             source_bucket=rec.source_bucket,
             source_key=rec.source_key,
             target_bucket=self.settings.recordings_bucket,
@@ -196,6 +209,7 @@ class CallProcessor:
             s3ops.delete_object,
             rec.source_bucket,
             rec.source_key,
+            on=self.staging_s3,
         )
 
     @staticmethod
