@@ -33,6 +33,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """The CALLVAULT_* variables that reproduce these settings in a child process."""
     env = {}
     for name, value in settings.model_dump().items():
+        if value is None:
+            continue  # unset stays unset: str(None) would be read back as the text "None"
         if hasattr(value, "get_secret_value"):
             value = value.get_secret_value()
         env[f"CALLVAULT_{name.upper()}"] = str(value)
@@ -54,6 +56,9 @@ def make_settings(servers: Servers, tag: str, **overrides: object) -> Settings:
         "audit_bucket": f"cvt-{tag}-audit",
         **WORKER_TUNING,
     }
+    if servers.kind.startswith("embedded"):
+        values["producer_max_batch_bytes"] = 1  # Tansu's end offsets: see the setting
+
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 

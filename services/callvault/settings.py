@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     broker_session_timeout_s: float = 6.0
     broker_rebalance_timeout_s: float = 3.0
     broker_heartbeat_interval_s: float = 1.0
+    # Tansu answers a partition's end offset with its last batch's first offset + 1,
+    # so faust's table recovery stops short of a multi-record last batch and loses
+    # state. One record per batch (1 byte) keeps it whole there; real Kafka needs no help.
+    producer_max_batch_bytes: int = Field(
+        16384, ge=1, description="largest producer batch; 1 on the embedded broker (Tansu)"
+    )
     log_level: str = "info"
 
     @field_validator(
@@ -87,6 +93,15 @@ class Settings(BaseSettings):
     def _exact(cls, value: str) -> str:
         if not CalendarDuration.parse(value).is_exact:
             raise ValueError(f"{value} must be hours, minutes or seconds (such as PT5M)")
+        return value
+
+    @field_validator("s3_endpoint", "staging_s3_endpoint")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if not value:
+            return value
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"'{value}' is not an S3 endpoint URL such as http://127.0.0.1:9000")
         return value
 
     @field_validator("timezone")

@@ -47,19 +47,20 @@ def dev(
         init_storage(make_s3_client(settings), settings)
         env = {**stack.env(), "CALLVAULT_DISCLOSURE_GRACE": grace}
         proc = start_worker_process(env, stack.run_dir / "worker.log")
-        console.print("[bold]callvault dev[/bold] is running. In another terminal:")
-        for name, value in env.items():
-            console.print(f"  export {name}={value}")
-        console.print("  callvault simulate --calls 20")
-        console.print(f"Logs: {stack.run_dir}/  (worker.log, tansu.log, moto.log). Ctrl-C stops everything.")
         stop = False
 
         def _stop(*_: object) -> None:
             nonlocal stop
             stop = True
 
+        # Before the banner: whoever reads "Ctrl-C stops everything" may press it at once.
         signal.signal(signal.SIGINT, _stop)
         signal.signal(signal.SIGTERM, _stop)
+        console.print("[bold]callvault dev[/bold] is running. In another terminal:")
+        for name, value in env.items():
+            console.print(f"  export {name}={value}")
+        console.print("  callvault simulate --calls 20")
+        console.print(f"Logs: {stack.run_dir}/  (worker.log, tansu.log, moto.log). Ctrl-C stops everything.")
         try:
             while not stop and proc.alive():
                 time.sleep(0.3)

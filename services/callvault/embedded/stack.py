@@ -63,6 +63,7 @@ class EmbeddedStack:
         return {
             "CALLVAULT_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
             "CALLVAULT_S3_ENDPOINT": self.s3_endpoint,
+            "CALLVAULT_PRODUCER_MAX_BATCH_BYTES": "1",  # see Settings.producer_max_batch_bytes
         }
 
     def start(self, timeout: float = 30.0) -> EmbeddedStack:

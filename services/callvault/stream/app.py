@@ -56,6 +56,7 @@ class Worker:
             broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
             broker_commit_interval=1.0,
             producer_acks=-1,
+            producer_max_batch_size=settings.producer_max_batch_bytes,
             web_enabled=False,
         )
         raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
@@ -145,6 +146,12 @@ class Worker:
         async def _assigned(sender: Any, assigned: Any, **_: Any) -> None:
             self._wakes_stale = True
 
+        # Assignment comes before the table is recovered from its changelog; a rebuild
+        # then would miss every restored call. Recovery's end says to look again.
+        @app.on_rebalance_complete.connect
+        async def _recovered(sender: Any, **_: Any) -> None:
+            self._wakes_stale = True
+
     async def _intake(self, event: EventT) -> None:
         msg = event.message
         result = decode_call_event(msg.key, msg.value, self.settings.max_event_bytes, self._archive_buckets)
@@ -177,7 +184,7 @@ class Worker:
             await self.dead_letter(f"callvault could not process this message: {exc}", event)
 
     async def _wake_due(self) -> None:
-        if self._wakes_stale and self.app.rebalancing is False:
+        if self._wakes_stale and not self.app.rebalancing and not self.app.in_recovery:
             self._wakes_stale = False
             count = self.processor.rebuild_wakes()
             log.info("tracking %d calls waiting for a deadline", count)
