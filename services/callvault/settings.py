@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     settled_state_ttl: IsoDuration = Field(
         "P1D", description="how long a decided call's state stays to absorb late duplicates"
     )
+    purge_interval_s: float = Field(10.0, gt=0, description="how often the leader runs a purge pass")
+    purge_batch_keys: int = Field(
+        1000, ge=1, le=1000, description="versions deleted per DeleteObjects request and journal entry"
+    )
     s3_max_concurrency: int = Field(16, ge=1, description="threads doing S3 calls off the loop")
     batch_size: int = Field(64, ge=1, description="messages of the calls topic handled together")
     batch_wait_s: float = Field(0.05, gt=0, description="how long a batch waits to fill up")

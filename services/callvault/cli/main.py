@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from callvault.cli import demo, schemas, simulate, storage, worker
+from callvault.cli import demo, hold, purge, schemas, simulate, storage, worker
 from callvault.cli.errors import UserError
 from callvault.stream.bus import BrokerUnreachable
 
@@ -20,6 +20,8 @@ app = typer.Typer(
 )
 app.add_typer(storage.app, name="storage")
 app.add_typer(schemas.app, name="schemas")
+app.add_typer(hold.app, name="hold")
+app.command("purge")(purge.purge)
 app.command("worker")(worker.worker)
 app.command("dev")(worker.dev)
 app.command("simulate")(simulate.simulate)

@@ -22,14 +22,20 @@ class CommandBase(ContractModel):
     reason: Annotated[str, Field(min_length=1, max_length=2000)]
 
 
-class LegalHoldPlace(CommandBase):
+class _HoldCommand(CommandBase):
+    call_id: CallId
+    tenant: Tenant | None = Field(
+        default=None,
+        description="the call's tenant; needed only to hold a call that has nothing archived yet",
+    )
+
+
+class LegalHoldPlace(_HoldCommand):
     type: Literal["legal_hold.place"] = "legal_hold.place"
-    call_id: CallId
 
 
-class LegalHoldRelease(CommandBase):
+class LegalHoldRelease(_HoldCommand):
     type: Literal["legal_hold.release"] = "legal_hold.release"
-    call_id: CallId
 
 
 class SubjectCommandBase(CommandBase):

@@ -12,16 +12,24 @@ from typing import Any
 
 from callvault.contract.base import deterministic_id
 from callvault.contract.call_events import RecordingStored
+from callvault.contract.commands import LegalHoldPlace, LegalHoldRelease
 from callvault.contract.lifecycle import (
+    DeletionReason,
     DisclosureMissing,
     DisclosureVerified,
+    LegalHoldPlaced,
+    LegalHoldReleased,
     MetadataArchived,
+    MetadataDeleted,
     ObjectRef,
     RecordingArchived,
+    RecordingDeleted,
     RecordingRejected,
 )
 from callvault.rules.call_state import CallState, Outcome
 from callvault.rules.disclosure import DisclosureDetail, DisclosureFact
+from callvault.rules.purge import StoredObject, lateness_s
+from callvault.rules.retention import RetentionClass
 
 
 def _rec(state: CallState) -> RecordingStored:
@@ -101,4 +109,45 @@ def metadata_archived(
         object=obj,
         call_started_at=call_started_at,
         expires_at=expires_at,
+    )
+
+
+def object_deleted(
+    obj: StoredObject, deleted_at: datetime, reason: DeletionReason
+) -> RecordingDeleted | MetadataDeleted:
+    """The proof that every version of an archived object is gone.
+
+    Its id comes from the object's identity and content, so a pass repeated after
+    a crash proves the same deletion with the same id.
+    """
+    kind = RecordingDeleted if obj.retention_class is RetentionClass.RECORDING else MetadataDeleted
+    type_ = "recording.deleted" if kind is RecordingDeleted else "metadata.deleted"
+    return kind(
+        event_id=deterministic_id(type_, obj.call_id, obj.bucket, obj.key, obj.sha256),
+        call_id=obj.call_id,
+        tenant=obj.tenant,
+        occurred_at=deleted_at,
+        object=ObjectRef(bucket=obj.bucket, key=obj.key, sha256=obj.sha256, size_bytes=obj.size_bytes),
+        due_at=obj.due_at,
+        deleted_at=deleted_at,
+        lateness_s=round(lateness_s(obj.due_at, deleted_at), 3),
+        reason=reason,
+        versions_deleted=len(obj.versions),
+    )
+
+
+def legal_hold_event(
+    command: LegalHoldPlace | LegalHoldRelease, tenant: str, now: datetime
+) -> LegalHoldPlaced | LegalHoldReleased:
+    """What a hold command did; one event per command, whatever the redeliveries."""
+    kind = LegalHoldPlaced if isinstance(command, LegalHoldPlace) else LegalHoldReleased
+    type_ = "legal_hold.placed" if kind is LegalHoldPlaced else "legal_hold.released"
+    return kind(
+        event_id=deterministic_id(type_, command.call_id, str(command.event_id)),
+        call_id=command.call_id,
+        tenant=tenant,
+        occurred_at=now,
+        command_id=command.event_id,
+        requested_by=command.requested_by,
+        reason=command.reason,
     )

@@ -22,6 +22,9 @@ from callvault.storage.layout import tagging_header
 from callvault.stream.offloop import StorageFault
 
 SHA_META = "sha256"  # user metadata on archived objects: the expected content hash
+# ... and its due date, copied from the `expires-at` tag: a HEAD tells the purger
+# both what it deletes and when, where reading tags would take a second request.
+EXPIRES_META = "expires-at"
 STREAM_PART = 16 * 1024 * 1024  # part size when a recording is streamed across stores
 
 
@@ -32,6 +35,11 @@ def head(s3: BaseClient, bucket: str, key: str) -> dict[str, Any] | None:
         if is_not_found(exc):
             return None
         raise
+
+
+def _user_metadata(sha256: str, tags: dict[str, str], extra: dict[str, str] | None = None) -> dict[str, str]:
+    due = {EXPIRES_META: tags["expires-at"]} if "expires-at" in tags else {}
+    return {SHA_META: sha256, **due, **(extra or {})}
 
 
 def _ref(bucket: str, key: str, sha: str, size: int, version: str | None) -> ObjectRef:
@@ -96,7 +104,7 @@ def copy_recording(
             "mismatch",
             detail=f"the source has {actual_size} bytes but the event announced {size_bytes}",
         )
-    metadata = {SHA_META: sha256, **extra_metadata}
+    metadata = _user_metadata(sha256, tags, extra_metadata)
     if source_s3 is not None:
         return _stream_across_stores(
             source_s3, s3, source_bucket, source_key, target_bucket, target_key,
@@ -195,7 +203,7 @@ def put_document(
         Key=key,
         Body=body,
         ContentType="application/json",
-        Metadata={SHA_META: sha256},
+        Metadata=_user_metadata(sha256, tags),
         Tagging=tagging_header(tags),
         ChecksumAlgorithm="SHA256",
         ChecksumSHA256=base64.b64encode(bytes.fromhex(sha256)).decode(),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from urllib.parse import quote
 
 from callvault.contract.fields import format_rfc3339
@@ -35,3 +37,27 @@ def lifecycle_tags(retention_class: RetentionClass, expires_at: datetime, tenant
 def tagging_header(tags: dict[str, str]) -> str:
     """The URL-encoded form S3 takes in `x-amz-tagging`."""
     return "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in tags.items())
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveKey:
+    tenant: str
+    day: date
+    call_id: str
+
+
+_ARCHIVE_KEY = re.compile(
+    r"^(?P<tenant>[a-z0-9-]{1,64})/(?P<y>\d{4})/(?P<m>\d{2})/(?P<d>\d{2})/(?P<call>[A-Za-z0-9._:-]{1,128})\.[a-z0-9]+$"
+)
+
+
+def parse_archive_key(key: str) -> ArchiveKey | None:
+    """The parts of a key laid out as above; None for anything else found in a bucket."""
+    match = _ARCHIVE_KEY.match(key)
+    if match is None:
+        return None
+    try:
+        day = date(int(match["y"]), int(match["m"]), int(match["d"]))
+    except ValueError:
+        return None
+    return ArchiveKey(match["tenant"], day, match["call"])

@@ -19,14 +19,17 @@ from faust.types import EventT
 
 from callvault.clock import Clock, SystemClock
 from callvault.contract.base import ContractModel
+from callvault.contract.commands import command_adapter
 from callvault.contract.deadletter import DeadLetter, SourcePosition
-from callvault.contract.decoding import Rejected, decode_call_event
+from callvault.contract.decoding import Rejected, decode_call_event, decode_with
 from callvault.rules.call_state import TenantConflict
 from callvault.settings import Settings
 from callvault.storage.client import make_s3_client, make_staging_s3_client
+from callvault.stream.commands import CommandHandler, CommandRefused
 from callvault.stream.messages import CallMessage, to_fact
 from callvault.stream.offloop import S3Runner
 from callvault.stream.processor import CallProcessor
+from callvault.stream.purger import Purger
 
 log = logging.getLogger("callvault.worker")
 
@@ -66,6 +69,7 @@ class Worker:
         )
         self.lifecycle = self.app.topic(settings.lifecycle_topic, **raw)
         self.deadletter = self.app.topic(settings.deadletter_topic, **raw)
+        self.commands = self.app.topic(settings.commands_topic, **raw)
         # Keys are the raw call_id bytes, exactly as on `calls`, and the producer's
         # partitioner places changelog entries: so a call's state always sits in the
         # changelog partition of the same number as its `calls` partition.
@@ -85,6 +89,8 @@ class Worker:
         self.processor = CallProcessor(
             settings, self.table, self.s3, self.emit, self.clock, staging_s3=staging
         )
+        self.purger = Purger(settings, self.s3, self.emit, self.clock)
+        self.command_handler = CommandHandler(settings, self.s3, self.emit, self.clock)
         self._pseudonym_key = settings.pseudonym_key.get_secret_value().encode()
         self._archive_buckets = frozenset(
             {settings.recordings_bucket, settings.metadata_bucket, settings.audit_bucket}
@@ -142,6 +148,16 @@ class Worker:
         async def wake_due_calls() -> None:
             await self._wake_due()
 
+        @app.agent(self.commands, name="commands")
+        async def commands(stream: faust.StreamT) -> None:
+            async for event in stream.events():
+                await self._command(event)
+
+        # One leader purges at a time; a pass that outlasts the interval delays the next.
+        @app.timer(self.settings.purge_interval_s, on_leader=True)
+        async def purge() -> None:
+            await self._purge()
+
         @app.on_partitions_assigned.connect
         async def _assigned(sender: Any, assigned: Any, **_: Any) -> None:
             self._wakes_stale = True
@@ -182,6 +198,35 @@ class Worker:
         except Exception as exc:  # noqa: BLE001 - one bad call must not stop the others
             log.exception("could not process a message of call %r", msg.key)
             await self.dead_letter(f"callvault could not process this message: {exc}", event)
+
+    async def _command(self, event: EventT) -> None:
+        msg = event.message
+        decoded = decode_with(command_adapter, msg.value, "command", self.settings.max_event_bytes)
+        if isinstance(decoded, Rejected):
+            await self.dead_letter(decoded.error, event)
+            return
+        try:
+            await self.command_handler.handle(decoded.value)
+        except CommandRefused as exc:
+            await self.dead_letter(str(exc), event)
+        except Exception as exc:  # noqa: BLE001 - one bad command must not stop the others
+            log.exception("could not carry out a command")
+            await self.dead_letter(f"callvault could not carry out this command: {exc}", event)
+
+    async def _purge(self) -> None:
+        try:
+            report = await self.purger.run_pass()
+        except Exception:  # noqa: BLE001 - the next pass tries again; the journal keeps it whole
+            log.exception("purge pass failed")
+            return
+        if report.deleted or report.failed or report.recovered:
+            log.info(
+                "purge pass: %d deleted, %d kept by legal holds, %d failed, %d finished from the journal",
+                len(report.deleted),
+                len(report.held),
+                len(report.failed),
+                report.recovered,
+            )
 
     async def _wake_due(self) -> None:
         if self._wakes_stale and not self.app.rebalancing and not self.app.in_recovery:

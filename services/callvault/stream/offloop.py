@@ -36,12 +36,15 @@ class S3Runner:
         endpoint: str | None,
         backoff_cap_s: float = 30.0,
         on_error: Callable[[str], None] | None = None,
+        give_up_after: int | None = None,
     ) -> None:
         self.s3 = s3
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="callvault-s3")
         self._endpoint = endpoint
         self._cap = backoff_cap_s
         self._on_error = on_error
+        # None: retry until the store answers (the worker). A number: a person is waiting.
+        self._give_up_after = give_up_after
 
     async def run(
         self, what: str, fn: Callable[..., T], /, *args: Any, on: BaseClient | None = None, **kwargs: Any
@@ -55,6 +58,8 @@ class S3Runner:
                 return await loop.run_in_executor(self._pool, call)
             except (BotoCoreError, ClientError, StorageFault) as exc:
                 attempt += 1
+                if self._give_up_after is not None and attempt >= self._give_up_after:
+                    raise
                 delay = min(self._cap, 0.25 * 2**attempt)
                 log.warning(
                     "%s failed: %s; retrying in %.1fs (attempt %d)",

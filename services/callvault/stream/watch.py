@@ -25,7 +25,8 @@ class TopicWatcher:
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
 
-    async def start(self) -> TopicWatcher:
+    async def start(self, from_end: bool = False) -> TopicWatcher:
+        """From the beginning, or (`from_end`) only what arrives after this call."""
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
         )
@@ -39,7 +40,12 @@ class TopicWatcher:
             await asyncio.sleep(0.1)
         tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
         self._consumer.assign(tps)
-        await self._consumer.seek_to_beginning(*tps)
+        if from_end:
+            await self._consumer.seek_to_end(*tps)
+            for tp in tps:  # resolve the end now, not at the first fetch
+                await self._consumer.position(tp)
+        else:
+            await self._consumer.seek_to_beginning(*tps)
         self._task = asyncio.create_task(self._run())
         return self
 

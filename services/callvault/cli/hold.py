@@ -1,0 +1,165 @@
+"""`callvault hold place|release|list`: legal holds, carried out by the worker.
+
+Place and release write a command to `commands` and, unless told not to, wait
+for the worker's answer: the `legal_hold.*` event that proves it, or the dead
+letter that says why it could not be done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import getpass
+import uuid
+from typing import Any
+
+import typer
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from callvault.cli.config import load_settings
+from callvault.cli.errors import UserError, describe_validation_error
+from callvault.clock import SystemClock
+from callvault.contract.commands import LegalHoldPlace, LegalHoldRelease
+from callvault.contract.fields import format_rfc3339
+from callvault.settings import Settings
+from callvault.storage.client import make_s3_client
+from callvault.storage.errors import describe
+from callvault.storage.holds import load_holds
+from callvault.stream.bus import make_producer
+from callvault.stream.watch import TopicWatcher
+
+app = typer.Typer(help="Legal holds: calls the purger must keep.", no_args_is_help=True)
+
+
+def _requester() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+async def _send_and_wait(
+    settings: Settings, command: LegalHoldPlace | LegalHoldRelease, wait_s: float
+) -> dict[str, Any] | str | None:
+    """The proving event, the dead letter's sentence, or None if neither came in time."""
+    watchers = []
+    if wait_s > 0:
+        watchers = [
+            await TopicWatcher(settings.kafka_bootstrap, settings.lifecycle_topic, "command_id").start(
+                from_end=True
+            ),
+            await TopicWatcher(settings.kafka_bootstrap, settings.deadletter_topic, "type").start(
+                from_end=True
+            ),
+        ]
+    producer = make_producer(settings.kafka_bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            settings.commands_topic, key=command.call_id.encode(), value=command.to_json_bytes()
+        )
+    finally:
+        await producer.stop()
+    if not watchers:
+        return None
+    lifecycle, dead = watchers
+    wanted = str(command.event_id)
+
+    def refused() -> str | None:
+        for letter in dead.records:
+            raw = letter.get("value")
+            if raw and wanted in base64.b64decode(raw).decode("utf-8", "replace"):
+                return str(letter.get("error"))
+        return None
+
+    try:
+        await asyncio.wait_for(
+            _until(lambda: bool(lifecycle.by_key.get(wanted)) or refused() is not None), wait_s
+        )
+    except TimeoutError:
+        return None
+    finally:
+        for watcher in watchers:
+            await watcher.stop()
+    if lifecycle.by_key.get(wanted):
+        return lifecycle.by_key[wanted][0]
+    return refused()
+
+
+async def _until(condition: Any) -> None:
+    while not condition():
+        await asyncio.sleep(0.2)
+
+
+def _submit(command: LegalHoldPlace | LegalHoldRelease, wait_s: float) -> None:
+    settings = load_settings()
+    console = Console()
+    outcome = asyncio.run(_send_and_wait(settings, command, wait_s))
+    verb = "placed" if isinstance(command, LegalHoldPlace) else "released"
+    if isinstance(outcome, dict):
+        console.print(f"legal hold {verb} on call {command.call_id} (tenant {outcome.get('tenant')})")
+    elif isinstance(outcome, str):
+        raise UserError(f"the worker refused the command: {outcome}")
+    elif wait_s > 0:
+        raise UserError(
+            f"the command was sent but no worker answered within {wait_s:.0f}s; "
+            "is `callvault worker` running? It will be carried out when one starts"
+        )
+    else:
+        console.print(f"command sent: legal hold to be {verb} on call {command.call_id}")
+
+
+@app.command("place")
+def place(
+    call_id: str = typer.Argument(..., help="the call to keep"),
+    reason: str = typer.Option(..., "--reason", help="why: the dispute or case it is kept for"),
+    tenant: str = typer.Option(None, help="the call's tenant; needed only if nothing is archived yet"),
+    wait: float = typer.Option(30.0, help="seconds to wait for the worker's answer; 0 = do not wait"),
+) -> None:
+    """Keep a call's recording and metadata past their retention, until released."""
+    command = _command(LegalHoldPlace, call_id=call_id, reason=reason, tenant=tenant)
+    _submit(command, wait)
+
+
+@app.command("release")
+def release(
+    call_id: str = typer.Argument(..., help="the held call"),
+    reason: str = typer.Option("hold lifted", "--reason", help="why the hold ends"),
+    wait: float = typer.Option(30.0, help="seconds to wait for the worker's answer; 0 = do not wait"),
+) -> None:
+    """End a legal hold; a call already past due is deleted in the next purge pass."""
+    command = _command(LegalHoldRelease, call_id=call_id, reason=reason, tenant=None)
+    _submit(command, wait)
+
+
+def _command(kind: type[LegalHoldPlace] | type[LegalHoldRelease], **fields: Any) -> Any:
+    try:
+        return kind(
+            event_id=uuid.uuid4(),
+            requested_by=_requester(),
+            requested_at=SystemClock().now(),
+            **fields,
+        )
+    except ValidationError as exc:
+        raise UserError(describe_validation_error(exc)) from exc
+
+
+@app.command("list")
+def list_holds() -> None:
+    """The calls under a legal hold, with who placed each and why."""
+    settings = load_settings()
+    try:
+        holds = load_holds(make_s3_client(settings, attempts=2), settings.metadata_bucket)
+    except (BotoCoreError, ClientError) as exc:
+        raise UserError(describe(exc, settings.s3_endpoint)) from exc
+    table = Table(title=f"legal holds ({len(holds)})")
+    for column in ("call", "tenant", "since", "placed by", "reason"):
+        table.add_column(column)
+    for record in holds.values():
+        table.add_row(
+            record.call_id, record.tenant, format_rfc3339(record.placed_at), record.placed_by, record.reason
+        )
+    Console().print(table)

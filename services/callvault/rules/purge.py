@@ -1,0 +1,117 @@
+"""What a purge pass at time T deletes: pure decisions, no I/O.
+
+Archived keys are dated by the UTC day of the instant their retention counts
+from (`{tenant}/{YYYY}/{MM}/{DD}/...`). Retention only ever moves an instant
+forward, so a whole year, month or day of keys can be judged from its first and
+last instant: nothing in it is due yet, all of it is due, or some of it is (then
+each object's own due date decides). That is how a pass finds due objects
+without reading the whole store: it walks only the periods that may hold some.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+
+from callvault.rules.retention import RetentionClass, RetentionPolicy
+
+_TICK = timedelta(microseconds=1)
+
+
+class Due(StrEnum):
+    NONE = "none"  # nothing in the period is due at T
+    SOME = "some"  # each object's own due date decides
+    ALL = "all"  # every object in the period is due at T
+
+
+def period_due(
+    first_day: date, last_day: date, retention_class: RetentionClass, policy: RetentionPolicy, as_of: datetime
+) -> Due:
+    """How much of the keys dated `first_day`..`last_day` (UTC, inclusive) is due at `as_of`."""
+    start = datetime.combine(first_day, datetime.min.time(), tzinfo=UTC)
+    end = datetime.combine(last_day + timedelta(days=1), datetime.min.time(), tzinfo=UTC) - _TICK
+    if policy.expires_at(retention_class, start) > as_of:
+        return Due.NONE
+    if policy.expires_at(retention_class, end) <= as_of:
+        return Due.ALL
+    return Due.SOME
+
+
+def year_span(year: int) -> tuple[date, date]:
+    return date(year, 1, 1), date(year, 12, 31)
+
+
+def month_span(year: int, month: int) -> tuple[date, date]:
+    following = date(year + month // 12, month % 12 + 1, 1)
+    return date(year, month, 1), following - timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    """One archived key as the store shows it, with every version the key holds."""
+
+    bucket: str
+    key: str
+    tenant: str
+    call_id: str
+    retention_class: RetentionClass
+    due_at: datetime
+    sha256: str
+    size_bytes: int
+    versions: tuple[str, ...]  # version ids and delete markers; ("null",) in an unversioned bucket
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    call_id: str
+    reason: str
+    placed_at: datetime
+    placed_by: str
+
+
+@dataclass(slots=True)
+class PassPlan:
+    delete: list[StoredObject] = field(default_factory=list)
+    held: list[tuple[StoredObject, Hold]] = field(default_factory=list)
+    not_due: int = 0
+
+
+def plan_pass(objects: Iterable[StoredObject], holds: Mapping[str, Hold], as_of: datetime) -> PassPlan:
+    """Due objects are deleted unless their call is under a legal hold; nothing is ever deleted early."""
+    plan = PassPlan()
+    for obj in objects:
+        if obj.due_at > as_of:
+            plan.not_due += 1
+        elif obj.call_id in holds:
+            plan.held.append((obj, holds[obj.call_id]))
+        else:
+            plan.delete.append(obj)
+    plan.delete.sort(key=lambda o: (o.due_at, o.bucket, o.key))
+    return plan
+
+
+def batches(objects: list[StoredObject], max_keys: int) -> list[list[StoredObject]]:
+    """Objects grouped so that no batch names more than `max_keys` versions (DeleteObjects takes 1,000).
+
+    An object is never split across batches: its proof must follow the removal of all its versions.
+    """
+    out: list[list[StoredObject]] = []
+    current: list[StoredObject] = []
+    count = 0
+    for obj in objects:
+        size = len(obj.versions)
+        if current and count + size > max_keys:
+            out.append(current)
+            current, count = [], 0
+        current.append(obj)
+        count += size
+    if current:
+        out.append(current)
+    return out
+
+
+def lateness_s(due_at: datetime, deleted_at: datetime) -> float:
+    """Seconds past due at deletion; never negative since nothing is deleted before it is due."""
+    return max(0.0, (deleted_at - due_at).total_seconds())

@@ -1,0 +1,167 @@
+"""The purger's reads and deletes. Blocking (boto3): call them off the event loop.
+
+Finding due objects walks the date-prefixed keys from the top: tenants, then
+years, months and days, skipping every period in which nothing can be due yet
+(`callvault.rules.purge.period_due`). A pass therefore lists what is due, what a
+legal hold keeps, and at most the day or two in which objects are falling due
+now; never the whole store. Versions are listed rather than objects, so data
+hidden behind a delete marker is found and erased too.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from botocore.client import BaseClient
+
+from callvault.rules.purge import Due, month_span, period_due, year_span
+from callvault.rules.retention import RetentionClass, RetentionPolicy
+from callvault.storage.archive import EXPIRES_META, SHA_META
+from callvault.storage.errors import is_not_found
+
+DELETE_BATCH = 1000  # the most keys DeleteObjects takes in one request
+
+
+@dataclass(frozen=True, slots=True)
+class DuePeriod:
+    """One day of one tenant's keys that holds due objects (`due` is SOME or ALL)."""
+
+    tenant: str
+    day: date
+    due: Due
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.tenant}/{self.day:%Y/%m/%d}/"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyVersions:
+    key: str
+    versions: tuple[str, ...]  # every version id and delete marker of the key
+    data_version: str | None  # the newest version holding bytes; None when only markers are left
+
+
+@dataclass(frozen=True, slots=True)
+class Described:
+    due_at: datetime
+    sha256: str
+    size_bytes: int
+
+
+def _children(s3: BaseClient, bucket: str, prefix: str) -> list[str]:
+    """The next path segment under `prefix`, from versions too: a marker-hidden key still counts."""
+    names: list[str] = []
+    paginator = s3.get_paginator("list_object_versions")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
+        for common in page.get("CommonPrefixes", ()):
+            names.append(common["Prefix"][len(prefix) :].rstrip("/"))
+    return names
+
+
+def _numbers(names: list[str], width: int) -> list[int]:
+    return sorted(int(n) for n in names if len(n) == width and n.isdigit())
+
+
+def due_periods(
+    s3: BaseClient, bucket: str, retention_class: RetentionClass, policy: RetentionPolicy, as_of: datetime
+) -> Iterator[DuePeriod]:
+    """Every tenant-day of `bucket` in which something is due at `as_of`, oldest first."""
+    for tenant in sorted(_children(s3, bucket, "")):
+        if not tenant or tenant.startswith("_"):  # callvault's own records, not a tenant
+            continue
+        for year in _numbers(_children(s3, bucket, f"{tenant}/"), 4):
+            if period_due(*year_span(year), retention_class, policy, as_of) is Due.NONE:
+                break  # later years are due later still
+            for month in _numbers(_children(s3, bucket, f"{tenant}/{year:04d}/"), 2):
+                if not 1 <= month <= 12:
+                    continue
+                if period_due(*month_span(year, month), retention_class, policy, as_of) is Due.NONE:
+                    break
+                for day_number in _numbers(_children(s3, bucket, f"{tenant}/{year:04d}/{month:02d}/"), 2):
+                    try:
+                        day = date(year, month, day_number)
+                    except ValueError:
+                        continue
+                    due = period_due(day, day, retention_class, policy, as_of)
+                    if due is Due.NONE:
+                        break
+                    yield DuePeriod(tenant, day, due)
+
+
+def all_days(s3: BaseClient, bucket: str) -> Iterator[tuple[str, date]]:
+    """Every tenant-day present in `bucket`: for finding one call's objects, not for purging."""
+    for tenant in sorted(_children(s3, bucket, "")):
+        if not tenant or tenant.startswith("_"):
+            continue
+        for year in _numbers(_children(s3, bucket, f"{tenant}/"), 4):
+            for month in _numbers(_children(s3, bucket, f"{tenant}/{year:04d}/"), 2):
+                for day_number in _numbers(_children(s3, bucket, f"{tenant}/{year:04d}/{month:02d}/"), 2):
+                    try:
+                        yield tenant, date(year, month, day_number)
+                    except ValueError:
+                        continue
+
+
+def list_versions(s3: BaseClient, bucket: str, prefix: str) -> list[KeyVersions]:
+    """Every key under `prefix` with all its versions and delete markers."""
+    versions: dict[str, list[str]] = {}
+    data: dict[str, list[tuple[bool, datetime, str]]] = {}
+    paginator = s3.get_paginator("list_object_versions")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        for entry in page.get("Versions", ()):
+            key, vid = entry["Key"], entry.get("VersionId") or "null"
+            versions.setdefault(key, []).append(vid)
+            data.setdefault(key, []).append((bool(entry.get("IsLatest")), entry["LastModified"], vid))
+        for entry in page.get("DeleteMarkers", ()):
+            versions.setdefault(entry["Key"], []).append(entry.get("VersionId") or "null")
+    return [
+        KeyVersions(key, tuple(vids), max(data[key])[2] if key in data else None)
+        for key, vids in sorted(versions.items())
+    ]
+
+
+def _hex_of_checksum(value: str | None) -> str | None:
+    if not value or "-" in value:  # a multipart composite is not the object's SHA-256
+        return None
+    return base64.b64decode(value).hex()
+
+
+def describe(s3: BaseClient, bucket: str, key: str, version: str) -> Described | None:
+    """When a version is due and what it holds, from its metadata (its tags if it predates that)."""
+    kwargs = {} if version == "null" else {"VersionId": version}
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED", **kwargs)
+    except Exception as exc:
+        if is_not_found(exc):
+            return None
+        raise
+    meta = head.get("Metadata", {})
+    due_text = meta.get(EXPIRES_META)
+    if due_text is None:
+        tags = s3.get_object_tagging(Bucket=bucket, Key=key, **kwargs).get("TagSet", [])
+        due_text = next((t["Value"] for t in tags if t["Key"] == "expires-at"), None)
+    sha = meta.get(SHA_META) or _hex_of_checksum(head.get("ChecksumSHA256"))
+    if due_text is None or sha is None:
+        return None
+    return Described(datetime.fromisoformat(due_text), sha, int(head["ContentLength"]))
+
+
+def delete_versions(s3: BaseClient, bucket: str, targets: list[tuple[str, str]]) -> dict[str, str]:
+    """Remove these (key, version) pairs, 1,000 a request; the keys that failed, with why.
+
+    A version already gone counts as removed. A refusal (an object-lock legal hold
+    callvault did not place, say) is reported for its key and does not stop the rest.
+    """
+    failed: dict[str, str] = {}
+    for start in range(0, len(targets), DELETE_BATCH):
+        chunk = targets[start : start + DELETE_BATCH]
+        objects = [{"Key": k} if v == "null" else {"Key": k, "VersionId": v} for k, v in chunk]
+        response = s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
+        for error in response.get("Errors", []):
+            if error.get("Code") != "NoSuchVersion":
+                failed[error["Key"]] = f"{error.get('Code')}: {error.get('Message')}"
+    return failed

@@ -1,0 +1,114 @@
+"""Carrying out commands from `commands`: legal holds here; subject requests come later.
+
+A hold is recorded in the registry first (that alone stops the purger), then the
+S3 object-lock legal hold is set on every version of the call's objects, then
+`legal_hold.placed` proves it. Each step is idempotent, so a redelivered command
+repeats them and emits the same event id.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from callvault.clock import Clock
+from callvault.contract.commands import Command, LegalHoldPlace, LegalHoldRelease
+from callvault.contract.lifecycle import LifecycleBase
+from callvault.rules import evidence
+from callvault.settings import Settings
+from callvault.storage import holds as registry
+from callvault.storage.layout import parse_archive_key
+from callvault.stream.offloop import S3Runner
+
+log = logging.getLogger("callvault.commands")
+
+Emit = Callable[[Sequence[LifecycleBase]], Awaitable[None]]
+
+
+class CommandRefused(Exception):
+    """A well-formed command that cannot be carried out; its message goes into a dead letter."""
+
+
+class CommandHandler:
+    def __init__(self, settings: Settings, s3: S3Runner, emit: Emit, clock: Clock) -> None:
+        self.settings = settings
+        self.s3 = s3
+        self.emit = emit
+        self.clock = clock
+
+    async def handle(self, command: Command) -> None:
+        if isinstance(command, LegalHoldPlace):
+            await self._place(command)
+        elif isinstance(command, LegalHoldRelease):
+            await self._release(command)
+        else:
+            raise CommandRefused(f"{command.type} is not carried out by this version of callvault yet")
+
+    async def _call_objects(self, call_id: str) -> dict[str, list[tuple[str, str]]]:
+        found = {}
+        for bucket in (self.settings.recordings_bucket, self.settings.metadata_bucket):
+            found[bucket] = await self.s3.run(
+                f"finding the objects of call {call_id}", registry.find_call_versions, bucket, call_id
+            )
+        return found
+
+    @staticmethod
+    def _tenant_of(objects: dict[str, list[tuple[str, str]]]) -> str | None:
+        for targets in objects.values():
+            for key, _ in targets:
+                parsed = parse_archive_key(key)
+                if parsed is not None:
+                    return parsed.tenant
+        return None
+
+    async def _set_locks(self, objects: dict[str, list[tuple[str, str]]], on: bool) -> list[str]:
+        said = []
+        for bucket, targets in objects.items():
+            result = await self.s3.run(
+                f"setting object-lock legal holds in {bucket}",
+                registry.set_object_lock_hold,
+                bucket,
+                targets,
+                on,
+            )
+            said.append(f"{bucket}: {result}")
+        return said
+
+    async def _place(self, command: LegalHoldPlace) -> None:
+        objects = await self._call_objects(command.call_id)
+        tenant = self._tenant_of(objects) or command.tenant
+        if tenant is None:
+            raise CommandRefused(
+                f"call {command.call_id!r} has nothing archived and the command names no tenant; "
+                "to hold a call ahead of its recording, give its tenant"
+            )
+        record = registry.HoldRecord(
+            call_id=command.call_id,
+            tenant=tenant,
+            reason=command.reason,
+            placed_by=command.requested_by,
+            placed_at=command.requested_at,
+            command_id=str(command.event_id),
+        )
+        meta = self.settings.metadata_bucket
+        await self.s3.run(f"recording the hold on {command.call_id}", registry.put_hold, meta, record)
+        locks = await self._set_locks(objects, on=True)
+        log.info("legal hold placed on call %s (%s)", command.call_id, "; ".join(locks))
+        await self.emit([evidence.legal_hold_event(command, tenant, self.clock.now())])
+
+    async def _release(self, command: LegalHoldRelease) -> None:
+        meta = self.settings.metadata_bucket
+        record = await self.s3.run("reading the hold", registry.get_hold, meta, command.call_id)
+        objects = await self._call_objects(command.call_id)
+        tenant = (record.tenant if record else None) or self._tenant_of(objects) or command.tenant
+        if tenant is None:
+            raise CommandRefused(
+                f"call {command.call_id!r} is not under a legal hold and has nothing archived"
+            )
+        # Locks first, registry last: until the registry entry goes, the purger keeps away.
+        locks = await self._set_locks(objects, on=False)
+        await self.s3.run(
+            f"removing the hold on {command.call_id}", registry.remove_hold, meta, command.call_id
+        )
+        log.info("legal hold released on call %s (%s)", command.call_id, "; ".join(locks))
+        await self.emit([evidence.legal_hold_event(command, tenant, self.clock.now())])

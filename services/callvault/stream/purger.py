@@ -1,0 +1,210 @@
+"""One purge pass: find what is due, delete every version of it, prove each deletion.
+
+The decisions are `callvault.rules.purge`'s; this module does the I/O they
+imply, in an order that survives a kill at any point:
+
+1. finish what an earlier, interrupted pass journaled;
+2. per due tenant-day: list versions, read each object's due date and hash
+   (cached across passes), ask the rules what to delete;
+3. per batch of at most `purge_batch_keys` versions: re-read the holds (one
+   placed a moment ago wins), journal the batch, DeleteObjects, emit the proofs,
+   clear the journal entry.
+
+The worker runs it on its leader only; `callvault purge` runs it from the command
+line. A dry run stops after step 2 and deletes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from callvault.clock import Clock
+from callvault.contract.lifecycle import DeletionReason, LifecycleBase
+from callvault.rules import evidence
+from callvault.rules.purge import Hold, StoredObject, batches, plan_pass
+from callvault.rules.retention import RetentionClass
+from callvault.settings import Settings
+from callvault.storage import holds as registry
+from callvault.storage import inventory
+from callvault.storage import journal as purge_journal
+from callvault.storage.layout import parse_archive_key
+from callvault.stream.offloop import S3Runner
+
+log = logging.getLogger("callvault.purger")
+
+Emit = Callable[[Sequence[LifecycleBase]], Awaitable[None]]
+REASON: DeletionReason = "retention_elapsed"
+
+
+@dataclass
+class PassReport:
+    as_of: datetime
+    dry_run: bool
+    deleted: list[StoredObject] = field(default_factory=list)  # or, in a dry run, would be
+    held: list[tuple[StoredObject, Hold]] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # key -> what the store said
+    not_due: int = 0
+    skipped: list[str] = field(default_factory=list)  # keys callvault cannot date or did not write
+    markers_removed: int = 0
+    recovered: int = 0  # objects of an interrupted pass proven in this one
+    days_listed: int = 0
+
+
+class Purger:
+    def __init__(self, settings: Settings, s3: S3Runner, emit: Emit, clock: Clock) -> None:
+        self.settings = settings
+        self.s3 = s3
+        self.emit = emit
+        self.clock = clock
+        self.policy = settings.retention
+        self._described: dict[tuple[str, str, str], inventory.Described | None] = {}
+
+    @property
+    def buckets(self) -> list[tuple[RetentionClass, str]]:
+        return [
+            (RetentionClass.RECORDING, self.settings.recordings_bucket),
+            (RetentionClass.METADATA, self.settings.metadata_bucket),
+        ]
+
+    async def run_pass(self, *, dry_run: bool = False, as_of: datetime | None = None) -> PassReport:
+        """A pass at `as_of`; only a dry run may look at another instant than now."""
+        if as_of is not None and not dry_run:
+            raise ValueError("a pass deletes as of now; another instant is only for a dry run")
+        report = PassReport(as_of=as_of or self.clock.now(), dry_run=dry_run)
+        if not dry_run:
+            report.recovered = await self._finish_journal()
+        records = await self.s3.run("reading legal holds", registry.load_holds, self.settings.metadata_bucket)
+        holds = {call_id: record.as_hold() for call_id, record in records.items()}
+        seen: set[tuple[str, str, str]] = set()
+        for retention_class, bucket in self.buckets:
+            periods = await self.s3.run(
+                f"finding due days in {bucket}",
+                lambda s3, b=bucket, c=retention_class: list(
+                    inventory.due_periods(s3, b, c, self.policy, report.as_of)
+                ),
+            )
+            for period in periods:
+                report.days_listed += 1
+                objects = await self._objects(bucket, retention_class, period.prefix, report, seen)
+                plan = plan_pass(objects, holds, report.as_of)
+                report.not_due += plan.not_due
+                report.held.extend(plan.held)
+                if dry_run:
+                    report.deleted.extend(plan.delete)
+                    continue
+                for batch in batches(plan.delete, self.settings.purge_batch_keys):
+                    await self._delete_batch(bucket, batch, report)
+        gone = {(obj.bucket, obj.key) for obj in report.deleted} if not dry_run else set()
+        self._described = {k: v for k, v in self._described.items() if k in seen and k[:2] not in gone}
+        return report
+
+    async def _objects(
+        self,
+        bucket: str,
+        retention_class: RetentionClass,
+        prefix: str,
+        report: PassReport,
+        seen: set[tuple[str, str, str]],
+    ) -> list[StoredObject]:
+        keys = await self.s3.run(f"listing s3://{bucket}/{prefix}", inventory.list_versions, bucket, prefix)
+        markers_only = [k for k in keys if k.data_version is None]
+        if markers_only and not report.dry_run:
+            # Delete markers with nothing under them: the data is already gone; tidy the key.
+            targets = [(k.key, v) for k in markers_only for v in k.versions]
+            await self.s3.run(
+                f"removing bare delete markers in {bucket}", inventory.delete_versions, bucket, targets
+            )
+            report.markers_removed += len(targets)
+        with_data = [k for k in keys if k.data_version is not None]
+        described = await asyncio.gather(*(self._describe(bucket, k, seen) for k in with_data))
+        objects = []
+        for entry, info in zip(with_data, described, strict=True):
+            parsed = parse_archive_key(entry.key)
+            if parsed is None or info is None:
+                report.skipped.append(f"s3://{bucket}/{entry.key}")
+                continue
+            objects.append(
+                StoredObject(
+                    bucket=bucket,
+                    key=entry.key,
+                    tenant=parsed.tenant,
+                    call_id=parsed.call_id,
+                    retention_class=retention_class,
+                    due_at=info.due_at,
+                    sha256=info.sha256,
+                    size_bytes=info.size_bytes,
+                    versions=entry.versions,
+                )
+            )
+        return objects
+
+    async def _describe(
+        self, bucket: str, entry: inventory.KeyVersions, seen: set[tuple[str, str, str]]
+    ) -> inventory.Described | None:
+        assert entry.data_version is not None
+        cache_key = (bucket, entry.key, entry.data_version)
+        seen.add(cache_key)
+        if cache_key not in self._described:
+            self._described[cache_key] = await self.s3.run(
+                f"reading s3://{bucket}/{entry.key}",
+                inventory.describe,
+                bucket,
+                entry.key,
+                entry.data_version,
+            )
+        return self._described[cache_key]
+
+    async def _delete_batch(self, bucket: str, batch: list[StoredObject], report: PassReport) -> None:
+        held_now = await self.s3.run(
+            "reading legal holds", registry.held_call_ids, self.settings.metadata_bucket
+        )
+        batch = [obj for obj in batch if obj.call_id not in held_now]
+        if not batch:
+            return
+        entry = purge_journal.JournalEntry(
+            batch_id=str(uuid.uuid4()), written_at=self.clock.now(), reason=REASON, objects=batch
+        )
+        meta = self.settings.metadata_bucket
+        await self.s3.run("writing the purge journal", purge_journal.write_entry, meta, entry)
+        targets = [(obj.key, version) for obj in batch for version in obj.versions]
+        failed = await self.s3.run(
+            f"deleting {len(batch)} objects in {bucket}", inventory.delete_versions, bucket, targets
+        )
+        deleted_at = self.clock.now()
+        done = [obj for obj in batch if obj.key not in failed]
+        await self.emit([evidence.object_deleted(obj, deleted_at, REASON) for obj in done])
+        await self.s3.run("clearing the purge journal", purge_journal.clear_entry, meta, entry.batch_id)
+        report.deleted.extend(done)
+        report.failed.update({f"s3://{bucket}/{key}": why for key, why in failed.items()})
+        for key, why in failed.items():
+            log.warning("could not delete s3://%s/%s: %s; it stays until a later pass can", bucket, key, why)
+
+    async def _finish_journal(self) -> int:
+        """Complete the batches an interrupted pass journaled: delete what is left, then prove it."""
+        meta = self.settings.metadata_bucket
+        entries = await self.s3.run("reading the purge journal", purge_journal.pending_entries, meta)
+        proven = 0
+        for entry in entries:
+            by_bucket: dict[str, list[tuple[str, str]]] = {}
+            for obj in entry.objects:
+                by_bucket.setdefault(obj.bucket, []).extend((obj.key, v) for v in obj.versions)
+            failed: dict[str, str] = {}
+            for bucket, targets in by_bucket.items():
+                failed.update(
+                    await self.s3.run(
+                        "finishing a journaled batch", inventory.delete_versions, bucket, targets
+                    )
+                )
+            # Deleted at some instant up to now: claiming now can only overstate lateness.
+            deleted_at = self.clock.now()
+            done = [obj for obj in entry.objects if obj.key not in failed]
+            await self.emit([evidence.object_deleted(obj, deleted_at, REASON) for obj in done])
+            await self.s3.run("clearing the purge journal", purge_journal.clear_entry, meta, entry.batch_id)
+            proven += len(done)
+            log.info("finished an interrupted purge batch: %d objects proven deleted", len(done))
+        return proven
