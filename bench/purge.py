@@ -95,7 +95,9 @@ async def throughput(settings: Settings, objects: int) -> dict[str, object]:
 
 async def lateness(settings: Settings, objects: int, window_s: float, seeding_s: float) -> dict[str, object]:
     worker = spawn_worker(settings, "bench-purge-worker")
-    watcher = await TopicWatcher(settings.kafka_bootstrap, settings.lifecycle_topic, "type").start(from_end=True)
+    watcher = await TopicWatcher(settings.kafka_bootstrap, settings.lifecycle_topic, "type").start(
+        from_end=True
+    )
     try:
         s3 = make_s3_client(settings, pool=32)
         # The first object falls due once planting (timed in part 1) is surely over.
@@ -107,9 +109,13 @@ async def lateness(settings: Settings, objects: int, window_s: float, seeding_s:
         assert planted_at < first_due, "planting outlasted the lead time; rerun with fewer objects"
 
         def done(w: TopicWatcher) -> bool:
-            return len([r for r in w.by_key.get("recording.deleted", []) if r["tenant"] == "falling"]) >= objects
+            return (
+                len([r for r in w.by_key.get("recording.deleted", []) if r["tenant"] == "falling"]) >= objects
+            )
 
-        timeout = (first_due - datetime.now(UTC)).total_seconds() + window_s + 10 * settings.purge_interval_s + 120
+        timeout = (
+            (first_due - datetime.now(UTC)).total_seconds() + window_s + 10 * settings.purge_interval_s + 120
+        )
         await watcher.wait_for(done, timeout, f"{objects} deletions")
         proofs = [r for r in watcher.by_key["recording.deleted"] if r["tenant"] == "falling"]
         late = [float(r["lateness_s"]) for r in proofs]
