@@ -176,5 +176,6 @@ if __name__ == "__main__":
     late = punctual["lateness_s"]
     print(
         f"lateness    {punctual['proofs']} objects falling due over {punctual['window_s']}s, "
-        f"purge interval {punctual['interval_s']}s: p50 {late['p50']}s, p99 {late['p99']}s, max {late['max']}s"
+        f"purge interval {punctual['interval_s']}s: "
+        f"p50 {late['p50']}s, p99 {late['p99']}s, max {late['max']}s"
     )
