@@ -42,6 +42,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/purge.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

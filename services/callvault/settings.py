@@ -62,6 +62,9 @@ class Settings(BaseSettings):
         "P1D", description="how long a decided call's state stays to absorb late duplicates"
     )
     purge_interval_s: float = Field(10.0, gt=0, description="how often the leader runs a purge pass")
+    purge_rescan_s: float = Field(
+        60.0, gt=0, description="how often a pass lists the store; passes in between use the last listing"
+    )
     purge_batch_keys: int = Field(
         1000, ge=1, le=1000, description="versions deleted per DeleteObjects request and journal entry"
     )

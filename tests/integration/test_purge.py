@@ -41,6 +41,7 @@ def purge_settings(servers: Servers) -> Settings:
         recording_retention=f"PT{RETENTION_S}S",
         metadata_retention="PT1H",
         purge_interval_s=INTERVAL_S,
+        purge_rescan_s=INTERVAL_S,  # archives arrive seconds before they are due: look every pass
     )
     prepare(settings)
     return settings
@@ -120,7 +121,7 @@ async def test_a_held_recording_outlives_its_date_and_goes_after_release(
         assert proof["lateness_s"] > 0, "late by the hold, and the proof says so"
 
 
-async def test_a_hold_on_a_call_with_nothing_archived_needs_its_tenant(
+async def test_a_call_held_ahead_of_its_recording_needs_its_tenant_and_is_locked_on_arrival(
     purge_settings: Settings, purge_worker: ChildProcess
 ) -> None:
     env = settings_env(purge_settings)
@@ -129,10 +130,25 @@ async def test_a_hold_on_a_call_with_nothing_archived_needs_its_tenant(
     )
     assert refused.returncode == 2
     assert "nothing archived" in refused.stderr and "Traceback" not in refused.stderr
-    ahead = await asyncio.to_thread(
-        run_callvault, "hold", "place", "never-seen-1", "--reason", "x", "--tenant", "acme", env=env
-    )
-    assert ahead.returncode == 0, ahead.stderr
+    async with Bus(purge_settings) as bus:
+        call = _recording_now(bus)
+        ahead = await asyncio.to_thread(
+            run_callvault, "hold", "place", call.call_id, "--reason", "x", "--tenant", "acme", env=env
+        )
+        assert ahead.returncode == 0, ahead.stderr
+        await bus.send_call(call)
+        await bus.wait_types(call.call_id, "recording.archived", "metadata.archived", timeout=30)
+        for bucket, key in (
+            (
+                purge_settings.recordings_bucket,
+                recording_key(call.tenant, call.call_id, call.recording_start, "wav"),
+            ),
+            (purge_settings.metadata_bucket, metadata_key(call.tenant, call.call_id, call.start)),
+        ):
+            lock = bus.s3.get_object_legal_hold(Bucket=bucket, Key=key)
+            assert lock["LegalHold"]["Status"] == "ON", f"{key} archived under the hold, locked at once"
+        released = await asyncio.to_thread(run_callvault, "hold", "release", call.call_id, env=env)
+        assert released.returncode == 0, released.stderr
 
 
 def _purger(settings: Settings, emitted: list[LifecycleBase]) -> tuple[Purger, S3Runner]:
@@ -171,8 +187,8 @@ async def test_an_interrupted_batch_is_finished_and_proven_once(servers: Servers
     s3 = make_s3_client(settings)
     now = datetime.now(UTC)
     planted = plant(s3, settings, [now - timedelta(seconds=30 + i) for i in range(40)], tenant="journal")
-    periods = list(inventory.due_periods(s3, settings.recordings_bucket, RetentionClass.RECORDING,
-                                         settings.retention, now))  # fmt: skip
+    periods = (inventory.due_periods(s3, settings.recordings_bucket, RetentionClass.RECORDING,
+                                         settings.retention, now)).periods  # fmt: skip
     listed = [k for p in periods for k in inventory.list_versions(s3, settings.recordings_bucket, p.prefix)]
     half = listed[:20]
     journaled = [
@@ -210,3 +226,72 @@ async def test_an_interrupted_batch_is_finished_and_proven_once(servers: Servers
     assert not purge_journal.pending_entries(s3, settings.metadata_bucket)
     leftovers = s3.list_object_versions(Bucket=settings.recordings_bucket, Prefix="journal/")
     assert not leftovers.get("Versions") and not leftovers.get("DeleteMarkers")
+
+
+async def test_a_worker_killed_mid_pass_loses_nothing_and_duplicates_nothing(servers: Servers) -> None:
+    settings = make_settings(
+        servers, "k" + secrets.token_hex(3), recording_retention="PT60S",
+        purge_interval_s=INTERVAL_S, purge_rescan_s=INTERVAL_S, purge_batch_keys=50,
+    )  # fmt: skip
+    await prepare_async(settings)
+    s3 = make_s3_client(settings)
+    now = datetime.now(UTC)
+    starts = [now - timedelta(seconds=120, milliseconds=i) for i in range(2000)]
+    planted = await asyncio.to_thread(plant, s3, settings, starts, tenant="killed")
+
+    def proofs(bus: Bus) -> list[dict[str, object]]:
+        return [r for r in bus.lifecycle.records if r.get("type") == "recording.deleted"]
+
+    async with Bus(settings) as bus:
+        first = spawn_worker(settings, "worker-purge-killed")
+        try:
+            await bus.lifecycle.wait_for(lambda w: bool(proofs(bus)), 90, "a first deletion proof")
+            first.kill()
+        finally:
+            first.stop()
+        at_kill = {p["object"]["key"] for p in proofs(bus)}  # type: ignore[index]
+        assert len(at_kill) < len(planted), "the kill came after the pass; nothing was interrupted"
+
+        second = spawn_worker(settings, "worker-purge-restarted")
+        try:
+            wanted = {p.key for p in planted}
+            await bus.lifecycle.wait_for(
+                lambda w: {p["object"]["key"] for p in proofs(bus)} >= wanted,
+                120,
+                "every deletion proven",  # type: ignore[index]
+            )
+            await bus.settle(3 * INTERVAL_S)
+        finally:
+            second.stop()
+    ids_by_key: dict[str, set[str]] = {}
+    for proof in proofs(bus):
+        ids_by_key.setdefault(proof["object"]["key"], set()).add(str(proof["event_id"]))  # type: ignore[index]
+    assert set(ids_by_key) == wanted, "a proof for every object, and only for them"
+    assert all(len(ids) == 1 for ids in ids_by_key.values()), "never two different proofs of one deletion"
+    left = s3.list_object_versions(Bucket=settings.recordings_bucket, Prefix="killed/", MaxKeys=5)
+    assert not left.get("Versions") and not left.get("DeleteMarkers"), "every version gone"
+    assert not purge_journal.pending_entries(s3, settings.metadata_bucket), "nothing left half done"
+
+
+async def test_a_version_written_after_the_listing_is_deleted_too(servers: Servers) -> None:
+    """Passes between scans work from the last listing; what changed since is looked at again."""
+    settings = make_settings(servers, "v" + secrets.token_hex(3), recording_retention="PT3S")
+    await prepare_async(settings)
+    s3 = make_s3_client(settings)
+    [item] = plant(s3, settings, [datetime.now(UTC) - timedelta(seconds=1)], tenant="versions")
+    emitted: list[LifecycleBase] = []
+    purger, runner = _purger(settings, emitted)
+    try:
+        first = await purger.run_pass()  # lists the object, not yet due
+        assert first.scanned and not first.deleted and first.not_due == 1
+        plant(s3, settings, [datetime.now(UTC) - timedelta(seconds=1)], tenant="versions")  # a 2nd version
+        s3.delete_object(Bucket=item.bucket, Key=item.key)  # and a delete marker on top
+        await asyncio.sleep(max(0.0, (item.due_at - datetime.now(UTC)).total_seconds()) + 0.1)
+        second = await purger.run_pass()
+    finally:
+        runner.close()
+    assert not second.scanned, "worked from the first listing"
+    assert [obj.key for obj in second.deleted] == [item.key]
+    assert second.deleted[0].versions and len(second.deleted[0].versions) == 3
+    left = s3.list_object_versions(Bucket=item.bucket, Prefix=item.key)
+    assert not left.get("Versions") and not left.get("DeleteMarkers")

@@ -9,7 +9,6 @@ ahead of its date.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from datetime import datetime
 
 import typer
@@ -20,15 +19,9 @@ from rich.table import Table
 
 from callvault.cli.config import load_settings
 from callvault.cli.errors import UserError
-from callvault.clock import SystemClock
 from callvault.contract.fields import Timestamp, format_rfc3339
-from callvault.contract.lifecycle import LifecycleBase
-from callvault.settings import Settings
-from callvault.storage.client import make_s3_client
 from callvault.storage.errors import describe
-from callvault.stream.bus import make_producer
-from callvault.stream.offloop import S3Runner
-from callvault.stream.purger import PassReport, Purger
+from callvault.stream.purger import standalone_pass
 
 _instant: TypeAdapter[datetime] = TypeAdapter(Timestamp)
 
@@ -39,31 +32,6 @@ def _parse_as_of(text: str) -> datetime:
     except ValidationError as exc:
         msg = str(exc.errors(include_url=False)[0].get("msg", "")).removeprefix("Value error, ")
         raise UserError(f"--as-of: {msg}") from exc
-
-
-async def _run(settings: Settings, dry_run: bool, as_of: datetime | None) -> PassReport:
-    # No retry-forever here: a person is waiting, so a store that does not answer is an error.
-    s3 = S3Runner(make_s3_client(settings, attempts=2), max_workers=settings.s3_max_concurrency,
-                  endpoint=settings.s3_endpoint, give_up_after=3)  # fmt: skip
-    producer = None
-    if not dry_run:
-        producer = make_producer(settings.kafka_bootstrap)
-        await producer.start()
-
-    async def emit(events: Sequence[LifecycleBase]) -> None:
-        assert producer is not None
-        sent = [
-            await producer.send(settings.lifecycle_topic, key=e.call_id.encode(), value=e.to_json_bytes())
-            for e in events
-        ]
-        await asyncio.gather(*sent)
-
-    try:
-        return await Purger(settings, s3, emit, SystemClock()).run_pass(dry_run=dry_run, as_of=as_of)
-    finally:
-        s3.close()
-        if producer is not None:
-            await producer.stop()
 
 
 def _table(title: str, rows: list[tuple[str, ...]], columns: tuple[str, ...], limit: int) -> Table:
@@ -92,7 +60,7 @@ def purge(
     console = Console()
     try:
         with console.status("purging…" if not dry_run else "looking for due objects…"):
-            report = asyncio.run(_run(settings, dry_run, when))
+            report = asyncio.run(standalone_pass(settings, dry_run=dry_run, as_of=when))
     except (BotoCoreError, ClientError) as exc:
         raise UserError(describe(exc, settings.s3_endpoint)) from exc
     verb = "would delete" if dry_run else "deleted"

@@ -13,11 +13,13 @@ import asyncio
 import json
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 
 from rich.console import Console
 from rich.table import Table
 
+from callvault.clock import SystemClock
 from callvault.embedded.processes import ChildProcess
 from callvault.embedded.stack import EmbeddedStack
 from callvault.embedded.worker_process import start_worker_process
@@ -26,6 +28,7 @@ from callvault.simulation.plan import SimulatedCall, TrafficOptions
 from callvault.storage.bootstrap import init_storage
 from callvault.storage.client import make_s3_client
 from callvault.stream.bus import ensure_callvault_topics, make_producer
+from callvault.stream.purger import standalone_pass
 from callvault.stream.watch import TopicWatcher
 
 OUTCOME_TYPES = {"recording.archived", "recording.rejected"}
@@ -45,6 +48,7 @@ class DemoResult:
     dead_letters: int
     bucket_counts: dict[str, int]
     seconds: float
+    purges: list[tuple[str, int, int, int]] = field(default_factory=list)  # when, recordings, metadata, held
 
     @property
     def mismatches(self) -> list[tuple[str, str, str]]:
@@ -62,6 +66,23 @@ def _outcome(events: list[dict[str, object]]) -> str | None:
         if event.get("type") == "recording.rejected":
             return str(event.get("reason"))
     return None
+
+
+async def _purges(settings: Settings) -> list[tuple[str, int, int, int]]:
+    """A real pass now (nothing is due yet: calls older than a month were never archived),
+    then dry runs at the dates when this traffic's recordings and then its metadata fall due."""
+    now = SystemClock().now()
+    runs = [
+        ("a pass now", None),
+        ("dry run in 33 days", now + timedelta(days=33)),
+        ("dry run in 7 months", now + timedelta(days=214)),
+    ]
+    rows = []
+    for label, as_of in runs:
+        report = await standalone_pass(settings, dry_run=as_of is not None, as_of=as_of)
+        kinds = Counter(obj.retention_class.value for obj in report.deleted)
+        rows.append((label, kinds["recording"], kinds["metadata"], len(report.held)))
+    return rows
 
 
 def _count_objects(settings: Settings) -> dict[str, int]:
@@ -139,7 +160,6 @@ def run_demo(console: Console, calls: int = 300, timeout: float = 90.0) -> DemoR
         env = {**stack.env(), "CALLVAULT_DISCLOSURE_GRACE": grace}
         worker = start_worker_process(env, stack.run_dir / "worker.log")
         try:
-            from callvault.clock import SystemClock
             from callvault.simulation.plan import plan_traffic
 
             opts = TrafficOptions(
@@ -150,9 +170,10 @@ def run_demo(console: Console, calls: int = 300, timeout: float = 90.0) -> DemoR
             plan = plan_traffic(opts, SystemClock().now(), settings.retention)
             observed, dead = asyncio.run(_drive(settings, plan, console, timeout, worker))
             counts = _count_objects(settings)
+            purges = asyncio.run(_purges(settings))
         finally:
             worker.stop()
-    return DemoResult(plan, observed, dead, counts, time.monotonic() - began)
+    return DemoResult(plan, observed, dead, counts, time.monotonic() - began, purges)
 
 
 def summary_tables(result: DemoResult) -> list[Table]:
@@ -170,4 +191,9 @@ def summary_tables(result: DemoResult) -> list[Table]:
     for bucket, n in result.bucket_counts.items():
         buckets.add_row(bucket, str(n))
     buckets.add_row("dead letters (topic)", str(result.dead_letters))
-    return [outcomes, buckets]
+    purge = Table(title="purge (deleted now / would delete later, every version, with proof)")
+    for column in ("pass", "recordings", "metadata", "kept by holds"):
+        purge.add_column(column, justify="left" if column == "pass" else "right")
+    for row in result.purges:
+        purge.add_row(row[0], *(str(n) for n in row[1:]))
+    return [outcomes, buckets, purge]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from botocore.client import BaseClient
 
@@ -66,30 +66,53 @@ def _numbers(names: list[str], width: int) -> list[int]:
     return sorted(int(n) for n in names if len(n) == width and n.isdigit())
 
 
+@dataclass
+class DueWalk:
+    """What a walk found: the due tenant-days, and when the next not-yet-due one starts falling due."""
+
+    periods: list[DuePeriod]
+    next_change: datetime | None = None
+
+    def _note(self, first_day: date, retention_class: RetentionClass, policy: RetentionPolicy) -> None:
+        start = datetime.combine(first_day, datetime.min.time(), tzinfo=UTC)
+        when = policy.expires_at(retention_class, start)
+        if self.next_change is None or when < self.next_change:
+            self.next_change = when
+
+
 def due_periods(
     s3: BaseClient, bucket: str, retention_class: RetentionClass, policy: RetentionPolicy, as_of: datetime
-) -> Iterator[DuePeriod]:
+) -> DueWalk:
     """Every tenant-day of `bucket` in which something is due at `as_of`, oldest first."""
+    walk = DueWalk([])
+
+    def judge(first: date, last: date) -> Due:
+        due = period_due(first, last, retention_class, policy, as_of)
+        if due is Due.NONE:
+            walk._note(first, retention_class, policy)  # noqa: SLF001 - its own helper
+        return due
+
     for tenant in sorted(_children(s3, bucket, "")):
         if not tenant or tenant.startswith("_"):  # callvault's own records, not a tenant
             continue
         for year in _numbers(_children(s3, bucket, f"{tenant}/"), 4):
-            if period_due(*year_span(year), retention_class, policy, as_of) is Due.NONE:
+            if judge(*year_span(year)) is Due.NONE:
                 break  # later years are due later still
             for month in _numbers(_children(s3, bucket, f"{tenant}/{year:04d}/"), 2):
                 if not 1 <= month <= 12:
                     continue
-                if period_due(*month_span(year, month), retention_class, policy, as_of) is Due.NONE:
+                if judge(*month_span(year, month)) is Due.NONE:
                     break
                 for day_number in _numbers(_children(s3, bucket, f"{tenant}/{year:04d}/{month:02d}/"), 2):
                     try:
                         day = date(year, month, day_number)
                     except ValueError:
                         continue
-                    due = period_due(day, day, retention_class, policy, as_of)
+                    due = judge(day, day)
                     if due is Due.NONE:
                         break
-                    yield DuePeriod(tenant, day, due)
+                    walk.periods.append(DuePeriod(tenant, day, due))
+    return walk
 
 
 def all_days(s3: BaseClient, bucket: str) -> Iterator[tuple[str, date]]:
@@ -122,6 +145,16 @@ def list_versions(s3: BaseClient, bucket: str, prefix: str) -> list[KeyVersions]
         KeyVersions(key, tuple(vids), max(data[key])[2] if key in data else None)
         for key, vids in sorted(versions.items())
     ]
+
+
+def current_version(s3: BaseClient, bucket: str, key: str) -> str | None:
+    """The id of the key's current version; None when it is gone or hidden by a delete marker."""
+    try:
+        return s3.head_object(Bucket=bucket, Key=key).get("VersionId") or "null"
+    except Exception as exc:
+        if is_not_found(exc):
+            return None
+        raise
 
 
 def _hex_of_checksum(value: str | None) -> str | None:

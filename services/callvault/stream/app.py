@@ -25,6 +25,7 @@ from callvault.contract.decoding import Rejected, decode_call_event, decode_with
 from callvault.rules.call_state import TenantConflict
 from callvault.settings import Settings
 from callvault.storage.client import make_s3_client, make_staging_s3_client
+from callvault.storage.holds import held_call_ids
 from callvault.stream.commands import CommandHandler, CommandRefused
 from callvault.stream.messages import CallMessage, to_fact
 from callvault.stream.offloop import S3Runner
@@ -34,6 +35,7 @@ from callvault.stream.purger import Purger
 log = logging.getLogger("callvault.worker")
 
 STATE_TABLE = "call-state"
+HOLDS_REFRESH_S = 5.0  # how often each worker rereads the held calls (one listing)
 
 
 def broker_urls(bootstrap: str) -> list[str]:
@@ -89,8 +91,22 @@ class Worker:
         self.processor = CallProcessor(
             settings, self.table, self.s3, self.emit, self.clock, staging_s3=staging
         )
-        self.purger = Purger(settings, self.s3, self.emit, self.clock)
-        self.command_handler = CommandHandler(settings, self.s3, self.emit, self.clock)
+        # Its own pool: a pass with thousands of HEADs and deletes must not queue
+        # ahead of the archiving work of live calls.
+        purge_threads = max(2, settings.s3_max_concurrency // 2)
+        self.purger = Purger(
+            settings,
+            S3Runner(
+                make_s3_client(settings, pool=purge_threads),
+                max_workers=purge_threads,
+                endpoint=settings.s3_endpoint,
+            ),
+            self.emit,
+            self.clock,
+        )
+        self.command_handler = CommandHandler(
+            settings, self.s3, self.emit, self.clock, on_hold=self._hold_changed
+        )
         self._pseudonym_key = settings.pseudonym_key.get_secret_value().encode()
         self._archive_buckets = frozenset(
             {settings.recordings_bucket, settings.metadata_bucket, settings.audit_bucket}
@@ -148,6 +164,15 @@ class Worker:
         async def wake_due_calls() -> None:
             await self._wake_due()
 
+        @app.timer(HOLDS_REFRESH_S, on_leader=False)
+        async def refresh_holds() -> None:
+            try:
+                self.processor.held_calls = await self.s3.run(
+                    "reading legal holds", held_call_ids, self.settings.metadata_bucket
+                )
+            except Exception:  # noqa: BLE001 - the purger rereads holds itself; this is the extra wall
+                log.exception("could not refresh the legal holds")
+
         @app.agent(self.commands, name="commands")
         async def commands(stream: faust.StreamT) -> None:
             async for event in stream.events():
@@ -198,6 +223,12 @@ class Worker:
         except Exception as exc:  # noqa: BLE001 - one bad call must not stop the others
             log.exception("could not process a message of call %r", msg.key)
             await self.dead_letter(f"callvault could not process this message: {exc}", event)
+
+    def _hold_changed(self, call_id: str, held: bool) -> None:
+        if held:
+            self.processor.held_calls.add(call_id)
+        else:
+            self.processor.held_calls.discard(call_id)
 
     async def _command(self, event: EventT) -> None:
         msg = event.message

@@ -30,8 +30,17 @@ class CommandRefused(Exception):
 
 
 class CommandHandler:
-    def __init__(self, settings: Settings, s3: S3Runner, emit: Emit, clock: Clock) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        s3: S3Runner,
+        emit: Emit,
+        clock: Clock,
+        on_hold: Callable[[str, bool], None] = lambda call_id, held: None,
+    ) -> None:
         self.settings = settings
+        # Tells this worker's archiver at once; other workers reread the registry.
+        self.on_hold = on_hold
         self.s3 = s3
         self.emit = emit
         self.clock = clock
@@ -92,6 +101,7 @@ class CommandHandler:
         )
         meta = self.settings.metadata_bucket
         await self.s3.run(f"recording the hold on {command.call_id}", registry.put_hold, meta, record)
+        self.on_hold(command.call_id, True)
         locks = await self._set_locks(objects, on=True)
         log.info("legal hold placed on call %s (%s)", command.call_id, "; ".join(locks))
         await self.emit([evidence.legal_hold_event(command, tenant, self.clock.now())])
@@ -106,6 +116,7 @@ class CommandHandler:
                 f"call {command.call_id!r} is not under a legal hold and has nothing archived"
             )
         # Locks first, registry last: until the registry entry goes, the purger keeps away.
+        self.on_hold(command.call_id, False)
         locks = await self._set_locks(objects, on=False)
         await self.s3.run(
             f"removing the hold on {command.call_id}", registry.remove_hold, meta, command.call_id

@@ -17,7 +17,7 @@ from typing import Any
 from botocore.client import BaseClient
 
 from callvault.clock import Clock
-from callvault.contract.lifecycle import LifecycleBase
+from callvault.contract.lifecycle import LifecycleBase, ObjectRef
 from callvault.rules import evidence
 from callvault.rules.call_state import (
     Archive,
@@ -37,6 +37,7 @@ from callvault.rules.metadata_doc import canonical_bytes, metadata_document, sha
 from callvault.rules.retention import RetentionClass
 from callvault.settings import Settings
 from callvault.storage import archive as s3ops
+from callvault.storage.holds import set_object_lock_hold
 from callvault.storage.layout import lifecycle_tags, metadata_key, recording_key
 from callvault.stream.messages import CallMessage
 from callvault.stream.offloop import S3Runner
@@ -70,6 +71,9 @@ class CallProcessor:
         self.ttl = _ttl(settings.settled_state_ttl)
         # call key -> next wake-up; rebuilt from the table after a rebalance.
         self.wakes: dict[bytes, datetime] = {}
+        # Calls under a legal hold, refreshed by the worker from the registry: what is
+        # archived for them gets the S3 object-lock hold at once.
+        self.held_calls: set[str] = set()
 
     def load(self, key: bytes) -> CallState | None:
         raw = self.store.get(key)
@@ -156,6 +160,7 @@ class CallProcessor:
         )
         if outcome.status == "archived":
             assert outcome.object is not None
+            await self._lock_if_held(state.call_id, outcome.object)
             await self._delete_source(state)
             await self.emit(
                 [
@@ -242,8 +247,16 @@ class CallProcessor:
             sha256=sha,
             tags=lifecycle_tags(RetentionClass.METADATA, expires, state.tenant),
         )
+        await self._lock_if_held(state.call_id, ref)
         await self.emit([evidence.metadata_archived(state, ref, started_at, expires, now)])
         return state.model_copy(update={"metadata_sha256": sha, "metadata_key": key})
+
+    async def _lock_if_held(self, call_id: str, ref: ObjectRef) -> None:
+        if call_id not in self.held_calls:
+            return
+        target = [(ref.key, ref.version_id or "null")]
+        said = await self.s3.run(f"holding {ref.key}", set_object_lock_hold, ref.bucket, target, True)
+        log.info("call %s is under a legal hold: s3://%s/%s %s", call_id, ref.bucket, ref.key, said)
 
 
 def _ttl(text: str) -> timedelta:

@@ -20,10 +20,10 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 
-from callvault.clock import Clock
+from callvault.clock import Clock, SystemClock
 from callvault.contract.lifecycle import DeletionReason, LifecycleBase
 from callvault.rules import evidence
 from callvault.rules.purge import Hold, StoredObject, batches, plan_pass
@@ -32,7 +32,9 @@ from callvault.settings import Settings
 from callvault.storage import holds as registry
 from callvault.storage import inventory
 from callvault.storage import journal as purge_journal
+from callvault.storage.client import make_s3_client
 from callvault.storage.layout import parse_archive_key
+from callvault.stream.bus import make_producer
 from callvault.stream.offloop import S3Runner
 
 log = logging.getLogger("callvault.purger")
@@ -53,6 +55,7 @@ class PassReport:
     markers_removed: int = 0
     recovered: int = 0  # objects of an interrupted pass proven in this one
     days_listed: int = 0
+    scanned: bool = False  # whether this pass listed the store or worked from the last listing
 
 
 class Purger:
@@ -63,6 +66,10 @@ class Purger:
         self.clock = clock
         self.policy = settings.retention
         self._described: dict[tuple[str, str, str], inventory.Described | None] = {}
+        # What the last scan found in (partly) due periods, and when to scan again.
+        self._known: dict[tuple[str, str], StoredObject] = {}
+        self._next_scan_at: datetime | None = None
+        self._scanned_at: datetime | None = None
 
     @property
     def buckets(self) -> list[tuple[RetentionClass, str]]:
@@ -80,28 +87,60 @@ class Purger:
             report.recovered = await self._finish_journal()
         records = await self.s3.run("reading legal holds", registry.load_holds, self.settings.metadata_bucket)
         holds = {call_id: record.as_hold() for call_id, record in records.items()}
-        seen: set[tuple[str, str, str]] = set()
-        for retention_class, bucket in self.buckets:
-            periods = await self.s3.run(
-                f"finding due days in {bucket}",
-                lambda s3, b=bucket, c=retention_class: list(
-                    inventory.due_periods(s3, b, c, self.policy, report.as_of)
-                ),
-            )
-            for period in periods:
-                report.days_listed += 1
-                objects = await self._objects(bucket, retention_class, period.prefix, report, seen)
-                plan = plan_pass(objects, holds, report.as_of)
-                report.not_due += plan.not_due
-                report.held.extend(plan.held)
-                if dry_run:
-                    report.deleted.extend(plan.delete)
-                    continue
-                for batch in batches(plan.delete, self.settings.purge_batch_keys):
-                    await self._delete_batch(bucket, batch, report)
-        gone = {(obj.bucket, obj.key) for obj in report.deleted} if not dry_run else set()
-        self._described = {k: v for k, v in self._described.items() if k in seen and k[:2] not in gone}
+        if dry_run:
+            candidates = await self._scan(report)
+        else:
+            if self._next_scan_at is None or report.as_of >= self._next_scan_at:
+                self._known = await self._scan(report)
+            candidates = self._known
+        plan = plan_pass(candidates.values(), holds, report.as_of)
+        report.not_due, report.held = plan.not_due, plan.held
+        if dry_run:
+            report.deleted = plan.delete
+            return report
+        by_bucket: dict[str, list[StoredObject]] = {}
+        for obj in plan.delete:
+            by_bucket.setdefault(obj.bucket, []).append(obj)
+        for bucket, due in by_bucket.items():
+            for batch in batches(due, self.settings.purge_batch_keys):
+                await self._delete_batch(bucket, batch, report)
+        for obj in report.deleted:
+            self._known.pop((obj.bucket, obj.key), None)
         return report
+
+    async def _scan(self, report: PassReport) -> dict[tuple[str, str], StoredObject]:
+        """Walk the store for every object in a period that is (partly) due at the report's instant.
+
+        Between scans a pass works from what the last one found, so a pass costs
+        no reads at all; a scan comes every `purge_rescan_s`, and sooner when the
+        walk saw that another day starts falling due.
+        """
+        found: dict[tuple[str, str], StoredObject] = {}
+        seen: set[tuple[str, str, str]] = set()
+        next_change: datetime | None = None
+        for retention_class, bucket in self.buckets:
+            walk = await self.s3.run(
+                f"finding due days in {bucket}",
+                inventory.due_periods,
+                bucket,
+                retention_class,
+                self.policy,
+                report.as_of,
+            )
+            if walk.next_change is not None and (next_change is None or walk.next_change < next_change):
+                next_change = walk.next_change
+            for period in walk.periods:
+                report.days_listed += 1
+                for obj in await self._objects(bucket, retention_class, period.prefix, report, seen):
+                    found[(obj.bucket, obj.key)] = obj
+        report.scanned = True
+        if not report.dry_run:
+            self._scanned_at = report.as_of
+        self._described = {k: v for k, v in self._described.items() if k in seen}
+        if not report.dry_run:
+            rescan = report.as_of + timedelta(seconds=self.settings.purge_rescan_s)
+            self._next_scan_at = min(rescan, next_change) if next_change is not None else rescan
+        return found
 
     async def _objects(
         self,
@@ -159,11 +198,36 @@ class Purger:
             )
         return self._described[cache_key]
 
+    async def _fresh_versions(self, bucket: str, batch: list[StoredObject]) -> list[StoredObject]:
+        """The batch with every version each object has now.
+
+        An object that was already due when the store was listed cannot change any
+        more (the archiver never writes past due). One that fell due since may
+        have gained a version or a delete marker: its current version is checked,
+        and its versions listed again if the store has moved on.
+        """
+        scanned = self._scanned_at
+        moved = [obj for obj in batch if scanned is None or obj.due_at > scanned]
+        current = await asyncio.gather(
+            *(self.s3.run(f"checking {obj.key}", inventory.current_version, bucket, obj.key) for obj in moved)
+        )
+        changed = {obj.key for obj, now in zip(moved, current, strict=True) if now not in obj.versions}
+        fresh = []
+        for obj in batch:
+            if obj.key in changed:
+                listed = await self.s3.run(f"listing {obj.key}", inventory.list_versions, bucket, obj.key)
+                versions = next((k.versions for k in listed if k.key == obj.key), ())
+                if not versions:
+                    continue  # gone meanwhile: nothing of it is left to delete or prove
+                obj = replace(obj, versions=versions)
+            fresh.append(obj)
+        return fresh
+
     async def _delete_batch(self, bucket: str, batch: list[StoredObject], report: PassReport) -> None:
         held_now = await self.s3.run(
             "reading legal holds", registry.held_call_ids, self.settings.metadata_bucket
         )
-        batch = [obj for obj in batch if obj.call_id not in held_now]
+        batch = await self._fresh_versions(bucket, [obj for obj in batch if obj.call_id not in held_now])
         if not batch:
             return
         entry = purge_journal.JournalEntry(
@@ -208,3 +272,34 @@ class Purger:
             proven += len(done)
             log.info("finished an interrupted purge batch: %d objects proven deleted", len(done))
         return proven
+
+
+async def standalone_pass(
+    settings: Settings, *, dry_run: bool = False, as_of: datetime | None = None
+) -> PassReport:
+    """A pass outside the worker (`callvault purge`, the demo): its own S3 pool and producer.
+
+    Unlike the worker it gives up on a store that keeps failing: a person is waiting.
+    """
+    s3 = S3Runner(
+        make_s3_client(settings, attempts=2),
+        max_workers=settings.s3_max_concurrency,
+        endpoint=settings.s3_endpoint,
+        give_up_after=3,
+    )
+    producer = make_producer(settings.kafka_bootstrap) if not dry_run else None
+    if producer is not None:
+        await producer.start()
+
+    async def emit(events: Sequence[LifecycleBase]) -> None:
+        assert producer is not None, "a dry run emits nothing"
+        topic = settings.lifecycle_topic
+        sent = [await producer.send(topic, key=e.call_id.encode(), value=e.to_json_bytes()) for e in events]
+        await asyncio.gather(*sent)
+
+    try:
+        return await Purger(settings, s3, emit, SystemClock()).run_pass(dry_run=dry_run, as_of=as_of)
+    finally:
+        s3.close()
+        if producer is not None:
+            await producer.stop()
