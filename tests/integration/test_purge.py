@@ -295,3 +295,39 @@ async def test_a_version_written_after_the_listing_is_deleted_too(servers: Serve
     assert second.deleted[0].versions and len(second.deleted[0].versions) == 3
     left = s3.list_object_versions(Bucket=item.bucket, Prefix=item.key)
     assert not left.get("Versions") and not left.get("DeleteMarkers")
+
+
+async def test_only_the_leader_purges_when_two_workers_run(servers: Servers) -> None:
+    settings = make_settings(
+        servers, "l" + secrets.token_hex(3), recording_retention="PT60S",
+        purge_interval_s=INTERVAL_S, purge_rescan_s=INTERVAL_S,
+    )  # fmt: skip
+    await prepare_async(settings)
+    workers = [spawn_worker(settings, f"worker-purge-{name}") for name in ("one", "two")]
+    try:
+        for proc in workers:
+            await asyncio.to_thread(
+                proc.wait_ready, lambda p=proc: "[^Worker]: Ready" in p.log_path.read_text(), 60, "ready"
+            )
+        await asyncio.sleep(2 * settings.broker_session_timeout_s)  # the group settles with both
+        s3 = make_s3_client(settings)
+        now = datetime.now(UTC)
+        planted = plant(s3, settings, [now - timedelta(seconds=90, milliseconds=i) for i in range(200)],
+                        tenant="leader")  # fmt: skip
+        async with Bus(settings) as bus:
+
+            def proven(w: object) -> bool:
+                keys = {
+                    r["object"]["key"] for r in bus.lifecycle.records if r.get("type") == "recording.deleted"
+                }
+                return keys >= {p.key for p in planted}
+
+            await bus.lifecycle.wait_for(proven, 60, "every deletion proven")
+            await bus.settle(3 * INTERVAL_S)
+            proofs = [r for r in bus.lifecycle.records if r.get("type") == "recording.deleted"]
+    finally:
+        for proc in workers:
+            proc.stop()
+    purging = [p.name for p in workers if "purge pass:" in p.log_path.read_text()]
+    assert len(purging) == 1, f"passes ran on {purging}"
+    assert len(proofs) == len({r["event_id"] for r in proofs}) == len(planted), "one proof per object"

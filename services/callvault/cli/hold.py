@@ -8,7 +8,6 @@ letter that says why it could not be done.
 from __future__ import annotations
 
 import asyncio
-import base64
 import getpass
 import uuid
 from typing import Any
@@ -24,12 +23,10 @@ from callvault.cli.errors import UserError, describe_validation_error
 from callvault.clock import SystemClock
 from callvault.contract.commands import LegalHoldPlace, LegalHoldRelease
 from callvault.contract.fields import format_rfc3339
-from callvault.settings import Settings
 from callvault.storage.client import make_s3_client
 from callvault.storage.errors import describe
 from callvault.storage.holds import load_holds
-from callvault.stream.bus import make_producer
-from callvault.stream.watch import TopicWatcher
+from callvault.stream.command_client import submit_command
 
 app = typer.Typer(help="Legal holds: calls the purger must keep.", no_args_is_help=True)
 
@@ -41,63 +38,10 @@ def _requester() -> str:
         return "unknown"
 
 
-async def _send_and_wait(
-    settings: Settings, command: LegalHoldPlace | LegalHoldRelease, wait_s: float
-) -> dict[str, Any] | str | None:
-    """The proving event, the dead letter's sentence, or None if neither came in time."""
-    watchers = []
-    if wait_s > 0:
-        watchers = [
-            await TopicWatcher(settings.kafka_bootstrap, settings.lifecycle_topic, "command_id").start(
-                from_end=True
-            ),
-            await TopicWatcher(settings.kafka_bootstrap, settings.deadletter_topic, "type").start(
-                from_end=True
-            ),
-        ]
-    producer = make_producer(settings.kafka_bootstrap)
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            settings.commands_topic, key=command.call_id.encode(), value=command.to_json_bytes()
-        )
-    finally:
-        await producer.stop()
-    if not watchers:
-        return None
-    lifecycle, dead = watchers
-    wanted = str(command.event_id)
-
-    def refused() -> str | None:
-        for letter in dead.records:
-            raw = letter.get("value")
-            if raw and wanted in base64.b64decode(raw).decode("utf-8", "replace"):
-                return str(letter.get("error"))
-        return None
-
-    try:
-        await asyncio.wait_for(
-            _until(lambda: bool(lifecycle.by_key.get(wanted)) or refused() is not None), wait_s
-        )
-    except TimeoutError:
-        return None
-    finally:
-        for watcher in watchers:
-            await watcher.stop()
-    if lifecycle.by_key.get(wanted):
-        return lifecycle.by_key[wanted][0]
-    return refused()
-
-
-async def _until(condition: Any) -> None:
-    while not condition():
-        await asyncio.sleep(0.2)
-
-
 def _submit(command: LegalHoldPlace | LegalHoldRelease, wait_s: float) -> None:
     settings = load_settings()
     console = Console()
-    outcome = asyncio.run(_send_and_wait(settings, command, wait_s))
+    outcome = asyncio.run(submit_command(settings, command, wait_s))
     verb = "placed" if isinstance(command, LegalHoldPlace) else "released"
     if isinstance(outcome, dict):
         console.print(f"legal hold {verb} on call {command.call_id} (tenant {outcome.get('tenant')})")

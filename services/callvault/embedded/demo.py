@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -20,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from callvault.clock import SystemClock
+from callvault.contract.commands import LegalHoldPlace
 from callvault.embedded.processes import ChildProcess
 from callvault.embedded.stack import EmbeddedStack
 from callvault.embedded.worker_process import start_worker_process
@@ -28,6 +30,7 @@ from callvault.simulation.plan import SimulatedCall, TrafficOptions
 from callvault.storage.bootstrap import init_storage
 from callvault.storage.client import make_s3_client
 from callvault.stream.bus import ensure_callvault_topics, make_producer
+from callvault.stream.command_client import submit_command
 from callvault.stream.purger import standalone_pass
 from callvault.stream.watch import TopicWatcher
 
@@ -68,10 +71,16 @@ def _outcome(events: list[dict[str, object]]) -> str | None:
     return None
 
 
-async def _purges(settings: Settings) -> list[tuple[str, int, int, int]]:
-    """A real pass now (nothing is due yet: calls older than a month were never archived),
-    then dry runs at the dates when this traffic's recordings and then its metadata fall due."""
+async def _purges(settings: Settings, held_call: str | None) -> list[tuple[str, int, int, int]]:
+    """A legal hold on one call; a real pass now (nothing is due yet: calls older than a month
+    were never archived); dry runs at the dates this traffic's recordings, then metadata, fall due."""
     now = SystemClock().now()
+    if held_call is not None:
+        hold = LegalHoldPlace(
+            event_id=uuid.uuid4(), requested_by="callvault demo", requested_at=now,
+            reason="demo: a call in dispute", call_id=held_call,
+        )  # fmt: skip
+        await submit_command(settings, hold, wait_s=30)
     runs = [
         ("a pass now", None),
         ("dry run in 33 days", now + timedelta(days=33)),
@@ -170,7 +179,8 @@ def run_demo(console: Console, calls: int = 300, timeout: float = 90.0) -> DemoR
             plan = plan_traffic(opts, SystemClock().now(), settings.retention)
             observed, dead = asyncio.run(_drive(settings, plan, console, timeout, worker))
             counts = _count_objects(settings)
-            purges = asyncio.run(_purges(settings))
+            held = next((c.call_id for c in plan if c.expected == "archived"), None)
+            purges = asyncio.run(_purges(settings, held))
         finally:
             worker.stop()
     return DemoResult(plan, observed, dead, counts, time.monotonic() - began, purges)

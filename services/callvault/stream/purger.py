@@ -58,6 +58,19 @@ class PassReport:
     scanned: bool = False  # whether this pass listed the store or worked from the last listing
 
 
+@dataclass
+class Scan:
+    """One listing of the store: the objects of every (partly) due period at `as_of`."""
+
+    as_of: datetime
+    dry_run: bool
+    found: dict[tuple[str, str], StoredObject] = field(default_factory=dict)
+    next_change: datetime | None = None  # when the next not-yet-due period starts falling due
+    days_listed: int = 0
+    skipped: list[str] = field(default_factory=list)
+    markers_removed: int = 0
+
+
 class Purger:
     def __init__(self, settings: Settings, s3: S3Runner, emit: Emit, clock: Clock) -> None:
         self.settings = settings
@@ -70,6 +83,8 @@ class Purger:
         self._known: dict[tuple[str, str], StoredObject] = {}
         self._next_scan_at: datetime | None = None
         self._scanned_at: datetime | None = None
+        self._scan_task: asyncio.Task[Scan] | None = None
+        self._deleted_during_scan: set[tuple[str, str]] = set()
 
     @property
     def buckets(self) -> list[tuple[RetentionClass, str]]:
@@ -83,16 +98,16 @@ class Purger:
         if as_of is not None and not dry_run:
             raise ValueError("a pass deletes as of now; another instant is only for a dry run")
         report = PassReport(as_of=as_of or self.clock.now(), dry_run=dry_run)
-        if not dry_run:
+        if dry_run:
+            scan = await self._scan(report.as_of, dry_run=True)
+            self._take_counts(report, scan)
+            candidates = scan.found
+        else:
             report.recovered = await self._finish_journal()
+            await self._refresh_known(report)
+            candidates = self._known
         records = await self.s3.run("reading legal holds", registry.load_holds, self.settings.metadata_bucket)
         holds = {call_id: record.as_hold() for call_id, record in records.items()}
-        if dry_run:
-            candidates = await self._scan(report)
-        else:
-            if self._next_scan_at is None or report.as_of >= self._next_scan_at:
-                self._known = await self._scan(report)
-            candidates = self._known
         plan = plan_pass(candidates.values(), holds, report.as_of)
         report.not_due, report.held = plan.not_due, plan.held
         if dry_run:
@@ -106,18 +121,61 @@ class Purger:
                 await self._delete_batch(bucket, batch, report)
         for obj in report.deleted:
             self._known.pop((obj.bucket, obj.key), None)
+            self._deleted_during_scan.add((obj.bucket, obj.key))
         return report
 
-    async def _scan(self, report: PassReport) -> dict[tuple[str, str], StoredObject]:
-        """Walk the store for every object in a period that is (partly) due at the report's instant.
+    async def _refresh_known(self, report: PassReport) -> None:
+        """Take in a finished scan; start the next when it is time.
+
+        Scans run beside the passes: on a large store (or a slow one) listing takes
+        longer than an interval, and deletions must not wait for it. Only when
+        nothing is known yet (the first pass, or `callvault purge`) does a pass wait.
+        """
+        self._collect_scan(report)
+        due = self._next_scan_at is None or report.as_of >= self._next_scan_at
+        if self._scan_task is None and due:
+            self._deleted_during_scan = set()
+            self._scan_task = asyncio.create_task(self._scan(report.as_of, dry_run=False))
+            if not self._known:
+                await asyncio.wait([self._scan_task])
+                self._collect_scan(report)
+
+    def _collect_scan(self, report: PassReport) -> None:
+        task = self._scan_task
+        if task is None or not task.done():
+            return
+        self._scan_task = None
+        try:
+            scan = task.result()
+        except Exception:  # noqa: BLE001 - the next pass scans again
+            log.exception("a purge scan failed")
+            return
+        self._adopt(scan, report)
+
+    def _adopt(self, scan: Scan, report: PassReport) -> None:
+        # What a pass deleted while the scan listed it is gone: never delete or prove it twice.
+        self._known = {k: v for k, v in scan.found.items() if k not in self._deleted_during_scan}
+        self._scanned_at = scan.as_of
+        rescan = scan.as_of + timedelta(seconds=self.settings.purge_rescan_s)
+        self._next_scan_at = min(rescan, scan.next_change) if scan.next_change is not None else rescan
+        self._take_counts(report, scan)
+
+    @staticmethod
+    def _take_counts(report: PassReport, scan: Scan) -> None:
+        report.scanned = True
+        report.days_listed = scan.days_listed
+        report.skipped = scan.skipped
+        report.markers_removed = scan.markers_removed
+
+    async def _scan(self, as_of: datetime, *, dry_run: bool) -> Scan:
+        """Walk the store for every object in a period that is (partly) due at `as_of`.
 
         Between scans a pass works from what the last one found, so a pass costs
         no reads at all; a scan comes every `purge_rescan_s`, and sooner when the
         walk saw that another day starts falling due.
         """
-        found: dict[tuple[str, str], StoredObject] = {}
+        scan = Scan(as_of=as_of, dry_run=dry_run)
         seen: set[tuple[str, str, str]] = set()
-        next_change: datetime | None = None
         for retention_class, bucket in self.buckets:
             walk = await self.s3.run(
                 f"finding due days in {bucket}",
@@ -125,47 +183,43 @@ class Purger:
                 bucket,
                 retention_class,
                 self.policy,
-                report.as_of,
+                as_of,
             )
-            if walk.next_change is not None and (next_change is None or walk.next_change < next_change):
-                next_change = walk.next_change
+            if walk.next_change is not None and (
+                scan.next_change is None or walk.next_change < scan.next_change
+            ):
+                scan.next_change = walk.next_change
             for period in walk.periods:
-                report.days_listed += 1
-                for obj in await self._objects(bucket, retention_class, period.prefix, report, seen):
-                    found[(obj.bucket, obj.key)] = obj
-        report.scanned = True
-        if not report.dry_run:
-            self._scanned_at = report.as_of
+                scan.days_listed += 1
+                for obj in await self._objects(bucket, retention_class, period.prefix, scan, seen):
+                    scan.found[(obj.bucket, obj.key)] = obj
         self._described = {k: v for k, v in self._described.items() if k in seen}
-        if not report.dry_run:
-            rescan = report.as_of + timedelta(seconds=self.settings.purge_rescan_s)
-            self._next_scan_at = min(rescan, next_change) if next_change is not None else rescan
-        return found
+        return scan
 
     async def _objects(
         self,
         bucket: str,
         retention_class: RetentionClass,
         prefix: str,
-        report: PassReport,
+        scan: Scan,
         seen: set[tuple[str, str, str]],
     ) -> list[StoredObject]:
         keys = await self.s3.run(f"listing s3://{bucket}/{prefix}", inventory.list_versions, bucket, prefix)
         markers_only = [k for k in keys if k.data_version is None]
-        if markers_only and not report.dry_run:
+        if markers_only and not scan.dry_run:
             # Delete markers with nothing under them: the data is already gone; tidy the key.
             targets = [(k.key, v) for k in markers_only for v in k.versions]
             await self.s3.run(
                 f"removing bare delete markers in {bucket}", inventory.delete_versions, bucket, targets
             )
-            report.markers_removed += len(targets)
+            scan.markers_removed += len(targets)
         with_data = [k for k in keys if k.data_version is not None]
         described = await asyncio.gather(*(self._describe(bucket, k, seen) for k in with_data))
         objects = []
         for entry, info in zip(with_data, described, strict=True):
             parsed = parse_archive_key(entry.key)
             if parsed is None or info is None:
-                report.skipped.append(f"s3://{bucket}/{entry.key}")
+                scan.skipped.append(f"s3://{bucket}/{entry.key}")
                 continue
             objects.append(
                 StoredObject(
