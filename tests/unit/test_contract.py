@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from callvault.contract.base import deterministic_id
 from callvault.contract.fields import format_rfc3339
@@ -14,7 +16,14 @@ from callvault.contract.schemas import all_schemas, drift
 from callvault.rules.pseudonym import pseudonymize
 from callvault.rules.retention import RetentionClass
 from callvault.settings import DEV_PSEUDONYM_KEY, Settings
-from callvault.storage.layout import lifecycle_tags, metadata_key, recording_key, tagging_header
+from callvault.storage.layout import (
+    ArchiveKey,
+    lifecycle_tags,
+    metadata_key,
+    parse_archive_key,
+    recording_key,
+    tagging_header,
+)
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 
@@ -80,3 +89,23 @@ def test_layout_follows_the_contract() -> None:
 def test_ids_and_timestamps_are_deterministic() -> None:
     assert deterministic_id("a", "b") == deterministic_id("a", "b") != deterministic_id("a", "c")
     assert format_rfc3339(datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)) == "2026-01-01T12:00:00.123Z"
+
+
+@given(
+    st.from_regex(r"[a-z0-9-]{1,64}", fullmatch=True),
+    st.from_regex(r"[A-Za-z0-9._:-]{1,128}", fullmatch=True),
+    st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31), timezones=st.just(UTC)),
+)
+def test_an_archive_key_reads_back_as_what_made_it(tenant: str, call_id: str, start: datetime) -> None:
+    """The purger names the call of each key it finds; the layout must be readable backwards."""
+    for key in (recording_key(tenant, call_id, start, "wav"), metadata_key(tenant, call_id, start)):
+        parsed = parse_archive_key(key)
+        assert parsed == ArchiveKey(tenant, start.date(), call_id)
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["_callvault/legal-holds/x.json", "acme/2026/02/30/c.wav", "acme/2026/01/01/", "ACME/2026/01/01/c.wav"],
+)
+def test_keys_callvault_did_not_lay_out_are_not_archive_keys(key: str) -> None:
+    assert parse_archive_key(key) is None
