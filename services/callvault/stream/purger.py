@@ -103,7 +103,9 @@ class Purger:
             self._take_counts(report, scan)
             candidates = scan.found
         else:
-            report.recovered = await self._finish_journal()
+            recovered = await self._finish_journal()
+            report.recovered = len(recovered)
+            self._forget(recovered)
             await self._refresh_known(report)
             candidates = self._known
         records = await self.s3.run("reading legal holds", registry.load_holds, self.settings.metadata_bucket)
@@ -119,10 +121,14 @@ class Purger:
         for bucket, due in by_bucket.items():
             for batch in batches(due, self.settings.purge_batch_keys):
                 await self._delete_batch(bucket, batch, report)
-        for obj in report.deleted:
+        self._forget(report.deleted)
+        return report
+
+    def _forget(self, deleted: list[StoredObject]) -> None:
+        """Gone and proven: out of what is known, and out of any scan still listing it."""
+        for obj in deleted:
             self._known.pop((obj.bucket, obj.key), None)
             self._deleted_during_scan.add((obj.bucket, obj.key))
-        return report
 
     async def _refresh_known(self, report: PassReport) -> None:
         """Take in a finished scan; start the next when it is time.
@@ -302,11 +308,11 @@ class Purger:
         for key, why in failed.items():
             log.warning("could not delete s3://%s/%s: %s; it stays until a later pass can", bucket, key, why)
 
-    async def _finish_journal(self) -> int:
+    async def _finish_journal(self) -> list[StoredObject]:
         """Complete the batches an interrupted pass journaled: delete what is left, then prove it."""
         meta = self.settings.metadata_bucket
         entries = await self.s3.run("reading the purge journal", purge_journal.pending_entries, meta)
-        proven = 0
+        proven: list[StoredObject] = []
         for entry in entries:
             by_bucket: dict[str, list[tuple[str, str]]] = {}
             for obj in entry.objects:
@@ -323,7 +329,7 @@ class Purger:
             done = [obj for obj in entry.objects if obj.key not in failed]
             await self.emit([evidence.object_deleted(obj, deleted_at, REASON) for obj in done])
             await self.s3.run("clearing the purge journal", purge_journal.clear_entry, meta, entry.batch_id)
-            proven += len(done)
+            proven.extend(done)
             log.info("finished an interrupted purge batch: %d objects proven deleted", len(done))
         return proven
 
