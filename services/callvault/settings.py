@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     purge_batch_keys: int = Field(
         1000, ge=1, le=1000, description="versions deleted per DeleteObjects request and journal entry"
     )
+    audit_retention: IsoDuration = Field(
+        "P5Y", description="object-lock retention of each audit segment (see the README)"
+    )
+    audit_segment_records: int = Field(5000, ge=1, description="most lifecycle records in one segment")
+    audit_flush_s: float = Field(30.0, gt=0, description="longest a lifecycle record waits for its segment")
     s3_max_concurrency: int = Field(16, ge=1, description="threads doing S3 calls off the loop")
     batch_size: int = Field(64, ge=1, description="messages of the calls topic handled together")
     batch_wait_s: float = Field(0.05, gt=0, description="how long a batch waits to fill up")
@@ -89,6 +94,7 @@ class Settings(BaseSettings):
         "disclosure_grace",
         "source_retry_backoff",
         "settled_state_ttl",
+        "audit_retention",
     )
     @classmethod
     def _duration(cls, value: str) -> str:

@@ -22,10 +22,12 @@ from callvault.contract.base import ContractModel
 from callvault.contract.commands import command_adapter
 from callvault.contract.deadletter import DeadLetter, SourcePosition
 from callvault.contract.decoding import Rejected, decode_call_event, decode_with
+from callvault.rules.audit_chain import LoggedRecord
 from callvault.rules.call_state import TenantConflict
 from callvault.settings import Settings
 from callvault.storage.client import make_s3_client, make_staging_s3_client
 from callvault.storage.holds import held_call_ids
+from callvault.stream.audit_archiver import AuditArchiver
 from callvault.stream.commands import CommandHandler, CommandRefused
 from callvault.stream.messages import CallMessage, to_fact
 from callvault.stream.offloop import S3Runner
@@ -104,6 +106,11 @@ class Worker:
             self.emit,
             self.clock,
         )
+        self.audit = AuditArchiver(
+            settings,
+            S3Runner(make_s3_client(settings, pool=2), max_workers=2, endpoint=settings.s3_endpoint),
+            self.clock,
+        )
         self.command_handler = CommandHandler(
             settings, self.s3, self.emit, self.clock, on_hold=self._hold_changed
         )
@@ -173,6 +180,27 @@ class Worker:
             except Exception:  # noqa: BLE001 - the purger rereads holds itself; this is the extra wall
                 log.exception("could not refresh the legal holds")
 
+        # The audit log copied into the audit bucket; a batch is acked after its segments are stored.
+        @app.agent(self.lifecycle, name="audit")
+        async def audit(stream: faust.StreamT) -> None:
+            segments = stream.take_events(
+                self.settings.audit_segment_records, within=self.settings.audit_flush_s
+            )
+            async for events in segments:
+                by_partition: dict[int, list[LoggedRecord]] = {}
+                for event in events:
+                    msg = event.message
+                    by_partition.setdefault(msg.partition, []).append(
+                        LoggedRecord(
+                            msg.partition,
+                            msg.offset,
+                            msg.key.decode("utf-8", "replace") if msg.key is not None else None,
+                            msg.value.decode("utf-8", "replace") if msg.value is not None else "",
+                        )
+                    )
+                for partition, records in sorted(by_partition.items()):
+                    await self.audit.archive(partition, records)
+
         @app.agent(self.commands, name="commands")
         async def commands(stream: faust.StreamT) -> None:
             async for event in stream.events():
@@ -186,6 +214,7 @@ class Worker:
         @app.on_partitions_assigned.connect
         async def _assigned(sender: Any, assigned: Any, **_: Any) -> None:
             self._wakes_stale = True
+            self.audit.forget()
 
         # Assignment comes before the table is recovered from its changelog; a rebuild
         # then would miss every restored call. Recovery's end says to look again.

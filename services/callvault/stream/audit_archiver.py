@@ -1,0 +1,86 @@
+"""Copying `lifecycle` into the audit bucket as hash-chained segments, with no gap and no duplicate.
+
+Per partition it knows the last archived offset and the hash of the last
+segment (read from the store the first time it sees the partition). Records at
+or below that offset are a redelivery after a restart and are skipped, so a
+segment never repeats a record; offsets are committed only after the segment
+is stored, so none is ever skipped either.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from botocore.client import BaseClient
+
+from callvault.clock import Clock
+from callvault.rules.audit_chain import GENESIS, LoggedRecord, digest, parse_segment, segment_body
+from callvault.rules.durations import CalendarDuration, add_duration
+from callvault.settings import Settings
+from callvault.storage import audit_archive as store
+from callvault.stream.offloop import S3Runner
+
+log = logging.getLogger("callvault.audit")
+
+
+@dataclass
+class _Tail:
+    last_offset: int
+    sha256: str
+
+
+class AuditArchiver:
+    def __init__(self, settings: Settings, s3: S3Runner, clock: Clock) -> None:
+        self.settings = settings
+        self.s3 = s3
+        self.clock = clock
+        self.bucket = settings.audit_bucket
+        self.retention = CalendarDuration.parse(settings.audit_retention)
+        self._tails: dict[int, _Tail] = {}
+
+    def forget(self) -> None:
+        """After a rebalance another worker may have written: read the tails again."""
+        self._tails.clear()
+
+    async def _tail(self, partition: int) -> _Tail:
+        if partition not in self._tails:
+            self._tails[partition] = await self.s3.run(
+                f"reading the audit chain of partition {partition}", _load_tail, self.bucket, partition
+            )
+        return self._tails[partition]
+
+    async def archive(self, partition: int, records: Sequence[LoggedRecord]) -> None:
+        tail = await self._tail(partition)
+        fresh = sorted((r for r in records if r.offset > tail.last_offset), key=lambda r: r.offset)
+        if not fresh:
+            return
+        header, body = segment_body(fresh, tail.sha256)
+        key = store.segment_key(partition, header.first_offset)
+        retain_until = add_duration(self.clock.now(), self.retention, self.settings.zone)
+        locked = await self.s3.run(
+            f"writing audit segment {key}", store.write_segment, self.bucket, key, body, retain_until
+        )
+        sha = digest(body)
+        await self.s3.run(
+            "moving the audit head",
+            store.write_head,
+            self.bucket,
+            partition,
+            store.Head(key, header.last_offset, sha),
+        )
+        self._tails[partition] = _Tail(header.last_offset, sha)
+        log.info("audit segment %s: offsets %d..%d, %s", key, header.first_offset, header.last_offset, locked)
+
+
+def _load_tail(s3: BaseClient, bucket: str, partition: int) -> _Tail:
+    head = store.read_head(s3, bucket, partition)
+    tail = _Tail(-1, GENESIS) if head is None else _Tail(head.last_offset, head.sha256)
+    # Segments stored after the head was last moved (a crash in between) come first.
+    for key in store.segment_keys(s3, bucket, partition, start_after=head.key if head else ""):
+        body = store.read_segment(s3, bucket, key)
+        header, _ = parse_segment(body)
+        if header.last_offset > tail.last_offset:
+            tail = _Tail(header.last_offset, digest(body))
+    return tail

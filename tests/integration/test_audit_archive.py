@@ -1,0 +1,115 @@
+"""The audit archive on the real broker and store: every lifecycle record once, chained, across a kill."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from callvault.clock import SystemClock
+from callvault.rules.audit_chain import LoggedRecord, digest, parse_segment, segment_body, verify_chain
+from callvault.settings import Settings
+from callvault.storage import audit_archive as store
+from callvault.storage.client import make_s3_client
+from callvault.stream.audit_archiver import AuditArchiver
+from callvault.stream.offloop import S3Runner
+from tests.conftest import make_settings, prepare_async, spawn_worker
+from tests.integration.helpers import Bus
+from tests.stack import Servers
+
+pytestmark = pytest.mark.integration
+
+
+def _segments(settings: Settings) -> dict[int, list[tuple[str, bytes]]]:
+    s3 = make_s3_client(settings)
+    return {
+        p: [(key, store.read_segment(s3, settings.audit_bucket, key))
+            for key in store.segment_keys(s3, settings.audit_bucket, p)]
+        for p in range(settings.partitions)
+    }  # fmt: skip
+
+
+def _archived_offsets(settings: Settings) -> list[tuple[int, int]]:
+    return [
+        (p, record.offset)
+        for p, segments in _segments(settings).items()
+        for _, body in segments
+        for record in parse_segment(body)[1]
+    ]
+
+
+async def _until_archived(settings: Settings, bus: Bus, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        await bus.settle(0.5)
+        if len(await asyncio.to_thread(_archived_offsets, settings)) >= len(bus.lifecycle.records):
+            return
+    raise AssertionError("the audit archive did not catch up with the lifecycle topic")
+
+
+async def _calls_archived(bus: Bus, settings: Settings, count: int) -> None:
+    """Send compliant calls, wait for their outcomes and for the audit archive to hold them."""
+    calls = [bus.script() for _ in range(count)]
+    for call in calls:
+        await bus.send_call(call)
+    for call in calls:
+        await bus.wait_types(call.call_id, "recording.archived", "metadata.archived", timeout=60)
+    await _until_archived(settings, bus, 60)
+
+
+async def test_lifecycle_is_archived_once_and_chained_across_a_killed_worker(servers: Servers) -> None:
+    settings = make_settings(servers, "a" + secrets.token_hex(3), audit_flush_s=0.5, audit_segment_records=20)
+    await prepare_async(settings)
+    async with Bus(settings) as bus:
+        first = spawn_worker(settings, "worker-audit")
+        try:
+            await _calls_archived(bus, settings, 4)
+            first.kill()
+        finally:
+            first.stop()
+        second = spawn_worker(settings, "worker-audit-restarted")
+        try:
+            await _calls_archived(bus, settings, 4)
+            await bus.settle(2)
+        finally:
+            second.stop()
+        expected = len(bus.lifecycle.records)
+
+    offsets = _archived_offsets(settings)
+    assert len(offsets) == len(set(offsets)) == expected, "every record once"
+    for partition, segments in _segments(settings).items():
+        assert verify_chain(segments) == [], f"partition {partition}"
+        if segments:
+            assert parse_segment(segments[0][1])[0].first_offset == 0, "nothing missing at the start"
+    s3 = make_s3_client(settings)
+    key = next(k for segs in _segments(settings).values() for k, _ in segs)
+    head = s3.head_object(Bucket=settings.audit_bucket, Key=key)
+    assert head["ObjectLockMode"] == "COMPLIANCE", "a segment cannot be changed or removed"
+    assert head["ObjectLockRetainUntilDate"].year >= time.gmtime().tm_year + 4
+
+
+async def test_a_segment_stored_just_before_a_crash_is_continued_not_repeated(servers: Servers) -> None:
+    settings = make_settings(servers, "h" + secrets.token_hex(3))
+    await prepare_async(settings)
+    s3 = make_s3_client(settings)
+
+    def archiver() -> AuditArchiver:
+        runner = S3Runner(make_s3_client(settings), max_workers=2, endpoint=settings.s3_endpoint)
+        return AuditArchiver(settings, runner, SystemClock())
+
+    def records(offsets: range) -> list[LoggedRecord]:
+        return [LoggedRecord(0, o, f"call-{o}", f'{{"n":{o}}}') for o in offsets]
+
+    await archiver().archive(0, records(range(0, 3)))
+    # The next segment reached the store, then the worker died before moving the head.
+    [(_, first)] = _segments(settings)[0]
+    _, body = segment_body(records(range(3, 5)), digest(first))
+    store.write_segment(s3, settings.audit_bucket, store.segment_key(0, 3), body, datetime.now(UTC))
+
+    await archiver().archive(0, records(range(2, 8)))  # redelivered 2..4, new 5..7
+    segments = _segments(settings)[0]
+    assert verify_chain(segments) == []
+    assert [r.offset for _, b in segments for r in parse_segment(b)[1]] == list(range(8))
