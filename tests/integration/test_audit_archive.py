@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
+import json
 import secrets
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +19,8 @@ from callvault.storage import audit_archive as store
 from callvault.storage.client import make_s3_client
 from callvault.stream.audit_archiver import AuditArchiver
 from callvault.stream.offloop import S3Runner
-from tests.conftest import make_settings, prepare_async, spawn_worker
+from tests.cli import run_callvault
+from tests.conftest import make_settings, prepare_async, settings_env, spawn_worker
 from tests.integration.helpers import Bus
 from tests.stack import Servers
 
@@ -60,7 +64,9 @@ async def _calls_archived(bus: Bus, settings: Settings, count: int) -> None:
     await _until_archived(settings, bus, 60)
 
 
-async def test_lifecycle_is_archived_once_and_chained_across_a_killed_worker(servers: Servers) -> None:
+async def test_lifecycle_is_archived_once_and_chained_across_a_killed_worker(
+    servers: Servers, tmp_path: Path
+) -> None:
     settings = make_settings(servers, "a" + secrets.token_hex(3), audit_flush_s=0.5, audit_segment_records=20)
     await prepare_async(settings)
     async with Bus(settings) as bus:
@@ -89,6 +95,26 @@ async def test_lifecycle_is_archived_once_and_chained_across_a_killed_worker(ser
     head = s3.head_object(Bucket=settings.audit_bucket, Key=key)
     assert head["ObjectLockMode"] == "COMPLIANCE", "a segment cannot be changed or removed"
     assert head["ObjectLockRetainUntilDate"].year >= time.gmtime().tm_year + 4
+
+    # The auditor's replay: everything clean, the report written.
+    out = tmp_path / "report"
+    clean = run_callvault("audit", "replay", "--out", str(out), env=settings_env(settings))
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    doc = json.loads((out / "report.json").read_text())
+    assert doc["violations"] == [] and doc["chain"]["intact"]
+    assert doc["sources"]["archived_events"] == expected
+    assert "<svg" in (out / "report.html").read_text()
+
+    # A new version of a segment with one event changed: the replay finds the edit
+    # (through the next segment's hash, or the head's for a partition's last).
+    body = store.read_segment(s3, settings.audit_bucket, key).replace(
+        b"recording.archived", b"recording.rejected", 1
+    )
+    s3.put_object(Bucket=settings.audit_bucket, Key=key, Body=gzip.compress(body))
+    tampered = run_callvault("audit", "replay", "--out", str(out), env=settings_env(settings))
+    assert tampered.returncode == 1
+    assert "BROKEN" in tampered.stdout
+    assert json.loads((out / "report.json").read_text())["chain"]["breaks"]
 
 
 async def test_a_segment_stored_just_before_a_crash_is_continued_not_repeated(servers: Servers) -> None:

@@ -1,0 +1,176 @@
+"""Replaying the audit log: each call's story rebuilt, every rule checked. Pure.
+
+The input is lifecycle events (dicts, as on the topic) in log order; the output
+is a list of violations, each with the event ids that prove it, and the totals
+a report shows. Duplicated events (same `event_id`) count once.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+ARCHIVED = {"recording.archived": "recording", "metadata.archived": "metadata"}
+DELETED = {"recording.deleted": "recording", "metadata.deleted": "metadata"}
+LATENESS_BUCKETS_S = (10, 60, 600, 3600, 86400)  # upper bounds of the histogram's bars
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    rule: str
+    call_id: str
+    tenant: str
+    detail: str
+    evidence: tuple[str, ...]  # event ids
+
+
+@dataclass
+class _Call:
+    tenant: str
+    verified: dict[str, dict[str, Any]] = field(default_factory=dict)  # recording_event_id -> event
+    archived: dict[str, dict[str, Any]] = field(default_factory=dict)  # object key -> event
+    deleted: dict[str, dict[str, Any]] = field(default_factory=dict)  # object key -> event
+    holds: list[tuple[datetime, datetime | None, str]] = field(default_factory=list)  # from, to, event id
+    accesses: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class ReplayResult:
+    events: int = 0
+    duplicates: int = 0
+    violations: list[Violation] = field(default_factory=list)
+    outcomes_by_tenant: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    outcomes_by_day: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    lateness_histogram: Counter[str] = field(default_factory=Counter)
+
+    def compliance_rate(self, tenant: str) -> float:
+        """Share of the tenant's calls with no violation."""
+        calls = self.outcomes_by_tenant[tenant]["calls"]
+        bad = len({v.call_id for v in self.violations if v.tenant == tenant})
+        return 1.0 if calls == 0 else (calls - bad) / calls
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _bucket(lateness: float) -> str:
+    for bound in LATENESS_BUCKETS_S:
+        if lateness <= bound:
+            return f"<= {bound} s"
+    return f"> {LATENESS_BUCKETS_S[-1]} s"
+
+
+def _held_throughout(
+    holds: list[tuple[datetime, datetime | None, str]], start: datetime, end: datetime
+) -> bool:
+    """Whether one hold, or holds end to end, covered the whole of [start, end]."""
+    reached = start
+    for begin, finish, _ in sorted(holds, key=lambda h: h[0]):
+        if begin > reached:
+            break
+        if finish is None or finish >= end:
+            return True
+        reached = max(reached, finish)
+    return reached >= end
+
+
+def _hold_at(holds: list[tuple[datetime, datetime | None, str]], moment: datetime) -> str | None:
+    for begin, finish, event_id in holds:
+        if begin <= moment and (finish is None or moment < finish):
+            return event_id
+    return None
+
+
+def replay(events: Iterable[dict[str, Any]], as_of: datetime, tolerance: timedelta) -> ReplayResult:
+    result = ReplayResult()
+    calls: dict[str, _Call] = {}
+    seen: set[str] = set()
+    for event in events:
+        event_id = str(event.get("event_id"))
+        if event_id in seen:
+            result.duplicates += 1
+            continue
+        seen.add(event_id)
+        result.events += 1
+        call_id, kind = event.get("call_id"), str(event.get("type"))
+        if not call_id:
+            continue  # subject-rights events name a subject, not a call
+        call = calls.setdefault(str(call_id), _Call(str(event.get("tenant"))))
+        if kind == "disclosure.verified":
+            call.verified[str(event["recording_event_id"])] = event
+        elif kind in ARCHIVED:
+            call.archived[event["object"]["key"]] = event
+        elif kind in DELETED:
+            call.deleted[event["object"]["key"]] = event
+        elif kind == "legal_hold.placed":
+            call.holds.append((_at(event["occurred_at"]), None, event_id))
+        elif kind == "legal_hold.released":
+            open_holds = [i for i, h in enumerate(call.holds) if h[1] is None]
+            if open_holds:
+                begin, _, placed_id = call.holds[open_holds[-1]]
+                call.holds[open_holds[-1]] = (begin, _at(event["occurred_at"]), placed_id)
+        elif kind == "recording.accessed":
+            call.accesses.append(event)
+        if kind in {"recording.archived", "recording.rejected"}:
+            outcome = "archived" if kind == "recording.archived" else str(event.get("reason"))
+            result.outcomes_by_tenant[call.tenant][outcome] += 1
+            result.outcomes_by_day[str(event["occurred_at"])[:10]][outcome] += 1
+    for call_id, call in calls.items():
+        result.outcomes_by_tenant[call.tenant]["calls"] += 1
+        result.violations.extend(_check(call_id, call, as_of, tolerance, result))
+    return result
+
+
+def _check(
+    call_id: str, call: _Call, as_of: datetime, tolerance: timedelta, result: ReplayResult
+) -> list[Violation]:
+    found: list[Violation] = []
+
+    def flag(rule: str, detail: str, *evidence: str) -> None:
+        found.append(Violation(rule, call_id, call.tenant, detail, tuple(evidence)))
+
+    for key, archived in call.archived.items():
+        if archived["type"] == "recording.archived":
+            verified = call.verified.get(str(archived["recording_event_id"]))
+            if verified is None:
+                flag("archived_without_disclosure", f"{key} was archived with no disclosure.verified",
+                     archived["event_id"])  # fmt: skip
+            elif _at(verified["played_at"]) > _at(archived["recording_started_at"]):
+                flag("disclosure_after_start", f"the disclosure of {key} began after the recording",
+                     archived["event_id"], verified["event_id"])  # fmt: skip
+        due = _at(archived["expires_at"])
+        deleted = call.deleted.get(key)
+        if deleted is None:
+            if as_of > due + tolerance and not _held_throughout(call.holds, due, as_of):
+                flag("not_deleted", f"{key} was due at {archived['expires_at']} and no deletion is logged",
+                     archived["event_id"])  # fmt: skip
+            continue
+        deleted_at = _at(deleted["deleted_at"])
+        lateness = (deleted_at - due).total_seconds()
+        result.lateness_histogram[_bucket(max(0.0, lateness))] += 1
+        if deleted_at < due:
+            flag("deleted_early", f"{key} was deleted {-lateness:.0f} s before its date", deleted["event_id"])
+        if lateness > tolerance.total_seconds() and not _held_throughout(
+            call.holds, due, deleted_at - tolerance
+        ):
+            detail = f"{key} was deleted {lateness:.0f} s after its date with no hold covering it"
+            flag("late_deletion", detail, archived["event_id"], deleted["event_id"])
+        hold = _hold_at(call.holds, deleted_at)
+        if hold is not None:
+            flag("deleted_during_hold", f"{key} was deleted while a legal hold was in force",
+                 hold, deleted["event_id"])  # fmt: skip
+    for access in call.accesses:
+        when = _at(access["occurred_at"])
+        gone = [
+            d
+            for d in call.deleted.values()
+            if d["type"] == "recording.deleted" and _at(d["deleted_at"]) <= when
+        ]
+        if gone:
+            flag("access_after_deletion", "the recording was accessed after its deletion",
+                 gone[0]["event_id"], access["event_id"])  # fmt: skip
+    return found
