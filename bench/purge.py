@@ -38,7 +38,7 @@ from callvault.embedded.stack import EmbeddedStack  # noqa: E402
 from callvault.settings import Settings  # noqa: E402
 from callvault.simulation.seed_archive import plant  # noqa: E402
 from callvault.storage.client import make_s3_client  # noqa: E402
-from callvault.stream.bus import make_producer  # noqa: E402
+from callvault.stream.bus import make_producer, send_lifecycle  # noqa: E402
 from callvault.stream.offloop import S3Runner  # noqa: E402
 from callvault.stream.purger import Purger  # noqa: E402
 from callvault.stream.watch import TopicWatcher  # noqa: E402
@@ -64,11 +64,7 @@ async def throughput(settings: Settings, objects: int) -> dict[str, object]:
 
     async def emit(events: Sequence[LifecycleBase]) -> None:
         nonlocal sent
-        futures = [
-            await producer.send(settings.lifecycle_topic, key=e.call_id.encode(), value=e.to_json_bytes())
-            for e in events
-        ]
-        await asyncio.gather(*futures)
+        await send_lifecycle(producer, settings, events)
         sent += len(events)
 
     runner = S3Runner(make_s3_client(settings, pool=settings.s3_max_concurrency),

@@ -10,7 +10,6 @@ from typing import Any
 
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import TypeAdapter, ValidationError
 from rich.console import Console
 from rich.progress import Progress
 
@@ -18,25 +17,14 @@ from callvault.audit.report import report_document, report_html
 from callvault.audit.sources import read_archive, read_tail
 from callvault.cli.config import load_settings
 from callvault.cli.errors import UserError
+from callvault.cli.options import instant_option
 from callvault.clock import SystemClock
-from callvault.contract.fields import Timestamp
 from callvault.rules.audit_replay import replay
 from callvault.rules.durations import CalendarDuration
 from callvault.storage.client import make_s3_client
 from callvault.storage.errors import describe
 
 app = typer.Typer(help="For auditors: the audit log replayed and checked.", no_args_is_help=True)
-_instant: TypeAdapter[datetime] = TypeAdapter(Timestamp)
-
-
-def _when(name: str, text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        return _instant.validate_python(text)
-    except ValidationError as exc:
-        msg = str(exc.errors(include_url=False)[0].get("msg", "")).removeprefix("Value error, ")
-        raise UserError(f"{name}: {msg}") from exc
 
 
 def _keep(event: dict[str, Any], tenant: str | None, since: datetime | None, until: datetime | None) -> bool:
@@ -58,7 +46,7 @@ def replay_command(
     out: Path = typer.Option(Path("audit-report"), help="directory for report.json and report.html"),
 ) -> None:
     """Read the archived audit log and the topic's tail, check every rule, write the report."""
-    start, end = _when("--from", since), _when("--to", until)
+    start, end = instant_option("--from", since), instant_option("--to", until)
     try:
         slack = CalendarDuration.parse(tolerance)
     except ValueError as exc:

@@ -9,29 +9,18 @@ ahead of its date.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import TypeAdapter, ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from callvault.cli.config import load_settings
 from callvault.cli.errors import UserError
-from callvault.contract.fields import Timestamp, format_rfc3339
+from callvault.cli.options import instant_option
+from callvault.contract.fields import format_rfc3339
 from callvault.storage.errors import describe
 from callvault.stream.purger import standalone_pass
-
-_instant: TypeAdapter[datetime] = TypeAdapter(Timestamp)
-
-
-def _parse_as_of(text: str) -> datetime:
-    try:
-        return _instant.validate_python(text)
-    except ValidationError as exc:
-        msg = str(exc.errors(include_url=False)[0].get("msg", "")).removeprefix("Value error, ")
-        raise UserError(f"--as-of: {msg}") from exc
 
 
 def _table(title: str, rows: list[tuple[str, ...]], columns: tuple[str, ...], limit: int) -> Table:
@@ -55,7 +44,7 @@ def purge(
         raise UserError(
             "--as-of goes only with --dry-run: a pass that deletes does so as of now, never early"
         )
-    when = _parse_as_of(as_of) if as_of is not None else None
+    when = instant_option("--as-of", as_of)
     settings = load_settings()
     console = Console()
     try:

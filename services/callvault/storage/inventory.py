@@ -11,7 +11,7 @@ hidden behind a delete marker is found and erased too.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -27,11 +27,10 @@ DELETE_BATCH = 1000  # the most keys DeleteObjects takes in one request
 
 @dataclass(frozen=True, slots=True)
 class DuePeriod:
-    """One day of one tenant's keys that holds due objects (`due` is SOME or ALL)."""
+    """One day of one tenant's keys that holds due objects (some or all of them)."""
 
     tenant: str
     day: date
-    due: Due
 
     @property
     def prefix(self) -> str:
@@ -66,6 +65,35 @@ def _numbers(names: list[str], width: int) -> list[int]:
     return sorted(int(n) for n in names if len(n) == width and n.isdigit())
 
 
+def _walk_days(
+    s3: BaseClient, bucket: str, enter: Callable[[date, date], bool] = lambda first, last: True
+) -> Iterator[tuple[str, date]]:
+    """Every tenant-day present in `bucket`, oldest first per tenant.
+
+    `enter(first_day, last_day)` is asked of each year, month and day before it is
+    walked; False skips that period and every later one of its tenant, year or month.
+    """
+    for tenant in sorted(_children(s3, bucket, "")):
+        if not tenant or tenant.startswith("_"):  # callvault's own records, not a tenant
+            continue
+        for year in _numbers(_children(s3, bucket, f"{tenant}/"), 4):
+            if not enter(*year_span(year)):
+                break
+            for month in _numbers(_children(s3, bucket, f"{tenant}/{year:04d}/"), 2):
+                if not 1 <= month <= 12:
+                    continue
+                if not enter(*month_span(year, month)):
+                    break
+                for number in _numbers(_children(s3, bucket, f"{tenant}/{year:04d}/{month:02d}/"), 2):
+                    try:
+                        day = date(year, month, number)
+                    except ValueError:
+                        continue
+                    if not enter(day, day):
+                        break
+                    yield tenant, day
+
+
 @dataclass
 class DueWalk:
     """What a walk found: the due tenant-days, and when the next not-yet-due one starts falling due."""
@@ -73,60 +101,33 @@ class DueWalk:
     periods: list[DuePeriod]
     next_change: datetime | None = None
 
-    def _note(self, first_day: date, retention_class: RetentionClass, policy: RetentionPolicy) -> None:
-        start = datetime.combine(first_day, datetime.min.time(), tzinfo=UTC)
-        when = policy.expires_at(retention_class, start)
-        if self.next_change is None or when < self.next_change:
-            self.next_change = when
-
 
 def due_periods(
     s3: BaseClient, bucket: str, retention_class: RetentionClass, policy: RetentionPolicy, as_of: datetime
 ) -> DueWalk:
-    """Every tenant-day of `bucket` in which something is due at `as_of`, oldest first."""
+    """Every tenant-day of `bucket` in which something is due at `as_of`, oldest first.
+
+    A period with nothing due ends the walk of its tenant, year or month: later
+    ones are due later still. The earliest such period says when to look again.
+    """
     walk = DueWalk([])
 
-    def judge(first: date, last: date) -> Due:
-        due = period_due(first, last, retention_class, policy, as_of)
-        if due is Due.NONE:
-            walk._note(first, retention_class, policy)  # noqa: SLF001 - its own helper
-        return due
+    def enter(first: date, last: date) -> bool:
+        if period_due(first, last, retention_class, policy, as_of) is not Due.NONE:
+            return True
+        start = datetime.combine(first, datetime.min.time(), tzinfo=UTC)
+        when = policy.expires_at(retention_class, start)
+        if walk.next_change is None or when < walk.next_change:
+            walk.next_change = when
+        return False
 
-    for tenant in sorted(_children(s3, bucket, "")):
-        if not tenant or tenant.startswith("_"):  # callvault's own records, not a tenant
-            continue
-        for year in _numbers(_children(s3, bucket, f"{tenant}/"), 4):
-            if judge(*year_span(year)) is Due.NONE:
-                break  # later years are due later still
-            for month in _numbers(_children(s3, bucket, f"{tenant}/{year:04d}/"), 2):
-                if not 1 <= month <= 12:
-                    continue
-                if judge(*month_span(year, month)) is Due.NONE:
-                    break
-                for day_number in _numbers(_children(s3, bucket, f"{tenant}/{year:04d}/{month:02d}/"), 2):
-                    try:
-                        day = date(year, month, day_number)
-                    except ValueError:
-                        continue
-                    due = judge(day, day)
-                    if due is Due.NONE:
-                        break
-                    walk.periods.append(DuePeriod(tenant, day, due))
+    walk.periods.extend(DuePeriod(tenant, day) for tenant, day in _walk_days(s3, bucket, enter))
     return walk
 
 
 def all_days(s3: BaseClient, bucket: str) -> Iterator[tuple[str, date]]:
     """Every tenant-day present in `bucket`: for finding one call's objects, not for purging."""
-    for tenant in sorted(_children(s3, bucket, "")):
-        if not tenant or tenant.startswith("_"):
-            continue
-        for year in _numbers(_children(s3, bucket, f"{tenant}/"), 4):
-            for month in _numbers(_children(s3, bucket, f"{tenant}/{year:04d}/"), 2):
-                for day_number in _numbers(_children(s3, bucket, f"{tenant}/{year:04d}/{month:02d}/"), 2):
-                    try:
-                        yield tenant, date(year, month, day_number)
-                    except ValueError:
-                        continue
+    return _walk_days(s3, bucket)
 
 
 def list_versions(s3: BaseClient, bucket: str, prefix: str) -> list[KeyVersions]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -64,6 +64,15 @@ def make_producer(bootstrap: str, **kwargs: Any) -> AIOKafkaProducer:
     options: dict[str, Any] = {"acks": "all", "enable_idempotence": False, "linger_ms": 5}
     options.update(kwargs)
     return AIOKafkaProducer(bootstrap_servers=bootstrap, **options)
+
+
+async def send_lifecycle(producer: AIOKafkaProducer, settings: Settings, events: Sequence[Any]) -> None:
+    """Send lifecycle events keyed by call_id, and wait until the broker has every one."""
+    sent = [
+        await producer.send(settings.lifecycle_topic, key=e.call_id.encode(), value=e.to_json_bytes())
+        for e in events
+    ]
+    await asyncio.gather(*sent)
 
 
 async def read_topic(

@@ -34,7 +34,7 @@ from callvault.storage import inventory
 from callvault.storage import journal as purge_journal
 from callvault.storage.client import make_s3_client
 from callvault.storage.layout import parse_archive_key
-from callvault.stream.bus import make_producer
+from callvault.stream.bus import make_producer, send_lifecycle
 from callvault.stream.offloop import S3Runner
 
 log = logging.getLogger("callvault.purger")
@@ -176,9 +176,9 @@ class Purger:
     async def _scan(self, as_of: datetime, *, dry_run: bool) -> Scan:
         """Walk the store for every object in a period that is (partly) due at `as_of`.
 
-        Between scans a pass works from what the last one found, so a pass costs
-        no reads at all; a scan comes every `purge_rescan_s`, and sooner when the
-        walk saw that another day starts falling due.
+        Between scans a pass works from what the last one found, reading only the
+        journal and the holds; a scan comes every `purge_rescan_s`, and sooner when
+        the walk saw that another day starts falling due.
         """
         scan = Scan(as_of=as_of, dry_run=dry_run)
         seen: set[tuple[str, str, str]] = set()
@@ -353,9 +353,7 @@ async def standalone_pass(
 
     async def emit(events: Sequence[LifecycleBase]) -> None:
         assert producer is not None, "a dry run emits nothing"
-        topic = settings.lifecycle_topic
-        sent = [await producer.send(topic, key=e.call_id.encode(), value=e.to_json_bytes()) for e in events]
-        await asyncio.gather(*sent)
+        await send_lifecycle(producer, settings, events)
 
     try:
         return await Purger(settings, s3, emit, SystemClock()).run_pass(dry_run=dry_run, as_of=as_of)

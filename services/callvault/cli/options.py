@@ -1,0 +1,23 @@
+"""Option values read into contract types, or refused with one sentence naming the option."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import TypeAdapter, ValidationError
+
+from callvault.cli.errors import UserError
+from callvault.contract.fields import Timestamp
+
+_instant: TypeAdapter[datetime] = TypeAdapter(Timestamp)
+
+
+def instant_option(option: str, text: str | None) -> datetime | None:
+    """An RFC 3339 instant with its offset, as the contract spells them; None when not given."""
+    if text is None:
+        return None
+    try:
+        return _instant.validate_python(text)
+    except ValidationError as exc:
+        msg = str(exc.errors(include_url=False)[0].get("msg", "")).removeprefix("Value error, ")
+        raise UserError(f"{option}: {msg}") from exc
