@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all venv demo dev test test-unit test-integration schemas lint bench clean
+.PHONY: all venv browser demo dev test test-unit test-integration schemas lint bench clean
 
 all: venv
 
@@ -19,13 +19,24 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The browser tests drive Debian's Chromium (Playwright cannot download its own
+# here). Installed when missing and apt-get can run; otherwise those tests skip
+# and say so.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "could not install chromium: the browser tests will skip"; \
+	  else echo "no chromium and no root apt-get: the browser tests will skip"; fi; }
+
 demo: $(STAMP)
 	$(BIN)/callvault demo
 
 dev: $(STAMP)
 	$(BIN)/callvault dev
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
 test-unit: $(STAMP)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from callvault.embedded.processes import ChildProcess
-from callvault.embedded.worker_process import start_worker_process
+from callvault.embedded.processes import ChildProcess, free_port
+from callvault.embedded.worker_process import start_api_process, start_worker_process
 from callvault.settings import Settings
 from callvault.storage.bootstrap import init_storage
 from callvault.storage.client import make_s3_client, make_staging_s3_client
@@ -80,6 +80,14 @@ def spawn_worker(settings: Settings, name: str = "worker") -> ChildProcess:
     return start_worker_process(settings_env(settings), log, name=name)
 
 
+def spawn_api(settings: Settings, name: str = "api") -> tuple[ChildProcess, str]:
+    """`callvault api` for these settings on a free port; returns the process and its base URL."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    port = free_port()
+    log = ARTIFACTS / f"{name}-{settings.app_id}.log"
+    return start_api_process(settings_env(settings), log, port, name=name), f"http://127.0.0.1:{port}"
+
+
 @pytest.fixture(scope="session")
 def servers() -> Iterator[Servers]:
     with test_servers() as found:
@@ -97,6 +105,14 @@ def settings(servers: Servers) -> Settings:
 def worker(settings: Settings) -> Iterator[ChildProcess]:
     proc = spawn_worker(settings)
     yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def api_url(settings: Settings, worker: ChildProcess) -> Iterator[str]:
+    """The QA API over the session's worker and settings."""
+    proc, url = spawn_api(settings)
+    yield url
     proc.stop()
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
@@ -13,6 +13,7 @@ from callvault.rules.durations import CalendarDuration
 from callvault.rules.retention import RetentionPolicy
 
 DEV_PSEUDONYM_KEY = "callvault-dev-only-pseudonym-key-do-not-use-in-production"
+DEV_API_TOKEN_SECRET = "callvault-dev-only-api-token-secret-do-not-use-in-production"
 EMBEDDED_KAFKA = "127.0.0.1:19092"
 EMBEDDED_S3 = "http://127.0.0.1:19000"
 
@@ -88,6 +89,24 @@ class Settings(BaseSettings):
     )
     log_level: str = "info"
 
+    # The QA retrieval API (`callvault api`).
+    api_host: str = Field("127.0.0.1", description="address the API listens on")
+    api_port: int = Field(8080, ge=0, le=65535, description="port the API listens on")
+    api_token_secret: SecretStr = Field(
+        SecretStr(DEV_API_TOKEN_SECRET),
+        description="HMAC key signing the API's tokens (HS256 JWTs); required outside dev",
+    )
+    api_audio_mode: Literal["stream", "presigned"] = Field(
+        "stream", description="stream: audio through the API; presigned: a short-lived S3 URL"
+    )
+    api_audio_link_s: int = Field(
+        300, ge=10, le=3600, description="how long an audio link handed to a player stays valid"
+    )
+    api_max_search_days: int = Field(186, ge=1, description="widest date range one search may cover")
+    api_restrictions_ttl_s: float = Field(
+        2.0, ge=0, description="how long the API trusts its copy of the restricted subjects"
+    )
+
     @field_validator(
         "recording_retention",
         "metadata_retention",
@@ -126,17 +145,21 @@ class Settings(BaseSettings):
             raise ValueError(f"'{value}' is not an IANA time zone such as Europe/Brussels") from exc
         return value
 
-    @field_validator("pseudonym_key")
+    @field_validator("pseudonym_key", "api_token_secret")
     @classmethod
     def _key_length(cls, value: SecretStr) -> SecretStr:
         if len(value.get_secret_value()) < 16:
-            raise ValueError("the pseudonym key must be at least 16 characters")
+            raise ValueError("must be at least 16 characters")
         return value
 
     def check_production_ready(self) -> None:
         """Refuse to run outside dev with the published dev key: pseudonyms would be reversible."""
         if self.env != "dev" and self.pseudonym_key.get_secret_value() == DEV_PSEUDONYM_KEY:
             raise ValueError("CALLVAULT_PSEUDONYM_KEY is the dev-only value; set a secret key outside dev")
+        if self.env != "dev" and self.api_token_secret.get_secret_value() == DEV_API_TOKEN_SECRET:
+            raise ValueError(
+                "CALLVAULT_API_TOKEN_SECRET is the dev-only value; anyone could sign tokens. Set a secret"
+            )
 
     @property
     def staging_is_separate(self) -> bool:

@@ -7,11 +7,13 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
 
+from callvault.embedded.processes import free_port
 from tests.cli import run_callvault
 
 
@@ -54,10 +56,10 @@ def test_schemas_check_passes_on_the_checked_in_schemas() -> None:
     assert result.returncode == 0, result.stderr
 
 
-def _start_dev(marker: str) -> tuple[subprocess.Popen[str], str]:
+def _start_dev(marker: str, port: int) -> tuple[subprocess.Popen[str], str]:
     """`callvault dev` in its own process group, as in a terminal; returns it and what it printed."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "callvault", "dev", "--grace", "PT5S"],
+        [sys.executable, "-m", "callvault", "dev", "--grace", "PT5S", "--port", str(port)],
         env={**os.environ, "COLUMNS": "200", "CALLVAULT_TEST_MARK": marker},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -90,11 +92,15 @@ def _gone(marker: str, timeout: float = 10) -> bool:
 @pytest.mark.parametrize("how", ["ctrl-c", "kill -9"])
 def test_dev_prints_the_endpoints_and_leaves_no_orphan(how: str) -> None:
     marker = uuid.uuid4().hex
-    proc, out = _start_dev(marker)
+    port = free_port()
+    proc, out = _start_dev(marker, port)
     try:
         assert "export CALLVAULT_KAFKA_BOOTSTRAP=127.0.0.1:" in out, out
         assert "export CALLVAULT_S3_ENDPOINT=http://127.0.0.1:" in out, out
-        assert len(_processes_with(marker)) >= 4, "dev, broker, store and worker should be running"
+        assert f"http://127.0.0.1:{port}/" in out, out
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/") as page:  # noqa: S310 - loopback
+            assert b"callvault" in page.read()
+        assert len(_processes_with(marker)) >= 5, "dev, broker, store, worker and API should be running"
         if how == "ctrl-c":
             os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends to the foreground group
             assert proc.wait(timeout=60) == 0

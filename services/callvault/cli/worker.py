@@ -32,9 +32,16 @@ def worker() -> None:
 
 def dev(
     grace: str = typer.Option("PT30S", help="disclosure grace for dev (the contract default is PT5M)"),
+    port: int = typer.Option(8080, help="port of the QA API and page"),
 ) -> None:
-    """Run the embedded stack (broker, object store, worker) in the foreground; Ctrl-C stops all."""
+    """Run the embedded stack (broker, object store, worker, API) in the foreground; Ctrl-C stops all."""
+    from datetime import timedelta
+
+    from callvault.api.tokens import issue_token
+    from callvault.clock import SystemClock
     from callvault.embedded.stack import EmbeddedStack
+    from callvault.embedded.worker_process import start_api_process
+    from callvault.rules.access import Role
     from callvault.storage.bootstrap import init_storage
     from callvault.storage.client import make_s3_client
 
@@ -47,6 +54,15 @@ def dev(
         init_storage(make_s3_client(settings), settings)
         env = {**stack.env(), "CALLVAULT_DISCLOSURE_GRACE": grace}
         proc = start_worker_process(env, stack.run_dir / "worker.log")
+        api = start_api_process(env, stack.run_dir / "api.log", port)
+        token = issue_token(
+            settings.api_token_secret.get_secret_value(),
+            "dev@localhost",
+            Role.QA,
+            ["*"],
+            SystemClock().now(),
+            timedelta(hours=12),
+        )
         stop = False
 
         def _stop(*_: object) -> None:
@@ -60,13 +76,19 @@ def dev(
         for name, value in env.items():
             console.print(f"  export {name}={value}")
         console.print("  callvault simulate --calls 20")
-        console.print(f"Logs: {stack.run_dir}/  (worker.log, tansu.log, moto.log). Ctrl-C stops everything.")
+        console.print(f"QA page and API: http://127.0.0.1:{port}/  (docs at /docs); a 12-hour QA token:")
+        console.print(f"  {token}", soft_wrap=True)
+        console.print(
+            f"Logs: {stack.run_dir}/  (worker.log, api.log, tansu.log, moto.log). Ctrl-C stops everything."
+        )
         try:
-            while not stop and proc.alive():
+            while not stop and proc.alive() and api.alive():
                 time.sleep(0.3)
-            if not proc.alive() and not stop:
-                console.print(f"[red]the worker exited[/red]; its log ends with:\n{proc.tail()}")
-                sys.exit(1)
+            for name, child in (("worker", proc), ("API", api)):
+                if not child.alive() and not stop:
+                    console.print(f"[red]the {name} exited[/red]; its log ends with:\n{child.tail()}")
+                    sys.exit(1)
         finally:
+            api.stop()
             proc.stop()
             console.print("stopped")

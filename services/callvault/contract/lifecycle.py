@@ -100,6 +100,10 @@ class RecordingAccessed(LifecycleBase):
     role: Literal["qa", "auditor", "dpo", "admin"]
     purpose: str
     what: Literal["audio", "metadata"] = "audio"
+    # Additive (v1.1): the grant the access was made under, so an audit can check it.
+    token_id: str | None = Field(None, description="the `jti` of the token used")
+    granted_tenants: list[str] | None = Field(None, description="the tenants the token allowed ('*': all)")
+    request_id: str | None = Field(None, description="the API request, as in its access log")
 
 
 class LegalHoldPlaced(LifecycleBase):

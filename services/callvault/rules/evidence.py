@@ -22,10 +22,12 @@ from callvault.contract.lifecycle import (
     MetadataArchived,
     MetadataDeleted,
     ObjectRef,
+    RecordingAccessed,
     RecordingArchived,
     RecordingDeleted,
     RecordingRejected,
 )
+from callvault.rules.access import Grant, Want
 from callvault.rules.call_state import CallState, Outcome
 from callvault.rules.disclosure import DisclosureDetail, DisclosureFact
 from callvault.rules.purge import StoredObject, lateness_s
@@ -150,4 +152,23 @@ def legal_hold_event(
         command_id=command.event_id,
         requested_by=command.requested_by,
         reason=command.reason,
+    )
+
+
+def recording_accessed(
+    grant: Grant, tenant: str, call_id: str, what: Want, purpose: str, request_id: str, now: datetime
+) -> RecordingAccessed:
+    """One access through the API; the request id makes it one event however often it is resent."""
+    return RecordingAccessed(
+        event_id=deterministic_id("recording.accessed", call_id, request_id),
+        call_id=call_id,
+        tenant=tenant,
+        occurred_at=now,
+        accessed_by=grant.subject,
+        role=grant.role.value,  # type: ignore[arg-type]
+        purpose=purpose,
+        what=what.value,  # type: ignore[arg-type]
+        token_id=grant.token_id,
+        granted_tenants=sorted(grant.tenants),
+        request_id=request_id,
     )

@@ -22,6 +22,7 @@ from callvault.rules.purge import Hold
 from callvault.storage.archive import delete_all_versions
 from callvault.storage.errors import error_code, is_not_found
 from callvault.storage.inventory import all_days, list_versions
+from callvault.storage.layout import day_prefix
 
 HOLDS_PREFIX = "_callvault/legal-holds/"
 
@@ -94,7 +95,7 @@ def find_call_versions(s3: BaseClient, bucket: str, call_id: str) -> list[tuple[
     """
     found: list[tuple[str, str]] = []
     for tenant, day in all_days(s3, bucket):
-        for entry in list_versions(s3, bucket, f"{tenant}/{day:%Y/%m/%d}/{call_id}."):
+        for entry in list_versions(s3, bucket, f"{day_prefix(tenant, day)}/{call_id}."):
             if entry.data_version is not None:
                 found.extend((entry.key, v) for v in entry.versions)
     return found

@@ -21,6 +21,7 @@ from callvault.rules.purge import Due, month_span, period_due, year_span
 from callvault.rules.retention import RetentionClass, RetentionPolicy
 from callvault.storage.archive import EXPIRES_META, SHA_META
 from callvault.storage.errors import is_not_found
+from callvault.storage.layout import day_prefix
 
 DELETE_BATCH = 1000  # the most keys DeleteObjects takes in one request
 
@@ -34,7 +35,7 @@ class DuePeriod:
 
     @property
     def prefix(self) -> str:
-        return f"{self.tenant}/{self.day:%Y/%m/%d}/"
+        return f"{day_prefix(self.tenant, self.day)}/"
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,11 @@ from callvault.rules.retention import RetentionClass
 
 
 def _date_prefix(tenant: str, moment: datetime) -> str:
-    day = moment.astimezone(UTC)
+    return day_prefix(tenant, moment.astimezone(UTC).date())
+
+
+def day_prefix(tenant: str, day: date) -> str:
+    """`{tenant}/{YYYY}/{MM}/{DD}`: every archived key of one tenant and UTC day starts so."""
     return f"{tenant}/{day:%Y}/{day:%m}/{day:%d}"
 
 
@@ -23,7 +27,11 @@ def recording_key(tenant: str, call_id: str, recording_started_at: datetime, ext
 
 def metadata_key(tenant: str, call_id: str, call_started_at: datetime) -> str:
     """`{tenant}/{YYYY}/{MM}/{DD}/{call_id}.json`, dated by the call's start in UTC."""
-    return f"{_date_prefix(tenant, call_started_at)}/{call_id}.json"
+    return metadata_key_of_day(tenant, call_id, call_started_at.astimezone(UTC).date())
+
+
+def metadata_key_of_day(tenant: str, call_id: str, day: date) -> str:
+    return f"{day_prefix(tenant, day)}/{call_id}.json"
 
 
 def lifecycle_tags(retention_class: RetentionClass, expires_at: datetime, tenant: str) -> dict[str, str]:

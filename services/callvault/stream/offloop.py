@@ -72,5 +72,9 @@ class S3Runner:
                     self._on_error(what)
                 await asyncio.sleep(delay)
 
+    async def once(self, fn: Callable[..., T], /, *args: Any) -> T:
+        """`fn(*args)` in the pool, not retried: for a step that cannot be repeated, like reading a body."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(fn, *args))
+
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

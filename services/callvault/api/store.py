@@ -1,0 +1,164 @@
+"""The API's reads of the archive, off the event loop.
+
+Metadata documents are immutable once written, so a search caches them by key
+and ETag (a listing gives the ETag for free): repeated searches cost listings,
+not reads. A single call's metadata is always read afresh, since it is the
+moment that decides access. The restriction list is cached for a second or
+two per tenant (CALLVAULT_API_RESTRICTIONS_TTL_S): the price of one listing
+per request would be paid by every coach.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from botocore.client import BaseClient
+
+from callvault.api.ranges import ByteRange
+from callvault.api.search import Address
+from callvault.settings import Settings
+from callvault.storage.errors import is_not_found
+from callvault.storage.layout import day_prefix, parse_archive_key
+from callvault.storage.restrictions import restricted_subjects
+from callvault.stream.offloop import S3Runner
+
+CHUNK = 64 * 1024
+CACHE_DOCUMENTS = 20_000
+
+
+class AudioMissing(Exception):
+    """The recording object is gone (deleted), although the metadata still names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    address: Address
+    key: str
+    etag: str
+
+
+def _list_day(s3: BaseClient, bucket: str, tenant: str, day: date) -> list[tuple[str, str]]:
+    prefix = f"{day_prefix(tenant, day)}/"
+    found = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        found.extend((e["Key"], e.get("ETag", "")) for e in page.get("Contents", ()))
+    return found
+
+
+def _tenants(s3: BaseClient, bucket: str) -> list[str]:
+    names = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Delimiter="/"):
+        names.extend(p["Prefix"].rstrip("/") for p in page.get("CommonPrefixes", ()))
+    return sorted(n for n in names if n and not n.startswith("_"))  # `_callvault/`: registries
+
+
+def _read_json(s3: BaseClient, bucket: str, key: str) -> tuple[dict[str, Any], str] | None:
+    try:
+        answer = s3.get_object(Bucket=bucket, Key=key)
+    except Exception as exc:
+        if is_not_found(exc):
+            return None
+        raise
+    return json.loads(answer["Body"].read()), answer.get("ETag", "")
+
+
+def _open(s3: BaseClient, bucket: str, key: str, byte_range: ByteRange | None) -> Any:
+    kwargs = {"Range": byte_range.header()} if byte_range else {}
+    try:
+        return s3.get_object(Bucket=bucket, Key=key, **kwargs)["Body"]
+    except Exception as exc:
+        if is_not_found(exc):
+            raise AudioMissing(key) from exc
+        raise
+
+
+class ArchiveReader:
+    def __init__(self, runner: S3Runner, settings: Settings) -> None:
+        self._runner = runner
+        self._settings = settings
+        self._documents: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()
+        self._restricted: dict[str, tuple[float, frozenset[str]]] = {}
+
+    @property
+    def s3(self) -> BaseClient:
+        return self._runner.s3
+
+    async def tenants(self) -> list[str]:
+        return await self._runner.run("list tenants", _tenants, self._settings.metadata_bucket)
+
+    async def list_day(self, tenant: str, day: date) -> list[Listed]:
+        entries = await self._runner.run("list calls", _list_day, self._settings.metadata_bucket, tenant, day)
+        listed = []
+        for key, etag in entries:
+            parsed = parse_archive_key(key)
+            if parsed is not None and key.endswith(".json"):
+                listed.append(Listed(Address(parsed.day, parsed.tenant, parsed.call_id), key, etag))
+        return listed
+
+    async def cached_document(self, entry: Listed) -> dict[str, Any] | None:
+        hit = self._documents.get(entry.key)
+        if hit is not None and hit[0] == entry.etag:
+            self._documents.move_to_end(entry.key)
+            return hit[1]
+        return await self.document(entry.key)
+
+    async def document(self, key: str) -> dict[str, Any] | None:
+        found = await self._runner.run("read metadata", _read_json, self._settings.metadata_bucket, key)
+        if found is None:
+            self._documents.pop(key, None)
+            return None
+        doc, etag = found
+        self._documents[key] = (etag, doc)
+        self._documents.move_to_end(key)
+        while len(self._documents) > CACHE_DOCUMENTS:
+            self._documents.popitem(last=False)
+        return doc
+
+    async def restricted(self, tenant: str) -> frozenset[str]:
+        now = time.monotonic()
+        hit = self._restricted.get(tenant)
+        if hit is not None and now - hit[0] < self._settings.api_restrictions_ttl_s:
+            return hit[1]
+        subjects = await self._runner.run(
+            "list restrictions", restricted_subjects, self._settings.metadata_bucket, tenant
+        )
+        self._restricted[tenant] = (now, subjects)
+        return subjects
+
+    async def ready(self) -> None:
+        """Raises unless both buckets the API reads answer."""
+        for bucket in (self._settings.metadata_bucket, self._settings.recordings_bucket):
+            await self._runner.run("check bucket", lambda s3, b: s3.head_bucket(Bucket=b), bucket)
+
+    async def open_audio(self, bucket: str, key: str, byte_range: ByteRange | None) -> AsyncIterator[bytes]:
+        """The bytes, streamed: opened before returning, so a missing object fails here, not mid-response."""
+        body = await self._runner.run("open recording", _open, bucket, key, byte_range)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                while True:
+                    data = await self._runner.once(body.read, CHUNK)
+                    if not data:
+                        return
+                    yield data
+            finally:
+                await asyncio.to_thread(body.close)
+
+        return chunks()
+
+    def presign(self, bucket: str, key: str, content_type: str, seconds: int) -> str:
+        """Computed locally (a signature, no request): fine on the loop."""
+        return str(
+            self.s3.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": bucket, "Key": key, "ResponseContentType": content_type},
+                ExpiresIn=seconds,
+            )
+        )

@@ -1,0 +1,71 @@
+"""`callvault api` (the QA retrieval API and web page) and `callvault api token` (issuing access)."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from callvault.cli.config import load_settings
+from callvault.cli.errors import UserError
+from callvault.clock import SystemClock
+from callvault.rules.access import Role
+from callvault.rules.durations import CalendarDuration, add_duration
+
+app = typer.Typer(
+    help="The QA retrieval API: `callvault api` serves it; `callvault api token` issues access.",
+    invoke_without_command=True,
+)
+
+
+@app.callback()
+def serve(
+    ctx: typer.Context,
+    host: str = typer.Option(None, help="address to listen on [default: CALLVAULT_API_HOST, 127.0.0.1]"),
+    port: int = typer.Option(None, help="port to listen on [default: CALLVAULT_API_PORT, 8080]"),
+) -> None:
+    """Serve the API, its OpenAPI docs (/docs) and the coaches' page (/) until stopped."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import uvicorn
+
+    from callvault.api.app import create_app
+    from callvault.api.http_log import log_json_lines
+
+    settings = load_settings(api_host=host, api_port=port)
+    try:
+        settings.check_production_ready()
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    # One JSON line per request from callvault's own middleware; uvicorn's is off.
+    logging.getLogger("callvault.api").setLevel(logging.INFO)
+    log_json_lines()
+    print(f"callvault api on http://{settings.api_host}:{settings.api_port}/ (docs at /docs)", flush=True)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        access_log=False,
+        log_level="warning",
+    )
+
+
+@app.command("token")
+def token(
+    subject: str = typer.Option(..., "--subject", help="who the token is for, e.g. an e-mail address"),
+    role: Role = typer.Option(..., help="qa, auditor, dpo or admin"),
+    tenant: list[str] = typer.Option(..., help="a tenant it may see (repeat); '*' for all"),
+    ttl: str = typer.Option("PT12H", help="how long it is valid, ISO 8601 (PT12H, P7D)"),
+) -> None:
+    """Print a signed bearer token (HS256 JWT with CALLVAULT_API_TOKEN_SECRET) for one person."""
+    from callvault.api.tokens import issue_token
+
+    settings = load_settings()
+    try:
+        duration = CalendarDuration.parse(ttl)
+        now = SystemClock().now()
+        lifetime = add_duration(now, duration, settings.zone) - now
+        text = issue_token(settings.api_token_secret.get_secret_value(), subject, role, tenant, now, lifetime)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    print(text)

@@ -1,0 +1,347 @@
+"""The QA API as a real process against the real broker and store.
+
+Calls are archived by a real worker, then read through HTTP: tenant isolation
+on every endpoint, byte ranges, an access event per retrieval, 410 past
+retention and after deletion, restriction, and clear 422s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from callvault.api.tokens import issue_token
+from callvault.embedded.processes import ChildProcess
+from callvault.rules.access import Role
+from callvault.rules.pseudonym import pseudonymize
+from callvault.rules.retention import RetentionClass
+from callvault.settings import Settings
+from callvault.storage.restrictions import RestrictionRecord, put_restriction, remove_restriction
+from tests.conftest import make_settings, prepare, spawn_api, spawn_worker
+from tests.integration.helpers import CALLEE, CALLER, Bus, CallScript
+from tests.stack import Servers
+
+pytestmark = pytest.mark.integration
+
+PURPOSE = {"purpose": "coaching session with agent-7"}
+
+
+@pytest.fixture(scope="module")
+def api_settings(servers: Servers) -> Settings:
+    settings = make_settings(
+        servers,
+        "a" + secrets.token_hex(3),
+        purge_interval_s=1.0,
+        purge_rescan_s=1.0,
+        api_restrictions_ttl_s=0.5,
+    )
+    prepare(settings)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def api_worker(api_settings: Settings) -> Iterator[ChildProcess]:
+    proc = spawn_worker(api_settings, "worker-api")
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def api_url(api_settings: Settings, api_worker: ChildProcess) -> Iterator[str]:
+    proc, url = spawn_api(api_settings)
+    yield url
+    proc.stop()
+
+
+def token(
+    settings: Settings, role: Role = Role.QA, tenants: tuple[str, ...] = ("acme",), who: str = "coach@acme"
+) -> str:
+    secret = settings.api_token_secret.get_secret_value()
+    return issue_token(secret, who, role, list(tenants), datetime.now(UTC), timedelta(hours=1))
+
+
+def auth(settings: Settings, **kwargs: Any) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(settings, **kwargs)}"}
+
+
+@dataclass
+class Archived:
+    call: CallScript
+
+    @property
+    def day(self) -> str:
+        return self.call.start.astimezone(UTC).date().isoformat()
+
+    @property
+    def path(self) -> str:
+        return f"/api/v1/calls/{self.call.tenant}/{self.day}/{self.call.call_id}"
+
+
+async def archive(bus: Bus, **script: Any) -> Archived:
+    call = bus.script(**script)
+    await bus.send_call(call)
+    await bus.wait_types(call.call_id, "recording.archived", "metadata.archived")
+    return Archived(call)
+
+
+@pytest.fixture
+async def bus(api_settings: Settings) -> AsyncIterator[Bus]:
+    async with Bus(api_settings) as b:
+        yield b
+
+
+@pytest.fixture
+async def client(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=api_url, timeout=30) as c:
+        yield c
+
+
+async def test_another_tenants_call_is_not_found_on_every_endpoint(
+    api_settings: Settings, bus: Bus, client: httpx.AsyncClient
+) -> None:
+    theirs = await archive(bus, tenant="globex")
+    ours = await archive(bus, tenant="acme")
+    acme = auth(api_settings)
+    unknown = f"/api/v1/calls/acme/{theirs.day}/no-such-call"
+    not_found = (await client.get(unknown, params=PURPOSE, headers=acme)).json()["error"]
+
+    for method, suffix, kwargs in [
+        ("GET", "", {"params": PURPOSE}),
+        ("GET", "/audio", {"params": PURPOSE}),
+        ("POST", "/audio-link", {"json": PURPOSE}),
+    ]:
+        answer = await client.request(method, theirs.path + suffix, headers=acme, **kwargs)
+        assert answer.status_code == 404, (suffix, answer.text)
+        assert "globex" in answer.json()["error"] and "no call" in not_found
+    search = await client.get("/api/v1/calls", params={"tenant": "globex"}, headers=acme)
+    assert search.status_code == 404
+    everything = await client.get("/api/v1/calls", params={"limit": 200}, headers=acme)
+    found = {c["call_id"] for c in everything.json()["calls"]}
+    assert ours.call.call_id in found and theirs.call.call_id not in found
+
+    globex = auth(api_settings, tenants=("globex",), who="coach@globex")
+    assert (await client.get(theirs.path, params=PURPOSE, headers=globex)).status_code == 200
+    everyone = auth(api_settings, role=Role.ADMIN, tenants=("*",), who="ops")
+    assert (await client.get(theirs.path, params=PURPOSE, headers=everyone)).status_code == 200
+
+
+async def test_range_requests_return_the_right_bytes(
+    api_settings: Settings, bus: Bus, client: httpx.AsyncClient
+) -> None:
+    done = await archive(bus)
+    audio = done.call.audio
+    size = len(audio)
+    headers = auth(api_settings)
+    whole = await client.get(done.path + "/audio", params=PURPOSE, headers=headers)
+    assert whole.status_code == 200 and whole.content == audio
+    assert whole.headers["accept-ranges"] == "bytes" and whole.headers["content-type"] == "audio/wav"
+
+    for spec, first, last in [
+        ("bytes=100-199", 100, 199),
+        ("bytes=-50", size - 50, size - 1),
+        ("bytes=1000-", 1000, size - 1),
+        (f"bytes=10-{size * 2}", 10, size - 1),
+    ]:
+        part = await client.get(done.path + "/audio", params=PURPOSE, headers={**headers, "Range": spec})
+        assert part.status_code == 206, spec
+        assert part.content == audio[first : last + 1], spec
+        assert part.headers["content-range"] == f"bytes {first}-{last}/{size}"
+    past = await client.get(
+        done.path + "/audio", params=PURPOSE, headers={**headers, "Range": f"bytes={size}-"}
+    )
+    assert past.status_code == 416 and past.headers["content-range"] == f"bytes */{size}"
+
+    link = await client.post(done.path + "/audio-link", json=PURPOSE, headers=headers)
+    assert link.status_code == 200, link.text
+    url = link.json()["url"]
+    seek = await client.get(url, headers={"Range": "bytes=44-1043"})  # no token: the link is the grant
+    assert seek.status_code == 206 and seek.content == audio[44:1044]
+
+
+async def test_every_retrieval_is_one_access_event_naming_who_why_and_which_request(
+    api_settings: Settings, bus: Bus, client: httpx.AsyncClient
+) -> None:
+    done = await archive(bus)
+    headers = auth(api_settings, who="coach-17@acme")
+    ids = []
+    for i, (method, suffix, kwargs) in enumerate(
+        [
+            ("GET", "", {"params": PURPOSE}),
+            ("GET", "/audio", {"params": PURPOSE}),
+            ("POST", "/audio-link", {"json": PURPOSE}),
+        ]
+    ):
+        request_id = f"req-{secrets.token_hex(6)}-{i}"
+        answer = await client.request(
+            method, done.path + suffix, headers={**headers, "X-Request-ID": request_id}, **kwargs
+        )
+        assert answer.status_code == 200 and answer.headers["x-request-id"] == request_id
+        assert CALLER not in answer.text and CALLEE not in answer.text
+        ids.append(request_id)
+    await client.get(done.path, headers=headers)  # no purpose: refused, and not an access
+    # Playing the link is covered by the event logged when it was handed out.
+    link = (await client.post(done.path + "/audio-link", json=PURPOSE, headers=headers)).json()
+    for _ in range(3):
+        assert (await client.get(link["url"], headers={"Range": "bytes=0-99"})).status_code == 206
+
+    def four_accesses(w: Any) -> bool:
+        return len([e for e in w.by_key.get(done.call.call_id, []) if e["type"] == "recording.accessed"]) >= 4
+
+    await bus.lifecycle.wait_for(four_accesses, 20, "access events")
+    await bus.settle(1.0)
+    events = bus.events_of(done.call.call_id, "recording.accessed")
+    assert len(events) == 4
+    assert [e["request_id"] for e in events[:3]] == ids
+    assert [e["what"] for e in events] == ["metadata", "audio", "audio", "audio"]
+    assert events[3]["event_id"] == link["access_event_id"]
+    for event in events:
+        assert event["accessed_by"] == "coach-17@acme" and event["role"] == "qa"
+        assert event["purpose"] == PURPOSE["purpose"] and event["granted_tenants"] == ["acme"]
+        assert event["tenant"] == "acme"
+
+
+async def test_bad_parameters_are_422_with_a_sentence_naming_the_parameter(
+    api_settings: Settings, client: httpx.AsyncClient
+) -> None:
+    headers = auth(api_settings)
+    cases = [
+        ("/api/v1/calls", {"from": "2026-13-01"}, "from"),
+        ("/api/v1/calls", {"limit": "0"}, "limit"),
+        ("/api/v1/calls", {"tenant": "ACME"}, "tenant"),
+        ("/api/v1/calls", {"from": "2026-05-02", "to": "2026-05-01"}, "after"),
+        ("/api/v1/calls", {"from": "2025-01-01", "to": "2026-05-01"}, "at most"),
+        ("/api/v1/calls", {"outcome": "lost"}, "outcome"),
+        ("/api/v1/calls", {"cursor": "!!!"}, "cursor"),
+        ("/api/v1/calls/acme/2026-02-30/c-1", PURPOSE, "day"),
+        ("/api/v1/calls/acme/2026-02-03/c 1", PURPOSE, "call_id"),
+        ("/api/v1/calls/acme/2026-02-03/c-1", {}, "purpose"),
+    ]
+    for path, params, word in cases:
+        answer = await client.get(path, params=params, headers=headers)
+        assert answer.status_code == 422, (path, params, answer.text)
+        assert word in answer.json()["error"], (path, params, answer.json())
+
+
+async def test_tokens_are_required_and_roles_are_obeyed(
+    api_settings: Settings, bus: Bus, client: httpx.AsyncClient
+) -> None:
+    done = await archive(bus)
+    assert (await client.get("/api/v1/calls")).status_code == 401
+    bad = await client.get("/api/v1/calls", headers={"Authorization": "Bearer not-a-token"})
+    assert bad.status_code == 401 and "token" in bad.json()["error"]
+    forged = issue_token(
+        "another-secret-of-16-chars", "x", Role.ADMIN, ["*"], datetime.now(UTC), timedelta(hours=1)
+    )
+    assert (
+        await client.get("/api/v1/calls", headers={"Authorization": f"Bearer {forged}"})
+    ).status_code == 401
+    auditor = auth(api_settings, role=Role.AUDITOR, who="auditor@dpa")
+    assert (await client.get(done.path, params=PURPOSE, headers=auditor)).status_code == 200
+    listen = await client.get(done.path + "/audio", params=PURPOSE, headers=auditor)
+    assert listen.status_code == 403 and "auditor" in listen.json()["error"]
+
+
+async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    docs = await client.get("/openapi.json")
+    assert "/api/v1/calls/{tenant}/{day}/{call_id}/audio" in docs.json()["paths"]
+
+
+def _starting_so_recording_expires_in(settings: Settings, seconds: float) -> datetime:
+    """The call start whose recording (6 s later) is due `seconds` from now, in calendar months."""
+    target = datetime.now(UTC) + timedelta(seconds=seconds)
+    start = target - timedelta(days=30)
+    for _ in range(3):
+        due = settings.retention.expires_at(RetentionClass.RECORDING, start + timedelta(seconds=6))
+        start += target - due
+    return start
+
+
+async def test_a_recording_past_retention_is_gone_then_deleted_and_still_gone(
+    api_settings: Settings, bus: Bus, client: httpx.AsyncClient
+) -> None:
+    done = await archive(bus, start=_starting_so_recording_expires_in(api_settings, 12))
+    headers = auth(api_settings)
+    assert (await client.get(done.path + "/audio", params=PURPOSE, headers=headers)).status_code == 200
+    link = (await client.post(done.path + "/audio-link", json=PURPOSE, headers=headers)).json()
+    await bus.wait_types(done.call.call_id, "recording.deleted", timeout=60)
+
+    gone = await client.get(done.path + "/audio", params=PURPOSE, headers=headers)
+    assert gone.status_code == 410 and "expired" in gone.json()["error"]
+    assert (await client.post(done.path + "/audio-link", json=PURPOSE, headers=headers)).status_code == 410
+    assert (await client.get(link["url"])).status_code in (401, 410)  # the link never outlives it
+    meta = await client.get(done.path, params=PURPOSE, headers=headers)
+    assert meta.status_code == 200
+    assert meta.json()["recording"]["days_left"] == 0 and meta.json()["metadata_days_left"] > 100
+
+
+async def test_a_restricted_subjects_call_is_refused_with_a_reason_until_unrestricted(
+    api_settings: Settings, bus: Bus, client: httpx.AsyncClient
+) -> None:
+    done = await archive(bus)
+    subject = pseudonymize(api_settings.pseudonym_key.get_secret_value().encode(), "acme", CALLER)
+    record = RestrictionRecord(
+        subject=subject,
+        tenant="acme",
+        reason="contests accuracy",
+        requested_by="dpo@acme",
+        restricted_at=datetime.now(UTC),
+    )
+    await asyncio.to_thread(put_restriction, bus.s3, api_settings.metadata_bucket, record)
+    await asyncio.sleep(1.0)  # past the API's restriction cache
+    qa = auth(api_settings)
+    for method, suffix, kwargs in [
+        ("GET", "", {"params": PURPOSE}),
+        ("GET", "/audio", {"params": PURPOSE}),
+        ("POST", "/audio-link", {"json": PURPOSE}),
+    ]:
+        refused = await client.request(method, done.path + suffix, headers=qa, **kwargs)
+        assert refused.status_code == 451 and "restrict" in refused.json()["error"], suffix
+    listed = await client.get("/api/v1/calls", params={"call_id": done.call.call_id}, headers=qa)
+    (entry,) = listed.json()["calls"]
+    assert entry["restricted"] is True and entry["agent_id"] is None
+    dpo = auth(api_settings, role=Role.DPO, who="dpo@acme")
+    assert (await client.get(done.path, params=PURPOSE, headers=dpo)).status_code == 200
+
+    await asyncio.to_thread(remove_restriction, bus.s3, api_settings.metadata_bucket, "acme", subject)
+    await asyncio.sleep(1.0)
+    assert (await client.get(done.path, params=PURPOSE, headers=qa)).status_code == 200
+
+
+async def test_search_filters_and_pages_newest_first(
+    api_settings: Settings, bus: Bus, client: httpx.AsyncClient
+) -> None:
+    agent = f"agent-{secrets.token_hex(3)}"
+    calls = []
+    for hours in (1, 30, 60):
+        call = bus.script(tenant="acme", start=datetime.now(UTC) - timedelta(hours=hours))
+        started = {**call.started(), "agent_id": agent}
+        await bus.send_call(call, started, call.disclosure(), call.stored(), call.ended())
+        calls.append(call)
+    for call in calls:
+        await bus.wait_types(call.call_id, "recording.archived", "metadata.archived")
+    headers = auth(api_settings)
+    first = await client.get("/api/v1/calls", params={"agent": agent, "limit": 2}, headers=headers)
+    page = first.json()
+    # 1, 30 and 60 hours ago are three UTC days: newest day first.
+    assert [c["call_id"] for c in page["calls"]] == [calls[0].call_id, calls[1].call_id]
+    assert page["next_cursor"]
+    rest = await client.get(
+        "/api/v1/calls", params={"agent": agent, "limit": 2, "cursor": page["next_cursor"]}, headers=headers
+    )
+    seen = [c["call_id"] for c in page["calls"]] + [c["call_id"] for c in rest.json()["calls"]]
+    assert sorted(seen) == sorted(c.call_id for c in calls) and rest.json()["next_cursor"] is None
+    entry = page["calls"][0]
+    assert entry["outcome"] == "archived" and entry["disclosure_verdict"] == "compliant"
+    assert 29 <= entry["recording_days_left"] <= 31
+    none = await client.get("/api/v1/calls", params={"agent": agent, "outcome": "objected"}, headers=headers)
+    assert none.json()["calls"] == []
