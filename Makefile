@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all venv browser demo dev test test-unit test-integration schemas lint bench clean
+.PHONY: all venv browser bench-tools demo dev test test-unit test-integration schemas lint bench clean
 
 all: venv
 
@@ -51,9 +51,18 @@ schemas: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check services tests bench
 
-bench: $(STAMP)
+# bench/api.py loads the API with wrk (C, light on the shared CPU) when it is there.
+bench-tools:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null) \
+	      || echo "could not install wrk: bench/api.py falls back to Python clients"; \
+	  else echo "no wrk: bench/api.py falls back to Python clients"; fi; }
+
+bench: $(STAMP) bench-tools
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/purge.py
+	$(BIN)/python bench/api.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -9,9 +9,12 @@ requests one after another over its own connection:
 - audio whole: GET a whole 30 s recording (480 KB).
 
 Every request is a logged access, so each waits for the broker's ack before it
-is answered. The clients run on the same 2 cores as the API, moto and Tansu.
+is answered. The load comes from `wrk` (C, one thread; `make bench` installs
+Debian's package), which costs little CPU beside the API, moto and Tansu on the
+same 2 cores; without wrk, Python clients (httpx) in this process are used and
+say so: they take a core's worth of CPU themselves and inflate the tail.
 
-    .venv/bin/python bench/api.py [--clients 100] [--requests 20] [--calls 40]
+    .venv/bin/python bench/api.py [--clients 100] [--seconds 15] [--calls 40]
 
 Writes bench/out/api.json.
 """
@@ -20,11 +23,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
+import re
 import secrets
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,7 +45,7 @@ from tests.conftest import make_settings, prepare_async, spawn_api, spawn_worker
 from tests.integration.helpers import Bus  # noqa: E402
 from tests.stack import Servers  # noqa: E402
 
-from bench.report import machine, save  # noqa: E402
+from bench.report import cpu_seconds, machine, save  # noqa: E402
 from callvault.api.tokens import issue_token  # noqa: E402
 from callvault.embedded.stack import EmbeddedStack  # noqa: E402
 from callvault.rules.access import Role  # noqa: E402
@@ -45,7 +53,6 @@ from callvault.settings import Settings  # noqa: E402
 from callvault.simulation.audio import make_wav  # noqa: E402
 
 AUDIO_S = 30.0
-PURPOSE = {"purpose": "benchmark: coaching review"}
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -64,27 +71,77 @@ async def archive_calls(settings: Settings, count: int) -> list[str]:
     return [f"/api/v1/calls/acme/{c.start.astimezone(UTC).date()}/{c.call_id}" for c in calls]
 
 
-async def load(
-    base: str,
-    clients: int,
-    per_client: int,
-    request: Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]],
-    headers: dict[str, str],
+KINDS: dict[str, tuple[str, dict[str, str]]] = {
+    "metadata": ("", {}),
+    "audio_range_64k": ("/audio", {"Range": "bytes=1000-66535"}),
+    "audio_whole_30s": ("/audio", {}),
+}
+# wrk's per-request hook: each request takes the next call's URL in turn.
+LUA_CYCLE = """paths = {PATHS}
+i = 0
+request = function()
+  i = i + 1
+  return wrk.format(nil, paths[(i % #paths) + 1])
+end
+"""
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text.strip())
+    if match is None:
+        raise ValueError(f"wrk printed a time I cannot read: {text!r}")
+    return round(float(match[1]) * _UNITS[match[2]], 1)
+
+
+def wrk_load(
+    base: str, urls: list[str], headers: dict[str, str], clients: int, seconds: int
 ) -> dict[str, Any]:
+    """wrk with a script that cycles through the calls; its own figures, parsed."""
+    listed = ", ".join(json.dumps(u) for u in urls)
+    script = LUA_CYCLE.replace("PATHS", listed)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(script)
+    argv = ["wrk", "-t1", f"-c{clients}", f"-d{seconds}s", "--latency", "--timeout", "30s", "-s", f.name]
+    for name, value in headers.items():
+        argv += ["-H", f"{name}: {value}"]
+    out = subprocess.run([*argv, base], capture_output=True, text=True, check=True).stdout
+    os.unlink(f.name)
+    dist = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", out, re.M))
+    latency = re.search(r"Latency\s+(\S+)\s+(\S+)\s+(\S+)", out)
+    total = re.search(r"(\d+) requests in ([\d.]+)(\w+)", out)
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    assert latency and total, out
+    return {
+        "requests": int(total[1]),
+        "errors": (int(bad[1]) if bad else 0) + (sum(int(x) for x in socket.groups()) if socket else 0),
+        "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]),  # type: ignore[index]
+        "p50_ms": _ms(dist["50"]),
+        "p90_ms": _ms(dist["90"]),
+        "p99_ms": _ms(dist["99"]),
+        "max_ms": _ms(latency[3]),
+    }
+
+
+async def httpx_load(
+    base: str, urls: list[str], headers: dict[str, str], clients: int, seconds: int
+) -> dict[str, Any]:
+    """The fallback without wrk: `clients` connections in this process, each one request at a time."""
     latencies: list[float] = []
     errors = 0
-    transferred = 0
+    stop = time.monotonic() + seconds
 
     async def one_client(index: int) -> None:
-        nonlocal errors, transferred
+        nonlocal errors
         async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as client:
-            for i in range(per_client):
+            n = index
+            while time.monotonic() < stop:
                 began = time.perf_counter()
-                answer = await request(client, index * per_client + i)
+                answer = await client.get(urls[n % len(urls)])
                 latencies.append(time.perf_counter() - began)
-                if answer.status_code >= 300 and answer.status_code != 206:
-                    errors += 1
-                transferred += len(answer.content)
+                errors += answer.status_code >= 300
+                n += clients
 
     began = time.perf_counter()
     await asyncio.gather(*(one_client(i) for i in range(clients)))
@@ -92,51 +149,49 @@ async def load(
     return {
         "requests": len(latencies),
         "errors": errors,
-        "seconds": round(elapsed, 2),
         "requests_per_s": round(len(latencies) / elapsed, 1),
         "p50_ms": round(statistics.median(latencies) * 1000, 1),
+        "p90_ms": round(_percentile(latencies, 0.90) * 1000, 1),
         "p99_ms": round(_percentile(latencies, 0.99) * 1000, 1),
         "max_ms": round(max(latencies) * 1000, 1),
-        "mb_transferred": round(transferred / 1e6, 1),
     }
 
 
-async def measure(settings: Settings, base: str, paths: list[str], clients: int, per_client: int) -> dict:
+async def measure(
+    settings: Settings, base: str, paths: list[str], clients: int, seconds: int, pids: dict[str, int | None]
+) -> dict[str, Any]:
     secret = settings.api_token_secret.get_secret_value()
     token = issue_token(secret, "bench@acme", Role.QA, ["acme"], datetime.now(UTC), timedelta(hours=2))
-    headers = {"Authorization": f"Bearer {token}"}
+    use_wrk = shutil.which("wrk") is not None
 
-    def metadata(client: httpx.AsyncClient, n: int) -> Awaitable[httpx.Response]:
-        return client.get(paths[n % len(paths)], params=PURPOSE)
+    async def load(urls: list[str], headers: dict[str, str], conns: int, secs: int) -> dict[str, Any]:
+        if use_wrk:
+            return await asyncio.to_thread(wrk_load, base, urls, headers, conns, secs)
+        return await httpx_load(base, urls, headers, conns, secs)
 
-    def audio_range(client: httpx.AsyncClient, n: int) -> Awaitable[httpx.Response]:
-        first = (n * 65536) % 400_000
-        return client.get(
-            paths[n % len(paths)] + "/audio",
-            params=PURPOSE,
-            headers={"Range": f"bytes={first}-{first + 65535}"},
-        )
-
-    def audio_whole(client: httpx.AsyncClient, n: int) -> Awaitable[httpx.Response]:
-        return client.get(paths[n % len(paths)] + "/audio", params=PURPOSE)
-
-    await load(base, 10, 5, metadata, headers)  # warm up connections and caches
-    results = {}
-    for name, request in (
-        ("metadata", metadata),
-        ("audio_range_64k", audio_range),
-        ("audio_whole_30s", audio_whole),
-    ):
-        results[name] = await load(base, clients, per_client, request, headers)
-        r = results[name]
+    results: dict[str, Any] = {"load_generator": "wrk" if use_wrk else "httpx in the bench process"}
+    print(f"load from {results['load_generator']}; {clients} connections, {seconds} s per kind", flush=True)
+    for name, (suffix, extra) in KINDS.items():
+        urls = [f"{p}{suffix}?purpose=benchmark-coaching-review" for p in paths]
+        headers = {"Authorization": f"Bearer {token}", **extra}
+        await load(urls, headers, 10, 3)  # warm-up
+        # One connection first: the latency with no queue, what a request costs by itself.
+        alone = await load(urls, headers, 1, max(3, seconds // 3))
+        before = {who: cpu_seconds(pid) for who, pid in pids.items()}
+        loaded = await load(urls, headers, clients, seconds)
+        loaded["cpu_seconds"] = {who: round(cpu_seconds(pid) - before[who], 1) for who, pid in pids.items()}
+        results[name] = {"one_client": alone, "loaded": loaded}
         print(
-            f"{name:>16}: {r['requests']} requests, {r['requests_per_s']}/s, p50 {r['p50_ms']} ms, "
-            f"p99 {r['p99_ms']} ms, max {r['max_ms']} ms, errors {r['errors']}"
+            f"{name:>16}: 1 client p50 {alone['p50_ms']} ms, p99 {alone['p99_ms']} ms | {clients} clients: "
+            f"{loaded['requests']} requests, {loaded['requests_per_s']}/s, p50 {loaded['p50_ms']} ms, "
+            f"p99 {loaded['p99_ms']} ms, max {loaded['max_ms']} ms, errors {loaded['errors']}; CPU s: "
+            + ", ".join(f"{k} {v}" for k, v in loaded["cpu_seconds"].items()),
+            flush=True,
         )
     return results
 
 
-async def main(clients: int, per_client: int, calls: int) -> dict[str, Any]:
+async def main(clients: int, seconds: int, calls: int) -> dict[str, Any]:
     with EmbeddedStack() as stack:
         servers = Servers(
             stack.kafka_bootstrap, stack.s3_endpoint, "callvault-dev", "callvault-dev-secret", "embedded"
@@ -148,8 +203,14 @@ async def main(clients: int, per_client: int, calls: int) -> dict[str, Any]:
         try:
             print(f"archiving {calls} calls of {AUDIO_S:.0f} s ...", flush=True)
             paths = await archive_calls(settings, calls)
-            print(f"{clients} concurrent clients, {per_client} requests each, per kind")
-            results = await measure(settings, base, paths, clients, per_client)
+            pids = {
+                "api": api.pid,
+                "moto": stack.store.pid if stack.store else None,
+                "tansu": stack.broker.pid if stack.broker else None,
+                "worker": worker.pid,
+                "clients": os.getpid(),
+            }
+            results = await measure(settings, base, paths, clients, seconds, pids)
         finally:
             api.stop()
             worker.stop()
@@ -157,7 +218,7 @@ async def main(clients: int, per_client: int, calls: int) -> dict[str, Any]:
         "machine": machine(),
         "stack": "embedded (Tansu, moto), one `callvault api` process, clients on the same machine",
         "clients": clients,
-        "requests_per_client": per_client,
+        "seconds_per_kind": seconds,
         "calls": calls,
         "results": results,
     }
@@ -166,8 +227,8 @@ async def main(clients: int, per_client: int, calls: int) -> dict[str, Any]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=100)
-    parser.add_argument("--requests", type=int, default=20, help="per client and kind")
+    parser.add_argument("--seconds", type=int, default=15, help="of load per kind")
     parser.add_argument("--calls", type=int, default=40)
     args = parser.parse_args()
-    result = asyncio.run(main(args.clients, args.requests, args.calls))
+    result = asyncio.run(main(args.clients, args.seconds, args.calls))
     save("api", result)

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.conftest import make_settings, prepare_async, spawn_worker  # noqa: E402
 from tests.stack import Servers  # noqa: E402
 
-from bench.report import machine, save  # noqa: E402
+from bench.report import cpu_seconds, machine, save  # noqa: E402
 from callvault.clock import SystemClock  # noqa: E402
 from callvault.embedded.stack import EmbeddedStack  # noqa: E402
 from callvault.settings import Settings  # noqa: E402
@@ -38,16 +38,6 @@ from callvault.simulation.plan import TrafficOptions, plan_traffic  # noqa: E402
 from callvault.storage.client import make_s3_client  # noqa: E402
 from callvault.stream.bus import ensure_topics, make_producer  # noqa: E402
 from callvault.stream.watch import TopicWatcher  # noqa: E402
-
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int | None) -> float:
-    """User + system CPU time of a process so far, from /proc (Linux)."""
-    if pid is None:
-        return 0.0
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 async def callvault_run(settings: Settings, calls: int, pids: dict[str, int | None]) -> dict[str, object]:

@@ -87,3 +87,25 @@ def test_an_access_after_deletion_is_found() -> None:
         "recording.accessed", DUE + timedelta(days=1), accessed_by="coach", role="qa", purpose="qa"
     )
     assert _rules([*events, access]) == ["access_after_deletion"]
+
+
+def test_reading_metadata_after_the_recording_is_deleted_is_allowed() -> None:
+    events = _story()
+    read = _event(
+        "recording.accessed", DUE + timedelta(days=1), accessed_by="coach", role="qa", purpose="qa",
+        what="metadata",
+    )  # fmt: skip
+    assert _rules([*events, read]) == []
+
+
+def test_an_access_by_another_tenant_or_an_unentitled_role_is_found() -> None:
+    events = _story(deleted_after=None)[:2]
+    ok = {"accessed_by": "coach", "purpose": "qa", "granted_tenants": ["acme"]}
+    before = DUE - timedelta(days=1)
+    fine = _event("recording.accessed", before, role="qa", **ok)
+    other = _event("recording.accessed", before, role="qa", **{**ok, "granted_tenants": ["globex"]})
+    listened = _event("recording.accessed", before, role="auditor", what="audio", **ok)
+    found = replay([*events, fine, other, listened], as_of=before, tolerance=timedelta(minutes=10))
+    outside = [v for v in found.violations if v.rule == "access_outside_rights"]
+    assert [v.evidence for v in outside] == [(other["event_id"],), (listened["event_id"],)]
+    assert "globex" in outside[0].detail and "auditor" in outside[1].detail

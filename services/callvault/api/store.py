@@ -85,6 +85,7 @@ class ArchiveReader:
         self._settings = settings
         self._documents: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()
         self._restricted: dict[str, tuple[float, frozenset[str]]] = {}
+        self._refreshing: dict[str, asyncio.Future[frozenset[str]]] = {}
 
     @property
     def s3(self) -> BaseClient:
@@ -122,15 +123,30 @@ class ArchiveReader:
         return doc
 
     async def restricted(self, tenant: str) -> frozenset[str]:
+        """The tenant's restricted pseudonyms, at most the TTL old.
+
+        One listing per tenant at a time: when the copy expires under load, the
+        requests waiting on it share one refresh instead of each listing the store.
+        """
         now = time.monotonic()
         hit = self._restricted.get(tenant)
         if hit is not None and now - hit[0] < self._settings.api_restrictions_ttl_s:
             return hit[1]
-        subjects = await self._runner.run(
-            "list restrictions", restricted_subjects, self._settings.metadata_bucket, tenant
-        )
-        self._restricted[tenant] = (now, subjects)
-        return subjects
+        pending = self._refreshing.get(tenant)
+        if pending is None:
+            pending = asyncio.ensure_future(self._refresh_restricted(tenant, now))
+            self._refreshing[tenant] = pending
+        return await asyncio.shield(pending)
+
+    async def _refresh_restricted(self, tenant: str, asked_at: float) -> frozenset[str]:
+        try:
+            subjects = await self._runner.run(
+                "list restrictions", restricted_subjects, self._settings.metadata_bucket, tenant
+            )
+            self._restricted[tenant] = (asked_at, subjects)
+            return subjects
+        finally:
+            self._refreshing.pop(tenant, None)
 
     async def ready(self) -> None:
         """Raises unless both buckets the API reads answer."""

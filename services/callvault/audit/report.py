@@ -74,6 +74,11 @@ def _bars(title: str, values: list[tuple[str, int]]) -> str:
     return f"<h3>{escape(title)}</h3>" + "".join(parts)
 
 
+def _filters(filters: dict[str, str | None]) -> str:
+    chosen = [f"{name} {value}" for name, value in filters.items() if value is not None]
+    return ", ".join(chosen) if chosen else "none (every tenant, the whole log)"
+
+
 def report_html(doc: dict[str, Any]) -> str:
     violations = doc["violations"]
     chain = doc["chain"]
@@ -103,7 +108,7 @@ td, th {{ border: 1px solid #ccd; padding: .3rem .6rem; }}
 .chart text {{ font-size: 12px; }} .ok {{ color: #2a7a2a; }} .bad {{ color: #b02a2a; }}
 </style></head><body>
 <h1>callvault audit report</h1>
-<p>Generated {escape(doc["generated_at"])}. Filters: {escape(str(doc["filters"]))}.</p>
+<p>Generated {escape(doc["generated_at"])}. Filters: {escape(_filters(doc["filters"]))}.</p>
 <p class="{"ok" if not violations else "bad"}"><strong>{escape(status)}</strong>;
 hash chain <strong>{escape(chain_text)}</strong>; {doc["sources"]["archived_events"]} events from
 {doc["sources"]["segments"]} archived segments, {doc["sources"]["tail_events"]} from the topic's tail.</p>

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from callvault.rules.access import ALL_TENANTS, PERMISSIONS, Role, Want
+
 ARCHIVED = {"recording.archived": "recording", "metadata.archived": "metadata"}
 DELETED = {"recording.deleted": "recording", "metadata.deleted": "metadata"}
 LATENESS_BUCKETS_S = (10, 60, 600, 3600, 86400)  # upper bounds of the histogram's bars
@@ -125,6 +127,21 @@ def replay(events: Iterable[dict[str, Any]], as_of: datetime, tolerance: timedel
     return result
 
 
+def _outside_rights(access: dict[str, Any], tenant: str) -> str | None:
+    """Why this access exceeded the grant it was made under; None when it did not."""
+    who = f"{access.get('accessed_by')} ({access.get('role')})"
+    try:
+        role = Role(access.get("role"))
+    except ValueError:
+        return f"{who} accessed the call with a role callvault does not grant"
+    if Want(access.get("what", "audio")) not in PERMISSIONS[role]:
+        return f"{who} read the call's {access.get('what')}, which the role {role.value} may not"
+    granted = access.get("granted_tenants")
+    if granted is not None and ALL_TENANTS not in granted and tenant not in granted:
+        return f"{who} accessed a call of tenant {tenant!r} with a token for {', '.join(granted)}"
+    return None
+
+
 def _check(
     call_id: str, call: _Call, as_of: datetime, tolerance: timedelta, result: ReplayResult
 ) -> list[Violation]:
@@ -165,12 +182,14 @@ def _check(
                  hold, deleted["event_id"])  # fmt: skip
     for access in call.accesses:
         when = _at(access["occurred_at"])
-        gone = [
-            d
-            for d in call.deleted.values()
-            if d["type"] == "recording.deleted" and _at(d["deleted_at"]) <= when
-        ]
+        # Audio after the recording's deletion, or anything after the metadata's.
+        erased = {"recording.deleted"} if access.get("what", "audio") == "audio" else {"metadata.deleted"}
+        gone = [d for d in call.deleted.values() if d["type"] in erased and _at(d["deleted_at"]) <= when]
         if gone:
-            flag("access_after_deletion", "the recording was accessed after its deletion",
+            what = access.get("what", "audio")
+            flag("access_after_deletion", f"the call's {what} was accessed after its deletion",
                  gone[0]["event_id"], access["event_id"])  # fmt: skip
+        outside = _outside_rights(access, call.tenant)
+        if outside is not None:
+            flag("access_outside_rights", outside, access["event_id"])
     return found
