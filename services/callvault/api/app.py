@@ -205,6 +205,22 @@ def purpose_of(
 TenantPath = Annotated[str, PathParam(pattern=TENANT_PATTERN, description="the client the call was for")]
 DayPath = Annotated[date, PathParam(description="UTC date of the call's start, YYYY-MM-DD")]
 CallPath = Annotated[str, PathParam(pattern=CALL_ID_PATTERN)]
+
+
+@dataclass(frozen=True, slots=True)
+class CallAddress:
+    """A call as the archive keys it: tenant, UTC day of its start, call id."""
+
+    tenant: str
+    day: date
+    call_id: str
+
+
+def call_address(tenant: TenantPath, day: DayPath, call_id: CallPath) -> CallAddress:
+    return CallAddress(tenant, day, call_id)
+
+
+AddressDep = Annotated[CallAddress, Depends(call_address)]
 GrantDep = Annotated[Grant, Depends(grant_of)]
 SvcDep = Annotated[Services, Depends(services)]
 PurposeDep = Annotated[str, Depends(purpose_of)]
@@ -216,10 +232,9 @@ def _day_erased(svc: Services, day: date, now: datetime) -> bool:
     return svc.settings.retention.expires_at(RetentionClass.METADATA, latest_start) <= now
 
 
-async def _open_call(
-    svc: Services, grant: Grant, want: Want, tenant: str, day: date, call_id: str
-) -> dict[str, Any]:
+async def _open_call(svc: Services, grant: Grant, want: Want, call: CallAddress) -> dict[str, Any]:
     """The call's metadata if `grant` may have `want` of it; a refusal otherwise."""
+    tenant, day, call_id = call.tenant, call.day, call.call_id
     now = svc.clock.now()
     if not (grant.sees(tenant) and grant.may(want)):
         raise _refuse(decide(grant, want, tenant, call_id, None, now))  # before touching the store
@@ -235,10 +250,10 @@ async def _open_call(
 
 
 async def _log_access(
-    svc: Services, request: Request, grant: Grant, tenant: str, call_id: str, what: Want, purpose: str
+    svc: Services, request: Request, grant: Grant, call: CallAddress, what: Want, purpose: str
 ) -> str:
     event = recording_accessed(
-        grant, tenant, call_id, what, purpose, request.state.request_id, svc.clock.now()
+        grant, call.tenant, call.call_id, what, purpose, request.state.request_id, svc.clock.now()
     )
     await svc.access.record(event)
     return str(event.event_id)
@@ -341,13 +356,11 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
         grant: GrantDep,
         svc: SvcDep,
         purpose: PurposeDep,
-        tenant: TenantPath,
-        day: DayPath,
-        call_id: CallPath,
+        call: AddressDep,
     ) -> views.CallDetail:
-        doc = await _open_call(svc, grant, Want.METADATA, tenant, day, call_id)
-        await _log_access(svc, request, grant, tenant, call_id, Want.METADATA, purpose)
-        return views.detail(doc, day, svc.clock.now())
+        doc = await _open_call(svc, grant, Want.METADATA, call)
+        await _log_access(svc, request, grant, call, Want.METADATA, purpose)
+        return views.detail(doc, call.day, svc.clock.now())
 
     @app.get(
         "/api/v1/calls/{tenant}/{day}/{call_id}/audio",
@@ -365,17 +378,15 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
         grant: GrantDep,
         svc: SvcDep,
         purpose: PurposeDep,
-        tenant: TenantPath,
-        day: DayPath,
-        call_id: CallPath,
+        call: AddressDep,
         range_: Annotated[str | None, Header(alias="range")] = None,
     ) -> StreamingResponse:
-        doc = await _open_call(svc, grant, Want.AUDIO, tenant, day, call_id)
+        doc = await _open_call(svc, grant, Want.AUDIO, call)
         rec = doc["recording"]
         size = int(rec["size_bytes"])
         byte_range = _range_or_416(range_, size)
         chunks = await _open_audio(svc, svc.settings.recordings_bucket, rec["key"], byte_range)
-        await _log_access(svc, request, grant, tenant, call_id, Want.AUDIO, purpose)
+        await _log_access(svc, request, grant, call, Want.AUDIO, purpose)
         return _audio_response(chunks, byte_range, size, rec["content_type"], rec["sha256"])
 
     @app.post(
@@ -390,26 +401,24 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
         grant: GrantDep,
         svc: SvcDep,
         body: LinkRequest,
-        tenant: TenantPath,
-        day: DayPath,
-        call_id: CallPath,
+        call: AddressDep,
     ) -> AudioLinkOut:
-        doc = await _open_call(svc, grant, Want.AUDIO, tenant, day, call_id)
+        doc = await _open_call(svc, grant, Want.AUDIO, call)
         rec = doc["recording"]
         now = svc.clock.now()
         rec_expires = datetime.fromisoformat(rec["expires_at"]) if rec.get("expires_at") else None
         expires = now + timedelta(seconds=svc.settings.api_audio_link_s)
         if rec_expires is not None:
             expires = min(expires, rec_expires)  # never outlive the recording
-        event_id = await _log_access(svc, request, grant, tenant, call_id, Want.AUDIO, body.purpose)
+        event_id = await _log_access(svc, request, grant, call, Want.AUDIO, body.purpose)
         bucket = svc.settings.recordings_bucket
         if svc.settings.api_audio_mode == "presigned":
             seconds = max(1, int((expires - now).total_seconds()))
             url = svc.reader.presign(bucket, rec["key"], rec["content_type"], seconds)
         else:
             link = AudioLink(
-                tenant=tenant,
-                call_id=call_id,
+                tenant=call.tenant,
+                call_id=call.call_id,
                 bucket=bucket,
                 key=rec["key"],
                 content_type=rec["content_type"],

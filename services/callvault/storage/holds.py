@@ -23,6 +23,7 @@ from callvault.storage.archive import delete_all_versions
 from callvault.storage.errors import error_code, is_not_found
 from callvault.storage.inventory import all_days, list_versions
 from callvault.storage.layout import day_prefix
+from callvault.storage.registry import entry_names
 
 HOLDS_PREFIX = "_callvault/legal-holds/"
 
@@ -68,13 +69,7 @@ def remove_hold(s3: BaseClient, bucket: str, call_id: str) -> None:
 
 def held_call_ids(s3: BaseClient, bucket: str) -> set[str]:
     """One listing, no reads: what the worker checks before archiving or deleting."""
-    ids: set[str] = set()
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=HOLDS_PREFIX):
-        for entry in page.get("Contents", ()):
-            name = entry["Key"][len(HOLDS_PREFIX) :]
-            if name.endswith(".json"):
-                ids.add(name[: -len(".json")])
-    return ids
+    return entry_names(s3, bucket, HOLDS_PREFIX)
 
 
 def load_holds(s3: BaseClient, bucket: str) -> dict[str, HoldRecord]:

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from callvault.contract.fields import Tenant
 from callvault.storage.archive import delete_all_versions
+from callvault.storage.registry import entry_names
 
 RESTRICTIONS_PREFIX = "_callvault/restricted-subjects/"
 
@@ -49,11 +50,4 @@ def remove_restriction(s3: BaseClient, bucket: str, tenant: str, subject: str) -
 
 def restricted_subjects(s3: BaseClient, bucket: str, tenant: str) -> frozenset[str]:
     """The pseudonyms restricted in one tenant: one listing, no reads."""
-    prefix = f"{RESTRICTIONS_PREFIX}{tenant}/"
-    found: set[str] = set()
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for entry in page.get("Contents", ()):
-            name = entry["Key"][len(prefix) :]
-            if name.endswith(".json"):
-                found.add(name[: -len(".json")])
-    return frozenset(found)
+    return frozenset(entry_names(s3, bucket, f"{RESTRICTIONS_PREFIX}{tenant}/"))
