@@ -145,7 +145,14 @@ class Settings(BaseSettings):
             raise ValueError(f"'{value}' is not an IANA time zone such as Europe/Brussels") from exc
         return value
 
-    @field_validator("pseudonym_key", "api_token_secret")
+    @field_validator("api_token_secret")
+    @classmethod
+    def _hs256_key(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value().encode()) < 32:
+            raise ValueError("must be at least 32 bytes: it is an HS256 key (RFC 7518, section 3.2)")
+        return value
+
+    @field_validator("pseudonym_key")
     @classmethod
     def _key_length(cls, value: SecretStr) -> SecretStr:
         if len(value.get_secret_value()) < 16:

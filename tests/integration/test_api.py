@@ -24,7 +24,7 @@ from callvault.rules.pseudonym import pseudonymize
 from callvault.rules.retention import RetentionClass
 from callvault.settings import Settings
 from callvault.storage.restrictions import RestrictionRecord, put_restriction, remove_restriction
-from tests.conftest import make_settings, prepare, spawn_api, spawn_worker
+from tests.conftest import ARTIFACTS, make_settings, prepare, spawn_api, spawn_worker
 from tests.integration.helpers import CALLEE, CALLER, Bus, CallScript
 from tests.stack import Servers
 
@@ -237,7 +237,12 @@ async def test_tokens_are_required_and_roles_are_obeyed(
     bad = await client.get("/api/v1/calls", headers={"Authorization": "Bearer not-a-token"})
     assert bad.status_code == 401 and "token" in bad.json()["error"]
     forged = issue_token(
-        "another-secret-of-16-chars", "x", Role.ADMIN, ["*"], datetime.now(UTC), timedelta(hours=1)
+        "another-secret-that-is-at-least-32-bytes",
+        "x",
+        Role.ADMIN,
+        ["*"],
+        datetime.now(UTC),
+        timedelta(hours=1),
     )
     assert (
         await client.get("/api/v1/calls", headers={"Authorization": f"Bearer {forged}"})
@@ -345,3 +350,36 @@ async def test_search_filters_and_pages_newest_first(
     assert 29 <= entry["recording_days_left"] <= 31
     none = await client.get("/api/v1/calls", params={"agent": agent, "outcome": "objected"}, headers=headers)
     assert none.json()["calls"] == []
+
+
+async def test_presigned_mode_hands_a_short_lived_s3_url_and_logs_the_access(
+    api_settings: Settings, bus: Bus, api_worker: ChildProcess
+) -> None:
+    done = await archive(bus)
+    presigned = api_settings.model_copy(update={"api_audio_mode": "presigned", "api_audio_link_s": 60})
+    proc, url = spawn_api(presigned, "api-presigned")
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            answer = await client.post(done.path + "/audio-link", json=PURPOSE, headers=auth(api_settings))
+        link = answer.json()
+        assert answer.status_code == 200 and link["mode"] == "presigned", answer.text
+        assert link["url"].startswith(api_settings.s3_endpoint) and "Expires=" in link["url"]
+        async with httpx.AsyncClient(timeout=30) as plain:
+            fetched = await plain.get(link["url"], headers={"Range": "bytes=0-99"})
+        assert fetched.status_code == 206 and fetched.content == done.call.audio[:100]
+        await bus.lifecycle.wait_for(
+            lambda w: any(
+                e["event_id"] == link["access_event_id"] for e in w.by_key.get(done.call.call_id, [])
+            ),
+            20,
+            "the link's access event",
+        )
+    finally:
+        proc.stop()
+
+
+def test_the_api_log_holds_no_phone_number_and_no_audio_link(api_settings: Settings, api_url: str) -> None:
+    log = (ARTIFACTS / f"api-{api_settings.app_id}.log").read_text()
+    assert '"status":200' in log  # the other tests of this module ran and were logged
+    assert CALLER not in log and CALLEE not in log
+    assert "/api/v1/audio/<link>" in log and "/api/v1/audio/eyJ" not in log

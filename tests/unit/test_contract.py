@@ -68,7 +68,9 @@ def test_production_refuses_the_dev_key() -> None:
     with pytest.raises(ValueError, match="API_TOKEN_SECRET is the dev-only"):
         Settings(env="prod", pseudonym_key="a-real-secret-of-some-length").check_production_ready()
     Settings(
-        env="prod", pseudonym_key="a-real-secret-of-some-length", api_token_secret="another-real-secret-here"
+        env="prod",
+        pseudonym_key="a-real-secret-of-some-length",
+        api_token_secret="another-real-secret-of-32-bytes-or-more",
     ).check_production_ready()
     assert Settings().pseudonym_key.get_secret_value() == DEV_PSEUDONYM_KEY
 
