@@ -7,7 +7,7 @@ import gzip
 import json
 import secrets
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,8 +15,10 @@ import pytest
 from callvault.clock import SystemClock
 from callvault.rules.audit_chain import LoggedRecord, digest, parse_segment, segment_body, verify_chain
 from callvault.settings import Settings
+from callvault.simulation.seed_archive import plant
 from callvault.storage import audit_archive as store
 from callvault.storage.client import make_s3_client
+from callvault.storage.holds import HoldRecord, put_hold
 from callvault.stream.audit_archiver import AuditArchiver
 from callvault.stream.offloop import S3Runner
 from tests.cli import run_callvault
@@ -104,6 +106,25 @@ async def test_lifecycle_is_archived_once_and_chained_across_a_killed_worker(
     assert doc["violations"] == [] and doc["chain"]["intact"]
     assert doc["sources"]["archived_events"] == expected
     assert "<svg" in (out / "report.html").read_text()
+
+    # The store checked against the log: clean; then data written around callvault.
+    verified = run_callvault("audit", "verify-store", "--out", str(out), env=settings_env(settings))
+    assert verified.returncode == 0 and "0 finding(s)" in verified.stdout, verified.stdout + verified.stderr
+    assert json.loads((out / "verify-store.json").read_text())["keys_checked"] == 16  # 8 calls, 2 objects
+    long_ago = datetime.now(UTC) - timedelta(days=40)
+    plant(s3, settings, [long_ago, long_ago], tenant="acme", call_prefix="ghost")
+    put_hold(s3, settings.metadata_bucket, HoldRecord(
+        call_id="ghost-000001", tenant="acme", reason="litigation", placed_by="legal",
+        placed_at=datetime.now(UTC), command_id="c-1",
+    ))  # fmt: skip
+    flagged = run_callvault("audit", "verify-store", "--out", str(out), env=settings_env(settings))
+    assert flagged.returncode == 1, flagged.stdout + flagged.stderr
+    findings = json.loads((out / "verify-store.json").read_text())["findings"]
+    assert sorted((f["call_id"], f["rule"]) for f in findings) == [
+        ("ghost-000000", "archived_without_event"),
+        ("ghost-000000", "past_due_in_store"),
+        ("ghost-000001", "archived_without_event"),  # held: kept past due, rightly
+    ]
 
     # A new version of a segment with one event changed: the replay finds the edit
     # (through the next segment's hash, or the head's for a partition's last).

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime
+from dataclasses import asdict
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +15,20 @@ from rich.console import Console
 from rich.progress import Progress
 
 from callvault.audit.report import report_document, report_html
-from callvault.audit.sources import read_archive, read_tail
+from callvault.audit.sources import AuditLog, read_archive, read_tail
+from callvault.audit.store_walk import walk_store
 from callvault.cli.config import load_settings
 from callvault.cli.errors import UserError
 from callvault.cli.options import instant_option
 from callvault.clock import SystemClock
+from callvault.contract.fields import format_rfc3339
 from callvault.rules.audit_replay import replay
 from callvault.rules.durations import CalendarDuration
+from callvault.rules.store_check import check_store, log_view
+from callvault.settings import Settings
 from callvault.storage.client import make_s3_client
 from callvault.storage.errors import describe
+from callvault.storage.holds import held_call_ids
 
 app = typer.Typer(help="For auditors: the audit log replayed and checked.", no_args_is_help=True)
 
@@ -37,24 +43,18 @@ def _keep(event: dict[str, Any], tenant: str | None, since: datetime | None, unt
     return (since is None or at >= since) and (until is None or at < until)
 
 
-@app.command("replay")
-def replay_command(
-    tenant: str = typer.Option(None, help="only this tenant's calls"),
-    since: str = typer.Option(None, "--from", help="RFC 3339: events from this instant"),
-    until: str = typer.Option(None, "--to", help="RFC 3339: events before this instant"),
-    tolerance: str = typer.Option("PT10M", help="how late a deletion may be before it is a violation"),
-    out: Path = typer.Option(Path("audit-report"), help="directory for report.json and report.html"),
-) -> None:
-    """Read the archived audit log and the topic's tail, check every rule, write the report."""
-    start, end = instant_option("--from", since), instant_option("--to", until)
+def _tolerance(text: str) -> timedelta:
     try:
-        slack = CalendarDuration.parse(tolerance)
+        slack = CalendarDuration.parse(text)
     except ValueError as exc:
         raise UserError(f"--tolerance: {exc}") from exc
     if not slack.is_exact:
         raise UserError("--tolerance must be hours, minutes or seconds, such as PT10M")
-    settings = load_settings()
-    console = Console()
+    return slack.as_timedelta()
+
+
+def _read_log(settings: Settings, console: Console) -> AuditLog:
+    """The archived segments (with a progress bar) and the topic's tail past them."""
     try:
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("reading audit segments", total=None)
@@ -66,9 +66,26 @@ def replay_command(
         asyncio.run(read_tail(settings, log))
     except (BotoCoreError, ClientError) as exc:
         raise UserError(describe(exc, settings.s3_endpoint)) from exc
+    return log
+
+
+@app.command("replay")
+def replay_command(
+    tenant: str = typer.Option(None, help="only this tenant's calls"),
+    since: str = typer.Option(None, "--from", help="RFC 3339: events from this instant"),
+    until: str = typer.Option(None, "--to", help="RFC 3339: events before this instant"),
+    tolerance: str = typer.Option("PT10M", help="how late a deletion may be before it is a violation"),
+    out: Path = typer.Option(Path("audit-report"), help="directory for report.json and report.html"),
+) -> None:
+    """Read the archived audit log and the topic's tail, check every rule, write the report."""
+    start, end = instant_option("--from", since), instant_option("--to", until)
+    slack = _tolerance(tolerance)
+    settings = load_settings()
+    console = Console()
+    log = _read_log(settings, console)
     now = SystemClock().now()
     events = [e for e in log.events if _keep(e, tenant, start, end)]
-    result = replay(events, now, slack.as_timedelta())
+    result = replay(events, now, slack)
     doc = report_document(
         result, log, now, {"tenant": tenant, "from": since, "to": until, "tolerance": tolerance}
     )
@@ -86,4 +103,48 @@ def replay_command(
             f"  [red]{violation.rule}[/red] {violation.tenant}/{violation.call_id}: {violation.detail}"
         )
     if result.violations or log.breaks:
+        raise typer.Exit(1)
+
+
+@app.command("verify-store")
+def verify_store(
+    tolerance: str = typer.Option("PT10M", help="how far past its date an object may still be there"),
+    out: Path = typer.Option(Path("audit-report"), help="directory for verify-store.json"),
+) -> None:
+    """Walk the archive buckets and check them against the log: objects past due, data with no event."""
+    slack = _tolerance(tolerance)
+    settings = load_settings()
+    console = Console()
+    log = _read_log(settings, console)
+    now = SystemClock().now()
+    s3 = make_s3_client(settings, attempts=2)
+    try:
+        held = held_call_ids(s3, settings.metadata_bucket)
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("walking the buckets", total=None)
+
+            def on_day(bucket: str, done: int, total: int) -> None:
+                progress.update(task, description=f"walking {bucket}", completed=done, total=total)
+
+            keys = list(walk_store(s3, settings, now - slack, on_day))
+    except (BotoCoreError, ClientError) as exc:
+        raise UserError(describe(exc, settings.s3_endpoint)) from exc
+    findings = check_store(keys, log_view(log.events), held, now, slack)
+    out.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "generated_at": format_rfc3339(now),
+        "tolerance": tolerance,
+        "keys_checked": len(keys),
+        "events_read": len(log.events),
+        "held_calls": len(held),
+        "findings": [asdict(f) for f in findings],
+    }
+    (out / "verify-store.json").write_text(json.dumps(doc, indent=2) + "\n")
+    console.print(
+        f"{len(keys)} keys checked against {len(log.events)} events "
+        f"({len(held)} held calls), {len(findings)} finding(s); details in {out}/verify-store.json"
+    )
+    for finding in findings[:20]:
+        console.print(f"  [red]{finding.rule}[/red] s3://{finding.bucket}/{finding.key}: {finding.detail}")
+    if findings:
         raise typer.Exit(1)

@@ -1,0 +1,58 @@
+"""What `audit verify-store` reads: every key of the archive buckets, with versions and due dates.
+
+A walk of every tenant-day (unlike the purger's, which stops where nothing is
+due): data the log does not know of can be anywhere. Due dates come from the
+key's day where that alone decides (`rules.purge.period_due`), and from the
+object's own metadata (one HEAD) on the day or two where it does not.
+Blocking (boto3): run it off any event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+
+from botocore.client import BaseClient
+
+from callvault.rules.purge import Due, period_due
+from callvault.rules.retention import RetentionClass
+from callvault.rules.store_check import FoundKey
+from callvault.settings import Settings
+from callvault.storage.inventory import all_days, describe, list_versions
+from callvault.storage.layout import day_prefix, parse_archive_key
+
+
+def walk_store(
+    s3: BaseClient,
+    settings: Settings,
+    judge_at: datetime,
+    on_day: Callable[[str, int, int], None] | None = None,
+) -> Iterator[FoundKey]:
+    """Every archived key; `judge_at` is the instant due dates are judged at (now minus the tolerance)."""
+    for retention_class, bucket in (
+        (RetentionClass.RECORDING, settings.recordings_bucket),
+        (RetentionClass.METADATA, settings.metadata_bucket),
+    ):
+        days = list(all_days(s3, bucket))
+        for done, (tenant, day) in enumerate(days, start=1):
+            day_due = period_due(day, day, retention_class, settings.retention, judge_at)
+            for entry in list_versions(s3, bucket, f"{day_prefix(tenant, day)}/"):
+                parsed = parse_archive_key(entry.key)
+                if parsed is None:
+                    continue
+                due_at = None
+                if day_due is Due.SOME and entry.data_version is not None:
+                    described = describe(s3, bucket, entry.key, entry.data_version)
+                    due_at = described.due_at if described else None
+                yield FoundKey(
+                    bucket=bucket,
+                    key=entry.key,
+                    tenant=parsed.tenant,
+                    call_id=parsed.call_id,
+                    versions=len(entry.versions),
+                    has_data=entry.data_version is not None,
+                    day_due=day_due,
+                    due_at=due_at,
+                )
+            if on_day is not None:
+                on_day(bucket, done, len(days))
