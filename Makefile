@@ -63,6 +63,7 @@ bench: $(STAMP) bench-tools
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/purge.py
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/audit.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -47,7 +47,7 @@ def test_the_report_renders_offline_with_its_charts(tmp_path: Path) -> None:
     events = _month()
     as_of = T0 + timedelta(days=70)
     result = replay(events, as_of, timedelta(minutes=10))
-    log = AuditLog(events=events, segments=3, archived_events=len(events))
+    log = AuditLog(segments=3, archived_events=len(events))
     page_file = tmp_path / "report.html"
     page_file.write_text(report_html(report_document(result, log, as_of, {"tenant": None})))
 

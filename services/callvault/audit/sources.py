@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -10,19 +11,25 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from botocore.client import BaseClient
 
-from callvault.rules.audit_chain import ChainBreak, digest, parse_segment, verify_chain
+from callvault.rules.audit_chain import ChainBreak, ChainCheck
 from callvault.settings import Settings
 from callvault.storage import audit_archive as store
 
 
 @dataclass
 class AuditLog:
-    events: list[dict[str, Any]] = field(default_factory=list)
+    """What reading the log found besides its events, filled in while they stream past.
+
+    Events are not kept here: a replay folds them as they are read, so a year of
+    lifecycle costs the replay's own state, not the log's size, in memory.
+    """
+
     breaks: list[ChainBreak] = field(default_factory=list)
     segments: int = 0
     archived_events: int = 0
     tail_events: int = 0
     last_offsets: dict[int, int] = field(default_factory=dict)  # partition -> last archived offset
+    tail: list[dict[str, Any]] = field(default_factory=list)  # read after the archive; small
 
 
 def _values(records: Iterator[str]) -> Iterator[dict[str, Any]]:
@@ -35,46 +42,56 @@ def _values(records: Iterator[str]) -> Iterator[dict[str, Any]]:
             yield value
 
 
-def read_archive(
-    s3: BaseClient, settings: Settings, on_segment: Callable[[int, int], None] | None = None
-) -> AuditLog:
-    """Every segment of every partition, its chain checked; `on_segment(done, total)` for progress."""
-    log = AuditLog()
+def log_events(
+    s3: BaseClient, settings: Settings, log: AuditLog, on_segment: Callable[[int, int], None] | None = None
+) -> Iterator[dict[str, Any]]:
+    """The whole log in order: the archived segments, then the topic's tail past them."""
+    yield from archive_events(s3, settings, log, on_segment)
+    asyncio.run(read_tail(settings, log))  # needs the archive's last offsets: read only now
+    tail, log.tail = log.tail, []
+    yield from tail
+
+
+def archive_events(
+    s3: BaseClient, settings: Settings, log: AuditLog, on_segment: Callable[[int, int], None] | None = None
+) -> Iterator[dict[str, Any]]:
+    """Every archived event, partition by partition; each chain checked as its segments pass.
+
+    `on_segment(done, total)` reports progress. Breaks land in `log.breaks` once a
+    partition is read, so read them after the events are consumed.
+    """
     keys = {p: store.segment_keys(s3, settings.audit_bucket, p) for p in range(settings.partitions)}
     total = sum(len(k) for k in keys.values())
     for partition, names in keys.items():
-        bodies = []
+        chain = ChainCheck()
         for name in names:
             body = store.read_segment(s3, settings.audit_bucket, name)
-            bodies.append((name, body))
             log.segments += 1
             if on_segment is not None:
                 on_segment(log.segments, total)
-            try:
-                header, records = parse_segment(body)
-            except ValueError:
-                continue  # verify_chain reports it
+            parsed = chain.add(name, body)
+            del body
+            if parsed is None:
+                continue  # the chain check reports it
+            header, records = parsed
             log.last_offsets[partition] = max(log.last_offsets.get(partition, -1), header.last_offset)
-            before = len(log.events)
-            log.events.extend(_values(r.value for r in records))
-            log.archived_events += len(log.events) - before
-        log.breaks.extend(verify_chain(bodies))
-        log.breaks.extend(_check_head(s3, settings, partition, bodies))
-    return log
+            for event in _values(r.value for r in records):
+                log.archived_events += 1
+                yield event
+        log.breaks.extend(chain.breaks)
+        if names:
+            log.breaks.extend(_check_head(s3, settings, partition, names[-1], chain.previous_sha))
 
 
 def _check_head(
-    s3: BaseClient, settings: Settings, partition: int, bodies: list[tuple[str, bytes]]
+    s3: BaseClient, settings: Settings, partition: int, last_name: str, last_sha: str
 ) -> list[ChainBreak]:
     """The chain vouches for every segment but the last; the head names the last one's hash."""
-    if not bodies:
-        return []
     head = store.read_head(s3, settings.audit_bucket, partition)
-    name, body = bodies[-1]
-    if head is None or head.key != name:
+    if head is None or head.key != last_name:
         return []  # a segment stored after the head moved (a crash in between): nothing to compare
-    if head.sha256 != digest(body):
-        return [ChainBreak("edited", name, "the last segment is not the one the partition's head names")]
+    if head.sha256 != last_sha:
+        return [ChainBreak("edited", last_name, "the last segment is not the one the partition's head names")]
     return []
 
 
@@ -99,8 +116,8 @@ async def read_tail(settings: Settings, log: AuditLog, idle_s: float = 1.5) -> N
                 return
             for records in batch.values():
                 texts = (r.value.decode("utf-8", "replace") for r in records if r.value is not None)
-                before = len(log.events)
-                log.events.extend(_values(texts))
-                log.tail_events += len(log.events) - before
+                before = len(log.tail)
+                log.tail.extend(_values(texts))
+                log.tail_events += len(log.tail) - before
     finally:
         await consumer.stop()

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from callvault.audit.report import report_document, report_html
-from callvault.audit.sources import AuditLog, read_archive, read_tail
+from callvault.audit.sources import AuditLog, log_events
 from callvault.audit.store_walk import walk_store
 from callvault.cli.config import load_settings
 from callvault.cli.errors import UserError
@@ -30,6 +30,7 @@ from callvault.storage.client import make_s3_client
 from callvault.storage.errors import describe
 from callvault.storage.holds import held_call_ids
 
+T = TypeVar("T")
 app = typer.Typer(help="For auditors: the audit log replayed and checked.", no_args_is_help=True)
 
 
@@ -53,20 +54,24 @@ def _tolerance(text: str) -> timedelta:
     return slack.as_timedelta()
 
 
-def _read_log(settings: Settings, console: Console) -> AuditLog:
-    """The archived segments (with a progress bar) and the topic's tail past them."""
+def _read_log(
+    settings: Settings, console: Console, fold: Callable[[Iterator[dict[str, Any]]], T]
+) -> tuple[AuditLog, T]:
+    """Fold the whole log (archived segments, then the topic's tail) as it is read; a progress bar."""
+    log = AuditLog()
     try:
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("reading audit segments", total=None)
-            log = read_archive(
+            events = log_events(
                 make_s3_client(settings, attempts=2),
                 settings,
+                log,
                 on_segment=lambda done, total: progress.update(task, completed=done, total=total),
             )
-        asyncio.run(read_tail(settings, log))
+            folded = fold(events)
     except (BotoCoreError, ClientError) as exc:
         raise UserError(describe(exc, settings.s3_endpoint)) from exc
-    return log
+    return log, folded
 
 
 @app.command("replay")
@@ -82,10 +87,12 @@ def replay_command(
     slack = _tolerance(tolerance)
     settings = load_settings()
     console = Console()
-    log = _read_log(settings, console)
     now = SystemClock().now()
-    events = [e for e in log.events if _keep(e, tenant, start, end)]
-    result = replay(events, now, slack)
+    log, result = _read_log(
+        settings,
+        console,
+        lambda events: replay((e for e in events if _keep(e, tenant, start, end)), now, slack),
+    )
     doc = report_document(
         result, log, now, {"tenant": tenant, "from": since, "to": until, "tolerance": tolerance}
     )
@@ -115,7 +122,7 @@ def verify_store(
     slack = _tolerance(tolerance)
     settings = load_settings()
     console = Console()
-    log = _read_log(settings, console)
+    log, view = _read_log(settings, console, log_view)
     now = SystemClock().now()
     s3 = make_s3_client(settings, attempts=2)
     try:
@@ -129,19 +136,20 @@ def verify_store(
             keys = list(walk_store(s3, settings, now - slack, on_day))
     except (BotoCoreError, ClientError) as exc:
         raise UserError(describe(exc, settings.s3_endpoint)) from exc
-    findings = check_store(keys, log_view(log.events), held, now, slack)
+    findings = check_store(keys, view, held, now, slack)
+    events_read = log.archived_events + log.tail_events
     out.mkdir(parents=True, exist_ok=True)
     doc = {
         "generated_at": format_rfc3339(now),
         "tolerance": tolerance,
         "keys_checked": len(keys),
-        "events_read": len(log.events),
+        "events_read": events_read,
         "held_calls": len(held),
         "findings": [asdict(f) for f in findings],
     }
     (out / "verify-store.json").write_text(json.dumps(doc, indent=2) + "\n")
     console.print(
-        f"{len(keys)} keys checked against {len(log.events)} events "
+        f"{len(keys)} keys checked against {events_read} events "
         f"({len(held)} held calls), {len(findings)} finding(s); details in {out}/verify-store.json"
     )
     for finding in findings[:20]:

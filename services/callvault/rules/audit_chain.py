@@ -102,37 +102,50 @@ def parse_segment(body: bytes) -> tuple[SegmentHeader, list[LoggedRecord]]:
     return header, records
 
 
-def verify_chain(segments: Iterable[tuple[str, bytes]]) -> list[ChainBreak]:
-    """Check one partition's segments, given in the order of their names (their first offsets)."""
-    breaks: list[ChainBreak] = []
-    previous_sha = GENESIS
-    next_offset: int | None = None
-    for name, body in segments:
+class ChainCheck:
+    """One partition's chain, checked a segment at a time (in name order), so no segment is kept."""
+
+    def __init__(self) -> None:
+        self.breaks: list[ChainBreak] = []
+        self.previous_sha = GENESIS  # after the last segment added: that segment's hash
+        self._next_offset: int | None = None
+
+    def add(self, name: str, body: bytes) -> tuple[SegmentHeader, list[LoggedRecord]] | None:
+        """Check the next segment; its contents, or None when it cannot be read."""
         try:
             header, records = parse_segment(body)
         except ValueError as exc:
-            breaks.append(ChainBreak("unreadable", name, str(exc)))
-            previous_sha, next_offset = digest(body), None
-            continue
+            self.breaks.append(ChainBreak("unreadable", name, str(exc)))
+            self.previous_sha, self._next_offset = digest(body), None
+            return None
         offsets = [r.offset for r in records]
         inside_ok = header.records == len(records) and offsets == list(
             range(header.first_offset, header.last_offset + 1)
         )
+        expected = self._next_offset
         if not inside_ok:
-            breaks.append(ChainBreak("edited", name, "its records do not match its header"))
-        elif next_offset is not None and header.first_offset > next_offset:
-            breaks.append(
+            self.breaks.append(ChainBreak("edited", name, "its records do not match its header"))
+        elif expected is not None and header.first_offset > expected:
+            self.breaks.append(
                 ChainBreak(
-                    "removed", name, f"offsets {next_offset}..{header.first_offset - 1} are missing before it"
+                    "removed", name, f"offsets {expected}..{header.first_offset - 1} are missing before it"
                 )
             )
-        elif next_offset is not None and header.first_offset < next_offset:
-            breaks.append(
-                ChainBreak("reordered", name, f"it starts at {header.first_offset}, before {next_offset}")
+        elif expected is not None and header.first_offset < expected:
+            self.breaks.append(
+                ChainBreak("reordered", name, f"it starts at {header.first_offset}, before {expected}")
             )
-        elif header.previous_sha256 != previous_sha:
-            breaks.append(
+        elif header.previous_sha256 != self.previous_sha:
+            self.breaks.append(
                 ChainBreak("edited", name, "the segment before it is not the one whose hash it names")
             )
-        previous_sha, next_offset = digest(body), header.last_offset + 1
-    return breaks
+        self.previous_sha, self._next_offset = digest(body), header.last_offset + 1
+        return header, records
+
+
+def verify_chain(segments: Iterable[tuple[str, bytes]]) -> list[ChainBreak]:
+    """Check one partition's segments, given in the order of their names (their first offsets)."""
+    check = ChainCheck()
+    for name, body in segments:
+        check.add(name, body)
+    return check.breaks

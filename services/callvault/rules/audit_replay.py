@@ -87,6 +87,22 @@ def _hold_at(holds: list[tuple[datetime, datetime | None, str]], moment: datetim
     return None
 
 
+# What the checks read of each kind of event: a call's story keeps only these, not
+# whole events, so a replay's memory grows with calls, not with the log's bytes.
+_KEPT = {
+    "disclosure.verified": ("event_id", "played_at"),
+    "recording.archived": ("type", "event_id", "recording_event_id", "recording_started_at", "expires_at"),
+    "metadata.archived": ("type", "event_id", "expires_at"),
+    "recording.deleted": ("type", "event_id", "deleted_at"),
+    "metadata.deleted": ("type", "event_id", "deleted_at"),
+    "recording.accessed": ("event_id", "occurred_at", "what", "role", "accessed_by", "granted_tenants"),
+}
+
+
+def _slim(event: dict[str, Any], kind: str) -> dict[str, Any]:
+    return {name: event[name] for name in _KEPT[kind] if name in event}
+
+
 def replay(events: Iterable[dict[str, Any]], as_of: datetime, tolerance: timedelta) -> ReplayResult:
     result = ReplayResult()
     calls: dict[str, _Call] = {}
@@ -103,11 +119,11 @@ def replay(events: Iterable[dict[str, Any]], as_of: datetime, tolerance: timedel
             continue  # subject-rights events name a subject, not a call
         call = calls.setdefault(str(call_id), _Call(str(event.get("tenant"))))
         if kind == "disclosure.verified":
-            call.verified[str(event["recording_event_id"])] = event
+            call.verified[str(event["recording_event_id"])] = _slim(event, kind)
         elif kind in ARCHIVED:
-            call.archived[event["object"]["key"]] = event
+            call.archived[event["object"]["key"]] = _slim(event, kind)
         elif kind in DELETED:
-            call.deleted[event["object"]["key"]] = event
+            call.deleted[event["object"]["key"]] = _slim(event, kind)
         elif kind == "legal_hold.placed":
             call.holds.append((_at(event["occurred_at"]), None, event_id))
         elif kind == "legal_hold.released":
@@ -116,7 +132,7 @@ def replay(events: Iterable[dict[str, Any]], as_of: datetime, tolerance: timedel
                 begin, _, placed_id = call.holds[open_holds[-1]]
                 call.holds[open_holds[-1]] = (begin, _at(event["occurred_at"]), placed_id)
         elif kind == "recording.accessed":
-            call.accesses.append(event)
+            call.accesses.append(_slim(event, kind))
         if kind in {"recording.archived", "recording.rejected"}:
             outcome = "archived" if kind == "recording.archived" else str(event.get("reason"))
             result.outcomes_by_tenant[call.tenant][outcome] += 1

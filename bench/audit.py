@@ -1,0 +1,172 @@
+"""Audit replay speed and memory for 1,000,000 lifecycle events, on the embedded stack.
+
+Writes a realistic audit archive straight into the embedded store's audit bucket
+(hash-chained, COMPLIANCE-locked segments of 5,000 records over 4 partitions,
+exactly as the worker's audit agent writes them): 200,000 calls of five events
+each (disclosure verified, recording archived, metadata archived, recording
+deleted on time, one coach's access). Then runs `callvault audit replay` as a
+user would, a child process, and reports its wall time, events/s and peak
+resident memory (the child's ru_maxrss).
+
+    .venv/bin/python bench/audit.py [--events 1000000]
+
+Writes bench/out/audit.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.conftest import make_settings, prepare_async, settings_env  # noqa: E402
+from tests.stack import Servers  # noqa: E402
+
+from bench.report import machine, save  # noqa: E402
+from callvault.contract.fields import format_rfc3339  # noqa: E402
+from callvault.embedded.stack import EmbeddedStack  # noqa: E402
+from callvault.rules.audit_chain import GENESIS, LoggedRecord, digest, segment_body  # noqa: E402
+from callvault.settings import Settings  # noqa: E402
+from callvault.storage import audit_archive as store  # noqa: E402
+from callvault.storage.client import make_s3_client  # noqa: E402
+
+SEGMENT = 5000
+EVENTS_PER_CALL = 5
+
+
+def call_events(i: int, settings: Settings, base: datetime) -> list[dict[str, Any]]:
+    """One call's story as the worker, the purger and the API tell it; all within the rules."""
+    call, tenant = f"call-{i:07d}", f"tenant-{i % 7}"
+    start = base + timedelta(seconds=13 * i)
+    due = start + timedelta(days=30)
+    rec_id = str(uuid.uuid4())
+    rec_key = f"{tenant}/{start:%Y/%m/%d}/{call}.wav"
+    meta_key = f"{tenant}/{start:%Y/%m/%d}/{call}.json"
+    sha = "ab" * 32
+
+    def ev(kind: str, at: datetime, **fields: Any) -> dict[str, Any]:
+        return {"type": kind, "event_id": str(uuid.uuid4()), "call_id": call, "tenant": tenant,
+                "occurred_at": format_rfc3339(at), **fields}  # fmt: skip
+
+    deleted = due + timedelta(seconds=4 + i % 50)
+    return [
+        ev("disclosure.verified", start + timedelta(seconds=40), recording_event_id=rec_id,
+           disclosure_event_id=str(uuid.uuid4()), prompt_id="notice-v2",
+           played_at=format_rfc3339(start),
+           recording_started_at=format_rfc3339(start + timedelta(seconds=6))),
+        ev("recording.archived", start + timedelta(seconds=41), recording_event_id=rec_id,
+           object={"bucket": settings.recordings_bucket, "key": rec_key, "sha256": sha, "size_bytes": 480044},
+           source_uri=f"s3://{settings.staging_bucket}/{call}.wav",
+           recording_started_at=format_rfc3339(start + timedelta(seconds=6)), expires_at=format_rfc3339(due)),
+        ev("metadata.archived", start + timedelta(seconds=41),
+           object={"bucket": settings.metadata_bucket, "key": meta_key, "sha256": sha, "size_bytes": 900},
+           call_started_at=format_rfc3339(start), expires_at=format_rfc3339(start + timedelta(days=183))),
+        ev("recording.accessed", start + timedelta(days=2), accessed_by="coach@example", role="qa",
+           purpose="weekly coaching", what="audio", granted_tenants=[tenant]),
+        ev("recording.deleted", deleted,
+           object={"bucket": settings.recordings_bucket, "key": rec_key, "sha256": sha, "size_bytes": 480044},
+           due_at=format_rfc3339(due), deleted_at=format_rfc3339(deleted), lateness_s=4.0 + i % 50,
+           reason="retention_elapsed", versions_deleted=1),
+    ]  # fmt: skip
+
+
+def write_archive(settings: Settings, events: int) -> dict[str, Any]:
+    """The segments and heads the audit agent would have written for this traffic."""
+    s3 = make_s3_client(settings, pool=16)
+    base = datetime.now(UTC) - timedelta(days=100)  # recordings all deleted, metadata not yet due
+    retain = datetime.now(UTC) + timedelta(days=1)
+    pending: dict[int, list[LoggedRecord]] = defaultdict(list)
+    offsets: dict[int, int] = defaultdict(int)
+    previous: dict[int, str] = defaultdict(lambda: GENESIS)
+    segments = raw_bytes = 0
+
+    def flush(partition: int) -> None:
+        nonlocal segments, raw_bytes
+        header, body = segment_body(pending[partition], previous[partition])
+        key = store.segment_key(partition, header.first_offset)
+        store.write_segment(s3, settings.audit_bucket, key, body, retain)
+        previous[partition] = digest(body)
+        store.write_head(s3, settings.audit_bucket, partition,
+                         store.Head(key, header.last_offset, previous[partition]))  # fmt: skip
+        pending[partition].clear()
+        segments += 1
+        raw_bytes += len(body)
+
+    for i in range(events // EVENTS_PER_CALL):
+        for event in call_events(i, settings, base):
+            partition = hash(event["call_id"]) % settings.partitions
+            pending[partition].append(
+                LoggedRecord(partition, offsets[partition], event["call_id"], json.dumps(event))
+            )
+            offsets[partition] += 1
+            if len(pending[partition]) == SEGMENT:
+                flush(partition)
+    for partition in list(pending):
+        if pending[partition]:
+            flush(partition)
+    return {"segments": segments, "uncompressed_mb": round(raw_bytes / 1e6, 1)}
+
+
+async def main(events: int) -> dict[str, Any]:
+    with EmbeddedStack() as stack:
+        servers = Servers(
+            stack.kafka_bootstrap, stack.s3_endpoint, "callvault-dev", "callvault-dev-secret", "e"
+        )
+        settings = make_settings(servers, "baud" + secrets.token_hex(2))
+        await prepare_async(settings)
+        began = time.monotonic()
+        written = await asyncio.to_thread(write_archive, settings, events)
+        took = time.monotonic() - began
+        print(f"wrote {events:,} events in {written['segments']} segments "
+              f"({written['uncompressed_mb']} MB before gzip) in {took:.1f} s", flush=True)  # fmt: skip
+        with tempfile.TemporaryDirectory() as out:
+            began = time.monotonic()
+            run = subprocess.run(
+                [sys.executable, "-m", "callvault", "audit", "replay", "--out", out],
+                env={**os.environ, **settings_env(settings), "COLUMNS": "200"},
+                capture_output=True, text=True, timeout=3600,
+            )  # fmt: skip
+            elapsed = time.monotonic() - began
+            peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            report = json.loads((Path(out) / "report.json").read_text())
+    print(run.stdout.strip().splitlines()[0] if run.stdout.strip() else run.stderr[-2000:])
+    if run.returncode != 0:
+        raise SystemExit(f"the replay exited {run.returncode}: {run.stdout[-2000:]} {run.stderr[-2000:]}")
+    result = {
+        "machine": machine(),
+        "stack": "embedded (Tansu, moto); `callvault audit replay` as a child process",
+        "events": events,
+        **written,
+        "replay_seconds": round(elapsed, 1),
+        "events_per_s": round(events / elapsed),
+        "peak_rss_mb": round(peak_mb),
+        "violations": len(report["violations"]),
+        "chain_intact": report["chain"]["intact"],
+    }
+    print(
+        f"replay: {events:,} events in {elapsed:.1f} s = {result['events_per_s']:,} events/s, "
+        f"peak memory {result['peak_rss_mb']} MB, {result['violations']} violations, "
+        f"chain {'intact' if result['chain_intact'] else 'BROKEN'}"
+    )
+    return result
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    args = parser.parse_args()
+    save("audit", asyncio.run(main(args.events)))
