@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -39,6 +40,9 @@ def test_demo_prints_the_summary_and_leaves_no_process_behind() -> None:
     out = result.stdout
     assert "outcomes by reason" in out and "archived" in out and "dead letters" in out
     assert "demo finished" in out
+    # The simulated traffic, replayed by the auditor's rules: clean.
+    assert re.search(r"audit replay of the lifecycle log", out)
+    assert re.search(r"\d+\s*│\s*0\s*│\s*intact", out), out[-2000:]
     assert _processes_with(marker) == [], "the demo left processes running"
 
 

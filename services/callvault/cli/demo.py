@@ -20,6 +20,10 @@ def demo(
     for table in summary_tables(result):
         console.print(table)
     console.print(f"demo finished in {result.seconds:.0f}s")
+    if result.audit is not None and (result.audit.violations or not result.audit.chain_intact):
+        raise UserError(
+            f"the audit replay found {result.audit.violations} violation(s); see {result.audit.report_dir}"
+        )
     if result.mismatches:
         shown = "; ".join(f"{c}: expected {e}, got {o}" for c, e, o in result.mismatches[:5])
         raise UserError(f"{len(result.mismatches)} call(s) did not get their expected outcome: {shown}")

@@ -16,15 +16,19 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from callvault.audit.report import report_document, report_html
+from callvault.audit.sources import AuditLog, log_events
 from callvault.clock import SystemClock
 from callvault.contract.commands import LegalHoldPlace
 from callvault.embedded.processes import ChildProcess
 from callvault.embedded.stack import EmbeddedStack
 from callvault.embedded.worker_process import start_worker_process
+from callvault.rules.audit_replay import replay
 from callvault.settings import Settings
 from callvault.simulation.plan import SimulatedCall, TrafficOptions
 from callvault.storage.bootstrap import init_storage
@@ -44,6 +48,26 @@ BAD_INPUTS: list[tuple[bytes | None, bytes]] = [
 ]  # fmt: skip
 
 
+@dataclass(frozen=True)
+class AuditSummary:
+    events: int
+    violations: int
+    chain_intact: bool
+    report_dir: Path
+
+
+def _audit(settings: Settings, out: Path) -> AuditSummary:
+    """The auditor's replay of everything the demo did, as `callvault audit replay` writes it."""
+    now = SystemClock().now()
+    log = AuditLog()
+    result = replay(log_events(make_s3_client(settings), settings, log), now, timedelta(minutes=10))
+    doc = report_document(result, log, now, {"tolerance": "PT10M"})
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(doc, indent=2) + "\n")
+    (out / "report.html").write_text(report_html(doc))
+    return AuditSummary(result.events, len(result.violations), not log.breaks, out)
+
+
 @dataclass
 class DemoResult:
     calls: list[SimulatedCall]
@@ -52,6 +76,7 @@ class DemoResult:
     bucket_counts: dict[str, int]
     seconds: float
     purges: list[tuple[str, int, int, int]] = field(default_factory=list)  # when, recordings, metadata, held
+    audit: AuditSummary | None = None
 
     @property
     def mismatches(self) -> list[tuple[str, str, str]]:
@@ -183,7 +208,8 @@ def run_demo(console: Console, calls: int = 300, timeout: float = 90.0) -> DemoR
             purges = asyncio.run(_purges(settings, held))
         finally:
             worker.stop()
-    return DemoResult(plan, observed, dead, counts, time.monotonic() - began, purges)
+        audit = _audit(settings, stack.run_dir / "audit-report")
+    return DemoResult(plan, observed, dead, counts, time.monotonic() - began, purges, audit)
 
 
 def summary_tables(result: DemoResult) -> list[Table]:
@@ -206,4 +232,14 @@ def summary_tables(result: DemoResult) -> list[Table]:
         purge.add_column(column, justify="left" if column == "pass" else "right")
     for row in result.purges:
         purge.add_row(row[0], *(str(n) for n in row[1:]))
-    return [outcomes, buckets, purge]
+    tables = [outcomes, buckets, purge]
+    if result.audit is not None:
+        audit = Table(title="audit replay of the lifecycle log (every rule checked)")
+        for column in ("events", "violations", "hash chain"):
+            audit.add_column(column)
+        audit.add_column("report", overflow="fold")
+        a = result.audit
+        audit.add_row(str(a.events), str(a.violations), "intact" if a.chain_intact else "BROKEN",
+                      str(a.report_dir / "report.html"))  # fmt: skip
+        tables.append(audit)
+    return tables
