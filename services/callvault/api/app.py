@@ -27,7 +27,7 @@ from callvault.api import search, views
 from callvault.api.access_events import AccessLog, AccessNotLogged
 from callvault.api.http_log import AccessLogMiddleware
 from callvault.api.ranges import ByteRange, RangeNotSatisfiable, parse_range
-from callvault.api.store import ArchiveReader, AudioMissing
+from callvault.api.store import ArchiveReader, AudioMissing, AudioStream
 from callvault.api.tokens import AudioLink, TokenRejected, issue_audio_link, read_audio_link, read_token
 from callvault.clock import Clock, SystemClock
 from callvault.contract.fields import CALL_ID_PATTERN, TENANT_PATTERN
@@ -260,7 +260,7 @@ async def _log_access(
 
 
 def _audio_response(
-    chunks: AsyncIterator[bytes], byte_range: ByteRange | None, size: int, content_type: str, sha: str
+    chunks: AudioStream, byte_range: ByteRange | None, size: int, content_type: str, sha: str
 ) -> StreamingResponse:
     headers = {
         "Accept-Ranges": "bytes",
@@ -386,7 +386,11 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
         size = int(rec["size_bytes"])
         byte_range = _range_or_416(range_, size)
         chunks = await _open_audio(svc, svc.settings.recordings_bucket, rec["key"], byte_range)
-        await _log_access(svc, request, grant, call, Want.AUDIO, purpose)
+        try:  # opened first, so a deleted object is a 410 and not a logged access
+            await _log_access(svc, request, grant, call, Want.AUDIO, purpose)
+        except BaseException:
+            await chunks.close()
+            raise
         return _audio_response(chunks, byte_range, size, rec["content_type"], rec["sha256"])
 
     @app.post(
@@ -460,9 +464,7 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
         return _audio_response(chunks, byte_range, found.size_bytes, found.content_type, found.access_id)
 
 
-async def _open_audio(
-    svc: Services, bucket: str, key: str, byte_range: ByteRange | None
-) -> AsyncIterator[bytes]:
+async def _open_audio(svc: Services, bucket: str, key: str, byte_range: ByteRange | None) -> AudioStream:
     try:
         return await svc.reader.open_audio(bucket, key, byte_range)
     except AudioMissing as exc:

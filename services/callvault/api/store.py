@@ -79,6 +79,30 @@ def _open(s3: BaseClient, bucket: str, key: str, byte_range: ByteRange | None) -
         raise
 
 
+class AudioStream:
+    """An open S3 body read in chunks off the loop; closed when read out, or by `close()` if never sent."""
+
+    def __init__(self, runner: S3Runner, body: Any) -> None:
+        self._runner = runner
+        self._body = body
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        try:
+            while True:
+                data = await self._runner.once(self._body.read, CHUNK)
+                if not data:
+                    return
+                yield data
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._body.close)
+
+
 class ArchiveReader:
     def __init__(self, runner: S3Runner, settings: Settings) -> None:
         self._runner = runner
@@ -153,21 +177,10 @@ class ArchiveReader:
         for bucket in (self._settings.metadata_bucket, self._settings.recordings_bucket):
             await self._runner.run("check bucket", lambda s3, b: s3.head_bucket(Bucket=b), bucket)
 
-    async def open_audio(self, bucket: str, key: str, byte_range: ByteRange | None) -> AsyncIterator[bytes]:
+    async def open_audio(self, bucket: str, key: str, byte_range: ByteRange | None) -> AudioStream:
         """The bytes, streamed: opened before returning, so a missing object fails here, not mid-response."""
         body = await self._runner.run("open recording", _open, bucket, key, byte_range)
-
-        async def chunks() -> AsyncIterator[bytes]:
-            try:
-                while True:
-                    data = await self._runner.once(body.read, CHUNK)
-                    if not data:
-                        return
-                    yield data
-            finally:
-                await asyncio.to_thread(body.close)
-
-        return chunks()
+        return AudioStream(self._runner, body)
 
     def presign(self, bucket: str, key: str, content_type: str, seconds: int) -> str:
         """Computed locally (a signature, no request): fine on the loop."""
