@@ -45,7 +45,7 @@ from tests.conftest import make_settings, prepare_async, spawn_api, spawn_worker
 from tests.integration.helpers import Bus  # noqa: E402
 from tests.stack import Servers  # noqa: E402
 
-from bench.report import cpu_seconds, machine, save  # noqa: E402
+from bench.report import cpu_seconds, machine, percentile, save  # noqa: E402
 from callvault.api.tokens import issue_token  # noqa: E402
 from callvault.embedded.stack import EmbeddedStack  # noqa: E402
 from callvault.rules.access import Role  # noqa: E402
@@ -53,11 +53,6 @@ from callvault.settings import Settings  # noqa: E402
 from callvault.simulation.audio import make_wav  # noqa: E402
 
 AUDIO_S = 30.0
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def archive_calls(settings: Settings, count: int) -> list[str]:
@@ -151,8 +146,8 @@ async def httpx_load(
         "errors": errors,
         "requests_per_s": round(len(latencies) / elapsed, 1),
         "p50_ms": round(statistics.median(latencies) * 1000, 1),
-        "p90_ms": round(_percentile(latencies, 0.90) * 1000, 1),
-        "p99_ms": round(_percentile(latencies, 0.99) * 1000, 1),
+        "p90_ms": round(percentile(latencies, 0.90) * 1000, 1),
+        "p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
         "max_ms": round(max(latencies) * 1000, 1),
     }
 

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.conftest import make_settings, prepare_async, spawn_worker  # noqa: E402
 from tests.stack import Servers  # noqa: E402
 
-from bench.report import machine, save  # noqa: E402
+from bench.report import machine, percentile, save  # noqa: E402
 from callvault.clock import SystemClock  # noqa: E402
 from callvault.contract.lifecycle import LifecycleBase  # noqa: E402
 from callvault.embedded.stack import EmbeddedStack  # noqa: E402
@@ -44,11 +44,6 @@ from callvault.stream.purger import Purger  # noqa: E402
 from callvault.stream.watch import TopicWatcher  # noqa: E402
 
 RETENTION_S = 600  # longer than any lead time below: planted starts lie in the past
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def throughput(settings: Settings, objects: int) -> dict[str, object]:
@@ -130,7 +125,7 @@ async def lateness(
         "distinct_proof_ids": len(ids),
         "lateness_s": {
             "p50": round(statistics.median(late), 3),
-            "p99": round(_percentile(late, 0.99), 3),
+            "p99": round(percentile(late, 0.99), 3),
             "max": round(max(late), 3),
         },
     }

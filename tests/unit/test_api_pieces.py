@@ -83,6 +83,7 @@ def test_an_audio_link_is_not_a_token_and_a_token_is_not_a_link() -> None:
         "acme/2026/11/25/c-1.wav",
         "audio/wav",
         1000,
+        "ab" * 32,
         None,
         NOW + timedelta(minutes=5),
         "evt",

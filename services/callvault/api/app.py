@@ -30,6 +30,7 @@ from callvault.api.ranges import ByteRange, RangeNotSatisfiable, parse_range
 from callvault.api.store import ArchiveReader, AudioMissing, AudioStream
 from callvault.api.tokens import AudioLink, TokenRejected, issue_audio_link, read_audio_link, read_token
 from callvault.clock import Clock, SystemClock
+from callvault.contract.explain import describe_errors
 from callvault.contract.fields import CALL_ID_PATTERN, TENANT_PATTERN
 from callvault.rules.access import Answer, Grant, Verdict, Want, decide
 from callvault.rules.call_state import Outcome
@@ -149,11 +150,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        parts = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err.get("loc", ())[1:]) or "request"
-            parts.append(f"{where}: {str(err.get('msg', '')).removeprefix('Value error, ')}")
-        return JSONResponse({"error": "; ".join(parts), "status": 422}, 422)
+        # Locations start with where the value came from (query, path, body): name the parameter.
+        message = describe_errors(exc.errors(), lambda field: field.partition(".")[2] or field)
+        return JSONResponse({"error": message, "status": 422}, 422)
 
     @app.exception_handler(AccessNotLogged)
     async def unlogged(_: Request, exc: AccessNotLogged) -> JSONResponse:
@@ -427,6 +426,7 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
                 key=rec["key"],
                 content_type=rec["content_type"],
                 size_bytes=int(rec["size_bytes"]),
+                sha256=rec["sha256"],
                 recording_expires_at=rec_expires,
                 expires_at=expires,
                 access_id=event_id,
@@ -461,7 +461,7 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
         request.state.link_access = found.access_id
         byte_range = _range_or_416(range_, found.size_bytes)
         chunks = await _open_audio(svc, found.bucket, found.key, byte_range)
-        return _audio_response(chunks, byte_range, found.size_bytes, found.content_type, found.access_id)
+        return _audio_response(chunks, byte_range, found.size_bytes, found.content_type, found.sha256)
 
 
 async def _open_audio(svc: Services, bucket: str, key: str, byte_range: ByteRange | None) -> AudioStream:

@@ -24,6 +24,7 @@ from botocore.client import BaseClient
 from callvault.api.ranges import ByteRange
 from callvault.api.search import Address
 from callvault.settings import Settings
+from callvault.storage import inventory
 from callvault.storage.errors import is_not_found
 from callvault.storage.layout import day_prefix, parse_archive_key
 from callvault.storage.restrictions import restricted_subjects
@@ -50,13 +51,6 @@ def _list_day(s3: BaseClient, bucket: str, tenant: str, day: date) -> list[tuple
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         found.extend((e["Key"], e.get("ETag", "")) for e in page.get("Contents", ()))
     return found
-
-
-def _tenants(s3: BaseClient, bucket: str) -> list[str]:
-    names = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Delimiter="/"):
-        names.extend(p["Prefix"].rstrip("/") for p in page.get("CommonPrefixes", ()))
-    return sorted(n for n in names if n and not n.startswith("_"))  # `_callvault/`: registries
 
 
 def _read_json(s3: BaseClient, bucket: str, key: str) -> tuple[dict[str, Any], str] | None:
@@ -100,7 +94,7 @@ class AudioStream:
             await self.close()
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._body.close)
+        await self._runner.once(self._body.close)
 
 
 class ArchiveReader:
@@ -116,7 +110,7 @@ class ArchiveReader:
         return self._runner.s3
 
     async def tenants(self) -> list[str]:
-        return await self._runner.run("list tenants", _tenants, self._settings.metadata_bucket)
+        return await self._runner.run("list tenants", inventory.tenants, self._settings.metadata_bucket)
 
     async def list_day(self, tenant: str, day: date) -> list[Listed]:
         entries = await self._runner.run("list calls", _list_day, self._settings.metadata_bucket, tenant, day)

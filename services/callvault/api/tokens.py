@@ -121,6 +121,7 @@ class AudioLink:
     key: str
     content_type: str
     size_bytes: int
+    sha256: str
     recording_expires_at: datetime | None
     expires_at: datetime
     access_id: str
@@ -139,6 +140,7 @@ def issue_audio_link(secret: str, link: AudioLink) -> str:
         "key": link.key,
         "ct": link.content_type,
         "size": link.size_bytes,
+        "sha": link.sha256,
         "rexp": int(link.recording_expires_at.timestamp()) if link.recording_expires_at else None,
         "access": link.access_id,
     }
@@ -155,6 +157,7 @@ def read_audio_link(secret: str, token: str, now: datetime) -> AudioLink:
         key=claims["key"],
         content_type=claims["ct"],
         size_bytes=int(claims["size"]),
+        sha256=str(claims.get("sha", "")),
         recording_expires_at=datetime.fromtimestamp(rexp, UTC) if rexp is not None else None,
         expires_at=datetime.fromtimestamp(claims["exp"], UTC),
         access_id=claims["access"],

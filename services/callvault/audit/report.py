@@ -6,8 +6,10 @@ so it opens from a file on an auditor's laptop and can be archived as is.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from html import escape
+from pathlib import Path
 from typing import Any
 
 from callvault.audit.sources import AuditLog
@@ -77,6 +79,13 @@ def _bars(title: str, values: list[tuple[str, int]]) -> str:
 def _filters(filters: dict[str, str | None]) -> str:
     chosen = [f"{name} {value}" for name, value in filters.items() if value is not None]
     return ", ".join(chosen) if chosen else "none (every tenant, the whole log)"
+
+
+def write_report(doc: dict[str, Any], out: Path) -> None:
+    """`report.json` and `report.html` in `out` (created if needed)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(doc, indent=2) + "\n")
+    (out / "report.html").write_text(report_html(doc))
 
 
 def report_html(doc: dict[str, Any]) -> str:

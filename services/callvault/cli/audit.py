@@ -14,7 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 from rich.progress import Progress
 
-from callvault.audit.report import report_document, report_html
+from callvault.audit.report import report_document, write_report
 from callvault.audit.sources import AuditLog, log_events
 from callvault.audit.store_walk import walk_store
 from callvault.cli.config import load_settings
@@ -96,9 +96,7 @@ def replay_command(
     doc = report_document(
         result, log, now, {"tenant": tenant, "from": since, "to": until, "tolerance": tolerance}
     )
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(doc, indent=2) + "\n")
-    (out / "report.html").write_text(report_html(doc))
+    write_report(doc, out)
     chain = "intact" if not log.breaks else f"BROKEN ({len(log.breaks)})"
     console.print(
         f"{result.events} events replayed ({log.archived_events} archived, "

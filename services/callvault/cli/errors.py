@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 from pydantic import ValidationError
 
+from callvault.contract.explain import describe_errors
+
 
 class UserError(Exception):
     """An error whose message is complete and meant for the person at the terminal."""
@@ -13,12 +15,7 @@ class UserError(Exception):
 
 def describe_validation_error(exc: ValidationError, name_field: Callable[[str], str] = str) -> str:
     """Each failed field and why, in one line: `call_id: ...; reason: ...`."""
-    parts = []
-    for err in exc.errors(include_url=False):
-        field = ".".join(str(p) for p in err.get("loc", ()))
-        msg = str(err.get("msg", "")).removeprefix("Value error, ")
-        parts.append(f"{name_field(field)}: {msg}")
-    return "; ".join(parts)
+    return describe_errors(exc.errors(include_url=False), name_field)
 
 
 def describe_settings_error(exc: ValidationError) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from callvault.audit.report import report_document, report_html
+from callvault.audit.report import report_document, write_report
 from callvault.audit.sources import AuditLog, log_events
 from callvault.clock import SystemClock
 from callvault.contract.commands import LegalHoldPlace
@@ -62,9 +62,7 @@ def _audit(settings: Settings, out: Path) -> AuditSummary:
     log = AuditLog()
     result = replay(log_events(make_s3_client(settings), settings, log), now, timedelta(minutes=10))
     doc = report_document(result, log, now, {"tolerance": "PT10M"})
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(doc, indent=2) + "\n")
-    (out / "report.html").write_text(report_html(doc))
+    write_report(doc, out)
     return AuditSummary(result.events, len(result.violations), not log.breaks, out)
 
 

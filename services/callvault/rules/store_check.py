@@ -81,21 +81,18 @@ def check_store(
     findings: list[StoreFinding] = []
     for found in keys:
         where = (found.bucket, found.key)
-
-        def flag(rule: str, detail: str, *evidence: str, found: FoundKey = found) -> None:
-            findings.append(
-                StoreFinding(rule, found.bucket, found.key, found.tenant, found.call_id, detail, evidence)
-            )
-
         if found.versions and found.call_id not in held and is_past_due(found, as_of, tolerance):
             due = found.due_at.isoformat() if found.due_at else "its day's retention"
-            flag("past_due_in_store", f"{found.versions} version(s) left past {due}, and no legal hold")
+            detail = f"{found.versions} version(s) left past {due}, and no legal hold"
+            findings.append(_finding(found, "past_due_in_store", detail))
         if found.has_data and where not in log.archived:
-            flag("archived_without_event", "data in the store that no archive event accounts for")
+            detail = "data in the store that no archive event accounts for"
+            findings.append(_finding(found, "archived_without_event", detail))
         if found.versions and where in log.deleted:
-            flag(
-                "deleted_but_present",
-                f"the log proves its deletion, yet {found.versions} version(s) are left",
-                log.deleted[where],
-            )
+            detail = f"the log proves its deletion, yet {found.versions} version(s) are left"
+            findings.append(_finding(found, "deleted_but_present", detail, log.deleted[where]))
     return findings
+
+
+def _finding(found: FoundKey, rule: str, detail: str, *evidence: str) -> StoreFinding:
+    return StoreFinding(rule, found.bucket, found.key, found.tenant, found.call_id, detail, evidence)

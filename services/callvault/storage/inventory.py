@@ -66,6 +66,11 @@ def _numbers(names: list[str], width: int) -> list[int]:
     return sorted(int(n) for n in names if len(n) == width and n.isdigit())
 
 
+def tenants(s3: BaseClient, bucket: str) -> list[str]:
+    """The tenants with keys in `bucket`, sorted; `_callvault/` holds callvault's own records."""
+    return sorted(name for name in _children(s3, bucket, "") if name and not name.startswith("_"))
+
+
 def _walk_days(
     s3: BaseClient, bucket: str, enter: Callable[[date, date], bool] = lambda first, last: True
 ) -> Iterator[tuple[str, date]]:
@@ -74,9 +79,7 @@ def _walk_days(
     `enter(first_day, last_day)` is asked of each year, month and day before it is
     walked; False skips that period and every later one of its tenant, year or month.
     """
-    for tenant in sorted(_children(s3, bucket, "")):
-        if not tenant or tenant.startswith("_"):  # callvault's own records, not a tenant
-            continue
+    for tenant in tenants(s3, bucket):
         for year in _numbers(_children(s3, bucket, f"{tenant}/"), 4):
             if not enter(*year_span(year)):
                 break
