@@ -26,6 +26,7 @@ WORKER_TUNING = {
     "source_retries": 2,
     "source_retry_backoff": "PT0.5S",
     "tick_interval_s": 0.5,
+    "deletion_in_flight_s": 2.0,
 }
 
 
@@ -54,6 +55,7 @@ def make_settings(servers: Servers, tag: str, **overrides: object) -> Settings:
         "recordings_bucket": f"cvt-{tag}-recordings",
         "metadata_bucket": f"cvt-{tag}-metadata",
         "audit_bucket": f"cvt-{tag}-audit",
+        "exports_bucket": f"cvt-{tag}-exports",
         **WORKER_TUNING,
     }
     if servers.kind.startswith("embedded"):

@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     purge_batch_keys: int = Field(
         1000, ge=1, le=1000, description="versions deleted per DeleteObjects request and journal entry"
     )
+    deletion_in_flight_s: float = Field(
+        30.0, gt=0, description="age before a journaled deletion counts as interrupted and is finished"
+    )
     audit_retention: IsoDuration = Field(
         "P5Y", description="object-lock retention of each audit segment (see the README)"
     )
@@ -107,6 +110,13 @@ class Settings(BaseSettings):
         2.0, ge=0, description="how long the API trusts its copy of the restricted subjects"
     )
 
+    # Subject requests (beyond the contract's table, additive).
+    exports_bucket: str = Field("callvault-exports", description="where access-request exports wait")
+    export_retention: IsoDuration = Field("P7D", description="how long an export exists")
+    export_link_s: int = Field(
+        86400, ge=60, le=604800, description="how long an export's download link lasts (S3: 7 days at most)"
+    )
+
     @field_validator(
         "recording_retention",
         "metadata_retention",
@@ -114,6 +124,7 @@ class Settings(BaseSettings):
         "source_retry_backoff",
         "settled_state_ttl",
         "audit_retention",
+        "export_retention",
     )
     @classmethod
     def _duration(cls, value: str) -> str:

@@ -35,6 +35,7 @@ class CallScript:
     start: datetime = field(default_factory=lambda: datetime.now(UTC) - timedelta(minutes=2))
     audio: bytes = field(default_factory=lambda: make_wav(int(uuid.uuid4().int % 10_000), 1.0))
     staging_bucket: str = "callvault-staging"
+    caller: str = CALLER
 
     @property
     def recording_start(self) -> datetime:
@@ -57,7 +58,7 @@ class CallScript:
         return {
             **self._base("call.started", self.start),
             "direction": "inbound",
-            "caller": CALLER,
+            "caller": self.caller,
             "callee": CALLEE,
             "agent_id": "agent-7",
             "language": "nl-BE",

@@ -23,7 +23,7 @@ from callvault.rules.access import Role
 from callvault.rules.pseudonym import pseudonymize
 from callvault.rules.retention import RetentionClass
 from callvault.settings import Settings
-from callvault.storage.restrictions import RestrictionRecord, put_restriction, remove_restriction
+from callvault.storage.subject_flags import FlagRecord, SubjectFlag, put_flag, remove_flag
 from tests.conftest import ARTIFACTS, make_settings, prepare, spawn_api, spawn_worker
 from tests.integration.helpers import CALLEE, CALLER, Bus, CallScript
 from tests.stack import Servers
@@ -294,14 +294,15 @@ async def test_a_restricted_subjects_call_is_refused_with_a_reason_until_unrestr
 ) -> None:
     done = await archive(bus)
     subject = pseudonymize(api_settings.pseudonym_key.get_secret_value().encode(), "acme", CALLER)
-    record = RestrictionRecord(
+    record = FlagRecord(
         subject=subject,
         tenant="acme",
         reason="contests accuracy",
         requested_by="dpo@acme",
-        restricted_at=datetime.now(UTC),
+        flagged_at=datetime.now(UTC),
     )
-    await asyncio.to_thread(put_restriction, bus.s3, api_settings.metadata_bucket, record)
+    flag = SubjectFlag.RESTRICTED
+    await asyncio.to_thread(put_flag, bus.s3, api_settings.metadata_bucket, flag, record)
     await asyncio.sleep(1.0)  # past the API's restriction cache
     qa = auth(api_settings)
     for method, suffix, kwargs in [
@@ -317,7 +318,7 @@ async def test_a_restricted_subjects_call_is_refused_with_a_reason_until_unrestr
     dpo = auth(api_settings, role=Role.DPO, who="dpo@acme")
     assert (await client.get(done.path, params=PURPOSE, headers=dpo)).status_code == 200
 
-    await asyncio.to_thread(remove_restriction, bus.s3, api_settings.metadata_bucket, "acme", subject)
+    await asyncio.to_thread(remove_flag, bus.s3, api_settings.metadata_bucket, flag, "acme", subject)
     await asyncio.sleep(1.0)
     assert (await client.get(done.path, params=PURPOSE, headers=qa)).status_code == 200
 

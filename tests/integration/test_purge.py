@@ -205,7 +205,8 @@ async def test_an_interrupted_batch_is_finished_and_proven_once(servers: Servers
         )  # fmt: skip
         for k in half
     ]
-    entry = purge_journal.JournalEntry(batch_id="killed", written_at=now, reason="retention_elapsed",
+    entry = purge_journal.JournalEntry(batch_id="killed", written_at=now - timedelta(minutes=2),
+                                       reason="retention_elapsed",
                                        objects=journaled)  # fmt: skip
     purge_journal.write_entry(s3, settings.metadata_bucket, entry)
     inventory.delete_versions(s3, settings.recordings_bucket, [(k.key, v) for k in half for v in k.versions])

@@ -101,6 +101,14 @@ def test_objection_wins_over_a_compliant_disclosure() -> None:
     assert isinstance(step, Reject) and step.reason is Outcome.OBJECTED
 
 
+def test_a_subjects_objection_rejects_a_compliant_recording_and_names_the_participants() -> None:
+    state = fold(started(), disclosure(), stored())
+    assert state.participants == ("p" * 64, "q" * 64)
+    assert isinstance(next_recording_step(state, NOW, POLICY, GRACE), Archive)
+    step = next_recording_step(state, NOW, POLICY, GRACE, subject_objected=True)
+    assert isinstance(step, Reject) and step.reason is Outcome.OBJECTED and "subject request" in step.detail
+
+
 def test_retention_elapsed_on_arrival() -> None:
     old = stored(START - timedelta(days=40))
     step = next_recording_step(fold(disclosure(-40 * 86400), old), NOW, POLICY, GRACE)

@@ -154,3 +154,13 @@ def test_a_source_inside_the_archive_is_refused() -> None:
     )
     good = json.dumps(_recording()).encode()
     assert isinstance(decode_call_event(b"call-1", good, protected_buckets=protected), Decoded)
+
+
+def test_numbers_are_cut_out_of_a_dead_letter_and_nothing_else() -> None:
+    from callvault.rules.redaction import redact_numbers
+
+    raw = b'{"caller":"+32470123456","callee":"02 555 12 34","size_bytes":48000044,"call_id":"c-1"}'
+    redacted, count = redact_numbers(raw)
+    assert count == 2
+    assert b"32470123456" not in redacted and b"555 12 34" not in redacted
+    assert b'"size_bytes":48000044' in redacted and b'"call_id":"c-1"' in redacted

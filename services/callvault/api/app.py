@@ -23,12 +23,13 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
-from callvault.api import search, views
+from callvault.api import search, subject_routes, views
 from callvault.api.access_events import AccessLog, AccessNotLogged
+from callvault.api.deps import ErrorBody, GrantDep, Refused, Services, SvcDep
 from callvault.api.http_log import AccessLogMiddleware
 from callvault.api.ranges import ByteRange, RangeNotSatisfiable, parse_range
 from callvault.api.store import ArchiveReader, AudioMissing, AudioStream
-from callvault.api.tokens import AudioLink, TokenRejected, issue_audio_link, read_audio_link, read_token
+from callvault.api.tokens import AudioLink, TokenRejected, issue_audio_link, read_audio_link
 from callvault.clock import Clock, SystemClock
 from callvault.contract.explain import describe_errors
 from callvault.contract.fields import CALL_ID_PATTERN, TENANT_PATTERN
@@ -53,18 +54,6 @@ STATUS = {
 OUTCOMES = [o.value for o in Outcome] + [views.NO_RECORDING]
 
 
-class Refused(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.headers = headers or {}
-
-
-class ErrorBody(BaseModel):
-    error: str = Field(description="what went wrong, in a sentence")
-    status: int
-
-
 class Whoami(BaseModel):
     subject: str
     role: str
@@ -86,14 +75,6 @@ class AudioLinkOut(BaseModel):
     expires_at: datetime
     mode: str = Field(description="stream (through the API) or presigned (straight from S3)")
     access_event_id: str
-
-
-@dataclass
-class Services:
-    settings: Settings
-    clock: Clock
-    reader: ArchiveReader
-    access: AccessLog
 
 
 def _refuse(verdict: Verdict) -> Refused:
@@ -139,6 +120,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     app.add_middleware(AccessLogMiddleware)
     _install_error_handlers(app)
     _install_routes(app)
+    subject_routes.install(app)
     app.mount("/static", StaticFiles(directory=WEB), name="static")
     return app
 
@@ -158,26 +140,6 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def unlogged(_: Request, exc: AccessNotLogged) -> JSONResponse:
         message = "the access could not be written to the audit log, so it was not allowed; try again"
         return JSONResponse({"error": message, "status": 503}, 503)
-
-
-def services(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
-
-
-def grant_of(
-    request: Request,
-    svc: Annotated[Services, Depends(services)],
-    authorization: Annotated[str | None, Header(description="Bearer <token>")] = None,
-) -> Grant:
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Refused(401, "send Authorization: Bearer <token>", {"WWW-Authenticate": "Bearer"})
-    try:
-        grant = read_token(svc.settings.api_token_secret.get_secret_value(), token.strip(), svc.clock.now())
-    except TokenRejected as exc:
-        raise Refused(401, str(exc), {"WWW-Authenticate": 'Bearer error="invalid_token"'}) from exc
-    request.state.grant = grant
-    return grant
 
 
 def purpose_of(
@@ -220,8 +182,6 @@ def call_address(tenant: TenantPath, day: DayPath, call_id: CallPath) -> CallAdd
 
 
 AddressDep = Annotated[CallAddress, Depends(call_address)]
-GrantDep = Annotated[Grant, Depends(grant_of)]
-SvcDep = Annotated[Services, Depends(services)]
 PurposeDep = Annotated[str, Depends(purpose_of)]
 
 

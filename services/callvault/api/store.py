@@ -27,7 +27,7 @@ from callvault.settings import Settings
 from callvault.storage import inventory
 from callvault.storage.errors import is_not_found
 from callvault.storage.layout import day_prefix, parse_archive_key
-from callvault.storage.restrictions import restricted_subjects
+from callvault.storage.subject_flags import SubjectFlag, flagged_subjects
 from callvault.stream.offloop import S3Runner
 
 CHUNK = 64 * 1024
@@ -109,6 +109,11 @@ class ArchiveReader:
     def s3(self) -> BaseClient:
         return self._runner.s3
 
+    @property
+    def runner(self) -> S3Runner:
+        """The API's bounded S3 pool, for the few routes that write (subject requests)."""
+        return self._runner
+
     async def tenants(self) -> list[str]:
         return await self._runner.run("list tenants", inventory.tenants, self._settings.metadata_bucket)
 
@@ -159,7 +164,11 @@ class ArchiveReader:
     async def _refresh_restricted(self, tenant: str, asked_at: float) -> frozenset[str]:
         try:
             subjects = await self._runner.run(
-                "list restrictions", restricted_subjects, self._settings.metadata_bucket, tenant
+                "list restrictions",
+                flagged_subjects,
+                self._settings.metadata_bucket,
+                SubjectFlag.RESTRICTED,
+                tenant,
             )
             self._restricted[tenant] = (asked_at, subjects)
             return subjects

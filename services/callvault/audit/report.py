@@ -43,6 +43,7 @@ def report_document(
         },
         "outcomes_by_day": {d: dict(c) for d, c in sorted(result.outcomes_by_day.items())},
         "deletion_lateness": dict(result.lateness_histogram),
+        "subject_requests": sorted(result.subject_requests, key=lambda r: str(r["due_at"])),
         "violations": [
             {
                 "rule": v.rule,
@@ -97,9 +98,19 @@ def report_html(doc: dict[str, Any]) -> str:
         for t, v in doc["tenants"].items()
     )
     violation_rows = "".join(
-        f"<tr><td>{escape(v['rule'])}</td><td>{escape(v['tenant'])}</td><td>{escape(v['call_id'])}</td>"
+        f"<tr><td>{escape(v['rule'])}</td><td>{escape(v['tenant'])}</td>"
+        f"<td>{escape(v['call_id'] or '-')}</td>"
         f"<td>{escape(v['detail'])}</td><td><code>{escape(', '.join(v['evidence']))}</code></td></tr>"
         for v in violations
+    )
+    requests = doc.get("subject_requests", [])
+    request_rows = "".join(
+        f'<tr class="{"bad" if r["status"] in ("overdue", "late") else ""}">'
+        f"<td>{escape(r['request_id'])}</td>"
+        f"<td>{escape(r['tenant'])}</td><td>{escape(str(r['kind']))}</td><td>{escape(str(r['received_at']))}</td>"
+        f"<td>{escape(r['due_at'])}</td><td>{escape(r['status'])}</td>"
+        f"<td>{escape(str(r['answered_at'] or ''))}</td></tr>"
+        for r in requests
     )
     order = [f"<= {b} s" for b in LATENESS_BUCKETS_S] + [f"> {LATENESS_BUCKETS_S[-1]} s"]
     lateness = [(label, doc["deletion_lateness"].get(label, 0)) for label in order]
@@ -124,6 +135,11 @@ hash chain <strong>{escape(chain_text)}</strong>; {doc["sources"]["archived_even
 <ul>{breaks}</ul>
 <h2>Compliance by tenant</h2>
 <table><tr><th>tenant</th><th>calls</th><th>archived</th><th>compliance rate</th></tr>{tenant_rows}</table>
+<h2>Subject requests</h2>
+<p>{len(requests)} request(s); {sum(r["status"] == "overdue" for r in requests)} overdue,
+{sum(r["status"] == "late" for r in requests)} answered late.</p>
+<table><tr><th>request</th><th>tenant</th><th>kind</th><th>received</th><th>due</th><th>status</th>
+<th>answered</th></tr>{request_rows}</table>
 <h2>Charts</h2>
 {_bars("Deletion lateness", lateness)}
 {_bars("Outcomes per day", per_day)}

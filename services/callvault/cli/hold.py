@@ -8,7 +8,6 @@ letter that says why it could not be done.
 from __future__ import annotations
 
 import asyncio
-import getpass
 import uuid
 from typing import Any
 
@@ -20,6 +19,7 @@ from rich.table import Table
 
 from callvault.cli.config import load_settings
 from callvault.cli.errors import UserError, describe_validation_error
+from callvault.cli.options import requester
 from callvault.clock import SystemClock
 from callvault.contract.commands import LegalHoldPlace, LegalHoldRelease
 from callvault.contract.fields import format_rfc3339
@@ -29,13 +29,6 @@ from callvault.storage.holds import load_holds
 from callvault.stream.command_client import submit_command
 
 app = typer.Typer(help="Legal holds: calls the purger must keep.", no_args_is_help=True)
-
-
-def _requester() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 def _submit(command: LegalHoldPlace | LegalHoldRelease, wait_s: float) -> None:
@@ -83,7 +76,7 @@ def _command(kind: type[LegalHoldPlace] | type[LegalHoldRelease], **fields: Any)
     try:
         return kind(
             event_id=uuid.uuid4(),
-            requested_by=_requester(),
+            requested_by=requester(),
             requested_at=SystemClock().now(),
             **fields,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 from datetime import datetime
 
 from pydantic import TypeAdapter, ValidationError
@@ -21,3 +22,11 @@ def instant_option(option: str, text: str | None) -> datetime | None:
     except ValidationError as exc:
         msg = str(exc.errors(include_url=False)[0].get("msg", "")).removeprefix("Value error, ")
         raise UserError(f"{option}: {msg}") from exc
+
+
+def requester() -> str:
+    """Who is at the terminal, for the `requested_by` of a command."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

@@ -7,6 +7,7 @@ the phone number first (see `callvault.rules.pseudonym`).
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import Field, TypeAdapter
@@ -44,6 +45,15 @@ class SubjectCommandBase(CommandBase):
     verified_by: str | None = Field(
         default=None, description="who verified the requester's identity (outside callvault)"
     )
+    # Additive (v1.1): the deadline runs from when the controller received the request,
+    # which may be days before anyone typed the command.
+    received_at: Timestamp | None = Field(
+        default=None, description="when the request reached the controller; `requested_at` if absent"
+    )
+
+    @property
+    def request_received_at(self) -> datetime:
+        return self.received_at or self.requested_at
 
 
 class SubjectAccess(SubjectCommandBase):
@@ -66,6 +76,14 @@ class SubjectObject(SubjectCommandBase):
     type: Literal["subject.object"] = "subject.object"
 
 
+class SubjectExtend(CommandBase):
+    """Additive (v1.1): a request found complex or numerous gets up to 3 months in all."""
+
+    type: Literal["subject.extend"] = "subject.extend"
+    request_id: uuid.UUID = Field(description="the `event_id` of the subject command to extend")
+    tenant: Tenant
+
+
 Command = Annotated[
     LegalHoldPlace
     | LegalHoldRelease
@@ -73,7 +91,10 @@ Command = Annotated[
     | SubjectErase
     | SubjectRestrict
     | SubjectUnrestrict
-    | SubjectObject,
+    | SubjectObject
+    | SubjectExtend,
     Field(discriminator="type"),
 ]
 command_adapter: TypeAdapter[Command] = TypeAdapter(Command)
+
+SubjectRequest = SubjectAccess | SubjectErase | SubjectRestrict | SubjectUnrestrict | SubjectObject

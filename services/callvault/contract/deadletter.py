@@ -26,6 +26,10 @@ class DeadLetter(ContractModel):
     key: str | None = Field(description="the original key, base64")
     value: str | None = Field(description="the original value, base64")
     occurred_at: Timestamp
+    # Additive (v1.1): phone numbers are cut out of call events before they are kept here.
+    numbers_redacted: Annotated[int, Field(ge=0)] = Field(
+        0, description="how many phone-number-like digit runs were replaced by +REDACTED in `value`"
+    )
 
     @classmethod
     def for_input(
@@ -36,6 +40,7 @@ class DeadLetter(ContractModel):
         key: bytes | None,
         value: bytes | None,
         occurred_at: object,
+        numbers_redacted: int = 0,
     ) -> DeadLetter:
         """One dead letter per input position: a replay produces the same id."""
         return cls(
@@ -45,4 +50,5 @@ class DeadLetter(ContractModel):
             key=None if key is None else base64.b64encode(key).decode("ascii"),
             value=None if value is None else base64.b64encode(value).decode("ascii"),
             occurred_at=occurred_at,  # type: ignore[arg-type]
+            numbers_redacted=numbers_redacted,
         )

@@ -154,6 +154,37 @@ class SubjectUnrestricted(SubjectEventBase):
 
 class SubjectObjected(SubjectEventBase):
     type: Literal["subject.objected"] = "subject.objected"
+    held_calls: list[CallId] = Field(
+        default_factory=list, description="additive (v1.1): calls whose recordings a legal hold kept"
+    )
+
+
+# Additive (v1.1): a request's deadline is in the audit log, so a replay can tell
+# an answered request from an overdue one without any other source.
+class SubjectRequestReceived(SubjectEventBase):
+    type: Literal["subject.request_received"] = "subject.request_received"
+    kind: Literal["access", "erase", "restrict", "unrestrict", "object"]
+    received_at: Timestamp
+    due_at: Timestamp
+    requested_by: str
+    verified_by: str | None = None
+    reason: str
+
+
+class SubjectRequestExtended(SubjectEventBase):
+    type: Literal["subject.request_extended"] = "subject.request_extended"
+    due_at: Timestamp = Field(description="the new deadline, at most 3 months after receipt")
+    requested_by: str
+    reason: str
+
+
+class SubjectExportDeleted(SubjectEventBase):
+    """The copy made for an access request, erased when its short life ends."""
+
+    type: Literal["subject.export_deleted"] = "subject.export_deleted"
+    export_uri: str
+    due_at: Timestamp
+    deleted_at: Timestamp
 
 
 LifecycleEvent = Annotated[
@@ -171,7 +202,10 @@ LifecycleEvent = Annotated[
     | SubjectErased
     | SubjectRestricted
     | SubjectUnrestricted
-    | SubjectObjected,
+    | SubjectObjected
+    | SubjectRequestReceived
+    | SubjectRequestExtended
+    | SubjectExportDeleted,
     Field(discriminator="type"),
 ]
 lifecycle_adapter: TypeAdapter[LifecycleEvent] = TypeAdapter(LifecycleEvent)

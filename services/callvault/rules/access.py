@@ -30,14 +30,17 @@ class Want(StrEnum):
     SEARCH = "search"
     METADATA = "metadata"
     AUDIO = "audio"
+    SUBJECT_REQUESTS = "subject_requests"  # file and follow data-subject requests
 
 
+_CALLS = frozenset({Want.SEARCH, Want.METADATA, Want.AUDIO})
 # Auditors check who listened to what; they do not need to listen themselves.
+# Subject requests are the DPO's alone: they erase data and read whole histories.
 PERMISSIONS: dict[Role, frozenset[Want]] = {
-    Role.QA: frozenset(Want),
+    Role.QA: _CALLS,
     Role.AUDITOR: frozenset({Want.SEARCH, Want.METADATA}),
     Role.DPO: frozenset(Want),
-    Role.ADMIN: frozenset(Want),
+    Role.ADMIN: _CALLS,
 }
 
 # Restriction leaves storage and the handling of the subject's own request: the DPO's job.
@@ -139,6 +142,7 @@ def _verb(want: Want) -> str:
         Want.SEARCH: "search calls",
         Want.METADATA: "read call metadata",
         Want.AUDIO: "listen to recordings",
+        Want.SUBJECT_REQUESTS: "handle data-subject requests",
     }[want]
 
 

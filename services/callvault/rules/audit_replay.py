@@ -47,11 +47,12 @@ class ReplayResult:
     outcomes_by_tenant: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     outcomes_by_day: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     lateness_histogram: Counter[str] = field(default_factory=Counter)
+    subject_requests: list[dict[str, Any]] = field(default_factory=list)  # each with its status at as_of
 
     def compliance_rate(self, tenant: str) -> float:
         """Share of the tenant's calls with no violation."""
         calls = self.outcomes_by_tenant[tenant]["calls"]
-        bad = len({v.call_id for v in self.violations if v.tenant == tenant})
+        bad = len({v.call_id for v in self.violations if v.tenant == tenant and v.call_id})
         return 1.0 if calls == 0 else (calls - bad) / calls
 
 
@@ -93,8 +94,8 @@ _KEPT = {
     "disclosure.verified": ("event_id", "played_at"),
     "recording.archived": ("type", "event_id", "recording_event_id", "recording_started_at", "expires_at"),
     "metadata.archived": ("type", "event_id", "expires_at"),
-    "recording.deleted": ("type", "event_id", "deleted_at"),
-    "metadata.deleted": ("type", "event_id", "deleted_at"),
+    "recording.deleted": ("type", "event_id", "deleted_at", "reason"),
+    "metadata.deleted": ("type", "event_id", "deleted_at", "reason"),
     "recording.accessed": ("event_id", "occurred_at", "what", "role", "accessed_by", "granted_tenants"),
 }
 
@@ -106,6 +107,7 @@ def _slim(event: dict[str, Any], kind: str) -> dict[str, Any]:
 def replay(events: Iterable[dict[str, Any]], as_of: datetime, tolerance: timedelta) -> ReplayResult:
     result = ReplayResult()
     calls: dict[str, _Call] = {}
+    requests: dict[str, dict[str, Any]] = {}
     seen: set[str] = set()
     for event in events:
         event_id = str(event.get("event_id"))
@@ -116,7 +118,9 @@ def replay(events: Iterable[dict[str, Any]], as_of: datetime, tolerance: timedel
         result.events += 1
         call_id, kind = event.get("call_id"), str(event.get("type"))
         if not call_id:
-            continue  # subject-rights events name a subject, not a call
+            if kind.startswith("subject."):  # subject-rights events name a request, not a call
+                _follow_request(requests, event, kind)
+            continue
         call = calls.setdefault(str(call_id), _Call(str(event.get("tenant"))))
         if kind == "disclosure.verified":
             call.verified[str(event["recording_event_id"])] = _slim(event, kind)
@@ -140,7 +144,56 @@ def replay(events: Iterable[dict[str, Any]], as_of: datetime, tolerance: timedel
     for call_id, call in calls.items():
         result.outcomes_by_tenant[call.tenant]["calls"] += 1
         result.violations.extend(_check(call_id, call, as_of, tolerance, result))
+    for request in requests.values():
+        _check_request(request, as_of, result)
     return result
+
+
+def _follow_request(requests: dict[str, dict[str, Any]], event: dict[str, Any], kind: str) -> None:
+    """A request's story: received (with its deadline), maybe extended, answered."""
+    request = requests.setdefault(str(event.get("request_id")), {"request_id": str(event.get("request_id"))})
+    request.setdefault("tenant", str(event.get("tenant")))
+    if kind == "subject.request_received":
+        request.update({name: event.get(name) for name in ("kind", "received_at", "due_at", "event_id")})
+    elif kind == "subject.request_extended":
+        request["extended_due_at"] = event.get("due_at")
+    elif kind != "subject.export_deleted" and "answered_at" not in request:
+        request["answered_at"], request["answer_id"] = event.get("occurred_at"), event.get("event_id")
+
+
+def _check_request(request: dict[str, Any], as_of: datetime, result: ReplayResult) -> None:
+    """An unanswered request past its deadline is overdue; one answered after it was late."""
+    if "due_at" not in request:
+        return  # answered, but received before this log began (or outside the filters)
+    due = _at(request.get("extended_due_at") or request["due_at"])
+    answered = request.get("answered_at")
+    status = "fulfilled" if answered else "open"
+    rid, tenant = request["request_id"], request["tenant"]
+    if answered is None and as_of > due:
+        status = "overdue"
+        detail = f"{request['kind']} request {rid} was due {format_due(due)} and is not answered"
+        result.violations.append(
+            Violation("subject_request_overdue", "", tenant, detail, (request["event_id"],))
+        )
+    elif answered is not None and _at(answered) > due:
+        status = "late"
+        detail = f"{request['kind']} request {rid} was due {format_due(due)} and answered {answered}"
+        evidence = (request["event_id"], str(request["answer_id"]))
+        result.violations.append(Violation("subject_request_late", "", tenant, detail, evidence))
+    days = (due - as_of).total_seconds() / 86400
+    result.subject_requests.append(
+        {
+            **{k: request.get(k) for k in ("request_id", "tenant", "kind", "received_at")},
+            "due_at": format_due(due),
+            "answered_at": answered,
+            "status": status,
+            "days_left": round(days, 2) if answered is None else None,
+        }  # fmt: skip
+    )
+
+
+def format_due(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def _outside_rights(access: dict[str, Any], tenant: str) -> str | None:
@@ -185,7 +238,8 @@ def _check(
         deleted_at = _at(deleted["deleted_at"])
         lateness = (deleted_at - due).total_seconds()
         result.lateness_histogram[_bucket(max(0.0, lateness))] += 1
-        if deleted_at < due:
+        # An erasure or an objection deletes before the date on purpose; only retention may not.
+        if deleted_at < due and deleted.get("reason", "retention_elapsed") == "retention_elapsed":
             flag("deleted_early", f"{key} was deleted {-lateness:.0f} s before its date", deleted["event_id"])
         if lateness > tolerance.total_seconds() and not _held_throughout(
             call.holds, due, deleted_at - tolerance

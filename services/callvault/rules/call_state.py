@@ -97,6 +97,13 @@ class CallState(BaseModel):
         return self.recording is not None and self.recording_outcome is None
 
     @property
+    def participants(self) -> tuple[str, ...]:
+        """The participants' pseudonyms, once `call.started` has named them."""
+        if self.started is None:
+            return ()
+        return tuple(sorted({self.started.caller, self.started.callee}))
+
+    @property
     def recording_final(self) -> bool:
         return self.recording_outcome is not None and self.recording_outcome not in RETRYABLE_OUTCOMES
 
@@ -202,9 +209,17 @@ RecordingStep = Archive | Reject | Wait | Nothing
 
 
 def next_recording_step(
-    state: CallState, now: datetime, policy: RetentionPolicy, grace: timedelta
+    state: CallState,
+    now: datetime,
+    policy: RetentionPolicy,
+    grace: timedelta,
+    subject_objected: bool = False,
 ) -> RecordingStep:
-    """The outcome of a pending recording, in the order the contract's table implies."""
+    """The outcome of a pending recording, in the order the contract's table implies.
+
+    `subject_objected`: a participant has objected through a subject request
+    (`subject.object`), which covers every later call of theirs.
+    """
     if not state.recording_pending:
         return Nothing()
     rec = state.recording
@@ -213,6 +228,8 @@ def next_recording_step(
         return Wait(state.source_retry_at)
     if state.objected is not None:
         return Reject(Outcome.OBJECTED, "the participant objected to the recording")
+    if subject_objected:
+        return Reject(Outcome.OBJECTED, "a participant objected to being recorded (subject request)")
     expires = policy.expires_at(RetentionClass.RECORDING, rec.recording_started_at)
     if now >= expires:
         return Reject(

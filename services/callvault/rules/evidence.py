@@ -26,12 +26,22 @@ from callvault.contract.lifecycle import (
     RecordingArchived,
     RecordingDeleted,
     RecordingRejected,
+    SubjectAccessFulfilled,
+    SubjectErased,
+    SubjectEventBase,
+    SubjectExportDeleted,
+    SubjectObjected,
+    SubjectRequestExtended,
+    SubjectRequestReceived,
+    SubjectRestricted,
+    SubjectUnrestricted,
 )
 from callvault.rules.access import Grant, Want
 from callvault.rules.call_state import CallState, Outcome
 from callvault.rules.disclosure import DisclosureDetail, DisclosureFact
 from callvault.rules.purge import StoredObject, lateness_s
 from callvault.rules.retention import RetentionClass
+from callvault.rules.subject_requests import RequestRecord
 
 
 def _rec(state: CallState) -> RecordingStored:
@@ -171,4 +181,67 @@ def recording_accessed(
         token_id=grant.token_id,
         granted_tenants=sorted(grant.tenants),
         request_id=request_id,
+    )
+
+
+def _about_request(record: RequestRecord, type_: str, now: datetime) -> dict[str, Any]:
+    """The fields every event of a subject request shares; one id per request and type."""
+    return {
+        "event_id": deterministic_id(type_, record.request_id),
+        "subject": record.subject,
+        "tenant": record.tenant,
+        "occurred_at": now,
+        "request_id": record.request_id,
+    }
+
+
+def subject_request_received(record: RequestRecord, now: datetime) -> SubjectRequestReceived:
+    return SubjectRequestReceived(
+        **_about_request(record, "subject.request_received", now),
+        kind=record.kind,
+        received_at=record.received_at,
+        due_at=record.due_at,
+        requested_by=record.requested_by,
+        verified_by=record.verified_by,
+        reason=record.reason,
+    )
+
+
+def subject_request_extended(record: RequestRecord, now: datetime) -> SubjectRequestExtended:
+    return SubjectRequestExtended(
+        **_about_request(record, "subject.request_extended", now),
+        due_at=record.due_at,
+        requested_by=record.extended_by or record.requested_by,
+        reason=record.extended_reason or "",
+    )
+
+
+OUTCOMES: dict[str, type[SubjectEventBase]] = {
+    "access": SubjectAccessFulfilled,
+    "erase": SubjectErased,
+    "restrict": SubjectRestricted,
+    "unrestrict": SubjectUnrestricted,
+    "object": SubjectObjected,
+}
+
+
+def subject_outcome(record: RequestRecord, now: datetime, **fields: Any) -> SubjectEventBase:
+    """How the request was answered, with its counts: the event that closes it."""
+    kind = OUTCOMES[record.kind]
+    type_ = str(kind.model_fields["type"].default)
+    return kind(**_about_request(record, type_, now), **fields)
+
+
+def export_deleted(
+    *, subject: str, tenant: str, request_id: str, uri: str, due_at: datetime, deleted_at: datetime
+) -> SubjectExportDeleted:
+    return SubjectExportDeleted(
+        event_id=deterministic_id("subject.export_deleted", request_id, uri),
+        subject=subject,
+        tenant=tenant,
+        occurred_at=deleted_at,
+        request_id=request_id,
+        export_uri=uri,
+        due_at=due_at,
+        deleted_at=deleted_at,
     )

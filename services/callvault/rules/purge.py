@@ -61,6 +61,7 @@ class StoredObject:
     sha256: str
     size_bytes: int
     versions: tuple[str, ...]  # version ids and delete markers; ("null",) in an unversioned bucket
+    subjects: tuple[str, ...] = ()  # a metadata document's participants: their index entries go with it
 
 
 @dataclass(frozen=True, slots=True)

@@ -195,7 +195,14 @@ def _stream_across_stores(
 
 
 def put_document(
-    s3: BaseClient, *, bucket: str, key: str, body: bytes, sha256: str, tags: dict[str, str]
+    s3: BaseClient,
+    *,
+    bucket: str,
+    key: str,
+    body: bytes,
+    sha256: str,
+    tags: dict[str, str],
+    extra_metadata: dict[str, str] | None = None,
 ) -> ObjectRef:
     """Write a JSON document; the store checks the SHA-256 we send against the bytes it got."""
     response = s3.put_object(
@@ -203,7 +210,7 @@ def put_document(
         Key=key,
         Body=body,
         ContentType="application/json",
-        Metadata=_user_metadata(sha256, tags),
+        Metadata=_user_metadata(sha256, tags, extra_metadata),
         Tagging=tagging_header(tags),
         ChecksumAlgorithm="SHA256",
         ChecksumSHA256=base64.b64encode(bytes.fromhex(sha256)).decode(),

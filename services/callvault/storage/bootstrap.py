@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
+from callvault.rules.durations import CalendarDuration
 from callvault.rules.retention import RetentionClass, backstop_days
 from callvault.settings import Settings
 from callvault.storage.errors import error_code
@@ -57,6 +58,13 @@ def bucket_plans(settings: Settings) -> list[BucketPlan]:
             (("backstop-metadata", RetentionClass.METADATA.value, meta_days),),
         ),
         BucketPlan(settings.audit_bucket, True, True, ()),
+        # Access-request exports: the purger erases each on time; this catches strays.
+        BucketPlan(
+            settings.exports_bucket,
+            False,
+            False,
+            (("backstop-export", None, backstop_days(CalendarDuration.parse(settings.export_retention))),),
+        ),
     ]
 
 

@@ -17,11 +17,12 @@ from datetime import UTC, date, datetime
 
 from botocore.client import BaseClient
 
-from callvault.rules.purge import Due, month_span, period_due, year_span
+from callvault.rules.purge import Due, StoredObject, month_span, period_due, year_span
 from callvault.rules.retention import RetentionClass, RetentionPolicy
 from callvault.storage.archive import EXPIRES_META, SHA_META
 from callvault.storage.errors import is_not_found
 from callvault.storage.layout import day_prefix
+from callvault.storage.subject_index import subjects_of
 
 DELETE_BATCH = 1000  # the most keys DeleteObjects takes in one request
 
@@ -50,6 +51,7 @@ class Described:
     due_at: datetime
     sha256: str
     size_bytes: int
+    subjects: tuple[str, ...] = ()
 
 
 def _children(s3: BaseClient, bucket: str, prefix: str) -> list[str]:
@@ -185,7 +187,7 @@ def describe(s3: BaseClient, bucket: str, key: str, version: str) -> Described |
     sha = meta.get(SHA_META) or _hex_of_checksum(head.get("ChecksumSHA256"))
     if due_text is None or sha is None:
         return None
-    return Described(datetime.fromisoformat(due_text), sha, int(head["ContentLength"]))
+    return Described(datetime.fromisoformat(due_text), sha, int(head["ContentLength"]), subjects_of(meta))
 
 
 def delete_versions(s3: BaseClient, bucket: str, targets: list[tuple[str, str]]) -> dict[str, str]:
@@ -203,3 +205,27 @@ def delete_versions(s3: BaseClient, bucket: str, targets: list[tuple[str, str]])
             if error.get("Code") != "NoSuchVersion":
                 failed[error["Key"]] = f"{error.get('Code')}: {error.get('Message')}"
     return failed
+
+
+def find_object(
+    s3: BaseClient, bucket: str, key: str, retention_class: RetentionClass, tenant: str, call_id: str
+) -> StoredObject | None:
+    """One archived key as the purger would see it, for deleting it outside a pass; None if gone."""
+    entry = next((k for k in list_versions(s3, bucket, key) if k.key == key), None)
+    if entry is None or entry.data_version is None:
+        return None
+    info = describe(s3, bucket, key, entry.data_version)
+    if info is None:
+        return None
+    return StoredObject(
+        bucket=bucket,
+        key=key,
+        tenant=tenant,
+        call_id=call_id,
+        retention_class=retention_class,
+        due_at=info.due_at,
+        sha256=info.sha256,
+        size_bytes=info.size_bytes,
+        versions=entry.versions,
+        subjects=info.subjects,
+    )

@@ -24,11 +24,15 @@ from callvault.contract.deadletter import DeadLetter, SourcePosition
 from callvault.contract.decoding import Rejected, decode_call_event, decode_with
 from callvault.rules.audit_chain import LoggedRecord
 from callvault.rules.call_state import TenantConflict
+from callvault.rules.redaction import redact_numbers
 from callvault.settings import Settings
 from callvault.storage.client import make_s3_client, make_staging_s3_client
 from callvault.storage.holds import held_call_ids
+from callvault.storage.subject_flags import SubjectFlag, flagged_everywhere
 from callvault.stream.audit_archiver import AuditArchiver
-from callvault.stream.commands import CommandHandler, CommandRefused
+from callvault.stream.bus import lifecycle_key
+from callvault.stream.command_errors import CommandRefused
+from callvault.stream.commands import CommandHandler
 from callvault.stream.messages import CallMessage, to_fact
 from callvault.stream.offloop import S3Runner
 from callvault.stream.processor import CallProcessor
@@ -112,11 +116,21 @@ class Worker:
             self.clock,
         )
         self.command_handler = CommandHandler(
-            settings, self.s3, self.emit, self.clock, on_hold=self._hold_changed
+            settings,
+            self.s3,
+            self.emit,
+            self.clock,
+            on_hold=self._hold_changed,
+            on_objection=self._objection_added,
         )
         self._pseudonym_key = settings.pseudonym_key.get_secret_value().encode()
         self._archive_buckets = frozenset(
-            {settings.recordings_bucket, settings.metadata_bucket, settings.audit_bucket}
+            {
+                settings.recordings_bucket,
+                settings.metadata_bucket,
+                settings.audit_bucket,
+                settings.exports_bucket,
+            }
         )
         self._wakes_stale = True
         self._wake_sent: dict[bytes, datetime] = {}
@@ -128,18 +142,21 @@ class Worker:
         """Send lifecycle events and wait until the broker has them."""
         pending = []
         for event in events:
-            key = str(getattr(event, "call_id", "")).encode()
-            pending.append(await self.lifecycle.send(key=key, value=event.to_json_bytes()))
+            pending.append(await self.lifecycle.send(key=lifecycle_key(event), value=event.to_json_bytes()))
         await asyncio.gather(*pending)
 
     async def dead_letter(self, error: str, event: EventT) -> None:
         msg = event.message
+        value, redacted = msg.value, 0
+        if msg.topic == self.settings.call_events_topic and value is not None:
+            value, redacted = redact_numbers(value)  # only call-events may carry raw numbers
         letter = DeadLetter.for_input(
             error=error,
             source=SourcePosition(topic=msg.topic, partition=msg.partition, offset=msg.offset),
             key=msg.key,
-            value=msg.value,
+            value=value,
             occurred_at=self.clock.now(),
+            numbers_redacted=redacted,
         )
         log.warning("dead letter at %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, error)
         fut = await self.deadletter.send(key=msg.key, value=letter.to_json_bytes())
@@ -172,13 +189,15 @@ class Worker:
             await self._wake_due()
 
         @app.timer(HOLDS_REFRESH_S, on_leader=False)
-        async def refresh_holds() -> None:
+        async def refresh_registries() -> None:
+            meta = self.settings.metadata_bucket
             try:
-                self.processor.held_calls = await self.s3.run(
-                    "reading legal holds", held_call_ids, self.settings.metadata_bucket
+                self.processor.held_calls = await self.s3.run("reading legal holds", held_call_ids, meta)
+                self.processor.objecting = set(
+                    await self.s3.run("reading objections", flagged_everywhere, meta, SubjectFlag.OBJECTING)
                 )
-            except Exception:  # noqa: BLE001 - the purger rereads holds itself; this is the extra wall
-                log.exception("could not refresh the legal holds")
+            except Exception:  # noqa: BLE001 - the purger rereads holds itself; the next tick tries again
+                log.exception("could not refresh the legal holds and objections")
 
         # The audit log copied into the audit bucket; a batch is acked after its segments are stored.
         @app.agent(self.lifecycle, name="audit")
@@ -258,6 +277,9 @@ class Worker:
             self.processor.held_calls.add(call_id)
         else:
             self.processor.held_calls.discard(call_id)
+
+    def _objection_added(self, tenant_subject: str) -> None:
+        self.processor.objecting.add(tenant_subject)
 
     async def _command(self, event: EventT) -> None:
         msg = event.message

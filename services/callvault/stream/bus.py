@@ -66,10 +66,15 @@ def make_producer(bootstrap: str, **kwargs: Any) -> AIOKafkaProducer:
     return AIOKafkaProducer(bootstrap_servers=bootstrap, **options)
 
 
+def lifecycle_key(event: Any) -> bytes:
+    """The contract's key on `lifecycle`: the call, or for a subject request the subject's pseudonym."""
+    return str(getattr(event, "call_id", None) or getattr(event, "subject", "")).encode()
+
+
 async def send_lifecycle(producer: AIOKafkaProducer, settings: Settings, events: Sequence[Any]) -> None:
-    """Send lifecycle events keyed by call_id, and wait until the broker has every one."""
+    """Send lifecycle events, and wait until the broker has every one."""
     sent = [
-        await producer.send(settings.lifecycle_topic, key=e.call_id.encode(), value=e.to_json_bytes())
+        await producer.send(settings.lifecycle_topic, key=lifecycle_key(e), value=e.to_json_bytes())
         for e in events
     ]
     await asyncio.gather(*sent)

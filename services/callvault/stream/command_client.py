@@ -1,6 +1,6 @@
 """Writing a command to `commands` and waiting for the worker's answer.
 
-The answer is the lifecycle event whose `command_id` is the command's id, or the
+The answer is the lifecycle event that names the command (see `answers`), or the
 dead letter that holds the command's bytes. Both watchers start at the topics'
 ends before the command is sent, so nothing older is read.
 """
@@ -8,22 +8,40 @@ ends before the command is sent, so nothing older is read.
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from typing import Any
 
-from callvault.contract.commands import Command
+from callvault.contract.commands import Command, SubjectCommandBase, SubjectExtend
 from callvault.settings import Settings
 from callvault.stream.bus import make_producer
 from callvault.stream.watch import TopicWatcher
 
 
+def answers(command: Command) -> Callable[[dict[str, Any]], bool]:
+    """Which lifecycle event answers the command: a hold's names it as `command_id`; a subject
+    request's outcome names it as `request_id` (its `subject.request_received` only says it arrived)."""
+    wanted = str(command.event_id)
+    if isinstance(command, SubjectExtend):
+        return lambda e: (
+            e.get("type") == "subject.request_extended" and e.get("request_id") == str(command.request_id)
+        )
+    if isinstance(command, SubjectCommandBase):
+        return lambda e: e.get("request_id") == wanted and e.get("type") != "subject.request_received"
+    return lambda e: e.get("command_id") == wanted
+
+
 async def submit_command(settings: Settings, command: Command, wait_s: float) -> dict[str, Any] | str | None:
-    """Send a command; then the event that proves it, the dead letter's sentence, or None in time."""
+    """Send a command; then the event that answers it, the dead letter's sentence, or None in time."""
     if wait_s <= 0:
         await _send(settings, command)
         return None
-    lifecycle = TopicWatcher(settings.kafka_bootstrap, settings.lifecycle_topic, "command_id")
+    lifecycle = TopicWatcher(settings.kafka_bootstrap, settings.lifecycle_topic, "type")
     dead = TopicWatcher(settings.kafka_bootstrap, settings.deadletter_topic, "type")
     wanted = str(command.event_id)
+    is_answer = answers(command)
+
+    def answer() -> dict[str, Any] | None:
+        return next((e for e in lifecycle.records if is_answer(e)), None)
 
     def refused() -> str | None:
         for letter in dead.records:
@@ -37,13 +55,13 @@ async def submit_command(settings: Settings, command: Command, wait_s: float) ->
         await dead.start(from_end=True)
         await _send(settings, command)
         # wait_for looks again at least every half second, so a dead letter is seen too.
-        await lifecycle.wait_for(lambda w: bool(w.by_key.get(wanted)) or refused() is not None, wait_s)
+        await lifecycle.wait_for(lambda w: answer() is not None or refused() is not None, wait_s)
     except TimeoutError:
         return None
     finally:
         await lifecycle.stop()
         await dead.stop()
-    return lifecycle.by_key[wanted][0] if lifecycle.by_key.get(wanted) else refused()
+    return answer() or refused()
 
 
 async def _send(settings: Settings, command: Command) -> None:

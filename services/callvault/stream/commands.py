@@ -1,4 +1,4 @@
-"""Carrying out commands from `commands`: legal holds here; subject requests come later.
+"""Carrying out commands from `commands`: legal holds here; subject requests in `subjects`.
 
 A hold is recorded in the registry first (that alone stops the purger), then the
 S3 object-lock legal hold is set on every version of the call's objects, then
@@ -12,21 +12,25 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from callvault.clock import Clock
-from callvault.contract.commands import Command, LegalHoldPlace, LegalHoldRelease
+from callvault.contract.commands import (
+    Command,
+    LegalHoldPlace,
+    LegalHoldRelease,
+    SubjectCommandBase,
+    SubjectExtend,
+)
 from callvault.contract.lifecycle import LifecycleBase
 from callvault.rules import evidence
 from callvault.settings import Settings
 from callvault.storage import holds as registry
 from callvault.storage.layout import parse_archive_key
+from callvault.stream.command_errors import CommandRefused
 from callvault.stream.offloop import S3Runner
+from callvault.stream.subjects import SubjectHandler
 
 log = logging.getLogger("callvault.commands")
 
 Emit = Callable[[Sequence[LifecycleBase]], Awaitable[None]]
-
-
-class CommandRefused(Exception):
-    """A well-formed command that cannot be carried out; its message goes into a dead letter."""
 
 
 class CommandHandler:
@@ -37,6 +41,7 @@ class CommandHandler:
         emit: Emit,
         clock: Clock,
         on_hold: Callable[[str, bool], None] = lambda call_id, held: None,
+        on_objection: Callable[[str], None] = lambda tenant_subject: None,
     ) -> None:
         self.settings = settings
         # Tells this worker's archiver at once; other workers reread the registry.
@@ -44,14 +49,17 @@ class CommandHandler:
         self.s3 = s3
         self.emit = emit
         self.clock = clock
+        self.subjects = SubjectHandler(settings, s3, emit, clock, on_objection=on_objection)
 
     async def handle(self, command: Command) -> None:
         if isinstance(command, LegalHoldPlace):
             await self._place(command)
         elif isinstance(command, LegalHoldRelease):
             await self._release(command)
+        elif isinstance(command, SubjectCommandBase | SubjectExtend):
+            await self.subjects.handle(command)  # type: ignore[arg-type]
         else:
-            raise CommandRefused(f"{command.type} is not carried out by this version of callvault yet")
+            raise CommandRefused(f"{command.type} is not carried out by this version of callvault")
 
     async def _call_objects(self, call_id: str) -> dict[str, list[tuple[str, str]]]:
         found = {}

@@ -39,6 +39,7 @@ from callvault.settings import Settings
 from callvault.storage import archive as s3ops
 from callvault.storage.holds import set_object_lock_hold
 from callvault.storage.layout import lifecycle_tags, metadata_key, recording_key
+from callvault.storage.subject_index import SUBJECTS_META, IndexEntry, put_entries
 from callvault.stream.messages import CallMessage
 from callvault.stream.offloop import S3Runner
 
@@ -74,6 +75,8 @@ class CallProcessor:
         # Calls under a legal hold, refreshed by the worker from the registry: what is
         # archived for them gets the S3 object-lock hold at once.
         self.held_calls: set[str] = set()
+        # `{tenant}/{pseudonym}` of subjects who objected (subject.object): their recordings are refused.
+        self.objecting: set[str] = set()
 
     def load(self, key: bytes) -> CallState | None:
         raw = self.store.get(key)
@@ -125,7 +128,8 @@ class CallProcessor:
         self.save(key, state, now)
 
     async def _advance(self, state: CallState, now: datetime) -> CallState:
-        step = next_recording_step(state, now, self.policy, self.grace)
+        objected = any(f"{state.tenant}/{p}" in self.objecting for p in state.participants)
+        step = next_recording_step(state, now, self.policy, self.grace, subject_objected=objected)
         if isinstance(step, Archive):
             state = await self._archive(state, step, now)
         elif isinstance(step, Reject):
@@ -238,6 +242,21 @@ class CallProcessor:
         expires = self.policy.expires_at(RetentionClass.METADATA, started_at)
         if now >= expires:
             return state  # its own window has passed: writing it now would keep it too long
+        tags = lifecycle_tags(RetentionClass.METADATA, expires, state.tenant)
+        subjects = list(state.participants)
+        if subjects:
+            # The index first: an erasure that finds the metadata must find it by its subjects too.
+            entry = IndexEntry(
+                call_id=state.call_id,
+                tenant=state.tenant,
+                subjects=subjects,
+                metadata_key=key,
+                recording_key=(doc.get("recording") or {}).get("key"),
+                call_started_at=started_at,
+                expires_at=expires,
+            )
+            meta = self.settings.metadata_bucket
+            await self.s3.run(f"indexing call {state.call_id}", put_entries, meta, entry, tags)
         ref = await self.s3.run(
             f"writing metadata of call {state.call_id}",
             s3ops.put_document,
@@ -245,7 +264,8 @@ class CallProcessor:
             key=key,
             body=body,
             sha256=sha,
-            tags=lifecycle_tags(RetentionClass.METADATA, expires, state.tenant),
+            tags=tags,
+            extra_metadata={SUBJECTS_META: " ".join(subjects)} if subjects else None,
         )
         await self._lock_if_held(state.call_id, ref)
         await self.emit([evidence.metadata_archived(state, ref, started_at, expires, now)])

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -29,12 +28,13 @@ from callvault.rules import evidence
 from callvault.rules.purge import Hold, StoredObject, batches, plan_pass
 from callvault.rules.retention import RetentionClass
 from callvault.settings import Settings
+from callvault.storage import exports, inventory
 from callvault.storage import holds as registry
-from callvault.storage import inventory
-from callvault.storage import journal as purge_journal
 from callvault.storage.client import make_s3_client
+from callvault.storage.errors import error_code
 from callvault.storage.layout import parse_archive_key
 from callvault.stream.bus import make_producer, send_lifecycle
+from callvault.stream.deletion import Deleter
 from callvault.stream.offloop import S3Runner
 
 log = logging.getLogger("callvault.purger")
@@ -54,6 +54,7 @@ class PassReport:
     skipped: list[str] = field(default_factory=list)  # keys callvault cannot date or did not write
     markers_removed: int = 0
     recovered: int = 0  # objects of an interrupted pass proven in this one
+    exports_deleted: int = 0  # access-request exports past their short life
     days_listed: int = 0
     scanned: bool = False  # whether this pass listed the store or worked from the last listing
 
@@ -78,6 +79,7 @@ class Purger:
         self.emit = emit
         self.clock = clock
         self.policy = settings.retention
+        self.deleter = Deleter(s3, settings.metadata_bucket, emit, clock, settings.deletion_in_flight_s)
         self._described: dict[tuple[str, str, str], inventory.Described | None] = {}
         # What the last scan found in (partly) due periods, and when to scan again.
         self._known: dict[tuple[str, str], StoredObject] = {}
@@ -122,7 +124,34 @@ class Purger:
             for batch in batches(due, self.settings.purge_batch_keys):
                 await self._delete_batch(bucket, batch, report)
         self._forget(report.deleted)
+        report.exports_deleted = await self._purge_exports(report.as_of)
         return report
+
+    async def _purge_exports(self, as_of: datetime) -> int:
+        """Erase access-request exports whose time is up, each with its proof."""
+        bucket = self.settings.exports_bucket
+        try:
+            stored = await self.s3.run("listing exports", exports.stored_exports, bucket)
+        except Exception as exc:  # noqa: BLE001 - a store initialised before exports existed
+            if error_code(exc) == "NoSuchBucket":
+                return 0
+            raise
+        erased = 0
+        for item in stored:
+            if item.expires_at > as_of:
+                continue
+            await self.s3.run(f"erasing the export {item.key}", exports.erase_export, bucket, item.key)
+            proof = evidence.export_deleted(
+                subject=item.subject,
+                tenant=item.tenant,
+                request_id=item.request_id,
+                uri=f"s3://{bucket}/{item.key}",
+                due_at=item.expires_at,
+                deleted_at=self.clock.now(),
+            )
+            await self.emit([proof])
+            erased += 1
+        return erased
 
     def _forget(self, deleted: list[StoredObject]) -> None:
         """Gone and proven: out of what is known, and out of any scan still listing it."""
@@ -238,6 +267,7 @@ class Purger:
                     sha256=info.sha256,
                     size_bytes=info.size_bytes,
                     versions=entry.versions,
+                    subjects=info.subjects,
                 )
             )
         return objects
@@ -290,47 +320,17 @@ class Purger:
         batch = await self._fresh_versions(bucket, [obj for obj in batch if obj.call_id not in held_now])
         if not batch:
             return
-        entry = purge_journal.JournalEntry(
-            batch_id=str(uuid.uuid4()), written_at=self.clock.now(), reason=REASON, objects=batch
-        )
-        meta = self.settings.metadata_bucket
-        await self.s3.run("writing the purge journal", purge_journal.write_entry, meta, entry)
-        targets = [(obj.key, version) for obj in batch for version in obj.versions]
-        failed = await self.s3.run(
-            f"deleting {len(batch)} objects in {bucket}", inventory.delete_versions, bucket, targets
-        )
-        deleted_at = self.clock.now()
-        done = [obj for obj in batch if obj.key not in failed]
-        await self.emit([evidence.object_deleted(obj, deleted_at, REASON) for obj in done])
-        await self.s3.run("clearing the purge journal", purge_journal.clear_entry, meta, entry.batch_id)
+        done, failed = await self.deleter.delete(bucket, batch, REASON)
         report.deleted.extend(done)
         report.failed.update({f"s3://{bucket}/{key}": why for key, why in failed.items()})
         for key, why in failed.items():
             log.warning("could not delete s3://%s/%s: %s; it stays until a later pass can", bucket, key, why)
 
     async def _finish_journal(self) -> list[StoredObject]:
-        """Complete the batches an interrupted pass journaled: delete what is left, then prove it."""
-        meta = self.settings.metadata_bucket
-        entries = await self.s3.run("reading the purge journal", purge_journal.pending_entries, meta)
-        proven: list[StoredObject] = []
-        for entry in entries:
-            by_bucket: dict[str, list[tuple[str, str]]] = {}
-            for obj in entry.objects:
-                by_bucket.setdefault(obj.bucket, []).extend((obj.key, v) for v in obj.versions)
-            failed: dict[str, str] = {}
-            for bucket, targets in by_bucket.items():
-                failed.update(
-                    await self.s3.run(
-                        "finishing a journaled batch", inventory.delete_versions, bucket, targets
-                    )
-                )
-            # Deleted at some instant up to now: claiming now can only overstate lateness.
-            deleted_at = self.clock.now()
-            done = [obj for obj in entry.objects if obj.key not in failed]
-            await self.emit([evidence.object_deleted(obj, deleted_at, REASON) for obj in done])
-            await self.s3.run("clearing the purge journal", purge_journal.clear_entry, meta, entry.batch_id)
-            proven.extend(done)
-            log.info("finished an interrupted purge batch: %d objects proven deleted", len(done))
+        """Complete the batches an interrupted pass (or erasure) journaled."""
+        proven = await self.deleter.finish_journal()
+        if proven:
+            log.info("finished interrupted deletions: %d objects proven deleted", len(proven))
         return proven
 
 

@@ -1,0 +1,60 @@
+"""What every route depends on: the services, the caller's grant, and the one way to refuse."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from pydantic import BaseModel, Field
+
+from callvault.api.access_events import AccessLog
+from callvault.api.store import ArchiveReader
+from callvault.api.tokens import TokenRejected, read_token
+from callvault.clock import Clock
+from callvault.rules.access import Grant
+from callvault.settings import Settings
+
+
+class Refused(Exception):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers or {}
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="what went wrong, in a sentence")
+    status: int
+
+
+@dataclass
+class Services:
+    settings: Settings
+    clock: Clock
+    reader: ArchiveReader
+    access: AccessLog
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+def grant_of(
+    request: Request,
+    svc: Annotated[Services, Depends(services)],
+    authorization: Annotated[str | None, Header(description="Bearer <token>")] = None,
+) -> Grant:
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Refused(401, "send Authorization: Bearer <token>", {"WWW-Authenticate": "Bearer"})
+    try:
+        grant = read_token(svc.settings.api_token_secret.get_secret_value(), token.strip(), svc.clock.now())
+    except TokenRejected as exc:
+        raise Refused(401, str(exc), {"WWW-Authenticate": 'Bearer error="invalid_token"'}) from exc
+    request.state.grant = grant
+    return grant
+
+
+GrantDep = Annotated[Grant, Depends(grant_of)]
+SvcDep = Annotated[Services, Depends(services)]

@@ -1,0 +1,180 @@
+"""The DPO's routes: file a data-subject request, follow it, extend it, fetch its export.
+
+The same steps as `callvault subject`: the number is pseudonymized at once
+(`stream.subject_client`), the request recorded with its deadline and sent on
+`commands`; the worker carries it out. Answers are 202 with the request, whose
+status the DPO then follows. Only the `dpo` role, and only in its tenants.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import FastAPI, Query
+from fastapi import Path as PathParam
+from pydantic import BaseModel, Field
+
+from callvault.api.deps import GrantDep, Refused, SvcDep
+from callvault.contract.commands import SubjectExtend
+from callvault.contract.fields import TENANT_PATTERN, Timestamp
+from callvault.rules.access import Grant, Want
+from callvault.rules.subject_requests import RequestRecord, days_left, is_overdue, open_requests
+from callvault.storage.subject_requests import get_request, list_requests, put_request
+from callvault.stream.command_client import submit_command
+from callvault.stream.subject_client import BadRequest, export_link, subject_command
+from callvault.stream.subjects import request_record
+
+
+class NewRequest(BaseModel):
+    kind: Literal["access", "erase", "restrict", "unrestrict", "object"]
+    phone: str = Field(description="the participant's number, E.164; pseudonymized at once, never stored")
+    tenant: str = Field(pattern=TENANT_PATTERN)
+    reason: str = Field(min_length=1, max_length=2000, description="the request as received")
+    verified_by: str | None = Field(None, description="who verified the requester's identity")
+    received_at: Timestamp | None = Field(None, description="when it reached you; the deadline runs from it")
+
+
+class Extension(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000, description="why the request is complex or numerous")
+
+
+class RequestView(BaseModel):
+    request_id: str
+    kind: str
+    subject: str = Field(description="the pseudonym; the number is never kept")
+    tenant: str
+    received_at: datetime
+    due_at: datetime
+    days_left: float
+    overdue: bool
+    status: str
+    extended_reason: str | None
+    verified_by: str | None
+    requested_by: str
+    refusal: str | None
+    outcome: dict[str, Any] | None
+    export_link: str | None = Field(None, description="download link of an access request's export")
+
+
+def _view(record: RequestRecord, now: datetime, link: str | None = None) -> RequestView:
+    return RequestView(
+        **record.model_dump(
+            include={
+                "request_id",
+                "kind",
+                "subject",
+                "tenant",
+                "received_at",
+                "due_at",
+                "extended_reason",
+                "verified_by",
+                "requested_by",
+                "refusal",
+                "outcome",
+            }  # fmt: skip
+        ),
+        days_left=round(days_left(record, now), 2),
+        overdue=is_overdue(record, now),
+        status=record.status.value,
+        export_link=link,
+    )
+
+
+def _dpo_of(grant: Grant, tenant: str | None) -> None:
+    if not grant.may(Want.SUBJECT_REQUESTS):
+        raise Refused(403, f"the role {grant.role.value!r} may not handle data-subject requests")
+    if tenant is not None and not grant.sees(tenant):
+        raise Refused(403, f"your token does not cover tenant {tenant!r}")
+
+
+TenantPath = Annotated[str, PathParam(pattern=TENANT_PATTERN)]
+RequestPath = Annotated[uuid.UUID, PathParam(description="the request id")]
+
+
+def install(app: FastAPI) -> None:
+    @app.post("/api/v1/subject-requests", status_code=202, response_model=RequestView, tags=["subjects"],
+              summary="File a data-subject request (dpo)")  # fmt: skip
+    async def file(body: NewRequest, grant: GrantDep, svc: SvcDep) -> RequestView:
+        _dpo_of(grant, body.tenant)
+        now = svc.clock.now()
+        try:
+            command = subject_command(
+                svc.settings,
+                body.kind,
+                body.phone,
+                body.tenant,
+                command_id=uuid.uuid4(),
+                requested_by=grant.subject,
+                reason=body.reason,
+                verified_by=body.verified_by,
+                received_at=body.received_at,
+                now=now,
+            )
+        except BadRequest as exc:
+            raise Refused(422, str(exc)) from None
+        record = request_record(command, svc.settings)
+        meta = svc.settings.metadata_bucket
+        await svc.reader.runner.run("recording the request", put_request, meta, record)
+        await submit_command(svc.settings, command, 0)
+        return _view(record, now)
+
+    @app.get("/api/v1/subject-requests", response_model=list[RequestView], tags=["subjects"],
+             summary="Requests with their deadlines (dpo); open ones unless all=true")  # fmt: skip
+    async def listing(
+        grant: GrantDep,
+        svc: SvcDep,
+        tenant: Annotated[str | None, Query(pattern=TENANT_PATTERN)] = None,
+        all: bool = False,  # noqa: A002 - the query parameter's name
+    ) -> list[RequestView]:
+        _dpo_of(grant, tenant)
+        meta = svc.settings.metadata_bucket
+        records = await svc.reader.runner.run("listing requests", list_requests, meta, tenant)
+        mine = [r for r in records if grant.sees(r.tenant)]
+        shown = sorted(mine, key=lambda r: r.due_at) if all else open_requests(mine)
+        now = svc.clock.now()
+        return [_view(r, now) for r in shown]
+
+    @app.get("/api/v1/subject-requests/{tenant}/{request_id}", response_model=RequestView, tags=["subjects"],
+             summary="One request; an access request's export link once fulfilled (dpo)")  # fmt: skip
+    async def one(tenant: TenantPath, request_id: RequestPath, grant: GrantDep, svc: SvcDep) -> RequestView:
+        _dpo_of(grant, tenant)
+        record = await _record(svc, tenant, request_id)
+        now = svc.clock.now()
+        outcome = record.outcome or {}
+        link = None
+        if outcome.get("export_uri"):
+            expires = datetime.fromisoformat(outcome["export_expires_at"])
+            uri = outcome["export_uri"]
+            link = await svc.reader.runner.run("signing a link", export_link, svc.settings, uri, expires, now)
+        return _view(record, now, link)
+
+    @app.post("/api/v1/subject-requests/{tenant}/{request_id}/extend", status_code=202,
+              response_model=RequestView, tags=["subjects"],
+              summary="Extend an open request to 3 months after receipt, once (dpo)")  # fmt: skip
+    async def extend(
+        tenant: TenantPath, request_id: RequestPath, body: Extension, grant: GrantDep, svc: SvcDep
+    ) -> RequestView:
+        _dpo_of(grant, tenant)
+        record = await _record(svc, tenant, request_id)
+        if not record.is_open:
+            raise Refused(409, f"request {request_id} is already fulfilled")
+        command = SubjectExtend(
+            event_id=uuid.uuid4(),
+            requested_by=grant.subject,
+            requested_at=svc.clock.now(),
+            reason=body.reason,
+            request_id=request_id,
+            tenant=tenant,
+        )
+        await submit_command(svc.settings, command, 0)
+        return _view(record, svc.clock.now())
+
+
+async def _record(svc: Any, tenant: str, request_id: uuid.UUID) -> RequestRecord:
+    meta = svc.settings.metadata_bucket
+    record = await svc.reader.runner.run("reading the request", get_request, meta, tenant, str(request_id))
+    if record is None:
+        raise Refused(404, f"no subject request {request_id} in tenant {tenant!r}")
+    return record  # type: ignore[no-any-return]

@@ -1,0 +1,99 @@
+"""Data-subject requests and their deadlines: pure, no I/O.
+
+The privacy statement answers every request within 1 month of its receipt,
+extendable to 3 months in all for complex or numerous requests (GDPR art. 12(3)).
+Months are calendar months in the controller's zone, clamped like retention
+(31 January + 1 month = 28/29 February). A request is *open* until it is
+fulfilled; an open request past its deadline is *overdue*.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, Field
+
+from callvault.contract.fields import Tenant
+from callvault.rules.durations import CalendarDuration, add_duration
+
+ANSWER_WITHIN = CalendarDuration(months=1)
+EXTENDED_AT_MOST = CalendarDuration(months=3)
+RequestKind = Literal["access", "erase", "restrict", "unrestrict", "object"]
+
+
+class RequestStatus(StrEnum):
+    RECEIVED = "received"  # recorded; the worker has not finished it yet
+    FULFILLED = "fulfilled"
+    REFUSED = "refused"  # the worker could not carry it out; a person must act
+
+
+class RequestRecord(BaseModel):
+    """One request as the registry keeps it; the subject by pseudonym only."""
+
+    request_id: str
+    kind: RequestKind
+    subject: str
+    tenant: Tenant
+    received_at: datetime
+    due_at: datetime
+    requested_by: str
+    verified_by: str | None = None
+    reason: str
+    status: RequestStatus = RequestStatus.RECEIVED
+    extended_reason: str | None = None
+    extended_by: str | None = None
+    fulfilled_at: datetime | None = None
+    refusal: str | None = None
+    outcome: dict[str, Any] | None = Field(None, description="the lifecycle event that answered it")
+
+    @property
+    def is_open(self) -> bool:
+        return self.status is not RequestStatus.FULFILLED
+
+
+def due_at(received_at: datetime, zone: ZoneInfo) -> datetime:
+    return add_duration(received_at, ANSWER_WITHIN, zone)
+
+
+def latest_due_at(received_at: datetime, zone: ZoneInfo) -> datetime:
+    return add_duration(received_at, EXTENDED_AT_MOST, zone)
+
+
+class ExtensionRefused(ValueError):
+    """An extension the rules do not allow; the message says why."""
+
+
+def extend(record: RequestRecord, reason: str, by: str, zone: ZoneInfo) -> RequestRecord:
+    """The request with its deadline moved to 3 months after receipt."""
+    if not record.is_open:
+        raise ExtensionRefused(f"request {record.request_id} is already fulfilled")
+    if record.extended_reason is not None:
+        raise ExtensionRefused(
+            f"request {record.request_id} was already extended to {record.due_at:%Y-%m-%d}; "
+            "3 months after receipt is the most the law allows"
+        )
+    return record.model_copy(
+        update={
+            "due_at": latest_due_at(record.received_at, zone),
+            "extended_reason": reason,
+            "extended_by": by,
+        }
+    )
+
+
+def days_left(record: RequestRecord, now: datetime) -> float:
+    """Days until the deadline; negative once it has passed."""
+    return (record.due_at - now).total_seconds() / 86400
+
+
+def is_overdue(record: RequestRecord, now: datetime) -> bool:
+    return record.is_open and now > record.due_at
+
+
+def open_requests(records: Iterable[RequestRecord]) -> list[RequestRecord]:
+    """Open requests, the nearest deadline first."""
+    return sorted((r for r in records if r.is_open), key=lambda r: (r.due_at, r.request_id))

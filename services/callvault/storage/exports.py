@@ -1,0 +1,158 @@
+"""Exports for access requests: built, stored for a short while, linked, and erased on time.
+
+An export lives in the exports bucket under `{tenant}/{request_id}.zip`, with its
+expiry in its user metadata and tags (the bucket's lifecycle rule is the
+backstop; the purger erases it on the minute). The ZIP is spooled to a
+temporary file, not held in memory: a subject with many calls has many
+recordings. Blocking (boto3): call off the loop.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from botocore.client import BaseClient
+
+from callvault.contract.fields import format_rfc3339
+from callvault.rules.subject_export import manifest, subject_view
+from callvault.storage.archive import delete_object
+from callvault.storage.errors import is_not_found
+from callvault.storage.layout import tagging_header
+from callvault.storage.subject_index import IndexEntry
+
+EXPIRES_META = "callvault-expires-at"
+ABOUT_META = ("callvault-tenant", "callvault-subject", "callvault-request-id")
+SPOOL_BYTES = 16 * 1024 * 1024
+
+
+@dataclass
+class BuiltExport:
+    uri: str
+    calls: int = 0
+    recordings: int = 0
+    metadata: int = 0
+    size_bytes: int = 0
+    call_ids: list[str] = field(default_factory=list)
+
+
+def export_key(tenant: str, request_id: str) -> str:
+    return f"{tenant}/{request_id}.zip"
+
+
+def _get(s3: BaseClient, bucket: str, key: str) -> Any | None:
+    try:
+        return s3.get_object(Bucket=bucket, Key=key)["Body"]
+    except Exception as exc:
+        if is_not_found(exc):
+            return None  # erased meanwhile (its retention ended): nothing of it to give
+        raise
+
+
+def build_export(
+    s3: BaseClient,
+    *,
+    metadata_bucket: str,
+    recordings_bucket: str,
+    exports_bucket: str,
+    entries: list[IndexEntry],
+    subject: str,
+    request_id: str,
+    tenant: str,
+    now: datetime,
+    expires_at: datetime,
+) -> BuiltExport:
+    key = export_key(tenant, request_id)
+    built = BuiltExport(uri=f"s3://{exports_bucket}/{key}")
+    listed: list[dict[str, Any]] = []
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+        with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for entry in entries:
+                body = _get(s3, metadata_bucket, entry.metadata_key)
+                if body is None:
+                    continue
+                doc = json.loads(body.read())
+                name = f"calls/{entry.call_id}.json"
+                archive.writestr(name, json.dumps(subject_view(doc, subject), indent=2, sort_keys=True))
+                item: dict[str, Any] = {"call_id": entry.call_id, "metadata": name, "recording": None}
+                built.metadata += 1
+                audio = _get(s3, recordings_bucket, entry.recording_key) if entry.recording_key else None
+                if audio is not None:
+                    ext = entry.recording_key.rsplit(".", 1)[-1] if entry.recording_key else "bin"
+                    item["recording"] = f"recordings/{entry.call_id}.{ext}"
+                    # Audio is already compressed (or not worth the CPU): stored as is, streamed.
+                    with archive.open(zipfile.ZipInfo(item["recording"]), "w") as out:
+                        while chunk := audio.read(1024 * 1024):
+                            out.write(chunk)
+                    audio.close()
+                    built.recordings += 1
+                listed.append(item)
+                built.call_ids.append(entry.call_id)
+            about = manifest(
+                request_id=request_id,
+                tenant=tenant,
+                subject=subject,
+                generated_at=now,
+                expires_at=expires_at,
+                calls=listed,
+            )
+            archive.writestr("manifest.json", json.dumps(about, indent=2, sort_keys=True))
+        built.calls = len(listed)
+        built.size_bytes = spool.tell()
+        spool.seek(0)
+        expiry = format_rfc3339(expires_at)
+        s3.put_object(
+            Bucket=exports_bucket,
+            Key=key,
+            Body=spool,
+            ContentType="application/zip",
+            ContentDisposition=f'attachment; filename="callvault-export-{request_id}.zip"',
+            Metadata=dict(zip(ABOUT_META, (tenant, subject, request_id), strict=True))
+            | {EXPIRES_META: expiry},
+            Tagging=tagging_header({"retention-class": "export", "expires-at": expiry, "tenant": tenant}),
+        )
+    return built
+
+
+def presign(s3: BaseClient, bucket: str, key: str, seconds: int) -> str:
+    return str(
+        s3.generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=max(1, seconds)
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredExport:
+    key: str
+    tenant: str
+    subject: str
+    request_id: str
+    expires_at: datetime
+
+
+def stored_exports(s3: BaseClient, bucket: str) -> list[StoredExport]:
+    """Every export in the bucket with its expiry (exports are few: one per access request)."""
+    found = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for item in page.get("Contents", ()):
+            try:
+                meta = s3.head_object(Bucket=bucket, Key=item["Key"]).get("Metadata", {})
+            except Exception as exc:
+                if is_not_found(exc):
+                    continue
+                raise
+            if EXPIRES_META not in meta:
+                continue
+            tenant, subject, request_id = (meta.get(name, "") for name in ABOUT_META)
+            expires = datetime.fromisoformat(meta[EXPIRES_META])
+            found.append(StoredExport(item["Key"], tenant, subject, request_id, expires))
+    return found
+
+
+def erase_export(s3: BaseClient, bucket: str, key: str) -> int:
+    return delete_object(s3, bucket, key)

@@ -1,0 +1,110 @@
+"""Filing a data-subject request: what the CLI and the API share.
+
+The phone number is turned into the tenant's pseudonym here, before anything
+is written anywhere; the number itself goes no further than this function.
+The request is recorded in the registry (so its deadline shows even if no
+worker is running), then sent on `commands`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+
+from botocore.client import BaseClient
+from pydantic import TypeAdapter, ValidationError
+
+from callvault.contract.commands import (
+    SubjectAccess,
+    SubjectErase,
+    SubjectObject,
+    SubjectRequest,
+    SubjectRestrict,
+    SubjectUnrestrict,
+)
+from callvault.contract.fields import E164, Tenant
+from callvault.rules.pseudonym import pseudonymize
+from callvault.rules.subject_requests import RequestRecord
+from callvault.settings import Settings
+from callvault.storage.client import make_s3_client
+from callvault.storage.exports import presign
+from callvault.storage.subject_requests import put_request
+from callvault.stream.command_client import submit_command
+from callvault.stream.subjects import request_record
+
+KINDS: dict[str, type[SubjectRequest]] = {
+    "access": SubjectAccess,
+    "erase": SubjectErase,
+    "restrict": SubjectRestrict,
+    "unrestrict": SubjectUnrestrict,
+    "object": SubjectObject,
+}
+_phone: TypeAdapter[str] = TypeAdapter(E164)
+_tenant: TypeAdapter[str] = TypeAdapter(Tenant)
+
+
+class BadRequest(ValueError):
+    """The request cannot be filed; the message names the field and never repeats the number."""
+
+
+def subject_command(
+    settings: Settings,
+    kind: str,
+    phone: str,
+    tenant: str,
+    *,
+    command_id: Any,
+    requested_by: str,
+    reason: str,
+    verified_by: str | None,
+    received_at: datetime | None,
+    now: datetime,
+) -> SubjectRequest:
+    if kind not in KINDS:
+        raise BadRequest(f"kind {kind!r} is not one of {', '.join(KINDS)}")
+    for adapter, value, name in ((_tenant, tenant, "tenant"), (_phone, phone, "phone")):
+        try:
+            adapter.validate_python(value)
+        except ValidationError as exc:
+            msg = str(exc.errors(include_url=False)[0].get("msg", "")).removeprefix("Value error, ")
+            raise BadRequest(f"{name}: {msg}") from None  # `from None`: the number stays out of tracebacks
+    if received_at is not None and received_at > now:
+        raise BadRequest("received_at: a request cannot be received in the future")
+    subject = pseudonymize(settings.pseudonym_key.get_secret_value().encode(), tenant, phone)
+    try:
+        return KINDS[kind](
+            event_id=command_id,
+            requested_by=requested_by,
+            requested_at=now,
+            reason=reason,
+            subject=subject,
+            tenant=tenant,
+            verified_by=verified_by,
+            received_at=received_at,
+        )
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise BadRequest(f"{where}: {first.get('msg')}") from None
+
+
+async def file_request(
+    settings: Settings, command: SubjectRequest, wait_s: float
+) -> tuple[RequestRecord, dict[str, Any] | str | None]:
+    """Record the request, send it, and (if `wait_s`) wait for the worker's answer."""
+    record = request_record(command, settings)
+    s3 = make_s3_client(settings, attempts=2)
+    await asyncio.to_thread(put_request, s3, settings.metadata_bucket, record)
+    return record, await submit_command(settings, command, wait_s)
+
+
+def export_link(
+    s3: BaseClient, settings: Settings, export_uri: str, expires_at: datetime, now: datetime
+) -> str | None:
+    """A download link for an export, never valid past the export itself; None once it expired."""
+    left = int((expires_at - now).total_seconds())
+    if left <= 0:
+        return None
+    bucket, _, key = export_uri.removeprefix("s3://").partition("/")
+    return presign(s3, bucket, key, min(settings.export_link_s, left))

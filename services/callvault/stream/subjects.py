@@ -1,0 +1,274 @@
+"""Carrying out data-subject requests: access, erase, restrict, unrestrict, object, extend.
+
+Every request is recorded in the registry with its deadline (the CLI or API
+may have recorded it already, before sending) and announced in the audit log
+(`subject.request_received`), then carried out, then answered with its outcome
+event and counts, and the registry entry marked fulfilled. A redelivered
+command whose request is fulfilled re-sends the same answer and does nothing
+else; one that failed half-way does the rest (every step is idempotent).
+
+The subject's calls come from the subject index. Deletions go through the same
+journal as the purger's, so a kill mid-erasure is finished and proven by the
+next purge pass. A call under a legal hold is reported and left alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+from callvault.clock import Clock
+from callvault.contract.commands import SubjectExtend, SubjectRequest
+from callvault.contract.lifecycle import DeletionReason, LifecycleBase, lifecycle_adapter
+from callvault.rules import evidence
+from callvault.rules.durations import CalendarDuration, add_duration
+from callvault.rules.purge import StoredObject
+from callvault.rules.retention import RetentionClass
+from callvault.rules.subject_requests import (
+    ExtensionRefused,
+    RequestRecord,
+    RequestStatus,
+    due_at,
+    extend,
+)
+from callvault.settings import Settings
+from callvault.storage import exports, inventory
+from callvault.storage import subject_requests as requests_registry
+from callvault.storage.holds import held_call_ids
+from callvault.storage.subject_flags import FlagRecord, SubjectFlag, put_flag, remove_flag
+from callvault.storage.subject_index import IndexEntry, calls_of, remove_entries
+from callvault.stream.command_errors import CommandRefused
+from callvault.stream.deletion import Deleter
+from callvault.stream.offloop import S3Runner
+
+log = logging.getLogger("callvault.subjects")
+
+Emit = Callable[[Sequence[LifecycleBase]], Awaitable[None]]
+
+
+def request_record(command: SubjectRequest, settings: Settings) -> RequestRecord:
+    """The registry entry a new request starts as; its deadline runs from receipt."""
+    received = command.request_received_at
+    return RequestRecord(
+        request_id=str(command.event_id),
+        kind=command.type.removeprefix("subject."),  # type: ignore[arg-type]
+        subject=command.subject,
+        tenant=command.tenant,
+        received_at=received,
+        due_at=due_at(received, settings.zone),
+        requested_by=command.requested_by,
+        verified_by=command.verified_by,
+        reason=command.reason,
+    )
+
+
+@dataclass
+class Erasure:
+    """What an erasure (or an objection's) did, for its outcome event."""
+
+    calls: int = 0
+    recordings: int = 0
+    metadata: int = 0
+    held_calls: list[str] = field(default_factory=list)
+
+
+class SubjectHandler:
+    def __init__(
+        self,
+        settings: Settings,
+        s3: S3Runner,
+        emit: Emit,
+        clock: Clock,
+        on_objection: Callable[[str], None] = lambda tenant_subject: None,
+    ) -> None:
+        self.settings = settings
+        self.s3 = s3
+        self.emit = emit
+        self.clock = clock
+        # Tells this worker's archiver at once; other workers reread the registry.
+        self.on_objection = on_objection
+        self.deleter = Deleter(s3, settings.metadata_bucket, emit, clock, settings.deletion_in_flight_s)
+        self.meta = settings.metadata_bucket
+
+    async def handle(self, command: SubjectRequest | SubjectExtend) -> None:
+        if isinstance(command, SubjectExtend):
+            await self._extend(command)
+            return
+        record = await self._receive(command)
+        if record.status is RequestStatus.FULFILLED and record.outcome is not None:
+            await self.emit([lifecycle_adapter.validate_python(record.outcome)])  # type: ignore[list-item]
+            return
+        try:
+            answer = await self._carry_out(record)
+        except CommandRefused as exc:
+            refused = record.model_copy(update={"status": RequestStatus.REFUSED, "refusal": str(exc)})
+            await self.s3.run("recording the refusal", requests_registry.put_request, self.meta, refused)
+            raise
+        await self.emit([answer])
+        done = record.model_copy(
+            update={
+                "status": RequestStatus.FULFILLED,
+                "fulfilled_at": answer.occurred_at,
+                "refusal": None,
+                "outcome": answer.model_dump(mode="json"),
+            }
+        )
+        await self.s3.run("recording the answer", requests_registry.put_request, self.meta, done)
+        log.info("subject request %s (%s) fulfilled", record.request_id, record.kind)
+
+    async def _receive(self, command: SubjectRequest) -> RequestRecord:
+        tenant, request_id = command.tenant, str(command.event_id)
+        record = await self.s3.run(
+            "reading the request", requests_registry.get_request, self.meta, tenant, request_id
+        )
+        if record is None:
+            record = request_record(command, self.settings)
+            await self.s3.run("recording the request", requests_registry.put_request, self.meta, record)
+        await self.emit([evidence.subject_request_received(record, self.clock.now())])
+        return record
+
+    async def _carry_out(self, record: RequestRecord) -> LifecycleBase:
+        entries = await self.s3.run(
+            "finding the subject's calls", calls_of, self.meta, record.tenant, record.subject
+        )
+        if record.kind == "access":
+            return await self._access(record, entries)
+        if record.kind in ("restrict", "unrestrict"):
+            await self._flag(record, SubjectFlag.RESTRICTED, on=record.kind == "restrict")
+            return evidence.subject_outcome(record, self.clock.now(), calls=len(entries))
+        if record.kind == "object":
+            await self._flag(record, SubjectFlag.OBJECTING, on=True)
+            self.on_objection(f"{record.tenant}/{record.subject}")
+            done = await self._erase(entries, "objection", recordings_only=True)
+            return evidence.subject_outcome(record, self.clock.now(), **vars(done))
+        done = await self._erase(entries, "erasure_request", recordings_only=False)
+        return evidence.subject_outcome(record, self.clock.now(), **vars(done))
+
+    async def _flag(self, record: RequestRecord, flag: SubjectFlag, on: bool) -> None:
+        if not on:
+            await self.s3.run(
+                f"removing the {flag.value} flag", remove_flag, self.meta, flag, record.tenant, record.subject
+            )
+            return
+        entry = FlagRecord(
+            subject=record.subject,
+            tenant=record.tenant,
+            reason=record.reason,
+            requested_by=record.requested_by,
+            flagged_at=self.clock.now(),
+            request_id=record.request_id,
+        )
+        await self.s3.run(f"flagging the subject {flag.value}", put_flag, self.meta, flag, entry)
+
+    async def _access(self, record: RequestRecord, entries: list[IndexEntry]) -> LifecycleBase:
+        now = self.clock.now()
+        life = CalendarDuration.parse(self.settings.export_retention)
+        expires = add_duration(now, life, self.settings.zone)
+        built = await self.s3.run(
+            f"building the export of request {record.request_id}",
+            exports.build_export,
+            metadata_bucket=self.meta,
+            recordings_bucket=self.settings.recordings_bucket,
+            exports_bucket=self.settings.exports_bucket,
+            entries=entries,
+            subject=record.subject,
+            request_id=record.request_id,
+            tenant=record.tenant,
+            now=now,
+            expires_at=expires,
+        )
+        log.info("export of request %s: %d calls, %d bytes", record.request_id, built.calls, built.size_bytes)
+        return evidence.subject_outcome(
+            record,
+            self.clock.now(),
+            calls=built.calls,
+            recordings=built.recordings,
+            metadata=built.metadata,
+            export_uri=built.uri,
+            export_expires_at=expires,
+        )
+
+    async def _erase(
+        self, entries: list[IndexEntry], reason: DeletionReason, *, recordings_only: bool
+    ) -> Erasure:
+        held = await self.s3.run("reading legal holds", held_call_ids, self.meta)
+        done = Erasure()
+        recordings: list[StoredObject] = []
+        metadata: list[StoredObject] = []
+        for entry in entries:
+            if entry.call_id in held:
+                done.held_calls.append(entry.call_id)
+                continue
+            if entry.recording_key:
+                found = await self._find(self.settings.recordings_bucket, entry.recording_key, entry)
+                recordings.extend(found)
+            if not recordings_only:
+                found = await self._find(self.meta, entry.metadata_key, entry)
+                if not found:  # the metadata went already: only its index entries are left
+                    await self.s3.run(
+                        "dropping stale index entries",
+                        remove_entries,
+                        self.meta,
+                        entry.tenant,
+                        entry.subjects,
+                        entry.call_id,
+                    )
+                metadata.extend(found)
+        refused: dict[str, str] = {}
+        for bucket, batch in ((self.settings.recordings_bucket, recordings), (self.meta, metadata)):
+            if batch:
+                gone, failed = await self.deleter.delete(bucket, batch, reason)
+                refused.update(failed)
+                if bucket == self.meta:
+                    done.metadata = len(gone)
+                else:
+                    done.recordings = len(gone)
+        if refused:
+            key, why = next(iter(refused.items()))
+            raise CommandRefused(
+                f"the store refused to delete {len(refused)} objects (first: {key}: {why}); "
+                "the rest is deleted and proven, and sending the command again retries"
+            )
+        done.calls = len({o.call_id for o in recordings + metadata})
+        return done
+
+    async def _find(self, bucket: str, key: str, entry: IndexEntry) -> list[StoredObject]:
+        is_recording = bucket == self.settings.recordings_bucket
+        kind = RetentionClass.RECORDING if is_recording else RetentionClass.METADATA
+        obj = await self.s3.run(
+            f"looking at s3://{bucket}/{key}",
+            inventory.find_object,
+            bucket,
+            key,
+            kind,
+            entry.tenant,
+            entry.call_id,
+        )
+        if obj is None:
+            return []
+        if kind is RetentionClass.METADATA:
+            # The entry knows every participant even if the document predates the subjects tag.
+            obj = replace(obj, subjects=tuple(sorted(set(entry.subjects))))
+        return [obj]
+
+    async def _extend(self, command: SubjectExtend) -> None:
+        request_id, tenant = str(command.request_id), command.tenant
+        record = await self.s3.run(
+            "reading the request", requests_registry.get_request, self.meta, tenant, request_id
+        )
+        if record is None:
+            raise CommandRefused(f"no subject request {request_id} is recorded for tenant {tenant!r}")
+        if (
+            record.extended_reason is not None
+            and record.extended_by == command.requested_by
+            and (record.extended_reason == command.reason)
+        ):
+            extended = record  # a redelivery: same answer
+        else:
+            try:
+                extended = extend(record, command.reason, command.requested_by, self.settings.zone)
+            except ExtensionRefused as exc:
+                raise CommandRefused(str(exc)) from exc
+            await self.s3.run("recording the extension", requests_registry.put_request, self.meta, extended)
+        await self.emit([evidence.subject_request_extended(extended, self.clock.now())])

@@ -1,0 +1,399 @@
+"""Data-subject requests on the real stack: the session's worker, broker, store and API."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import random
+import uuid
+import zipfile
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from callvault.contract.commands import LegalHoldPlace, SubjectExtend
+from callvault.embedded.processes import ChildProcess
+from callvault.rules.access import Role
+from callvault.rules.pseudonym import pseudonymize
+from callvault.settings import Settings
+from callvault.storage.subject_index import INDEX_PREFIX
+from callvault.storage.subject_requests import put_request
+from callvault.stream.bus import read_topic
+from callvault.stream.command_client import submit_command
+from callvault.stream.subject_client import export_link, file_request, subject_command
+from callvault.stream.subjects import request_record
+from tests.cli import run_callvault
+from tests.conftest import ARTIFACTS, settings_env
+from tests.integration.helpers import CALLEE, Bus, CallScript
+from tests.integration.test_api import auth
+
+pytestmark = pytest.mark.integration
+
+PURPOSE = {"purpose": "coaching"}
+
+
+def new_number() -> str:
+    """A Belgian mobile number no other test uses."""
+    return f"+32470{random.randrange(10**6):06d}"
+
+
+def pseudonym(settings: Settings, number: str, tenant: str = "acme") -> str:
+    return pseudonymize(settings.pseudonym_key.get_secret_value().encode(), tenant, number)
+
+
+@pytest.fixture
+async def bus(settings: Settings, worker: Any) -> AsyncIterator[Bus]:
+    async with Bus(settings) as b:
+        yield b
+
+
+async def archived_call(bus: Bus, caller: str, tenant: str = "acme") -> CallScript:
+    call = bus.script(caller=caller, tenant=tenant)
+    await bus.send_call(call)
+    await bus.wait_types(call.call_id, "recording.archived", "metadata.archived")
+    return call
+
+
+async def request(
+    settings: Settings, kind: str, number: str, tenant: str = "acme", **extra: Any
+) -> dict[str, Any]:
+    command = subject_command(
+        settings,
+        kind,
+        number,
+        tenant,
+        command_id=uuid.uuid4(),
+        requested_by="dpo@acme",
+        reason=f"{kind} request by e-mail, ref 2026-117",
+        verified_by="front desk, ID card seen",
+        received_at=extra.pop("received_at", None),
+        now=datetime.now(UTC),
+    )
+    _, answer = await file_request(settings, command, 60)
+    assert isinstance(answer, dict), f"the worker did not answer the {kind} request: {answer}"
+    return answer
+
+
+def keys_of(bus: Bus, bucket: str, prefix: str = "") -> set[str]:
+    page = bus.s3.list_object_versions(Bucket=bucket, Prefix=prefix)
+    return {v["Key"] for v in (*page.get("Versions", ()), *page.get("DeleteMarkers", ()))}
+
+
+def archive_keys(bus: Bus, call: CallScript) -> tuple[str, str]:
+    rec = bus.events_of(call.call_id, "recording.archived")[0]["object"]["key"]
+    meta = bus.events_of(call.call_id, "metadata.archived")[0]["object"]["key"]
+    return rec, meta
+
+
+async def test_erase_removes_everything_of_that_subject_and_nothing_of_anyone_else(
+    settings: Settings, bus: Bus
+) -> None:
+    her, him = new_number(), new_number()
+    hers = [await archived_call(bus, her) for _ in range(2)]
+    his = await archived_call(bus, him)
+    elsewhere = await archived_call(bus, her, tenant="globex")  # another client: another pseudonym
+
+    answer = await request(settings, "erase", her)
+
+    assert answer["type"] == "subject.erased"
+    assert (answer["calls"], answer["recordings"], answer["metadata"]) == (2, 2, 2)
+    assert answer["held_calls"] == [] and answer["subject"] == pseudonym(settings, her)
+    for call in hers:
+        rec, meta = archive_keys(bus, call)
+        assert rec not in keys_of(bus, settings.recordings_bucket, rec), "a version or marker is left"
+        assert meta not in keys_of(bus, settings.metadata_bucket, meta)
+        await bus.wait_types(call.call_id, "recording.deleted", "metadata.deleted")
+        for kind in ("recording.deleted", "metadata.deleted"):
+            proofs = bus.events_of(call.call_id, kind)
+            assert len({p["event_id"] for p in proofs}) == 1 and proofs[0]["reason"] == "erasure_request"
+    for call in (his, elsewhere):
+        rec, meta = archive_keys(bus, call)
+        assert bus.exists(settings.recordings_bucket, rec) and bus.exists(settings.metadata_bucket, meta)
+        assert not bus.events_of(call.call_id, "recording.deleted")
+    # The index forgets her calls (no entry outlives its data); his and her other tenant's stay.
+    index = keys_of(bus, settings.metadata_bucket, INDEX_PREFIX)
+    assert not [k for k in index if any(c.call_id in k for c in hers)]
+    assert any(his.call_id in k for k in index) and any(elsewhere.call_id in k for k in index)
+    # The callee (the centre's own line) is indexed too, and for his call only now.
+    callee = pseudonym(settings, CALLEE)
+    assert any(his.call_id in k and callee in k for k in index)
+
+
+async def test_a_held_call_is_reported_and_kept(settings: Settings, bus: Bus) -> None:
+    number = new_number()
+    kept, gone = await archived_call(bus, number), await archived_call(bus, number)
+    hold = LegalHoldPlace(
+        event_id=uuid.uuid4(),
+        requested_by="legal@acme",
+        requested_at=datetime.now(UTC),
+        reason="dispute 2026-44",
+        call_id=kept.call_id,
+    )
+    assert isinstance(await submit_command(settings, hold, 30), dict)
+
+    answer = await request(settings, "erase", number)
+
+    assert answer["held_calls"] == [kept.call_id]
+    assert (answer["calls"], answer["recordings"], answer["metadata"]) == (1, 1, 1)
+    rec, meta = archive_keys(bus, kept)
+    assert bus.exists(settings.recordings_bucket, rec) and bus.exists(settings.metadata_bucket, meta)
+    assert not bus.exists(settings.metadata_bucket, archive_keys(bus, gone)[1])
+
+
+async def test_an_objecting_subjects_recordings_are_erased_and_the_next_one_rejected(
+    settings: Settings, bus: Bus
+) -> None:
+    number = new_number()
+    before = await archived_call(bus, number)
+
+    answer = await request(settings, "object", number)
+
+    assert answer["type"] == "subject.objected"
+    assert (answer["calls"], answer["recordings"], answer["metadata"]) == (1, 1, 0)
+    rec, meta = archive_keys(bus, before)
+    assert not bus.exists(settings.recordings_bucket, rec)
+    assert bus.exists(settings.metadata_bucket, meta), "an objection is to recording, not to call records"
+    await bus.wait_types(before.call_id, "recording.deleted")
+    (proof,) = bus.events_of(before.call_id, "recording.deleted")
+    assert proof["reason"] == "objection"
+
+    after = bus.script(caller=number)
+    await bus.send_call(after)
+    events = await bus.wait_types(after.call_id, "recording.rejected", "metadata.archived")
+    rejected = next(e for e in events if e["type"] == "recording.rejected")
+    assert rejected["reason"] == "objected" and rejected["source_deleted"] is True
+    assert not bus.events_of(after.call_id, "recording.archived")
+    # Someone else's call goes on being archived.
+    await archived_call(bus, new_number())
+
+
+async def test_restriction_makes_the_api_refuse_and_unrestrict_lets_it_answer(
+    settings: Settings, bus: Bus, api_url: str
+) -> None:
+    number = new_number()
+    call = await archived_call(bus, number)
+    day = call.start.astimezone(UTC).date().isoformat()
+    path = f"/api/v1/calls/acme/{day}/{call.call_id}"
+    qa = auth(settings)
+    async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:
+        assert (await client.get(path, params=PURPOSE, headers=qa)).status_code == 200
+
+        answer = await request(settings, "restrict", number)
+        assert answer["type"] == "subject.restricted" and answer["calls"] == 1
+        await asyncio.sleep(settings.api_restrictions_ttl_s + 0.5)  # the API's copy of the list
+        refused = await client.get(path, params=PURPOSE, headers=qa)
+        assert refused.status_code == 451 and "restrict" in refused.json()["error"]
+        assert (await client.get(path + "/audio", params=PURPOSE, headers=qa)).status_code == 451
+        dpo = auth(settings, role=Role.DPO, who="dpo@acme")
+        assert (await client.get(path, params=PURPOSE, headers=dpo)).status_code == 200
+
+        answer = await request(settings, "unrestrict", number)
+        assert answer["type"] == "subject.unrestricted"
+        await asyncio.sleep(settings.api_restrictions_ttl_s + 0.5)
+        assert (await client.get(path, params=PURPOSE, headers=qa)).status_code == 200
+
+
+async def test_the_export_holds_exactly_the_subjects_data(settings: Settings, bus: Bus) -> None:
+    number, other = new_number(), new_number()
+    hers = [await archived_call(bus, number) for _ in range(2)]
+    theirs = await archived_call(bus, other)
+
+    answer = await request(settings, "access", number)
+
+    assert answer["type"] == "subject.access_fulfilled"
+    assert (answer["calls"], answer["recordings"], answer["metadata"]) == (2, 2, 2)
+    expires = datetime.fromisoformat(answer["export_expires_at"])
+    assert timedelta(days=6) < expires - datetime.now(UTC) <= timedelta(days=7)
+    link = export_link(bus.s3, settings, answer["export_uri"], expires, datetime.now(UTC))
+    assert link is not None
+    async with httpx.AsyncClient(timeout=30) as client:
+        got = await client.get(link)
+    assert got.status_code == 200
+    archive = zipfile.ZipFile(io.BytesIO(got.content))
+    names = set(archive.namelist())
+    ids = sorted(c.call_id for c in hers)
+    assert names == {"manifest.json"} | {f"calls/{i}.json" for i in ids} | {
+        f"recordings/{i}.wav" for i in ids
+    }
+    manifest = json.loads(archive.read("manifest.json"))
+    assert sorted(c["call_id"] for c in manifest["calls"]) == ids
+    assert manifest["subject"] == pseudonym(settings, number)
+    for call in hers:
+        assert archive.read(f"recordings/{call.call_id}.wav") == call.audio
+        doc = json.loads(archive.read(f"calls/{call.call_id}.json"))
+        assert doc["call_id"] == call.call_id and doc["participants"] == {"subject_was": ["caller"]}
+    everything = b"".join(archive.read(n) for n in names)
+    for foreign in (pseudonym(settings, other), pseudonym(settings, CALLEE), theirs.call_id.encode()):
+        text = foreign if isinstance(foreign, bytes) else foreign.encode()
+        assert text not in everything, "the export holds someone else's data"
+
+
+async def test_an_open_request_is_extended_once_to_three_months(settings: Settings, bus: Bus) -> None:
+    # Recorded, not yet carried out (its command still queued, say): the registry entry alone.
+    received = datetime.now(UTC) - timedelta(days=20)
+    command = subject_command(
+        settings,
+        "erase",
+        new_number(),
+        "acme",
+        command_id=uuid.uuid4(),
+        requested_by="dpo@acme",
+        reason="erasure request by letter",
+        verified_by=None,
+        received_at=received,
+        now=datetime.now(UTC),
+    )
+    record = request_record(command, settings)
+    await asyncio.to_thread(put_request, bus.s3, settings.metadata_bucket, record)
+    extend = SubjectExtend(
+        event_id=uuid.uuid4(),
+        requested_by="dpo@acme",
+        requested_at=datetime.now(UTC),
+        reason="numerous requests from the same person",
+        request_id=command.event_id,
+        tenant="acme",
+    )
+
+    extended = await submit_command(settings, extend, 30)
+
+    assert isinstance(extended, dict) and extended["type"] == "subject.request_extended"
+    assert 89 <= (datetime.fromisoformat(extended["due_at"]) - received).days <= 92
+    again = extend.model_copy(update={"event_id": uuid.uuid4(), "reason": "more"})
+    refused = await submit_command(settings, again, 30)
+    assert isinstance(refused, str) and "already extended" in refused
+
+
+async def _topic_bytes(settings: Settings) -> dict[str, bytes]:
+    """Every record of every topic callvault writes (all but `call-events`), dead letters decoded."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    await consumer.start()
+    try:
+        topics = await consumer.topics()
+    finally:
+        await consumer.stop()
+    ours = sorted(
+        t
+        for t in topics
+        if (t.startswith(settings.topic_prefix) or t.startswith(settings.app_id))
+        and t != settings.call_events_topic
+    )
+    assert settings.lifecycle_topic in ours and settings.commands_topic in ours
+    found: dict[str, bytes] = {}
+    for topic in ours:
+        chunks = []
+        async for key, value in read_topic(settings.kafka_bootstrap, topic, idle_s=1.0):
+            chunks += [key or b"", value or b""]
+            if topic == settings.deadletter_topic and value:
+                chunks.append(base64.b64decode(json.loads(value).get("value") or ""))
+        found[topic] = b"\n".join(chunks)
+    return found
+
+
+def _object_bytes(bus: Bus, settings: Settings) -> dict[str, bytes]:
+    """Every version of every object in every bucket, ZIP members unpacked."""
+    found: dict[str, bytes] = {}
+    buckets = (
+        settings.recordings_bucket,
+        settings.metadata_bucket,
+        settings.audit_bucket,
+        settings.exports_bucket,
+        settings.staging_bucket,
+    )
+    for bucket in buckets:
+        for page in bus.s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+            for version in page.get("Versions", ()):
+                body = bus.s3.get_object(Bucket=bucket, Key=version["Key"], VersionId=version["VersionId"])
+                data = body["Body"].read()
+                if version["Key"].endswith(".zip"):
+                    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                        data = b"\n".join(archive.read(n) for n in archive.namelist())
+                found[f"s3://{bucket}/{version['Key']}"] = data
+    return found
+
+
+async def test_no_topic_log_or_object_but_call_events_holds_the_raw_number(
+    settings: Settings, bus: Bus, worker: ChildProcess, api_url: str
+) -> None:
+    number = new_number()
+    digits = number.removeprefix("+").encode()
+    await archived_call(bus, number)
+    broken = {**bus.script(caller=number).started(), "direction": "sideways"}
+    await bus.send(broken)
+    await bus.dead_letter_where(
+        lambda r: broken["call_id"].encode() in base64.b64decode(r.get("value") or "")
+    )
+    env = settings_env(settings)
+    outputs = []
+    for kind in ("restrict", "unrestrict", "access", "object", "erase"):
+        args = ("subject", kind, number, "--tenant", "acme", "--reason", "by phone", "--verified-by", "desk")
+        result = await asyncio.to_thread(run_callvault, *args, env=env, timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
+        outputs.append(result.stdout + result.stderr)
+    listed = await asyncio.to_thread(run_callvault, "subject", "requests", "--all", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    mine = [r for r in rows if r["subject"] == pseudonym(settings, number)]
+    assert sorted(r["kind"] for r in mine) == ["access", "erase", "object", "restrict", "unrestrict"]
+    assert all(r["status"] == "fulfilled" and r["verified_by"] == "desk" for r in mine)
+    await asyncio.sleep(2)  # the last events reach every topic
+
+    places: dict[str, bytes] = {f"cli output {i}": o.encode() for i, o in enumerate(outputs)}
+    places |= await _topic_bytes(settings)
+    places |= await asyncio.to_thread(_object_bytes, bus, settings)
+    places |= {f"log {p.name}": p.read_bytes() for p in ARTIFACTS.glob("*.log")}
+    leaks = [where for where, data in places.items() if digits in data]
+    # The same search does find it where it belongs, so an empty list means something.
+    raw = [v async for _, v in read_topic(settings.kafka_bootstrap, settings.call_events_topic, idle_s=1.0)]
+    assert any(digits in (v or b"") for v in raw)
+    assert not leaks, f"the raw number is in {leaks}"
+    assert len(places) > 20 and any("subject-index" in p for p in places)  # the scan saw a real store
+
+
+async def test_the_dpo_files_and_follows_requests_through_the_api(
+    settings: Settings, bus: Bus, api_url: str
+) -> None:
+    number = new_number()
+    call = await archived_call(bus, number)
+    dpo = auth(settings, role=Role.DPO, who="dpo@acme")
+    body = {
+        "kind": "access",
+        "phone": number,
+        "tenant": "acme",
+        "reason": "web form 88",
+        "verified_by": "desk",
+    }
+    async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:
+        # Only the DPO, only in its tenants, and a bad number is refused without being repeated.
+        assert (
+            await client.post("/api/v1/subject-requests", json=body, headers=auth(settings))
+        ).status_code == 403
+        other = {**body, "tenant": "globex"}
+        assert (await client.post("/api/v1/subject-requests", json=other, headers=dpo)).status_code == 403
+        bad = await client.post("/api/v1/subject-requests", json={**body, "phone": "0470 12"}, headers=dpo)
+        assert bad.status_code == 422 and "E.164" in bad.json()["error"] and "0470" not in bad.text
+
+        filed = await client.post("/api/v1/subject-requests", json=body, headers=dpo)
+        assert filed.status_code == 202, filed.text
+        request = filed.json()
+        assert request["status"] == "received" and request["subject"] == pseudonym(settings, number)
+        assert 27 <= request["days_left"] <= 31 and number not in filed.text
+        path = f"/api/v1/subject-requests/acme/{request['request_id']}"
+        for _ in range(60):
+            followed = (await client.get(path, headers=dpo)).json()
+            if followed["status"] == "fulfilled":
+                break
+            await asyncio.sleep(0.5)
+        assert followed["status"] == "fulfilled", followed
+        assert followed["outcome"]["calls"] == 1 and followed["export_link"]
+        export = await client.get(followed["export_link"])
+        assert f"calls/{call.call_id}.json" in zipfile.ZipFile(io.BytesIO(export.content)).namelist()
+        listed = await client.get("/api/v1/subject-requests", params={"all": "true"}, headers=dpo)
+        assert request["request_id"] in {r["request_id"] for r in listed.json()}
+        extend = await client.post(path + "/extend", json={"reason": "too late"}, headers=dpo)
+        assert extend.status_code == 409
