@@ -40,6 +40,8 @@ def test_demo_prints_the_summary_and_leaves_no_process_behind() -> None:
     out = result.stdout
     assert "outcomes by reason" in out and "archived" in out and "dead letters" in out
     assert "demo finished" in out
+    assert "data-subject requests" in out and "no answer" not in out
+    assert re.search(r"erase\s*│\s*\w+\s*│\s*\d+\s*│\s*\d+\s*│\s*\d+\s*│\s*1\s*│", out), "the held call kept"
     # The simulated traffic, replayed by the auditor's rules: clean.
     assert re.search(r"audit replay of the lifecycle log", out)
     assert re.search(r"\d+\s*│\s*0\s*│\s*intact", out), out[-2000:]

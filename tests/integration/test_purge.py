@@ -332,3 +332,41 @@ async def test_only_the_leader_purges_when_two_workers_run(servers: Servers) -> 
     purging = [p.name for p in workers if "purge pass:" in p.log_path.read_text()]
     assert len(purging) == 1, f"passes ran on {purging}"
     assert len(proofs) == len({r["event_id"] for r in proofs}) == len(planted), "one proof per object"
+
+
+async def test_the_subject_index_and_an_export_go_when_their_time_is_up(servers: Servers) -> None:
+    """An index entry never outlives the metadata it points to; an export lives its short life only."""
+    from callvault.storage.subject_index import INDEX_PREFIX
+    from callvault.stream.subject_client import file_request, subject_command
+
+    settings = make_settings(
+        servers, "x" + secrets.token_hex(3), recording_retention="PT15S", metadata_retention="PT25S",
+        export_retention="PT10S", purge_interval_s=INTERVAL_S, purge_rescan_s=INTERVAL_S,
+    )  # fmt: skip
+    await prepare_async(settings)
+    worker = spawn_worker(settings, "worker-purge-index")
+    try:
+        async with Bus(settings) as bus:
+            call = bus.script(start=datetime.now(UTC) - timedelta(seconds=6), caller="+32470999001")
+            await bus.send_call(call)
+            await bus.wait_types(call.call_id, "recording.archived", "metadata.archived", timeout=60)
+            index = bus.s3.list_objects_v2(Bucket=settings.metadata_bucket, Prefix=INDEX_PREFIX)
+            assert len([o for o in index.get("Contents", []) if call.call_id in o["Key"]]) == 2
+            command = subject_command(
+                settings, "access", "+32470999001", "acme", command_id=secrets.token_hex(16),
+                requested_by="dpo", reason="copy please", verified_by=None, received_at=None,
+                now=datetime.now(UTC),
+            )  # fmt: skip
+            _, answer = await file_request(settings, command, 30)
+            assert isinstance(answer, dict) and answer["calls"] == 1
+            await bus.lifecycle.wait_for(
+                lambda w: any(r.get("type") == "subject.export_deleted" for r in w.records),
+                40,
+                "export erased",
+            )
+            assert not bus.s3.list_objects_v2(Bucket=settings.exports_bucket).get("Contents")
+            await bus.wait_types(call.call_id, "metadata.deleted", timeout=60)
+            left = bus.s3.list_object_versions(Bucket=settings.metadata_bucket, Prefix=INDEX_PREFIX)
+            assert not left.get("Versions") and not left.get("DeleteMarkers"), "the index outlived its data"
+    finally:
+        worker.stop()

@@ -11,6 +11,7 @@ import uuid
 import zipfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -397,3 +398,79 @@ async def test_the_dpo_files_and_follows_requests_through_the_api(
         assert request["request_id"] in {r["request_id"] for r in listed.json()}
         extend = await client.post(path + "/extend", json={"reason": "too late"}, headers=dpo)
         assert extend.status_code == 409
+
+
+async def test_a_request_past_its_deadline_shows_in_requests_and_in_the_audit_report(
+    settings: Settings, bus: Bus, tmp_path: Path
+) -> None:
+    # An erasure the store refuses (an object-lock hold set outside callvault), received
+    # 40 days ago: it stays open and is overdue. An access received as long ago is
+    # answered now, so it was late.
+    blocked, slow = new_number(), new_number()
+    call = await archived_call(bus, blocked)
+    rec, _ = archive_keys(bus, call)
+    await asyncio.to_thread(
+        bus.s3.put_object_legal_hold, Bucket=settings.recordings_bucket, Key=rec, LegalHold={"Status": "ON"}
+    )
+    long_ago = datetime.now(UTC) - timedelta(days=40)
+    command = subject_command(
+        settings,
+        "erase",
+        blocked,
+        "acme",
+        command_id=uuid.uuid4(),
+        requested_by="dpo@acme",
+        reason="e-mail of 16 October",
+        verified_by="desk",
+        received_at=long_ago,
+        now=datetime.now(UTC),
+    )
+    _, refused = await file_request(settings, command, 60)
+    assert isinstance(refused, str) and "refused to delete" in refused
+    late = await request(settings, "access", slow, received_at=long_ago)
+    env = settings_env(settings)
+
+    listed = await asyncio.to_thread(run_callvault, "subject", "requests", "--json", env=env)
+    rows = {r["request_id"]: r for r in map(json.loads, listed.stdout.splitlines())}
+    open_one = rows[str(command.event_id)]
+    assert open_one["status"] == "refused" and open_one["overdue"] is True
+    assert -11 < open_one["days_left"] < -8 and "refused to delete" in open_one["refusal"]
+    assert late["request_id"] not in rows, "a fulfilled request is not open"
+    table = await asyncio.to_thread(run_callvault, "subject", "requests", "--tenant", "acme", env=env)
+    assert str(command.event_id) in table.stdout and "overdue by" in table.stdout
+
+    await asyncio.sleep(2)
+    out = tmp_path / "report"
+    replayed = await asyncio.to_thread(
+        run_callvault, "audit", "replay", "--tenant", "acme", "--out", str(out), env=env, timeout=180
+    )
+    assert replayed.returncode == 1, replayed.stdout + replayed.stderr  # violations found
+    report = json.loads((out / "report.json").read_text())
+    found = {
+        (v["rule"], v["detail"].split()[2]) for v in report["violations"] if v["rule"].startswith("subject")
+    }
+    assert ("subject_request_overdue", str(command.event_id)) in found
+    assert ("subject_request_late", late["request_id"]) in found
+    statuses = {r["request_id"]: r["status"] for r in report["subject_requests"]}
+    assert statuses[str(command.event_id)] == "overdue" and statuses[late["request_id"]] == "late"
+    assert str(command.event_id) in (out / "report.html").read_text()
+    await asyncio.to_thread(
+        bus.s3.put_object_legal_hold, Bucket=settings.recordings_bucket, Key=rec, LegalHold={"Status": "OFF"}
+    )
+
+
+async def test_an_objection_event_after_the_archive_erases_the_recording(
+    settings: Settings, bus: Bus
+) -> None:
+    call = await archived_call(bus, new_number())
+    rec, meta = archive_keys(bus, call)
+
+    await bus.send(call.objected())
+
+    await bus.wait_types(call.call_id, "recording.deleted")
+    (proof,) = {e["event_id"]: e for e in bus.events_of(call.call_id, "recording.deleted")}.values()
+    assert proof["reason"] == "objection" and proof["object"]["key"] == rec
+    assert rec not in keys_of(bus, settings.recordings_bucket, rec)
+    await bus.lifecycle.wait_for(lambda w: len(bus.events_of(call.call_id, "metadata.archived")) == 2, 20)
+    doc = json.loads(bus.s3.get_object(Bucket=settings.metadata_bucket, Key=meta)["Body"].read())
+    assert doc["objected_at"] and doc["recording"]["erased_at"]

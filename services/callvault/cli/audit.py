@@ -105,7 +105,7 @@ def replay_command(
     )
     for violation in result.violations[:20]:
         console.print(
-            f"  [red]{violation.rule}[/red] {violation.tenant}/{violation.call_id}: {violation.detail}"
+            f"  [red]{violation.rule}[/red] {violation.tenant}/{violation.call_id or '-'}: {violation.detail}"
         )
     if result.violations or log.breaks:
         raise typer.Exit(1)

@@ -24,6 +24,9 @@ def demo(
         raise UserError(
             f"the audit replay found {result.audit.violations} violation(s); see {result.audit.report_dir}"
         )
+    unanswered = [r for r in result.subjects if r.export.startswith("no answer")]
+    if unanswered:
+        raise UserError(f"{len(unanswered)} data-subject request(s) got no answer: {unanswered[0].export}")
     if result.mismatches:
         shown = "; ".join(f"{c}: expected {e}, got {o}" for c, e, o in result.mismatches[:5])
         raise UserError(f"{len(result.mismatches)} call(s) did not get their expected outcome: {shown}")

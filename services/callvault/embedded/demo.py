@@ -36,6 +36,7 @@ from callvault.storage.client import make_s3_client
 from callvault.stream.bus import ensure_callvault_topics, make_producer
 from callvault.stream.command_client import submit_command
 from callvault.stream.purger import standalone_pass
+from callvault.stream.subject_client import file_request, subject_command
 from callvault.stream.watch import TopicWatcher
 
 OUTCOME_TYPES = {"recording.archived", "recording.rejected"}
@@ -46,6 +47,17 @@ BAD_INPUTS: list[tuple[bytes | None, bytes]] = [
                           "call_id": "a/b", "tenant": "acme", "occurred_at": "2026-01-01T10:00:00Z",
                           "duration_s": 3}).encode()),
 ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SubjectRow:
+    kind: str
+    tenant: str
+    calls: int
+    recordings: int
+    metadata: int
+    held: int
+    export: str
 
 
 @dataclass(frozen=True)
@@ -75,6 +87,7 @@ class DemoResult:
     seconds: float
     purges: list[tuple[str, int, int, int]] = field(default_factory=list)  # when, recordings, metadata, held
     audit: AuditSummary | None = None
+    subjects: list[SubjectRow] = field(default_factory=list)
 
     @property
     def mismatches(self) -> list[tuple[str, str, str]]:
@@ -114,6 +127,40 @@ async def _purges(settings: Settings, held_call: str | None) -> list[tuple[str, 
         report = await standalone_pass(settings, dry_run=as_of is not None, as_of=as_of)
         kinds = Counter(obj.retention_class.value for obj in report.deleted)
         rows.append((label, kinds["recording"], kinds["metadata"], len(report.held)))
+    return rows
+
+
+def _caller_of(call: SimulatedCall) -> str:
+    return str(next(e["caller"] for e in call.events if e["type"] == "call.started"))
+
+
+async def _subject_requests(
+    settings: Settings, plan: list[SimulatedCall], held_call: str | None
+) -> list[SubjectRow]:
+    """Two participants' requests, as a DPO would file them: a copy of one's data, then erasure
+    of both; the held call's participant sees that call reported and kept."""
+    archived = [c for c in plan if c.expected == "archived" and c.call_id != held_call]
+    held = next((c for c in plan if c.call_id == held_call), None)
+    if not archived:
+        return []
+    picks = [("access", archived[0]), ("erase", archived[0])]
+    if held is not None:
+        picks.append(("erase", held))
+    rows = []
+    for kind, call in picks:
+        command = subject_command(
+            settings, kind, _caller_of(call), call.tenant, command_id=uuid.uuid4(),
+            requested_by="callvault demo", reason=f"demo: {kind} request by e-mail",
+            verified_by="demo front desk", received_at=None, now=SystemClock().now(),
+        )  # fmt: skip
+        _, answer = await file_request(settings, command, 60)
+        if isinstance(answer, dict):
+            held_calls = len(answer.get("held_calls") or [])
+            export = "yes" if answer.get("export_uri") else "-"
+            counts = (answer["calls"], answer["recordings"], answer["metadata"])
+            rows.append(SubjectRow(kind, call.tenant, *counts, held_calls, export))
+        else:
+            rows.append(SubjectRow(kind, call.tenant, 0, 0, 0, 0, f"no answer: {answer}"))
     return rows
 
 
@@ -204,10 +251,11 @@ def run_demo(console: Console, calls: int = 300, timeout: float = 90.0) -> DemoR
             counts = _count_objects(settings)
             held = next((c.call_id for c in plan if c.expected == "archived"), None)
             purges = asyncio.run(_purges(settings, held))
+            subjects = asyncio.run(_subject_requests(settings, plan, held))
         finally:
             worker.stop()
         audit = _audit(settings, stack.run_dir / "audit-report")
-    return DemoResult(plan, observed, dead, counts, time.monotonic() - began, purges, audit)
+    return DemoResult(plan, observed, dead, counts, time.monotonic() - began, purges, audit, subjects)
 
 
 def summary_tables(result: DemoResult) -> list[Table]:
@@ -231,6 +279,16 @@ def summary_tables(result: DemoResult) -> list[Table]:
     for row in result.purges:
         purge.add_row(row[0], *(str(n) for n in row[1:]))
     tables = [outcomes, buckets, purge]
+    if result.subjects:
+        subjects = Table(title="data-subject requests (by phone number, answered by the worker with proof)")
+        for column in ("request", "tenant", "calls", "recordings", "metadata", "kept by holds", "export"):
+            subjects.add_column(
+                column, justify="left" if column in ("request", "tenant", "export") else "right"
+            )
+        for r in result.subjects:
+            subjects.add_row(r.kind, r.tenant, str(r.calls), str(r.recordings), str(r.metadata), str(r.held),
+                             r.export)  # fmt: skip
+        tables.append(subjects)
     if result.audit is not None:
         audit = Table(title="audit replay of the lifecycle log (every rule checked)")
         for column in ("events", "violations", "hash chain"):

@@ -91,6 +91,7 @@ class CallState(BaseModel):
     metadata_sha256: str | None = None
     metadata_key: str | None = None
     settled_at: Timestamp | None = None
+    recording_erased_at: Timestamp | None = None  # an objection after archiving erased it
 
     @property
     def recording_pending(self) -> bool:
@@ -315,6 +316,15 @@ def wake_at(
     if forget is not None:
         moments.append(forget)
     return min(moments) if moments else None
+
+
+def objection_erases_recording(state: CallState) -> bool:
+    """A participant objected after the recording was archived: it must go now, not at its date."""
+    return (
+        state.objected is not None
+        and state.recording_outcome is Outcome.ARCHIVED
+        and state.recording_erased_at is None
+    )
 
 
 def is_settled(state: CallState) -> bool:

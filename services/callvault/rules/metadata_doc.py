@@ -69,6 +69,8 @@ def metadata_document(
                 else None
             ),
         }
+        if state.recording_erased_at is not None:
+            doc["recording"]["erased_at"] = _ts(state.recording_erased_at)
     if state.objected is not None:
         doc["objected_at"] = _ts(state.objected.occurred_at)
     return doc

@@ -29,6 +29,7 @@ from callvault.rules.call_state import (
     is_settled,
     metadata_ready,
     next_recording_step,
+    objection_erases_recording,
     source_retry_at,
     wake_at,
 )
@@ -37,9 +38,11 @@ from callvault.rules.metadata_doc import canonical_bytes, metadata_document, sha
 from callvault.rules.retention import RetentionClass
 from callvault.settings import Settings
 from callvault.storage import archive as s3ops
+from callvault.storage import inventory
 from callvault.storage.holds import set_object_lock_hold
 from callvault.storage.layout import lifecycle_tags, metadata_key, recording_key
 from callvault.storage.subject_index import SUBJECTS_META, IndexEntry, put_entries
+from callvault.stream.deletion import Deleter
 from callvault.stream.messages import CallMessage
 from callvault.stream.offloop import S3Runner
 
@@ -70,6 +73,7 @@ class CallProcessor:
         self.grace = CalendarDuration.parse(settings.disclosure_grace).as_timedelta()
         self.retry_backoff = CalendarDuration.parse(settings.source_retry_backoff).as_timedelta()
         self.ttl = _ttl(settings.settled_state_ttl)
+        self.deleter = Deleter(s3, settings.metadata_bucket, emit, clock, settings.deletion_in_flight_s)
         # call key -> next wake-up; rebuilt from the table after a rebalance.
         self.wakes: dict[bytes, datetime] = {}
         # Calls under a legal hold, refreshed by the worker from the registry: what is
@@ -134,10 +138,34 @@ class CallProcessor:
             state = await self._archive(state, step, now)
         elif isinstance(step, Reject):
             state = await self._reject(state, step, now)
+        if objection_erases_recording(state):
+            state = await self._erase_objected(state, now)
         state = await self._write_metadata(state, now)
         if state.settled_at is None and is_settled(state):
             state = state.model_copy(update={"settled_at": now})
         return state
+
+    async def _erase_objected(self, state: CallState, now: datetime) -> CallState:
+        """The participant objected after the archive: erase the recording (a legal hold keeps it)."""
+        if state.call_id in self.held_calls:
+            log.info("call %s: objection after archiving; a legal hold keeps the recording", state.call_id)
+            return state
+        bucket, key = self.settings.recordings_bucket, self._target_key(state)
+        obj = await self.s3.run(
+            f"looking at s3://{bucket}/{key}",
+            inventory.find_object,
+            bucket,
+            key,
+            RetentionClass.RECORDING,
+            state.tenant,
+            state.call_id,
+        )
+        if obj is not None:
+            _, failed = await self.deleter.delete(bucket, [obj], "objection")
+            if failed:
+                log.warning("call %s: the store refused to erase %s: %s", state.call_id, key, failed[key])
+                return state  # tried again at the call's next event or wake-up
+        return state.model_copy(update={"recording_erased_at": now})
 
     def _target_key(self, state: CallState) -> str:
         rec = state.recording
