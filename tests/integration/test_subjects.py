@@ -18,17 +18,17 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from callvault.contract.commands import LegalHoldPlace, SubjectExtend
+from callvault.contract.commands import LegalHoldPlace, SubjectExtend, SubjectRequest
 from callvault.embedded.processes import ChildProcess
 from callvault.rules.access import Role
 from callvault.rules.pseudonym import pseudonymize
+from callvault.rules.subject_requests import new_record
 from callvault.settings import Settings
 from callvault.storage.subject_index import INDEX_PREFIX
 from callvault.storage.subject_requests import put_request
 from callvault.stream.bus import read_topic
 from callvault.stream.command_client import submit_command
 from callvault.stream.subject_client import export_link, file_request, subject_command
-from callvault.stream.subjects import request_record
 from tests.cli import run_callvault
 from tests.conftest import ARTIFACTS, settings_env
 from tests.integration.helpers import CALLEE, Bus, CallScript
@@ -61,10 +61,10 @@ async def archived_call(bus: Bus, caller: str, tenant: str = "acme") -> CallScri
     return call
 
 
-async def request(
-    settings: Settings, kind: str, number: str, tenant: str = "acme", **extra: Any
-) -> dict[str, Any]:
-    command = subject_command(
+def new_command(
+    settings: Settings, kind: str, number: str, tenant: str = "acme", received_at: datetime | None = None
+) -> SubjectRequest:
+    return subject_command(
         settings,
         kind,
         number,
@@ -73,10 +73,15 @@ async def request(
         requested_by="dpo@acme",
         reason=f"{kind} request by e-mail, ref 2026-117",
         verified_by="front desk, ID card seen",
-        received_at=extra.pop("received_at", None),
+        received_at=received_at,
         now=datetime.now(UTC),
     )
-    _, answer = await file_request(settings, command, 60)
+
+
+async def request(
+    settings: Settings, kind: str, number: str, tenant: str = "acme", received_at: datetime | None = None
+) -> dict[str, Any]:
+    _, answer = await file_request(settings, new_command(settings, kind, number, tenant, received_at), 60)
     assert isinstance(answer, dict), f"the worker did not answer the {kind} request: {answer}"
     return answer
 
@@ -238,19 +243,8 @@ async def test_the_export_holds_exactly_the_subjects_data(settings: Settings, bu
 async def test_an_open_request_is_extended_once_to_three_months(settings: Settings, bus: Bus) -> None:
     # Recorded, not yet carried out (its command still queued, say): the registry entry alone.
     received = datetime.now(UTC) - timedelta(days=20)
-    command = subject_command(
-        settings,
-        "erase",
-        new_number(),
-        "acme",
-        command_id=uuid.uuid4(),
-        requested_by="dpo@acme",
-        reason="erasure request by letter",
-        verified_by=None,
-        received_at=received,
-        now=datetime.now(UTC),
-    )
-    record = request_record(command, settings)
+    command = new_command(settings, "erase", new_number(), received_at=received)
+    record = new_record(command, settings.zone)
     await asyncio.to_thread(put_request, bus.s3, settings.metadata_bucket, record)
     extend = SubjectExtend(
         event_id=uuid.uuid4(),
@@ -413,18 +407,7 @@ async def test_a_request_past_its_deadline_shows_in_requests_and_in_the_audit_re
         bus.s3.put_object_legal_hold, Bucket=settings.recordings_bucket, Key=rec, LegalHold={"Status": "ON"}
     )
     long_ago = datetime.now(UTC) - timedelta(days=40)
-    command = subject_command(
-        settings,
-        "erase",
-        blocked,
-        "acme",
-        command_id=uuid.uuid4(),
-        requested_by="dpo@acme",
-        reason="e-mail of 16 October",
-        verified_by="desk",
-        received_at=long_ago,
-        now=datetime.now(UTC),
-    )
+    command = new_command(settings, "erase", blocked, received_at=long_ago)
     _, refused = await file_request(settings, command, 60)
     assert isinstance(refused, str) and "refused to delete" in refused
     late = await request(settings, "access", slow, received_at=long_ago)

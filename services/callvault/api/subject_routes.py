@@ -20,11 +20,10 @@ from callvault.api.deps import GrantDep, Refused, SvcDep
 from callvault.contract.commands import SubjectExtend
 from callvault.contract.fields import TENANT_PATTERN, Timestamp
 from callvault.rules.access import Grant, Want
-from callvault.rules.subject_requests import RequestRecord, days_left, is_overdue, open_requests
+from callvault.rules.subject_requests import RequestRecord, days_left, is_overdue, new_record, open_requests
 from callvault.storage.subject_requests import get_request, list_requests, put_request
 from callvault.stream.command_client import submit_command
 from callvault.stream.subject_client import BadRequest, export_link, subject_command
-from callvault.stream.subjects import request_record
 
 
 class NewRequest(BaseModel):
@@ -114,7 +113,7 @@ def install(app: FastAPI) -> None:
             )
         except BadRequest as exc:
             raise Refused(422, str(exc)) from None
-        record = request_record(command, svc.settings)
+        record = new_record(command, svc.settings.zone)
         meta = svc.settings.metadata_bucket
         await svc.reader.runner.run("recording the request", put_request, meta, record)
         await submit_command(svc.settings, command, 0)

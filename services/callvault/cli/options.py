@@ -8,6 +8,7 @@ from datetime import datetime
 from pydantic import TypeAdapter, ValidationError
 
 from callvault.cli.errors import UserError
+from callvault.contract.explain import describe_errors
 from callvault.contract.fields import Timestamp
 
 _instant: TypeAdapter[datetime] = TypeAdapter(Timestamp)
@@ -20,8 +21,7 @@ def instant_option(option: str, text: str | None) -> datetime | None:
     try:
         return _instant.validate_python(text)
     except ValidationError as exc:
-        msg = str(exc.errors(include_url=False)[0].get("msg", "")).removeprefix("Value error, ")
-        raise UserError(f"{option}: {msg}") from exc
+        raise UserError(describe_errors(exc.errors(include_url=False), lambda _: option)) from exc
 
 
 def requester() -> str:

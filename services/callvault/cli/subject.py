@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import typer
@@ -26,7 +26,6 @@ from callvault.cli.errors import UserError, describe_validation_error
 from callvault.cli.options import instant_option, requester
 from callvault.clock import SystemClock
 from callvault.contract.commands import SubjectExtend
-from callvault.contract.fields import format_rfc3339
 from callvault.rules.subject_requests import RequestRecord, days_left, is_overdue, open_requests
 from callvault.settings import Settings
 from callvault.storage.client import make_s3_client
@@ -196,18 +195,11 @@ def requests(
     overdue = sum(is_overdue(r, now) for r in shown)
     title = f"subject requests: {len(shown)} {'in all' if show_all else 'open'}, {overdue} overdue"
     table = Table(title=title)
-    for column in (
-        "request",
-        "tenant",
-        "kind",
-        "subject",
-        "received",
-        "due",
-        "days left",
-        "status",
-        "verified by",
-    ):
-        table.add_column(column)
+    table.add_column("request", no_wrap=True)  # an id to copy: never wrapped
+    for column in ("tenant", "kind", "subject", "received (UTC)", "due (UTC)", "days left"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("status", overflow="fold", max_width=60)
+    table.add_column("verified by")
     for r in shown:
         left = days_left(r, now)
         when = (
@@ -221,13 +213,13 @@ def requests(
             r.tenant,
             r.kind,
             _short(r.subject),
-            format_rfc3339(r.received_at),
-            format_rfc3339(r.due_at),
+            f"{r.received_at.astimezone(UTC):%Y-%m-%d %H:%M}",
+            f"{r.due_at.astimezone(UTC):%Y-%m-%d %H:%M}",
             when,
             status + (f": {r.refusal}" if r.refusal else ""),
             r.verified_by or "-",
         )
-    Console(width=200).print(table)
+    Console().print(table)
 
 
 @app.command("export-link")

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 
+from callvault.contract.commands import SubjectRequest
 from callvault.contract.fields import Tenant
 from callvault.rules.durations import CalendarDuration, add_duration
 
@@ -53,6 +54,22 @@ class RequestRecord(BaseModel):
     @property
     def is_open(self) -> bool:
         return self.status is not RequestStatus.FULFILLED
+
+
+def new_record(command: SubjectRequest, zone: ZoneInfo) -> RequestRecord:
+    """The registry entry a new request starts as; its deadline runs from receipt."""
+    received = command.request_received_at
+    return RequestRecord(
+        request_id=str(command.event_id),
+        kind=command.type.removeprefix("subject."),  # type: ignore[arg-type]
+        subject=command.subject,
+        tenant=command.tenant,
+        received_at=received,
+        due_at=due_at(received, zone),
+        requested_by=command.requested_by,
+        verified_by=command.verified_by,
+        reason=command.reason,
+    )
 
 
 def due_at(received_at: datetime, zone: ZoneInfo) -> datetime:

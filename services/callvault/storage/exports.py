@@ -135,11 +135,17 @@ class StoredExport:
     expires_at: datetime
 
 
-def stored_exports(s3: BaseClient, bucket: str) -> list[StoredExport]:
-    """Every export in the bucket with its expiry (exports are few: one per access request)."""
+def stored_exports(
+    s3: BaseClient, bucket: str, known: dict[str, StoredExport] | None = None
+) -> list[StoredExport]:
+    """Every export in the bucket with its expiry: one listing, and a HEAD for each key not in `known`
+    (an export is written once and never changed, so what was read of it stays true)."""
     found = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
         for item in page.get("Contents", ()):
+            if known is not None and item["Key"] in known:
+                found.append(known[item["Key"]])
+                continue
             try:
                 meta = s3.head_object(Bucket=bucket, Key=item["Key"]).get("Metadata", {})
             except Exception as exc:

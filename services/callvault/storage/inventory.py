@@ -217,9 +217,21 @@ def find_object(
     info = describe(s3, bucket, key, entry.data_version)
     if info is None:
         return None
+    return stored_object(bucket, entry, info, retention_class, tenant, call_id)
+
+
+def stored_object(
+    bucket: str,
+    entry: KeyVersions,
+    info: Described,
+    retention_class: RetentionClass,
+    tenant: str,
+    call_id: str,
+) -> StoredObject:
+    """A listed key and what its metadata says, as one object a deletion can prove."""
     return StoredObject(
         bucket=bucket,
-        key=key,
+        key=entry.key,
         tenant=tenant,
         call_id=call_id,
         retention_class=retention_class,

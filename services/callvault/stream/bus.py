@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
+from callvault.contract.lifecycle import LifecycleBase
 from callvault.settings import Settings
+
+# How every part of the worker hands over lifecycle events: returns once the broker has them.
+Emit = Callable[[Sequence[LifecycleBase]], Awaitable[None]]
 
 
 class BrokerUnreachable(RuntimeError):

@@ -9,7 +9,7 @@ repeats them and emits the same event id.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable
 
 from callvault.clock import Clock
 from callvault.contract.commands import (
@@ -19,18 +19,16 @@ from callvault.contract.commands import (
     SubjectCommandBase,
     SubjectExtend,
 )
-from callvault.contract.lifecycle import LifecycleBase
 from callvault.rules import evidence
 from callvault.settings import Settings
 from callvault.storage import holds as registry
 from callvault.storage.layout import parse_archive_key
+from callvault.stream.bus import Emit
 from callvault.stream.command_errors import CommandRefused
 from callvault.stream.offloop import S3Runner
 from callvault.stream.subjects import SubjectHandler
 
 log = logging.getLogger("callvault.commands")
-
-Emit = Callable[[Sequence[LifecycleBase]], Awaitable[None]]
 
 
 class CommandHandler:

@@ -10,19 +10,18 @@ with the reason it was journaled under.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
 from callvault.clock import Clock
-from callvault.contract.lifecycle import DeletionReason, LifecycleBase
+from callvault.contract.lifecycle import DeletionReason
 from callvault.rules import evidence
 from callvault.rules.purge import StoredObject
 from callvault.storage import inventory
 from callvault.storage import journal as purge_journal
 from callvault.storage.subject_index import remove_entries
+from callvault.stream.bus import Emit
 from callvault.stream.offloop import S3Runner
 
-Emit = Callable[[Sequence[LifecycleBase]], Awaitable[None]]
 # Batches this process is deleting right now: the purger must not finish them as if
 # they had been interrupted. Another process's batches are told apart by age instead.
 _UNDER_WAY: set[str] = set()

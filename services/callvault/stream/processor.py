@@ -10,7 +10,7 @@ re-emits events with the same ids, and never leaves work done without proof.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import MutableMapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -42,13 +42,13 @@ from callvault.storage import inventory
 from callvault.storage.holds import set_object_lock_hold
 from callvault.storage.layout import lifecycle_tags, metadata_key, recording_key
 from callvault.storage.subject_index import SUBJECTS_META, IndexEntry, put_entries
+from callvault.stream.bus import Emit
 from callvault.stream.deletion import Deleter
 from callvault.stream.messages import CallMessage
 from callvault.stream.offloop import S3Runner
 
 log = logging.getLogger("callvault.worker")
 
-Emit = Callable[[Sequence[LifecycleBase]], Awaitable[None]]
 StateStore = MutableMapping[bytes, dict[str, Any]]
 
 

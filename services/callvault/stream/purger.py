@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -33,13 +33,12 @@ from callvault.storage import holds as registry
 from callvault.storage.client import make_s3_client
 from callvault.storage.errors import error_code
 from callvault.storage.layout import parse_archive_key
-from callvault.stream.bus import make_producer, send_lifecycle
+from callvault.stream.bus import Emit, make_producer, send_lifecycle
 from callvault.stream.deletion import Deleter
 from callvault.stream.offloop import S3Runner
 
 log = logging.getLogger("callvault.purger")
 
-Emit = Callable[[Sequence[LifecycleBase]], Awaitable[None]]
 REASON: DeletionReason = "retention_elapsed"
 
 
@@ -79,6 +78,7 @@ class Purger:
         self.emit = emit
         self.clock = clock
         self.policy = settings.retention
+        self._exports: dict[str, exports.StoredExport] = {}  # what was read of each export, by key
         self.deleter = Deleter(s3, settings.metadata_bucket, emit, clock, settings.deletion_in_flight_s)
         self._described: dict[tuple[str, str, str], inventory.Described | None] = {}
         # What the last scan found in (partly) due periods, and when to scan again.
@@ -131,11 +131,12 @@ class Purger:
         """Erase access-request exports whose time is up, each with its proof."""
         bucket = self.settings.exports_bucket
         try:
-            stored = await self.s3.run("listing exports", exports.stored_exports, bucket)
+            stored = await self.s3.run("listing exports", exports.stored_exports, bucket, self._exports)
         except Exception as exc:  # noqa: BLE001 - a store initialised before exports existed
             if error_code(exc) == "NoSuchBucket":
                 return 0
             raise
+        self._exports = {item.key: item for item in stored}
         erased = 0
         for item in stored:
             if item.expires_at > as_of:
@@ -150,6 +151,7 @@ class Purger:
                 deleted_at=self.clock.now(),
             )
             await self.emit([proof])
+            self._exports.pop(item.key, None)
             erased += 1
         return erased
 
@@ -257,18 +259,7 @@ class Purger:
                 scan.skipped.append(f"s3://{bucket}/{entry.key}")
                 continue
             objects.append(
-                StoredObject(
-                    bucket=bucket,
-                    key=entry.key,
-                    tenant=parsed.tenant,
-                    call_id=parsed.call_id,
-                    retention_class=retention_class,
-                    due_at=info.due_at,
-                    sha256=info.sha256,
-                    size_bytes=info.size_bytes,
-                    versions=entry.versions,
-                    subjects=info.subjects,
-                )
+                inventory.stored_object(bucket, entry, info, retention_class, parsed.tenant, parsed.call_id)
             )
         return objects
 

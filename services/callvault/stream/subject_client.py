@@ -23,15 +23,15 @@ from callvault.contract.commands import (
     SubjectRestrict,
     SubjectUnrestrict,
 )
+from callvault.contract.explain import describe_errors
 from callvault.contract.fields import E164, Tenant
 from callvault.rules.pseudonym import pseudonymize
-from callvault.rules.subject_requests import RequestRecord
+from callvault.rules.subject_requests import RequestRecord, new_record
 from callvault.settings import Settings
 from callvault.storage.client import make_s3_client
 from callvault.storage.exports import presign
 from callvault.storage.subject_requests import put_request
 from callvault.stream.command_client import submit_command
-from callvault.stream.subjects import request_record
 
 KINDS: dict[str, type[SubjectRequest]] = {
     "access": SubjectAccess,
@@ -67,8 +67,8 @@ def subject_command(
         try:
             adapter.validate_python(value)
         except ValidationError as exc:
-            msg = str(exc.errors(include_url=False)[0].get("msg", "")).removeprefix("Value error, ")
-            raise BadRequest(f"{name}: {msg}") from None  # `from None`: the number stays out of tracebacks
+            # `from None`, and only the messages: the number stays out of tracebacks and answers.
+            raise BadRequest(describe_errors(exc.errors(include_url=False), lambda _, n=name: n)) from None
     if received_at is not None and received_at > now:
         raise BadRequest("received_at: a request cannot be received in the future")
     subject = pseudonymize(settings.pseudonym_key.get_secret_value().encode(), tenant, phone)
@@ -84,16 +84,14 @@ def subject_command(
             received_at=received_at,
         )
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        raise BadRequest(f"{where}: {first.get('msg')}") from None
+        raise BadRequest(describe_errors(exc.errors(include_url=False))) from None
 
 
 async def file_request(
     settings: Settings, command: SubjectRequest, wait_s: float
 ) -> tuple[RequestRecord, dict[str, Any] | str | None]:
     """Record the request, send it, and (if `wait_s`) wait for the worker's answer."""
-    record = request_record(command, settings)
+    record = new_record(command, settings.zone)
     s3 = make_s3_client(settings, attempts=2)
     await asyncio.to_thread(put_request, s3, settings.metadata_bucket, record)
     return record, await submit_command(settings, command, wait_s)

@@ -15,7 +15,7 @@ next purge pass. A call under a legal hold is reported and left alone.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from callvault.clock import Clock
@@ -29,8 +29,8 @@ from callvault.rules.subject_requests import (
     ExtensionRefused,
     RequestRecord,
     RequestStatus,
-    due_at,
     extend,
+    new_record,
 )
 from callvault.settings import Settings
 from callvault.storage import exports, inventory
@@ -38,29 +38,12 @@ from callvault.storage import subject_requests as requests_registry
 from callvault.storage.holds import held_call_ids
 from callvault.storage.subject_flags import FlagRecord, SubjectFlag, put_flag, remove_flag
 from callvault.storage.subject_index import IndexEntry, calls_of, remove_entries
+from callvault.stream.bus import Emit
 from callvault.stream.command_errors import CommandRefused
 from callvault.stream.deletion import Deleter
 from callvault.stream.offloop import S3Runner
 
 log = logging.getLogger("callvault.subjects")
-
-Emit = Callable[[Sequence[LifecycleBase]], Awaitable[None]]
-
-
-def request_record(command: SubjectRequest, settings: Settings) -> RequestRecord:
-    """The registry entry a new request starts as; its deadline runs from receipt."""
-    received = command.request_received_at
-    return RequestRecord(
-        request_id=str(command.event_id),
-        kind=command.type.removeprefix("subject."),  # type: ignore[arg-type]
-        subject=command.subject,
-        tenant=command.tenant,
-        received_at=received,
-        due_at=due_at(received, settings.zone),
-        requested_by=command.requested_by,
-        verified_by=command.verified_by,
-        reason=command.reason,
-    )
 
 
 @dataclass
@@ -123,7 +106,7 @@ class SubjectHandler:
             "reading the request", requests_registry.get_request, self.meta, tenant, request_id
         )
         if record is None:
-            record = request_record(command, self.settings)
+            record = new_record(command, self.settings.zone)
             await self.s3.run("recording the request", requests_registry.put_request, self.meta, record)
         await self.emit([evidence.subject_request_received(record, self.clock.now())])
         return record
