@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all venv browser bench-tools demo dev test test-unit test-integration schemas lint bench clean
+.PHONY: all venv browser bench-tools demo dev test test-unit test-integration test-faults schemas lint bench clean
 
 all: venv
 
@@ -44,6 +44,10 @@ test-unit: $(STAMP)
 
 test-integration: $(STAMP)
 	$(BIN)/python -m pytest -q tests/integration
+
+# Part of `make test`; alone: kills, restarts and broken stores on purpose.
+test-faults: $(STAMP)
+	$(BIN)/python -m pytest -q -m faults -s tests/faults
 
 schemas: $(STAMP)
 	$(BIN)/callvault schemas write

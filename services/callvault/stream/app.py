@@ -29,6 +29,7 @@ from callvault.settings import Settings
 from callvault.storage.client import make_s3_client, make_staging_s3_client
 from callvault.storage.holds import held_call_ids
 from callvault.storage.subject_flags import SubjectFlag, flagged_everywhere
+from callvault.stream import faust_fixes
 from callvault.stream.audit_archiver import AuditArchiver
 from callvault.stream.bus import lifecycle_key
 from callvault.stream.command_errors import CommandRefused
@@ -52,6 +53,7 @@ class Worker:
     """Builds and holds the faust app and the services its agents use."""
 
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        faust_fixes.install()
         self.settings = settings
         self.clock = clock or SystemClock()
         self.app = faust.App(
