@@ -12,14 +12,13 @@ import random
 import secrets
 import time
 from collections import Counter, defaultdict
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from callvault.simulation.plan import TrafficOptions, plan_traffic
 from callvault.simulation.publish import publish_calls
 from tests.conftest import make_settings, prepare_async, spawn_worker
+from tests.faults.traffic import OUTCOMES, assert_one_expected_outcome_each, decided, mixed_traffic
 from tests.integration.helpers import Bus
 from tests.stack import Servers
 
@@ -27,35 +26,19 @@ pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(6
 
 CALLS = 2000
 KILLS = 3
-OUTCOMES = {"recording.archived", "recording.rejected"}
 # Sources the contract deletes once decided (a checksum mismatch keeps it for a resend).
 SOURCE_GOES = {"archived", "disclosure_missing", "objected"}
-
-
-def _outcome(event: dict[str, Any]) -> str:
-    return "archived" if event["type"] == "recording.archived" else str(event["reason"])
 
 
 async def test_random_kills_during_2000_calls_lose_nothing_and_double_nothing(servers: Servers) -> None:
     settings = make_settings(servers, "f" + secrets.token_hex(3), batch_size=32)
     await prepare_async(settings)
-    opts = TrafficOptions(
-        calls=CALLS, tenants=("acme", "globex"), missing=0.1, late=0.1, after_start=0.05,
-        objected=0.03, mismatch=0.02, duplicates=0.05, audio_seconds=0.2, seed=11,
-        staging_bucket=settings.staging_bucket,
-    )  # fmt: skip
-    plan = plan_traffic(opts, datetime.now(UTC), settings.retention)
+    plan = mixed_traffic(settings, CALLS, seed=11)
     expected = {c.call_id: c.expected for c in plan}
     rng = random.Random(20261125)
     kills: list[float] = []
 
     async with Bus(settings) as bus:
-
-        def decided() -> int:
-            return sum(
-                1 for c in expected if any(e["type"] in OUTCOMES for e in bus.lifecycle.by_key.get(c, []))
-            )
-
         worker = spawn_worker(settings, "worker-fault-0")
         try:
             publishing = asyncio.create_task(publish_calls(settings, plan))
@@ -64,7 +47,7 @@ async def test_random_kills_during_2000_calls_lose_nothing_and_double_nothing(se
                 # Kill somewhere in the thick of it: after some progress, at a random moment.
                 target = (n + 1) * CALLS // (KILLS + 2) + rng.randrange(0, CALLS // 10)
                 await bus.lifecycle.wait_for(
-                    lambda w, t=target: decided() >= t, 240, f"{target} calls decided"
+                    lambda w, t=target: decided(bus, plan) >= t, 240, f"{target} calls decided"
                 )
                 await asyncio.sleep(rng.uniform(0.0, 2.0))
                 kills.append(time.monotonic() - began)
@@ -73,46 +56,29 @@ async def test_random_kills_during_2000_calls_lose_nothing_and_double_nothing(se
                 worker = spawn_worker(settings, f"worker-fault-{n + 1}")
             await publishing
             try:
-                await bus.lifecycle.wait_for(lambda w: decided() == CALLS, 180, "every call decided")
+                await bus.lifecycle.wait_for(lambda w: decided(bus, plan) == CALLS, 180, "every call decided")
             except TimeoutError:
-                stuck = [
-                    c
-                    for c in plan
-                    if not any(e["type"] in OUTCOMES for e in bus.lifecycle.by_key.get(c.call_id, []))
-                ]
-                by_kind = Counter(c.expected for c in stuck)
-                sample = [(c.call_id, c.expected, bus.lifecycle.types_for(c.call_id)) for c in stuck[:5]]
+                stuck = [c for c in plan if not set(bus.lifecycle.types_for(c.call_id)) & OUTCOMES]
                 await _diagnose(settings, {c.call_id for c in stuck})
-                raise AssertionError(
-                    f"{len(stuck)} calls undecided ({dict(by_kind)}), e.g. {sample}"
-                ) from None
+                kinds = dict(Counter(c.expected for c in stuck))
+                raise AssertionError(f"{len(stuck)} calls undecided ({kinds})") from None
             await bus.settle(5)  # late repeats, if any, arrive too
         finally:
             worker.stop()
 
-        outcome_ids: dict[str, set[str]] = defaultdict(set)
-        outcome_of: dict[str, set[str]] = defaultdict(set)
-        ids_by_fact: dict[tuple[str, str, str], set[str]] = defaultdict(set)
-        for event in bus.lifecycle.records:
-            call_id = str(event.get("call_id"))
-            if call_id not in expected:
-                continue
-            if event["type"] in OUTCOMES:
-                outcome_ids[call_id].add(event["event_id"])
-                outcome_of[call_id].add(_outcome(event))
-            what = (event.get("object") or {}).get("key") or event.get("recording_event_id") or ""
-            ids_by_fact[(event["type"], call_id, str(what))].add(event["event_id"])
         records = [e for e in bus.lifecycle.records if str(e.get("call_id")) in expected]
         repeats = len(records) - len({e["event_id"] for e in records})
         print(
             f"kills at {[round(k, 1) for k in kills]} s; {len(records)} lifecycle records, {repeats} repeats"
         )
-
-        wrong = {c: (expected[c], sorted(outcome_of[c])) for c in expected if outcome_of[c] != {expected[c]}}
-        assert not wrong, (
-            f"{len(wrong)} calls without their one expected outcome, e.g. {list(wrong.items())[:3]}"
-        )
-        assert all(len(ids) == 1 for ids in outcome_ids.values()), "an outcome proven twice under two ids"
+        assert_one_expected_outcome_each(bus, plan)
+        # A fact: one kind of event about one object with one content (a metadata document
+        # rewritten because the call said more, a late `call.ended` say, is a new fact).
+        ids_by_fact: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+        for event in records:
+            obj = event.get("object") or {}
+            what = f"{obj.get('key')}@{obj.get('sha256')}" if obj else str(event.get("recording_event_id"))
+            ids_by_fact[(event["type"], str(event["call_id"]), what)].add(event["event_id"])
         twice = [fact for fact, ids in ids_by_fact.items() if len(ids) > 1]
         assert not twice, f"facts proven under two ids: {twice[:3]}"
 

@@ -89,14 +89,15 @@ def copy_recording(
 
     In one store: a server-side copy with the store computing SHA-256, so no audio
     passes through here. Across stores (`source_s3` given): streamed as a multipart
-    upload and hashed on the way. A source that is gone because an earlier run
-    archived it and deleted it (a replay after a crash) counts as archived.
+    upload and hashed on the way. A recording already in the archive with this
+    SHA-256 (a replay after a crash, before or after its source was deleted)
+    counts as archived and is not copied again: one version per recording.
     """
+    done = archived_copy(s3, target_bucket, target_key, sha256)
+    if done is not None:
+        return CopyOutcome("archived", done, "already archived")
     source = head(source_s3 or s3, source_bucket, source_key)
     if source is None:
-        done = archived_copy(s3, target_bucket, target_key, sha256)
-        if done is not None:
-            return CopyOutcome("archived", done, "already archived")
         return CopyOutcome("source_missing", detail=f"s3://{source_bucket}/{source_key} does not exist")
     actual_size = int(source["ContentLength"])
     if actual_size != size_bytes:

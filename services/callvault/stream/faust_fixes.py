@@ -66,7 +66,8 @@ async def _getmany(self: Any, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
     async for tp, message in _original_getmany(self, timeout):
         if tp in held_back:
             continue
-        wanted = expect.get(tp)
+        # A table's changelog is compacted: gaps there are real, and recovery reads it.
+        wanted = None if tp.topic.endswith("-changelog") else expect.get(tp)
         if wanted is not None and message.offset > wanted and (tp, wanted) not in tried:
             tried.add((tp, wanted))
             held_back.add(tp)
