@@ -16,7 +16,7 @@ from fastapi import FastAPI, Query
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
-from callvault.api.deps import GrantDep, Refused, SvcDep
+from callvault.api.deps import GrantDep, Refused, Services, SvcDep
 from callvault.contract.commands import SubjectExtend
 from callvault.contract.fields import TENANT_PATTERN, Timestamp
 from callvault.rules.access import Grant, Want
@@ -171,9 +171,9 @@ def install(app: FastAPI) -> None:
         return _view(record, svc.clock.now())
 
 
-async def _record(svc: Any, tenant: str, request_id: uuid.UUID) -> RequestRecord:
+async def _record(svc: Services, tenant: str, request_id: uuid.UUID) -> RequestRecord:
     meta = svc.settings.metadata_bucket
     record = await svc.reader.runner.run("reading the request", get_request, meta, tenant, str(request_id))
     if record is None:
         raise Refused(404, f"no subject request {request_id} in tenant {tenant!r}")
-    return record  # type: ignore[no-any-return]
+    return record

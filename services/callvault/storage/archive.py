@@ -47,11 +47,26 @@ def _ref(bucket: str, key: str, sha: str, size: int, version: str | None) -> Obj
 
 
 def archived_copy(s3: BaseClient, bucket: str, key: str, sha256: str) -> ObjectRef | None:
-    """The object at `key` if it already holds content with this SHA-256."""
+    """The object at `key` if it already holds content with this SHA-256.
+
+    The store's own checksum decides, not the hash callvault wrote beside it: a copy
+    whose bytes did not match, left by a crash before it was removed, names the
+    announced hash in its metadata all the same.
+    """
     found = head(s3, bucket, key)
     if found is None or found.get("Metadata", {}).get(SHA_META) != sha256:
         return None
-    return _ref(bucket, key, sha256, int(found["ContentLength"]), found.get("VersionId"))
+    version = found.get("VersionId")
+    if _stored_sha256(s3, bucket, key, version, found.get("ChecksumSHA256")) != sha256:
+        return None
+    return _ref(bucket, key, sha256, int(found["ContentLength"]), version)
+
+
+def _stored_sha256(s3: BaseClient, bucket: str, key: str, version: str | None, checksum: str | None) -> str:
+    """The SHA-256 the store computed, or (a multipart composite, a store without checksums) read back."""
+    if checksum and "-" not in checksum:
+        return base64.b64decode(checksum).hex()
+    return _stream_sha256(s3, bucket, key, version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,10 +140,7 @@ def copy_recording(
     )
     version = response.get("VersionId")
     checksum = response.get("CopyObjectResult", {}).get("ChecksumSHA256")
-    if checksum and "-" not in checksum:
-        actual = base64.b64decode(checksum).hex()
-    else:
-        actual = _stream_sha256(s3, target_bucket, target_key, version)
+    actual = _stored_sha256(s3, target_bucket, target_key, version, checksum)
     if actual != sha256:
         if version:
             s3.delete_object(Bucket=target_bucket, Key=target_key, VersionId=version)

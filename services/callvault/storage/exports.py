@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import tempfile
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -37,7 +37,6 @@ class BuiltExport:
     recordings: int = 0
     metadata: int = 0
     size_bytes: int = 0
-    call_ids: list[str] = field(default_factory=list)
 
 
 def export_key(tenant: str, request_id: str) -> str:
@@ -91,7 +90,6 @@ def build_export(
                     audio.close()
                     built.recordings += 1
                 listed.append(item)
-                built.call_ids.append(entry.call_id)
             about = manifest(
                 request_id=request_id,
                 tenant=tenant,

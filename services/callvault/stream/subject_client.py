@@ -92,8 +92,11 @@ async def file_request(
 ) -> tuple[RequestRecord, dict[str, Any] | str | None]:
     """Record the request, send it, and (if `wait_s`) wait for the worker's answer."""
     record = new_record(command, settings.zone)
-    s3 = make_s3_client(settings, attempts=2)
-    await asyncio.to_thread(put_request, s3, settings.metadata_bucket, record)
+
+    def put() -> None:  # building a boto3 client blocks too: both off the loop
+        put_request(make_s3_client(settings, attempts=2), settings.metadata_bucket, record)
+
+    await asyncio.to_thread(put)
     return record, await submit_command(settings, command, wait_s)
 
 
