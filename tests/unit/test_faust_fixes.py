@@ -26,6 +26,10 @@ class FakeConsumer:
     def __init__(self, *batches: list[tuple[TP, int]]) -> None:
         self.batches = list(batches)
         self.sought: list[tuple[TP, int]] = []
+        self.committed: dict[TP, int | None] = {}  # what seek_to_committed finds
+
+    async def earliest_offsets(self, *partitions: TP) -> dict[TP, int]:
+        return dict.fromkeys(partitions, 0)
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +41,11 @@ def fake_faust(monkeypatch: pytest.MonkeyPatch) -> None:
     async def seek(self: FakeConsumer, tp: TP, offset: int) -> None:
         self.sought.append((tp, offset))
 
+    async def seek_to_committed(self: FakeConsumer) -> dict[TP, int | None]:
+        return dict(self.committed)
+
     monkeypatch.setattr(faust_fixes, "_original_getmany", getmany)
+    monkeypatch.setattr(faust_fixes, "_original_seek_to_committed", seek_to_committed)
     monkeypatch.setattr(faust_fixes, "_original_seek", seek)
 
 
@@ -65,3 +73,13 @@ async def test_a_compacted_changelog_is_read_as_it_is() -> None:
     consumer = FakeConsumer([(CHANGELOG, 57), (CHANGELOG, 90)])
     await faust_fixes._seek(consumer, CHANGELOG, 0)
     assert await fetch(consumer) == [(CHANGELOG.topic, 57), (CHANGELOG.topic, 90)]
+
+
+async def test_a_partition_with_nothing_committed_is_held_to_its_beginning() -> None:
+    """A worker killed before its first commit: its successor must start at 0, not where a fetch lands."""
+    consumer = FakeConsumer([(CALLS, 54), (CALLS, 55)], [(CALLS, 0), (CALLS, 1)])
+    consumer.committed = {CALLS: None, CHANGELOG: None}
+    await faust_fixes._seek_to_committed(consumer)
+    assert consumer.sought == [(CALLS, 0)], "sought to its beginning; the changelog left to recovery"
+    assert await fetch(consumer) == []
+    assert await fetch(consumer) == [(CALLS.topic, 0), (CALLS.topic, 1)]
