@@ -81,3 +81,28 @@ def test_a_large_recording_streams_in_parts(settings, monkeypatch: pytest.Monkey
     assert body == data
     tags = s3.get_object_tagging(Bucket=settings.recordings_bucket, Key="big/2026/01/01/big.wav")["TagSet"]
     assert {"Key": "tenant", "Value": "big"} in tags
+
+
+def test_a_mismatched_copy_left_by_a_crash_is_removed_by_the_replay(settings) -> None:  # noqa: ANN001
+    """The copy happened, the answer never came (a kill, a cut connection): the replay removes it."""
+    from callvault.storage import archive as s3ops
+
+    s3 = make_s3_client(settings)
+    announced = hashlib.sha256(b"the announced bytes").hexdigest()
+    source, target = "crash/source.wav", "crash/2026/01/01/crash.wav"
+    s3.put_object(Bucket=settings.staging_bucket, Key=source, Body=b"other bytes, same size!!")
+    # What the copy that lost its answer left: other bytes, under the announced hash.
+    s3.copy_object(
+        CopySource={"Bucket": settings.staging_bucket, "Key": source},
+        Bucket=settings.recordings_bucket, Key=target, MetadataDirective="REPLACE",
+        Metadata={s3ops.SHA_META: announced}, ChecksumAlgorithm="SHA256",
+    )  # fmt: skip
+    outcome = s3ops.copy_recording(
+        s3, source_bucket=settings.staging_bucket, source_key=source,
+        target_bucket=settings.recordings_bucket, target_key=target, sha256=announced,
+        size_bytes=len(b"other bytes, same size!!"), content_type="audio/wav",
+        tags={"retention-class": "recording", "tenant": "crash"}, extra_metadata={},
+    )  # fmt: skip
+    assert outcome.status == "mismatch"
+    versions = s3.list_object_versions(Bucket=settings.recordings_bucket, Prefix=target)
+    assert not versions.get("Versions"), "neither the left copy nor the new one stays"

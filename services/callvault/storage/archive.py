@@ -46,20 +46,34 @@ def _ref(bucket: str, key: str, sha: str, size: int, version: str | None) -> Obj
     return ObjectRef(bucket=bucket, key=key, sha256=sha, size_bytes=size, version_id=version)
 
 
-def archived_copy(s3: BaseClient, bucket: str, key: str, sha256: str) -> ObjectRef | None:
+def archived_copy(
+    s3: BaseClient, bucket: str, key: str, sha256: str, *, remove_mismatch: bool = False
+) -> ObjectRef | None:
     """The object at `key` if it already holds content with this SHA-256.
 
     The store's own checksum decides, not the hash callvault wrote beside it: a copy
-    whose bytes did not match, left by a crash before it was removed, names the
-    announced hash in its metadata all the same.
+    whose bytes did not match names the announced hash in its metadata all the
+    same. Such a copy is left when the worker died, or its connection was cut,
+    between the copy and removing it; `remove_mismatch` removes it then, so the
+    archive keeps no recording that no event proves.
     """
     found = head(s3, bucket, key)
     if found is None or found.get("Metadata", {}).get(SHA_META) != sha256:
         return None
     version = found.get("VersionId")
     if _stored_sha256(s3, bucket, key, version, found.get("ChecksumSHA256")) != sha256:
+        if remove_mismatch:
+            _delete_version(s3, bucket, key, version)
         return None
     return _ref(bucket, key, sha256, int(found["ContentLength"]), version)
+
+
+def _delete_version(s3: BaseClient, bucket: str, key: str, version: str | None) -> None:
+    """Remove that one version, not just hide it behind a delete marker."""
+    if version:
+        s3.delete_object(Bucket=bucket, Key=key, VersionId=version)
+    else:
+        s3.delete_object(Bucket=bucket, Key=key)
 
 
 def _stored_sha256(s3: BaseClient, bucket: str, key: str, version: str | None, checksum: str | None) -> str:
@@ -108,7 +122,7 @@ def copy_recording(
     SHA-256 (a replay after a crash, before or after its source was deleted)
     counts as archived and is not copied again: one version per recording.
     """
-    done = archived_copy(s3, target_bucket, target_key, sha256)
+    done = archived_copy(s3, target_bucket, target_key, sha256, remove_mismatch=True)
     if done is not None:
         return CopyOutcome("archived", done, "already archived")
     source = head(source_s3 or s3, source_bucket, source_key)
@@ -142,10 +156,7 @@ def copy_recording(
     checksum = response.get("CopyObjectResult", {}).get("ChecksumSHA256")
     actual = _stored_sha256(s3, target_bucket, target_key, version, checksum)
     if actual != sha256:
-        if version:
-            s3.delete_object(Bucket=target_bucket, Key=target_key, VersionId=version)
-        else:
-            s3.delete_object(Bucket=target_bucket, Key=target_key)
+        _delete_version(s3, target_bucket, target_key, version)
         return CopyOutcome(
             "mismatch", detail=f"the source's SHA-256 is {actual}, the event announced {sha256}"
         )
@@ -200,10 +211,8 @@ def _stream_across_stores(
             "archived", _ref(target_bucket, target_key, sha256, size_bytes, version.get("VersionId"))
         )
     written = head(s3, target_bucket, target_key)
-    if written is not None and written.get("VersionId"):
-        s3.delete_object(Bucket=target_bucket, Key=target_key, VersionId=written["VersionId"])
-    elif written is not None:
-        s3.delete_object(Bucket=target_bucket, Key=target_key)
+    if written is not None:
+        _delete_version(s3, target_bucket, target_key, written.get("VersionId"))
     return CopyOutcome("mismatch", detail=f"the source's SHA-256 is {actual}, the event announced {sha256}")
 
 
