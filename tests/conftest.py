@@ -76,10 +76,12 @@ def prepare(settings: Settings) -> None:
     asyncio.run(prepare_async(settings))
 
 
-def spawn_worker(settings: Settings, name: str = "worker") -> ChildProcess:
+def spawn_worker(settings: Settings, name: str = "worker", http_port: int | None = None) -> ChildProcess:
+    """A worker for these settings; its health and metrics on `http_port` (any free one by default)."""
     ARTIFACTS.mkdir(exist_ok=True)
     log = ARTIFACTS / f"{name}-{settings.app_id}.log"
-    return start_worker_process(settings_env(settings), log, name=name)
+    env = {**settings_env(settings), "CALLVAULT_WORKER_HTTP_PORT": str(http_port or free_port())}
+    return start_worker_process(env, log, name=name)
 
 
 def spawn_api(settings: Settings, name: str = "api") -> tuple[ChildProcess, str]:

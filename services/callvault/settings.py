@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from callvault.observability.logs import LogFormat
 from callvault.rules.durations import CalendarDuration
 from callvault.rules.retention import RetentionPolicy
 
@@ -91,6 +92,11 @@ class Settings(BaseSettings):
         16384, ge=1, description="largest producer batch; 1 on the embedded broker (Tansu)"
     )
     log_level: str = "info"
+    log_format: LogFormat = Field("text", description="text, or json: an object a line")
+    worker_http_host: str = Field("127.0.0.1", description="address of the worker's health and metrics")
+    worker_http_port: int = Field(
+        8081, ge=0, le=65535, description="port of the worker's /healthz, /readyz, /metrics (0: any free one)"
+    )
 
     # The QA retrieval API (`callvault api`).
     api_host: str = Field("127.0.0.1", description="address the API listens on")

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
@@ -33,6 +33,7 @@ from callvault.api.tokens import AudioLink, TokenRejected, issue_audio_link, rea
 from callvault.clock import Clock, SystemClock
 from callvault.contract.explain import describe_errors
 from callvault.contract.fields import CALL_ID_PATTERN, TENANT_PATTERN
+from callvault.observability.metrics import CONTENT_TYPE_LATEST, exposition
 from callvault.rules.access import Answer, Grant, Verdict, Want, decide
 from callvault.rules.call_state import Outcome
 from callvault.rules.evidence import recording_accessed
@@ -267,6 +268,10 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
             problems["kafka"] = f"{type(exc).__name__}: {exc}"
         status = 503 if problems else 200
         return JSONResponse({"status": "unready" if problems else "ready", "problems": problems}, status)
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics of this API process")
+    async def metrics() -> Response:
+        return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/api/v1/whoami", response_model=Whoami, tags=["calls"])
     async def whoami(grant: GrantDep) -> Whoami:

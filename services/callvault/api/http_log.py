@@ -1,4 +1,4 @@
-"""Structured access logs: one JSON line per request, with no personal data.
+"""Structured access logs: one JSON line per request, with no personal data; and its metrics.
 
 The path names tenants and call ids (not personal data), except an audio
 link's, which is a credential and is masked. The query string is left out: a
@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from callvault.observability.metrics import API_REQUESTS, API_SECONDS
 
 log = logging.getLogger("callvault.api.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -82,3 +84,7 @@ class AccessLogMiddleware:
             if "link_access" in state:
                 line["access_event_id"] = state["link_access"]
             log.info(json.dumps(line, separators=(",", ":")))
+            # The route's template, never the path: paths name calls and carry audio links.
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            API_REQUESTS.labels(scope.get("method") or "", route, str(status)).inc()
+            API_SECONDS.labels(route).observe(time.perf_counter() - started)

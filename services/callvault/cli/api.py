@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import logging.config
 
 import typer
 
 from callvault.cli.config import load_settings
 from callvault.cli.errors import UserError
 from callvault.clock import SystemClock
+from callvault.observability.logs import logging_config
 from callvault.rules.access import Role
 from callvault.rules.durations import CalendarDuration, add_duration
 
@@ -38,6 +40,8 @@ def serve(
     except ValueError as exc:
         raise UserError(str(exc)) from exc
     # One JSON line per request from callvault's own middleware; uvicorn's is off.
+    log_config = logging_config(settings.log_format, "warning")
+    logging.config.dictConfig(log_config)
     logging.getLogger("callvault.api").setLevel(logging.INFO)
     log_json_lines()
     print(f"callvault api on http://{settings.api_host}:{settings.api_port}/ (docs at /docs)", flush=True)
@@ -47,6 +51,7 @@ def serve(
         port=settings.api_port,
         access_log=False,
         log_level="warning",
+        log_config=log_config,
     )
 
 

@@ -76,6 +76,8 @@ def dev(
         for name, value in env.items():
             console.print(f"  export {name}={value}")
         console.print("  callvault simulate --calls 20")
+        worker_ops = f"http://{settings.worker_http_host}:{settings.worker_http_port}"
+        console.print(f"Worker probes and metrics: {worker_ops}/readyz, {worker_ops}/metrics")
         console.print(f"QA page and API: http://127.0.0.1:{port}/  (docs at /docs); a 12-hour QA token:")
         console.print(f"  {token}", soft_wrap=True)
         console.print(

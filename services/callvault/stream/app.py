@@ -22,6 +22,15 @@ from callvault.contract.base import ContractModel
 from callvault.contract.commands import command_adapter
 from callvault.contract.deadletter import DeadLetter, SourcePosition
 from callvault.contract.decoding import Rejected, decode_call_event, decode_with
+from callvault.observability.logs import logging_config
+from callvault.observability.metrics import (
+    CALLS_WAITING,
+    CONSUMER_LAG,
+    DEAD_LETTERS,
+    EVENTS_IN,
+    WORKER_READY,
+    count_emitted,
+)
 from callvault.rules.audit_chain import LoggedRecord
 from callvault.rules.call_state import TenantConflict
 from callvault.rules.redaction import redact_numbers
@@ -34,6 +43,7 @@ from callvault.stream.audit_archiver import AuditArchiver
 from callvault.stream.bus import lifecycle_key
 from callvault.stream.command_errors import CommandRefused
 from callvault.stream.commands import CommandHandler
+from callvault.stream.health import HealthServer
 from callvault.stream.messages import CallMessage, to_fact
 from callvault.stream.offloop import S3Runner
 from callvault.stream.processor import CallProcessor
@@ -80,6 +90,13 @@ class Worker:
         self.lifecycle = self.app.topic(settings.lifecycle_topic, **raw)
         self.deadletter = self.app.topic(settings.deadletter_topic, **raw)
         self.commands = self.app.topic(settings.commands_topic, **raw)
+        # The topics the agents consume, whose committed offsets say how far behind the worker is.
+        self._agent_topics = {
+            settings.call_events_topic,
+            settings.calls_topic,
+            settings.lifecycle_topic,
+            settings.commands_topic,
+        }
         # Keys are the raw call_id bytes, exactly as on `calls`, and the producer's
         # partitioner places changelog entries: so a call's state always sits in the
         # changelog partition of the same number as its `calls` partition.
@@ -90,12 +107,15 @@ class Worker:
             key_type=bytes,  # the raw serializer: changelog keys are the call_id bytes
             use_partitioner=True,
         )
+        # botocore tries the archive's writes once: S3Runner is their one retry loop, and
+        # it looks in the archive before it repeats a copy. botocore's own retry of a
+        # copy whose answer was lost would archive the recording a second time.
         self.s3 = S3Runner(
-            make_s3_client(settings, pool=settings.s3_max_concurrency),
+            make_s3_client(settings, pool=settings.s3_max_concurrency, attempts=1),
             max_workers=settings.s3_max_concurrency,
             endpoint=settings.s3_endpoint,
         )
-        staging = make_staging_s3_client(settings) if settings.staging_is_separate else None
+        staging = make_staging_s3_client(settings, attempts=1) if settings.staging_is_separate else None
         self.processor = CallProcessor(
             settings, self.table, self.s3, self.emit, self.clock, staging_s3=staging
         )
@@ -136,6 +156,14 @@ class Worker:
         )
         self._wakes_stale = True
         self._wake_sent: dict[bytes, datetime] = {}
+        self._recovered_once = False
+        self.health = HealthServer(
+            settings.worker_http_host,
+            settings.worker_http_port,
+            readiness=self.not_ready_because,
+            store_check=self._store_answers,
+            before_scrape=self._update_gauges,
+        )
         self._wire()
 
     # -- outputs ---------------------------------------------------------------------
@@ -146,6 +174,7 @@ class Worker:
         for event in events:
             pending.append(await self.lifecycle.send(key=lifecycle_key(event), value=event.to_json_bytes()))
         await asyncio.gather(*pending)
+        count_emitted(events)
 
     async def dead_letter(self, error: str, event: EventT) -> None:
         msg = event.message
@@ -163,6 +192,41 @@ class Worker:
         log.warning("dead letter at %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, error)
         fut = await self.deadletter.send(key=msg.key, value=letter.to_json_bytes())
         await fut
+        DEAD_LETTERS.labels(msg.topic).inc()
+
+    # -- health and metrics ------------------------------------------------------------
+
+    def not_ready_because(self) -> list[str]:
+        """Why the worker cannot do its share yet; empty once it has its partitions and its state."""
+        if not self._recovered_once:
+            return ["joining the consumer group and recovering call state"]
+        if self.app.rebalancing:
+            return ["rebalancing"]
+        if self.app.in_recovery:
+            return ["recovering call state from the changelog"]
+        return []
+
+    async def _store_answers(self) -> None:
+        await asyncio.to_thread(self.s3.s3.head_bucket, Bucket=self.settings.recordings_bucket)
+
+    def _update_gauges(self) -> None:
+        CALLS_WAITING.set(len(self.processor.wakes))
+        WORKER_READY.set(0 if self.not_ready_because() else 1)
+        CONSUMER_LAG.clear()
+        consumer = self.app.consumer
+        try:
+            assigned = consumer.assignment()
+        except Exception:  # noqa: BLE001 - not started yet: no partitions, no lag
+            return
+        for tp in assigned:
+            if tp.topic not in self._agent_topics:
+                continue  # changelogs are read, never committed: their "lag" would mean nothing
+            # faust's own record of what it committed, filled from the broker on assignment;
+            # nothing committed yet means the group starts from the beginning.
+            committed = consumer._committed_offset.get(tp) or 0  # noqa: SLF001
+            high = consumer.highwater(tp)
+            if high is not None:  # known after the first fetch from that partition
+                CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, high - committed))
 
     # -- agents ----------------------------------------------------------------------
 
@@ -242,9 +306,11 @@ class Worker:
         @app.on_rebalance_complete.connect
         async def _recovered(sender: Any, **_: Any) -> None:
             self._wakes_stale = True
+            self._recovered_once = True
 
     async def _intake(self, event: EventT) -> None:
         msg = event.message
+        EVENTS_IN.labels(msg.topic).inc()
         result = decode_call_event(msg.key, msg.value, self.settings.max_event_bytes, self._archive_buckets)
         if isinstance(result, Rejected):
             await self.dead_letter(result.error, event)
@@ -285,6 +351,7 @@ class Worker:
 
     async def _command(self, event: EventT) -> None:
         msg = event.message
+        EVENTS_IN.labels(msg.topic).inc()
         decoded = decode_with(command_adapter, msg.value, "command", self.settings.max_event_bytes)
         if isinstance(decoded, Rejected):
             await self.dead_letter(decoded.error, event)
@@ -336,5 +403,12 @@ def run_worker(settings: Settings) -> None:
     """Run the worker in the foreground until SIGINT/SIGTERM."""
     settings.check_production_ready()
     worker = Worker(settings)
-    faust_worker = faust.Worker(worker.app, loglevel=settings.log_level.upper(), quiet=True)
+    structured = settings.log_format == "json"
+    faust_worker = faust.Worker(
+        worker.app,
+        worker.health,  # a service started before the app: probes answer while it joins and recovers
+        loglevel=settings.log_level.upper(),
+        quiet=True,
+        logging_config=logging_config("json", settings.log_level) if structured else None,
+    )
     faust_worker.execute_from_commandline()

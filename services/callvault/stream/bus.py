@@ -13,6 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
 from callvault.contract.lifecycle import LifecycleBase
+from callvault.observability.metrics import count_emitted
 from callvault.settings import Settings
 
 # How every part of the worker hands over lifecycle events: returns once the broker has them.
@@ -82,6 +83,7 @@ async def send_lifecycle(producer: AIOKafkaProducer, settings: Settings, events:
         for e in events
     ]
     await asyncio.gather(*sent)
+    count_emitted(events)
 
 
 async def read_topic(

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 
+from callvault.observability.metrics import S3_ERRORS, s3_error_code
 from callvault.storage.errors import describe
 
 T = TypeVar("T")
@@ -35,14 +36,12 @@ class S3Runner:
         max_workers: int,
         endpoint: str | None,
         backoff_cap_s: float = 30.0,
-        on_error: Callable[[str], None] | None = None,
         give_up_after: int | None = None,
     ) -> None:
         self.s3 = s3
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="callvault-s3")
         self._endpoint = endpoint
         self._cap = backoff_cap_s
-        self._on_error = on_error
         # None: retry until the store answers (the worker). A number: a person is waiting.
         self._give_up_after = give_up_after
 
@@ -57,6 +56,7 @@ class S3Runner:
             try:
                 return await loop.run_in_executor(self._pool, call)
             except (BotoCoreError, ClientError, StorageFault) as exc:
+                S3_ERRORS.labels(s3_error_code(exc)).inc()
                 attempt += 1
                 if self._give_up_after is not None and attempt >= self._give_up_after:
                     raise
@@ -68,8 +68,6 @@ class S3Runner:
                     delay,
                     attempt,
                 )
-                if self._on_error is not None:
-                    self._on_error(what)
                 await asyncio.sleep(delay)
 
     async def once(self, fn: Callable[..., T], /, *args: Any) -> T:

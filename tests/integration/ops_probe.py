@@ -1,0 +1,48 @@
+"""Reading a running process's probes and metrics, as an operator's tooling would."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(base: str) -> Samples:
+    """Every sample of `{base}/metrics`, by name and sorted labels."""
+    text = httpx.get(f"{base}/metrics", timeout=5).text
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def total(samples: Samples, name: str, **labels: str) -> float:
+    """The sum over every sample of `name` whose labels include these."""
+    want = set(labels.items())
+    return sum(v for (n, lab), v in samples.items() if n == name and want <= set(lab))
+
+
+async def wait_ok(url: str, timeout: float) -> httpx.Response:
+    """GET `url` until it answers 200; fail with the last answer after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    async with httpx.AsyncClient(timeout=5) as client:
+        while time.monotonic() < deadline:
+            try:
+                answer = await client.get(url)
+                if answer.status_code == 200:
+                    return answer
+                last = answer.text
+            except httpx.TransportError as exc:
+                last = exc
+            await asyncio.sleep(0.3)
+    raise AssertionError(f"{url} not 200 within {timeout}s; last: {last}")
