@@ -11,6 +11,10 @@ import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from callvault.embedded.stack import EmbeddedStack
 
 
 @dataclass(frozen=True)
@@ -20,6 +24,11 @@ class Servers:
     s3_access_key: str
     s3_secret_key: str
     kind: str
+
+
+def embedded_servers(stack: EmbeddedStack, kind: str = "embedded (Tansu, moto)") -> Servers:
+    """The servers of an embedded stack (moto takes any credentials; these are the dev ones)."""
+    return Servers(stack.kafka_bootstrap, stack.s3_endpoint, "callvault-dev", "callvault-dev-secret", kind)
 
 
 def _docker_answers() -> bool:
@@ -56,13 +65,7 @@ def _embedded() -> Iterator[Servers]:
     from callvault.embedded.stack import EmbeddedStack
 
     with EmbeddedStack() as stack:
-        yield Servers(
-            stack.kafka_bootstrap,
-            stack.s3_endpoint,
-            "callvault-dev",
-            "callvault-dev-secret",
-            "embedded (Tansu, moto)",
-        )
+        yield embedded_servers(stack)
 
 
 @contextlib.contextmanager

@@ -18,7 +18,13 @@ import pytest
 
 from callvault.simulation.publish import publish_calls
 from tests.conftest import make_settings, prepare_async, spawn_worker
-from tests.faults.traffic import OUTCOMES, assert_one_expected_outcome_each, decided, mixed_traffic
+from tests.faults.traffic import (
+    OUTCOMES,
+    assert_nothing_doubled_or_left,
+    assert_one_expected_outcome_each,
+    decided,
+    mixed_traffic,
+)
 from tests.integration.helpers import Bus
 from tests.stack import Servers
 
@@ -26,8 +32,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(6
 
 CALLS = 2000
 KILLS = 3
-# Sources the contract deletes once decided (a checksum mismatch keeps it for a resend).
-SOURCE_GOES = {"archived", "disclosure_missing", "objected"}
 
 
 async def test_random_kills_during_2000_calls_lose_nothing_and_double_nothing(servers: Servers) -> None:
@@ -72,32 +76,7 @@ async def test_random_kills_during_2000_calls_lose_nothing_and_double_nothing(se
             f"kills at {[round(k, 1) for k in kills]} s; {len(records)} lifecycle records, {repeats} repeats"
         )
         assert_one_expected_outcome_each(bus, plan)
-        # A fact: one kind of event about one object with one content (a metadata document
-        # rewritten because the call said more, a late `call.ended` say, is a new fact).
-        ids_by_fact: dict[tuple[str, str, str], set[str]] = defaultdict(set)
-        for event in records:
-            obj = event.get("object") or {}
-            what = f"{obj.get('key')}@{obj.get('sha256')}" if obj else str(event.get("recording_event_id"))
-            ids_by_fact[(event["type"], str(event["call_id"]), what)].add(event["event_id"])
-        twice = [fact for fact, ids in ids_by_fact.items() if len(ids) > 1]
-        assert not twice, f"facts proven under two ids: {twice[:3]}"
-
-        staged = {
-            o["Key"]
-            for page in bus.s3.get_paginator("list_objects_v2").paginate(Bucket=settings.staging_bucket)
-            for o in page.get("Contents", ())
-        }
-        left = [c.staging_key for c in plan if expected[c.call_id] in SOURCE_GOES and c.staging_key in staged]
-        assert not left, f"{len(left)} sources left in staging, e.g. {left[:3]}"
-
-        versions: Counter[str] = Counter()
-        for page in bus.s3.get_paginator("list_object_versions").paginate(Bucket=settings.recordings_bucket):
-            for v in page.get("Versions", ()):
-                versions[v["Key"]] += 1
-        archived = sum(1 for c in expected.values() if c == "archived")
-        assert len(versions) == archived, "one archived object per archived call"
-        doubled = [k for k, n in versions.items() if n > 1]
-        assert not doubled, f"{len(doubled)} recordings archived twice, e.g. {doubled[:3]}"
+        assert_nothing_doubled_or_left(bus, plan)
 
 
 async def _diagnose(settings: Any, stuck: set[str]) -> None:

