@@ -26,6 +26,7 @@ from callvault.settings import Settings
 from callvault.storage.subject_flags import FlagRecord, SubjectFlag, put_flag, remove_flag
 from tests.conftest import ARTIFACTS, make_settings, prepare, spawn_api, spawn_worker
 from tests.integration.helpers import CALLEE, CALLER, Bus, CallScript
+from tests.integration.ops_probe import scrape, value
 from tests.stack import Servers
 
 pytestmark = pytest.mark.integration
@@ -384,3 +385,18 @@ def test_the_api_log_holds_no_phone_number_and_no_audio_link(api_settings: Setti
     assert '"status":200' in log  # the other tests of this module ran and were logged
     assert CALLER not in log and CALLEE not in log
     assert "/api/v1/audio/<link>" in log and "/api/v1/audio/eyJ" not in log
+
+
+async def test_api_metrics_count_requests_by_route_never_by_call(
+    api_settings: Settings, bus: Bus, client: httpx.AsyncClient
+) -> None:
+    archived = await archive(bus, tenant="acme")
+    served = {"method": "GET", "route": "/api/v1/calls/{tenant}/{day}/{call_id}", "status": "200"}
+    before = value(scrape(str(client.base_url)), "callvault_api_requests_total", **served)
+    for _ in range(3):
+        answer = await client.get(archived.path, params=PURPOSE, headers=auth(api_settings))
+        assert answer.status_code == 200
+    after = value(scrape(str(client.base_url)), "callvault_api_requests_total", **served)
+    assert after - before == 3, "counted under the route's template"
+    text = (await client.get("/metrics")).text
+    assert archived.call.call_id not in text, "a metric label names a call"
