@@ -63,11 +63,15 @@ bench-tools:
 	      || echo "could not install wrk: bench/api.py falls back to Python clients"; \
 	  else echo "no wrk: bench/api.py falls back to Python clients"; fi; }
 
+# Every benchmark in turn (about 20 minutes on 2 cores), then bench/results.json
+# and the README's table from their figures. Run it on an otherwise idle machine.
 bench: $(STAMP) bench-tools
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/purge.py
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/audit.py
+	$(BIN)/python bench/memory.py
+	$(BIN)/python bench/results.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

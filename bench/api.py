@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.conftest import make_settings, prepare_async, spawn_api, spawn_worker  # noqa: E402
 from tests.integration.helpers import Bus  # noqa: E402
-from tests.stack import Servers  # noqa: E402
+from tests.stack import embedded_servers  # noqa: E402
 
 from bench.report import cpu_seconds, machine, percentile, save  # noqa: E402
 from callvault.api.tokens import issue_token  # noqa: E402
@@ -188,9 +188,7 @@ async def measure(
 
 async def main(clients: int, seconds: int, calls: int) -> dict[str, Any]:
     with EmbeddedStack() as stack:
-        servers = Servers(
-            stack.kafka_bootstrap, stack.s3_endpoint, "callvault-dev", "callvault-dev-secret", "embedded"
-        )
+        servers = embedded_servers(stack)
         settings = make_settings(servers, "bapi" + secrets.token_hex(2))
         await prepare_async(settings)
         worker = spawn_worker(settings, "bench-worker")

@@ -34,7 +34,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.conftest import make_settings, prepare_async, settings_env  # noqa: E402
-from tests.stack import Servers  # noqa: E402
+from tests.stack import embedded_servers  # noqa: E402
 
 from bench.report import machine, save  # noqa: E402
 from callvault.contract.fields import format_rfc3339  # noqa: E402
@@ -123,9 +123,7 @@ def write_archive(settings: Settings, events: int) -> dict[str, Any]:
 
 async def main(events: int) -> dict[str, Any]:
     with EmbeddedStack() as stack:
-        servers = Servers(
-            stack.kafka_bootstrap, stack.s3_endpoint, "callvault-dev", "callvault-dev-secret", "e"
-        )
+        servers = embedded_servers(stack)
         settings = make_settings(servers, "baud" + secrets.token_hex(2))
         await prepare_async(settings)
         began = time.monotonic()

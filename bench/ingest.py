@@ -28,7 +28,7 @@ from aiokafka import AIOKafkaConsumer
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.conftest import make_settings, prepare_async, spawn_worker  # noqa: E402
-from tests.stack import Servers  # noqa: E402
+from tests.stack import embedded_servers  # noqa: E402
 
 from bench.report import cpu_seconds, machine, save  # noqa: E402
 from callvault.clock import SystemClock  # noqa: E402
@@ -143,9 +143,7 @@ async def bare_loop(bootstrap: str, events: int, size: int, partitions: int) -> 
 
 async def main(calls: int) -> dict[str, object]:
     with EmbeddedStack() as stack:
-        servers = Servers(
-            stack.kafka_bootstrap, stack.s3_endpoint, "callvault-dev", "callvault-dev-secret", "embedded"
-        )
+        servers = embedded_servers(stack)
         settings = make_settings(servers, "b" + secrets.token_hex(3), disclosure_grace="PT30S")
         await prepare_async(settings)
         pids = {

@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.conftest import make_settings, prepare_async, spawn_worker  # noqa: E402
-from tests.stack import Servers  # noqa: E402
+from tests.stack import embedded_servers  # noqa: E402
 
 from bench.report import machine, percentile, save  # noqa: E402
 from callvault.clock import SystemClock  # noqa: E402
@@ -133,9 +133,7 @@ async def lateness(
 
 async def main(objects: int, interval: float, window: float) -> dict[str, object]:
     with EmbeddedStack() as stack:
-        servers = Servers(
-            stack.kafka_bootstrap, stack.s3_endpoint, "callvault-dev", "callvault-dev-secret", "embedded"
-        )
+        servers = embedded_servers(stack)
         settings = make_settings(
             servers, "b" + secrets.token_hex(3), recording_retention=f"PT{RETENTION_S}S",
             purge_interval_s=interval, log_level="warning",

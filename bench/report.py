@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,5 +34,6 @@ def machine() -> str:
 def save(name: str, result: dict[str, Any]) -> None:
     """Write bench/out/{name}.json and print the line that says where the figures come from."""
     OUT.mkdir(exist_ok=True)
+    result = {**result, "measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
     (OUT / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(f"machine: {result['machine']}; stack: {result['stack']}")

@@ -1,0 +1,118 @@
+"""Gather every benchmark's last figures into bench/results.json and the README's table.
+
+Each script in bench/ writes bench/out/{name}.json; this reads them all, writes
+one bench/results.json, prints the summary table (Markdown) and puts it in the
+README between its `bench-table` markers, so the README shows what the last
+`make bench` measured, on which machine.
+
+    .venv/bin/python bench/results.py [--no-readme]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "out"
+RESULTS = ROOT / "bench" / "results.json"
+README = ROOT / "README.md"
+START, END = "<!-- bench-table:start -->", "<!-- bench-table:end -->"
+
+
+def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(what, figure, conditions) rows of one benchmark's result."""
+    if name == "ingest":
+        cv, bare = r["callvault"], r["bare_consume_produce"]
+        return [
+            ("ingest, end to end", f"{cv['calls_per_s']} calls/s ({cv['events_per_s']} events/s)",
+             f"{cv['calls']} compliant calls, {cv['archived']} archived"),
+            ("bare aiokafka consume→produce, same broker", f"{bare['events_per_s']:,} events/s",
+             f"ratio callvault / bare {r['ratio_events_per_s']}"),
+        ]  # fmt: skip
+    if name == "purge":
+        t, late = r["throughput"], r["lateness"]
+        ls = late["lateness_s"]
+        return [
+            ("purge, one pass", f"{t['objects_per_s']} objects/s",
+             f"{t['objects']:,} due objects, every version"),
+            ("purge lateness p50 / p99 / max", f"{ls['p50']:.1f} / {ls['p99']:.1f} / {ls['max']:.1f} s",
+             f"{late['objects']:,} falling due over {late['window_s']:.0f} s, "
+             f"interval {late['interval_s']:.0f} s"),
+        ]  # fmt: skip
+    if name == "api":
+        rows = []
+        for kind, label in (
+            ("metadata", "API, one call's metadata"),
+            ("audio_range_64k", "API, 64 KiB audio range"),
+            ("audio_whole_30s", "API, whole 30 s recording"),
+        ):
+            loaded = r["results"][kind]["loaded"]
+            rows.append((
+                label, f"{loaded['requests_per_s']} req/s, p99 {loaded['p99_ms']:,.0f} ms",
+                f"{r['clients']} connections ({r['results']['load_generator']}), {loaded['errors']} errors",
+            ))  # fmt: skip
+        return rows
+    if name == "audit":
+        return [
+            ("audit replay", f"{r['events_per_s']:,} events/s ({r['replay_seconds']} s)",
+             f"{r['events']:,} events, peak RSS {r['peak_rss_mb']} MB, {r['violations']} violations"),
+        ]  # fmt: skip
+    if name == "memory":
+        return [
+            ("worker memory, calls in flight",
+             f"peak {r['peak_rss_mb']} MB RSS ({r['per_call_kb']} KB a call)",
+             f"{r['calls_in_flight']:,} calls started, none ended; idle {r['baseline_rss_mb']} MB"),
+        ]  # fmt: skip
+    return []
+
+
+ORDER = ("ingest", "purge", "api", "audit", "memory")
+
+
+def gather() -> dict[str, Any]:
+    found = {p.stem: json.loads(p.read_text()) for p in sorted(OUT.glob("*.json"))}
+    return {name: found[name] for name in (*ORDER, *sorted(set(found) - set(ORDER))) if name in found}
+
+
+def table(results: dict[str, Any]) -> str:
+    machines = sorted({r.get("machine", "?") for r in results.values()})
+    lines = [
+        f"Latest `make bench` figures (machine: {'; '.join(machines)}; embedded stack: Tansu + moto).",
+        "",
+        "| benchmark | figure | conditions | measured |",
+        "|---|---|---|---|",
+    ]
+    for name, result in results.items():
+        when = result.get("measured_at", "before dates were kept")
+        for what, figure, conditions in _rows(name, result):
+            lines.append(f"| {what} | {figure} | {conditions} | {when} |")
+    return "\n".join(lines)
+
+
+def put_in_readme(text: str) -> bool:
+    readme = README.read_text()
+    if START not in readme or END not in readme:
+        return False
+    head, rest = readme.split(START, 1)
+    _, tail = rest.split(END, 1)
+    README.write_text(f"{head}{START}\n{text}\n{END}{tail}")
+    return True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-readme", action="store_true", help="print and write results.json only")
+    args = parser.parse_args()
+    results = gather()
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    text = table(results)
+    print(text)
+    if not args.no_readme:
+        print("README updated" if put_in_readme(text) else "README has no bench-table markers: not updated")
+
+
+if __name__ == "__main__":
+    main()
