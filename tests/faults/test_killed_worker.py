@@ -19,11 +19,11 @@ import pytest
 from callvault.simulation.publish import publish_calls
 from tests.conftest import make_settings, prepare_async, spawn_worker
 from tests.faults.traffic import (
-    OUTCOMES,
     assert_nothing_doubled_or_left,
     assert_one_expected_outcome_each,
     decided,
     mixed_traffic,
+    undecided,
 )
 from tests.integration.helpers import Bus
 from tests.stack import Servers
@@ -62,7 +62,7 @@ async def test_random_kills_during_2000_calls_lose_nothing_and_double_nothing(se
             try:
                 await bus.lifecycle.wait_for(lambda w: decided(bus, plan) == CALLS, 180, "every call decided")
             except TimeoutError:
-                stuck = [c for c in plan if not set(bus.lifecycle.types_for(c.call_id)) & OUTCOMES]
+                stuck = undecided(bus, plan)
                 await _diagnose(settings, {c.call_id for c in stuck})
                 kinds = dict(Counter(c.expected for c in stuck))
                 raise AssertionError(f"{len(stuck)} calls undecided ({kinds})") from None

@@ -25,11 +25,11 @@ from callvault.simulation.publish import publish_calls
 from tests.conftest import make_settings, prepare_async, spawn_worker
 from tests.faults.s3_proxy import FaultProxy, Mode
 from tests.faults.traffic import (
-    OUTCOMES,
     assert_nothing_doubled_or_left,
     assert_one_expected_outcome_each,
     decided,
     mixed_traffic,
+    undecided,
 )
 from tests.integration.helpers import Bus
 from tests.integration.ops_probe import Samples, scrape, total, value, wait_ok
@@ -103,7 +103,7 @@ async def test_a_failing_store_loses_nothing_and_doubles_nothing(servers: Server
             try:
                 await bus.lifecycle.wait_for(lambda w: decided(bus, plan) == len(plan), 240, "all decided")
             except TimeoutError:
-                waiting = [c.call_id for c in plan if not set(bus.lifecycle.types_for(c.call_id)) & OUTCOMES]
+                waiting = [c.call_id for c in undecided(bus, plan)]
                 raise AssertionError(f"{len(waiting)} calls never decided, e.g. {waiting[:5]}") from None
             print(f"healed: every call decided {time.monotonic() - healed:.1f}s after the store came back")
             await bus.settle(5)

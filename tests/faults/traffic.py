@@ -25,8 +25,13 @@ def mixed_traffic(settings: Settings, calls: int, seed: int) -> list[SimulatedCa
     return plan_traffic(opts, datetime.now(UTC), settings.retention)
 
 
+def undecided(bus: Bus, calls: list[SimulatedCall]) -> list[SimulatedCall]:
+    """The calls with no outcome on the lifecycle topic yet."""
+    return [c for c in calls if not set(bus.lifecycle.types_for(c.call_id)) & OUTCOMES]
+
+
 def decided(bus: Bus, calls: list[SimulatedCall]) -> int:
-    return sum(1 for c in calls if set(bus.lifecycle.types_for(c.call_id)) & OUTCOMES)
+    return len(calls) - len(undecided(bus, calls))
 
 
 def outcome_of(event: dict[str, Any]) -> str:

@@ -213,6 +213,8 @@ class Worker:
         CALLS_WAITING.set(len(self.processor.wakes))
         WORKER_READY.set(0 if self.not_ready_because() else 1)
         CONSUMER_LAG.clear()
+        if not self.app.started:
+            return  # a scrape before the app starts must not be what creates its consumer
         consumer = self.app.consumer
         try:
             assigned = consumer.assignment()

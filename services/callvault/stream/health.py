@@ -42,6 +42,7 @@ class HealthServer(Service):
         self._store_check = store_check
         self._before_scrape = before_scrape
         self._store_ok_at = float("-inf")
+        self._store_checking: asyncio.Future[None] | None = None
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -84,8 +85,14 @@ class HealthServer(Service):
     async def _store_problem_now(self) -> str:
         if time.monotonic() - self._store_ok_at < STORE_CHECK_TTL_S:
             return ""
+        # One check in flight at most: probes arriving while S3 hangs wait on the same one
+        # instead of each leaving another request (and thread) behind.
+        if self._store_checking is None or self._store_checking.done():
+            self._store_checking = asyncio.ensure_future(self._store_check())
+            # Its failure is reported by whichever probe waits for it; none may be left to.
+            self._store_checking.add_done_callback(lambda f: f.cancelled() or f.exception())
         try:
-            await asyncio.wait_for(self._store_check(), timeout=3.0)
+            await asyncio.wait_for(asyncio.shield(self._store_checking), timeout=3.0)
         except Exception as exc:  # noqa: BLE001 - reported, not raised
             return f"s3: {type(exc).__name__}: {exc}"
         self._store_ok_at = time.monotonic()
