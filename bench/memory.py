@@ -20,40 +20,28 @@ import json
 import secrets
 import sys
 import time
-import urllib.request
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-from prometheus_client.parser import text_string_to_metric_families
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.conftest import make_settings, prepare_async, spawn_worker  # noqa: E402
+from tests.integration.helpers import CallScript  # noqa: E402
+from tests.integration.ops_probe import scrape, total, value, wait_ok  # noqa: E402
 from tests.stack import embedded_servers  # noqa: E402
 
 from bench.report import machine, save  # noqa: E402
-from callvault.contract.fields import format_rfc3339  # noqa: E402
 from callvault.embedded.processes import free_port  # noqa: E402
 from callvault.embedded.stack import EmbeddedStack  # noqa: E402
 from callvault.settings import Settings  # noqa: E402
 from callvault.stream.bus import make_producer  # noqa: E402
 
 
-def _events(n: int, start: datetime) -> list[tuple[str, dict[str, object]]]:
-    call_id = f"mem-{n:07d}"
-    base = {"call_id": call_id, "tenant": "acme"}
-    started = {
-        **base, "type": "call.started", "event_id": str(uuid.uuid4()), "occurred_at": format_rfc3339(start),
-        "direction": "inbound", "caller": f"+3225{n:07d}", "callee": "+3227000000",
-        "agent_id": f"agent-{n % 300}", "language": "nl-BE",
-    }  # fmt: skip
-    disclosed = {
-        **base, "type": "disclosure.played", "event_id": str(uuid.uuid4()),
-        "occurred_at": format_rfc3339(start + timedelta(seconds=1)), "prompt_id": "notice-v2",
-        "language": "nl-BE", "completed": True, "duration_ms": 4000,
-    }  # fmt: skip
-    return [(call_id, started), (call_id, disclosed)]
+def _events(n: int, start: datetime) -> list[dict[str, Any]]:
+    """A call's start and its disclosure, as the integration tests script them; a number of its own."""
+    call = CallScript(call_id=f"mem-{n:07d}", start=start, caller=f"+3225{n:07d}", audio=b"")
+    return [call.started(), call.disclosure()]
 
 
 def _kib(pid: int, field: str) -> int:
@@ -61,16 +49,6 @@ def _kib(pid: int, field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0
-
-
-def _metrics(base: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    with urllib.request.urlopen(f"{base}/metrics", timeout=5) as answer:  # noqa: S310 - loopback
-        text = answer.read().decode()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
 
 
 async def run(settings: Settings, calls: int) -> dict[str, object]:
@@ -82,17 +60,7 @@ async def run(settings: Settings, calls: int) -> dict[str, object]:
     topic = settings.call_events_topic
     samples: list[tuple[float, int]] = []
     try:
-        deadline = time.monotonic() + 120
-        while True:  # ready: joined, recovered
-            try:
-                with urllib.request.urlopen(f"{base}/readyz", timeout=5) as answer:  # noqa: S310
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if not worker.alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"the worker did not become ready:\n{worker.tail(30)}")
-            await asyncio.sleep(0.5)
+        await wait_ok(f"{base}/readyz", 120)  # joined, recovered
         baseline_kib = _kib(pid, "VmRSS")
         producer = make_producer(settings.kafka_bootstrap)
         await producer.start()
@@ -100,8 +68,8 @@ async def run(settings: Settings, calls: int) -> dict[str, object]:
         start = datetime.now(UTC) - timedelta(minutes=1)
         try:
             for n in range(calls):
-                for key, event in _events(n, start):
-                    await producer.send(topic, json.dumps(event).encode(), key=key.encode())
+                for event in _events(n, start):
+                    await producer.send(topic, json.dumps(event).encode(), key=event["call_id"].encode())
                 if n % 5000 == 4999:
                     await producer.flush()
             await producer.flush()
@@ -112,9 +80,9 @@ async def run(settings: Settings, calls: int) -> dict[str, object]:
         last_report = 0.0
         while True:
             samples.append((time.monotonic() - began, _kib(pid, "VmRSS")))
-            m = _metrics(base)
-            read = m.get(("callvault_events_in_total", (("topic", topic),)), 0.0)
-            lag = sum(v for (name, _), v in m.items() if name == "callvault_consumer_lag")
+            m = scrape(base)
+            read = value(m, "callvault_events_in_total", topic=topic)
+            lag = total(m, "callvault_consumer_lag")
             if time.monotonic() - last_report > 15:
                 last_report = time.monotonic()
                 rss = samples[-1][1] / 1024
@@ -125,7 +93,7 @@ async def run(settings: Settings, calls: int) -> dict[str, object]:
                 raise RuntimeError(f"the worker died:\n{worker.tail(30)}")
             await asyncio.sleep(0.5)
         elapsed = time.monotonic() - began
-        waiting = m.get(("callvault_calls_waiting", ()), 0.0)
+        waiting = value(m, "callvault_calls_waiting")
         await asyncio.sleep(5)  # what it keeps once settled
         settled_kib = _kib(pid, "VmRSS")
         peak_kib = _kib(pid, "VmHWM")

@@ -38,8 +38,7 @@ class FaultProxy:
         self.upstream = (upstream_host, upstream_port)
         self.port = free_port()
         self.mode: Mode = "pass"
-        self.delay_s = 1.0
-        self.connections = 0  # accepted so far, whatever happened to them
+        self.delay_s = 1.0  # how long each new connection waits in `delay`
         self._open: set[asyncio.StreamWriter] = set()
         self._server: asyncio.Server | None = None
         self._loop = asyncio.new_event_loop()
@@ -59,10 +58,8 @@ class FaultProxy:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
 
-    def set(self, mode: Mode, delay_s: float | None = None) -> None:
+    def set(self, mode: Mode) -> None:
         """Switch the fault; open connections are dropped so that the new mode applies at once."""
-        if delay_s is not None:
-            self.delay_s = delay_s
         self.mode = mode
         self._call(self._close_all(stop_listening=mode == "refuse"))
         if mode != "refuse":
@@ -87,9 +84,9 @@ class FaultProxy:
         self._open.clear()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
         self._open.add(writer)
         mode = self.mode
+        up_writer: asyncio.StreamWriter | None = None
         try:
             if mode == "503":
                 with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
@@ -108,8 +105,8 @@ class FaultProxy:
         except (ConnectionError, OSError, asyncio.IncompleteReadError):
             pass
         finally:
-            for w in (writer, locals().get("up_writer")):
-                if isinstance(w, asyncio.StreamWriter):
+            for w in (writer, up_writer):
+                if w is not None:
                     self._open.discard(w)
                     w.transport.abort()
 

@@ -12,7 +12,6 @@ import asyncio
 import secrets
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -38,7 +37,7 @@ DOWN_S = 8.0
 def durable_stack() -> Iterator[EmbeddedStack]:
     run_dir = ARTIFACTS / f"durable-broker-{secrets.token_hex(3)}"
     run_dir.mkdir(parents=True, exist_ok=True)
-    with EmbeddedStack(Path(run_dir), broker_storage="s3://tansu-broker/") as stack:
+    with EmbeddedStack(run_dir, broker_storage="s3://tansu-broker/") as stack:
         yield stack
 
 

@@ -18,6 +18,8 @@ from pathlib import Path
 from types import TracebackType
 
 from callvault.embedded.processes import ChildProcess, free_port, tcp_open
+from callvault.settings import Settings
+from callvault.storage.client import make_s3_client
 
 
 def tansu_binary() -> str:
@@ -119,24 +121,17 @@ class EmbeddedStack:
 
     def _broker_bucket(self) -> dict[str, str]:
         """Create the broker's bucket in this stack's store; the variables Tansu reads to reach it."""
-        import boto3
-
-        creds = {"AWS_ACCESS_KEY_ID": "callvault-dev", "AWS_SECRET_ACCESS_KEY": "callvault-dev-secret"}
+        store = Settings(s3_endpoint=self.s3_endpoint, s3_region="us-east-1")  # moto's default region
+        s3 = make_s3_client(store)
         bucket = self.broker_storage.removeprefix("s3://").split("/", 1)[0]
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=self.s3_endpoint,
-            region_name="us-east-1",
-            aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
-        )
         try:
             s3.create_bucket(Bucket=bucket)
         except s3.exceptions.BucketAlreadyOwnedByYou:
             pass
         return {
-            **creds,
-            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": store.s3_access_key,
+            "AWS_SECRET_ACCESS_KEY": store.s3_secret_key.get_secret_value(),
+            "AWS_DEFAULT_REGION": store.s3_region,
             "AWS_ENDPOINT": self.s3_endpoint,
             "AWS_ALLOW_HTTP": "true",
         }
