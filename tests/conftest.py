@@ -27,6 +27,8 @@ WORKER_TUNING = {
     "source_retry_backoff": "PT0.5S",
     "tick_interval_s": 0.5,
     "deletion_in_flight_s": 2.0,
+    # Exports larger than this go up in parts: every access request in the suite takes that path.
+    "s3_max_put_bytes": 16 * 1024,
 }
 
 

@@ -6,7 +6,7 @@ from functools import cached_property
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from callvault.observability.logs import LogFormat
@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     staging_s3_access_key: str | None = None
     staging_s3_secret_key: SecretStr | None = None
     staging_s3_region: str | None = None
+    source_buckets: str = Field(
+        "",
+        description="buckets besides the staging bucket that a recording.stored may name, comma-separated",
+    )
 
     # Tuning with safe defaults.
     env: str = Field("dev", description="dev or prod; prod refuses the dev pseudonym key")
@@ -59,6 +63,17 @@ class Settings(BaseSettings):
     max_event_bytes: int = Field(64 * 1024, ge=1024)
     source_retries: int = Field(3, ge=0, description="checks of a missing source before rejecting")
     source_retry_backoff: IsoDuration = "PT2S"
+    source_stuck_s: float = Field(
+        120.0,
+        gt=0,
+        description="how long one source may keep failing while the store answers others, before the "
+        "call is rejected as source_unreadable (an outage of the whole store still blocks)",
+    )
+    s3_max_put_bytes: int = Field(
+        5 * 1024**3,
+        ge=1,
+        description="largest object one PUT may write (5 GiB on AWS); larger exports go up in parts",
+    )
     tick_interval_s: float = Field(1.0, gt=0, description="how often the worker wakes due calls")
     settled_state_ttl: IsoDuration = Field(
         "P1D", description="how long a decided call's state stays to absorb late duplicates"
@@ -184,6 +199,30 @@ class Settings(BaseSettings):
             raise ValueError(
                 "CALLVAULT_API_TOKEN_SECRET is the dev-only value; anyone could sign tokens. Set a secret"
             )
+
+    @property
+    def upload_buckets(self) -> frozenset[str]:
+        """Where a recording's source may lie: the only buckets callvault reads or deletes uploads in."""
+        extra = {name.strip() for name in self.source_buckets.split(",") if name.strip()}
+        return frozenset({self.staging_bucket, *extra})
+
+    @property
+    def own_buckets(self) -> frozenset[str]:
+        """Callvault's archive: never a source, so never read or deleted as one."""
+        return frozenset(
+            {self.recordings_bucket, self.metadata_bucket, self.audit_bucket, self.exports_bucket}
+        )
+
+    @model_validator(mode="after")
+    def _sources_outside_the_archive(self) -> Settings:
+        overlap = self.upload_buckets & self.own_buckets
+        if overlap:
+            raise ValueError(
+                f"{', '.join(sorted(overlap))} is both an upload bucket (CALLVAULT_STAGING_BUCKET or "
+                "CALLVAULT_SOURCE_BUCKETS) and one of callvault's archive buckets; sources are deleted "
+                "after archiving, so they must live elsewhere"
+            )
+        return self
 
     @property
     def staging_is_separate(self) -> bool:

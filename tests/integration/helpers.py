@@ -157,6 +157,14 @@ class Bus:
         """Give the worker time to (not) do something more."""
         await asyncio.sleep(seconds)
 
+    async def create_bucket(self, name: str, *, versioned: bool = False) -> None:
+        """A bucket that is not callvault's (another application's), in the settings' region."""
+        where = {"LocationConstraint": self.settings.s3_region}
+        await asyncio.to_thread(self.s3.create_bucket, Bucket=name, CreateBucketConfiguration=where)
+        if versioned:
+            on = {"Status": "Enabled"}
+            await asyncio.to_thread(self.s3.put_bucket_versioning, Bucket=name, VersioningConfiguration=on)
+
     def events_of(self, call_id: str, type_: str) -> list[dict[str, Any]]:
         return [e for e in self.lifecycle.by_key.get(call_id, []) if e.get("type") == type_]
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -62,6 +64,27 @@ CASES: list[tuple[str, bytes, bytes | None, str]] = [
         "over the 65536-byte limit",
     ),
     ("tombstone", b"", b"c-empty", "is not JSON"),
+    # Each of these raised in the decoder before issue 13, and the worker acked it silently.
+    ("nested 1000 deep", b'{"a":' * 1000 + b"1" + b"}" * 1000, b"c-deep", "nests 1000 levels deep"),
+    (
+        "5000-digit number",
+        _j(_valid_end("c-digits")).replace(b'"duration_s": 12', b'"duration_s": ' + b"7" * 5000),
+        b"c-digits",
+        "a number has 5000 characters",
+    ),
+    (
+        "infinity",
+        _j(_valid_end("c-inf")).replace(b'"duration_s": 12', b'"duration_s": Infinity'),
+        b"c-inf",
+        "Infinity is not a JSON number",
+    ),
+    (
+        "year 1",
+        _j({**_valid_end("c-year1"), "occurred_at": "0001-01-01T00:30:00+01:00"}),
+        b"c-year1",
+        "not a real instant",
+    ),
+    ("trailing newline", _j(_valid_end("c-nl\n")), b"c-nl\n", "call_id"),
 ]
 
 
@@ -109,4 +132,34 @@ async def test_a_source_in_the_recordings_bucket_is_refused(settings: Settings, 
         letter = await bus.dead_letter_where(
             lambda r: call.call_id.encode() in base64.b64decode(r.get("value") or "")
         )
-        assert "points into callvault's own bucket" in letter["error"]
+        assert (
+            f"names the bucket '{settings.recordings_bucket}', which is not where uploads" in letter["error"]
+        )
+
+
+async def test_a_source_in_another_bucket_is_never_touched(settings: Settings, worker: ChildProcess) -> None:
+    """On main this deleted both versions of an unrelated object and said `retention_elapsed`."""
+    other = settings.staging_bucket.replace("-staging", "-other-app")
+    async with Bus(settings) as bus:
+        await bus.create_bucket(other, versioned=True)
+        for body in (b"v1", b"v2"):
+            await asyncio.to_thread(bus.s3.put_object, Bucket=other, Key="payroll/2026.xlsx", Body=body)
+        call = bus.script(start=datetime.now(UTC) - timedelta(days=60))  # retention elapsed on arrival
+        stored = {**call.stored(), "source_uri": f"s3://{other}/payroll/2026.xlsx"}
+        await bus.send(call.started(), stored)
+        letter = await bus.dead_letter_where(
+            lambda r: call.call_id.encode() in base64.b64decode(r.get("value") or "")
+        )
+        assert "nothing was read or deleted" in letter["error"]
+        assert bus.versions(other, "payroll/2026.xlsx") == 2
+
+
+async def test_a_phone_number_as_record_key_is_not_kept(settings: Settings, worker: ChildProcess) -> None:
+    async with Bus(settings) as bus:
+        call = bus.script()
+        await bus.send(call.started(), key=b"+32470123456")
+        letter = await bus.dead_letter_where(lambda r: "is not the event's call_id" in r.get("error", "")
+                                             and call.call_id in r.get("error", ""))  # fmt: skip
+        kept = (base64.b64decode(letter["key"]) + base64.b64decode(letter["value"])).decode()
+        assert "470123456" not in kept and "470123456" not in letter["error"]
+        assert letter["numbers_redacted"] >= 2  # the key and the caller

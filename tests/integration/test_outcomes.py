@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -187,6 +188,35 @@ async def test_missing_source_is_rejected_after_retries(settings: Settings, work
         rejected = bus.events_of(call.call_id, "recording.rejected")[0]
         assert rejected["reason"] == "source_missing"
         assert "after 3 lookups" in rejected["detail"]
+
+
+async def test_a_source_the_store_refuses_is_rejected_and_the_partition_goes_on(
+    settings: Settings, worker: ChildProcess
+) -> None:
+    """A source in an archive tier: HEAD answers, the copy and a read answer 403 for good.
+
+    On main the worker retried the copy for ever, so the call's partition stalled.
+    """
+    async with Bus(settings) as bus:
+        call = bus.script()
+        await asyncio.to_thread(
+            bus.s3.put_object,
+            Bucket=settings.staging_bucket,
+            Key=call.staging_key,
+            Body=call.audio,
+            StorageClass="GLACIER",
+        )
+        await bus.send(call.started(), call.disclosure(), call.stored(), call.ended())
+        await bus.wait_types(call.call_id, "recording.rejected", timeout=40)
+        rejected = bus.events_of(call.call_id, "recording.rejected")[0]
+        assert rejected["reason"] == "source_unreadable"
+        assert "InvalidObjectState" in rejected["detail"] and rejected["source_deleted"] is False
+        assert bus.exists(settings.staging_bucket, call.staging_key), "the source is the producer's to fix"
+        after = bus.script(call_id=call.call_id + "-next")
+        await bus.send_call(after)
+        await bus.wait_types(after.call_id, "recording.archived")
+        # Other tests read every object in staging; one in an archive tier cannot be read.
+        await asyncio.to_thread(bus.s3.delete_object, Bucket=settings.staging_bucket, Key=call.staging_key)
 
 
 async def test_missing_source_uploaded_during_the_retries_is_archived(

@@ -227,6 +227,11 @@ async def test_the_export_holds_exactly_the_subjects_data(settings: Settings, bu
     assert names == {"manifest.json"} | {f"calls/{i}.json" for i in ids} | {
         f"recordings/{i}.wav" for i in ids
     }
+    # Larger than one PUT may carry here (CALLVAULT_S3_MAX_PUT_BYTES is set small for the suite):
+    # it went up as a multipart upload, whose ETag names its parts.
+    bucket, key = answer["export_uri"].removeprefix("s3://").split("/", 1)
+    stored = bus.s3.head_object(Bucket=bucket, Key=key)
+    assert stored["ContentLength"] > settings.s3_max_put_bytes and "-" in stored["ETag"]
     manifest = json.loads(archive.read("manifest.json"))
     assert sorted(c["call_id"] for c in manifest["calls"]) == ids
     assert manifest["subject"] == pseudonym(settings, number)
@@ -238,6 +243,28 @@ async def test_the_export_holds_exactly_the_subjects_data(settings: Settings, bu
     for foreign in (pseudonym(settings, other), pseudonym(settings, CALLEE), theirs.call_id.encode()):
         text = foreign if isinstance(foreign, bytes) else foreign.encode()
         assert text not in everything, "the export holds someone else's data"
+
+
+async def test_an_export_the_store_will_not_take_is_a_refusal_not_a_rebuild_loop(settings: Settings) -> None:
+    """On main the handler rebuilt the ZIP for ever and the commands agent stood still."""
+    from callvault.clock import SystemClock
+    from callvault.storage.client import make_s3_client
+    from callvault.stream.command_errors import CommandRefused
+    from callvault.stream.offloop import S3Runner
+    from callvault.stream.subjects import SubjectHandler
+
+    broken = settings.model_copy(update={"exports_bucket": settings.exports_bucket + "-missing"})
+    runner = S3Runner(make_s3_client(broken), max_workers=2, endpoint=broken.s3_endpoint, backoff_cap_s=0.05)
+    emitted: list[Any] = []
+
+    async def emit(events: Any) -> None:
+        emitted.extend(events)
+
+    handler = SubjectHandler(broken, runner, emit, SystemClock())
+    command = new_command(broken, "access", new_number())
+    with pytest.raises(CommandRefused, match="could not be built .*NoSuchBucket.*file it again"):
+        await asyncio.wait_for(handler.handle(command), 30)
+    assert [e.type for e in emitted] == ["subject.request_received"]
 
 
 async def test_an_open_request_is_extended_once_to_three_months(settings: Settings, bus: Bus) -> None:

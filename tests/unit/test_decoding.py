@@ -145,22 +145,20 @@ def test_a_recording_cannot_end_before_it_starts() -> None:
 
 
 def test_a_source_inside_the_archive_is_refused() -> None:
-    protected = frozenset({"callvault-recordings"})
+    uploads = frozenset({"callvault-staging"})
     bad = json.dumps(_recording(source_uri="s3://callvault-recordings/acme/2026/03/01/call-1.wav")).encode()
-    result = decode_call_event(b"call-1", bad, protected_buckets=protected)
-    assert (
-        isinstance(result, Rejected)
-        and "points into callvault's own bucket 'callvault-recordings'" in result.error
-    )
+    result = decode_call_event(b"call-1", bad, source_buckets=uploads)
+    assert isinstance(result, Rejected)
+    assert "names the bucket 'callvault-recordings', which is not where uploads belong" in result.error
     good = json.dumps(_recording()).encode()
-    assert isinstance(decode_call_event(b"call-1", good, protected_buckets=protected), Decoded)
+    assert isinstance(decode_call_event(b"call-1", good, source_buckets=uploads), Decoded)
 
 
 def test_numbers_are_cut_out_of_a_dead_letter_and_nothing_else() -> None:
-    from callvault.rules.redaction import redact_numbers
+    from callvault.rules.redaction import redact_value
 
     raw = b'{"caller":"+32470123456","callee":"02 555 12 34","size_bytes":48000044,"call_id":"c-1"}'
-    redacted, count = redact_numbers(raw)
+    redacted, count = redact_value(raw)
     assert count == 2
     assert b"32470123456" not in redacted and b"555 12 34" not in redacted
     assert b'"size_bytes":48000044' in redacted and b'"call_id":"c-1"' in redacted

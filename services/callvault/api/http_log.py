@@ -50,7 +50,7 @@ class AccessLogMiddleware:
             await self.app(scope, receive, send)
             return
         offered = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
-        request_id = offered if _REQUEST_ID.match(offered) else uuid.uuid4().hex
+        request_id = offered if _REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = 500

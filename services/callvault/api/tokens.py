@@ -49,7 +49,7 @@ def issue_token(
     if not tenants:
         raise ValueError("a token names at least one tenant (--tenant), or '*' for all")
     for tenant in tenants:
-        if tenant != ALL_TENANTS and not _TENANT.match(tenant):
+        if tenant != ALL_TENANTS and _TENANT.fullmatch(tenant) is None:
             raise ValueError(f"tenant {tenant!r} must be 1 to 64 characters of a-z, 0-9 and '-', or '*'")
     if lifetime <= timedelta(0):
         raise ValueError("a token's lifetime must be positive")

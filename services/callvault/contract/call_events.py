@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, TypeAdapter, model_validator
 
 from callvault.contract.base import ContractModel
-from callvault.contract.fields import E164, CallId, Sha256Hex, Tenant, Timestamp
+from callvault.contract.fields import E164, CallId, Sha256Hex, Tenant, Text, Timestamp
 
 CONTENT_TYPES: dict[str, str] = {
     "audio/wav": "wav",
@@ -28,18 +28,18 @@ class CallEventBase(ContractModel):
 class CallStarted(CallEventBase):
     type: Literal["call.started"] = "call.started"
     direction: Literal["inbound", "outbound"]
-    caller: E164
-    callee: E164
-    agent_id: Annotated[str, Field(min_length=1, max_length=128)]
-    language: Annotated[str, Field(min_length=2, max_length=35, description="BCP 47 tag")]
+    caller: Annotated[E164, Field(json_schema_extra={"personal": True})]
+    callee: Annotated[E164, Field(json_schema_extra={"personal": True})]
+    agent_id: Annotated[Text, Field(min_length=1, max_length=128)]
+    language: Annotated[Text, Field(min_length=2, max_length=35, description="BCP 47 tag")]
 
 
 class DisclosurePlayed(CallEventBase):
     """`occurred_at` is when playback began."""
 
     type: Literal["disclosure.played"] = "disclosure.played"
-    prompt_id: Annotated[str, Field(min_length=1, max_length=128)]
-    language: Annotated[str, Field(min_length=2, max_length=35)]
+    prompt_id: Annotated[Text, Field(min_length=1, max_length=128)]
+    language: Annotated[Text, Field(min_length=2, max_length=35)]
     completed: bool
     duration_ms: Annotated[int, Field(ge=0)]
 
@@ -58,6 +58,29 @@ class RecordingStored(CallEventBase):
         if self.recording_ended_at < self.recording_started_at:
             raise ValueError("recording_ended_at is before recording_started_at")
         return self
+
+    def source_problem(self, allowed_buckets: frozenset[str]) -> str | None:
+        """Why callvault must not touch this source, or None when it may.
+
+        The worker reads, copies and deletes a source with every version. Only a
+        bucket where uploads belong (the staging bucket, `CALLVAULT_SOURCE_BUCKETS`)
+        may be named, with a plain key: no path steps, no empty segments, no
+        control characters, at most S3's 1,024 bytes.
+        """
+        bucket, key = self.source_bucket, self.source_key
+        if bucket not in allowed_buckets:
+            return (
+                f"source_uri names the bucket {bucket!r}, which is not where uploads belong "
+                f"(accepted: {', '.join(sorted(allowed_buckets))}; see CALLVAULT_SOURCE_BUCKETS)"
+            )
+        if any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in key):
+            return "source_uri's key holds a control character"
+        segments = key.split("/")
+        if any(seg in ("", ".", "..") for seg in segments):
+            return "source_uri's key has an empty, '.' or '..' segment; it must be a plain object key"
+        if len(key.encode("utf-8")) > 1024:
+            return "source_uri's key is longer than S3's 1,024 bytes"
+        return None
 
     @property
     def source_bucket(self) -> str:

@@ -26,9 +26,9 @@ class DeadLetter(ContractModel):
     key: str | None = Field(description="the original key, base64")
     value: str | None = Field(description="the original value, base64")
     occurred_at: Timestamp
-    # Additive (v1.1): phone numbers are cut out of call events before they are kept here.
+    # Additive (v1.1): phone numbers are cut out of every input (key and value) before it is kept here.
     numbers_redacted: Annotated[int, Field(ge=0)] = Field(
-        0, description="how many phone-number-like digit runs were replaced by +REDACTED in `value`"
+        0, description="how many phone numbers were replaced by +REDACTED in `key` and `value`"
     )
 
     @classmethod

@@ -6,13 +6,13 @@ it can put in a dead letter.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
 from callvault.contract.call_events import CallEvent, RecordingStored, call_event_adapter
+from callvault.contract.json_text import JsonRefused, parse_untrusted
 
 T = TypeVar("T")
 
@@ -71,9 +71,13 @@ def decode_json_object(
     except UnicodeDecodeError as exc:
         return Rejected(f"the {kind} is not UTF-8 text (bad byte at position {exc.start})")
     try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return Rejected(f"the {kind} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+        obj = parse_untrusted(text)
+    except JsonRefused as exc:
+        return Rejected(f"the {kind} is refused: {exc}")
+    except ValueError as exc:  # json.JSONDecodeError
+        msg = getattr(exc, "msg", "unreadable")
+        where = f" at line {exc.lineno} column {exc.colno}" if hasattr(exc, "lineno") else ""
+        return Rejected(f"the {kind} is not JSON: {msg}{where}")
     if not isinstance(obj, dict):
         return Rejected(f"the {kind} is JSON but not an object (got {type(obj).__name__})")
     return Decoded(obj)
@@ -93,33 +97,35 @@ def decode_with(
     except ValidationError as exc:
         return Rejected(f"the {kind} breaks the contract: {_describe(exc, kind)}")
     except Exception as exc:  # noqa: BLE001 - a decoder that raises would stop the stream
-        return Rejected(f"the {kind} could not be read: {exc}")
+        # Only the kind of failure: its text may quote the input, phone numbers included.
+        return Rejected(f"the {kind} could not be read ({type(exc).__name__})")
 
 
 def decode_call_event(
     key: bytes | None,
     value: bytes | None,
     max_bytes: int = DEFAULT_MAX_EVENT_BYTES,
-    protected_buckets: frozenset[str] = frozenset(),
+    source_buckets: frozenset[str] | None = None,
 ) -> Decoded[CallEvent] | Rejected:
     """Decode a `call-events` record; its key must be the event's `call_id`.
 
-    A recording's source may not lie in `protected_buckets` (callvault's own
-    archive): the worker deletes sources, and must never delete an archive that way.
+    A recording's source must lie in one of `source_buckets` (the staging bucket
+    and `CALLVAULT_SOURCE_BUCKETS`): the worker reads, copies and deletes sources,
+    and one event must never make it touch any other object. `None` skips that
+    check, for tools that only read events.
     """
     result = decode_with(call_event_adapter, value, "call event", max_bytes)
     if isinstance(result, Rejected):
         return result
     event = result.value
     if key is not None and key != event.call_id.encode("utf-8"):
-        shown = key[:64].decode("utf-8", "replace")
+        # The key is not quoted: a platform may key by anything, a phone number included.
         return Rejected(
-            f"the record key {shown!r} is not the event's call_id {event.call_id!r}; "
+            f"the record key ({len(key)} bytes) is not the event's call_id {event.call_id!r}; "
             "call events are keyed by call_id so that one call stays in order"
         )
-    if isinstance(event, RecordingStored) and event.source_bucket in protected_buckets:
-        return Rejected(
-            f"source_uri {event.source_uri!r} points into callvault's own bucket "
-            f"{event.source_bucket!r}; a source must be an upload, normally in the staging bucket"
-        )
+    if isinstance(event, RecordingStored) and source_buckets is not None:
+        problem = event.source_problem(source_buckets)
+        if problem is not None:
+            return Rejected(f"the call event is refused and nothing was read or deleted: {problem}")
     return result

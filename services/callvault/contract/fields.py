@@ -14,10 +14,24 @@ E164_PATTERN = r"^\+[1-9][0-9]{1,14}$"
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 RFC3339_PATTERN = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
 
+# Python's `$` also matches before a trailing newline ("c-1\n" would pass), so
+# every pattern here is applied with `fullmatch`: the whole string or nothing.
+# The `^...$` spelling stays for JSON Schema, whose `$` has no such exception.
 _CALL_ID = re.compile(CALL_ID_PATTERN)
 _TENANT = re.compile(TENANT_PATTERN)
 _E164 = re.compile(E164_PATTERN)
 _RFC3339 = re.compile(RFC3339_PATTERN)
+
+# Call times outside these years are a producer's bug (a zeroed clock, a sentinel
+# such as 9999-12-31), and at the edges of `datetime` turning them into UTC or
+# adding a retention term overflows.
+EARLIEST_YEAR = 2000
+LATEST_YEAR = 2199
+
+
+def whole_match(pattern: re.Pattern[str], value: str) -> bool:
+    """True when `pattern` matches all of `value`, a trailing newline included."""
+    return pattern.fullmatch(value) is not None
 
 
 def _check_call_id(value: str) -> str:
@@ -25,7 +39,7 @@ def _check_call_id(value: str) -> str:
         raise ValueError("call_id is empty; it needs 1 to 128 characters of A-Za-z0-9._:-")
     if len(value) > 128:
         raise ValueError(f"call_id has {len(value)} characters; at most 128 are allowed")
-    if not _CALL_ID.match(value):
+    if not whole_match(_CALL_ID, value):
         raise ValueError(f"call_id {value!r} has characters outside A-Za-z0-9._:-")
     if value in {".", ".."}:
         raise ValueError(f"call_id {value!r} is a path step, not a name")
@@ -33,16 +47,24 @@ def _check_call_id(value: str) -> str:
 
 
 def _check_tenant(value: str) -> str:
-    if not _TENANT.match(value):
+    if not whole_match(_TENANT, value):
         raise ValueError(f"tenant {value!r} must be 1 to 64 characters of lowercase a-z, 0-9 and '-'")
     return value
 
 
 def _check_e164(value: str) -> str:
-    if not _E164.match(value):
+    if not whole_match(_E164, value):
         raise ValueError(
             "phone number is not in E.164 form (a '+', the country code, then at most 15 digits)"
         )
+    return value
+
+
+def _check_text(value: str) -> str:
+    """Free text (agent ids, prompt ids, languages) goes into logs and documents: no control characters."""
+    for ch in value:
+        if ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0:
+            raise ValueError(f"holds the control character U+{ord(ch):04X}; plain text is expected")
     return value
 
 
@@ -54,11 +76,21 @@ def _parse_rfc3339(value: Any) -> Any:
         return value
     if not isinstance(value, str):
         raise ValueError(f"timestamp must be RFC 3339 text, got {type(value).__name__}")
-    if not _RFC3339.match(value):
+    if not whole_match(_RFC3339, value):
         raise ValueError(
-            f"timestamp {value!r} is not RFC 3339 with an offset, such as 2026-03-01T09:30:00+01:00"
+            f"timestamp {value[:40]!r} is not RFC 3339 with an offset, such as 2026-03-01T09:30:00+01:00"
         )
-    return datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
+    try:
+        moment = datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
+        in_utc = moment.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
+        raise ValueError(f"timestamp {value!r} is not a real instant ({exc})") from None
+    if not EARLIEST_YEAR <= in_utc.year <= LATEST_YEAR:
+        raise ValueError(
+            f"timestamp {value!r} lies outside the years {EARLIEST_YEAR} to {LATEST_YEAR}; "
+            "is the platform's clock set?"
+        )
+    return moment
 
 
 def format_rfc3339(moment: datetime) -> str:
@@ -79,6 +111,7 @@ Tenant = Annotated[
 E164 = Annotated[
     str, AfterValidator(_check_e164), WithJsonSchema({"type": "string", "pattern": E164_PATTERN})
 ]
+Text = Annotated[str, AfterValidator(_check_text)]
 Sha256Hex = Annotated[str, Field(pattern=SHA256_PATTERN, description="lowercase hex SHA-256")]
 Timestamp = Annotated[
     datetime,

@@ -15,7 +15,12 @@ from callvault.contract.base import ContractModel
 from callvault.contract.fields import CallId, Sha256Hex, Tenant, Timestamp
 
 RejectReason = Literal[
-    "disclosure_missing", "objected", "checksum_mismatch", "source_missing", "retention_elapsed"
+    "disclosure_missing",
+    "objected",
+    "checksum_mismatch",
+    "source_missing",
+    "retention_elapsed",
+    "source_unreadable",  # additive (2026-12-01): the store refuses the source for good
 ]
 DeletionReason = Literal["retention_elapsed", "erasure_request", "objection"]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import traceback
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -27,6 +28,16 @@ class JsonLineFormatter(logging.Formatter):
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
         return json.dumps(line, separators=(",", ":"), default=str)
+
+
+def where_it_failed(exc: BaseException) -> str:
+    """An exception's kind and the frames it passed through, without its message.
+
+    For a failure while handling input: the message of an exception raised there
+    may quote the input, phone numbers included, and a log must never hold one.
+    """
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    return f"{type(exc).__name__}, raised at\n{frames}"
 
 
 def logging_config(log_format: LogFormat, level: str) -> dict[str, Any]:

@@ -43,6 +43,11 @@ CONSUMER_LAG = Gauge(
     ["topic", "partition"],
 )
 CALLS_WAITING = Gauge("callvault_calls_waiting", "Calls this worker holds state for, waiting for a deadline")
+S3_REFUSED = Gauge(
+    "callvault_s3_refused",
+    "Kinds of permanent refusal (AccessDenied, NoSuchBucket) of callvault's own buckets that work waits on; "
+    "alert when above 0",
+)
 WORKER_READY = Gauge("callvault_worker_ready", "1 when the worker has its partitions and its state")
 API_REQUESTS = Counter("callvault_api_requests_total", "API requests answered", ["method", "route", "status"])
 API_SECONDS = Histogram(

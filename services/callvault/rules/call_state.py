@@ -66,10 +66,11 @@ class Outcome(StrEnum):
     CHECKSUM_MISMATCH = "checksum_mismatch"
     SOURCE_MISSING = "source_missing"
     RETENTION_ELAPSED = "retention_elapsed"
+    SOURCE_UNREADABLE = "source_unreadable"
 
 
 # A producer may fix these by uploading again and sending a new `recording.stored`.
-RETRYABLE_OUTCOMES = frozenset({Outcome.CHECKSUM_MISMATCH, Outcome.SOURCE_MISSING})
+RETRYABLE_OUTCOMES = frozenset({Outcome.CHECKSUM_MISMATCH, Outcome.SOURCE_MISSING, Outcome.SOURCE_UNREADABLE})
 
 
 class CallState(BaseModel):

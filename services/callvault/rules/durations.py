@@ -31,7 +31,7 @@ class CalendarDuration:
 
     @classmethod
     def parse(cls, text: str) -> CalendarDuration:
-        match = _ISO_DURATION.match(text.strip().upper()) if text else None
+        match = _ISO_DURATION.fullmatch(text.strip().upper()) if text else None
         if match is None:
             raise ValueError(f"'{text}' is not an ISO 8601 duration such as P1M, P6M, P30D or PT5M")
         part = {k: v or "0" for k, v in match.groupdict().items()}

@@ -17,9 +17,8 @@ from boto3.s3.transfer import TransferConfig
 from botocore.client import BaseClient
 
 from callvault.contract.lifecycle import ObjectRef
-from callvault.storage.errors import is_not_found
+from callvault.storage.errors import SourceFault, StorageFault, error_code, is_not_found, is_permanent
 from callvault.storage.layout import tagging_header
-from callvault.stream.offloop import StorageFault
 
 SHA_META = "sha256"  # user metadata on archived objects: the expected content hash
 # ... and its due date, copied from the `expires-at` tag: a HEAD tells the purger
@@ -35,6 +34,28 @@ def head(s3: BaseClient, bucket: str, key: str) -> dict[str, Any] | None:
         if is_not_found(exc):
             return None
         raise
+
+
+def _on_source(fn: Any, s3: BaseClient, bucket: str, key: str) -> Any:
+    """`fn(s3, bucket, key)` on a producer's source: what fails is the source's fault, not the archive's."""
+    try:
+        return fn(s3, bucket, key)
+    except Exception as exc:
+        raise SourceFault(exc) from exc
+
+
+def _read_first_byte(s3: BaseClient, bucket: str, key: str) -> None:
+    """Whether the source can be read at all: a copy's 403 may be about either side."""
+    try:
+        s3.get_object(Bucket=bucket, Key=key, Range="bytes=0-0")["Body"].close()
+    except Exception as exc:
+        if error_code(exc) != "InvalidRange":  # an empty object has no first byte, and is readable
+            raise
+
+
+def delete_source(s3: BaseClient, bucket: str, key: str) -> int:
+    """Erase a producer's source (every version); the store's refusal is the source's fault."""
+    return int(_on_source(delete_object, s3, bucket, key))
 
 
 def _user_metadata(sha256: str, tags: dict[str, str], extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -125,7 +146,7 @@ def copy_recording(
     done = archived_copy(s3, target_bucket, target_key, sha256, remove_mismatch=True)
     if done is not None:
         return CopyOutcome("archived", done, "already archived")
-    source = head(source_s3 or s3, source_bucket, source_key)
+    source = _on_source(head, source_s3 or s3, source_bucket, source_key)
     if source is None:
         return CopyOutcome("source_missing", detail=f"s3://{source_bucket}/{source_key} does not exist")
     actual_size = int(source["ContentLength"])
@@ -141,17 +162,22 @@ def copy_recording(
             sha256, size_bytes, {"ContentType": content_type, "Metadata": metadata,
                                  "Tagging": tagging_header(tags)},
         )  # fmt: skip
-    response = s3.copy_object(
-        CopySource={"Bucket": source_bucket, "Key": source_key},
-        Bucket=target_bucket,
-        Key=target_key,
-        ContentType=content_type,
-        MetadataDirective="REPLACE",
-        Metadata=metadata,
-        TaggingDirective="REPLACE",
-        Tagging=tagging_header(tags),
-        ChecksumAlgorithm="SHA256",
-    )
+    try:
+        response = s3.copy_object(
+            CopySource={"Bucket": source_bucket, "Key": source_key},
+            Bucket=target_bucket,
+            Key=target_key,
+            ContentType=content_type,
+            MetadataDirective="REPLACE",
+            Metadata=metadata,
+            TaggingDirective="REPLACE",
+            Tagging=tagging_header(tags),
+            ChecksumAlgorithm="SHA256",
+        )
+    except Exception as exc:
+        if is_permanent(exc):
+            _on_source(_read_first_byte, s3, source_bucket, source_key)  # the source's fault, if it fails
+        raise  # otherwise the archive's: callvault's own bucket
     version = response.get("VersionId")
     checksum = response.get("CopyObjectResult", {}).get("ChecksumSHA256")
     actual = _stored_sha256(s3, target_bucket, target_key, version, checksum)
@@ -161,6 +187,10 @@ def copy_recording(
             "mismatch", detail=f"the source's SHA-256 is {actual}, the event announced {sha256}"
         )
     return CopyOutcome("archived", _ref(target_bucket, target_key, sha256, size_bytes, version))
+
+
+def _open_body(s3: BaseClient, bucket: str, key: str) -> Any:
+    return s3.get_object(Bucket=bucket, Key=key)["Body"]
 
 
 class _HashingReader:
@@ -195,7 +225,7 @@ def _stream_across_stores(
     size_bytes: int,
     extra_args: dict[str, Any],
 ) -> CopyOutcome:
-    body = source_s3.get_object(Bucket=source_bucket, Key=source_key)["Body"]
+    body = _on_source(_open_body, source_s3, source_bucket, source_key)
     reader = _HashingReader(body)
     config = TransferConfig(
         multipart_threshold=STREAM_PART, multipart_chunksize=STREAM_PART, use_threads=False

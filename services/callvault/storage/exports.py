@@ -2,15 +2,14 @@
 
 An export lives in the exports bucket under `{tenant}/{request_id}.zip`, with its
 expiry in its user metadata and tags (the bucket's lifecycle rule is the
-backstop; the purger erases it on the minute). The ZIP is spooled to a
-temporary file, not held in memory: a subject with many calls has many
-recordings. Blocking (boto3): call off the loop.
+backstop; the purger erases it on the minute). The ZIP is written straight into
+the store, a part at a time, never whole in memory or on disk: a subject with
+many calls has many recordings. Blocking (boto3): call off the loop.
 """
 
 from __future__ import annotations
 
 import json
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,10 +23,10 @@ from callvault.storage.archive import delete_object
 from callvault.storage.errors import is_not_found
 from callvault.storage.layout import tagging_header
 from callvault.storage.subject_index import IndexEntry
+from callvault.storage.uploads import DEFAULT_PART_BYTES, PartUpload
 
 EXPIRES_META = "callvault-expires-at"
 ABOUT_META = ("callvault-tenant", "callvault-subject", "callvault-request-id")
-SPOOL_BYTES = 16 * 1024 * 1024
 
 
 @dataclass
@@ -37,6 +36,7 @@ class BuiltExport:
     recordings: int = 0
     metadata: int = 0
     size_bytes: int = 0
+    multipart: bool = False  # written in parts: larger than one PUT may carry
 
 
 def export_key(tenant: str, request_id: str) -> str:
@@ -64,32 +64,37 @@ def build_export(
     tenant: str,
     now: datetime,
     expires_at: datetime,
+    single_put_limit: int,
+    part_bytes: int = DEFAULT_PART_BYTES,
 ) -> BuiltExport:
+    """Write the ZIP straight into the exports bucket, a part at a time (see `PartUpload`).
+
+    Nothing of it stays behind if building fails: the multipart upload is aborted.
+    """
     key = export_key(tenant, request_id)
     built = BuiltExport(uri=f"s3://{exports_bucket}/{key}")
-    listed: list[dict[str, Any]] = []
-    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
-        with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    expiry = format_rfc3339(expires_at)
+    upload = PartUpload(
+        s3,
+        exports_bucket,
+        key,
+        single_put_limit=single_put_limit,
+        part_bytes=part_bytes,
+        extra_args={
+            "ContentType": "application/zip",
+            "ContentDisposition": f'attachment; filename="callvault-export-{request_id}.zip"',
+            "Metadata": dict(zip(ABOUT_META, (tenant, subject, request_id), strict=True))
+            | {EXPIRES_META: expiry},
+            "Tagging": tagging_header({"retention-class": "export", "expires-at": expiry, "tenant": tenant}),
+        },
+    )
+    try:
+        with zipfile.ZipFile(upload, "w", compression=zipfile.ZIP_DEFLATED) as archive:  # type: ignore[arg-type]
+            listed = []
             for entry in entries:
-                body = _get(s3, metadata_bucket, entry.metadata_key)
-                if body is None:
-                    continue
-                doc = json.loads(body.read())
-                name = f"calls/{entry.call_id}.json"
-                archive.writestr(name, json.dumps(subject_view(doc, subject), indent=2, sort_keys=True))
-                item: dict[str, Any] = {"call_id": entry.call_id, "metadata": name, "recording": None}
-                built.metadata += 1
-                audio = _get(s3, recordings_bucket, entry.recording_key) if entry.recording_key else None
-                if audio is not None:
-                    ext = entry.recording_key.rsplit(".", 1)[-1] if entry.recording_key else "bin"
-                    item["recording"] = f"recordings/{entry.call_id}.{ext}"
-                    # Audio is already compressed (or not worth the CPU): stored as is, streamed.
-                    with archive.open(zipfile.ZipInfo(item["recording"]), "w") as out:
-                        while chunk := audio.read(1024 * 1024):
-                            out.write(chunk)
-                    audio.close()
-                    built.recordings += 1
-                listed.append(item)
+                item = _add_call(s3, archive, entry, subject, built, metadata_bucket, recordings_bucket)
+                if item is not None:
+                    listed.append(item)
             about = manifest(
                 request_id=request_id,
                 tenant=tenant,
@@ -99,21 +104,45 @@ def build_export(
                 calls=listed,
             )
             archive.writestr("manifest.json", json.dumps(about, indent=2, sort_keys=True))
-        built.calls = len(listed)
-        built.size_bytes = spool.tell()
-        spool.seek(0)
-        expiry = format_rfc3339(expires_at)
-        s3.put_object(
-            Bucket=exports_bucket,
-            Key=key,
-            Body=spool,
-            ContentType="application/zip",
-            ContentDisposition=f'attachment; filename="callvault-export-{request_id}.zip"',
-            Metadata=dict(zip(ABOUT_META, (tenant, subject, request_id), strict=True))
-            | {EXPIRES_META: expiry},
-            Tagging=tagging_header({"retention-class": "export", "expires-at": expiry, "tenant": tenant}),
-        )
+        upload.close()
+    except BaseException:
+        upload.abort()
+        raise
+    built.calls = len(listed)
+    built.size_bytes = upload.size
+    built.multipart = upload.multipart
     return built
+
+
+def _add_call(
+    s3: BaseClient,
+    archive: zipfile.ZipFile,
+    entry: IndexEntry,
+    subject: str,
+    built: BuiltExport,
+    metadata_bucket: str,
+    recordings_bucket: str,
+) -> dict[str, Any] | None:
+    """One call's document and recording into the ZIP; None when its metadata is gone already."""
+    body = _get(s3, metadata_bucket, entry.metadata_key)
+    if body is None:
+        return None
+    doc = json.loads(body.read())
+    name = f"calls/{entry.call_id}.json"
+    archive.writestr(name, json.dumps(subject_view(doc, subject), indent=2, sort_keys=True))
+    item: dict[str, Any] = {"call_id": entry.call_id, "metadata": name, "recording": None}
+    built.metadata += 1
+    audio = _get(s3, recordings_bucket, entry.recording_key) if entry.recording_key else None
+    if audio is not None:
+        ext = entry.recording_key.rsplit(".", 1)[-1] if entry.recording_key else "bin"
+        item["recording"] = f"recordings/{entry.call_id}.{ext}"
+        # Audio is already compressed (or not worth the CPU): stored as is, streamed.
+        with archive.open(zipfile.ZipInfo(item["recording"]), "w", force_zip64=True) as out:
+            while chunk := audio.read(1024 * 1024):
+                out.write(chunk)
+        audio.close()
+        built.recordings += 1
+    return item
 
 
 def presign(s3: BaseClient, bucket: str, key: str, seconds: int) -> str:

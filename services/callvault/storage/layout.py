@@ -61,7 +61,7 @@ _ARCHIVE_KEY = re.compile(
 
 def parse_archive_key(key: str) -> ArchiveKey | None:
     """The parts of a key laid out as above; None for anything else found in a bucket."""
-    match = _ARCHIVE_KEY.match(key)
+    match = _ARCHIVE_KEY.fullmatch(key)
     if match is None:
         return None
     try:

@@ -7,6 +7,7 @@ Thin by design: decoding lives in `callvault.contract`, decisions in
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import tempfile
 from collections.abc import Sequence
@@ -20,20 +21,21 @@ from faust.types import EventT
 from callvault.clock import Clock, SystemClock
 from callvault.contract.base import ContractModel
 from callvault.contract.commands import command_adapter
-from callvault.contract.deadletter import DeadLetter, SourcePosition
+from callvault.contract.deadletter import SourcePosition
 from callvault.contract.decoding import Rejected, decode_call_event, decode_with
-from callvault.observability.logs import logging_config
+from callvault.observability.logs import logging_config, where_it_failed
 from callvault.observability.metrics import (
     CALLS_WAITING,
     CONSUMER_LAG,
     DEAD_LETTERS,
     EVENTS_IN,
+    S3_REFUSED,
     WORKER_READY,
     count_emitted,
 )
 from callvault.rules.audit_chain import LoggedRecord
 from callvault.rules.call_state import TenantConflict
-from callvault.rules.redaction import redact_numbers
+from callvault.rules.dead_letters import dead_letter_for
 from callvault.settings import Settings
 from callvault.storage.client import make_s3_client, make_staging_s3_client
 from callvault.storage.holds import held_call_ids
@@ -146,14 +148,6 @@ class Worker:
             on_objection=self._objection_added,
         )
         self._pseudonym_key = settings.pseudonym_key.get_secret_value().encode()
-        self._archive_buckets = frozenset(
-            {
-                settings.recordings_bucket,
-                settings.metadata_bucket,
-                settings.audit_bucket,
-                settings.exports_bucket,
-            }
-        )
         self._wakes_stale = True
         self._wake_sent: dict[bytes, datetime] = {}
         self._recovered_once = False
@@ -177,20 +171,22 @@ class Worker:
         count_emitted(events)
 
     async def dead_letter(self, error: str, event: EventT) -> None:
+        """Set an input aside with a sentence; its key, value and the sentence lose any phone number.
+
+        Only `call-events` may carry raw numbers, and a producer may have put one in
+        any field, in the key, or in a command: every topic's letters are redacted.
+        """
         msg = event.message
-        value, redacted = msg.value, 0
-        if msg.topic == self.settings.call_events_topic and value is not None:
-            value, redacted = redact_numbers(value)  # only call-events may carry raw numbers
-        letter = DeadLetter.for_input(
-            error=error,
-            source=SourcePosition(topic=msg.topic, partition=msg.partition, offset=msg.offset),
-            key=msg.key,
-            value=value,
-            occurred_at=self.clock.now(),
-            numbers_redacted=redacted,
+        letter = dead_letter_for(
+            error,
+            SourcePosition(topic=msg.topic, partition=msg.partition, offset=msg.offset),
+            msg.key,
+            msg.value,
+            self.clock.now(),
         )
-        log.warning("dead letter at %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, error)
-        fut = await self.deadletter.send(key=msg.key, value=letter.to_json_bytes())
+        log.warning("dead letter at %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, letter.error)
+        key = None if letter.key is None else base64.b64decode(letter.key)
+        fut = await self.deadletter.send(key=key, value=letter.to_json_bytes())
         await fut
         DEAD_LETTERS.labels(msg.topic).inc()
 
@@ -204,6 +200,10 @@ class Worker:
             return ["rebalancing"]
         if self.app.in_recovery:
             return ["recovering call state from the changelog"]
+        refused = [*self.s3.refusals, *self.purger.s3.refusals]
+        if refused:
+            return [f"S3 refuses callvault's own buckets ({said}); the work waits until it is fixed"
+                    for said in refused]  # fmt: skip
         return []
 
     async def _store_answers(self) -> None:
@@ -211,6 +211,7 @@ class Worker:
 
     def _update_gauges(self) -> None:
         CALLS_WAITING.set(len(self.processor.wakes))
+        S3_REFUSED.set(len({*self.s3.refusals, *self.purger.s3.refusals}))
         WORKER_READY.set(0 if self.not_ready_because() else 1)
         CONSUMER_LAG.clear()
         if not self.app.started:
@@ -311,12 +312,26 @@ class Worker:
             self._recovered_once = True
 
     async def _intake(self, event: EventT) -> None:
+        """Never raises. faust restarts an agent that raises and the message it was on
+        counts as read: it would vanish with no dead letter. So anything unforeseen
+        becomes a dead letter too."""
+        EVENTS_IN.labels(event.message.topic).inc()
+        try:
+            refused = await self._take_call_event(event)
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            log.error("could not take in a call event: %s", where_it_failed(exc))
+            refused = f"callvault could not take in this call event ({type(exc).__name__})"
+        if refused is not None:
+            await self.dead_letter(refused, event)
+
+    async def _take_call_event(self, event: EventT) -> str | None:
+        """Decode one call event and pass it on to its call; the sentence if it is refused."""
         msg = event.message
-        EVENTS_IN.labels(msg.topic).inc()
-        result = decode_call_event(msg.key, msg.value, self.settings.max_event_bytes, self._archive_buckets)
+        result = decode_call_event(
+            msg.key, msg.value, self.settings.max_event_bytes, source_buckets=self.settings.upload_buckets
+        )
         if isinstance(result, Rejected):
-            await self.dead_letter(result.error, event)
-            return
+            return result.error
         call_event = result.value
         message = CallMessage(
             kind="fact",
@@ -326,6 +341,7 @@ class Worker:
         await self.calls.send(
             key=call_event.call_id.encode(), value=message.model_dump_json(exclude_none=True).encode()
         )
+        return None
 
     async def _call_in_order(self, events: list[EventT]) -> None:
         for event in events:
@@ -338,9 +354,9 @@ class Worker:
             await self.processor.handle(msg.key, message)
         except TenantConflict as exc:
             await self.dead_letter(str(exc), event)
-        except Exception as exc:  # noqa: BLE001 - one bad call must not stop the others
-            log.exception("could not process a message of call %r", msg.key)
-            await self.dead_letter(f"callvault could not process this message: {exc}", event)
+        except Exception as exc:  # noqa: BLE001 - one bad call must not stop the others (see _intake)
+            log.error("could not process a message of call %r: %s", msg.key, where_it_failed(exc))
+            await self.dead_letter(f"callvault could not process this message ({type(exc).__name__})", event)
 
     def _hold_changed(self, call_id: str, held: bool) -> None:
         if held:
@@ -362,9 +378,10 @@ class Worker:
             await self.command_handler.handle(decoded.value)
         except CommandRefused as exc:
             await self.dead_letter(str(exc), event)
-        except Exception as exc:  # noqa: BLE001 - one bad command must not stop the others
-            log.exception("could not carry out a command")
-            await self.dead_letter(f"callvault could not carry out this command: {exc}", event)
+        except Exception as exc:  # noqa: BLE001 - one bad command must not stop the others (see _intake)
+            log.error("could not carry out a command: %s", where_it_failed(exc))
+            refused = f"callvault could not carry out this command ({type(exc).__name__})"
+            await self.dead_letter(refused, event)
 
     async def _purge(self) -> None:
         try:

@@ -9,6 +9,7 @@ re-emits events with the same ids, and never leaves work done without proof.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import MutableMapping
 from datetime import datetime, timedelta
@@ -45,7 +46,7 @@ from callvault.storage.subject_index import SUBJECTS_META, IndexEntry, put_entri
 from callvault.stream.bus import Emit
 from callvault.stream.deletion import Deleter
 from callvault.stream.messages import CallMessage
-from callvault.stream.offloop import S3Runner
+from callvault.stream.offloop import S3Runner, SourceUnreadable
 
 log = logging.getLogger("callvault.worker")
 
@@ -172,24 +173,29 @@ class CallProcessor:
         assert rec is not None
         return recording_key(state.tenant, state.call_id, rec.recording_started_at, rec.extension)
 
+    async def _sources_answer(self) -> bool:
+        """Whether the store that holds uploads answers at all: if so, a source failing alone is stuck."""
+        client = self.staging_s3 or self.s3.s3
+        try:
+            await self.s3.once(functools.partial(client.head_bucket, Bucket=self.settings.staging_bucket))
+        except Exception:  # noqa: BLE001 - any failure means "not answering": keep waiting
+            return False
+        return True
+
     async def _archive(self, state: CallState, step: Archive, now: datetime) -> CallState:
         rec = state.recording
         assert rec is not None
         target = self._target_key(state)
-        outcome = await self.s3.run(
-            f"archiving {rec.source_uri}",
-            s3ops.copy_recording,
-            source_s3=self.staging_s3,
-            source_bucket=rec.source_bucket,
-            source_key=rec.source_key,
-            target_bucket=self.settings.recordings_bucket,
-            target_key=target,
-            sha256=rec.sha256,
-            size_bytes=rec.size_bytes,
-            content_type=rec.content_type,
-            tags=lifecycle_tags(RetentionClass.RECORDING, step.expires_at, state.tenant),
-            extra_metadata={"call-id": state.call_id, "tenant": state.tenant},
-        )
+        outside = rec.source_problem(self.settings.upload_buckets)
+        try:
+            if outside is not None:  # decoded before the upload buckets changed: never read it
+                raise SourceUnreadable(outside)
+            outcome = await self._copy(state, step, target)
+        except SourceUnreadable as exc:
+            detail = f"the source cannot be read: {exc}"
+            unreadable = evidence.recording_rejected(state, Outcome.SOURCE_UNREADABLE, detail, False, now)
+            await self.emit([unreadable])
+            return self._decided(state, Outcome.SOURCE_UNREADABLE, now)
         if outcome.status == "archived":
             assert outcome.object is not None
             await self._lock_if_held(state.call_id, outcome.object)
@@ -215,6 +221,26 @@ class CallProcessor:
         )
         return self._decided(state, Outcome.CHECKSUM_MISMATCH, now)
 
+    async def _copy(self, state: CallState, step: Archive, target: str) -> s3ops.CopyOutcome:
+        rec = state.recording
+        assert rec is not None
+        return await self.s3.run(
+            f"archiving the recording of call {state.call_id}",
+            s3ops.copy_recording,
+            source_s3=self.staging_s3,
+            source_bucket=rec.source_bucket,
+            source_key=rec.source_key,
+            target_bucket=self.settings.recordings_bucket,
+            target_key=target,
+            sha256=rec.sha256,
+            size_bytes=rec.size_bytes,
+            content_type=rec.content_type,
+            tags=lifecycle_tags(RetentionClass.RECORDING, step.expires_at, state.tenant),
+            extra_metadata={"call-id": state.call_id, "tenant": state.tenant},
+            stuck_after_s=self.settings.source_stuck_s,
+            still_answering=self._sources_answer,
+        )
+
     async def _reject(self, state: CallState, step: Reject, now: datetime) -> CallState:
         rec = state.recording
         assert rec is not None
@@ -229,25 +255,37 @@ class CallProcessor:
         if already is not None:
             log.info("call %s: late duplicate of an archived recording, ignored", state.call_id)
             return self._decided(state, Outcome.ARCHIVED, now)
-        await self._delete_source(state)
+        deleted = await self._delete_source(state)
         proofs: list[LifecycleBase] = []
         if step.reason is Outcome.DISCLOSURE_MISSING:
             assert step.verdict is not None
             proofs.append(evidence.disclosure_missing(state, step.verdict, now))
-        proofs.append(evidence.recording_rejected(state, step.reason, step.detail, True, now))
+        proofs.append(evidence.recording_rejected(state, step.reason, step.detail, deleted, now))
         await self.emit(proofs)
         return self._decided(state, step.reason, now)
 
-    async def _delete_source(self, state: CallState) -> None:
+    async def _delete_source(self, state: CallState) -> bool:
+        """Delete the upload; False (and a log line) when the store refuses it for good."""
         rec = state.recording
         assert rec is not None
-        await self.s3.run(
-            f"deleting the source {rec.source_uri}",
-            s3ops.delete_object,
-            rec.source_bucket,
-            rec.source_key,
-            on=self.staging_s3,
-        )
+        if rec.source_problem(self.settings.upload_buckets) is not None:
+            # Decoded before the upload buckets changed: never delete outside them.
+            log.warning("call %s: the source is outside the upload buckets; left alone", state.call_id)
+            return False
+        try:
+            await self.s3.run(
+                f"deleting the source of call {state.call_id}",
+                s3ops.delete_source,
+                rec.source_bucket,
+                rec.source_key,
+                on=self.staging_s3,
+                stuck_after_s=self.settings.source_stuck_s,
+                still_answering=self._sources_answer,
+            )
+        except SourceUnreadable as exc:
+            log.warning("call %s: the store refuses to delete the source: %s", state.call_id, exc)
+            return False
+        return True
 
     @staticmethod
     def _decided(state: CallState, outcome: Outcome, now: datetime, **extra: Any) -> CallState:

@@ -18,6 +18,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from callvault.clock import Clock
 from callvault.contract.commands import SubjectExtend, SubjectRequest
 from callvault.contract.lifecycle import DeletionReason, LifecycleBase, lifecycle_adapter
@@ -35,6 +37,7 @@ from callvault.rules.subject_requests import (
 from callvault.settings import Settings
 from callvault.storage import exports, inventory
 from callvault.storage import subject_requests as requests_registry
+from callvault.storage.errors import StorageFault, describe
 from callvault.storage.holds import held_call_ids
 from callvault.storage.subject_flags import FlagRecord, SubjectFlag, put_flag, remove_flag
 from callvault.storage.subject_index import IndexEntry, calls_of, remove_entries
@@ -44,6 +47,10 @@ from callvault.stream.deletion import Deleter
 from callvault.stream.offloop import S3Runner
 
 log = logging.getLogger("callvault.subjects")
+
+
+# Tries at building one export before the request is refused with a sentence.
+EXPORT_ATTEMPTS = 3
 
 
 @dataclass
@@ -148,19 +155,29 @@ class SubjectHandler:
         now = self.clock.now()
         life = CalendarDuration.parse(self.settings.export_retention)
         expires = add_duration(now, life, self.settings.zone)
-        built = await self.s3.run(
-            f"building the export of request {record.request_id}",
-            exports.build_export,
-            metadata_bucket=self.meta,
-            recordings_bucket=self.settings.recordings_bucket,
-            exports_bucket=self.settings.exports_bucket,
-            entries=entries,
-            subject=record.subject,
-            request_id=record.request_id,
-            tenant=record.tenant,
-            now=now,
-            expires_at=expires,
-        )
+        try:
+            built = await self.s3.run(
+                f"building the export of request {record.request_id}",
+                exports.build_export,
+                metadata_bucket=self.meta,
+                recordings_bucket=self.settings.recordings_bucket,
+                exports_bucket=self.settings.exports_bucket,
+                entries=entries,
+                subject=record.subject,
+                request_id=record.request_id,
+                tenant=record.tenant,
+                now=now,
+                expires_at=expires,
+                single_put_limit=self.settings.s3_max_put_bytes,
+                attempts=EXPORT_ATTEMPTS,
+            )
+        except (BotoCoreError, ClientError, StorageFault) as exc:
+            # Rebuilding the whole ZIP again and again would hold the commands agent for ever.
+            raise CommandRefused(
+                f"the export of request {record.request_id} could not be built "
+                f"({describe(exc, self.settings.s3_endpoint)}); nothing was handed out and the request "
+                "stays open: file it again once the store takes it"
+            ) from exc
         log.info("export of request %s: %d calls, %d bytes", record.request_id, built.calls, built.size_bytes)
         return evidence.subject_outcome(
             record,

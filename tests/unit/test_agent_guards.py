@@ -1,0 +1,93 @@
+"""The agents never raise: what faust would do with an exception is worse than a dead letter.
+
+faust runs each agent under a supervisor (`Agent._execute_actor`): an exception
+marks the actor crashed and a fresh one is started, and the message it was on
+counts as read, so it is never seen again. Before issue 13 a call event nested
+1,000 deep vanished that way, with no dead letter and no outcome. Here the
+intake, fed a message whose handling raises something nobody foresaw, turns it
+into a dead letter instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from callvault.settings import Settings
+from callvault.stream.app import Worker
+
+
+@dataclass
+class _Message:
+    topic: str
+    partition: int = 0
+    offset: int = 41
+    key: bytes | None = b"+32470123456"
+    value: bytes | None = b'{"caller": "+32470123456"}'
+
+
+@dataclass
+class _Event:
+    message: _Message
+
+
+@pytest.fixture
+def app_worker() -> Worker:
+    # Nothing connects until the app starts: the broker and store need not exist.
+    return Worker(Settings(kafka_bootstrap="127.0.0.1:1", s3_endpoint="http://127.0.0.1:1"))
+
+
+async def test_an_unforeseen_failure_in_the_intake_is_a_dead_letter(
+    app_worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    letters: list[tuple[str, Any]] = []
+
+    async def boom(event: Any) -> str | None:
+        raise KeyError("+32470123456")  # its text quotes the input: it must not reach the sentence
+
+    async def dead_letter(error: str, event: Any) -> None:
+        letters.append((error, event))
+
+    monkeypatch.setattr(app_worker, "_take_call_event", boom)
+    monkeypatch.setattr(app_worker, "dead_letter", dead_letter)
+    event = _Event(_Message(app_worker.settings.call_events_topic))
+    await app_worker._intake(event)  # type: ignore[arg-type]  # noqa: SLF001
+    assert letters == [("callvault could not take in this call event (KeyError)", event)]
+
+
+async def test_a_command_whose_handling_raises_is_a_dead_letter(
+    app_worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    letters: list[str] = []
+
+    async def boom(command: Any) -> None:
+        raise RuntimeError("+32470123456")
+
+    async def dead_letter(error: str, event: Any) -> None:
+        letters.append(error)
+
+    monkeypatch.setattr(app_worker.command_handler, "handle", boom)
+    monkeypatch.setattr(app_worker, "dead_letter", dead_letter)
+    hold = b'{"type":"legal_hold.place","event_id":"6f1c1f55-9f1b-4a55-8f0e-7a0d2b1e1c11","call_id":"c-1",'
+    hold += b'"requested_by":"dpo","requested_at":"2026-12-01T10:00:00Z","reason":"dispute"}'
+    event = _Event(_Message(app_worker.settings.commands_topic, key=b"c-1", value=hold))
+    await app_worker._command(event)  # type: ignore[arg-type]  # noqa: SLF001
+    assert letters == ["callvault could not carry out this command (RuntimeError)"]
+
+
+async def test_the_log_of_an_unforeseen_failure_names_no_input(
+    app_worker: Worker, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def boom(event: Any) -> str | None:
+        raise ValueError(f"caller {event.message.key.decode()} is odd")  # the input, quoted
+
+    async def dead_letter(error: str, event: Any) -> None:
+        pass
+
+    monkeypatch.setattr(app_worker, "_take_call_event", boom)
+    monkeypatch.setattr(app_worker, "dead_letter", dead_letter)
+    await app_worker._intake(_Event(_Message(app_worker.settings.call_events_topic)))  # type: ignore[arg-type]  # noqa: SLF001
+    assert "ValueError" in caplog.text and "test_agent_guards.py" in caplog.text  # where it happened
+    assert "470123456" not in caplog.text
