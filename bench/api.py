@@ -192,7 +192,7 @@ async def main(clients: int, seconds: int, calls: int) -> dict[str, Any]:
         settings = make_settings(servers, "bapi" + secrets.token_hex(2))
         await prepare_async(settings)
         worker = spawn_worker(settings, "bench-worker")
-        api, base = spawn_api(settings, "bench-api")
+        api, base, _ = spawn_api(settings, "bench-api")
         try:
             print(f"archiving {calls} calls of {AUDIO_S:.0f} s ...", flush=True)
             paths = await archive_calls(settings, calls)

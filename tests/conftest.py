@@ -86,12 +86,13 @@ def spawn_worker(settings: Settings, name: str = "worker", http_port: int | None
     return start_worker_process(env, log, name=name)
 
 
-def spawn_api(settings: Settings, name: str = "api") -> tuple[ChildProcess, str]:
-    """`callvault api` for these settings on a free port; returns the process and its base URL."""
+def spawn_api(settings: Settings, name: str = "api") -> tuple[ChildProcess, str, str]:
+    """`callvault api` for these settings on free ports: the process, its base URL and its ops URL."""
     ARTIFACTS.mkdir(exist_ok=True)
-    port = free_port()
+    port, ops = free_port(), free_port()
     log = ARTIFACTS / f"{name}-{settings.app_id}.log"
-    return start_api_process(settings_env(settings), log, port, name=name), f"http://127.0.0.1:{port}"
+    proc = start_api_process(settings_env(settings), log, port, name=name, ops_port=ops)
+    return proc, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{ops}"
 
 
 @pytest.fixture(scope="session")
@@ -115,11 +116,16 @@ def worker(settings: Settings) -> Iterator[ChildProcess]:
 
 
 @pytest.fixture(scope="session")
-def api_url(settings: Settings, worker: ChildProcess) -> Iterator[str]:
-    """The QA API over the session's worker and settings."""
-    proc, url = spawn_api(settings)
-    yield url
+def api_urls(settings: Settings, worker: ChildProcess) -> Iterator[tuple[str, str]]:
+    """The QA API over the session's worker and settings: its base URL and its ops URL."""
+    proc, url, ops = spawn_api(settings)
+    yield url, ops
     proc.stop()
+
+
+@pytest.fixture(scope="session")
+def api_url(api_urls: tuple[str, str]) -> str:
+    return api_urls[0]
 
 
 @pytest.fixture(autouse=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import cached_property
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -12,9 +13,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from callvault.observability.logs import LogFormat
 from callvault.rules.durations import CalendarDuration
 from callvault.rules.retention import RetentionPolicy
+from callvault.rules.secret_form import bootstrap_hosts, endpoint_host, is_loopback_host, weak_because
 
 DEV_PSEUDONYM_KEY = "callvault-dev-only-pseudonym-key-do-not-use-in-production"
 DEV_API_TOKEN_SECRET = "callvault-dev-only-api-token-secret-do-not-use-in-production"
+DEV_S3_ACCESS_KEY = "callvault-dev"
+DEV_S3_SECRET_KEY = "callvault-dev-secret"
 EMBEDDED_KAFKA = "127.0.0.1:19092"
 EMBEDDED_S3 = "http://127.0.0.1:19000"
 
@@ -29,8 +33,10 @@ class Settings(BaseSettings):
     # The contract's variables.
     kafka_bootstrap: str = EMBEDDED_KAFKA
     s3_endpoint: str = EMBEDDED_S3
-    s3_access_key: str = "callvault-dev"
-    s3_secret_key: SecretStr = SecretStr("callvault-dev-secret")
+    # Unset: the dev values on loopback, elsewhere the default AWS credential chain
+    # (pod identity, instance profile, AWS_* variables).
+    s3_access_key: str | None = None
+    s3_secret_key: SecretStr | None = None
     s3_region: str = "eu-west-1"
     topic_prefix: str = "callvault."
     staging_bucket: str = "callvault-staging"
@@ -57,7 +63,10 @@ class Settings(BaseSettings):
     )
 
     # Tuning with safe defaults.
-    env: str = Field("dev", description="dev or prod; prod refuses the dev pseudonym key")
+    env: str = Field(
+        "dev",
+        description="dev or prod, for people and logs; dev secrets are refused off loopback whatever it says",
+    )
     partitions: int = Field(4, ge=1, description="partitions of the topics callvault creates")
     app_id: str = Field("callvault-worker", description="consumer group of the worker")
     max_event_bytes: int = Field(64 * 1024, ge=1024)
@@ -116,9 +125,22 @@ class Settings(BaseSettings):
     # The QA retrieval API (`callvault api`).
     api_host: str = Field("127.0.0.1", description="address the API listens on")
     api_port: int = Field(8080, ge=0, le=65535, description="port the API listens on")
+    api_ops_host: str = Field("127.0.0.1", description="address of the API's ops listener")
+    api_ops_port: int = Field(
+        8082, ge=0, le=65535, description="port of /metrics, /openapi.json and /docs of the API (0: off)"
+    )
     api_token_secret: SecretStr = Field(
         SecretStr(DEV_API_TOKEN_SECRET),
         description="HMAC key signing the API's tokens (HS256 JWTs); required outside dev",
+    )
+    api_max_body_bytes: int = Field(
+        65536, ge=1024, description="largest request body the API reads (after checking the token)"
+    )
+    api_trusted_proxies: str = Field(
+        "", description="addresses whose X-Request-ID is kept (as client_request_id), comma-separated"
+    )
+    api_token_max_lifetime: IsoDuration = Field(
+        "PT24H", description="longest a token may be valid, issued or presented (hours, minutes)"
     )
     api_audio_mode: Literal["stream", "presigned"] = Field(
         "stream", description="stream: audio through the API; presigned: a short-lived S3 URL"
@@ -127,6 +149,9 @@ class Settings(BaseSettings):
         300, ge=10, le=3600, description="how long an audio link handed to a player stays valid"
     )
     api_max_search_days: int = Field(186, ge=1, description="widest date range one search may cover")
+    api_search_budget: int = Field(
+        200, ge=1, description="listings and document reads one search may make before it answers partial"
+    )
     api_restrictions_ttl_s: float = Field(
         2.0, ge=0, description="how long the API trusts its copy of the restricted subjects"
     )
@@ -146,13 +171,14 @@ class Settings(BaseSettings):
         "settled_state_ttl",
         "audit_retention",
         "export_retention",
+        "api_token_max_lifetime",
     )
     @classmethod
     def _duration(cls, value: str) -> str:
         CalendarDuration.parse(value)
         return value
 
-    @field_validator("disclosure_grace", "source_retry_backoff")
+    @field_validator("disclosure_grace", "source_retry_backoff", "api_token_max_lifetime")
     @classmethod
     def _exact(cls, value: str) -> str:
         if not CalendarDuration.parse(value).is_exact:
@@ -191,14 +217,55 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 16 characters")
         return value
 
-    def check_production_ready(self) -> None:
-        """Refuse to run outside dev with the published dev key: pseudonyms would be reversible."""
-        if self.env != "dev" and self.pseudonym_key.get_secret_value() == DEV_PSEUDONYM_KEY:
-            raise ValueError("CALLVAULT_PSEUDONYM_KEY is the dev-only value; set a secret key outside dev")
-        if self.env != "dev" and self.api_token_secret.get_secret_value() == DEV_API_TOKEN_SECRET:
-            raise ValueError(
-                "CALLVAULT_API_TOKEN_SECRET is the dev-only value; anyone could sign tokens. Set a secret"
+    @property
+    def on_loopback(self) -> bool:
+        """Every endpoint callvault is configured with is on this machine: the embedded or a test stack."""
+        hosts = [*bootstrap_hosts(self.kafka_bootstrap), endpoint_host(self.s3_endpoint)]
+        if self.staging_s3_endpoint:
+            hosts.append(endpoint_host(self.staging_s3_endpoint))
+        return bool(hosts) and all(h is not None and is_loopback_host(h) for h in hosts)
+
+    def s3_keys(self) -> tuple[str, str] | None:
+        """The archive store's access key and secret; None for the default AWS credential chain."""
+        if self.s3_access_key and self.s3_secret_key is not None:
+            return self.s3_access_key, self.s3_secret_key.get_secret_value()
+        if self.on_loopback:
+            return DEV_S3_ACCESS_KEY, DEV_S3_SECRET_KEY
+        return None
+
+    def secret_problems(self) -> list[str]:
+        """Why these settings must not pseudonymize, sign or write anything; empty when they may.
+
+        The dev values are for the embedded stack on loopback only, whatever
+        CALLVAULT_ENV says: a deployment that forgets a variable must stop, not run
+        with a secret the whole world knows.
+        """
+        if self.on_loopback:
+            return []
+        problems = []
+        secrets = {
+            "CALLVAULT_PSEUDONYM_KEY": (self.pseudonym_key.get_secret_value(), DEV_PSEUDONYM_KEY),
+            "CALLVAULT_API_TOKEN_SECRET": (self.api_token_secret.get_secret_value(), DEV_API_TOKEN_SECRET),
+        }
+        for name, (value, dev) in secrets.items():
+            if value == dev:
+                problems.append(f"{name} is the published dev value and callvault is not on loopback; set it")
+            elif (why := weak_because(value)) is not None:
+                problems.append(f"{name} {why}")
+        if self.s3_access_key == DEV_S3_ACCESS_KEY or (
+            self.s3_secret_key is not None and self.s3_secret_key.get_secret_value() == DEV_S3_SECRET_KEY
+        ):
+            problems.append(
+                "CALLVAULT_S3_ACCESS_KEY/CALLVAULT_S3_SECRET_KEY are the dev values and the store is not on "
+                "loopback; set real keys, or unset both to use the default AWS credential chain"
             )
+        return problems
+
+    def check_production_ready(self) -> None:
+        """Refuse, with every reason, to run with dev or placeholder secrets off loopback."""
+        problems = self.secret_problems()
+        if problems:
+            raise ValueError("refusing to run: " + "; ".join(problems))
 
     @property
     def upload_buckets(self) -> frozenset[str]:
@@ -228,6 +295,14 @@ class Settings(BaseSettings):
     def staging_is_separate(self) -> bool:
         """Whether recordings must be streamed across stores instead of copied server-side."""
         return bool(self.staging_s3_endpoint) and self.staging_s3_endpoint != self.s3_endpoint
+
+    @property
+    def trusted_proxies(self) -> frozenset[str]:
+        return frozenset(a.strip() for a in self.api_trusted_proxies.split(",") if a.strip())
+
+    @property
+    def token_max_lifetime(self) -> timedelta:
+        return CalendarDuration.parse(self.api_token_max_lifetime).as_timedelta()
 
     @cached_property
     def zone(self) -> ZoneInfo:

@@ -145,3 +145,35 @@ def test_simulate_publishes_calls_that_the_worker_decides(settings, worker) -> N
             await watcher.stop()
 
     asyncio.run(wait_until_archived())
+
+
+# -- issue 14: every command that pseudonymizes, signs or writes fails closed off loopback ----
+
+REMOTE = {"CALLVAULT_KAFKA_BOOTSTRAP": "kafka-kafka-bootstrap.kafka.svc:9092",
+          "CALLVAULT_S3_ENDPOINT": "https://s3.eu-west-1.amazonaws.com"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("subject", "erase", "+32470123456", "--tenant", "acme", "--reason", "e-mail of 1 December"),
+        ("api", "token", "--subject", "ops", "--role", "admin", "--tenant", "*"),
+        ("hold", "place", "c-1", "--reason", "dispute"),
+        ("purge", "--dry-run"),
+        ("worker",),
+    ],
+)
+def test_a_command_off_loopback_refuses_the_dev_secrets(args: tuple[str, ...]) -> None:
+    """On main `subject erase` pseudonymized with the dev key and `api token` minted an admin token."""
+    # A shell that sets the endpoints and forgets the keys; CALLVAULT_ENV says prod, or nothing.
+    result = run_callvault(*args, env={**REMOTE, "CALLVAULT_ENV": "prod"}, timeout=60)
+    assert result.returncode != 0
+    assert "refusing to run" in result.stderr and "published dev value" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_token_longer_than_the_maximum_is_refused() -> None:
+    result = run_callvault(
+        "api", "token", "--subject", "c@acme", "--role", "qa", "--tenant", "acme", "--ttl", "P30D"
+    )
+    assert result.returncode != 0 and "valid for 24 h at most" in result.stderr, result.stderr

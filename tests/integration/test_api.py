@@ -42,6 +42,7 @@ def api_settings(servers: Servers) -> Settings:
         purge_interval_s=1.0,
         purge_rescan_s=1.0,
         api_restrictions_ttl_s=0.5,
+        api_trusted_proxies="127.0.0.1",  # the tests' client is a trusted proxy: its X-Request-ID is kept
     )
     prepare(settings)
     return settings
@@ -55,10 +56,21 @@ def api_worker(api_settings: Settings) -> Iterator[ChildProcess]:
 
 
 @pytest.fixture(scope="module")
-def api_url(api_settings: Settings, api_worker: ChildProcess) -> Iterator[str]:
-    proc, url = spawn_api(api_settings)
-    yield url
+def api_urls(api_settings: Settings, api_worker: ChildProcess) -> Iterator[tuple[str, str]]:
+    proc, url, ops = spawn_api(api_settings)
+    yield url, ops
     proc.stop()
+
+
+@pytest.fixture(scope="module")
+def api_url(api_urls: tuple[str, str]) -> str:
+    return api_urls[0]
+
+
+@pytest.fixture(scope="module")
+def ops_url(api_urls: tuple[str, str]) -> str:
+    """Where the API serves its metrics and docs: not on the public port."""
+    return api_urls[1]
 
 
 def token(
@@ -171,7 +183,7 @@ async def test_every_retrieval_is_one_access_event_naming_who_why_and_which_requ
 ) -> None:
     done = await archive(bus)
     headers = auth(api_settings, who="coach-17@acme")
-    ids = []
+    ids, offered = [], []
     for i, (method, suffix, kwargs) in enumerate(
         [
             ("GET", "", {"params": PURPOSE}),
@@ -183,9 +195,11 @@ async def test_every_retrieval_is_one_access_event_naming_who_why_and_which_requ
         answer = await client.request(
             method, done.path + suffix, headers={**headers, "X-Request-ID": request_id}, **kwargs
         )
-        assert answer.status_code == 200 and answer.headers["x-request-id"] == request_id
+        # callvault's own id names the request; the proxy's is kept apart, never used as ours.
+        assert answer.status_code == 200 and answer.headers["x-request-id"] != request_id
         assert CALLER not in answer.text and CALLEE not in answer.text
-        ids.append(request_id)
+        ids.append(answer.headers["x-request-id"])
+        offered.append(request_id)
     await client.get(done.path, headers=headers)  # no purpose: refused, and not an access
     # Playing the link is covered by the event logged when it was handed out.
     link = (await client.post(done.path + "/audio-link", json=PURPOSE, headers=headers)).json()
@@ -200,6 +214,7 @@ async def test_every_retrieval_is_one_access_event_naming_who_why_and_which_requ
     events = bus.events_of(done.call.call_id, "recording.accessed")
     assert len(events) == 4
     assert [e["request_id"] for e in events[:3]] == ids
+    assert [e["client_request_id"] for e in events[:3]] == offered
     assert [e["what"] for e in events] == ["metadata", "audio", "audio", "audio"]
     assert events[3]["event_id"] == link["access_event_id"]
     for event in events:
@@ -254,12 +269,17 @@ async def test_tokens_are_required_and_roles_are_obeyed(
     assert listen.status_code == 403 and "auditor" in listen.json()["error"]
 
 
-async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
+async def test_health_and_readiness(client: httpx.AsyncClient, ops_url: str) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     ready = await client.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["status"] == "ready"
-    docs = await client.get("/openapi.json")
-    assert "/api/v1/calls/{tenant}/{day}/{call_id}/audio" in docs.json()["paths"]
+    assert ready.status_code == 200 and ready.json() == {"status": "ready", "problems": {}}
+    async with httpx.AsyncClient(base_url=ops_url, timeout=10) as ops:
+        docs = await ops.get("/openapi.json")
+        assert "/api/v1/calls/{tenant}/{day}/{call_id}/audio" in docs.json()["paths"]
+        assert (await ops.get("/docs")).status_code == 200
+    # The public port serves neither the spec nor the metrics.
+    for path in ("/openapi.json", "/docs", "/metrics"):
+        assert (await client.get(path)).status_code == 404, path
 
 
 def _starting_so_recording_expires_in(settings: Settings, seconds: float) -> datetime:
@@ -359,7 +379,7 @@ async def test_presigned_mode_hands_a_short_lived_s3_url_and_logs_the_access(
 ) -> None:
     done = await archive(bus)
     presigned = api_settings.model_copy(update={"api_audio_mode": "presigned", "api_audio_link_s": 60})
-    proc, url = spawn_api(presigned, "api-presigned")
+    proc, url, _ = spawn_api(presigned, "api-presigned")
     try:
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
             answer = await client.post(done.path + "/audio-link", json=PURPOSE, headers=auth(api_settings))
@@ -388,15 +408,155 @@ def test_the_api_log_holds_no_phone_number_and_no_audio_link(api_settings: Setti
 
 
 async def test_api_metrics_count_requests_by_route_never_by_call(
-    api_settings: Settings, bus: Bus, client: httpx.AsyncClient
+    api_settings: Settings, bus: Bus, client: httpx.AsyncClient, ops_url: str
 ) -> None:
     archived = await archive(bus, tenant="acme")
     served = {"method": "GET", "route": "/api/v1/calls/{tenant}/{day}/{call_id}", "status": "200"}
-    before = value(scrape(str(client.base_url)), "callvault_api_requests_total", **served)
+    before = value(scrape(ops_url), "callvault_api_requests_total", **served)
     for _ in range(3):
         answer = await client.get(archived.path, params=PURPOSE, headers=auth(api_settings))
         assert answer.status_code == 200
-    after = value(scrape(str(client.base_url)), "callvault_api_requests_total", **served)
+    after = value(scrape(ops_url), "callvault_api_requests_total", **served)
     assert after - before == 3, "counted under the route's template"
-    text = (await client.get("/metrics")).text
+    text = httpx.get(f"{ops_url}/metrics", timeout=5).text
     assert archived.call.call_id not in text, "a metric label names a call"
+
+
+# -- issue 14: fail closed -------------------------------------------------------------------
+# Each of these failed on main (the closing note says how).
+
+
+async def test_search_finds_a_restricted_call_by_address_and_time_only(
+    api_settings: Settings, bus: Bus, client: httpx.AsyncClient
+) -> None:
+    agent = f"agent-{secrets.token_hex(3)}"
+    caller = f"+32470{secrets.randbelow(10**6):06d}"
+    call = bus.script(tenant="acme", caller=caller)
+    await bus.send_call(
+        call, {**call.started(), "agent_id": agent}, call.disclosure(), call.stored(), call.ended()
+    )
+    await bus.wait_types(call.call_id, "recording.archived", "metadata.archived")
+    subject = pseudonymize(api_settings.pseudonym_key.get_secret_value().encode(), "acme", caller)
+    record = FlagRecord(
+        subject=subject, tenant="acme", reason="r", requested_by="dpo", flagged_at=datetime.now(UTC)
+    )
+    await asyncio.to_thread(put_flag, bus.s3, api_settings.metadata_bucket, SubjectFlag.RESTRICTED, record)
+    try:
+        qa = auth(api_settings)
+
+        async def listed(**params: str) -> list[str]:
+            async def fresh() -> bool:  # the API rereads restrictions within its TTL
+                found = await client.get("/api/v1/calls", params={"call_id": call.call_id}, headers=qa)
+                return bool(found.json()["calls"]) and found.json()["calls"][0]["restricted"]
+
+            while not await fresh():
+                await asyncio.sleep(0.2)
+            answer = await client.get("/api/v1/calls", params={"limit": 200, **params}, headers=qa)
+            return [c["call_id"] for c in answer.json()["calls"]]
+
+        # On main `agent=<its agent>` listed it and any other agent did not: the filter told.
+        assert call.call_id not in await listed(agent=agent)
+        assert call.call_id not in await listed(agent="agent-nobody")
+        assert call.call_id not in await listed(outcome="archived")
+        assert call.call_id in await listed()
+    finally:
+        await asyncio.to_thread(
+            remove_flag, bus.s3, api_settings.metadata_bucket, SubjectFlag.RESTRICTED, "acme", subject
+        )
+
+
+async def test_a_search_has_a_budget_and_a_cursor_to_go_on(
+    api_settings: Settings, api_worker: ChildProcess
+) -> None:
+    """`agent=nobody` over 60 days read every listing and document for one answer on main."""
+    small = api_settings.model_copy(update={"api_search_budget": 7})
+    proc, url, _ = spawn_api(small, "api-budget")
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            params = {
+                "agent": "agent-nobody",
+                "from": (datetime.now(UTC) - timedelta(days=59)).date().isoformat(),
+            }
+            pages, cursor = 0, None
+            while True:
+                answer = await client.get(
+                    "/api/v1/calls", params={**params, **({"cursor": cursor} if cursor else {})},
+                    headers=auth(api_settings),
+                )  # fmt: skip
+                body = answer.json()
+                assert answer.status_code == 200 and body["calls"] == [], body
+                pages += 1
+                cursor = body["next_cursor"]
+                if cursor is None:
+                    assert body["partial"] is False
+                    break
+                assert body["partial"] is True
+            assert pages >= 60 // 7  # 60 day listings (one tenant at least), at most 7 per answer
+    finally:
+        proc.stop()
+
+
+async def test_the_token_is_checked_before_any_body_is_read(
+    api_settings: Settings, client: httpx.AsyncClient
+) -> None:
+    path = f"/api/v1/calls/acme/{datetime.now(UTC).date()}/c-1/audio-link"
+    # Not read at all before the 401 (tests/unit/test_fail_closed.py follows the bytes).
+    big = await client.post(path, content=b"x" * 60_000)
+    assert big.status_code == 401 and "Bearer" in big.json()["error"]
+    broken = await client.post(path, content=b"{not json", headers={"content-type": "application/json"})
+    assert broken.status_code == 401  # was 422: a stranger learnt what the route expects
+    too_large = await client.post(path, content=b"{" + b" " * 70_000 + b"}", headers=auth(api_settings))
+    assert too_large.status_code == 413 and "CALLVAULT_API_MAX_BODY_BYTES" in too_large.json()["error"]
+
+
+async def test_another_tenants_call_is_404_before_its_purpose_is_asked(
+    api_settings: Settings, client: httpx.AsyncClient
+) -> None:
+    path = f"/api/v1/calls/globex/{datetime.now(UTC).date()}/c-1"
+    for suffix in ("", "/audio"):
+        answer = await client.get(path + suffix, headers=auth(api_settings))  # no purpose: that comes later
+        assert answer.status_code == 404, answer.text
+
+
+async def test_an_audio_link_opens_nothing_but_its_calls_recording(
+    api_settings: Settings, bus: Bus, client: httpx.AsyncClient
+) -> None:
+    from callvault.api.tokens import AudioLink, issue_audio_link
+
+    done = await archive(bus)
+    await asyncio.to_thread(
+        bus.s3.put_object, Bucket=api_settings.exports_bucket, Key="acme/x.zip", Body=b"PK"
+    )
+    forged = AudioLink(
+        tenant="acme", call_id=done.call.call_id, bucket=api_settings.exports_bucket, key="acme/x.zip",
+        content_type="application/zip", size_bytes=2, sha256="0" * 64, recording_expires_at=None,
+        expires_at=datetime.now(UTC) + timedelta(minutes=5), access_id="x", subject="someone",
+    )  # fmt: skip
+    url = f"/api/v1/audio/{issue_audio_link(api_settings.api_token_secret.get_secret_value(), forged)}"
+    answer = await client.get(url)
+    assert answer.status_code == 403 and answer.content != b"PK"
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "status"),
+    [
+        ("/api/v1/calls/acme/9999-12-31/c-1", {}, 422),
+        ("/api/v1/calls/acme/0001-01-01/c-1", {}, 422),
+        ("/api/v1/calls?from=0001-01-01", {}, 422),
+        ("/api/v1/calls?to=9999-12-31", {}, 422),
+    ],
+)
+async def test_absurd_dates_are_422_not_500(
+    api_settings: Settings, client: httpx.AsyncClient, path: str, headers: dict[str, str], status: int
+) -> None:
+    answer = await client.get(path, params=PURPOSE if "/c-1" in path else None, headers=auth(api_settings))
+    assert answer.status_code == status, answer.text
+
+
+async def test_a_range_of_thousands_of_digits_is_416_not_500(
+    api_settings: Settings, bus: Bus, client: httpx.AsyncClient
+) -> None:
+    done = await archive(bus)
+    rng = {"Range": "bytes=" + "9" * 5000 + "-", **auth(api_settings)}
+    answer = await client.get(done.path + "/audio", params=PURPOSE, headers=rng)
+    assert answer.status_code == 416, answer.text

@@ -377,6 +377,37 @@ async def test_no_topic_log_or_object_but_call_events_holds_the_raw_number(
     assert len(places) > 20 and any("subject-index" in p for p in places)  # the scan saw a real store
 
 
+async def _export_accesses(bus: Bus, request_id: str, at_least: int) -> list[dict[str, Any]]:
+    def handed(w: Any) -> list[dict[str, Any]]:
+        return [
+            r
+            for r in w.records
+            if r.get("type") == "subject.export_accessed" and r["request_id"] == request_id
+        ]
+
+    await bus.lifecycle.wait_for(lambda w: len(handed(w)) >= at_least, 20, "the export's hand-out")
+    return handed(bus.lifecycle)
+
+
+async def test_the_command_line_hands_out_an_export_link_and_logs_it(settings: Settings, bus: Bus) -> None:
+    """On main `callvault subject export-link` failed with a TypeError, and wrote no access event."""
+    number = new_number()
+    await archived_call(bus, number)
+    answer = await request(settings, "access", number)
+    done = await asyncio.to_thread(
+        run_callvault, "subject", "export-link", answer["request_id"], "--tenant", "acme",
+        "--purpose", "handed over at the desk", "--by", "dpo@acme", env=settings_env(settings),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().startswith(settings.s3_endpoint)
+    (event,) = await _export_accesses(bus, answer["request_id"], 1)
+    assert (event["accessed_by"], event["purpose"], event["role"]) == (
+        "dpo@acme",
+        "handed over at the desk",
+        None,
+    )
+
+
 async def test_the_dpo_files_and_follows_requests_through_the_api(
     settings: Settings, bus: Bus, api_url: str
 ) -> None:
@@ -415,6 +446,16 @@ async def test_the_dpo_files_and_follows_requests_through_the_api(
         assert followed["outcome"]["calls"] == 1 and followed["export_link"]
         export = await client.get(followed["export_link"])
         assert f"calls/{call.call_id}.json" in zipfile.ZipFile(io.BytesIO(export.content)).namelist()
+        # Handing out the link was an access: who, why, through which API request (issue 14).
+        given = await client.get(path, params={"purpose": "sent to the subject by post"}, headers=dpo)
+        ours = given.headers["x-request-id"]
+        await bus.lifecycle.wait_for(
+            lambda w: any(r.get("api_request_id") == ours for r in w.records), 20, "the export's hand-out"
+        )
+        (handed,) = [r for r in bus.lifecycle.records if r.get("api_request_id") == ours]
+        assert handed["type"] == "subject.export_accessed" and handed["request_id"] == request["request_id"]
+        assert (handed["accessed_by"], handed["role"]) == ("dpo@acme", "dpo")
+        assert handed["purpose"] == "sent to the subject by post"
         listed = await client.get("/api/v1/subject-requests", params={"all": "true"}, headers=dpo)
         assert request["request_id"] in {r["request_id"] for r in listed.json()}
         extend = await client.post(path + "/extend", json={"reason": "too late"}, headers=dpo)

@@ -149,3 +149,34 @@ def test_views_never_show_participants_and_hide_restricted_details() -> None:
     hidden = summary(_doc(), date(2026, 11, 25), frozenset({"p-callee"}), NOW)
     assert hidden.restricted and hidden.agent_id is None and hidden.outcome is None
     assert summary(_doc(), date(2026, 11, 25), frozenset({"other"}), NOW).agent_id == "agent-7"
+
+
+def test_a_search_cursor_goes_on_after_the_tenant_it_finished() -> None:
+    """A budgeted search stops between tenants and days; its cursor must skip what was searched."""
+    from datetime import date
+
+    from callvault.api.search import TENANT_DONE, Address, SearchQuery
+
+    day = date(2026, 11, 30)
+    query = SearchQuery(
+        ("acme", "beta", "zeta"), date(2026, 11, 28), day, after=Address(day, "beta", TENANT_DONE)
+    )
+    assert query.days_left_to_search() == [day, date(2026, 11, 29), date(2026, 11, 28)]
+    assert [t for t in query.tenants if not query.tenant_done(day, t)] == ["zeta"]
+    assert not query.tenant_done(date(2026, 11, 29), "acme")
+    midway = SearchQuery(("acme", "beta"), day, day, after=Address(day, "beta", "c-5"))
+    assert not midway.tenant_done(day, "beta") and midway.tenant_done(day, "acme")
+    assert not midway.wants_key(Address(day, "beta", "c-4")) and midway.wants_key(Address(day, "beta", "c-6"))
+    assert not query.wants_key(Address(day, "beta", "zz-last-call"))  # '~' sorts after every call id
+
+
+def test_a_restricted_call_matches_on_address_and_time_only() -> None:
+    from datetime import date
+
+    from callvault.api.search import SearchQuery
+
+    doc = {"agent_id": "a-17", "recording": {"outcome": "archived"}}
+    plain = SearchQuery(("acme",), date(2026, 11, 30), date(2026, 11, 30))
+    by_agent = SearchQuery(("acme",), date(2026, 11, 30), date(2026, 11, 30), agent_id="a-17")
+    assert by_agent.wants_document(doc) and not by_agent.wants_document(doc, restricted=True)
+    assert plain.wants_document(doc, restricted=True)

@@ -15,7 +15,7 @@ from callvault.contract.fields import format_rfc3339
 from callvault.contract.schemas import all_schemas, drift
 from callvault.rules.pseudonym import pseudonymize
 from callvault.rules.retention import RetentionClass
-from callvault.settings import DEV_PSEUDONYM_KEY, Settings
+from callvault.settings import Settings
 from callvault.storage.layout import (
     ArchiveKey,
     lifecycle_tags,
@@ -60,19 +60,6 @@ def test_bad_settings_explain_themselves() -> None:
         Settings(disclosure_grace="P1D")
     with pytest.raises(ValueError, match="is not an IANA time zone"):
         Settings(timezone="Mars/Olympus")
-
-
-def test_production_refuses_the_dev_key() -> None:
-    with pytest.raises(ValueError, match="dev-only"):
-        Settings(env="prod").check_production_ready()
-    with pytest.raises(ValueError, match="API_TOKEN_SECRET is the dev-only"):
-        Settings(env="prod", pseudonym_key="a-real-secret-of-some-length").check_production_ready()
-    Settings(
-        env="prod",
-        pseudonym_key="a-real-secret-of-some-length",
-        api_token_secret="another-real-secret-of-32-bytes-or-more",
-    ).check_production_ready()
-    assert Settings().pseudonym_key.get_secret_value() == DEV_PSEUDONYM_KEY
 
 
 def test_pseudonyms_are_stable_keyed_and_tenant_scoped() -> None:

@@ -402,3 +402,13 @@ def test_fuzz_no_number_survives_a_dead_letter(form: str, field: str, break_it: 
     raw = (value[:-1] if break_it else value).encode()  # unreadable JSON: the pattern must do it
     letter = _letter_text(raw[:30], raw, "the call event is not JSON")
     assert DIGITS not in _all_digits(letter), letter
+
+
+def test_a_call_id_with_a_long_run_of_digits_stays_readable_in_its_letter() -> None:
+    """Ids such as `it-512345678abc` (or a platform's `c-20261201123456`) are not phone numbers."""
+    for call_id in ("it-512345678abc", "c-20261201123456"):
+        value = json.dumps(_event(call_id=call_id, agent_id=None)).encode()
+        where = SourcePosition(topic="t", partition=0, offset=1)
+        letter = dead_letter_for("x", where, call_id.encode(), value, datetime.now(UTC))
+        assert base64.b64decode(letter.key or "") == call_id.encode()
+        assert f'"call_id":"{call_id}"' in base64.b64decode(letter.value or "").decode()

@@ -13,7 +13,7 @@ import logging
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from callvault.contract.lifecycle import RecordingAccessed
+from callvault.contract.base import ContractModel
 from callvault.settings import Settings
 from callvault.stream.bus import make_producer, send_lifecycle
 
@@ -43,13 +43,14 @@ class AccessLog:
         if self._producer is not None:
             await self._producer.stop()
 
-    async def record(self, event: RecordingAccessed) -> None:
+    async def record(self, event: ContractModel) -> None:
+        """Write one access event (a call's, an export's) and wait until the broker has it."""
         if self._producer is None:
             raise AccessNotLogged("the API's producer is not started")
         try:
             await asyncio.wait_for(send_lifecycle(self._producer, self._settings, [event]), self._timeout)
         except (TimeoutError, KafkaError) as exc:
-            log.error("access event %s not written: %r", event.event_id, exc)
+            log.error("access event %s not written: %r", getattr(event, "event_id", "?"), exc)
             raise AccessNotLogged(str(exc)) from exc
 
     async def ready(self) -> None:

@@ -8,6 +8,7 @@ byte of the call leaves. Calls are addressed by tenant, UTC day and call id
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,20 +20,28 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from callvault.api import search, subject_routes, views
 from callvault.api.access_events import AccessLog, AccessNotLogged
-from callvault.api.deps import ErrorBody, GrantDep, Refused, Services, SvcDep
+from callvault.api.body_guard import BodyGuard
+from callvault.api.deps import ErrorBody, GrantDep, Refused, Services, SvcDep, bearer_problem
 from callvault.api.http_log import AccessLogMiddleware
 from callvault.api.ranges import ByteRange, RangeNotSatisfiable, parse_range
-from callvault.api.store import ArchiveReader, AudioMissing, AudioStream
-from callvault.api.tokens import AudioLink, TokenRejected, issue_audio_link, read_audio_link
+from callvault.api.store import ArchiveReader, AudioMissing, AudioStream, Listed
+from callvault.api.tokens import (
+    AudioLink,
+    TokenRejected,
+    issue_audio_link,
+    link_opens_its_recording,
+    read_audio_link,
+)
 from callvault.clock import Clock, SystemClock
 from callvault.contract.explain import describe_errors
-from callvault.contract.fields import CALL_ID_PATTERN, TENANT_PATTERN
+from callvault.contract.fields import CALL_ID_PATTERN, EARLIEST_YEAR, LATEST_YEAR, TENANT_PATTERN
 from callvault.observability.metrics import CONTENT_TYPE_LATEST, exposition
 from callvault.rules.access import Answer, Grant, Verdict, Want, decide
 from callvault.rules.call_state import Outcome
@@ -65,6 +74,12 @@ class SearchPage(BaseModel):
     calls: list[views.CallSummary]
     next_cursor: str | None = Field(description="pass as cursor for the next page; null at the end")
     searched_days: int
+    partial: bool = Field(
+        False, description="the search's budget ran out before the page was full; next_cursor goes on"
+    )
+
+
+SEARCH_READS_AT_ONCE = 16  # documents read concurrently within one search
 
 
 class LinkRequest(BaseModel):
@@ -111,6 +126,10 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
             "Opening a call or its audio needs a declared purpose and is logged as `recording.accessed`."
         ),
         lifespan=lifespan,
+        # The spec and its pages are served by the ops listener (`create_ops_app`), not to the public.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
         responses={
             401: {"model": ErrorBody},
             404: {"model": ErrorBody},
@@ -118,12 +137,40 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
             503: {"model": ErrorBody},
         },
     )
-    app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(
+        BodyGuard,
+        max_bytes=settings.api_max_body_bytes,
+        check_token=lambda header: bearer_problem(settings, clock, header),
+    )
+    app.add_middleware(AccessLogMiddleware, trusted_proxies=settings.trusted_proxies)
     _install_error_handlers(app)
     _install_routes(app)
     subject_routes.install(app)
     app.mount("/static", StaticFiles(directory=WEB), name="static")
     return app
+
+
+def create_ops_app(public: FastAPI) -> FastAPI:
+    """The operators' listener (`CALLVAULT_API_OPS_PORT`): metrics, and the public API's spec and docs.
+
+    Kept off the public port: a scraper and a developer need them, a coach's
+    browser and the internet do not.
+    """
+    ops = FastAPI(title="callvault API operations", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @ops.get("/metrics")
+    async def metrics() -> Response:
+        return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    @ops.get("/openapi.json")
+    async def spec() -> JSONResponse:
+        return JSONResponse(public.openapi())
+
+    @ops.get("/docs")
+    async def docs() -> Response:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="callvault QA API")
+
+    return ops
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -164,9 +211,19 @@ def purpose_of(
     return declared
 
 
+def _sane_day(day: date) -> date:
+    """Days outside the contract's years name no call, and at `date`'s edges arithmetic overflows."""
+    if not EARLIEST_YEAR <= day.year <= LATEST_YEAR:
+        raise ValueError(f"{day.isoformat()} lies outside the years {EARLIEST_YEAR} to {LATEST_YEAR}")
+    return day
+
+
 TenantPath = Annotated[str, PathParam(pattern=TENANT_PATTERN, description="the client the call was for")]
-DayPath = Annotated[date, PathParam(description="UTC date of the call's start, YYYY-MM-DD")]
+DayPath = Annotated[
+    date, PathParam(description="UTC date of the call's start, YYYY-MM-DD"), AfterValidator(_sane_day)
+]
 CallPath = Annotated[str, PathParam(pattern=CALL_ID_PATTERN)]
+SearchDay = Annotated[date | None, AfterValidator(lambda d: d if d is None else _sane_day(d))]
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +235,14 @@ class CallAddress:
     call_id: str
 
 
-def call_address(tenant: TenantPath, day: DayPath, call_id: CallPath) -> CallAddress:
+def call_address(grant: GrantDep, tenant: TenantPath, day: DayPath, call_id: CallPath) -> CallAddress:
+    """The call a route is about, once the token may see its tenant.
+
+    Checked before anything else a route asks (a purpose, a body's fields), so a
+    call of another tenant is a 404 whatever else is wrong with the request.
+    """
+    if not grant.sees(tenant):
+        raise Refused(404, f"no call {call_id!r} in tenant {tenant!r}")
     return CallAddress(tenant, day, call_id)
 
 
@@ -213,7 +277,14 @@ async def _log_access(
     svc: Services, request: Request, grant: Grant, call: CallAddress, what: Want, purpose: str
 ) -> str:
     event = recording_accessed(
-        grant, call.tenant, call.call_id, what, purpose, request.state.request_id, svc.clock.now()
+        grant,
+        call.tenant,
+        call.call_id,
+        what,
+        purpose,
+        request.state.request_id,
+        svc.clock.now(),
+        client_request_id=request.state.client_request_id,
     )
     await svc.access.record(event)
     return str(event.event_id)
@@ -257,21 +328,20 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
 
     @app.get("/readyz", tags=["operations"], summary="Readiness: S3 and the broker answer")
     async def readyz(svc: SvcDep) -> JSONResponse:
+        # Kinds only, for whoever asks; the details (endpoints, buckets) go to the log.
         problems = {}
         try:
             await svc.reader.ready()
         except Exception as exc:  # noqa: BLE001 - reported, not raised
-            problems["s3"] = f"{type(exc).__name__}: {exc}"
+            log.warning("readiness: S3 does not answer: %s: %s", type(exc).__name__, exc)
+            problems["s3"] = "the object store does not answer"
         try:
             await svc.access.ready()
         except Exception as exc:  # noqa: BLE001
-            problems["kafka"] = f"{type(exc).__name__}: {exc}"
+            log.warning("readiness: Kafka does not answer: %s: %s", type(exc).__name__, exc)
+            problems["kafka"] = "the broker does not answer"
         status = 503 if problems else 200
         return JSONResponse({"status": "unready" if problems else "ready", "problems": problems}, status)
-
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics of this API process")
-    async def metrics() -> Response:
-        return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/api/v1/whoami", response_model=Whoami, tags=["calls"])
     async def whoami(grant: GrantDep) -> Whoami:
@@ -283,9 +353,9 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
         svc: SvcDep,
         tenant: Annotated[str | None, Query(pattern=TENANT_PATTERN, description="default: all yours")] = None,
         from_: Annotated[
-            date | None, Query(alias="from", description="first UTC day; default 6 days before to")
+            SearchDay, Query(alias="from", description="first UTC day; default 6 days before to")
         ] = None,
-        to: Annotated[date | None, Query(description="last UTC day; default today")] = None,
+        to: Annotated[SearchDay, Query(description="last UTC day; default today")] = None,
         agent: Annotated[str | None, Query(max_length=128)] = None,
         outcome: Annotated[str | None, Query(description=f"one of {', '.join(OUTCOMES)}")] = None,
         call_id: Annotated[str | None, Query(pattern=CALL_ID_PATTERN)] = None,
@@ -319,8 +389,8 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
         request: Request,
         grant: GrantDep,
         svc: SvcDep,
-        purpose: PurposeDep,
         call: AddressDep,
+        purpose: PurposeDep,
     ) -> views.CallDetail:
         doc = await _open_call(svc, grant, Want.METADATA, call)
         await _log_access(svc, request, grant, call, Want.METADATA, purpose)
@@ -341,8 +411,8 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
         request: Request,
         grant: GrantDep,
         svc: SvcDep,
-        purpose: PurposeDep,
         call: AddressDep,
+        purpose: PurposeDep,
         range_: Annotated[str | None, Header(alias="range")] = None,
     ) -> StreamingResponse:
         doc = await _open_call(svc, grant, Want.AUDIO, call)
@@ -368,8 +438,8 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
         request: Request,
         grant: GrantDep,
         svc: SvcDep,
-        body: LinkRequest,
         call: AddressDep,
+        body: LinkRequest,
     ) -> AudioLinkOut:
         doc = await _open_call(svc, grant, Want.AUDIO, call)
         rec = doc["recording"]
@@ -423,6 +493,10 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
             raise Refused(401, f"audio link: {exc}") from exc
         if found.recording_expires_at is not None and found.recording_expires_at <= now:
             raise Refused(410, "the recording is past its retention and erased")
+        if not link_opens_its_recording(found, svc.settings.recordings_bucket):
+            # Only a holder of the signing secret can get here: say little, open nothing.
+            log.warning("an audio link names an object outside its call's recording; refused")
+            raise Refused(403, "this audio link does not name its call's recording")
         request.state.link_access = found.access_id
         byte_range = _range_or_416(range_, found.size_bytes)
         chunks = await _open_audio(svc, found.bucket, found.key, byte_range)
@@ -437,23 +511,78 @@ async def _open_audio(svc: Services, bucket: str, key: str, byte_range: ByteRang
 
 
 async def _run_search(svc: Services, query: search.SearchQuery, now: datetime) -> SearchPage:
-    """Newest day first; documents read only for keys that pass the key filters, until the page is full."""
+    """Newest day first, within the budget; documents read a handful at a time, concurrently."""
+    budget = Budget(svc.settings.api_search_budget)
     found: list[views.CallSummary] = []
-    last: search.Address | None = None
-    for day in query.days():
-        listed = []
-        for tenant in query.tenants:
-            listed.extend(e for e in await svc.reader.list_day(tenant, day) if query.wants_key(e.address))
-        listed.sort(key=lambda e: e.address.order())
-        for entry in listed:
-            doc = await svc.reader.cached_document(entry)
-            if doc is None or not query.wants_document(doc):
+    held = await svc.reader.held()
+    cursor: search.Address | None = None
+
+    def page(partial: bool) -> SearchPage:
+        more = partial or len(found) == query.limit
+        next_cursor = search.encode_cursor(cursor) if more and cursor is not None else None
+        return SearchPage(
+            calls=found, next_cursor=next_cursor, searched_days=len(query.days()), partial=partial
+        )
+
+    for day in query.days_left_to_search():
+        for tenant in sorted(query.tenants):
+            if query.tenant_done(day, tenant):
                 continue
-            restricted = await svc.reader.restricted(entry.address.tenant)
-            found.append(views.summary(doc, day, restricted, now))
-            last = entry.address
-            if len(found) == query.limit:
-                return SearchPage(
-                    calls=found, next_cursor=search.encode_cursor(last), searched_days=len(query.days())
-                )
-    return SearchPage(calls=found, next_cursor=None, searched_days=len(query.days()))
+            if not budget.spend():
+                return page(partial=True)
+            listed = [e for e in await svc.reader.list_day(tenant, day) if query.wants_key(e.address)]
+            listed.sort(key=lambda e: e.address.order())
+            while listed:
+                # At least one read after a listing, so even the smallest budget makes progress.
+                room = min(SEARCH_READS_AT_ONCE, max(1, budget.left), query.limit - len(found))
+                batch, listed = listed[:room], listed[room:]
+                budget.spend(min(len(batch), budget.left))
+                docs = await asyncio.gather(*(svc.reader.cached_document(e) for e in batch))
+                for entry, doc in zip(batch, docs, strict=True):
+                    cursor = entry.address
+                    shown = await _shown(svc, query, entry, doc, held, now)
+                    if shown is not None:
+                        found.append(shown)
+                if len(found) == query.limit:
+                    return page(partial=False)
+                if listed and budget.left == 0:
+                    return page(partial=True)
+            cursor = search.Address(day, tenant, search.TENANT_DONE)
+    return SearchPage(calls=found, next_cursor=None, searched_days=len(query.days()), partial=False)
+
+
+async def _shown(
+    svc: Services,
+    query: search.SearchQuery,
+    entry: Listed,
+    doc: dict[str, Any] | None,
+    held: frozenset[str],
+    now: datetime,
+) -> views.CallSummary | None:
+    """What the search shows of one call, or None when it is left out."""
+    if doc is None:
+        return None
+    address = entry.address
+    expires = views.metadata_expires_at(doc)
+    if expires is not None and expires <= now:
+        # Past its metadata retention: gone for everyone, unless a legal hold keeps it.
+        if address.call_id in held and not query.filters_on_content:
+            return views.held_summary(address.tenant, address.day, address.call_id)
+        return None
+    restricted = await svc.reader.restricted(address.tenant)
+    if not query.wants_document(doc, restricted=views.is_restricted(doc, restricted)):
+        return None
+    return views.summary(doc, address.day, restricted, now)
+
+
+class Budget:
+    """Listings and reads one search may still make."""
+
+    def __init__(self, total: int) -> None:
+        self.left = total
+
+    def spend(self, count: int = 1) -> bool:
+        if self.left < count:
+            return False
+        self.left -= count
+        return True

@@ -40,16 +40,37 @@ def services(request: Request) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
+class NoBearer(TokenRejected):
+    """No `Authorization: Bearer <token>` at all."""
+
+
+def read_bearer(settings: Settings, clock: Clock, authorization: str | None) -> Grant:
+    """The grant an Authorization header carries; `TokenRejected` says why it carries none."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise NoBearer("send Authorization: Bearer <token>")
+    secret = settings.api_token_secret.get_secret_value()
+    return read_token(secret, token.strip(), clock.now(), settings.token_max_lifetime)
+
+
+def bearer_problem(settings: Settings, clock: Clock, authorization: str) -> str | None:
+    """Why this Authorization header grants nothing, or None when its token is good."""
+    try:
+        read_bearer(settings, clock, authorization)
+    except TokenRejected as exc:
+        return str(exc)
+    return None
+
+
 def grant_of(
     request: Request,
     svc: Annotated[Services, Depends(services)],
     authorization: Annotated[str | None, Header(description="Bearer <token>")] = None,
 ) -> Grant:
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Refused(401, "send Authorization: Bearer <token>", {"WWW-Authenticate": "Bearer"})
     try:
-        grant = read_token(svc.settings.api_token_secret.get_secret_value(), token.strip(), svc.clock.now())
+        grant = read_bearer(svc.settings, svc.clock, authorization)
+    except NoBearer as exc:
+        raise Refused(401, str(exc), {"WWW-Authenticate": "Bearer"}) from exc
     except TokenRejected as exc:
         raise Refused(401, str(exc), {"WWW-Authenticate": 'Bearer error="invalid_token"'}) from exc
     request.state.grant = grant

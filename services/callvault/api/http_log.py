@@ -42,16 +42,29 @@ def log_json_lines(stream: Any = None) -> None:
 
 
 class AccessLogMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    """One JSON line per request, under callvault's own request id.
+
+    A client's `X-Request-ID` never becomes callvault's id (access events are
+    named by it, and a client could replay or collide ids). A trusted proxy's
+    (a gateway's trace id, `CALLVAULT_API_TRUSTED_PROXIES`) is kept beside it as
+    `client_request_id`; anyone else's is ignored.
+    """
+
+    def __init__(self, app: ASGIApp, trusted_proxies: frozenset[str] = frozenset()) -> None:
         self.app = app
+        self.trusted_proxies = trusted_proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        request_id = uuid.uuid4().hex
         offered = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
-        request_id = offered if _REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
+        peer = (scope.get("client") or ("", 0))[0]
+        client_id = offered if peer in self.trusted_proxies and _REQUEST_ID.fullmatch(offered) else None
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        state["client_request_id"] = client_id
         started = time.perf_counter()
         status = 500
         sent = 0
@@ -73,6 +86,7 @@ class AccessLogMiddleware:
             line: dict[str, Any] = {
                 "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
                 "request_id": request_id,
+                "client_request_id": client_id,
                 "method": scope.get("method"),
                 "path": _without_secrets(str(scope.get("path"))),
                 "status": status,

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 _SINGLE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
 
 
+MAX_DIGITS = 19  # 2**63 has 19 digits
+
+
 class RangeNotSatisfiable(Exception):
     pass
 
@@ -45,6 +48,10 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
     start, end = match.group(1), match.group(2)
     if not start and not end:
         return None
+    # More digits than any object has bytes: no int() of thousands of digits (Python refuses them).
+    if len(start) > MAX_DIGITS:
+        raise RangeNotSatisfiable
+    end = end if len(end) <= MAX_DIGITS else str(size)  # past the end either way
     if not start:  # a suffix: the last N bytes
         suffix = int(end)
         if suffix == 0 or size == 0:

@@ -4,7 +4,12 @@ Metadata keys are `{tenant}/{YYYY}/{MM}/{DD}/{call_id}.json`, so a tenant and a
 date range name a handful of listings, and a call id filters on the key alone.
 Agent and outcome filters need the documents, which are read newest day first
 until a page is full. Order is (day descending, tenant, call id): known from keys
-alone, so pages are stable and a cursor is just the last address returned.
+alone, so pages are stable and a cursor is just the last address looked at.
+
+One search spends at most a budget of listings and document reads
+(`CALLVAULT_API_SEARCH_BUDGET`): a filter that matches nothing over six months
+must not read the whole archive for one answer. When the budget is spent the
+page says so (`partial`) and its cursor goes on from where it stopped.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from typing import Any
 from callvault.api.views import outcome
 
 DEFAULT_DAYS = 7
+# A cursor's call id once a tenant's day is searched to its end: sorts after every call id.
+TENANT_DONE = "~"
 
 
 class SearchRefused(ValueError):
@@ -54,7 +61,28 @@ class SearchQuery:
             return False
         return self.after is None or address.order() > self.after.order()
 
-    def wants_document(self, doc: dict[str, Any]) -> bool:
+    def days_left_to_search(self) -> list[date]:
+        """Newest first, from the cursor's day on (the days before it were searched already)."""
+        days = self.days()
+        return days if self.after is None else [d for d in days if d <= self.after.day]
+
+    def tenant_done(self, day: date, tenant: str) -> bool:
+        """Whether the cursor is past this tenant's day: no need to list it again."""
+        at = self.after
+        if at is None or day != at.day:
+            return False
+        return tenant < at.tenant or (tenant == at.tenant and at.call_id == TENANT_DONE)
+
+    @property
+    def filters_on_content(self) -> bool:
+        return self.agent_id is not None or self.outcome is not None
+
+    def wants_document(self, doc: dict[str, Any], *, restricted: bool = False) -> bool:
+        """Whether a call matches. A restricted call matches on its address and time only: its
+        agent and outcome are what the restriction withholds, so a filter on them never finds it
+        (otherwise `agent=a-17` would list it and `agent=a-99` would not)."""
+        if restricted:
+            return not self.filters_on_content
         if self.agent_id is not None and doc.get("agent_id") != self.agent_id:
             return False
         return self.outcome is None or outcome(doc) == self.outcome

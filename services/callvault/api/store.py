@@ -26,6 +26,7 @@ from callvault.api.search import Address
 from callvault.settings import Settings
 from callvault.storage import inventory
 from callvault.storage.errors import is_not_found
+from callvault.storage.holds import held_call_ids
 from callvault.storage.layout import day_prefix, parse_archive_key
 from callvault.storage.subject_flags import SubjectFlag, flagged_subjects
 from callvault.stream.offloop import S3Runner
@@ -103,6 +104,7 @@ class ArchiveReader:
         self._settings = settings
         self._documents: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()
         self._restricted: dict[str, tuple[float, frozenset[str]]] = {}
+        self._held: tuple[float, frozenset[str]] | None = None
         self._refreshing: dict[str, asyncio.Future[frozenset[str]]] = {}
 
     @property
@@ -174,6 +176,14 @@ class ArchiveReader:
             return subjects
         finally:
             self._refreshing.pop(tenant, None)
+
+    async def held(self) -> frozenset[str]:
+        """The calls under a legal hold (one listing), at most the restrictions' TTL old."""
+        now = time.monotonic()
+        if self._held is None or now - self._held[0] >= self._settings.api_restrictions_ttl_s:
+            ids = await self._runner.run("list legal holds", held_call_ids, self._settings.metadata_bucket)
+            self._held = (now, frozenset(ids))
+        return self._held[1]
 
     async def ready(self) -> None:
         """Raises unless both buckets the API reads answer."""

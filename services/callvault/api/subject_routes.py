@@ -12,18 +12,19 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Query
+from fastapi import FastAPI, Query, Request
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
 from callvault.api.deps import GrantDep, Refused, Services, SvcDep
 from callvault.contract.commands import SubjectExtend
 from callvault.contract.fields import TENANT_PATTERN, Timestamp
+from callvault.rules import evidence
 from callvault.rules.access import Grant, Want
 from callvault.rules.subject_requests import RequestRecord, days_left, is_overdue, new_record, open_requests
 from callvault.storage.subject_requests import get_request, list_requests, put_request
 from callvault.stream.command_client import submit_command
-from callvault.stream.subject_client import BadRequest, export_link, subject_command
+from callvault.stream.subject_client import BadRequest, export_link, export_link_expiry, subject_command
 
 
 class NewRequest(BaseModel):
@@ -137,7 +138,17 @@ def install(app: FastAPI) -> None:
 
     @app.get("/api/v1/subject-requests/{tenant}/{request_id}", response_model=RequestView, tags=["subjects"],
              summary="One request; an access request's export link once fulfilled (dpo)")  # fmt: skip
-    async def one(tenant: TenantPath, request_id: RequestPath, grant: GrantDep, svc: SvcDep) -> RequestView:
+    async def one(
+        request: Request,
+        tenant: TenantPath,
+        request_id: RequestPath,
+        grant: GrantDep,
+        svc: SvcDep,
+        purpose: Annotated[
+            str,
+            Query(min_length=3, max_length=200, description="why the export's link is handed out; logged"),
+        ] = "answering the access request",
+    ) -> RequestView:
         _dpo_of(grant, tenant)
         record = await _record(svc, tenant, request_id)
         now = svc.clock.now()
@@ -147,6 +158,19 @@ def install(app: FastAPI) -> None:
             expires = datetime.fromisoformat(outcome["export_expires_at"])
             uri = outcome["export_uri"]
             link = await svc.reader.runner.run("signing a link", export_link, svc.settings, uri, expires, now)
+            if link is not None:  # handing it out is an access: logged first, as for a call
+                await svc.access.record(
+                    evidence.export_accessed(
+                        record,
+                        accessed_by=grant.subject,
+                        role=grant.role.value,
+                        purpose=purpose,
+                        link_expires_at=export_link_expiry(svc.settings, expires, now),
+                        handout_id=request.state.request_id,
+                        api_request_id=request.state.request_id,
+                        now=now,
+                    )
+                )
         return _view(record, now, link)
 
     @app.post("/api/v1/subject-requests/{tenant}/{request_id}/extend", status_code=202,

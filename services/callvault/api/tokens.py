@@ -12,7 +12,10 @@ and is bound to the access event that was logged when it was handed out. The
 two kinds have different audiences, so neither is accepted in place of the other.
 
 Times are checked against the injected clock, not PyJWT's own, so tests and
-the API agree on "now".
+the API agree on "now". A token is refused from the very second its `exp`
+states: an answer that announced `expires_at` must not be contradicted by a
+link that still plays after it. A token may not live longer than
+`CALLVAULT_API_TOKEN_MAX_LIFETIME` (24 h by default), issued or presented.
 """
 
 from __future__ import annotations
@@ -27,12 +30,13 @@ import jwt
 
 from callvault.contract.fields import TENANT_PATTERN
 from callvault.rules.access import ALL_TENANTS, Grant, Role
+from callvault.storage.layout import parse_archive_key
 
 ISSUER = "callvault"
 API_AUDIENCE = "callvault-api"
 AUDIO_AUDIENCE = "callvault-audio"
 ALGORITHM = "HS256"
-LEEWAY = timedelta(seconds=30)
+NBF_SKEW = timedelta(seconds=30)  # an issuer's clock a little ahead: inside the stated time, never after
 
 _TENANT = re.compile(TENANT_PATTERN)
 
@@ -42,7 +46,13 @@ class TokenRejected(Exception):
 
 
 def issue_token(
-    secret: str, subject: str, role: Role, tenants: list[str], now: datetime, lifetime: timedelta
+    secret: str,
+    subject: str,
+    role: Role,
+    tenants: list[str],
+    now: datetime,
+    lifetime: timedelta,
+    max_lifetime: timedelta | None = None,
 ) -> str:
     if not subject.strip():
         raise ValueError("a token names the person it is for (--subject)")
@@ -53,6 +63,11 @@ def issue_token(
             raise ValueError(f"tenant {tenant!r} must be 1 to 64 characters of a-z, 0-9 and '-', or '*'")
     if lifetime <= timedelta(0):
         raise ValueError("a token's lifetime must be positive")
+    if max_lifetime is not None and lifetime > max_lifetime:
+        raise ValueError(
+            f"a token may be valid for {_hours(max_lifetime)} at most (CALLVAULT_API_TOKEN_MAX_LIFETIME); "
+            f"{_hours(lifetime)} was asked"
+        )
     claims = {
         "iss": ISSUER,
         "aud": API_AUDIENCE,
@@ -66,7 +81,19 @@ def issue_token(
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
-def _decode(secret: str, token: str, audience: str, now: datetime, required: list[str]) -> dict[str, Any]:
+def _hours(span: timedelta) -> str:
+    hours = span.total_seconds() / 3600
+    return f"{hours:g} h"
+
+
+def _decode(
+    secret: str,
+    token: str,
+    audience: str,
+    now: datetime,
+    required: list[str],
+    max_lifetime: timedelta | None = None,
+) -> dict[str, Any]:
     try:
         claims = jwt.decode(
             token,
@@ -74,7 +101,12 @@ def _decode(secret: str, token: str, audience: str, now: datetime, required: lis
             algorithms=[ALGORITHM],
             audience=audience,
             issuer=ISSUER,
-            options={"require": ["exp", "iss", "aud"], "verify_exp": False, "verify_iat": False},
+            options={
+                "require": ["exp", "iss", "aud"],
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+            },
         )
     except jwt.InvalidAudienceError as exc:
         raise TokenRejected("this token is not meant for this use") from exc
@@ -90,13 +122,31 @@ def _decode(secret: str, token: str, audience: str, now: datetime, required: lis
     if missing:
         raise TokenRejected(f"the token lacks the {missing[0]!r} claim")
     expires = claims["exp"]
-    if not isinstance(expires, int | float) or expires + LEEWAY.total_seconds() < now.timestamp():
+    if not isinstance(expires, int | float) or isinstance(expires, bool):
+        raise TokenRejected("the token's 'exp' claim is not a time")
+    if expires <= now.timestamp():
         raise TokenRejected("the token has expired; ask for a new one")
+    not_before = claims.get("nbf")
+    if not_before is not None:
+        if not isinstance(not_before, int | float) or isinstance(not_before, bool):
+            raise TokenRejected("the token's 'nbf' claim is not a time")
+        if not_before > (now + NBF_SKEW).timestamp():
+            start = datetime.fromtimestamp(not_before, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+            raise TokenRejected(
+                f"the token is not valid before {start}; wait, or check the clock of whoever issued it"
+            )
+    issued = claims.get("iat")
+    if max_lifetime is not None and isinstance(issued, int | float) and not isinstance(issued, bool):
+        if expires - issued > max_lifetime.total_seconds():
+            raise TokenRejected(
+                f"the token was issued for longer than the {_hours(max_lifetime)} callvault allows; "
+                "ask for a new one"
+            )
     return claims
 
 
-def read_token(secret: str, token: str, now: datetime) -> Grant:
-    claims = _decode(secret, token, API_AUDIENCE, now, ["sub", "role", "tenants", "jti"])
+def read_token(secret: str, token: str, now: datetime, max_lifetime: timedelta | None = None) -> Grant:
+    claims = _decode(secret, token, API_AUDIENCE, now, ["sub", "role", "tenants", "jti", "iat"], max_lifetime)
     try:
         role = Role(claims["role"])
     except ValueError as exc:
@@ -128,6 +178,14 @@ class AudioLink:
     subject: str
 
 
+def link_opens_its_recording(link: AudioLink, recordings_bucket: str) -> bool:
+    """An audio link opens one thing: the recording of the tenant and call it was made for."""
+    if link.bucket != recordings_bucket:
+        return False
+    parts = parse_archive_key(link.key)
+    return parts is not None and parts.tenant == link.tenant and parts.call_id == link.call_id
+
+
 def issue_audio_link(secret: str, link: AudioLink) -> str:
     claims = {
         "iss": ISSUER,
@@ -150,6 +208,13 @@ def issue_audio_link(secret: str, link: AudioLink) -> str:
 def read_audio_link(secret: str, token: str, now: datetime) -> AudioLink:
     claims = _decode(secret, token, AUDIO_AUDIENCE, now, ["sub", "tenant", "call_id", "key", "access"])
     rexp = claims.get("rexp")
+    try:
+        return _audio_link(claims, rexp)
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise TokenRejected("the audio link cannot be read; ask for a new one") from exc
+
+
+def _audio_link(claims: dict[str, Any], rexp: Any) -> AudioLink:
     return AudioLink(
         tenant=claims["tenant"],
         call_id=claims["call_id"],

@@ -42,6 +42,9 @@ class CallSummary(BaseModel):
     day: date = Field(description="UTC date of the call's start: part of the call's address")
     started_at: datetime | None
     restricted: bool = Field(False, description="a participant restricted processing; details withheld")
+    held: bool = Field(
+        False, description="past its retention, kept by a legal hold; details withheld (additive)"
+    )
     duration_s: float | None = None
     direction: str | None = None
     agent_id: str | None = None
@@ -97,6 +100,22 @@ def facts(doc: dict[str, Any], restricted: frozenset[str]) -> CallFacts:
 
 def call_href(tenant: str, day: date, call_id: str) -> str:
     return f"/api/v1/calls/{tenant}/{day.isoformat()}/{quote(call_id, safe='')}"
+
+
+def metadata_expires_at(doc: dict[str, Any]) -> datetime | None:
+    return _when(doc.get("expires_at"))
+
+
+def held_summary(tenant: str, day: date, call_id: str) -> CallSummary:
+    """A call past its retention that a legal hold keeps: that it exists, nothing of what it holds."""
+    return CallSummary(
+        call_id=call_id,
+        tenant=tenant,
+        day=day,
+        started_at=None,
+        held=True,
+        href=call_href(tenant, day, call_id),
+    )
 
 
 def summary(doc: dict[str, Any], day: date, restricted: frozenset[str], now: datetime) -> CallSummary:

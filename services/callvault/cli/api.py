@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import logging.config
+from typing import Any
 
 import typer
 
@@ -26,33 +28,42 @@ def serve(
     host: str = typer.Option(None, help="address to listen on [default: CALLVAULT_API_HOST, 127.0.0.1]"),
     port: int = typer.Option(None, help="port to listen on [default: CALLVAULT_API_PORT, 8080]"),
 ) -> None:
-    """Serve the API, its OpenAPI docs (/docs) and the coaches' page (/) until stopped."""
+    """Serve the API and the coaches' page (/); metrics and docs on the ops port. Until stopped."""
     if ctx.invoked_subcommand is not None:
         return
     import uvicorn
 
-    from callvault.api.app import create_app
+    from callvault.api.app import create_app, create_ops_app
     from callvault.api.http_log import log_json_lines
 
-    settings = load_settings(api_host=host, api_port=port)
-    try:
-        settings.check_production_ready()
-    except ValueError as exc:
-        raise UserError(str(exc)) from exc
+    settings = load_settings(api_host=host, api_port=port)  # refuses dev secrets off loopback
     # One JSON line per request from callvault's own middleware; uvicorn's is off.
     log_config = logging_config(settings.log_format, "warning")
     logging.config.dictConfig(log_config)
     logging.getLogger("callvault.api").setLevel(logging.INFO)
     log_json_lines()
-    print(f"callvault api on http://{settings.api_host}:{settings.api_port}/ (docs at /docs)", flush=True)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.api_host,
-        port=settings.api_port,
-        access_log=False,
-        log_level="warning",
-        log_config=log_config,
-    )
+    public = create_app(settings)
+    common = {"access_log": False, "log_level": "warning", "log_config": log_config}
+    servers = [
+        uvicorn.Server(uvicorn.Config(public, host=settings.api_host, port=settings.api_port, **common))
+    ]
+    where = f"callvault api on http://{settings.api_host}:{settings.api_port}/"
+    if settings.api_ops_port:
+        ops = create_ops_app(public)
+        ops_config = uvicorn.Config(ops, host=settings.api_ops_host, port=settings.api_ops_port, **common)
+        servers.append(uvicorn.Server(ops_config))
+        where += f"; metrics and docs on http://{settings.api_ops_host}:{settings.api_ops_port}/docs"
+    print(where, flush=True)
+    asyncio.run(_serve_all(servers))
+
+
+async def _serve_all(servers: list[Any]) -> None:
+    """Both listeners in one loop; when one stops (a signal, a busy port), so does the other."""
+    tasks = [asyncio.create_task(server.serve()) for server in servers]
+    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for server in servers:
+        server.should_exit = True
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 @app.command("token")
@@ -70,7 +81,8 @@ def token(
         duration = CalendarDuration.parse(ttl)
         now = SystemClock().now()
         lifetime = add_duration(now, duration, settings.zone) - now
-        text = issue_token(settings.api_token_secret.get_secret_value(), subject, role, tenant, now, lifetime)
+        secret = settings.api_token_secret.get_secret_value()
+        text = issue_token(secret, subject, role, tenant, now, lifetime, settings.token_max_lifetime)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
     print(text)

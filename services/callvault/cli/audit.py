@@ -85,7 +85,7 @@ def replay_command(
     """Read the archived audit log and the topic's tail, check every rule, write the report."""
     start, end = instant_option("--from", since), instant_option("--to", until)
     slack = _tolerance(tolerance)
-    settings = load_settings()
+    settings = load_settings(acts=False)  # reads only
     console = Console()
     now = SystemClock().now()
     log, result = _read_log(
@@ -118,7 +118,7 @@ def verify_store(
 ) -> None:
     """Walk the archive buckets and check them against the log: objects past due, data with no event."""
     slack = _tolerance(tolerance)
-    settings = load_settings()
+    settings = load_settings(acts=False)  # reads only
     console = Console()
     log, view = _read_log(settings, console, log_view)
     now = SystemClock().now()

@@ -60,7 +60,7 @@ def simulate(
     seed: int = typer.Option(1, help="random seed: same seed, same traffic"),
 ) -> None:
     """Upload generated audio to staging and publish call events, like a call-center platform."""
-    settings = load_settings()
+    settings = load_settings(acts=False)  # reads only
     tenant_list = tuple(t.strip() for t in tenants.split(",") if t.strip())
     opts = TrafficOptions(
         calls=calls, tenants=tenant_list, missing=missing, late=late, after_start=after_start,

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import typer
+from aiokafka.errors import KafkaError
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 from rich.console import Console
@@ -25,14 +26,22 @@ from callvault.cli.config import load_settings
 from callvault.cli.errors import UserError, describe_validation_error
 from callvault.cli.options import instant_option, requester
 from callvault.clock import SystemClock
+from callvault.contract.base import ContractModel
 from callvault.contract.commands import SubjectExtend
+from callvault.rules import evidence
 from callvault.rules.subject_requests import RequestRecord, days_left, is_overdue, open_requests
 from callvault.settings import Settings
 from callvault.storage.client import make_s3_client
 from callvault.storage.errors import describe
 from callvault.storage.subject_requests import get_request, list_requests
 from callvault.stream.command_client import submit_command
-from callvault.stream.subject_client import BadRequest, export_link, file_request, subject_command
+from callvault.stream.subject_client import (
+    BadRequest,
+    export_link,
+    export_link_expiry,
+    file_request,
+    subject_command,
+)
 
 app = typer.Typer(
     help="Data-subject requests: access, erasure, restriction, objection.", no_args_is_help=True
@@ -226,26 +235,55 @@ def requests(
 def link(
     request_id: str = typer.Argument(..., help="a fulfilled access request"),
     tenant: str = typer.Option(..., "--tenant"),
+    purpose: str = typer.Option(
+        "handing the export to the data subject", "--purpose", help="why the link is handed out; logged"
+    ),
+    by: str = typer.Option(None, "--by", help="who hands it out (default: you at this terminal); logged"),
 ) -> None:
-    """A fresh download link to an access request's export, while the export lasts."""
+    """A fresh download link to an access request's export, while the export lasts (an access event)."""
     settings = load_settings()
+    s3 = make_s3_client(settings, attempts=2)
     try:
-        record = get_request(
-            make_s3_client(settings, attempts=2), settings.metadata_bucket, tenant, request_id
-        )
+        record = get_request(s3, settings.metadata_bucket, tenant, request_id)
     except (BotoCoreError, ClientError) as exc:
         raise UserError(describe(exc, settings.s3_endpoint)) from exc
     outcome = record.outcome if record is not None else None
     if record is None or record.kind != "access" or not outcome or not outcome.get("export_uri"):
         raise UserError(f"request {request_id} of tenant {tenant!r} is not a fulfilled access request")
-    url = export_link(
-        settings,
-        outcome["export_uri"],
-        datetime.fromisoformat(outcome["export_expires_at"]),
-        SystemClock().now(),
-    )
+    now = SystemClock().now()
+    expires = datetime.fromisoformat(outcome["export_expires_at"])
+    try:
+        url = export_link(s3, settings, outcome["export_uri"], expires, now)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
     if url is None:
         raise UserError(
             f"the export of request {request_id} expired at {outcome['export_expires_at']} and is erased"
         )
+    event = evidence.export_accessed(
+        record,
+        accessed_by=by or requester(),
+        role=None,
+        purpose=purpose,
+        link_expires_at=export_link_expiry(settings, expires, now),
+        handout_id=str(uuid.uuid4()),
+        api_request_id=None,
+        now=now,
+    )
+    asyncio.run(_log_handout(settings, event))  # logged before the link is shown
     typer.echo(url)
+
+
+async def _log_handout(settings: Settings, event: ContractModel) -> None:
+    from callvault.api.access_events import AccessLog, AccessNotLogged
+
+    access = AccessLog(settings)
+    try:
+        await access.start()
+        await access.record(event)
+    except (AccessNotLogged, KafkaError, OSError) as exc:
+        raise UserError(
+            f"the hand-out could not be written to the audit log, so no link is shown: {exc}"
+        ) from exc
+    finally:
+        await access.stop()

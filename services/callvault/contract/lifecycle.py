@@ -109,6 +109,9 @@ class RecordingAccessed(LifecycleBase):
     token_id: str | None = Field(None, description="the `jti` of the token used")
     granted_tenants: list[str] | None = Field(None, description="the tenants the token allowed ('*': all)")
     request_id: str | None = Field(None, description="the API request, as in its access log")
+    client_request_id: str | None = Field(
+        None, description="additive (2026-12-01): a trusted proxy's X-Request-ID, kept apart from callvault's"
+    )
 
 
 class LegalHoldPlaced(LifecycleBase):
@@ -192,6 +195,22 @@ class SubjectExportDeleted(SubjectEventBase):
     deleted_at: Timestamp
 
 
+class SubjectExportAccessed(SubjectEventBase):
+    """Additive (2026-12-01): a download link to an export was handed out.
+
+    The export holds every recording of a person: handing out its link is an
+    access like opening a call, with who, why and through which request.
+    """
+
+    type: Literal["subject.export_accessed"] = "subject.export_accessed"
+    accessed_by: str
+    role: str | None = Field(None, description="the API token's role; None from the command line")
+    purpose: str
+    export_uri: str
+    link_expires_at: Timestamp
+    api_request_id: str | None = Field(None, description="callvault's id of the API request, if any")
+
+
 LifecycleEvent = Annotated[
     DisclosureVerified
     | DisclosureMissing
@@ -210,7 +229,8 @@ LifecycleEvent = Annotated[
     | SubjectObjected
     | SubjectRequestReceived
     | SubjectRequestExtended
-    | SubjectExportDeleted,
+    | SubjectExportDeleted
+    | SubjectExportAccessed,
     Field(discriminator="type"),
 ]
 lifecycle_adapter: TypeAdapter[LifecycleEvent] = TypeAdapter(LifecycleEvent)

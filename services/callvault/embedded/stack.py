@@ -128,9 +128,11 @@ class EmbeddedStack:
             s3.create_bucket(Bucket=bucket)
         except s3.exceptions.BucketAlreadyOwnedByYou:
             pass
+        keys = store.s3_keys()
+        assert keys is not None, "the embedded store is on loopback: it has the dev keys"
         return {
-            "AWS_ACCESS_KEY_ID": store.s3_access_key,
-            "AWS_SECRET_ACCESS_KEY": store.s3_secret_key.get_secret_value(),
+            "AWS_ACCESS_KEY_ID": keys[0],
+            "AWS_SECRET_ACCESS_KEY": keys[1],
             "AWS_DEFAULT_REGION": store.s3_region,
             "AWS_ENDPOINT": self.s3_endpoint,
             "AWS_ALLOW_HTTP": "true",

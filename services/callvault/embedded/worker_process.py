@@ -22,10 +22,22 @@ def start_worker_process(env: dict[str, str], log_path: Path, name: str = "worke
 
 
 def start_api_process(
-    env: dict[str, str], log_path: Path, port: int, name: str = "api", timeout: float = 30.0
+    env: dict[str, str],
+    log_path: Path,
+    port: int,
+    name: str = "api",
+    timeout: float = 30.0,
+    ops_port: int = 0,
 ) -> ChildProcess:
-    """`callvault api` on loopback, returned once /readyz answers (S3 and the broker reached)."""
-    env = {**env, "CALLVAULT_API_HOST": "127.0.0.1", "CALLVAULT_API_PORT": str(port)}
+    """`callvault api` on loopback, returned once /readyz answers (S3 and the broker reached).
+
+    `ops_port`: where its metrics and docs are served (0: nowhere)."""
+    env = {
+        **env,
+        "CALLVAULT_API_HOST": "127.0.0.1",
+        "CALLVAULT_API_PORT": str(port),
+        "CALLVAULT_API_OPS_PORT": str(ops_port),
+    }
     child = start_callvault_process(["api"], env, log_path, name)
 
     def ready() -> bool:

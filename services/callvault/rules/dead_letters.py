@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from callvault.contract.deadletter import DeadLetter, SourcePosition
-from callvault.rules.redaction import redact_key, redact_sentence, redact_value
+from callvault.rules.redaction import call_id_of, redact_key, redact_sentence, redact_value
 
 
 def dead_letter_for(
@@ -16,7 +16,7 @@ def dead_letter_for(
     `numbers_redacted` counts what was cut from the key and the value, so a person
     reading the letter knows the bytes are not quite the producer's.
     """
-    kept_key, in_key = redact_key(key) if key is not None else (None, 0)
+    kept_key, in_key = redact_key(key, call_id_of(value)) if key is not None else (None, 0)
     kept_value, in_value = redact_value(value) if value is not None else (None, 0)
     return DeadLetter.for_input(
         error=redact_sentence(error),

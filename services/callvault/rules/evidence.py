@@ -7,6 +7,7 @@ same input emits the same ids and a consumer drops the repeats.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,6 +30,7 @@ from callvault.contract.lifecycle import (
     SubjectAccessFulfilled,
     SubjectErased,
     SubjectEventBase,
+    SubjectExportAccessed,
     SubjectExportDeleted,
     SubjectObjected,
     SubjectRequestExtended,
@@ -166,9 +168,17 @@ def legal_hold_event(
 
 
 def recording_accessed(
-    grant: Grant, tenant: str, call_id: str, what: Want, purpose: str, request_id: str, now: datetime
+    grant: Grant,
+    tenant: str,
+    call_id: str,
+    what: Want,
+    purpose: str,
+    request_id: str,
+    now: datetime,
+    client_request_id: str | None = None,
 ) -> RecordingAccessed:
-    """One access through the API; the request id makes it one event however often it is resent."""
+    """One access through the API; callvault's own request id makes it one event however often
+    it is resent (a client's id never does: it could collide with another's)."""
     return RecordingAccessed(
         event_id=deterministic_id("recording.accessed", call_id, request_id),
         call_id=call_id,
@@ -181,6 +191,7 @@ def recording_accessed(
         token_id=grant.token_id,
         granted_tenants=sorted(grant.tenants),
         request_id=request_id,
+        client_request_id=client_request_id,
     )
 
 
@@ -244,4 +255,36 @@ def export_deleted(
         export_uri=uri,
         due_at=due_at,
         deleted_at=deleted_at,
+    )
+
+
+def export_accessed(
+    record: RequestRecord,
+    *,
+    accessed_by: str,
+    role: str | None,
+    purpose: str,
+    link_expires_at: datetime,
+    handout_id: str,
+    api_request_id: str | None,
+    now: datetime,
+) -> SubjectExportAccessed:
+    """One hand-out of an export's link; `handout_id` (the API request's id, or the command's
+    own) makes it one event however often it is resent."""
+    outcome = record.outcome or {}
+    return SubjectExportAccessed(
+        event_id=deterministic_id("subject.export_accessed", record.request_id, handout_id),
+        subject=record.subject,
+        tenant=record.tenant,
+        occurred_at=now,
+        request_id=uuid.UUID(record.request_id),
+        calls=int(outcome.get("calls", 0)),
+        recordings=int(outcome.get("recordings", 0)),
+        metadata=int(outcome.get("metadata", 0)),
+        accessed_by=accessed_by,
+        role=role,
+        purpose=purpose,
+        export_uri=str(outcome.get("export_uri", "")),
+        link_expires_at=link_expires_at,
+        api_request_id=api_request_id,
     )

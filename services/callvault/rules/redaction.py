@@ -23,7 +23,7 @@ import re
 from typing import Any
 
 from callvault.contract.call_events import CALL_EVENT_TYPES
-from callvault.contract.fields import RFC3339_PATTERN
+from callvault.contract.fields import CALL_ID_PATTERN, RFC3339_PATTERN, TENANT_PATTERN
 from callvault.contract.json_text import MAX_DEPTH, nesting_depth
 
 MARKER = "+REDACTED"
@@ -51,7 +51,12 @@ PERSONAL_FIELDS = _personal_fields()
 # Numbers the contract defines as numbers: their digits are sizes and times, not phones.
 NUMERIC_FIELDS = frozenset({"size_bytes", "duration_ms", "duration_s", "partition", "offset"})
 # Values of these fields, when well formed, hold digits that are never phone numbers.
+# `call_id` and `tenant` are identifiers every lifecycle event, object key and record key
+# of a valid event carries as they are: a dead letter keeps them too (redacting digits
+# out of "c-20261201123456" would only hide which call it was).
 _WELL_FORMED = {
+    "call_id": re.compile(CALL_ID_PATTERN.strip("^$")),
+    "tenant": re.compile(TENANT_PATTERN.strip("^$")),
     "event_id": re.compile(r"[0-9a-fA-F]{8}(?:-?[0-9a-fA-F]{4}){3}-?[0-9a-fA-F]{12}"),
     "sha256": re.compile(r"[0-9a-f]{64}"),
     "subject": re.compile(r"[0-9a-f]{64}"),
@@ -159,7 +164,24 @@ def redact_value(raw: bytes) -> tuple[bytes, int]:
     return redact_key(raw)
 
 
-def redact_key(raw: bytes) -> tuple[bytes, int]:
-    """Bytes that are not JSON (a record key, an unreadable value): by pattern alone."""
+def call_id_of(raw: bytes | None) -> str | None:
+    """The well-formed `call_id` of a JSON object value, if it has one."""
+    parsed = _parse(raw) if raw is not None else None
+    if not isinstance(parsed, _Pairs):
+        return None
+    found = dict(parsed).get("call_id")
+    shape = _WELL_FORMED["call_id"]
+    return (
+        found
+        if isinstance(found, str) and not isinstance(found, _Number) and shape.fullmatch(found)
+        else None
+    )
+
+
+def redact_key(raw: bytes, call_id: str | None = None) -> tuple[bytes, int]:
+    """A record key (or bytes that are not JSON) by pattern; a key that is the value's own
+    well-formed `call_id` is kept, as every valid event's key is."""
+    if call_id is not None and raw == call_id.encode():
+        return raw, 0
     text, count = redact_text(raw.decode("latin-1"))  # one char per byte, so it maps back
     return (text.encode("latin-1"), count) if count else (raw, 0)

@@ -13,8 +13,7 @@ def make_s3_client(settings: Settings, *, attempts: int = 3, pool: int | None = 
     """A thread-safe client of the archive's store; boto3 clients may be shared across threads."""
     return _client(
         settings.s3_endpoint,
-        settings.s3_access_key,
-        settings.s3_secret_key.get_secret_value(),
+        settings.s3_keys(),
         settings.s3_region,
         attempts=attempts,
         pool=pool or max(10, settings.s3_max_concurrency),
@@ -23,11 +22,12 @@ def make_s3_client(settings: Settings, *, attempts: int = 3, pool: int | None = 
 
 def make_staging_s3_client(settings: Settings, *, attempts: int = 3, pool: int | None = None) -> BaseClient:
     """A client of the store holding producers' uploads; the archive's unless configured apart."""
-    secret = settings.staging_s3_secret_key or settings.s3_secret_key
+    keys = settings.s3_keys()
+    if settings.staging_s3_access_key and settings.staging_s3_secret_key is not None:
+        keys = settings.staging_s3_access_key, settings.staging_s3_secret_key.get_secret_value()
     return _client(
         settings.staging_s3_endpoint or settings.s3_endpoint,
-        settings.staging_s3_access_key or settings.s3_access_key,
-        secret.get_secret_value(),
+        keys,
         settings.staging_s3_region or settings.s3_region,
         attempts=attempts,
         pool=pool or max(10, settings.s3_max_concurrency),
@@ -35,8 +35,9 @@ def make_staging_s3_client(settings: Settings, *, attempts: int = 3, pool: int |
 
 
 def _client(
-    endpoint: str | None, access_key: str, secret_key: str, region: str, *, attempts: int, pool: int
+    endpoint: str | None, keys: tuple[str, str] | None, region: str, *, attempts: int, pool: int
 ) -> BaseClient:
+    """`keys` None: boto3's default credential chain (pod identity, instance profile, AWS_* variables)."""
     config = Config(
         region_name=region,
         retries={"max_attempts": attempts, "mode": "standard"},
@@ -48,7 +49,7 @@ def _client(
     return boto3.client(
         "s3",
         endpoint_url=endpoint or None,
-        aws_access_key_id=access_key,
-        aws_secret_access_key=secret_key,
+        aws_access_key_id=keys[0] if keys else None,
+        aws_secret_access_key=keys[1] if keys else None,
         config=config,
     )

@@ -9,7 +9,7 @@ worker is running), then sent on `commands`.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from botocore.client import BaseClient
@@ -108,4 +108,11 @@ def export_link(
     if left <= 0:
         return None
     bucket, _, key = export_uri.removeprefix("s3://").partition("/")
+    if bucket != settings.exports_bucket:
+        raise ValueError(f"an export lies in the exports bucket {settings.exports_bucket!r}, not {bucket!r}")
     return presign(s3, bucket, key, min(settings.export_link_s, left))
+
+
+def export_link_expiry(settings: Settings, expires_at: datetime, now: datetime) -> datetime:
+    """When a link handed out now stops working: its own life, never past the export's."""
+    return min(expires_at, now + timedelta(seconds=settings.export_link_s))
