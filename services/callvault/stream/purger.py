@@ -177,6 +177,18 @@ class Purger:
                 await asyncio.wait([self._scan_task])
                 self._collect_scan(report)
 
+    async def finish_scan(self) -> bool:
+        """Wait for a scan running beside the passes; whether there was one.
+
+        The worker never needs to (the next pass takes it in); the in-memory
+        harness does, so that one step of its clock gives one settled answer.
+        """
+        task = self._scan_task
+        if task is None:
+            return False
+        await asyncio.wait([task])
+        return True
+
     def _collect_scan(self, report: PassReport) -> None:
         task = self._scan_task
         if task is None or not task.done():

@@ -1,0 +1,210 @@
+"""callvault's worker logic in memory, on a clock the test turns: for callvault's suite and for producers.
+
+Feed your platform's events, see the outcomes callvault will give them::
+
+    async with Harness() as h:
+        h.upload("acme/c-1.wav", audio)
+        await h.send(started, disclosure, stored, ended)
+        assert h.types("c-1") >= {"recording.archived", "metadata.archived"}
+        await h.advance(days=31)                      # a month later: the recording is purged
+        assert "recording.deleted" in h.types("c-1")
+
+It drives the real pieces, not copies of their logic: the decoder, the
+`CallProcessor`, the `Purger` and the `CommandHandler` (with its subject
+handler), on a dict for the call-state table, moto's in-process S3 (object
+lock, versions, tags) and a `FixedClock`. What it leaves out is the wiring:
+Kafka, partitions, offsets, faust's timers. Those stay on the real stack
+(`tests/integration`, `tests/faults`).
+
+Between steps the harness does what the worker's timers do: it rereads the
+legal holds and objections, wakes the calls whose deadline came, and runs a
+purge pass. `advance()` turns the clock and then does the same, so a month of
+retention takes a call to `advance(days=31)`, not a month.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any
+
+from pydantic import SecretStr
+
+from callvault.clock import FixedClock
+from callvault.contract.base import ContractModel
+from callvault.contract.commands import Command, command_adapter
+from callvault.contract.deadletter import DeadLetter, SourcePosition
+from callvault.contract.decoding import Rejected, decode_call_event, decode_with
+from callvault.rules.call_state import TenantConflict
+from callvault.rules.dead_letters import dead_letter_for
+from callvault.settings import Settings
+from callvault.storage.bootstrap import init_storage
+from callvault.storage.client import make_s3_client
+from callvault.storage.holds import held_call_ids
+from callvault.storage.subject_flags import SubjectFlag, flagged_everywhere
+from callvault.stream.command_errors import CommandRefused
+from callvault.stream.commands import CommandHandler
+from callvault.stream.messages import CallMessage, to_fact
+from callvault.stream.offloop import S3Runner
+from callvault.stream.processor import CallProcessor
+from callvault.stream.purger import Purger
+
+DEFAULT_START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+# moto answers for any credentials; these only satisfy boto3, and name no real store.
+_IN_PROCESS = {"s3_endpoint": "", "s3_access_key": "testing", "s3_secret_key": SecretStr("testing")}
+
+
+class Harness:
+    """One callvault worker's logic, in memory. Use it as an async context manager."""
+
+    def __init__(self, settings: Settings | None = None, *, start: datetime = DEFAULT_START) -> None:
+        base = settings or Settings()
+        # In-process S3 is reached through boto3 with no endpoint (moto intercepts it).
+        self.settings = base.model_copy(update=_IN_PROCESS)
+        self.clock = FixedClock(start)
+        self.events: list[dict[str, Any]] = []  # every lifecycle event, in order, as JSON objects
+        self.dead_letters: list[DeadLetter] = []
+        self._offset = 0
+        self._mock: Any = None
+
+    # -- set-up -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Harness:
+        from moto import mock_aws  # the `embedded` extra: moto's in-process S3
+
+        self._mock = mock_aws()
+        self._mock.start()
+        self.s3 = make_s3_client(self.settings)
+        init_storage(self.s3, self.settings)
+        runner = S3Runner(self.s3, max_workers=4, endpoint=None, backoff_cap_s=0.05, give_up_after=5)
+        self._runner = runner
+        self.state: dict[bytes, dict[str, Any]] = {}
+        self.processor = CallProcessor(self.settings, self.state, runner, self._emit, self.clock)
+        self.purger = Purger(self.settings, runner, self._emit, self.clock)
+        self.commands = CommandHandler(
+            self.settings,
+            runner,
+            self._emit,
+            self.clock,
+            on_hold=self._hold_changed,
+            on_objection=self.processor.objecting.add,
+        )
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._runner.close()
+        if self._mock is not None:
+            self._mock.stop()
+
+    # -- inputs -------------------------------------------------------------------------
+
+    def upload(self, key: str, body: bytes, bucket: str | None = None) -> None:
+        """Put a recording where the platform would: the staging bucket, unless told."""
+        self.s3.put_object(Bucket=bucket or self.settings.staging_bucket, Key=key, Body=body)
+
+    async def send(self, *events: dict[str, Any] | bytes, key: bytes | None = None) -> None:
+        """Each event as the intake would take it off `call-events`, then its call's processing.
+
+        A dict is sent as JSON keyed by its `call_id` (or `key`); bytes are sent as they are.
+        """
+        for event in events:
+            value = event if isinstance(event, bytes) else json.dumps(event).encode()
+            record_key = (
+                key if key is not None or isinstance(event, bytes) else str(event.get("call_id")).encode()
+            )
+            await self._take(record_key, value)
+        await self._timers()
+
+    async def command(self, command: Command | dict[str, Any]) -> None:
+        """A command as the commands agent would take it; a refusal becomes a dead letter."""
+        value = command if isinstance(command, dict) else json.loads(command.to_json_bytes())
+        raw = json.dumps(value).encode()
+        position = self._position(self.settings.commands_topic)
+        decoded = decode_with(command_adapter, raw, "command", self.settings.max_event_bytes)
+        if isinstance(decoded, Rejected):
+            self._dead(decoded.error, position, None, raw)
+            return
+        try:
+            await self.commands.handle(decoded.value)
+        except CommandRefused as exc:
+            self._dead(str(exc), position, None, raw)
+        await self._timers()
+
+    async def advance(self, **delta: float) -> None:
+        """Turn the clock (`days=31`, `minutes=5`, ...), then what the worker's timers would do."""
+        self.clock.advance(timedelta(**delta))
+        await self._timers()
+
+    # -- what came out ------------------------------------------------------------------
+
+    def lifecycle(self, call_id: str | None = None, type_: str | None = None) -> list[dict[str, Any]]:
+        return [
+            e
+            for e in self.events
+            if (call_id is None or e.get("call_id") == call_id) and (type_ is None or e.get("type") == type_)
+        ]
+
+    def types(self, call_id: str) -> set[str]:
+        return {str(e["type"]) for e in self.lifecycle(call_id)}
+
+    def objects(self, bucket: str) -> list[str]:
+        """Every key in a bucket (all versions counted once), sorted."""
+        keys: set[str] = set()
+        for page in self.s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+            keys.update(v["Key"] for v in (*page.get("Versions", ()), *page.get("DeleteMarkers", ())))
+        return sorted(keys)
+
+    # -- the worker's steps -------------------------------------------------------------
+
+    async def _emit(self, events: Sequence[ContractModel]) -> None:
+        self.events.extend(json.loads(e.to_json_bytes()) for e in events)
+
+    def _position(self, topic: str) -> SourcePosition:
+        self._offset += 1
+        return SourcePosition(topic=topic, partition=0, offset=self._offset)
+
+    def _dead(self, error: str, position: SourcePosition, key: bytes | None, value: bytes | None) -> None:
+        self.dead_letters.append(dead_letter_for(error, position, key, value, self.clock.now()))
+
+    async def _take(self, key: bytes | None, value: bytes) -> None:
+        position = self._position(self.settings.call_events_topic)
+        result = decode_call_event(key, value, self.settings.max_event_bytes, self.settings.upload_buckets)
+        if isinstance(result, Rejected):
+            self._dead(result.error, position, key, value)
+            return
+        event = result.value
+        pseudonym_key = self.settings.pseudonym_key.get_secret_value().encode()
+        message = CallMessage(kind="fact", call_id=event.call_id, fact=to_fact(event, pseudonym_key))
+        try:
+            await self.processor.handle(event.call_id.encode(), message)
+        except TenantConflict as exc:
+            self._dead(str(exc), position, key, value)
+
+    async def _timers(self) -> None:
+        """The registries reread, due calls woken (until none is due), and one purge pass."""
+        meta = self.settings.metadata_bucket
+        self.processor.held_calls = await asyncio.to_thread(held_call_ids, self.s3, meta)
+        self.processor.objecting = set(
+            await asyncio.to_thread(flagged_everywhere, self.s3, meta, SubjectFlag.OBJECTING)
+        )
+        for _ in range(100):  # a wake-up may schedule another at the same instant
+            now = self.clock.now()
+            due = [k for k, at in self.processor.wakes.items() if at <= now]
+            if not due:
+                break
+            for key in due:
+                await self.processor.handle(key, CallMessage(kind="wake", call_id=key.decode()))
+        await self.purger.run_pass()
+        if await self.purger.finish_scan():  # a listing ran beside the pass: act on it now
+            await self.purger.run_pass()
+
+    def _hold_changed(self, call_id: str, held: bool) -> None:
+        if held:
+            self.processor.held_calls.add(call_id)
+        else:
+            self.processor.held_calls.discard(call_id)
