@@ -76,9 +76,13 @@ class Harness:
         from moto import mock_aws  # the `embedded` extra: moto's in-process S3
 
         self._mock = mock_aws()
-        self._mock.start()
-        self.s3 = make_s3_client(self.settings)
-        init_storage(self.s3, self.settings)
+        self._mock.start()  # patches botocore process-wide until __aexit__: one harness at a time
+        try:
+            self.s3 = make_s3_client(self.settings)
+            init_storage(self.s3, self.settings)
+        except BaseException:
+            self._mock.stop()
+            raise
         runner = S3Runner(self.s3, max_workers=4, endpoint=None, backoff_cap_s=0.05, give_up_after=5)
         self._runner = runner
         self.state: dict[bytes, dict[str, Any]] = {}
