@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
 from faust.types import EventT
 
 from callvault.clock import Clock, SystemClock
@@ -312,12 +313,16 @@ class Worker:
             self._recovered_once = True
 
     async def _intake(self, event: EventT) -> None:
-        """Never raises. faust restarts an agent that raises and the message it was on
-        counts as read: it would vanish with no dead letter. So anything unforeseen
-        becomes a dead letter too."""
+        """Raises for nothing about the event itself. faust restarts an agent that raises, and
+        the message it was on counts as read: it would vanish with no dead letter. So
+        anything unforeseen about an event becomes a dead letter. A broker failure is not
+        the event's fault and is not dead-lettered: a good event must not be set aside
+        because the broker blinked."""
         EVENTS_IN.labels(event.message.topic).inc()
         try:
             refused = await self._take_call_event(event)
+        except KafkaError:
+            raise
         except Exception as exc:  # noqa: BLE001 - see the docstring
             log.error("could not take in a call event: %s", where_it_failed(exc))
             refused = f"callvault could not take in this call event ({type(exc).__name__})"
