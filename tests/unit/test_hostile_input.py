@@ -412,3 +412,6 @@ def test_a_call_id_with_a_long_run_of_digits_stays_readable_in_its_letter() -> N
         letter = dead_letter_for("x", where, call_id.encode(), value, datetime.now(UTC))
         assert base64.b64decode(letter.key or "") == call_id.encode()
         assert f'"call_id":"{call_id}"' in base64.b64decode(letter.value or "").decode()
+        sentence = f"the record key is not the event's call_id {call_id!r}"
+        said = dead_letter_for(sentence, where, b"+32470123456", value, datetime.now(UTC))
+        assert call_id in said.error and "470123456" not in base64.b64decode(said.key or "").decode()

@@ -16,10 +16,11 @@ def dead_letter_for(
     `numbers_redacted` counts what was cut from the key and the value, so a person
     reading the letter knows the bytes are not quite the producer's.
     """
-    kept_key, in_key = redact_key(key, call_id_of(value)) if key is not None else (None, 0)
+    call_id = call_id_of(value)
+    kept_key, in_key = redact_key(key, call_id) if key is not None else (None, 0)
     kept_value, in_value = redact_value(value) if value is not None else (None, 0)
     return DeadLetter.for_input(
-        error=redact_sentence(error),
+        error=redact_sentence(error, keep=call_id),
         source=source,
         key=kept_key,
         value=kept_value,

@@ -83,9 +83,15 @@ def redact_text(text: str) -> tuple[str, int]:
     return _CANDIDATE.sub(replace, text), count
 
 
-def redact_sentence(text: str) -> str:
-    """An error sentence as it may be logged or kept: no phone number in it."""
-    return redact_text(text)[0]
+def redact_sentence(text: str, keep: str | None = None) -> str:
+    """An error sentence as it may be logged or kept: no phone number in it.
+
+    `keep`: the input's own well-formed call id, left as it is here as everywhere
+    else (a sentence about call `c-20261201123456` must still say which call).
+    """
+    if not keep or keep not in text:
+        return redact_text(text)[0]
+    return keep.join(redact_text(part)[0] for part in text.split(keep))
 
 
 class _Pairs(list[tuple[str, Any]]):
