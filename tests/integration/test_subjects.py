@@ -87,8 +87,11 @@ async def request(
 
 
 def keys_of(bus: Bus, bucket: str, prefix: str = "") -> set[str]:
-    page = bus.s3.list_object_versions(Bucket=bucket, Prefix=prefix)
-    return {v["Key"] for v in (*page.get("Versions", ()), *page.get("DeleteMarkers", ()))}
+    """Every key with a version or marker under `prefix`: all pages (the session's store holds thousands)."""
+    keys: set[str] = set()
+    for page in bus.s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+        keys.update(v["Key"] for v in (*page.get("Versions", ()), *page.get("DeleteMarkers", ())))
+    return keys
 
 
 def archive_keys(bus: Bus, call: CallScript) -> tuple[str, str]:
