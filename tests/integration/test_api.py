@@ -560,3 +560,25 @@ async def test_a_range_of_thousands_of_digits_is_416_not_500(
     rng = {"Range": "bytes=" + "9" * 5000 + "-", **auth(api_settings)}
     answer = await client.get(done.path + "/audio", params=PURPOSE, headers=rng)
     assert answer.status_code == 416, answer.text
+
+
+def test_a_busy_ops_port_leaves_the_api_serving(api_settings: Settings, api_worker: ChildProcess) -> None:
+    import socket
+
+    from callvault.embedded.processes import free_port
+    from callvault.embedded.worker_process import start_api_process
+    from tests.conftest import settings_env
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = free_port()
+        log = ARTIFACTS / f"api-busy-ops-{api_settings.app_id}.log"
+        proc = start_api_process(
+            settings_env(api_settings), log, port, "api-busy-ops", ops_port=busy.getsockname()[1]
+        )
+        try:
+            assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json() == {"status": "ok"}
+            assert "the ops listener could not start" in proc.tail(40)
+        finally:
+            proc.stop()

@@ -58,12 +58,30 @@ def serve(
 
 
 async def _serve_all(servers: list[Any]) -> None:
-    """Both listeners in one loop; when one stops (a signal, a busy port), so does the other."""
-    tasks = [asyncio.create_task(server.serve()) for server in servers]
-    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    """The public listener and the ops one in one loop; when one stops (a signal), so does the other.
+
+    A busy ops port must not take the API down with it (uvicorn exits the process
+    when it cannot bind): the ops listener then stays off, and the log says so.
+    """
+    public = asyncio.create_task(servers[0].serve())
+    ops = [asyncio.create_task(_ops_listener(server)) for server in servers[1:]]
+    done, _ = await asyncio.wait([public, *ops], return_when=asyncio.FIRST_COMPLETED)
+    if public not in done and all(task.result() == "not started" for task in done):
+        await public  # the API goes on alone; signals reach its handlers again
     for server in servers:
         server.should_exit = True
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.gather(public, *ops, return_exceptions=True)
+
+
+async def _ops_listener(server: Any) -> str:
+    try:
+        await server.serve()
+    except SystemExit:
+        logging.getLogger("callvault.api").warning(
+            "the ops listener could not start (is CALLVAULT_API_OPS_PORT busy?); /metrics and /docs are off"
+        )
+        return "not started"
+    return "stopped"
 
 
 @app.command("token")
