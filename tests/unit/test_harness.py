@@ -6,7 +6,6 @@ contract's outcome table, a month of retention and a subject erasure.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,63 +13,13 @@ from typing import Any
 import pytest
 
 from callvault.contract.fields import format_rfc3339
-from callvault.simulation.audio import make_wav
 from callvault.testing import DEFAULT_START, Harness
+from tests.integration.helpers import CALLER, CallScript
 
-CALLER = "+32470123456"
 
-
-class Call:
-    """One call's events, built from its start."""
-
-    def __init__(self, call_id: str, start: datetime = DEFAULT_START, tenant: str = "acme") -> None:
-        self.call_id, self.start, self.tenant = call_id, start, tenant
-        self.audio = make_wav(len(call_id) * 97, 1.0)
-        self.key = f"{tenant}/{call_id}.wav"
-
-    def _base(self, type_: str, at: datetime) -> dict[str, Any]:
-        return {
-            "type": type_,
-            "event_id": str(uuid.uuid4()),
-            "call_id": self.call_id,
-            "tenant": self.tenant,
-            "occurred_at": format_rfc3339(at),
-        }
-
-    def started(self) -> dict[str, Any]:
-        return {
-            **self._base("call.started", self.start),
-            "direction": "inbound",
-            "caller": CALLER,
-            "callee": "+3225551234",
-            "agent_id": "a-7",
-            "language": "nl-BE",
-        }
-
-    def disclosure(self, offset_s: float = 0.5, completed: bool = True) -> dict[str, Any]:
-        return {
-            **self._base("disclosure.played", self.start + timedelta(seconds=offset_s)),
-            "prompt_id": "notice-v2",
-            "language": "nl-BE",
-            "completed": completed,
-            "duration_ms": 4000,
-        }
-
-    def stored(self, **patch: Any) -> dict[str, Any]:
-        rec = self.start + timedelta(seconds=6)
-        return {
-            **self._base("recording.stored", rec + timedelta(seconds=30)),
-            "source_uri": f"s3://callvault-staging/{self.key}",
-            "sha256": hashlib.sha256(self.audio).hexdigest(),
-            "size_bytes": len(self.audio),
-            "content_type": "audio/wav",
-            "recording_started_at": format_rfc3339(rec),
-            "recording_ended_at": format_rfc3339(rec + timedelta(seconds=30)),
-            **patch,
-        }
-
-    def ended(self) -> dict[str, Any]:
-        return {**self._base("call.ended", self.start + timedelta(seconds=40)), "duration_s": 40.0}
+def a_call(call_id: str, start: datetime = DEFAULT_START) -> CallScript:
+    """One call's events, built as the real-stack tests build them, on the harness's calendar."""
+    return CallScript(call_id=call_id, start=start, caller=CALLER)
 
 
 @pytest.fixture
@@ -84,8 +33,8 @@ def _reason(h: Harness, call_id: str) -> str:
 
 
 async def test_a_compliant_call_is_archived_and_its_source_deleted(h: Harness) -> None:
-    call = Call("c-ok")
-    h.upload(call.key, call.audio)
+    call = a_call("c-ok")
+    h.upload(call.staging_key, call.audio)
     await h.send(call.started(), call.disclosure(), call.stored(), call.ended())
     assert {"disclosure.verified", "recording.archived", "metadata.archived"} <= h.types("c-ok")
     assert h.objects(h.settings.recordings_bucket) == ["acme/2026/03/02/c-ok.wav"]
@@ -93,8 +42,8 @@ async def test_a_compliant_call_is_archived_and_its_source_deleted(h: Harness) -
 
 
 async def test_no_disclosure_is_rejected_after_the_grace_and_not_before(h: Harness) -> None:
-    call = Call("c-nodisc")
-    h.upload(call.key, call.audio)
+    call = a_call("c-nodisc")
+    h.upload(call.staging_key, call.audio)
     await h.send(call.started(), call.stored(), call.ended())
     assert "recording.rejected" not in h.types("c-nodisc")  # within the grace: waiting
     await h.advance(minutes=4, seconds=59)
@@ -109,8 +58,8 @@ async def test_no_disclosure_is_rejected_after_the_grace_and_not_before(h: Harne
 
 
 async def test_a_late_disclosure_within_the_grace_is_compliant(h: Harness) -> None:
-    call = Call("c-late")
-    h.upload(call.key, call.audio)
+    call = a_call("c-late")
+    h.upload(call.staging_key, call.audio)
     await h.send(call.started(), call.stored())
     await h.advance(minutes=2)
     await h.send(call.disclosure(), call.ended())
@@ -133,14 +82,14 @@ async def test_a_late_disclosure_within_the_grace_is_compliant(h: Harness) -> No
             "disclosure_missing",
             "disclosure_incomplete",
         ),
-        ("objected", lambda c: [c.disclosure(), c._base("recording.objected", c.start)], "objected", None),
+        ("objected", lambda c: [c.disclosure(), c.objected()], "objected", None),
     ],
 )
 async def test_outcome_rows_that_reject(
     h: Harness, name: str, events: Any, reason: str, detail: str | None
 ) -> None:
-    call = Call(f"c-{name}")
-    h.upload(call.key, call.audio)
+    call = a_call(f"c-{name}")
+    h.upload(call.staging_key, call.audio)
     await h.send(call.started(), *events(call), call.stored(), call.ended())
     await h.advance(minutes=5)
     (rejected,) = h.lifecycle(call.call_id, "recording.rejected")
@@ -152,15 +101,15 @@ async def test_outcome_rows_that_reject(
 
 
 async def test_a_checksum_mismatch_keeps_the_source_and_a_resend_is_archived(h: Harness) -> None:
-    call = Call("c-sum")
-    h.upload(call.key, call.audio)
-    h.upload(call.key, call.audio + b"corrupted")
+    call = a_call("c-sum")
+    h.upload(call.staging_key, call.audio)
+    h.upload(call.staging_key, call.audio + b"corrupted")
     await h.send(call.started(), call.disclosure(), call.stored(), call.ended())
     (rejected,) = h.lifecycle("c-sum", "recording.rejected")
     assert rejected["reason"] == "checksum_mismatch" and rejected["source_deleted"] is False
-    assert h.objects(h.settings.staging_bucket) == [call.key], "source kept for the producer"
+    assert h.objects(h.settings.staging_bucket) == [call.staging_key], "source kept for the producer"
     assert h.objects(h.settings.recordings_bucket) == [] and "metadata.archived" not in h.types("c-sum")
-    h.upload(call.key, call.audio)  # the producer uploads the right bytes and says so again
+    h.upload(call.staging_key, call.audio)  # the producer uploads the right bytes and says so again
     await h.send(call.stored())
     assert {"recording.archived", "metadata.archived"} <= h.types("c-sum")
     body = h.s3.get_object(Bucket=h.settings.recordings_bucket, Key="acme/2026/03/02/c-sum.wav")["Body"]
@@ -168,7 +117,7 @@ async def test_a_checksum_mismatch_keeps_the_source_and_a_resend_is_archived(h: 
 
 
 async def test_a_missing_source_is_looked_for_then_rejected(h: Harness) -> None:
-    call = Call("c-missing")
+    call = a_call("c-missing")
     await h.send(call.started(), call.disclosure(), call.stored(), call.ended())
     for _ in range(6):
         await h.advance(seconds=30)
@@ -177,8 +126,8 @@ async def test_a_missing_source_is_looked_for_then_rejected(h: Harness) -> None:
 
 
 async def test_a_recording_past_its_retention_is_never_archived(h: Harness) -> None:
-    call = Call("c-old", start=DEFAULT_START - timedelta(days=40))
-    h.upload(call.key, call.audio)
+    call = a_call("c-old", start=DEFAULT_START - timedelta(days=40))
+    h.upload(call.staging_key, call.audio)
     await h.send(call.started(), call.disclosure(), call.stored(), call.ended())
     (rejected,) = h.lifecycle("c-old", "recording.rejected")
     assert rejected["reason"] == "retention_elapsed" and rejected["source_deleted"] is True
@@ -187,15 +136,15 @@ async def test_a_recording_past_its_retention_is_never_archived(h: Harness) -> N
 
 
 async def test_a_source_outside_the_upload_buckets_is_a_dead_letter(h: Harness) -> None:
-    call = Call("c-foreign")
-    await h.send(call.stored(source_uri="s3://other-app/payroll.xlsx"))
+    call = a_call("c-foreign")
+    await h.send({**call.stored(), "source_uri": "s3://other-app/payroll.xlsx"})
     (letter,) = h.dead_letters
     assert "nothing was read or deleted" in letter.error
 
 
 async def test_duplicates_and_disorder_give_one_outcome(h: Harness) -> None:
-    call = Call("c-dup")
-    h.upload(call.key, call.audio)
+    call = a_call("c-dup")
+    h.upload(call.staging_key, call.audio)
     started, disclosure, stored, ended = call.started(), call.disclosure(), call.stored(), call.ended()
     # Recording first, everything twice, the start last; then well past the grace.
     await h.send(stored, stored, ended, disclosure, ended, disclosure, started, stored)
@@ -208,8 +157,8 @@ async def test_duplicates_and_disorder_give_one_outcome(h: Harness) -> None:
 
 
 async def test_a_month_later_the_recording_is_purged_and_six_months_later_the_metadata(h: Harness) -> None:
-    call = Call("c-month")
-    h.upload(call.key, call.audio)
+    call = a_call("c-month")
+    h.upload(call.staging_key, call.audio)
     await h.send(call.started(), call.disclosure(), call.stored(), call.ended())
     await h.advance(days=31)
     (deleted,) = h.lifecycle("c-month", "recording.deleted")
@@ -222,8 +171,8 @@ async def test_a_month_later_the_recording_is_purged_and_six_months_later_the_me
 
 
 async def test_a_held_call_outlives_its_month(h: Harness) -> None:
-    call = Call("c-held")
-    h.upload(call.key, call.audio)
+    call = a_call("c-held")
+    h.upload(call.staging_key, call.audio)
     await h.send(call.started(), call.disclosure(), call.stored(), call.ended())
     now = format_rfc3339(datetime.now(UTC))
     await h.command(
@@ -244,8 +193,8 @@ async def test_a_held_call_outlives_its_month(h: Harness) -> None:
 async def test_a_subject_erasure_removes_that_subjects_calls(h: Harness) -> None:
     from callvault.stream.subject_client import subject_command
 
-    call = Call("c-erase")
-    h.upload(call.key, call.audio)
+    call = a_call("c-erase")
+    h.upload(call.staging_key, call.audio)
     await h.send(call.started(), call.disclosure(), call.stored(), call.ended())
     command = subject_command(
         h.settings,
