@@ -79,7 +79,7 @@ class Harness:
         self._mock.start()  # patches botocore process-wide until __aexit__: one harness at a time
         try:
             self.s3 = make_s3_client(self.settings)
-            init_storage(self.s3, self.settings)
+            await asyncio.to_thread(init_storage, self.s3, self.settings)  # boto3: off the loop
         except BaseException:
             self._mock.stop()
             raise

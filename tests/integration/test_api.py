@@ -538,19 +538,19 @@ async def test_an_audio_link_opens_nothing_but_its_calls_recording(
 
 
 @pytest.mark.parametrize(
-    ("path", "headers", "status"),
+    "path",
     [
-        ("/api/v1/calls/acme/9999-12-31/c-1", {}, 422),
-        ("/api/v1/calls/acme/0001-01-01/c-1", {}, 422),
-        ("/api/v1/calls?from=0001-01-01", {}, 422),
-        ("/api/v1/calls?to=9999-12-31", {}, 422),
+        "/api/v1/calls/acme/9999-12-31/c-1",
+        "/api/v1/calls/acme/0001-01-01/c-1",
+        "/api/v1/calls?from=0001-01-01",
+        "/api/v1/calls?to=9999-12-31",
     ],
 )
 async def test_absurd_dates_are_422_not_500(
-    api_settings: Settings, client: httpx.AsyncClient, path: str, headers: dict[str, str], status: int
+    api_settings: Settings, client: httpx.AsyncClient, path: str
 ) -> None:
     answer = await client.get(path, params=PURPOSE if "/c-1" in path else None, headers=auth(api_settings))
-    assert answer.status_code == status, answer.text
+    assert answer.status_code == 422, answer.text
 
 
 async def test_a_range_of_thousands_of_digits_is_416_not_500(
