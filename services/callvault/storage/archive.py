@@ -159,8 +159,7 @@ def copy_recording(
     if source_s3 is not None:
         return _stream_across_stores(
             source_s3, s3, source_bucket, source_key, target_bucket, target_key,
-            sha256, size_bytes, {"ContentType": content_type, "Metadata": metadata,
-                                 "Tagging": tagging_header(tags)},
+            sha256, size_bytes, tags, {"ContentType": content_type, "Metadata": metadata},
         )  # fmt: skip
     try:
         response = s3.copy_object(
@@ -180,13 +179,45 @@ def copy_recording(
         raise  # otherwise the archive's: callvault's own bucket
     version = response.get("VersionId")
     checksum = response.get("CopyObjectResult", {}).get("ChecksumSHA256")
+    if version is None:  # Ceph RGW names no version in a copy's answer, even in a versioned bucket
+        written = head(s3, target_bucket, target_key) or {}
+        version, checksum = written.get("VersionId"), checksum or written.get("ChecksumSHA256")
     actual = _stored_sha256(s3, target_bucket, target_key, version, checksum)
     if actual != sha256:
         _delete_version(s3, target_bucket, target_key, version)
         return CopyOutcome(
             "mismatch", detail=f"the source's SHA-256 is {actual}, the event announced {sha256}"
         )
+    ensure_tags(s3, target_bucket, target_key, version, tags)
     return CopyOutcome("archived", _ref(target_bucket, target_key, sha256, size_bytes, version))
+
+
+def object_tags(s3: BaseClient, bucket: str, key: str, version: str | None = None) -> dict[str, str]:
+    kwargs = {"VersionId": version} if version else {}
+    answer = s3.get_object_tagging(Bucket=bucket, Key=key, **kwargs)
+    return {tag["Key"]: tag["Value"] for tag in answer.get("TagSet", [])}  # RGW leaves TagSet out when empty
+
+
+def ensure_tags(s3: BaseClient, bucket: str, key: str, version: str | None, tags: dict[str, str]) -> None:
+    """Make sure this version carries exactly `tags`; set them again where the store did not keep them.
+
+    The tags are what the lifecycle backstop and the purger's walk read, so an
+    archived object without them would outlive its term unseen. Ceph RGW 16.2
+    keeps the source's tags on a copy with `TaggingDirective=REPLACE` (and none
+    at all with `MetadataDirective=REPLACE`); AWS, MinIO and moto keep the new
+    ones, and there this costs one read.
+    """
+    if object_tags(s3, bucket, key, version) == tags:
+        return
+    kwargs = {"VersionId": version} if version else {}
+    tag_set = [{"Key": name, "Value": value} for name, value in tags.items()]
+    s3.put_object_tagging(Bucket=bucket, Key=key, Tagging={"TagSet": tag_set}, **kwargs)
+    kept = object_tags(s3, bucket, key, version)
+    if kept != tags:
+        raise StorageFault(
+            f"s3://{bucket}/{key} does not keep its lifecycle tags (asked {sorted(tags)}, "
+            f"it holds {sorted(kept)}); callvault will not archive into a store that loses them"
+        )
 
 
 def _open_body(s3: BaseClient, bucket: str, key: str) -> Any:
@@ -223,8 +254,10 @@ def _stream_across_stores(
     target_key: str,
     sha256: str,
     size_bytes: int,
+    tags: dict[str, str],
     extra_args: dict[str, Any],
 ) -> CopyOutcome:
+    extra_args = {**extra_args, "Tagging": tagging_header(tags)}
     body = _on_source(_open_body, source_s3, source_bucket, source_key)
     reader = _HashingReader(body)
     config = TransferConfig(
@@ -236,10 +269,9 @@ def _stream_across_stores(
         body.close()
     actual = reader.digest.hexdigest()
     if actual == sha256 and reader.size == size_bytes:
-        version = head(s3, target_bucket, target_key) or {}
-        return CopyOutcome(
-            "archived", _ref(target_bucket, target_key, sha256, size_bytes, version.get("VersionId"))
-        )
+        version = (head(s3, target_bucket, target_key) or {}).get("VersionId")
+        ensure_tags(s3, target_bucket, target_key, version, tags)
+        return CopyOutcome("archived", _ref(target_bucket, target_key, sha256, size_bytes, version))
     written = head(s3, target_bucket, target_key)
     if written is not None:
         _delete_version(s3, target_bucket, target_key, written.get("VersionId"))
@@ -256,7 +288,15 @@ def put_document(
     tags: dict[str, str],
     extra_metadata: dict[str, str] | None = None,
 ) -> ObjectRef:
-    """Write a JSON document; the store checks the SHA-256 we send against the bytes it got."""
+    """Write a JSON document; the store checks the bytes it got against the hashes we send.
+
+    Both hashes of `sha256`'s bytes go: the SHA-256 checksum, which AWS and MinIO
+    verify, and Content-MD5, which every S3 verifies (Ceph RGW 16.2 and moto accept
+    a wrong SHA-256 checksum without a word). A `sha256` that is not the body's is
+    callvault's own mistake, refused before anything is sent.
+    """
+    if hashlib.sha256(body).hexdigest() != sha256:
+        raise ValueError(f"s3://{bucket}/{key}: the document's bytes do not have the SHA-256 {sha256}")
     response = s3.put_object(
         Bucket=bucket,
         Key=key,
@@ -266,6 +306,7 @@ def put_document(
         Tagging=tagging_header(tags),
         ChecksumAlgorithm="SHA256",
         ChecksumSHA256=base64.b64encode(bytes.fromhex(sha256)).decode(),
+        ContentMD5=base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode(),
     )
     return _ref(bucket, key, sha256, len(body), response.get("VersionId"))
 

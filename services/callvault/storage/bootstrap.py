@@ -78,13 +78,28 @@ def _exists(s3: BaseClient, bucket: str) -> bool:
         raise
 
 
-def _create(s3: BaseClient, plan: BucketPlan, region: str) -> None:
+def _create(s3: BaseClient, plan: BucketPlan, region: str, report: BucketReport) -> None:
     kwargs: dict[str, object] = {"Bucket": plan.name}
-    if region and region != "us-east-1":
-        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
     if plan.object_lock:
         kwargs["ObjectLockEnabledForBucket"] = True
+    if region and region != "us-east-1":
+        try:
+            s3.create_bucket(**kwargs, CreateBucketConfiguration={"LocationConstraint": region})
+            return
+        except ClientError as exc:
+            # A store on premises (Ceph RGW, whose zone group is not an AWS region) refuses
+            # the constraint; its buckets live where the store is, so create it there.
+            if error_code(exc) != "InvalidLocationConstraint" or _on_aws(s3):
+                raise
+            report.notes.append(
+                f"the store does not know the region {region}; the bucket is in the store's own placement"
+            )
     s3.create_bucket(**kwargs)
+
+
+def _on_aws(s3: BaseClient) -> bool:
+    """Whether this client talks to AWS itself, where a refused region is a real mistake."""
+    return str(s3.meta.endpoint_url).endswith(".amazonaws.com")
 
 
 def _lifecycle_rules(plan: BucketPlan) -> list[dict[str, object]]:
@@ -114,7 +129,7 @@ def _lifecycle_rules(plan: BucketPlan) -> list[dict[str, object]]:
 def init_bucket(s3: BaseClient, plan: BucketPlan, region: str) -> BucketReport:
     report = BucketReport(plan.name)
     if not _exists(s3, plan.name):
-        _create(s3, plan, region)
+        _create(s3, plan, region, report)
         report.created = True
     if plan.versioning:
         s3.put_bucket_versioning(Bucket=plan.name, VersioningConfiguration={"Status": "Enabled"})

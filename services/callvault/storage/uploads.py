@@ -10,8 +10,11 @@ outgrows a part, or the single-PUT limit, it becomes a multipart upload. Blockin
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl
 
 from botocore.client import BaseClient
+
+from callvault.storage.archive import ensure_tags
 
 MIN_PART_BYTES = 5 * 1024 * 1024  # S3's smallest part but the last
 DEFAULT_PART_BYTES = 16 * 1024 * 1024
@@ -86,12 +89,15 @@ class PartUpload:
         else:
             if self._buffer or not self._parts:
                 self._send_part(bytes(self._buffer))
-            self._s3.complete_multipart_upload(
+            done = self._s3.complete_multipart_upload(
                 Bucket=self._bucket,
                 Key=self._key,
                 UploadId=self._upload_id,
                 MultipartUpload={"Parts": self._parts},
             )
+            if "Tagging" in self._extra:  # Ceph RGW drops the tags a multipart upload was started with
+                tags = dict(parse_qsl(self._extra["Tagging"], keep_blank_values=True))
+                ensure_tags(self._s3, self._bucket, self._key, done.get("VersionId"), tags)
         self._buffer = bytearray()
         self.closed = True
 

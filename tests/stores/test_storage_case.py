@@ -1,0 +1,254 @@
+"""The storage adapter's one test case, run on every store lane with the same assertions.
+
+What callvault needs of a store: buckets made as planned, a recording archived
+with its tags and a checksum the store computed, versions and delete markers
+erased for real, legal holds and COMPLIANCE retention that refuse deletion,
+presigned links that open only untampered, uploads in parts, and a bucket's
+location. Where a store falls short (Ceph RGW keeps a copy's source tags,
+returns no checksum, refuses SSE-S3, has no AWS regions), callvault works
+around it or says so; it never archives silently wrong.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import pytest
+from botocore.exceptions import ClientError
+
+from callvault.rules.retention import RetentionClass
+from callvault.storage.archive import copy_recording, delete_object, object_tags, put_document
+from callvault.storage.audit_archive import write_segment
+from callvault.storage.bootstrap import bucket_plans, init_storage
+from callvault.storage.exports import presign
+from callvault.storage.holds import set_object_lock_hold
+from callvault.storage.location import reported_location
+from callvault.storage.uploads import MIN_PART_BYTES, PartUpload
+from tests.stores.conftest import Store
+from tests.stores.lanes import ACCEPTS_TAMPERED_LINKS, ACCEPTS_WRONG_MD5, SHORTENS_COMPLIANCE
+
+pytestmark = pytest.mark.stores
+
+TAGS = {"retention-class": RetentionClass.RECORDING.value, "expires-at": "2027-01-01T00:00:00Z"}
+
+
+def _versions(store: Store, bucket: str, key: str) -> list[str]:
+    page = store.s3.list_object_versions(Bucket=bucket, Prefix=key)
+    entries = [*page.get("Versions", ()), *page.get("DeleteMarkers", ())]
+    return [entry["VersionId"] for entry in entries if entry["Key"] == key]
+
+
+def _staged(store: Store, body: bytes, key: str = "t/c-1.wav") -> str:
+    """A producer's upload, with a tag of its own that must not reach the archive."""
+    store.s3.put_object(Bucket=store.settings.staging_bucket, Key=key, Body=body, Tagging="uploaded-by=pbx")
+    return key
+
+
+def _archive(store: Store, key: str, body: bytes, sha256: str | None = None, **kwargs: object):  # noqa: ANN202
+    return copy_recording(
+        store.s3, source_bucket=store.settings.staging_bucket, source_key=key,
+        target_bucket=store.settings.recordings_bucket, target_key=f"acme/{key}",
+        sha256=sha256 or hashlib.sha256(body).hexdigest(), size_bytes=len(body),
+        content_type="audio/wav", tags=TAGS, extra_metadata={}, **kwargs,
+    )  # fmt: skip
+
+
+def test_init_makes_every_bucket_as_planned_and_again_changes_nothing(store: Store) -> None:
+    by_name = {report.bucket: report for report in store.reports}
+    for plan in bucket_plans(store.settings):
+        report = by_name[plan.name]
+        assert report.created
+        if plan.versioning:
+            assert report.versioning == "enabled"
+        if plan.object_lock:
+            assert report.object_lock == "enabled", report.notes
+        # SSE-S3 where the store has it; where it refuses (Ceph RGW), the report says so.
+        assert report.encryption == "AES256" or any("encryption" in note for note in report.notes)
+        rules = (
+            store.s3.get_bucket_lifecycle_configuration(Bucket=plan.name)["Rules"] if plan.expirations else []
+        )
+        for rule_id, tag, days in plan.expirations:
+            rule = next(r for r in rules if r["ID"] == rule_id)
+            assert rule["Expiration"]["Days"] == days
+            if tag:
+                assert rule["Filter"] == {"Tag": {"Key": "retention-class", "Value": tag}}
+    assert by_name[store.settings.recordings_bucket].lifecycle == ["backstop-recording: 38 days"]
+    again = init_storage(store.s3, store.settings)
+    assert not any(report.created for report in again)
+
+
+def test_a_recording_is_archived_with_its_own_tags_and_a_checksum_the_store_proves(store: Store) -> None:
+    body = os.urandom(40_000)
+    outcome = _archive(store, _staged(store, body), body)
+    assert outcome.status == "archived", outcome.detail
+    ref = outcome.object
+    assert ref is not None and ref.sha256 == hashlib.sha256(body).hexdigest()
+    found = store.s3.head_object(Bucket=ref.bucket, Key=ref.key)
+    assert ref.version_id == found["VersionId"]  # named even where the copy's answer does not (RGW)
+    assert object_tags(store.s3, ref.bucket, ref.key, ref.version_id) == TAGS  # not the upload's tag
+    assert found["Metadata"]["sha256"] == ref.sha256
+    again = _archive(store, "t/c-1.wav", body)
+    assert (again.status, again.detail) == ("archived", "already archived")
+    assert _versions(store, ref.bucket, ref.key) == [ref.version_id]  # one version per recording
+
+
+def test_a_copy_whose_bytes_are_not_the_announced_ones_is_refused_and_removed(store: Store) -> None:
+    body = os.urandom(10_000)
+    outcome = _archive(store, _staged(store, body), body, sha256=hashlib.sha256(b"other").hexdigest())
+    assert outcome.status == "mismatch" and "SHA-256" in outcome.detail
+    assert _versions(store, store.settings.recordings_bucket, "acme/t/c-1.wav") == []
+
+
+def test_a_recording_streamed_from_another_store_keeps_its_tags_and_hash(store: Store) -> None:
+    body = os.urandom(70_000)
+    outcome = _archive(store, _staged(store, body), body, source_s3=store.s3)  # the streamed path
+    assert outcome.status == "archived", outcome.detail
+    ref = outcome.object
+    assert ref is not None and ref.version_id is not None
+    assert object_tags(store.s3, ref.bucket, ref.key, ref.version_id) == TAGS
+    read = store.s3.get_object(Bucket=ref.bucket, Key=ref.key)["Body"].read()
+    assert hashlib.sha256(read).hexdigest() == ref.sha256
+
+
+def test_a_document_is_written_with_its_tags_and_the_store_checks_its_bytes(store: Store) -> None:
+    bucket, body = store.settings.metadata_bucket, b'{"call_id": "c-1"}'
+    tags = {"retention-class": RetentionClass.METADATA.value}
+    ref = put_document(store.s3, bucket=bucket, key="acme/c-1.json", body=body,
+                       sha256=hashlib.sha256(body).hexdigest(), tags=tags)  # fmt: skip
+    assert object_tags(store.s3, bucket, ref.key, ref.version_id) == tags
+    with pytest.raises(ValueError, match="do not have the SHA-256"):
+        put_document(store.s3, bucket=bucket, key="acme/c-2.json", body=body,
+                     sha256=hashlib.sha256(b"other").hexdigest(), tags=tags)  # fmt: skip
+    assert _versions(store, bucket, "acme/c-2.json") == []
+
+
+def test_bytes_changed_on_the_way_never_land(store: Store) -> None:
+    """The store checks the Content-MD5 that put_document sends with every document."""
+    store.lenient(ACCEPTS_WRONG_MD5)
+    bucket, body = store.settings.metadata_bucket, b'{"call_id": "c-1"}'
+    wrong_md5 = base64.b64encode(hashlib.md5(b"other").digest()).decode()
+    with pytest.raises(ClientError) as refused:
+        store.s3.put_object(Bucket=bucket, Key="acme/c-3.json", Body=body, ContentMD5=wrong_md5)
+    assert refused.value.response["Error"]["Code"] in {"BadDigest", "InvalidDigest"}
+    assert _versions(store, bucket, "acme/c-3.json") == []
+
+
+def test_erasing_a_versioned_object_leaves_no_version_and_no_delete_marker(store: Store) -> None:
+    bucket = store.settings.metadata_bucket
+    for text in (b"one", b"two"):
+        store.s3.put_object(Bucket=bucket, Key="acme/c-1.json", Body=text)
+    assert len(_versions(store, bucket, "acme/c-1.json")) == 2
+    assert delete_object(store.s3, bucket, "acme/c-1.json") >= 2
+    assert _versions(store, bucket, "acme/c-1.json") == []
+
+
+def test_a_legal_hold_refuses_deletion_until_it_is_released(store: Store) -> None:
+    bucket = store.settings.recordings_bucket
+    version = store.s3.put_object(Bucket=bucket, Key="acme/c-1.wav", Body=b"audio")["VersionId"]
+    assert set_object_lock_hold(store.s3, bucket, [("acme/c-1.wav", version)], True) == "on on 1 versions"
+    with pytest.raises(ClientError) as refused:
+        store.s3.delete_object(Bucket=bucket, Key="acme/c-1.wav", VersionId=version)
+    assert refused.value.response["Error"]["Code"] == "AccessDenied"
+    assert set_object_lock_hold(store.s3, bucket, [("acme/c-1.wav", version)], False) == "off on 1 versions"
+    store.s3.delete_object(Bucket=bucket, Key="acme/c-1.wav", VersionId=version)
+    assert _versions(store, bucket, "acme/c-1.wav") == []
+
+
+def test_compliance_retention_refuses_deletion(store: Store) -> None:
+    bucket, key = store.settings.audit_bucket, "segments/p000/00000000000000000000.jsonl.gz"
+    until = datetime.now(UTC) + timedelta(days=2)
+    assert write_segment(store.s3, bucket, key, b'{"n": 1}\n', until) == f"compliance until {until:%Y-%m-%d}"
+    (version,) = _versions(store, bucket, key)
+    with pytest.raises(ClientError) as refused:
+        store.s3.delete_object(Bucket=bucket, Key=key, VersionId=version)
+    assert refused.value.response["Error"]["Code"] == "AccessDenied"
+
+
+def test_compliance_retention_can_be_neither_shortened_nor_weakened(store: Store) -> None:
+    store.lenient(SHORTENS_COMPLIANCE)
+    bucket, key = store.settings.audit_bucket, "segments/p000/00000000000000000000.jsonl.gz"
+    until = datetime.now(UTC) + timedelta(days=2)
+    write_segment(store.s3, bucket, key, b'{"n": 1}\n', until)
+    for mode, date in (("COMPLIANCE", until - timedelta(days=1)), ("GOVERNANCE", until)):
+        with pytest.raises(ClientError) as refused:
+            store.s3.put_object_retention(
+                Bucket=bucket, Key=key, Retention={"Mode": mode, "RetainUntilDate": date}
+            )
+        assert refused.value.response["Error"]["Code"] == "AccessDenied"
+
+
+def test_a_presigned_link_opens_the_recording(store: Store) -> None:
+    bucket = store.settings.recordings_bucket
+    store.s3.put_object(Bucket=bucket, Key="acme/c-1.wav", Body=b"audio bytes")
+    assert store.lane.fetch(presign(store.s3, bucket, "acme/c-1.wav", 60)) == (200, b"audio bytes")
+
+
+def _tampered(url: str) -> str:
+    """The same link with one character of its signature changed, still a valid hex or base64 one."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    name = next(n for n, _ in query if n in {"X-Amz-Signature", "Signature"})
+    signature = dict(query)[name]
+    at = next(i for i, ch in enumerate(signature) if ch.isalnum())
+    changed = signature[:at] + ("a" if signature[at] != "a" else "b") + signature[at + 1 :]
+    query = [(n, changed if n == name else v) for n, v in query]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def test_a_tampered_presigned_link_opens_nothing(store: Store) -> None:
+    store.lenient(ACCEPTS_TAMPERED_LINKS)
+    bucket = store.settings.recordings_bucket
+    store.s3.put_object(Bucket=bucket, Key="acme/c-1.wav", Body=b"audio bytes")
+    url = presign(store.s3, bucket, "acme/c-1.wav", 60)
+    assert store.lane.fetch(_tampered(url))[0] == 403
+    other = url.replace("acme/c-1.wav", "acme/c-2.wav")  # the same signature for another object
+    assert store.lane.fetch(other)[0] == 403
+
+
+def test_a_large_upload_goes_in_parts_and_holds_the_same_bytes(store: Store) -> None:
+    bucket, data = store.settings.exports_bucket, os.urandom(2 * MIN_PART_BYTES + 12345)
+    upload = PartUpload(
+        store.s3, bucket, "acme/export.zip", single_put_limit=64 * 1024, part_bytes=MIN_PART_BYTES,
+        extra_args={"ContentType": "application/zip", "Tagging": "retention-class=export"},
+    )  # fmt: skip
+    for start in range(0, len(data), 256 * 1024):
+        upload.write(data[start : start + 256 * 1024])
+    upload.close()
+    assert upload.multipart and upload.size == len(data)
+    head = store.s3.head_object(Bucket=bucket, Key="acme/export.zip")
+    assert head["ETag"].strip('"').endswith("-3") and head["ContentType"] == "application/zip"
+    body = store.s3.get_object(Bucket=bucket, Key="acme/export.zip")["Body"].read()
+    assert hashlib.sha256(body).digest() == hashlib.sha256(data).digest()
+    assert object_tags(store.s3, bucket, "acme/export.zip") == {"retention-class": "export"}
+
+
+def test_a_small_upload_is_one_put(store: Store) -> None:
+    upload = PartUpload(
+        store.s3, store.settings.exports_bucket, "acme/small.zip", single_put_limit=1024 * 1024
+    )
+    upload.write(b"x" * 1000)
+    upload.close()
+    head = store.s3.head_object(Bucket=store.settings.exports_bucket, Key="acme/small.zip")
+    assert head["ContentLength"] == 1000 and "-" not in head["ETag"] and not upload.multipart
+
+
+def test_an_aborted_upload_leaves_nothing(store: Store) -> None:
+    bucket = store.settings.exports_bucket
+    upload = PartUpload(store.s3, bucket, "acme/half.zip", single_put_limit=1024, part_bytes=MIN_PART_BYTES)
+    upload.write(os.urandom(MIN_PART_BYTES + 10))
+    assert upload.multipart
+    upload.abort()
+    assert store.s3.list_multipart_uploads(Bucket=bucket, Prefix="acme/").get("Uploads", []) == []
+    assert "Contents" not in store.s3.list_objects_v2(Bucket=bucket, Prefix="acme/")
+
+
+def test_the_store_reports_where_each_bucket_is(store: Store) -> None:
+    for plan in bucket_plans(store.settings):
+        location = reported_location(store.s3, plan.name)
+        assert location == (store.lane.location or location), plan.name
+    if store.lane.location == "default":  # a store on premises says nothing of its country
+        assert any("does not know the region" in note for note in store.reports[0].notes)
