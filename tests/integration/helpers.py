@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from callvault.contract.fields import format_rfc3339
 from callvault.settings import Settings
@@ -153,9 +157,18 @@ class Bus:
         await self.lifecycle.wait_for(ready, timeout, f"{types} for {call_id}")
         return list(self.lifecycle.by_key[call_id])
 
-    async def settle(self, seconds: float) -> None:
-        """Give the worker time to (not) do something more."""
-        await asyncio.sleep(seconds)
+    async def caught_up(self, timeout: float = 60) -> None:
+        """Wait until the worker has committed past everything on its input topics, in order.
+
+        The positive signal that it is done with what was sent: faust commits an
+        offset only once the agent has finished with that message, and what an
+        event leads to goes through the internal calls topic, which is waited on
+        after `call-events`. A test that asserts "nothing more happened" waits on
+        this, not on a sleep (a late duplicate would pass a sleep).
+        """
+        s = self.settings
+        for topic in (s.call_events_topic, s.commands_topic, s.calls_topic):
+            await committed_past_end(s.kafka_bootstrap, s.app_id, topic, timeout)
 
     async def create_bucket(self, name: str, *, versioned: bool = False) -> None:
         """A bucket that is not callvault's (another application's), in the settings' region."""
@@ -184,3 +197,32 @@ class Bus:
     ) -> dict[str, Any]:
         await self.dead.wait_for(lambda w: any(predicate(r) for r in w.records), timeout, "dead letter")
         return next(r for r in self.dead.records if predicate(r))
+
+
+async def committed_past_end(bootstrap: str, group: str, topic: str, timeout: float) -> None:
+    """Wait until `group` has committed every partition of `topic` up to its end offset as of now."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await consumer.start()
+    await admin.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not parts:
+            await consumer.topics()  # metadata for a topic this consumer never asked about
+            parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        ends = {tp: end for tp, end in (await consumer.end_offsets(parts)).items() if end > 0}
+        deadline = time.monotonic() + timeout
+        behind = dict(ends)
+        while behind:
+            committed = await admin.list_consumer_group_offsets(group, partitions=list(behind))
+            behind = {
+                tp: end for tp, end in behind.items() if tp not in committed or committed[tp].offset < end
+            }
+            if not behind:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{group} did not commit {topic} up to {behind} within {timeout:.0f} s")
+            await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
+        await consumer.stop()

@@ -210,8 +210,17 @@ async def test_every_retrieval_is_one_access_event_naming_who_why_and_which_requ
         return len([e for e in w.by_key.get(done.call.call_id, []) if e["type"] == "recording.accessed"]) >= 4
 
     await bus.lifecycle.wait_for(four_accesses, 20, "access events")
-    await bus.settle(1.0)
-    events = bus.events_of(done.call.call_id, "recording.accessed")
+    # A last access marks the end: the API logs a call's accesses in order (keyed by call id),
+    # so once it arrives, any access the link plays had wrongly made is here too.
+    last = await client.get(done.path, params=PURPOSE, headers=headers)
+    last_id = last.headers["x-request-id"]
+    await bus.lifecycle.wait_for(
+        lambda w: any(e.get("request_id") == last_id for e in w.by_key.get(done.call.call_id, [])),
+        20,
+        "the closing access event",
+    )
+    *events, closing = bus.events_of(done.call.call_id, "recording.accessed")
+    assert closing["request_id"] == last_id
     assert len(events) == 4
     assert [e["request_id"] for e in events[:3]] == ids
     assert [e["client_request_id"] for e in events[:3]] == offered
@@ -324,8 +333,8 @@ async def test_a_restricted_subjects_call_is_refused_with_a_reason_until_unrestr
     )
     flag = SubjectFlag.RESTRICTED
     await asyncio.to_thread(put_flag, bus.s3, api_settings.metadata_bucket, flag, record)
-    await asyncio.sleep(1.0)  # past the API's restriction cache
     qa = auth(api_settings)
+    await _until_status(client, done.path, qa, 451)  # once the API's restriction cache has renewed
     for method, suffix, kwargs in [
         ("GET", "", {"params": PURPOSE}),
         ("GET", "/audio", {"params": PURPOSE}),
@@ -340,8 +349,17 @@ async def test_a_restricted_subjects_call_is_refused_with_a_reason_until_unrestr
     assert (await client.get(done.path, params=PURPOSE, headers=dpo)).status_code == 200
 
     await asyncio.to_thread(remove_flag, bus.s3, api_settings.metadata_bucket, flag, "acme", subject)
-    await asyncio.sleep(1.0)
-    assert (await client.get(done.path, params=PURPOSE, headers=qa)).status_code == 200
+    await _until_status(client, done.path, qa, 200)
+
+
+async def _until_status(
+    client: httpx.AsyncClient, path: str, headers: dict[str, str], status: int, timeout: float = 10
+) -> None:
+    """Ask until the API answers `status`: its caches renew on their own clock."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (answer := await client.get(path, params=PURPOSE, headers=headers)).status_code != status:
+        assert asyncio.get_running_loop().time() < deadline, f"still {answer.status_code}: {answer.text}"
+        await asyncio.sleep(0.1)
 
 
 async def test_search_filters_and_pages_newest_first(

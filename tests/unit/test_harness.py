@@ -6,6 +6,7 @@ contract's outcome table, a month of retention and a subject erasure.
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -211,3 +212,57 @@ async def test_a_subject_erasure_removes_that_subjects_calls(h: Harness) -> None
     await h.command(command)
     assert "subject.erased" in {e["type"] for e in h.events}
     assert h.objects(h.settings.recordings_bucket) == []
+
+
+# -- moved from tests/integration/test_outcomes.py: what the processor decides, not the wiring --
+
+
+async def test_same_size_other_bytes_is_a_checksum_mismatch_and_no_copy_is_left(h: Harness) -> None:
+    """Same size, other bytes: only the store-computed SHA-256 can tell."""
+    call = a_call("c-flip")
+    h.upload(call.staging_key, bytes([call.audio[0] ^ 0xFF]) + call.audio[1:])
+    await h.send(call.started(), call.disclosure(), call.stored())
+    (rejected,) = h.lifecycle("c-flip", "recording.rejected")
+    assert rejected["reason"] == "checksum_mismatch" and "SHA-256" in rejected["detail"]
+    assert h.objects(h.settings.recordings_bucket) == [], "no copy left behind"
+
+
+async def test_a_source_the_store_refuses_is_rejected_and_the_next_call_goes_on(h: Harness) -> None:
+    """A source in an archive tier: HEAD answers, the copy and a read answer 403 for good."""
+    call = a_call("c-glacier")
+    h.s3.put_object(
+        Bucket=h.settings.staging_bucket, Key=call.staging_key, Body=call.audio, StorageClass="GLACIER"
+    )
+    await h.send(call.started(), call.disclosure(), call.stored(), call.ended())
+    (rejected,) = h.lifecycle("c-glacier", "recording.rejected")
+    assert rejected["reason"] == "source_unreadable" and rejected["source_deleted"] is False
+    assert "InvalidObjectState" in rejected["detail"]
+    assert h.objects(h.settings.staging_bucket) == [call.staging_key], "the source is the producer's to fix"
+    after = a_call("c-after-glacier")
+    h.upload(after.staging_key, after.audio)
+    await h.send(after.started(), after.disclosure(), after.stored(), after.ended())
+    assert "recording.archived" in h.types("c-after-glacier")
+
+
+async def test_a_missing_source_uploaded_during_the_lookups_is_archived(h: Harness) -> None:
+    call = a_call("c-slow-upload")
+    await h.send(call.started(), call.disclosure(), call.stored())
+    await h.advance(seconds=30)
+    assert "recording.archived" not in h.types("c-slow-upload")
+    h.upload(call.staging_key, call.audio)
+    await h.advance(seconds=30)
+    assert "recording.archived" in h.types("c-slow-upload")
+    assert "recording.rejected" not in h.types("c-slow-upload")
+
+
+async def test_metadata_is_written_again_once_the_start_is_known(h: Harness) -> None:
+    call = a_call("c-nostart")
+    h.upload(call.staging_key, call.audio)
+    await h.send(call.disclosure(), call.stored())
+    assert "recording.archived" in h.types("c-nostart")
+    await h.send(call.started(), call.ended())
+    last = h.lifecycle("c-nostart", "metadata.archived")[-1]
+    doc = json.loads(
+        h.s3.get_object(Bucket=h.settings.metadata_bucket, Key=last["object"]["key"])["Body"].read()
+    )
+    assert doc["start_reported"] is True and doc["duration_s"] == 38.0
