@@ -27,6 +27,7 @@ WORKER_TUNING = {
     "source_retry_backoff": "PT0.5S",
     "tick_interval_s": 0.5,
     "deletion_in_flight_s": 2.0,
+    "stop_wait_s": 1.0,  # a stopped worker's unfinished messages are read again, as after a kill
     # Exports larger than this go up in parts: every access request in the suite takes that path.
     "s3_max_put_bytes": 16 * 1024,
 }

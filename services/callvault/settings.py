@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     )
     audit_segment_records: int = Field(5000, ge=1, description="most lifecycle records in one segment")
     audit_flush_s: float = Field(30.0, gt=0, description="longest a lifecycle record waits for its segment")
+    stop_wait_s: float = Field(
+        5.0, ge=0, description="on SIGTERM, how long the worker lets its agents finish what they hold"
+    )
     s3_max_concurrency: int = Field(16, ge=1, description="threads doing S3 calls off the loop")
     batch_size: int = Field(64, ge=1, description="messages of the calls topic handled together")
     batch_wait_s: float = Field(0.05, gt=0, description="how long a batch waits to fill up")

@@ -68,7 +68,7 @@ async def test_the_worker_resumes_after_the_broker_restarts(durable_stack: Embed
             back = time.monotonic()
             await bus.lifecycle.wait_for(lambda w: decided(bus, plan) == CALLS, 300, "every call decided")
             print(f"every call decided {time.monotonic() - back:.1f}s after the broker came back")
-            await bus.settle(5)
+            await bus.caught_up()
             assert worker.alive()
             assert_one_expected_outcome_each(bus, plan)
             assert_nothing_doubled_or_left(bus, plan)

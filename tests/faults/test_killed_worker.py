@@ -66,7 +66,7 @@ async def test_random_kills_during_2000_calls_lose_nothing_and_double_nothing(se
                 await _diagnose(settings, {c.call_id for c in stuck})
                 kinds = dict(Counter(c.expected for c in stuck))
                 raise AssertionError(f"{len(stuck)} calls undecided ({kinds})") from None
-            await bus.settle(5)  # late repeats, if any, arrive too
+            await bus.caught_up()  # late repeats, if any, are in by then
         finally:
             worker.stop()
 

@@ -106,7 +106,7 @@ async def test_a_failing_store_loses_nothing_and_doubles_nothing(servers: Server
                 waiting = [c.call_id for c in undecided(bus, plan)]
                 raise AssertionError(f"{len(waiting)} calls never decided, e.g. {waiting[:5]}") from None
             print(f"healed: every call decided {time.monotonic() - healed:.1f}s after the store came back")
-            await bus.settle(5)
+            await bus.caught_up()
             errors["healed"] = _s3_errors(scrape(base))
         finally:
             worker.stop()

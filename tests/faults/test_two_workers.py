@@ -33,7 +33,7 @@ async def test_the_survivor_takes_over_and_nothing_is_lost(servers: Servers) -> 
             first.kill()
             await publishing
             await bus.lifecycle.wait_for(lambda w: decided(bus, plan) == CALLS, 300, "every call decided")
-            await bus.settle(3)
+            await bus.caught_up()
             assert second.alive()
         finally:
             first.stop()

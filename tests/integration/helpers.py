@@ -169,6 +169,12 @@ class Bus:
         s = self.settings
         for topic in (s.call_events_topic, s.commands_topic, s.calls_topic):
             await committed_past_end(s.kafka_bootstrap, s.app_id, topic, timeout)
+        await self.read_to_end(timeout)
+
+    async def read_to_end(self, timeout: float = 30) -> None:
+        """Wait until the watchers have read all of `lifecycle` and `deadletter` written so far."""
+        await self.lifecycle.read_to_end(timeout)
+        await self.dead.read_to_end(timeout)
 
     async def create_bucket(self, name: str, *, versioned: bool = False) -> None:
         """A bucket that is not callvault's (another application's), in the settings' region."""

@@ -8,6 +8,8 @@ import time
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from callvault.embedded.processes import ChildProcess
+
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
@@ -46,3 +48,29 @@ async def wait_ok(url: str, timeout: float) -> httpx.Response:
                 last = exc
             await asyncio.sleep(0.3)
     raise AssertionError(f"{url} not 200 within {timeout}s; last: {last}")
+
+
+def worker_ops(proc: ChildProcess) -> str:
+    """The base URL of a worker's health and metrics (spawn_worker picked its port)."""
+    env = proc.env or {}
+    return f"http://127.0.0.1:{env['CALLVAULT_WORKER_HTTP_PORT']}"
+
+
+async def passes_after(procs: list[ChildProcess], more: int, timeout: float = 60) -> None:
+    """Wait until these workers have finished `more` purge passes beyond those finished now.
+
+    The positive signal for "later passes did nothing more": a pass counts as
+    finished only once what it did is written to `lifecycle`. Passes are summed
+    over the workers, since only the leader of the moment runs them.
+    """
+
+    def finished() -> float:
+        return sum(
+            value(scrape(worker_ops(proc)), "callvault_purge_passes_total", result="done") for proc in procs
+        )
+
+    start = await asyncio.to_thread(finished)
+    deadline = time.monotonic() + timeout
+    while await asyncio.to_thread(finished) < start + more:
+        assert time.monotonic() < deadline, f"fewer than {more} purge passes finished in {timeout}s"
+        await asyncio.sleep(0.2)

@@ -50,7 +50,7 @@ def _archived_offsets(settings: Settings) -> list[tuple[int, int]]:
 async def _until_archived(settings: Settings, bus: Bus, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        await bus.settle(0.5)
+        await asyncio.sleep(0.5)
         if len(await asyncio.to_thread(_archived_offsets, settings)) >= len(bus.lifecycle.records):
             return
     raise AssertionError("the audit archive did not catch up with the lifecycle topic")
@@ -81,7 +81,8 @@ async def test_lifecycle_is_archived_once_and_chained_across_a_killed_worker(
         second = spawn_worker(settings, "worker-audit-restarted")
         try:
             await _calls_archived(bus, settings, 4)
-            await bus.settle(2)
+            await bus.caught_up()  # every event of those calls written, then in the archive
+            await _until_archived(settings, bus, 60)
         finally:
             second.stop()
         expected = len(bus.lifecycle.records)
@@ -160,3 +161,34 @@ async def test_a_segment_stored_just_before_a_crash_is_continued_not_repeated(se
     segments = _segments(settings)[0]
     assert verify_chain(segments) == []
     assert [r.offset for _, b in segments for r in parse_segment(b)[1]] == list(range(8))
+
+
+async def test_a_worker_told_to_stop_exits_by_itself_and_its_successor_archives_what_it_held(
+    servers: Servers,
+) -> None:
+    """SIGTERM with lifecycle records still gathering for a segment (the flush is 30 s away).
+
+    Before faust_stop, the worker waited for that flush, so the suite's stop killed
+    it after 10 s. Now it exits on its own within CALLVAULT_STOP_WAIT_S, leaving
+    those records uncommitted, and the next worker archives them once.
+    """
+    settings = make_settings(servers, "q" + secrets.token_hex(3), audit_flush_s=30.0)
+    await prepare_async(settings)
+    async with Bus(settings) as bus:
+        first = spawn_worker(settings, "worker-told-to-stop")
+        try:
+            call = bus.script()
+            await bus.send_call(call)
+            await bus.wait_types(call.call_id, "recording.archived", "metadata.archived", timeout=60)
+            await bus.caught_up()
+            assert _archived_offsets(settings) == [], "the records are still gathering"
+        finally:
+            first.stop(timeout=settings.stop_wait_s + 10)
+        assert first.proc is not None and first.proc.returncode == 0, f"killed, not stopped:\n{first.tail()}"
+        second = spawn_worker(settings.model_copy(update={"audit_flush_s": 0.5}), "worker-successor")
+        try:
+            await _until_archived(settings, bus, 60)
+        finally:
+            second.stop()
+        offsets = _archived_offsets(settings)
+        assert len(offsets) == len(set(offsets)) == len(bus.lifecycle.records), "every record once"

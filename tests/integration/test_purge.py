@@ -25,6 +25,7 @@ from callvault.stream.purger import Purger
 from tests.cli import run_callvault
 from tests.conftest import make_settings, prepare, prepare_async, settings_env, spawn_worker
 from tests.integration.helpers import Bus
+from tests.integration.ops_probe import passes_after
 from tests.stack import Servers
 
 pytestmark = pytest.mark.integration
@@ -84,7 +85,8 @@ async def test_a_due_recording_is_gone_with_its_proof_and_its_metadata_stays(
 
         meta = metadata_key(call.tenant, call.call_id, call.start)
         assert bus.exists(purge_settings.metadata_bucket, meta), "metadata waits for its own date"
-        await bus.settle(2 * INTERVAL_S)
+        await passes_after([purge_worker], 2)
+        await bus.read_to_end()
         assert len(bus.events_of(call.call_id, "recording.deleted")) == 1, "later passes prove nothing again"
 
 
@@ -109,7 +111,9 @@ async def test_a_held_recording_outlives_its_date_and_goes_after_release(
         assert call.call_id in listed.stdout and "case 2026-17" in listed.stdout
 
         due = call.recording_start + timedelta(seconds=RETENTION_S)
-        await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()) + 3 * INTERVAL_S)
+        await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()))  # the real clock's date
+        await passes_after([purge_worker], 2)  # passes that ran after it, and kept it
+        await bus.read_to_end()
         assert bus.exists(purge_settings.recordings_bucket, key), "held past its date"
         assert not bus.events_of(call.call_id, "recording.deleted")
 
@@ -261,7 +265,8 @@ async def test_a_worker_killed_mid_pass_loses_nothing_and_duplicates_nothing(ser
                 120,
                 "every deletion proven",  # type: ignore[index]
             )
-            await bus.settle(3 * INTERVAL_S)
+            await passes_after([second], 2)
+            await bus.read_to_end()
         finally:
             second.stop()
     ids_by_key: dict[str, set[str]] = {}
@@ -324,7 +329,8 @@ async def test_only_the_leader_purges_when_two_workers_run(servers: Servers) -> 
                 return keys >= {p.key for p in planted}
 
             await bus.lifecycle.wait_for(proven, 60, "every deletion proven")
-            await bus.settle(3 * INTERVAL_S)
+            await passes_after(workers, 2)
+            await bus.read_to_end()
             proofs = [r for r in bus.lifecycle.records if r.get("type") == "recording.deleted"]
     finally:
         for proc in workers:

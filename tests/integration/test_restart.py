@@ -56,7 +56,7 @@ async def test_state_survives_a_killed_worker(servers: Servers) -> None:
                 await bus.send(told.stored(), told.ended())
                 await bus.wait_types(told.call_id, "disclosure.verified", "recording.archived", timeout=60)
                 await bus.wait_types(untold.call_id, "disclosure.missing", "recording.rejected", timeout=60)
-                await bus.settle(3)
+                await bus.caught_up()
                 for call in (told, untold):
                     counts = Counter(e["type"] for e in bus.lifecycle.by_key[call.call_id])
                     assert counts["recording.archived"] + counts["recording.rejected"] == 1, counts

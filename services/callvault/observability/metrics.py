@@ -37,6 +37,12 @@ DELETION_LATENESS = Histogram(
     ["type"],
     buckets=(1, 5, 10, 30, 60, 120, 300, 900, 3600, 6 * 3600, 86400),
 )
+PURGE_PASSES = Counter(
+    "callvault_purge_passes_total",
+    "Purge passes this worker finished (result done) or gave up on until the next (failed); "
+    "alert when the leader's stop growing",
+    ["result"],
+)
 CONSUMER_LAG = Gauge(
     "callvault_consumer_lag",
     "Messages on an assigned partition not yet committed by this worker (high water - committed)",

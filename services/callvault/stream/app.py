@@ -30,6 +30,7 @@ from callvault.observability.metrics import (
     CONSUMER_LAG,
     DEAD_LETTERS,
     EVENTS_IN,
+    PURGE_PASSES,
     S3_REFUSED,
     WORKER_READY,
     count_emitted,
@@ -41,7 +42,7 @@ from callvault.settings import Settings
 from callvault.storage.client import make_s3_client, make_staging_s3_client
 from callvault.storage.holds import held_call_ids
 from callvault.storage.subject_flags import SubjectFlag, flagged_everywhere
-from callvault.stream import faust_fixes
+from callvault.stream import faust_fixes, faust_stop
 from callvault.stream.audit_archiver import AuditArchiver
 from callvault.stream.bus import lifecycle_key
 from callvault.stream.command_errors import CommandRefused
@@ -67,6 +68,7 @@ class Worker:
 
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         faust_fixes.install()
+        faust_stop.install(settings.stop_wait_s)
         self.settings = settings
         self.clock = clock or SystemClock()
         self.app = faust.App(
@@ -393,7 +395,9 @@ class Worker:
             report = await self.purger.run_pass()
         except Exception:  # noqa: BLE001 - the next pass tries again; the journal keeps it whole
             log.exception("purge pass failed")
+            PURGE_PASSES.labels("failed").inc()
             return
+        PURGE_PASSES.labels("done").inc()
         if report.deleted or report.failed or report.recovered:
             log.info(
                 "purge pass: %d deleted, %d kept by legal holds, %d failed, %d finished from the journal",

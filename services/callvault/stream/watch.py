@@ -24,6 +24,8 @@ class TopicWatcher:
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
+        self._next: dict[TopicPartition, int] = {}  # per partition, the offset after the last one read
+        self._parts: list[TopicPartition] = []
 
     async def start(self, from_end: bool = False) -> TopicWatcher:
         """From the beginning, or (`from_end`) only what arrives after this call."""
@@ -39,6 +41,7 @@ class TopicWatcher:
                 break
             await asyncio.sleep(0.1)
         tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
+        self._parts = tps
         self._consumer.assign(tps)
         if from_end:
             await self._consumer.seek_to_end(*tps)
@@ -53,8 +56,9 @@ class TopicWatcher:
         assert self._consumer is not None
         while True:
             batch = await self._consumer.getmany(timeout_ms=200, max_records=5000)
-            for records in batch.values():
+            for tp, records in batch.items():
                 for record in records:
+                    self._next[tp] = record.offset + 1
                     try:
                         value = json.loads(record.value) if record.value is not None else None
                     except ValueError:
@@ -79,6 +83,14 @@ class TopicWatcher:
                 await asyncio.wait_for(self._changed.wait(), timeout=min(left, 0.5))
             except TimeoutError:
                 pass
+
+    async def read_to_end(self, timeout: float = 30) -> None:
+        """Wait until everything on the topic as of now has been read: nothing written before is missed."""
+        assert self._consumer is not None, "start() first"
+        ends = await self._consumer.end_offsets(self._parts)
+        await self.wait_for(
+            lambda w: all(w._next.get(tp, 0) >= end for tp, end in ends.items()), timeout, "the end"
+        )
 
     def types_for(self, key: str) -> list[str]:
         return [str(r.get("type")) for r in self.by_key.get(key, [])]
