@@ -60,7 +60,7 @@ test-integration: $(STAMP)
 
 # Part of `make test`; alone: kills, restarts and broken stores on purpose.
 test-faults: $(STAMP)
-	$(BIN)/python -m pytest -q -m faults -s tests/faults
+	CALLVAULT_FAULTS_FULL=1 $(BIN)/python -m pytest -q -m faults -s tests/faults
 
 schemas: $(STAMP)
 	$(BIN)/callvault schemas write

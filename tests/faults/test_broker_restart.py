@@ -23,13 +23,14 @@ from tests.faults.traffic import (
     assert_one_expected_outcome_each,
     decided,
     mixed_traffic,
+    volume,
 )
 from tests.integration.helpers import Bus
 from tests.stack import embedded_servers
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(600)]
 
-CALLS = 300
+CALLS = volume(300, 120)
 DOWN_S = 8.0
 
 

@@ -1,4 +1,4 @@
-"""A worker killed with SIGKILL at random moments while 2,000 calls go through, and restarted.
+"""A worker killed with SIGKILL at random moments while calls go through (2,000 at full volume), restarted.
 
 Counts, not "no crash": every call reaches exactly the outcome the contract
 promises, by one proof; no source is left in staging for a call whose source
@@ -24,17 +24,18 @@ from tests.faults.traffic import (
     decided,
     mixed_traffic,
     undecided,
+    volume,
 )
 from tests.integration.helpers import Bus
 from tests.stack import Servers
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(600)]
 
-CALLS = 2000
+CALLS = volume(2000, 600)
 KILLS = 3
 
 
-async def test_random_kills_during_2000_calls_lose_nothing_and_double_nothing(servers: Servers) -> None:
+async def test_random_kills_during_the_calls_lose_nothing_and_double_nothing(servers: Servers) -> None:
     settings = make_settings(servers, "f" + secrets.token_hex(3), batch_size=32)
     await prepare_async(settings)
     plan = mixed_traffic(settings, CALLS, seed=11)

@@ -10,13 +10,13 @@ import pytest
 
 from callvault.simulation.publish import publish_calls
 from tests.conftest import make_settings, prepare_async, spawn_worker
-from tests.faults.traffic import assert_one_expected_outcome_each, decided, mixed_traffic
+from tests.faults.traffic import assert_one_expected_outcome_each, decided, mixed_traffic, volume
 from tests.integration.helpers import Bus
 from tests.stack import Servers
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(600)]
 
-CALLS = 1000
+CALLS = volume(1000, 300)
 
 
 async def test_the_survivor_takes_over_and_nothing_is_lost(servers: Servers) -> None:
