@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
@@ -122,6 +122,13 @@ class Harness:
                 key if key is not None or isinstance(event, bytes) else str(event.get("call_id")).encode()
             )
             await self._take(record_key, value)
+        await self._timers()
+
+    async def send_records(self, records: Iterable[tuple[bytes | None, bytes]]) -> None:
+        """Records as a producer writes them to `call-events`, (key, value) bytes, in order;
+        then the timers once. For streams too long to turn the timers after every event."""
+        for key, value in records:
+            await self._take(key, value)
         await self._timers()
 
     async def command(self, command: Command | dict[str, Any]) -> None:

@@ -76,7 +76,9 @@ def test_placeholder_like_secrets_are_refused(value: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", [secrets.token_hex(32), secrets.token_urlsafe(32), secrets.token_bytes(48).hex()]
+    "value",
+    [secrets.token_hex(32), secrets.token_urlsafe(32), secrets.token_bytes(48).hex()],
+    ids=["token_hex", "token_urlsafe", "hex_of_48_bytes"],  # the same ids in every collection (xdist)
 )
 def test_generated_secrets_pass(value: str) -> None:
     assert weak_because(value) is None

@@ -225,7 +225,7 @@ async def test_one_call_can_be_capped_in_attempts() -> None:
 @pytest.mark.parametrize(
     ("value", "says"),
     [
-        (b'{"a":' * 1000 + b"1" + b"}" * 1000, "nests 1000 levels deep; at most 32"),
+        (b'{"a":' * 1000 + b"1" + b"}" * 1000, "nests more than 32 levels deep; at most 32"),
         (b"[" * 60_000, "levels deep"),
         (json.dumps(_event(agent_id=None)).replace("null", "1" * 5000).encode(), "5000 characters"),
         (json.dumps(_event()).replace('"a1"', "Infinity").encode(), "Infinity is not a JSON number"),

@@ -27,14 +27,22 @@ class JsonRefused(ValueError):
     """JSON text callvault will not take, with the sentence that says why."""
 
 
-def nesting_depth(text: str) -> int:
-    """How deep arrays and objects nest in `text`, found without parsing it."""
+def nesting_depth(text: str, stop_past: int = MAX_DEPTH) -> int:
+    """How deep arrays and objects nest in `text`, found without parsing it.
+
+    Counting stops once the depth passes `stop_past`: a hostile event 1,000
+    levels deep is refused as soon as it is known to be too deep, not after all
+    of it was scanned.
+    """
     depth = deepest = 0
     for match in _TOKENS.finditer(text):
         token = match.group()
         if token in "[{":
             depth += 1
-            deepest = max(deepest, depth)
+            if depth > deepest:
+                deepest = depth
+                if deepest > stop_past:
+                    break
         elif token in "]}":
             depth -= 1
     return deepest
@@ -88,9 +96,8 @@ def _check_strings(value: Any) -> None:
 
 def parse_untrusted(text: str, max_depth: int = MAX_DEPTH) -> Any:
     """`json.loads` within bounds; raises `JsonRefused` or `json.JSONDecodeError`, nothing else."""
-    depth = nesting_depth(text)
-    if depth > max_depth:
-        raise JsonRefused(f"it nests {depth} levels deep; at most {max_depth} are accepted")
+    if nesting_depth(text, stop_past=max_depth) > max_depth:
+        raise JsonRefused(f"it nests more than {max_depth} levels deep; at most {max_depth} are accepted")
     value = json.loads(
         text,
         parse_int=_parse_int,
