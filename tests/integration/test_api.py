@@ -334,7 +334,7 @@ async def test_a_restricted_subjects_call_is_refused_with_a_reason_until_unrestr
     flag = SubjectFlag.RESTRICTED
     await asyncio.to_thread(put_flag, bus.s3, api_settings.metadata_bucket, flag, record)
     qa = auth(api_settings)
-    await _until_status(client, done.path, qa, 451)  # once the API's restriction cache has renewed
+    await until_status(client, done.path, qa, 451)  # once the API's restriction cache has renewed
     for method, suffix, kwargs in [
         ("GET", "", {"params": PURPOSE}),
         ("GET", "/audio", {"params": PURPOSE}),
@@ -349,17 +349,18 @@ async def test_a_restricted_subjects_call_is_refused_with_a_reason_until_unrestr
     assert (await client.get(done.path, params=PURPOSE, headers=dpo)).status_code == 200
 
     await asyncio.to_thread(remove_flag, bus.s3, api_settings.metadata_bucket, flag, "acme", subject)
-    await _until_status(client, done.path, qa, 200)
+    await until_status(client, done.path, qa, 200)
 
 
-async def _until_status(
+async def until_status(
     client: httpx.AsyncClient, path: str, headers: dict[str, str], status: int, timeout: float = 10
-) -> None:
+) -> httpx.Response:
     """Ask until the API answers `status`: its caches renew on their own clock."""
     deadline = asyncio.get_running_loop().time() + timeout
     while (answer := await client.get(path, params=PURPOSE, headers=headers)).status_code != status:
         assert asyncio.get_running_loop().time() < deadline, f"still {answer.status_code}: {answer.text}"
         await asyncio.sleep(0.1)
+    return answer
 
 
 async def test_search_filters_and_pages_newest_first(

@@ -1,27 +1,25 @@
-"""The purger on the real broker and store: on time, every version, holds obeyed, proven once."""
+"""The purger on the real broker and store: on time, every version, holds obeyed, proven once.
+
+Its passes on their own (recovery from the journal, versions written after a
+listing, a month or six going by) run in memory on a turned clock:
+tests/unit/test_purge_in_memory.py and tests/unit/test_harness.py.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from callvault.clock import SystemClock
-from callvault.contract.lifecycle import LifecycleBase
 from callvault.embedded.processes import ChildProcess
-from callvault.rules.purge import StoredObject
-from callvault.rules.retention import RetentionClass
 from callvault.settings import Settings
 from callvault.simulation.seed_archive import plant
-from callvault.storage import inventory
 from callvault.storage import journal as purge_journal
 from callvault.storage.client import make_s3_client
 from callvault.storage.layout import metadata_key, recording_key
-from callvault.stream.offloop import S3Runner
-from callvault.stream.purger import Purger
 from tests.cli import run_callvault
 from tests.conftest import make_settings, prepare, prepare_async, settings_env, spawn_worker
 from tests.integration.helpers import Bus
@@ -155,14 +153,6 @@ async def test_a_call_held_ahead_of_its_recording_needs_its_tenant_and_is_locked
         assert released.returncode == 0, released.stderr
 
 
-def _purger(settings: Settings, emitted: list[LifecycleBase]) -> tuple[Purger, S3Runner]:
-    async def emit(events: Sequence[LifecycleBase]) -> None:
-        emitted.extend(events)
-
-    runner = S3Runner(make_s3_client(settings), max_workers=8, endpoint=settings.s3_endpoint)
-    return Purger(settings, runner, emit, SystemClock()), runner
-
-
 def test_a_dry_run_deletes_nothing(servers: Servers) -> None:
     settings = make_settings(servers, "d" + secrets.token_hex(3), recording_retention="P1M")
     prepare(settings)  # and no worker: whatever goes, the dry run took
@@ -184,55 +174,6 @@ def test_as_of_without_dry_run_is_refused(purge_settings: Settings) -> None:
     assert "only with --dry-run" in result.stderr
 
 
-async def test_an_interrupted_batch_is_finished_and_proven_once(servers: Servers) -> None:
-    """A kill between DeleteObjects and the proofs: the journal has them; the next pass proves them."""
-    settings = make_settings(servers, "j" + secrets.token_hex(3), recording_retention="PT1S")
-    await prepare_async(settings)
-    s3 = make_s3_client(settings)
-    now = datetime.now(UTC)
-    planted = plant(s3, settings, [now - timedelta(seconds=30 + i) for i in range(40)], tenant="journal")
-    periods = (inventory.due_periods(s3, settings.recordings_bucket, RetentionClass.RECORDING,
-                                         settings.retention, now)).periods  # fmt: skip
-    listed = [k for p in periods for k in inventory.list_versions(s3, settings.recordings_bucket, p.prefix)]
-    half = listed[:20]
-    journaled = [
-        StoredObject(
-            settings.recordings_bucket,
-            k.key,
-            "journal",
-            k.key.rsplit("/", 1)[1][:-4],
-            RetentionClass.RECORDING,
-            now,
-            "0" * 64,
-            256,
-            k.versions,
-        )  # fmt: skip
-        for k in half
-    ]
-    entry = purge_journal.JournalEntry(batch_id="killed", written_at=now - timedelta(minutes=2),
-                                       reason="retention_elapsed",
-                                       objects=journaled)  # fmt: skip
-    purge_journal.write_entry(s3, settings.metadata_bucket, entry)
-    inventory.delete_versions(s3, settings.recordings_bucket, [(k.key, v) for k in half for v in k.versions])
-
-    emitted: list[LifecycleBase] = []
-    purger, runner = _purger(settings, emitted)
-    try:
-        report = await purger.run_pass()
-        again = await purger.run_pass()
-    finally:
-        runner.close()
-    assert report.recovered == 20
-    assert len(report.deleted) == 20, "the other half, deleted by this pass"
-    assert again.recovered == 0 and not again.deleted
-    proven = {e.object.key for e in emitted}  # type: ignore[attr-defined]
-    assert proven == {p.key for p in planted}
-    assert len({e.event_id for e in emitted}) == len(emitted) == 40, "one proof per object"
-    assert not purge_journal.pending_entries(s3, settings.metadata_bucket)
-    leftovers = s3.list_object_versions(Bucket=settings.recordings_bucket, Prefix="journal/")
-    assert not leftovers.get("Versions") and not leftovers.get("DeleteMarkers")
-
-
 async def test_a_worker_killed_mid_pass_loses_nothing_and_duplicates_nothing(servers: Servers) -> None:
     settings = make_settings(
         servers, "k" + secrets.token_hex(3), recording_retention="PT60S",
@@ -241,7 +182,7 @@ async def test_a_worker_killed_mid_pass_loses_nothing_and_duplicates_nothing(ser
     await prepare_async(settings)
     s3 = make_s3_client(settings)
     now = datetime.now(UTC)
-    starts = [now - timedelta(seconds=120, milliseconds=i) for i in range(2000)]
+    starts = [now - timedelta(seconds=120, milliseconds=i) for i in range(1000)]  # a pass of about 4 s
     planted = await asyncio.to_thread(plant, s3, settings, starts, tenant="killed")
 
     def proofs(bus: Bus) -> list[dict[str, object]]:
@@ -277,30 +218,6 @@ async def test_a_worker_killed_mid_pass_loses_nothing_and_duplicates_nothing(ser
     left = s3.list_object_versions(Bucket=settings.recordings_bucket, Prefix="killed/", MaxKeys=5)
     assert not left.get("Versions") and not left.get("DeleteMarkers"), "every version gone"
     assert not purge_journal.pending_entries(s3, settings.metadata_bucket), "nothing left half done"
-
-
-async def test_a_version_written_after_the_listing_is_deleted_too(servers: Servers) -> None:
-    """Passes between scans work from the last listing; what changed since is looked at again."""
-    settings = make_settings(servers, "v" + secrets.token_hex(3), recording_retention="PT3S")
-    await prepare_async(settings)
-    s3 = make_s3_client(settings)
-    [item] = plant(s3, settings, [datetime.now(UTC) - timedelta(seconds=1)], tenant="versions")
-    emitted: list[LifecycleBase] = []
-    purger, runner = _purger(settings, emitted)
-    try:
-        first = await purger.run_pass()  # lists the object, not yet due
-        assert first.scanned and not first.deleted and first.not_due == 1
-        plant(s3, settings, [datetime.now(UTC) - timedelta(seconds=1)], tenant="versions")  # a 2nd version
-        s3.delete_object(Bucket=item.bucket, Key=item.key)  # and a delete marker on top
-        await asyncio.sleep(max(0.0, (item.due_at - datetime.now(UTC)).total_seconds()) + 0.1)
-        second = await purger.run_pass()
-    finally:
-        runner.close()
-    assert not second.scanned, "worked from the first listing"
-    assert [obj.key for obj in second.deleted] == [item.key]
-    assert second.deleted[0].versions and len(second.deleted[0].versions) == 3
-    left = s3.list_object_versions(Bucket=item.bucket, Prefix=item.key)
-    assert not left.get("Versions") and not left.get("DeleteMarkers")
 
 
 async def test_only_the_leader_purges_when_two_workers_run(servers: Servers) -> None:
