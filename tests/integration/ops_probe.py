@@ -74,3 +74,26 @@ async def passes_after(procs: list[ChildProcess], more: int, timeout: float = 60
     while await asyncio.to_thread(finished) < start + more:
         assert time.monotonic() < deadline, f"fewer than {more} purge passes finished in {timeout}s"
         await asyncio.sleep(0.2)
+
+
+def _owned(samples: Samples, topic: str) -> set[str]:
+    """The partitions of `topic` a worker reports lag for: the ones assigned to it now."""
+    return {
+        dict(labels)["partition"]
+        for (name, labels), _ in samples.items()
+        if name == "callvault_consumer_lag" and dict(labels).get("topic") == topic
+    }
+
+
+async def sharing(procs: list[ChildProcess], topic: str, partitions: int, timeout: float = 60) -> None:
+    """Wait until these workers are ready and split `topic`'s partitions between them, each some."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = [await asyncio.to_thread(scrape, worker_ops(proc)) for proc in procs]
+        owned = [_owned(samples, topic) for samples in seen]
+        ready = all(value(samples, "callvault_worker_ready") == 1 for samples in seen)
+        split = all(owned) and sum(map(len, owned)) == len(set().union(*owned)) == partitions
+        if ready and split:
+            return
+        assert time.monotonic() < deadline, f"the group did not settle within {timeout}s: {owned}"
+        await asyncio.sleep(0.3)

@@ -23,7 +23,7 @@ from callvault.storage.layout import metadata_key, recording_key
 from tests.cli import run_callvault
 from tests.conftest import make_settings, prepare, prepare_async, settings_env, spawn_worker
 from tests.integration.helpers import Bus
-from tests.integration.ops_probe import passes_after
+from tests.integration.ops_probe import passes_after, sharing
 from tests.stack import Servers
 
 pytestmark = pytest.mark.integration
@@ -232,7 +232,7 @@ async def test_only_the_leader_purges_when_two_workers_run(servers: Servers) -> 
             await asyncio.to_thread(
                 proc.wait_ready, lambda p=proc: "[^Worker]: Ready" in p.log_path.read_text(), 60, "ready"
             )
-        await asyncio.sleep(2 * settings.broker_session_timeout_s)  # the group settles with both
+        await sharing(workers, settings.calls_topic, settings.partitions)  # the group settled with both
         s3 = make_s3_client(settings)
         now = datetime.now(UTC)
         planted = plant(s3, settings, [now - timedelta(seconds=90, milliseconds=i) for i in range(200)],

@@ -171,7 +171,7 @@ async def test_a_month_later_the_recording_is_purged_and_six_months_later_the_me
     assert "acme/2026/03/02/c-month.json" not in left, left
 
 
-async def test_a_held_call_outlives_its_month(h: Harness) -> None:
+async def test_a_held_call_outlives_its_month_and_goes_once_released(h: Harness) -> None:
     call = a_call("c-held")
     h.upload(call.staging_key, call.audio)
     await h.send(call.started(), call.disclosure(), call.stored(), call.ended())
@@ -189,6 +189,20 @@ async def test_a_held_call_outlives_its_month(h: Harness) -> None:
     await h.advance(days=40)
     assert "recording.deleted" not in h.types("c-held")
     assert h.objects(h.settings.recordings_bucket) == ["acme/2026/03/02/c-held.wav"]
+    await h.command(
+        {
+            "type": "legal_hold.release",
+            "event_id": str(uuid.uuid4()),
+            "call_id": "c-held",
+            "requested_by": "legal",
+            "requested_at": format_rfc3339(h.clock.now()),
+            "reason": "settled",
+        }
+    )
+    assert "legal_hold.released" in h.types("c-held")
+    (deleted,) = h.lifecycle("c-held", "recording.deleted")  # the next pass, right after the release
+    assert deleted["reason"] == "retention_elapsed" and deleted["lateness_s"] > 8 * 86400, "late by the hold"
+    assert h.objects(h.settings.recordings_bucket) == []
 
 
 async def test_a_subject_erasure_removes_that_subjects_calls(h: Harness) -> None:
