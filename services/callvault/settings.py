@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from callvault.observability.logs import LogFormat
 from callvault.rules.durations import CalendarDuration
+from callvault.rules.residency import EEA_COUNTRIES, EEA_REGIONS, check_country, outside_eea, parse_places
 from callvault.rules.retention import RetentionPolicy
 from callvault.rules.secret_form import bootstrap_hosts, endpoint_host, is_loopback_host, weak_because
 
@@ -57,6 +58,21 @@ class Settings(BaseSettings):
     staging_s3_access_key: str | None = None
     staging_s3_secret_key: SecretStr | None = None
     staging_s3_region: str | None = None
+    # Where data may be kept (see rules/residency.py): AWS regions or ISO 3166 countries.
+    allowed_regions: str = Field(
+        ",".join(EEA_REGIONS),
+        description="where buckets may be: AWS regions, or countries of stores on premises; comma-separated",
+    )
+    allowed_regions_reason: str = Field(
+        "",
+        description="why places outside the EEA in CALLVAULT_ALLOWED_REGIONS are allowed (an adequacy "
+        "decision, standard contractual clauses); logged at start",
+    )
+    storage_country: str | None = Field(
+        None,
+        description="ISO 3166 country of a store on premises (MinIO, Ceph RGW); decides instead of the "
+        "location the store reports",
+    )
     source_buckets: str = Field(
         "",
         description="buckets besides the staging bucket that a recording.stored may name, comma-separated",
@@ -196,6 +212,39 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"'{value}' is not an S3 endpoint URL such as http://127.0.0.1:9000")
         return value
+
+    @field_validator("allowed_regions")
+    @classmethod
+    def _places(cls, value: str) -> str:
+        parse_places(value)
+        return value
+
+    @field_validator("storage_country")
+    @classmethod
+    def _country(cls, value: str | None) -> str | None:
+        return check_country(value) if value else None
+
+    @model_validator(mode="after")
+    def _reason_for_places_outside_the_eea(self) -> Settings:
+        outside = outside_eea(self.allowed_places)
+        if outside and not self.allowed_regions_reason.strip():
+            raise ValueError(
+                f"CALLVAULT_ALLOWED_REGIONS allows {', '.join(outside)}, outside the EEA; say why in "
+                "CALLVAULT_ALLOWED_REGIONS_REASON (the adequacy decision or safeguards that cover it)"
+            )
+        country = self.storage_country
+        if country and country not in EEA_COUNTRIES and country not in self.allowed_places:
+            raise ValueError(
+                f"CALLVAULT_STORAGE_COUNTRY is {country}, outside the EEA and not in "
+                "CALLVAULT_ALLOWED_REGIONS; add it there, with CALLVAULT_ALLOWED_REGIONS_REASON, only where "
+                "an adequacy decision or safeguards cover it"
+            )
+        return self
+
+    @property
+    def allowed_places(self) -> frozenset[str]:
+        """Where buckets may be: AWS regions, or countries for a store on premises."""
+        return parse_places(self.allowed_regions)
 
     @field_validator("timezone")
     @classmethod

@@ -26,7 +26,7 @@ from callvault.storage.audit_archive import write_segment
 from callvault.storage.bootstrap import bucket_plans, init_storage
 from callvault.storage.exports import presign
 from callvault.storage.holds import set_object_lock_hold
-from callvault.storage.location import reported_location
+from callvault.storage.location import reported_location, residency_problems
 from callvault.storage.uploads import MIN_PART_BYTES, PartUpload
 from tests.stores.conftest import Store
 from tests.stores.lanes import ACCEPTS_TAMPERED_LINKS, ACCEPTS_WRONG_MD5, SHORTENS_COMPLIANCE
@@ -252,3 +252,13 @@ def test_the_store_reports_where_each_bucket_is(store: Store) -> None:
         assert location == (store.lane.location or location), plan.name
     if store.lane.location == "default":  # a store on premises says nothing of its country
         assert any("does not know the region" in note for note in store.reports[0].notes)
+
+
+def test_residency_is_checked_where_each_store_says_its_buckets_are(store: Store) -> None:
+    problems = residency_problems(store.s3, store.settings)
+    if store.lane.location == "default":  # Ceph RGW: no region, so the country must be declared
+        assert problems and all("CALLVAULT_STORAGE_COUNTRY" in p for p in problems), problems
+    elif store.lane.location is not None:
+        assert problems == []  # moto, in eu-west-1 as asked
+    declared = store.settings.model_copy(update={"storage_country": "BE"})
+    assert residency_problems(store.s3, declared) == []

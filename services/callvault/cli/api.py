@@ -11,6 +11,7 @@ import typer
 
 from callvault.cli.config import load_settings
 from callvault.cli.errors import UserError
+from callvault.cli.residency import refuse_outside_residency
 from callvault.clock import SystemClock
 from callvault.observability.logs import logging_config
 from callvault.rules.access import Role
@@ -37,6 +38,7 @@ def serve(
     from callvault.api.http_log import log_json_lines
 
     settings = load_settings(api_host=host, api_port=port)  # refuses dev secrets off loopback
+    refuse_outside_residency(settings, wait_for_store=True)
     # One JSON line per request from callvault's own middleware; uvicorn's is off.
     log_config = logging_config(settings.log_format, "warning")
     logging.config.dictConfig(log_config)

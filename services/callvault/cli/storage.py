@@ -9,6 +9,7 @@ from rich.table import Table
 
 from callvault.cli.config import load_settings
 from callvault.cli.errors import UserError
+from callvault.cli.residency import refuse_outside_residency
 from callvault.storage.bootstrap import BucketReport, init_storage
 from callvault.storage.client import make_s3_client, make_staging_s3_client
 from callvault.storage.errors import describe
@@ -37,9 +38,18 @@ def render_reports(reports: list[BucketReport], console: Console) -> None:
 def init() -> None:
     """Create or update the buckets; safe to run again."""
     settings = load_settings()
+    if not settings.storage_country and settings.s3_region not in settings.allowed_places:
+        # Refused before a bucket is made there, not after.
+        raise UserError(
+            f"refusing to create buckets in {settings.s3_region} (CALLVAULT_S3_REGION): it is not among "
+            f"the allowed regions ({', '.join(sorted(settings.allowed_places))}): see "
+            "CALLVAULT_ALLOWED_REGIONS"
+        )
+    refuse_outside_residency(settings, wait_for_store=False)  # buckets that exist already
     try:
         staging = make_staging_s3_client(settings, attempts=2) if settings.staging_is_separate else None
         reports = init_storage(make_s3_client(settings, attempts=2), settings, staging)
     except (BotoCoreError, ClientError) as exc:
         raise UserError(describe(exc, settings.s3_endpoint)) from exc
     render_reports(reports, Console())
+    refuse_outside_residency(settings, wait_for_store=False)  # and where the store put the new ones

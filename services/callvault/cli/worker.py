@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from callvault.cli.config import load_settings
+from callvault.cli.residency import refuse_outside_residency
 from callvault.embedded.worker_process import start_worker_process
 from callvault.stream.bus import ensure_callvault_topics
 
@@ -20,6 +21,7 @@ def worker() -> None:
     from callvault.stream.app import run_worker  # faust is heavy: import on use
 
     settings = load_settings()  # refuses dev or placeholder secrets off loopback
+    refuse_outside_residency(settings, wait_for_store=True)
     asyncio.run(ensure_callvault_topics(settings))
     run_worker(settings)
 

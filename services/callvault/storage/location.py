@@ -1,4 +1,6 @@
-"""Where a bucket is, as its store reports it. Blocking (boto3): call it off the event loop.
+"""Where a bucket is, as its store reports it, and whether callvault may use it there.
+
+Blocking (boto3): call it off the event loop.
 
 AWS answers no constraint for us-east-1 and `EU` for the oldest eu-west-1
 buckets; a store on premises answers a name of its own (Ceph RGW: `default`),
@@ -8,6 +10,11 @@ which says nothing about the country it stands in.
 from __future__ import annotations
 
 from botocore.client import BaseClient
+from botocore.exceptions import ClientError
+
+from callvault.rules.residency import residency_problem
+from callvault.settings import Settings
+from callvault.storage.errors import error_code
 
 _AWS_ALIASES = {"": "us-east-1", "EU": "eu-west-1"}
 
@@ -15,3 +22,39 @@ _AWS_ALIASES = {"": "us-east-1", "EU": "eu-west-1"}
 def reported_location(s3: BaseClient, bucket: str) -> str:
     answer = s3.get_bucket_location(Bucket=bucket).get("LocationConstraint") or ""
     return _AWS_ALIASES.get(answer, answer)
+
+
+def residency_problems(s3: BaseClient, settings: Settings, staging_s3: BaseClient | None = None) -> list[str]:
+    """Why callvault may not run against its buckets where they are: a sentence each, none if it may.
+
+    Every bucket it reads or writes counts: the archive's four, staging and the
+    other upload buckets (in the staging store when that is apart). A bucket
+    that does not exist yet holds nothing and is left to `storage init`.
+    """
+    archive = [settings.recordings_bucket, settings.metadata_bucket, settings.audit_bucket,
+               settings.exports_bucket]  # fmt: skip
+    found = []
+    for client, buckets in ((s3, archive), (staging_s3 or s3, sorted(settings.upload_buckets))):
+        for bucket in buckets:
+            problem = _problem(client, bucket, settings)
+            if problem:
+                found.append(problem)
+    return found
+
+
+def _problem(s3: BaseClient, bucket: str, settings: Settings) -> str | None:
+    if settings.storage_country:  # the declared country decides; nothing to ask the store
+        return residency_problem(bucket, "", settings.allowed_places, settings.storage_country)
+    try:
+        reported = reported_location(s3, bucket)
+    except ClientError as exc:
+        code = error_code(exc)
+        if code in {"NoSuchBucket", "404"}:
+            return None
+        if code in {"AccessDenied", "403", "AllAccessDisabled"}:
+            return (
+                f"callvault may not read where s3://{bucket} is ({code}); grant it s3:GetBucketLocation, "
+                "or declare the store's country with CALLVAULT_STORAGE_COUNTRY"
+            )
+        raise
+    return residency_problem(bucket, reported, settings.allowed_places, None)
