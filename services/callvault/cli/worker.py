@@ -11,7 +11,6 @@ import typer
 from rich.console import Console
 
 from callvault.cli.config import load_settings
-from callvault.cli.residency import refuse_outside_residency
 from callvault.embedded.worker_process import start_worker_process
 from callvault.stream.bus import ensure_callvault_topics
 
@@ -21,7 +20,8 @@ def worker() -> None:
     from callvault.stream.app import run_worker  # faust is heavy: import on use
 
     settings = load_settings()  # refuses dev or placeholder secrets off loopback
-    refuse_outside_residency(settings, wait_for_store=True)
+    # Where the buckets are is checked inside the worker (stream/residency_gate.py), after its
+    # health server is up, so a worker started during an S3 outage still answers /healthz.
     asyncio.run(ensure_callvault_topics(settings))
     run_worker(settings)
 

@@ -144,7 +144,8 @@ def copy_recording(
     counts as archived and is not copied again: one version per recording.
     """
     done = archived_copy(s3, target_bucket, target_key, sha256, remove_mismatch=True)
-    if done is not None:
+    if done is not None:  # a replay: its tags are checked too, or a store losing them would pass
+        ensure_tags(s3, target_bucket, target_key, done.version_id, tags)
         return CopyOutcome("archived", done, "already archived")
     source = _on_source(head, source_s3 or s3, source_bucket, source_key)
     if source is None:
@@ -290,10 +291,10 @@ def put_document(
 ) -> ObjectRef:
     """Write a JSON document; the store checks the bytes it got against the hashes we send.
 
-    Both hashes of `sha256`'s bytes go: the SHA-256 checksum, which AWS and MinIO
-    verify, and Content-MD5, which every S3 verifies (Ceph RGW 16.2 and moto accept
-    a wrong SHA-256 checksum without a word). A `sha256` that is not the body's is
-    callvault's own mistake, refused before anything is sent.
+    Both hashes of the body go: the SHA-256 checksum, which AWS and MinIO verify,
+    and Content-MD5, which AWS, MinIO and Ceph RGW verify (RGW 16.2 accepts a wrong
+    SHA-256 checksum without a word; moto checks neither). A `sha256` that is not
+    the body's is callvault's own mistake, refused before anything is sent.
     """
     if hashlib.sha256(body).hexdigest() != sha256:
         raise ValueError(f"s3://{bucket}/{key}: the document's bytes do not have the SHA-256 {sha256}")

@@ -52,6 +52,7 @@ from callvault.stream.messages import CallMessage, to_fact
 from callvault.stream.offloop import S3Runner
 from callvault.stream.processor import CallProcessor
 from callvault.stream.purger import Purger
+from callvault.stream.residency_gate import ResidencyGate
 
 log = logging.getLogger("callvault.worker")
 
@@ -115,10 +116,14 @@ class Worker:
         # botocore tries the archive's writes once: S3Runner is their one retry loop, and
         # it looks in the archive before it repeats a copy. botocore's own retry of a
         # copy whose answer was lost would archive the recording a second time.
+        # No S3 operation before the residency check passed (see stream/residency_gate.py).
+        self.residency = ResidencyGate(settings, asyncio.Event())
+        opened = self.residency.passed
         self.s3 = S3Runner(
             make_s3_client(settings, pool=settings.s3_max_concurrency, attempts=1),
             max_workers=settings.s3_max_concurrency,
             endpoint=settings.s3_endpoint,
+            opened_by=opened,
         )
         staging = make_staging_s3_client(settings, attempts=1) if settings.staging_is_separate else None
         self.processor = CallProcessor(
@@ -133,13 +138,19 @@ class Worker:
                 make_s3_client(settings, pool=purge_threads),
                 max_workers=purge_threads,
                 endpoint=settings.s3_endpoint,
+                opened_by=opened,
             ),
             self.emit,
             self.clock,
         )
         self.audit = AuditArchiver(
             settings,
-            S3Runner(make_s3_client(settings, pool=2), max_workers=2, endpoint=settings.s3_endpoint),
+            S3Runner(
+                make_s3_client(settings, pool=2),
+                max_workers=2,
+                endpoint=settings.s3_endpoint,
+                opened_by=opened,
+            ),
             self.clock,
         )
         self.command_handler = CommandHandler(
@@ -157,7 +168,7 @@ class Worker:
         self.health = HealthServer(
             settings.worker_http_host,
             settings.worker_http_port,
-            readiness=self.not_ready_because,
+            readiness=self._readiness,
             store_check=self._store_answers,
             before_scrape=self._update_gauges,
         )
@@ -208,6 +219,11 @@ class Worker:
             return [f"S3 refuses callvault's own buckets ({said}); the work waits until it is fixed"
                     for said in refused]  # fmt: skip
         return []
+
+    def _readiness(self) -> list[str]:
+        """What /readyz lists: the residency check first (it is about S3, so the gauge leaves it out)."""
+        waiting = [self.residency.waiting_for] if self.residency.waiting_for else []
+        return waiting + self.not_ready_because()
 
     async def _store_answers(self) -> None:
         await asyncio.to_thread(self.s3.s3.head_bucket, Bucket=self.settings.recordings_bucket)
@@ -435,6 +451,7 @@ def run_worker(settings: Settings) -> None:
     faust_worker = faust.Worker(
         worker.app,
         worker.health,  # a service started before the app: probes answer while it joins and recovers
+        worker.residency,  # checks where the buckets are while the app joins; S3 waits for it
         loglevel=settings.log_level.upper(),
         quiet=True,
         logging_config=logging_config("json", settings.log_level) if structured else None,

@@ -48,8 +48,11 @@ class S3Runner:
         endpoint: str | None,
         backoff_cap_s: float = 30.0,
         give_up_after: int | None = None,
+        opened_by: asyncio.Event | None = None,
     ) -> None:
         self.s3 = s3
+        # Set once callvault may use its buckets (the worker's residency check); None: at once.
+        self._opened_by = opened_by
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="callvault-s3")
         self._endpoint = endpoint
         self._cap = backoff_cap_s
@@ -79,6 +82,8 @@ class S3Runner:
         hold its partition, but an outage of the whole store still blocks.
         `attempts` caps the tries of this one call (otherwise the runner's own cap, if any).
         """
+        if self._opened_by is not None and not self._opened_by.is_set():
+            await self._opened_by.wait()
         give_up_after = attempts if attempts is not None else self._give_up_after
         loop = asyncio.get_running_loop()
         call = functools.partial(fn, on or self.s3, *args, **kwargs)
