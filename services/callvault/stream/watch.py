@@ -46,7 +46,7 @@ class TopicWatcher:
         if from_end:
             await self._consumer.seek_to_end(*tps)
             for tp in tps:  # resolve the end now, not at the first fetch
-                await self._consumer.position(tp)
+                self._next[tp] = await self._consumer.position(tp)
         else:
             await self._consumer.seek_to_beginning(*tps)
         self._task = asyncio.create_task(self._run())
