@@ -46,11 +46,11 @@ demo: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/callvault dev
 
-# Three processes side by side (pytest-xdist), a test file each at a time: most of
+# Two processes side by side (pytest-xdist), a test file each at a time: most of
 # the real-stack tests wait on processes (group joins, purge intervals, restarts),
-# and three lanes overlap those waits (on 2 cores too). Each starts its own broker and store.
+# and two lanes overlap those waits. Each process starts its own broker and store.
 test: $(STAMP) browser rgw
-	$(BIN)/python -m pytest -q -n 3 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
