@@ -116,13 +116,13 @@ class Harness:
 
         A dict is sent as JSON keyed by its `call_id` (or `key`); bytes are sent as they are.
         """
-        for event in events:
-            value = event if isinstance(event, bytes) else json.dumps(event).encode()
-            record_key = (
-                key if key is not None or isinstance(event, bytes) else str(event.get("call_id")).encode()
-            )
-            await self._take(record_key, value)
-        await self._timers()
+
+        def record(event: dict[str, Any] | bytes) -> tuple[bytes | None, bytes]:
+            if isinstance(event, bytes):
+                return key, event
+            return key if key is not None else str(event.get("call_id")).encode(), json.dumps(event).encode()
+
+        await self.send_records(record(event) for event in events)
 
     async def send_records(self, records: Iterable[tuple[bytes | None, bytes]]) -> None:
         """Records as a producer writes them to `call-events`, (key, value) bytes, in order;

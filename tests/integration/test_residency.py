@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import secrets
 
-import boto3
 import pytest
-from botocore.config import Config
 
 from callvault.rules.residency import EEA_REGIONS
 from callvault.settings import Settings
+from callvault.storage.client import make_s3_client
 from tests.cli import run_callvault
 from tests.conftest import make_settings, settings_env, spawn_worker
 from tests.stack import Servers
@@ -24,11 +23,7 @@ pytestmark = pytest.mark.integration
 
 def _bucket_in(settings: Settings, bucket: str, region: str) -> None:
     """Make `bucket` in `region` of the test's store, as someone else might have."""
-    s3 = boto3.client(
-        "s3", endpoint_url=settings.s3_endpoint, aws_access_key_id=settings.s3_access_key,
-        aws_secret_access_key=settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else None,
-        config=Config(region_name=region, s3={"addressing_style": "path"}),
-    )  # fmt: skip
+    s3 = make_s3_client(settings.model_copy(update={"s3_region": region}))
     where = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
     s3.create_bucket(Bucket=bucket, **where)
 

@@ -11,6 +11,7 @@ from botocore.client import BaseClient
 
 from callvault.settings import Settings
 from callvault.storage.bootstrap import BucketReport, init_storage
+from callvault.storage.client import make_s3_client
 from tests.stores.lanes import LANES, Lane, open_lane
 
 
@@ -48,5 +49,5 @@ def store(lane: Lane) -> Store:
         audit_bucket=f"{tag}-audit",
         exports_bucket=f"{tag}-exports",
     )
-    s3 = lane.client()
+    s3 = make_s3_client(settings, attempts=2)
     return Store(lane, s3, settings, init_storage(s3, settings))

@@ -16,10 +16,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-import boto3
 import requests
-from botocore.client import BaseClient
-from botocore.config import Config
 
 from tests.stores import rgw
 
@@ -41,16 +38,6 @@ class Lane:
     lenient: frozenset[str]
     location: str | None  # what the store reports as a bucket's location; None: not known up front
     fetch: Callable[[str], tuple[int, bytes]]  # a plain HTTP GET, as a coach's browser does
-
-    def client(self) -> BaseClient:
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint,
-            aws_access_key_id=self.keys[0],
-            aws_secret_access_key=self.keys[1],
-            config=Config(region_name=self.region, s3={"addressing_style": "path"},
-                          retries={"max_attempts": 2, "mode": "standard"}),
-        )  # fmt: skip
 
 
 def _urllib_get(url: str) -> tuple[int, bytes]:

@@ -8,32 +8,23 @@ import time
 from botocore.exceptions import BotoCoreError, ClientError
 
 from callvault.cli.errors import UserError
-from callvault.rules.residency import outside_eea
 from callvault.settings import Settings
-from callvault.storage.client import make_s3_client, make_staging_s3_client
 from callvault.storage.errors import describe
-from callvault.storage.location import residency_problems
+from callvault.storage.location import check_residency, outside_eea_notice
 
 RETRY_S = 2.0
 
 
-def refuse_outside_residency(settings: Settings, *, wait_for_store: bool) -> None:
-    """Raise UserError naming each bucket kept where it may not be; say which places outside the EEA
-    are allowed and why. `wait_for_store`: a long-running process asks again until the store answers,
-    rather than start unchecked or exit on a store that is only down for a while."""
-    outside = outside_eea(settings.allowed_places)
-    if outside:
-        print(
-            f"storage outside the EEA allowed: {', '.join(outside)}, because: "
-            f"{settings.allowed_regions_reason.strip()}",
-            file=sys.stderr,
-            flush=True,
-        )
-    s3 = make_s3_client(settings, attempts=2)
-    staging = make_staging_s3_client(settings, attempts=2) if settings.staging_is_separate else None
+def refuse_outside_residency(settings: Settings, *, wait_for_store: bool, announce: bool = True) -> None:
+    """Raise UserError naming each bucket kept where it may not be; `announce`: first say which places
+    outside the EEA are allowed and why. `wait_for_store`: a long-running process asks again until the
+    store answers, rather than start unchecked or exit on a store that is only down for a while."""
+    notice = outside_eea_notice(settings) if announce else None
+    if notice:
+        print(notice, file=sys.stderr, flush=True)
     while True:
         try:
-            problems = residency_problems(s3, settings, staging)
+            problems = check_residency(settings)
             break
         except (BotoCoreError, ClientError) as exc:
             sentence = describe(exc, settings.s3_endpoint)

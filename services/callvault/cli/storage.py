@@ -52,4 +52,4 @@ def init() -> None:
     except (BotoCoreError, ClientError) as exc:
         raise UserError(describe(exc, settings.s3_endpoint)) from exc
     render_reports(reports, Console())
-    refuse_outside_residency(settings, wait_for_store=False)  # and where the store put the new ones
+    refuse_outside_residency(settings, wait_for_store=False, announce=False)  # where the new ones went

@@ -12,8 +12,9 @@ from __future__ import annotations
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
-from callvault.rules.residency import residency_problem
+from callvault.rules.residency import outside_eea, residency_problem
 from callvault.settings import Settings
+from callvault.storage.client import make_s3_client, make_staging_s3_client
 from callvault.storage.errors import error_code
 
 _AWS_ALIASES = {"": "us-east-1", "EU": "eu-west-1"}
@@ -31,10 +32,11 @@ def residency_problems(s3: BaseClient, settings: Settings, staging_s3: BaseClien
     other upload buckets (in the staging store when that is apart). A bucket
     that does not exist yet holds nothing and is left to `storage init`.
     """
-    archive = [settings.recordings_bucket, settings.metadata_bucket, settings.audit_bucket,
-               settings.exports_bucket]  # fmt: skip
     found = []
-    for client, buckets in ((s3, archive), (staging_s3 or s3, sorted(settings.upload_buckets))):
+    for client, buckets in (
+        (s3, sorted(settings.own_buckets)),
+        (staging_s3 or s3, sorted(settings.upload_buckets)),
+    ):
         for bucket in buckets:
             problem = _problem(client, bucket, settings)
             if problem:
@@ -58,3 +60,18 @@ def _problem(s3: BaseClient, bucket: str, settings: Settings) -> str | None:
             )
         raise
     return residency_problem(bucket, reported, settings.allowed_places, None)
+
+
+def check_residency(settings: Settings) -> list[str]:
+    """`residency_problems` on clients of its own, one try a call: the caller decides how to wait."""
+    staging = make_staging_s3_client(settings, attempts=1) if settings.staging_is_separate else None
+    return residency_problems(make_s3_client(settings, attempts=1), settings, staging)
+
+
+def outside_eea_notice(settings: Settings) -> str | None:
+    """The line every start prints when places outside the EEA are allowed, with the operator's reason."""
+    outside = outside_eea(settings.allowed_places)
+    if not outside:
+        return None
+    reason = settings.allowed_regions_reason.strip()
+    return f"storage outside the EEA allowed: {', '.join(outside)}, because: {reason}"

@@ -113,12 +113,12 @@ class Worker:
             key_type=bytes,  # the raw serializer: changelog keys are the call_id bytes
             use_partitioner=True,
         )
-        # botocore tries the archive's writes once: S3Runner is their one retry loop, and
-        # it looks in the archive before it repeats a copy. botocore's own retry of a
-        # copy whose answer was lost would archive the recording a second time.
         # No S3 operation before the residency check passed (see stream/residency_gate.py).
         self.residency = ResidencyGate(settings, asyncio.Event())
         opened = self.residency.passed
+        # botocore tries the archive's writes once: S3Runner is their one retry loop, and
+        # it looks in the archive before it repeats a copy. botocore's own retry of a
+        # copy whose answer was lost would archive the recording a second time.
         self.s3 = S3Runner(
             make_s3_client(settings, pool=settings.s3_max_concurrency, attempts=1),
             max_workers=settings.s3_max_concurrency,

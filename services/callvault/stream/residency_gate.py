@@ -20,11 +20,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from mode import Service
 
 from callvault.observability.metrics import S3_ERRORS, s3_error_code
-from callvault.rules.residency import outside_eea
 from callvault.settings import Settings
-from callvault.storage.client import make_s3_client, make_staging_s3_client
 from callvault.storage.errors import describe
-from callvault.storage.location import residency_problems
+from callvault.storage.location import check_residency, outside_eea_notice
 
 log = logging.getLogger("callvault.worker")
 
@@ -43,18 +41,12 @@ class ResidencyGate(Service):
 
     async def _check(self) -> None:
         settings = self._settings
-        outside = outside_eea(settings.allowed_places)
-        if outside:
-            log.warning(
-                "storage outside the EEA allowed: %s, because: %s",
-                ", ".join(outside),
-                settings.allowed_regions_reason.strip(),
-            )
-        s3 = make_s3_client(settings, attempts=1)
-        staging = make_staging_s3_client(settings, attempts=1) if settings.staging_is_separate else None
+        notice = outside_eea_notice(settings)
+        if notice:
+            log.warning("%s", notice)
         while True:
             try:
-                problems = await asyncio.to_thread(residency_problems, s3, settings, staging)
+                problems = await asyncio.to_thread(check_residency, settings)
                 break
             except (BotoCoreError, ClientError) as exc:
                 S3_ERRORS.labels(s3_error_code(exc)).inc()  # an S3 call that failed, like any other
