@@ -38,16 +38,15 @@ from callvault.contract.base import ContractModel
 from callvault.contract.commands import Command, command_adapter
 from callvault.contract.deadletter import DeadLetter, SourcePosition
 from callvault.contract.decoding import Rejected, decode_call_event, decode_with
-from callvault.rules.call_state import TenantConflict
 from callvault.rules.dead_letters import dead_letter_for
 from callvault.settings import Settings
 from callvault.storage.bootstrap import init_storage
 from callvault.storage.client import make_s3_client
-from callvault.storage.holds import held_call_ids
+from callvault.storage.holds import held_calls
 from callvault.storage.subject_flags import SubjectFlag, flagged_everywhere
 from callvault.stream.command_errors import CommandRefused
 from callvault.stream.commands import CommandHandler
-from callvault.stream.messages import CallMessage, to_fact
+from callvault.stream.messages import CallMessage, to_fact, wake_message
 from callvault.stream.offloop import S3Runner
 from callvault.stream.processor import CallProcessor
 from callvault.stream.purger import Purger
@@ -191,15 +190,12 @@ class Harness:
         event = result.value
         pseudonym_key = self.settings.pseudonym_key.get_secret_value().encode()
         message = CallMessage(kind="fact", call_id=event.call_id, fact=to_fact(event, pseudonym_key))
-        try:
-            await self.processor.handle(event.call_id.encode(), message)
-        except TenantConflict as exc:
-            self._dead(str(exc), position, key, value)
+        await self.processor.handle(message)
 
     async def _timers(self) -> None:
         """The registries reread, due calls woken (until none is due), and one purge pass."""
         meta = self.settings.metadata_bucket
-        self.processor.held_calls = await asyncio.to_thread(held_call_ids, self.s3, meta)
+        self.processor.held_calls = await asyncio.to_thread(held_calls, self.s3, meta)
         self.processor.objecting = set(
             await asyncio.to_thread(flagged_everywhere, self.s3, meta, SubjectFlag.OBJECTING)
         )
@@ -209,13 +205,13 @@ class Harness:
             if not due:
                 break
             for key in due:
-                await self.processor.handle(key, CallMessage(kind="wake", call_id=key.decode()))
+                await self.processor.handle(wake_message(key)[1])
         await self.purger.run_pass()
         if await self.purger.finish_scan():  # a listing ran beside the pass: act on it now
             await self.purger.run_pass()
 
-    def _hold_changed(self, call_id: str, held: bool) -> None:
+    def _hold_changed(self, ref: str, held: bool) -> None:
         if held:
-            self.processor.held_calls.add(call_id)
+            self.processor.held_calls.add(ref)
         else:
-            self.processor.held_calls.discard(call_id)
+            self.processor.held_calls.discard(ref)

@@ -75,6 +75,13 @@ def test_a_deletion_during_a_hold_is_found() -> None:
     assert _rules([*events[:2], placed, events[2]]) == ["deleted_during_hold"]
 
 
+def test_another_tenants_hold_on_the_same_id_excuses_nothing() -> None:
+    """A call is (tenant, call_id): beta's hold on its c1 says nothing of acme's c1."""
+    events = _story(deleted_after=None)
+    beta_hold = {**_event("legal_hold.placed", DUE - timedelta(days=1)), "tenant": "beta"}
+    assert _rules([*events, beta_hold]) == ["not_deleted"]
+
+
 def test_an_object_left_past_due_is_found_unless_held() -> None:
     events = _story(deleted_after=None)
     assert _rules(events) == ["not_deleted"]

@@ -107,10 +107,12 @@ objects = st.lists(st.tuples(instants, st.integers(1, 5)), max_size=60).map(
 def test_a_pass_never_deletes_early_or_held_and_accounts_for_every_object(
     objs: list[StoredObject], as_of: datetime, held_ids: set[int]
 ) -> None:
-    holds = {f"c{i}": Hold(f"c{i}", "case", as_of, "dpo") for i in held_ids}
+    holds = {f"t/c{i}": Hold(f"c{i}", "case", as_of, "dpo", "t") for i in held_ids}
+    # The same ids held in another tenant keep nothing of tenant t.
+    holds |= {f"u/c{i}": Hold(f"c{i}", "case", as_of, "dpo", "u") for i in range(60)}
     plan = plan_pass(objs, holds, as_of)
-    assert all(o.due_at <= as_of and o.call_id not in holds for o in plan.delete)
-    assert all(o.due_at <= as_of and o.call_id in holds for o, _ in plan.held)
+    assert all(o.due_at <= as_of and f"t/{o.call_id}" not in holds for o in plan.delete)
+    assert all(o.due_at <= as_of and f"t/{o.call_id}" in holds for o, _ in plan.held)
     assert len(plan.delete) + len(plan.held) + plan.not_due == len(objs)
 
 

@@ -41,7 +41,11 @@ def test_a_clean_store_has_no_findings() -> None:
 def test_an_object_past_due_is_found_unless_its_call_is_held() -> None:
     late = [key("a", day_due=Due.ALL), key("b", day_due=Due.SOME, due_at=NOW - TOL)]
     assert rules(late, [archived("a"), archived("b")]) == ["past_due_in_store:a", "past_due_in_store:b"]
-    assert rules(late, [archived("a"), archived("b")], held={"a", "b"}) == []
+    assert rules(late, [archived("a"), archived("b")], held={"acme/a", "acme/b"}) == []
+    expected = ["past_due_in_store:a", "past_due_in_store:b"]
+    assert rules(late, [archived("a"), archived("b")], held={"beta/a", "beta/b"}) == expected, (
+        "another tenant's hold on the same ids keeps nothing of acme's"
+    )
 
 
 def test_only_markers_left_past_due_is_still_not_deleted() -> None:

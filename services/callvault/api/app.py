@@ -44,6 +44,7 @@ from callvault.contract.explain import describe_errors
 from callvault.contract.fields import CALL_ID_PATTERN, EARLIEST_YEAR, LATEST_YEAR, TENANT_PATTERN
 from callvault.observability.metrics import CONTENT_TYPE_LATEST, exposition
 from callvault.rules.access import Answer, Grant, Verdict, Want, decide
+from callvault.rules.call_ref import call_ref
 from callvault.rules.call_state import Outcome
 from callvault.rules.evidence import recording_accessed
 from callvault.rules.retention import RetentionClass
@@ -566,7 +567,7 @@ async def _shown(
     expires = views.metadata_expires_at(doc)
     if expires is not None and expires <= now:
         # Past its metadata retention: gone for everyone, unless a legal hold keeps it.
-        if address.call_id in held and not query.filters_on_content:
+        if call_ref(address.tenant, address.call_id) in held and not query.filters_on_content:
             return views.held_summary(address.tenant, address.day, address.call_id)
         return None
     restricted = await svc.reader.restricted(address.tenant)

@@ -26,7 +26,7 @@ from callvault.api.search import Address
 from callvault.settings import Settings
 from callvault.storage import inventory
 from callvault.storage.errors import is_not_found
-from callvault.storage.holds import held_call_ids
+from callvault.storage.holds import held_calls
 from callvault.storage.layout import day_prefix, parse_archive_key
 from callvault.storage.subject_flags import SubjectFlag, flagged_subjects
 from callvault.stream.offloop import S3Runner
@@ -178,10 +178,10 @@ class ArchiveReader:
             self._refreshing.pop(tenant, None)
 
     async def held(self) -> frozenset[str]:
-        """The calls under a legal hold (one listing), at most the restrictions' TTL old."""
+        """The held calls, `{tenant}/{call_id}` (one listing), at most the restrictions' TTL old."""
         now = time.monotonic()
         if self._held is None or now - self._held[0] >= self._settings.api_restrictions_ttl_s:
-            ids = await self._runner.run("list legal holds", held_call_ids, self._settings.metadata_bucket)
+            ids = await self._runner.run("list legal holds", held_calls, self._settings.metadata_bucket)
             self._held = (now, frozenset(ids))
         return self._held[1]
 

@@ -28,7 +28,7 @@ from callvault.rules.store_check import check_store, log_view
 from callvault.settings import Settings
 from callvault.storage.client import make_s3_client
 from callvault.storage.errors import describe
-from callvault.storage.holds import held_call_ids
+from callvault.storage.holds import held_calls
 
 T = TypeVar("T")
 app = typer.Typer(help="For auditors: the audit log replayed and checked.", no_args_is_help=True)
@@ -124,7 +124,7 @@ def verify_store(
     now = SystemClock().now()
     s3 = make_s3_client(settings, attempts=2)
     try:
-        held = held_call_ids(s3, settings.metadata_bucket)
+        held = held_calls(s3, settings.metadata_bucket)
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("walking the buckets", total=None)
 

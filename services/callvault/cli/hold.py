@@ -53,7 +53,9 @@ def _submit(command: LegalHoldPlace | LegalHoldRelease, wait_s: float) -> None:
 def place(
     call_id: str = typer.Argument(..., help="the call to keep"),
     reason: str = typer.Option(..., "--reason", help="why: the dispute or case it is kept for"),
-    tenant: str = typer.Option(None, help="the call's tenant; needed only if nothing is archived yet"),
+    tenant: str = typer.Option(
+        None, help="the call's tenant; needed if nothing is archived yet or the id is used by two tenants"
+    ),
     wait: float = typer.Option(30.0, help="seconds to wait for the worker's answer; 0 = do not wait"),
 ) -> None:
     """Keep a call's recording and metadata past their retention, until released."""
@@ -65,10 +67,13 @@ def place(
 def release(
     call_id: str = typer.Argument(..., help="the held call"),
     reason: str = typer.Option("hold lifted", "--reason", help="why the hold ends"),
+    tenant: str = typer.Option(
+        None, help="the call's tenant; needed if two tenants' calls of this id are held"
+    ),
     wait: float = typer.Option(30.0, help="seconds to wait for the worker's answer; 0 = do not wait"),
 ) -> None:
     """End a legal hold; a call already past due is deleted in the next purge pass."""
-    command = _command(LegalHoldRelease, call_id=call_id, reason=reason, tenant=None)
+    command = _command(LegalHoldRelease, call_id=call_id, reason=reason, tenant=tenant)
     _submit(command, wait)
 
 

@@ -52,7 +52,9 @@ class ReplayResult:
     def compliance_rate(self, tenant: str) -> float:
         """Share of the tenant's calls with no violation."""
         calls = self.outcomes_by_tenant[tenant]["calls"]
-        bad = len({v.call_id for v in self.violations if v.tenant == tenant and v.call_id})
+        bad = len(
+            {v.call_id for v in self.violations if v.tenant == tenant and v.call_id}
+        )  # ids of one tenant
         return 1.0 if calls == 0 else (calls - bad) / calls
 
 
@@ -106,7 +108,7 @@ def _slim(event: dict[str, Any], kind: str) -> dict[str, Any]:
 
 def replay(events: Iterable[dict[str, Any]], as_of: datetime, tolerance: timedelta) -> ReplayResult:
     result = ReplayResult()
-    calls: dict[str, _Call] = {}
+    calls: dict[tuple[str, str], _Call] = {}  # by (tenant, call_id): two clients may share an id
     requests: dict[str, dict[str, Any]] = {}
     seen: set[str] = set()
     for event in events:
@@ -121,7 +123,8 @@ def replay(events: Iterable[dict[str, Any]], as_of: datetime, tolerance: timedel
             if kind.startswith("subject."):  # subject-rights events name a request, not a call
                 _follow_request(requests, event, kind)
             continue
-        call = calls.setdefault(str(call_id), _Call(str(event.get("tenant"))))
+        tenant = str(event.get("tenant"))
+        call = calls.setdefault((tenant, str(call_id)), _Call(tenant))
         if kind == "disclosure.verified":
             call.verified[str(event["recording_event_id"])] = _slim(event, kind)
         elif kind in ARCHIVED:
@@ -141,7 +144,7 @@ def replay(events: Iterable[dict[str, Any]], as_of: datetime, tolerance: timedel
             outcome = "archived" if kind == "recording.archived" else str(event.get("reason"))
             result.outcomes_by_tenant[call.tenant][outcome] += 1
             result.outcomes_by_day[str(event["occurred_at"])[:10]][outcome] += 1
-    for call_id, call in calls.items():
+    for (_, call_id), call in calls.items():
         result.outcomes_by_tenant[call.tenant]["calls"] += 1
         result.violations.extend(_check(call_id, call, as_of, tolerance, result))
     for request in requests.values():

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 
+from callvault.rules.call_ref import call_ref
 from callvault.rules.retention import RetentionClass, RetentionPolicy
 
 _TICK = timedelta(microseconds=1)
@@ -63,6 +64,11 @@ class StoredObject:
     versions: tuple[str, ...]  # version ids and delete markers; ("null",) in an unversioned bucket
     subjects: tuple[str, ...] = ()  # a metadata document's participants: their index entries go with it
 
+    @property
+    def call(self) -> str:
+        """The call it belongs to, `{tenant}/{call_id}`."""
+        return call_ref(self.tenant, self.call_id)
+
 
 @dataclass(frozen=True, slots=True)
 class Hold:
@@ -70,6 +76,7 @@ class Hold:
     reason: str
     placed_at: datetime
     placed_by: str
+    tenant: str
 
 
 @dataclass(slots=True)
@@ -80,13 +87,16 @@ class PassPlan:
 
 
 def plan_pass(objects: Iterable[StoredObject], holds: Mapping[str, Hold], as_of: datetime) -> PassPlan:
-    """Due objects are deleted unless their call is under a legal hold; nothing is ever deleted early."""
+    """Due objects are deleted unless their call is under a legal hold; nothing is ever deleted early.
+
+    `holds` is keyed by `{tenant}/{call_id}`: a hold keeps one tenant's call, not every call of that id.
+    """
     plan = PassPlan()
     for obj in objects:
         if obj.due_at > as_of:
             plan.not_due += 1
-        elif obj.call_id in holds:
-            plan.held.append((obj, holds[obj.call_id]))
+        elif obj.call in holds:
+            plan.held.append((obj, holds[obj.call]))
         else:
             plan.delete.append(obj)
     plan.delete.sort(key=lambda o: (o.due_at, o.bucket, o.key))

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from callvault.rules.audit_replay import ARCHIVED, DELETED
+from callvault.rules.call_ref import call_ref
 from callvault.rules.purge import Due
 
 
@@ -78,10 +79,15 @@ def is_past_due(found: FoundKey, as_of: datetime, tolerance: timedelta) -> bool:
 def check_store(
     keys: Iterable[FoundKey], log: LogView, held: set[str], as_of: datetime, tolerance: timedelta
 ) -> list[StoreFinding]:
+    """`held`: the calls under a legal hold, `{tenant}/{call_id}`."""
     findings: list[StoreFinding] = []
     for found in keys:
         where = (found.bucket, found.key)
-        if found.versions and found.call_id not in held and is_past_due(found, as_of, tolerance):
+        if (
+            found.versions
+            and call_ref(found.tenant, found.call_id) not in held
+            and is_past_due(found, as_of, tolerance)
+        ):
             due = found.due_at.isoformat() if found.due_at else "its day's retention"
             detail = f"{found.versions} version(s) left past {due}, and no legal hold"
             findings.append(_finding(found, "past_due_in_store", detail))

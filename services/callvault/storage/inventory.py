@@ -74,14 +74,17 @@ def tenants(s3: BaseClient, bucket: str) -> list[str]:
 
 
 def _walk_days(
-    s3: BaseClient, bucket: str, enter: Callable[[date, date], bool] = lambda first, last: True
+    s3: BaseClient,
+    bucket: str,
+    enter: Callable[[date, date], bool] = lambda first, last: True,
+    only: str | None = None,
 ) -> Iterator[tuple[str, date]]:
-    """Every tenant-day present in `bucket`, oldest first per tenant.
+    """Every tenant-day present in `bucket` (of tenant `only`, if given), oldest first per tenant.
 
     `enter(first_day, last_day)` is asked of each year, month and day before it is
     walked; False skips that period and every later one of its tenant, year or month.
     """
-    for tenant in tenants(s3, bucket):
+    for tenant in [only] if only is not None else tenants(s3, bucket):
         for year in _numbers(_children(s3, bucket, f"{tenant}/"), 4):
             if not enter(*year_span(year)):
                 break
@@ -131,9 +134,9 @@ def due_periods(
     return walk
 
 
-def all_days(s3: BaseClient, bucket: str) -> Iterator[tuple[str, date]]:
-    """Every tenant-day present in `bucket`: for finding one call's objects, not for purging."""
-    return _walk_days(s3, bucket)
+def all_days(s3: BaseClient, bucket: str, tenant: str | None = None) -> Iterator[tuple[str, date]]:
+    """Every tenant-day present in `bucket` (of one tenant, if given): for finding one call's objects."""
+    return _walk_days(s3, bucket, only=tenant)
 
 
 def list_versions(s3: BaseClient, bucket: str, prefix: str) -> list[KeyVersions]:

@@ -40,7 +40,7 @@ from callvault.rules.call_state import TenantConflict
 from callvault.rules.dead_letters import dead_letter_for
 from callvault.settings import Settings
 from callvault.storage.client import make_s3_client, make_staging_s3_client
-from callvault.storage.holds import held_call_ids
+from callvault.storage.holds import held_calls
 from callvault.storage.subject_flags import SubjectFlag, flagged_everywhere
 from callvault.stream import faust_fixes, faust_stop
 from callvault.stream.audit_archiver import AuditArchiver
@@ -48,7 +48,7 @@ from callvault.stream.bus import lifecycle_key
 from callvault.stream.command_errors import CommandRefused
 from callvault.stream.commands import CommandHandler
 from callvault.stream.health import HealthServer
-from callvault.stream.messages import CallMessage, to_fact
+from callvault.stream.messages import CallMessage, to_fact, topic_key, wake_message
 from callvault.stream.offloop import S3Runner
 from callvault.stream.processor import CallProcessor
 from callvault.stream.purger import Purger
@@ -110,7 +110,7 @@ class Worker:
             STATE_TABLE,
             default=None,
             partitions=settings.partitions,
-            key_type=bytes,  # the raw serializer: changelog keys are the call_id bytes
+            key_type=bytes,  # the raw serializer: changelog keys are `{tenant}/{call_id}` bytes
             use_partitioner=True,
         )
         # No S3 operation before the residency check passed (see stream/residency_gate.py).
@@ -280,7 +280,7 @@ class Worker:
         async def refresh_registries() -> None:
             meta = self.settings.metadata_bucket
             try:
-                self.processor.held_calls = await self.s3.run("reading legal holds", held_call_ids, meta)
+                self.processor.held_calls = await self.s3.run("reading legal holds", held_calls, meta)
                 self.processor.objecting = set(
                     await self.s3.run("reading objections", flagged_everywhere, meta, SubjectFlag.OBJECTING)
                 )
@@ -362,7 +362,7 @@ class Worker:
             fact=to_fact(call_event, self._pseudonym_key),
         )
         await self.calls.send(
-            key=call_event.call_id.encode(), value=message.model_dump_json(exclude_none=True).encode()
+            key=topic_key(call_event.call_id), value=message.model_dump_json(exclude_none=True).encode()
         )
         return None
 
@@ -374,18 +374,18 @@ class Worker:
         msg = event.message
         try:
             message = CallMessage.model_validate_json(msg.value)
-            await self.processor.handle(msg.key, message)
+            await self.processor.handle(message)
         except TenantConflict as exc:
             await self.dead_letter(str(exc), event)
         except Exception as exc:  # noqa: BLE001 - one bad call must not stop the others (see _intake)
             log.error("could not process a message of call %r: %s", msg.key, where_it_failed(exc))
             await self.dead_letter(f"callvault could not process this message ({type(exc).__name__})", event)
 
-    def _hold_changed(self, call_id: str, held: bool) -> None:
+    def _hold_changed(self, ref: str, held: bool) -> None:
         if held:
-            self.processor.held_calls.add(call_id)
+            self.processor.held_calls.add(ref)
         else:
-            self.processor.held_calls.discard(call_id)
+            self.processor.held_calls.discard(ref)
 
     def _objection_added(self, tenant_subject: str) -> None:
         self.processor.objecting.add(tenant_subject)
@@ -437,8 +437,8 @@ class Worker:
             if sent is not None and now - sent < resend_after:
                 continue
             self._wake_sent[key] = now
-            wake = CallMessage(kind="wake", call_id=key.decode())
-            await self.calls.send(key=key, value=wake.model_dump_json(exclude_none=True).encode())
+            partition_key, wake = wake_message(key)
+            await self.calls.send(key=partition_key, value=wake.model_dump_json(exclude_none=True).encode())
         for key in [k for k in self._wake_sent if k not in self.processor.wakes]:
             del self._wake_sent[key]
 

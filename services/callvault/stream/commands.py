@@ -20,6 +20,7 @@ from callvault.contract.commands import (
     SubjectExtend,
 )
 from callvault.rules import evidence
+from callvault.rules.call_ref import call_ref
 from callvault.settings import Settings
 from callvault.storage import holds as registry
 from callvault.storage.layout import parse_archive_key
@@ -38,7 +39,7 @@ class CommandHandler:
         s3: S3Runner,
         emit: Emit,
         clock: Clock,
-        on_hold: Callable[[str, bool], None] = lambda call_id, held: None,
+        on_hold: Callable[[str, bool], None] = lambda ref, held: None,  # `{tenant}/{call_id}`
         on_objection: Callable[[str], None] = lambda tenant_subject: None,
     ) -> None:
         self.settings = settings
@@ -59,22 +60,33 @@ class CommandHandler:
         else:
             raise CommandRefused(f"{command.type} is not carried out by this version of callvault")
 
-    async def _call_objects(self, call_id: str) -> dict[str, list[tuple[str, str]]]:
+    async def _call_objects(self, call_id: str, tenant: str | None) -> dict[str, list[tuple[str, str]]]:
+        """The call's versions in each bucket: of that tenant, or (tenant unknown) of every tenant."""
         found = {}
         for bucket in (self.settings.recordings_bucket, self.settings.metadata_bucket):
             found[bucket] = await self.s3.run(
-                f"finding the objects of call {call_id}", registry.find_call_versions, bucket, call_id
+                f"finding the objects of call {call_id}", registry.find_call_versions, bucket, call_id, tenant
             )
         return found
 
     @staticmethod
-    def _tenant_of(objects: dict[str, list[tuple[str, str]]]) -> str | None:
+    def _tenants_of(objects: dict[str, list[tuple[str, str]]]) -> list[str]:
+        tenants = set()
         for targets in objects.values():
             for key, _ in targets:
                 parsed = parse_archive_key(key)
                 if parsed is not None:
-                    return parsed.tenant
-        return None
+                    tenants.add(parsed.tenant)
+        return sorted(tenants)
+
+    @staticmethod
+    def _one_tenant(call_id: str, tenants: list[str], where: str) -> str | None:
+        if len(tenants) > 1:
+            raise CommandRefused(
+                f"call {call_id!r} {where} for more than one tenant ({', '.join(tenants)}); "
+                "a call is its tenant's: name the tenant (`--tenant` on the command line)"
+            )
+        return tenants[0] if tenants else None
 
     async def _set_locks(self, objects: dict[str, list[tuple[str, str]]], on: bool) -> list[str]:
         said = []
@@ -90,8 +102,10 @@ class CommandHandler:
         return said
 
     async def _place(self, command: LegalHoldPlace) -> None:
-        objects = await self._call_objects(command.call_id)
-        tenant = self._tenant_of(objects) or command.tenant
+        tenant = command.tenant
+        objects = await self._call_objects(command.call_id, tenant)
+        if tenant is None:
+            tenant = self._one_tenant(command.call_id, self._tenants_of(objects), "is archived")
         if tenant is None:
             raise CommandRefused(
                 f"call {command.call_id!r} has nothing archived and the command names no tenant; "
@@ -107,25 +121,29 @@ class CommandHandler:
         )
         meta = self.settings.metadata_bucket
         await self.s3.run(f"recording the hold on {command.call_id}", registry.put_hold, meta, record)
-        self.on_hold(command.call_id, True)
+        self.on_hold(record.ref, True)
         locks = await self._set_locks(objects, on=True)
-        log.info("legal hold placed on call %s (%s)", command.call_id, "; ".join(locks))
+        log.info("legal hold placed on call %s of %s (%s)", command.call_id, tenant, "; ".join(locks))
         await self.emit([evidence.legal_hold_event(command, tenant, self.clock.now())])
 
     async def _release(self, command: LegalHoldRelease) -> None:
         meta = self.settings.metadata_bucket
-        record = await self.s3.run("reading the hold", registry.get_hold, meta, command.call_id)
-        objects = await self._call_objects(command.call_id)
-        tenant = (record.tenant if record else None) or self._tenant_of(objects) or command.tenant
+        tenant = command.tenant
+        if tenant is None:
+            holds = await self.s3.run("reading the holds", registry.holds_of_call, meta, command.call_id)
+            tenant = self._one_tenant(command.call_id, sorted({h.tenant for h in holds}), "is held")
+        objects = await self._call_objects(command.call_id, tenant)
+        if tenant is None:
+            tenant = self._one_tenant(command.call_id, self._tenants_of(objects), "is archived")
         if tenant is None:
             raise CommandRefused(
                 f"call {command.call_id!r} is not under a legal hold and has nothing archived"
             )
         # Locks first, registry last: until the registry entry goes, the purger keeps away.
-        self.on_hold(command.call_id, False)
+        self.on_hold(call_ref(tenant, command.call_id), False)
         locks = await self._set_locks(objects, on=False)
         await self.s3.run(
-            f"removing the hold on {command.call_id}", registry.remove_hold, meta, command.call_id
+            f"removing the hold on {command.call_id}", registry.remove_hold, meta, tenant, command.call_id
         )
-        log.info("legal hold released on call %s (%s)", command.call_id, "; ".join(locks))
+        log.info("legal hold released on call %s of %s (%s)", command.call_id, tenant, "; ".join(locks))
         await self.emit([evidence.legal_hold_event(command, tenant, self.clock.now())])

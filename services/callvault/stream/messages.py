@@ -1,9 +1,16 @@
-"""The internal `calls` topic: validated, pseudonymized facts and wake-ups, keyed by call_id.
+"""The internal `calls` topic: validated, pseudonymized facts and wake-ups.
 
 The intake re-keys every call event onto this topic with callvault's own
 partitioner, so the call-state table is co-partitioned with it whatever
 partitioner the platform's producer used; and the timer's wake-ups pass through
 the same agent as the events, so every state change happens in one place.
+
+A call is (tenant, call_id): the table keeps each call's state under
+`{tenant}/{call_id}`, and every message names both. The topic is still
+partitioned by the call id alone, as `call-events` is: the calls of two tenants
+that share an id then meet on one partition (in order, never side by side), and
+a call whose state an older version kept under its bare id is still found on
+the partition it lives on, so an upgrade loses no call in flight.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from callvault.contract.call_events import CallEvent, CallStarted
+from callvault.rules.call_ref import call_ref, parse_call_ref
 from callvault.rules.call_state import CallFact, StartFacts
 from callvault.rules.pseudonym import pseudonymize
 
@@ -23,6 +31,33 @@ class CallMessage(BaseModel):
     kind: Literal["fact", "wake"]
     call_id: str
     fact: CallFact | None = None
+    tenant: str | None = None  # a wake-up's call; None for one kept under an older version's key
+
+    @property
+    def call_tenant(self) -> str | None:
+        return self.fact.tenant if self.fact is not None else self.tenant
+
+    @property
+    def state_key(self) -> bytes:
+        """Where the call-state table keeps this message's call: `{tenant}/{call_id}`."""
+        tenant = self.call_tenant
+        if tenant is None:
+            return self.call_id.encode()  # a wake-up of a call an older version keyed by its id
+        return call_ref(tenant, self.call_id).encode()
+
+
+def topic_key(call_id: str) -> bytes:
+    """The `calls` topic's key: the call id, as producers key `call-events` (see above)."""
+    return call_id.encode()
+
+
+def wake_message(state_key: bytes) -> tuple[bytes, CallMessage]:
+    """The topic key and wake-up for the call the table keeps under `state_key`."""
+    text = state_key.decode()
+    ref = parse_call_ref(text)
+    if ref is None:  # kept by an older version under the bare id
+        return topic_key(text), CallMessage(kind="wake", call_id=text)
+    return topic_key(ref.call_id), CallMessage(kind="wake", call_id=ref.call_id, tenant=ref.tenant)
 
 
 def to_fact(event: CallEvent, key: bytes) -> CallFact:

@@ -20,6 +20,7 @@ from botocore.client import BaseClient
 from callvault.clock import Clock
 from callvault.contract.lifecycle import LifecycleBase, ObjectRef
 from callvault.rules import evidence
+from callvault.rules.call_ref import call_ref
 from callvault.rules.call_state import (
     Archive,
     CallState,
@@ -75,10 +76,10 @@ class CallProcessor:
         self.retry_backoff = CalendarDuration.parse(settings.source_retry_backoff).as_timedelta()
         self.ttl = _ttl(settings.settled_state_ttl)
         self.deleter = Deleter(s3, settings.metadata_bucket, emit, clock, settings.deletion_in_flight_s)
-        # call key -> next wake-up; rebuilt from the table after a rebalance.
+        # state key (`{tenant}/{call_id}`) -> next wake-up; rebuilt from the table after a rebalance.
         self.wakes: dict[bytes, datetime] = {}
-        # Calls under a legal hold, refreshed by the worker from the registry: what is
-        # archived for them gets the S3 object-lock hold at once.
+        # Calls under a legal hold (`{tenant}/{call_id}`), refreshed by the worker from the
+        # registry: what is archived for them gets the S3 object-lock hold at once.
         self.held_calls: set[str] = set()
         # `{tenant}/{pseudonym}` of subjects who objected (subject.object): their recordings are refused.
         self.objecting: set[str] = set()
@@ -111,9 +112,26 @@ class CallProcessor:
         self.wakes = wakes
         return len(wakes)
 
-    async def handle(self, key: bytes, message: CallMessage) -> None:
+    def _adopt_older_key(self, key: bytes, message: CallMessage) -> CallState | None:
+        """The call's state as an older version kept it, under the bare call id, moved to `key`.
+
+        Only a state of the same tenant is taken: another tenant's call of that id stays its own.
+        """
+        tenant = message.call_tenant
+        older = message.call_id.encode()
+        if tenant is None or older == key:
+            return None
+        state = self.load(older)
+        if state is None or state.tenant != tenant:
+            return None
+        self.store.pop(older, None)
+        self.wakes.pop(older, None)
+        return state
+
+    async def handle(self, message: CallMessage) -> None:
         now = self.clock.now()
-        state = self.load(key)
+        key = message.state_key
+        state = self.load(key) or self._adopt_older_key(key, message)
         if message.kind == "fact":
             assert message.fact is not None
             state, changed = apply_fact(state, message.fact, now)
@@ -148,7 +166,7 @@ class CallProcessor:
 
     async def _erase_objected(self, state: CallState, now: datetime) -> CallState:
         """The participant objected after the archive: erase the recording (a legal hold keeps it)."""
-        if state.call_id in self.held_calls:
+        if self._held(state):
             log.info("call %s: objection after archiving; a legal hold keeps the recording", state.call_id)
             return state
         bucket, key = self.settings.recordings_bucket, self._target_key(state)
@@ -198,7 +216,7 @@ class CallProcessor:
             return self._decided(state, Outcome.SOURCE_UNREADABLE, now)
         if outcome.status == "archived":
             assert outcome.object is not None
-            await self._lock_if_held(state.call_id, outcome.object)
+            await self._lock_if_held(state, outcome.object)
             await self._delete_source(state)
             await self.emit(
                 [
@@ -333,16 +351,19 @@ class CallProcessor:
             tags=tags,
             extra_metadata={SUBJECTS_META: " ".join(subjects)} if subjects else None,
         )
-        await self._lock_if_held(state.call_id, ref)
+        await self._lock_if_held(state, ref)
         await self.emit([evidence.metadata_archived(state, ref, started_at, expires, now)])
         return state.model_copy(update={"metadata_sha256": sha, "metadata_key": key})
 
-    async def _lock_if_held(self, call_id: str, ref: ObjectRef) -> None:
-        if call_id not in self.held_calls:
+    def _held(self, state: CallState) -> bool:
+        return call_ref(state.tenant, state.call_id) in self.held_calls
+
+    async def _lock_if_held(self, state: CallState, ref: ObjectRef) -> None:
+        if not self._held(state):
             return
         target = [(ref.key, ref.version_id or "null")]
         said = await self.s3.run(f"holding {ref.key}", set_object_lock_hold, ref.bucket, target, True)
-        log.info("call %s is under a legal hold: s3://%s/%s %s", call_id, ref.bucket, ref.key, said)
+        log.info("call %s is under a legal hold: s3://%s/%s %s", state.call_id, ref.bucket, ref.key, said)
 
 
 def _ttl(text: str) -> timedelta:

@@ -111,7 +111,7 @@ class Purger:
             await self._refresh_known(report)
             candidates = self._known
         records = await self.s3.run("reading legal holds", registry.load_holds, self.settings.metadata_bucket)
-        holds = {call_id: record.as_hold() for call_id, record in records.items()}
+        holds = {ref: record.as_hold() for ref, record in records.items()}
         plan = plan_pass(candidates.values(), holds, report.as_of)
         report.not_due, report.held = plan.not_due, plan.held
         if dry_run:
@@ -318,9 +318,9 @@ class Purger:
 
     async def _delete_batch(self, bucket: str, batch: list[StoredObject], report: PassReport) -> None:
         held_now = await self.s3.run(
-            "reading legal holds", registry.held_call_ids, self.settings.metadata_bucket
+            "reading legal holds", registry.held_calls, self.settings.metadata_bucket
         )
-        batch = await self._fresh_versions(bucket, [obj for obj in batch if obj.call_id not in held_now])
+        batch = await self._fresh_versions(bucket, [obj for obj in batch if obj.call not in held_now])
         if not batch:
             return
         done, failed = await self.deleter.delete(bucket, batch, REASON)

@@ -24,6 +24,7 @@ from callvault.clock import Clock
 from callvault.contract.commands import SubjectExtend, SubjectRequest
 from callvault.contract.lifecycle import DeletionReason, LifecycleBase, lifecycle_adapter
 from callvault.rules import evidence
+from callvault.rules.call_ref import call_ref
 from callvault.rules.durations import CalendarDuration, add_duration
 from callvault.rules.purge import StoredObject
 from callvault.rules.retention import RetentionClass
@@ -38,7 +39,7 @@ from callvault.settings import Settings
 from callvault.storage import exports, inventory
 from callvault.storage import subject_requests as requests_registry
 from callvault.storage.errors import StorageFault, describe
-from callvault.storage.holds import held_call_ids
+from callvault.storage.holds import held_calls
 from callvault.storage.subject_flags import FlagRecord, SubjectFlag, put_flag, remove_flag
 from callvault.storage.subject_index import IndexEntry, calls_of, remove_entries
 from callvault.stream.bus import Emit
@@ -192,12 +193,12 @@ class SubjectHandler:
     async def _erase(
         self, entries: list[IndexEntry], reason: DeletionReason, *, recordings_only: bool
     ) -> Erasure:
-        held = await self.s3.run("reading legal holds", held_call_ids, self.meta)
+        held = await self.s3.run("reading legal holds", held_calls, self.meta)
         done = Erasure()
         recordings: list[StoredObject] = []
         metadata: list[StoredObject] = []
         for entry in entries:
-            if entry.call_id in held:
+            if call_ref(entry.tenant, entry.call_id) in held:
                 done.held_calls.append(entry.call_id)
                 continue
             if entry.recording_key:
