@@ -11,6 +11,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from callvault.observability.logs import LogFormat
+from callvault.rules.client_policy import Bounds, Defaults
+from callvault.rules.data_classes import DATA_CLASSES
 from callvault.rules.durations import CalendarDuration
 from callvault.rules.residency import EEA_COUNTRIES, EEA_REGIONS, check_country, outside_eea, parse_places
 from callvault.rules.retention import RetentionPolicy
@@ -181,6 +183,9 @@ class Settings(BaseSettings):
     export_link_s: int = Field(
         86400, ge=60, le=604800, description="how long an export's download link lasts (S3: 7 days at most)"
     )
+    # Client policies (issue 16): the bounds within which a tenant's terms may be set.
+    policy_shortest_term: IsoDuration = Field("P1D", description="the shortest term a client policy may set")
+    policy_longest_term: IsoDuration = Field("P10Y", description="the longest term a client policy may set")
 
     @field_validator(
         "recording_retention",
@@ -191,6 +196,8 @@ class Settings(BaseSettings):
         "audit_retention",
         "export_retention",
         "api_token_max_lifetime",
+        "policy_shortest_term",
+        "policy_longest_term",
     )
     @classmethod
     def _duration(cls, value: str) -> str:
@@ -362,10 +369,20 @@ class Settings(BaseSettings):
 
     @cached_property
     def retention(self) -> RetentionPolicy:
-        return RetentionPolicy(
-            recording=CalendarDuration.parse(self.recording_retention),
-            metadata=CalendarDuration.parse(self.metadata_retention),
-            zone=self.zone,
+        """The controller's own terms (the privacy statement's) by data class: every tenant's default."""
+        terms = {c.name: CalendarDuration.parse(c.default_term(self)) for c in DATA_CLASSES}
+        return RetentionPolicy(terms=terms, zone=self.zone)
+
+    @cached_property
+    def policy_defaults(self) -> Defaults:
+        """What applies to a tenant (or a class) no client policy speaks of."""
+        return Defaults(retention=self.retention, grace=CalendarDuration.parse(self.disclosure_grace))
+
+    @property
+    def policy_bounds(self) -> Bounds:
+        return Bounds(
+            CalendarDuration.parse(self.policy_shortest_term),
+            CalendarDuration.parse(self.policy_longest_term),
         )
 
     def topic(self, name: str) -> str:

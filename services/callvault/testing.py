@@ -38,16 +38,19 @@ from callvault.contract.base import ContractModel
 from callvault.contract.commands import Command, command_adapter
 from callvault.contract.deadletter import DeadLetter, SourcePosition
 from callvault.contract.decoding import Rejected, decode_call_event, decode_with
+from callvault.rules.client_policy import PolicyVersion, Scope
 from callvault.rules.dead_letters import dead_letter_for
 from callvault.settings import Settings
 from callvault.storage.bootstrap import init_storage
 from callvault.storage.client import make_s3_client
 from callvault.storage.holds import held_calls
+from callvault.storage.policies import load_book
 from callvault.storage.subject_flags import SubjectFlag, flagged_everywhere
 from callvault.stream.command_errors import CommandRefused
 from callvault.stream.commands import CommandHandler
 from callvault.stream.messages import CallMessage, to_fact, wake_message
 from callvault.stream.offloop import S3Runner
+from callvault.stream.policy_changes import change_policy
 from callvault.stream.processor import CallProcessor
 from callvault.stream.purger import Purger
 
@@ -145,6 +148,27 @@ class Harness:
             self._dead(str(exc), position, None, raw)
         await self._timers()
 
+    async def set_policy(
+        self,
+        tenant: str,
+        *,
+        queue: str | None = None,
+        reason: str = "client contract",
+        effective_at: datetime | None = None,
+        recording_allowed: bool | None = None,
+        grace: str | None = None,
+        **terms: str,
+    ) -> PolicyVersion:
+        """A client-policy change as `callvault policy set` makes it (`recording="P7D"`, ...);
+        then the timers, so that the worker and the purger apply it."""
+        change = Scope(terms=terms, grace=grace, recording_allowed=recording_allowed)
+        version = await change_policy(
+            self.s3, self.settings, self._emit, tenant, change, queue=queue, changed_by="dpo@harness",
+            reason=reason, now=self.clock.now(), effective_at=effective_at,
+        )  # fmt: skip
+        await self._timers()
+        return version
+
     async def advance(self, **delta: float) -> None:
         """Turn the clock (`days=31`, `minutes=5`, ...), then what the worker's timers would do."""
         self.clock.advance(timedelta(**delta))
@@ -199,6 +223,7 @@ class Harness:
         self.processor.objecting = set(
             await asyncio.to_thread(flagged_everywhere, self.s3, meta, SubjectFlag.OBJECTING)
         )
+        self.processor.policies = await asyncio.to_thread(load_book, self.s3, meta)
         for _ in range(100):  # a wake-up may schedule another at the same instant
             now = self.clock.now()
             due = [k for k, at in self.processor.wakes.items() if at <= now]

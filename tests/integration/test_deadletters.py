@@ -110,18 +110,27 @@ async def test_processing_goes_on_after_bad_input(settings: Settings, worker: Ch
         await bus.wait_types(call.call_id, "recording.archived", "metadata.archived")
 
 
-async def test_an_event_of_another_tenant_is_a_dead_letter_and_the_call_goes_on(
+async def test_the_same_call_id_from_two_tenants_is_two_calls(
     settings: Settings, worker: ChildProcess
 ) -> None:
+    """A call is (tenant, call_id): before issue 16 globex's call was dead-lettered as a tenant conflict."""
     async with Bus(settings) as bus:
-        call = bus.script()
-        await bus.upload(call)
-        intruder = {**call.disclosure(), "tenant": "globex"}
-        await bus.send(call.started(), intruder)
-        letter = await bus.dead_letter_where(lambda r: "cannot join it" in r.get("error", ""))
-        assert f"call_id '{call.call_id}' belongs to tenant 'acme'" in letter["error"]
-        await bus.send(call.disclosure(), call.stored(), call.ended())
-        await bus.wait_types(call.call_id, "recording.archived", "metadata.archived")
+        acme = bus.script()
+        globex = bus.script(call_id=acme.call_id, tenant="globex")
+        for call in (acme, globex):
+            await bus.upload(call)
+        await bus.send(acme.started(), globex.started(), globex.disclosure(), acme.disclosure())
+        await bus.send(acme.stored(), globex.stored(), acme.ended(), globex.ended())
+        await bus.lifecycle.wait_for(
+            lambda w: (
+                {(r.get("tenant"), r.get("type")) for r in w.records if r.get("call_id") == acme.call_id}
+                >= {(t, k) for t in ("acme", "globex") for k in ("recording.archived", "metadata.archived")}
+            ),
+            60,
+            "both tenants' calls archived",
+        )
+        archived = bus.s3.list_objects_v2(Bucket=settings.recordings_bucket, Prefix="globex/")
+        assert any(acme.call_id in o["Key"] for o in archived.get("Contents", []))
 
 
 async def test_a_source_in_the_recordings_bucket_is_refused(settings: Settings, worker: ChildProcess) -> None:

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 async def _state_saved(settings: Settings, call_id: str, needle: str) -> bool:
     topic = f"{settings.app_id}-call-state-changelog"
     async for key, value in read_topic(settings.kafka_bootstrap, topic, idle_s=0.5, max_s=5):
-        if key == call_id.encode() and value and needle.encode() in value:
+        if key == f"acme/{call_id}".encode() and value and needle.encode() in value:  # the table's key
             return True
     return False
 

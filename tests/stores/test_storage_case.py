@@ -71,7 +71,7 @@ def test_init_makes_every_bucket_as_planned_and_again_changes_nothing(store: Sto
         rules = (
             store.s3.get_bucket_lifecycle_configuration(Bucket=plan.name)["Rules"] if plan.expirations else []
         )
-        for rule_id, tag, days in plan.expirations:
+        for rule_id, tag, days, _prefix in plan.expirations:
             rule = next(r for r in rules if r["ID"] == rule_id)
             assert rule["Expiration"]["Days"] == days
             if tag:

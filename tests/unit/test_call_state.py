@@ -29,7 +29,13 @@ from callvault.rules.call_state import (
 from callvault.rules.durations import CalendarDuration
 from callvault.rules.retention import RetentionClass, RetentionPolicy
 
-POLICY = RetentionPolicy(CalendarDuration(months=1), CalendarDuration(months=6), ZoneInfo("Europe/Brussels"))
+POLICY = RetentionPolicy(
+    {
+        RetentionClass.RECORDING: CalendarDuration(months=1),
+        RetentionClass.METADATA: CalendarDuration(months=6),
+    },
+    ZoneInfo("Europe/Brussels"),
+)
 GRACE = timedelta(minutes=5)
 START = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 NOW = START + timedelta(minutes=10)

@@ -130,7 +130,7 @@ def test_retention_is_monotonic(a: datetime, b: datetime) -> None:
 
 @given(instants)
 def test_metadata_outlives_the_recording(start: datetime) -> None:
-    policy = RetentionPolicy(P1M, P6M, BRUSSELS)
+    policy = RetentionPolicy({RetentionClass.RECORDING: P1M, RetentionClass.METADATA: P6M}, BRUSSELS)
     rec = policy.expires_at(RetentionClass.RECORDING, start)
     meta = policy.expires_at(RetentionClass.METADATA, start)
     assert start < rec < meta

@@ -23,8 +23,10 @@ from callvault.rules.purge import (
 from callvault.rules.retention import RetentionClass, RetentionPolicy
 
 POLICY = RetentionPolicy(
-    recording=CalendarDuration.parse("P1M"),
-    metadata=CalendarDuration.parse("P6M"),
+    terms={
+        RetentionClass.RECORDING: CalendarDuration.parse("P1M"),
+        RetentionClass.METADATA: CalendarDuration.parse("P6M"),
+    },
     zone=ZoneInfo("Europe/Brussels"),
 )
 CLASSES = st.sampled_from(list(RetentionClass))

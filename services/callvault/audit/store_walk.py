@@ -14,8 +14,8 @@ from datetime import datetime
 
 from botocore.client import BaseClient
 
+from callvault.rules.data_classes import DATA_CLASSES
 from callvault.rules.purge import Due, period_due
-from callvault.rules.retention import RetentionClass
 from callvault.rules.store_check import FoundKey
 from callvault.settings import Settings
 from callvault.storage.inventory import all_days, describe, list_versions
@@ -29,10 +29,8 @@ def walk_store(
     on_day: Callable[[str, int, int], None] | None = None,
 ) -> Iterator[FoundKey]:
     """Every archived key; `judge_at` is the instant due dates are judged at (now minus the tolerance)."""
-    for retention_class, bucket in (
-        (RetentionClass.RECORDING, settings.recordings_bucket),
-        (RetentionClass.METADATA, settings.metadata_bucket),
-    ):
+    for data_class in DATA_CLASSES:
+        retention_class, bucket = data_class.name, data_class.bucket(settings)
         days = list(all_days(s3, bucket))
         for done, (tenant, day) in enumerate(days, start=1):
             day_due = period_due(day, day, retention_class, settings.retention, judge_at)

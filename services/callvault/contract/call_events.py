@@ -32,6 +32,10 @@ class CallStarted(CallEventBase):
     callee: Annotated[E164, Field(json_schema_extra={"personal": True})]
     agent_id: Annotated[Text, Field(min_length=1, max_length=128)]
     language: Annotated[Text, Field(min_length=2, max_length=35, description="BCP 47 tag")]
+    queue: Annotated[str | None, Field(
+        None, pattern=r"^[a-z0-9._-]{1,64}$",
+        description="additive (2026-12-01): the queue, campaign or skill the call came through",
+    )] = None  # fmt: skip
 
 
 class DisclosurePlayed(CallEventBase):

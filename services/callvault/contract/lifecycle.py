@@ -7,7 +7,7 @@ input replayed gives the same ids, so a consumer dedupes on `event_id`.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, TypeAdapter
 
@@ -21,6 +21,7 @@ RejectReason = Literal[
     "source_missing",
     "retention_elapsed",
     "source_unreadable",  # additive (2026-12-01): the store refuses the source for good
+    "recording_not_allowed",  # additive (2026-12-01): the tenant's client policy forbids recording
 ]
 DeletionReason = Literal["retention_elapsed", "erasure_request", "objection"]
 
@@ -57,6 +58,18 @@ class DisclosureMissing(LifecycleBase):
     waited_s: Annotated[float, Field(ge=0, description="how long callvault waited for one")]
 
 
+def _policy_version() -> Any:
+    return Field(
+        None,
+        ge=1,
+        description="additive (2026-12-01): the client-policy version that dated it; none: the defaults",
+    )
+
+
+def _queue(when: str) -> Any:
+    return Field(None, description=f"additive (2026-12-01): the call's queue, if known {when}")
+
+
 class RecordingArchived(LifecycleBase):
     type: Literal["recording.archived"] = "recording.archived"
     recording_event_id: uuid.UUID
@@ -64,6 +77,8 @@ class RecordingArchived(LifecycleBase):
     source_uri: str
     recording_started_at: Timestamp
     expires_at: Timestamp
+    policy_version: int | None = _policy_version()
+    queue: str | None = _queue("at archive")
 
 
 class RecordingRejected(LifecycleBase):
@@ -80,6 +95,8 @@ class MetadataArchived(LifecycleBase):
     object: ObjectRef
     call_started_at: Timestamp
     expires_at: Timestamp
+    policy_version: int | None = _policy_version()
+    queue: str | None = _queue("when written")
 
 
 class _Deletion(LifecycleBase):
@@ -89,6 +106,7 @@ class _Deletion(LifecycleBase):
     lateness_s: float
     reason: DeletionReason
     versions_deleted: Annotated[int, Field(ge=0)] = 0
+    policy_version: int | None = _policy_version()
 
 
 class RecordingDeleted(_Deletion):
@@ -126,6 +144,21 @@ class LegalHoldReleased(LifecycleBase):
     command_id: uuid.UUID
     requested_by: str
     reason: str
+
+
+class PolicyChanged(ContractModel):
+    """Additive (2026-12-01): a new version of a tenant's client policy. Keyed on `lifecycle` by tenant."""
+
+    type: Literal["policy.changed"] = "policy.changed"
+    event_id: uuid.UUID
+    tenant: Tenant
+    occurred_at: Timestamp
+    version: Annotated[int, Field(ge=1)]
+    changes: dict[str, Any] = Field(description="what this version changed (`queue` names a queue rule)")
+    changed_by: str
+    reason: str
+    effective_at: Timestamp
+    policy: dict[str, Any] = Field(description="the whole policy as it stands from `effective_at`")
 
 
 class SubjectEventBase(ContractModel):
@@ -230,7 +263,8 @@ LifecycleEvent = Annotated[
     | SubjectRequestReceived
     | SubjectRequestExtended
     | SubjectExportDeleted
-    | SubjectExportAccessed,
+    | SubjectExportAccessed
+    | PolicyChanged,
     Field(discriminator="type"),
 ]
 lifecycle_adapter: TypeAdapter[LifecycleEvent] = TypeAdapter(LifecycleEvent)

@@ -14,9 +14,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from callvault.rules.access import ALL_TENANTS, PERMISSIONS, Role, Want
+from callvault.rules.data_classes import ARCHIVED_EVENTS, DELETED_EVENTS
 
-ARCHIVED = {"recording.archived": "recording", "metadata.archived": "metadata"}
-DELETED = {"recording.deleted": "recording", "metadata.deleted": "metadata"}
+# Event type -> data class name, from the registry.
+ARCHIVED = {kind: c.name.value for kind, c in ARCHIVED_EVENTS.items()}
+DELETED = {kind: c.name.value for kind, c in DELETED_EVENTS.items()}
 LATENESS_BUCKETS_S = (10, 60, 600, 3600, 86400)  # upper bounds of the histogram's bars
 
 

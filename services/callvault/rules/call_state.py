@@ -51,6 +51,7 @@ class StartFacts(BaseModel):
     callee: str
     agent_id: str
     language: str
+    queue: str | None = None
 
 
 CallFact = Annotated[
@@ -67,6 +68,7 @@ class Outcome(StrEnum):
     SOURCE_MISSING = "source_missing"
     RETENTION_ELAPSED = "retention_elapsed"
     SOURCE_UNREADABLE = "source_unreadable"
+    RECORDING_NOT_ALLOWED = "recording_not_allowed"
 
 
 # A producer may fix these by uploading again and sending a new `recording.stored`.
@@ -93,6 +95,17 @@ class CallState(BaseModel):
     metadata_key: str | None = None
     settled_at: Timestamp | None = None
     recording_erased_at: Timestamp | None = None  # an objection after archiving erased it
+    # The due dates written into the archived objects' tags, and the client-policy versions
+    # that gave them: a rewrite of the metadata may only bring its date earlier.
+    recording_expires_at: Timestamp | None = None
+    recording_policy_version: int | None = None
+    metadata_expires_at: Timestamp | None = None
+    metadata_policy_version: int | None = None
+
+    @property
+    def queue(self) -> str | None:
+        """The queue `call.started` named; None until it arrives (the tenant's terms apply then)."""
+        return self.started.queue if self.started is not None else None
 
     @property
     def recording_pending(self) -> bool:
@@ -216,11 +229,13 @@ def next_recording_step(
     policy: RetentionPolicy,
     grace: timedelta,
     subject_objected: bool = False,
+    recording_allowed: bool = True,
 ) -> RecordingStep:
     """The outcome of a pending recording, in the order the contract's table implies.
 
     `subject_objected`: a participant has objected through a subject request
     (`subject.object`), which covers every later call of theirs.
+    `recording_allowed`: False when the tenant's client policy (or its queue's rule) forbids recording.
     """
     if not state.recording_pending:
         return Nothing()
@@ -232,6 +247,11 @@ def next_recording_step(
         return Reject(Outcome.OBJECTED, "the participant objected to the recording")
     if subject_objected:
         return Reject(Outcome.OBJECTED, "a participant objected to being recorded (subject request)")
+    if not recording_allowed:
+        return Reject(
+            Outcome.RECORDING_NOT_ALLOWED,
+            f"the client policy of tenant {state.tenant!r} does not allow recording its calls",
+        )
     expires = policy.expires_at(RetentionClass.RECORDING, rec.recording_started_at)
     if now >= expires:
         return Reject(
@@ -303,11 +323,16 @@ def evict_at(state: CallState, policy: RetentionPolicy, ttl: timedelta) -> datet
 
 
 def wake_at(
-    state: CallState, now: datetime, policy: RetentionPolicy, grace: timedelta, ttl: timedelta
+    state: CallState,
+    now: datetime,
+    policy: RetentionPolicy,
+    grace: timedelta,
+    ttl: timedelta,
+    recording_allowed: bool = True,
 ) -> datetime | None:
     """The next moment the call needs the worker's attention without any new event."""
     moments: list[datetime] = []
-    step = next_recording_step(state, now, policy, grace)
+    step = next_recording_step(state, now, policy, grace, recording_allowed=recording_allowed)
     if isinstance(step, Wait):
         moments.append(step.until)
     since = _metadata_wait_since(state)

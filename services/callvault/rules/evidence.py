@@ -23,6 +23,7 @@ from callvault.contract.lifecycle import (
     MetadataArchived,
     MetadataDeleted,
     ObjectRef,
+    PolicyChanged,
     RecordingAccessed,
     RecordingArchived,
     RecordingDeleted,
@@ -40,9 +41,10 @@ from callvault.contract.lifecycle import (
 )
 from callvault.rules.access import Grant, Want
 from callvault.rules.call_state import CallState, Outcome
+from callvault.rules.client_policy import PolicyVersion
+from callvault.rules.data_classes import data_class
 from callvault.rules.disclosure import DisclosureDetail, DisclosureFact
 from callvault.rules.purge import StoredObject, lateness_s
-from callvault.rules.retention import RetentionClass
 from callvault.rules.subject_requests import RequestRecord
 
 
@@ -90,7 +92,7 @@ def disclosure_missing(state: CallState, detail: DisclosureDetail, now: datetime
 
 
 def recording_archived(
-    state: CallState, obj: ObjectRef, expires_at: datetime, now: datetime
+    state: CallState, obj: ObjectRef, expires_at: datetime, now: datetime, policy_version: int | None = None
 ) -> RecordingArchived:
     rec = _rec(state)
     return RecordingArchived(
@@ -99,6 +101,8 @@ def recording_archived(
         source_uri=rec.source_uri,
         recording_started_at=rec.recording_started_at,
         expires_at=expires_at,
+        policy_version=policy_version,
+        queue=state.queue,
     )
 
 
@@ -116,14 +120,28 @@ def recording_rejected(
 
 
 def metadata_archived(
-    state: CallState, obj: ObjectRef, call_started_at: datetime, expires_at: datetime, now: datetime
+    state: CallState,
+    obj: ObjectRef,
+    call_started_at: datetime,
+    expires_at: datetime,
+    now: datetime,
+    policy_version: int | None = None,
 ) -> MetadataArchived:
     return MetadataArchived(
         **_about(state, now, "metadata.archived", obj.key, obj.sha256),
         object=obj,
         call_started_at=call_started_at,
         expires_at=expires_at,
+        policy_version=policy_version,
+        queue=state.queue,
     )
+
+
+# The contract's model of each class's deletion proof, by the event type the registry names.
+_DELETION_MODELS: dict[str, type[RecordingDeleted] | type[MetadataDeleted]] = {
+    "recording.deleted": RecordingDeleted,
+    "metadata.deleted": MetadataDeleted,
+}
 
 
 def object_deleted(
@@ -134,8 +152,8 @@ def object_deleted(
     Its id comes from the object's identity and content, so a pass repeated after
     a crash proves the same deletion with the same id.
     """
-    kind = RecordingDeleted if obj.retention_class is RetentionClass.RECORDING else MetadataDeleted
-    type_ = "recording.deleted" if kind is RecordingDeleted else "metadata.deleted"
+    type_ = data_class(obj.retention_class).deleted_event
+    kind = _DELETION_MODELS[type_]
     return kind(
         event_id=deterministic_id(type_, obj.call_id, obj.bucket, obj.key, obj.sha256),
         call_id=obj.call_id,
@@ -147,6 +165,7 @@ def object_deleted(
         lateness_s=round(lateness_s(obj.due_at, deleted_at), 3),
         reason=reason,
         versions_deleted=len(obj.versions),
+        policy_version=obj.policy_version,
     )
 
 
@@ -287,4 +306,19 @@ def export_accessed(
         export_uri=str(outcome.get("export_uri", "")),
         link_expires_at=link_expires_at,
         api_request_id=api_request_id,
+    )
+
+
+def policy_changed(version: PolicyVersion) -> PolicyChanged:
+    """The proof of a new client-policy version; one id per (tenant, version), however often sent."""
+    return PolicyChanged(
+        event_id=deterministic_id("policy.changed", version.tenant, str(version.version)),
+        tenant=version.tenant,
+        occurred_at=version.changed_at,
+        version=version.version,
+        changes=version.change,
+        changed_by=version.changed_by,
+        reason=version.reason,
+        effective_at=version.effective_at,
+        policy=version.model_dump(mode="json", include={"tenant_rules", "queues"}),
     )

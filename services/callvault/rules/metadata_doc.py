@@ -24,8 +24,13 @@ def _ts(moment: datetime | None) -> str | None:
 
 
 def metadata_document(
-    state: CallState, started_at: datetime, policy: RetentionPolicy, recording_key: str | None
+    state: CallState,
+    started_at: datetime,
+    policy: RetentionPolicy,
+    recording_key: str | None,
+    expires_at: datetime | None = None,
 ) -> dict[str, Any]:
+    """The call's metadata document; `expires_at` is its own due date (else the policy's)."""
     started = state.started
     rec = state.recording
     verdict = state.verdict() if rec is not None else None
@@ -44,7 +49,7 @@ def metadata_document(
         "participants": ({"caller": started.caller, "callee": started.callee} if started else None),
         "disclosure": None,
         "recording": None,
-        "expires_at": _ts(policy.expires_at(RetentionClass.METADATA, started_at)),
+        "expires_at": _ts(expires_at or policy.expires_at(RetentionClass.METADATA, started_at)),
     }
     if rec is not None and verdict is not None:
         doc["disclosure"] = {
@@ -64,7 +69,10 @@ def metadata_document(
             "started_at": _ts(rec.recording_started_at),
             "ended_at": _ts(rec.recording_ended_at),
             "expires_at": (
-                _ts(policy.expires_at(RetentionClass.RECORDING, rec.recording_started_at))
+                _ts(
+                    state.recording_expires_at
+                    or policy.expires_at(RetentionClass.RECORDING, rec.recording_started_at)
+                )
                 if archived
                 else None
             ),

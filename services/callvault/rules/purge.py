@@ -10,12 +10,14 @@ without reading the whole store: it walks only the periods that may hold some.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 from callvault.rules.call_ref import call_ref
+from callvault.rules.durations import CalendarDuration, add_duration
 from callvault.rules.retention import RetentionClass, RetentionPolicy
 
 _TICK = timedelta(microseconds=1)
@@ -31,13 +33,31 @@ def period_due(
     first_day: date, last_day: date, retention_class: RetentionClass, policy: RetentionPolicy, as_of: datetime
 ) -> Due:
     """How much of the keys dated `first_day`..`last_day` (UTC, inclusive) is due at `as_of`."""
-    start = datetime.combine(first_day, datetime.min.time(), tzinfo=UTC)
-    end = datetime.combine(last_day + timedelta(days=1), datetime.min.time(), tzinfo=UTC) - _TICK
-    if policy.expires_at(retention_class, start) > as_of:
+    return period_due_within(first_day, last_day, [policy.duration_for(retention_class)], policy.zone, as_of)
+
+
+def period_due_within(
+    first_day: date, last_day: date, terms: Sequence[CalendarDuration], zone: ZoneInfo, as_of: datetime
+) -> Due:
+    """As `period_due`, when each object's term is one of `terms` (a tenant's client policies):
+    nothing is due while the shortest has not run out for the period's first instant; all of
+    it once the longest has for its last."""
+    start = period_start(first_day)
+    end = period_end(last_day)
+    if min(add_duration(start, t, zone) for t in terms) > as_of:
         return Due.NONE
-    if policy.expires_at(retention_class, end) <= as_of:
+    if max(add_duration(end, t, zone) for t in terms) <= as_of:
         return Due.ALL
     return Due.SOME
+
+
+def period_start(first_day: date) -> datetime:
+    return datetime.combine(first_day, datetime.min.time(), tzinfo=UTC)
+
+
+def period_end(last_day: date) -> datetime:
+    """The last instant of `last_day` (UTC): the latest an object dated that day can have begun."""
+    return datetime.combine(last_day + timedelta(days=1), datetime.min.time(), tzinfo=UTC) - _TICK
 
 
 def year_span(year: int) -> tuple[date, date]:
@@ -63,6 +83,7 @@ class StoredObject:
     size_bytes: int
     versions: tuple[str, ...]  # version ids and delete markers; ("null",) in an unversioned bucket
     subjects: tuple[str, ...] = ()  # a metadata document's participants: their index entries go with it
+    policy_version: int | None = None  # the client-policy version that dates it (None: the defaults)
 
     @property
     def call(self) -> str:

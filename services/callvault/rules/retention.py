@@ -7,6 +7,7 @@ controller's zone (`CALLVAULT_TIMEZONE`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -22,14 +23,16 @@ class RetentionClass(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class RetentionPolicy:
-    recording: CalendarDuration
-    metadata: CalendarDuration
+    """The term of each data class (see `rules.data_classes`) for one tenant, queue and instant."""
+
+    terms: Mapping[RetentionClass, CalendarDuration]
     zone: ZoneInfo
 
     def duration_for(self, retention_class: RetentionClass) -> CalendarDuration:
-        if RetentionClass(retention_class) is RetentionClass.RECORDING:
-            return self.recording
-        return self.metadata
+        try:
+            return self.terms[RetentionClass(retention_class)]
+        except KeyError:
+            raise ValueError(f"no term is set for {retention_class}") from None
 
     def expires_at(self, retention_class: RetentionClass, started_at: datetime) -> datetime:
         """The instant (UTC) from which the object must no longer exist."""

@@ -11,10 +11,13 @@ from dataclasses import dataclass, field
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
+from callvault.rules.client_policy import terms_ever
+from callvault.rules.data_classes import DATA_CLASSES, RECORDING, DataClass
 from callvault.rules.durations import CalendarDuration
-from callvault.rules.retention import RetentionClass, backstop_days
+from callvault.rules.retention import backstop_days
 from callvault.settings import Settings
 from callvault.storage.errors import error_code
+from callvault.storage.policies import PolicyBook, load_book
 
 
 @dataclass
@@ -33,37 +36,60 @@ class BucketPlan:
     name: str
     object_lock: bool
     versioning: bool
-    # (rule id, tag value or None for every object, days after creation)
-    expirations: tuple[tuple[str, str | None, int], ...]
+    # (rule id, tag value or None for every object, days after creation, key prefix or "")
+    expirations: tuple[Expiration, ...]
 
 
-def bucket_plans(settings: Settings) -> list[BucketPlan]:
-    """What each bucket needs. The archive buckets get object lock for legal holds."""
-    rec_days = backstop_days(settings.retention.recording)
-    meta_days = backstop_days(settings.retention.metadata)
+Expiration = tuple[str, str | None, int, str]
+
+
+def _backstops(data_class: DataClass, settings: Settings, book: PolicyBook) -> tuple[Expiration, ...]:
+    """The lifecycle backstop of one class: never before any term a policy gives it.
+
+    S3 applies the earliest of the rules an object matches, so the class-wide rule
+    must outlast the longest term of every tenant; a tenant whose terms are all
+    shorter gets a rule of its own (its prefix), at its longest term plus the margin.
+    """
+    defaults = settings.policy_defaults
+    by_tenant = {
+        tenant: max(backstop_days(t) for t in terms_ever(data_class.name, history, defaults))
+        for tenant, history in sorted(book.items())
+    }
+    widest = max([backstop_days(defaults.retention.duration_for(data_class.name)), *by_tenant.values()])
+    name = data_class.name.value
+    rules: list[Expiration] = [(f"backstop-{name}", name, widest, "")]
+    rules += [(f"backstop-{name}-{t}", name, days, f"{t}/") for t, days in by_tenant.items() if days < widest]
+    return tuple(rules)
+
+
+def bucket_plans(settings: Settings, book: PolicyBook | None = None) -> list[BucketPlan]:
+    """What each bucket needs. The archive buckets get object lock for legal holds.
+
+    `book`: every tenant's client-policy history, which the backstop rules must respect.
+    """
+    rec_days = max(rule[2] for rule in _backstops(RECORDING, settings, book or {}))
+    archives = [
+        BucketPlan(c.bucket(settings), True, True, _backstops(c, settings, book or {})) for c in DATA_CLASSES
+    ]
     return [
         # Staging holds raw uploads only until the worker decides; a stray one must
         # not outlive the recording retention either.
-        BucketPlan(settings.staging_bucket, False, False, (("backstop-staging", None, rec_days),)),
-        BucketPlan(
-            settings.recordings_bucket,
-            True,
-            True,
-            (("backstop-recording", RetentionClass.RECORDING.value, rec_days),),
-        ),
-        BucketPlan(
-            settings.metadata_bucket,
-            True,
-            True,
-            (("backstop-metadata", RetentionClass.METADATA.value, meta_days),),
-        ),
+        BucketPlan(settings.staging_bucket, False, False, (("backstop-staging", None, rec_days, ""),)),
+        *archives,
         BucketPlan(settings.audit_bucket, True, True, ()),
         # Access-request exports: the purger erases each on time; this catches strays.
         BucketPlan(
             settings.exports_bucket,
             False,
             False,
-            (("backstop-export", None, backstop_days(CalendarDuration.parse(settings.export_retention))),),
+            (
+                (
+                    "backstop-export",
+                    None,
+                    backstop_days(CalendarDuration.parse(settings.export_retention)),
+                    "",
+                ),
+            ),
         ),
     ]
 
@@ -104,11 +130,11 @@ def _on_aws(s3: BaseClient) -> bool:
 
 def _lifecycle_rules(plan: BucketPlan) -> list[dict[str, object]]:
     rules: list[dict[str, object]] = []
-    for rule_id, tag, days in plan.expirations:
+    for rule_id, tag, days, prefix in plan.expirations:
         rule: dict[str, object] = {
             "ID": rule_id,
             "Status": "Enabled",
-            "Filter": {"Tag": {"Key": "retention-class", "Value": tag}} if tag else {"Prefix": ""},
+            "Filter": _filter(tag, prefix),
             "Expiration": {"Days": days},
         }
         if plan.versioning:
@@ -124,6 +150,39 @@ def _lifecycle_rules(plan: BucketPlan) -> list[dict[str, object]]:
         }
     )
     return rules
+
+
+def _filter(tag: str | None, prefix: str) -> dict[str, object]:
+    if tag is None:
+        return {"Prefix": prefix}
+    by_tag = {"Key": "retention-class", "Value": tag}
+    return {"And": {"Prefix": prefix, "Tags": [by_tag]}} if prefix else {"Tag": by_tag}
+
+
+def apply_lifecycle(s3: BaseClient, plan: BucketPlan, report: BucketReport) -> None:
+    """Set the bucket's backstop rules; a store without lifecycle support is noted, not fatal."""
+    try:
+        rules = _lifecycle_rules(plan)
+        s3.put_bucket_lifecycle_configuration(Bucket=plan.name, LifecycleConfiguration={"Rules": rules})
+        report.lifecycle = [
+            f"{r['ID']}: {r['Expiration']['Days']} days"
+            for r in rules
+            if "Expiration" in r  # type: ignore[index]
+        ]
+    except ClientError as exc:
+        report.notes.append(f"lifecycle rules not supported here ({error_code(exc)})")
+
+
+def apply_backstops(s3: BaseClient, settings: Settings, book: PolicyBook) -> list[BucketReport]:
+    """The archive buckets' backstop rules brought in step with the client policies (after a change)."""
+    archive_buckets = {c.bucket(settings) for c in DATA_CLASSES}
+    reports = []
+    for plan in bucket_plans(settings, book):
+        if plan.name in archive_buckets:
+            report = BucketReport(plan.name)
+            apply_lifecycle(s3, plan, report)
+            reports.append(report)
+    return reports
 
 
 def init_bucket(s3: BaseClient, plan: BucketPlan, region: str) -> BucketReport:
@@ -157,16 +216,7 @@ def init_bucket(s3: BaseClient, plan: BucketPlan, region: str) -> BucketReport:
         report.encryption = "AES256"
     except ClientError as exc:
         report.notes.append(f"default encryption not supported here ({error_code(exc)})")
-    try:
-        rules = _lifecycle_rules(plan)
-        s3.put_bucket_lifecycle_configuration(Bucket=plan.name, LifecycleConfiguration={"Rules": rules})
-        report.lifecycle = [
-            f"{r['ID']}: {r['Expiration']['Days']} days"
-            for r in rules
-            if "Expiration" in r  # type: ignore[index]
-        ]
-    except ClientError as exc:
-        report.notes.append(f"lifecycle rules not supported here ({error_code(exc)})")
+    apply_lifecycle(s3, plan, report)
     return report
 
 
@@ -175,9 +225,19 @@ def init_storage(
 ) -> list[BucketReport]:
     """Set up every bucket; the staging bucket in its own store when it has one."""
     reports = []
-    for plan in bucket_plans(settings):
+    for plan in bucket_plans(settings, _existing_book(s3, settings)):
         if plan.name == settings.staging_bucket and staging_s3 is not None:
             reports.append(init_bucket(staging_s3, plan, settings.staging_s3_region or settings.s3_region))
         else:
             reports.append(init_bucket(s3, plan, settings.s3_region))
     return reports
+
+
+def _existing_book(s3: BaseClient, settings: Settings) -> PolicyBook:
+    """The client policies already stored (a re-run of `storage init` must not undercut them)."""
+    try:
+        return load_book(s3, settings.metadata_bucket)
+    except ClientError as exc:
+        if error_code(exc) in {"NoSuchBucket", "404", "NotFound"}:
+            return {}
+        raise

@@ -11,17 +11,18 @@ hidden behind a delete marker is found and erased too.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 from botocore.client import BaseClient
 
-from callvault.rules.purge import Due, StoredObject, month_span, period_due, year_span
+from callvault.rules.durations import CalendarDuration, add_duration
+from callvault.rules.purge import Due, StoredObject, month_span, period_due_within, period_start, year_span
 from callvault.rules.retention import RetentionClass, RetentionPolicy
 from callvault.storage.archive import EXPIRES_META, SHA_META
 from callvault.storage.errors import is_not_found
-from callvault.storage.layout import day_prefix
+from callvault.storage.layout import ARCHIVED_META, POLICY_META, QUEUE_META, STARTED_META, day_prefix
 from callvault.storage.subject_index import subjects_of
 
 DELETE_BATCH = 1000  # the most keys DeleteObjects takes in one request
@@ -52,6 +53,11 @@ class Described:
     sha256: str
     size_bytes: int
     subjects: tuple[str, ...] = ()
+    # How it was dated (absent on objects archived before client policies): see layout.dating_metadata.
+    started_at: datetime | None = None
+    archived_at: datetime | None = None
+    queue: str | None = None
+    policy_version: int | None = None
 
 
 def _children(s3: BaseClient, bucket: str, prefix: str) -> list[str]:
@@ -112,25 +118,38 @@ class DueWalk:
 
 
 def due_periods(
-    s3: BaseClient, bucket: str, retention_class: RetentionClass, policy: RetentionPolicy, as_of: datetime
+    s3: BaseClient,
+    bucket: str,
+    retention_class: RetentionClass,
+    policy: RetentionPolicy,
+    as_of: datetime,
+    terms_of: Callable[[str], Sequence[CalendarDuration]] | None = None,
 ) -> DueWalk:
     """Every tenant-day of `bucket` in which something is due at `as_of`, oldest first.
 
     A period with nothing due ends the walk of its tenant, year or month: later
     ones are due later still. The earliest such period says when to look again.
+    `terms_of(tenant)`: every term the tenant's client policies give the class
+    (the walk prunes with the shortest); without it, `policy`'s term for all.
     """
     walk = DueWalk([])
+    default = [policy.duration_for(retention_class)]
 
-    def enter(first: date, last: date) -> bool:
-        if period_due(first, last, retention_class, policy, as_of) is not Due.NONE:
-            return True
-        start = datetime.combine(first, datetime.min.time(), tzinfo=UTC)
-        when = policy.expires_at(retention_class, start)
-        if walk.next_change is None or when < walk.next_change:
-            walk.next_change = when
-        return False
+    def walk_tenant(tenant: str) -> None:
+        terms = list(terms_of(tenant)) if terms_of is not None else default
 
-    walk.periods.extend(DuePeriod(tenant, day) for tenant, day in _walk_days(s3, bucket, enter))
+        def enter(first: date, last: date) -> bool:
+            if period_due_within(first, last, terms, policy.zone, as_of) is not Due.NONE:
+                return True
+            when = min(add_duration(period_start(first), t, policy.zone) for t in terms)
+            if walk.next_change is None or when < walk.next_change:
+                walk.next_change = when
+            return False
+
+        walk.periods.extend(DuePeriod(t, day) for t, day in _walk_days(s3, bucket, enter, only=tenant))
+
+    for tenant in tenants(s3, bucket):
+        walk_tenant(tenant)
     return walk
 
 
@@ -190,7 +209,26 @@ def describe(s3: BaseClient, bucket: str, key: str, version: str) -> Described |
     sha = meta.get(SHA_META) or _hex_of_checksum(head.get("ChecksumSHA256"))
     if due_text is None or sha is None:
         return None
-    return Described(datetime.fromisoformat(due_text), sha, int(head["ContentLength"]), subjects_of(meta))
+    version_text = meta.get(POLICY_META, "")
+    return Described(
+        datetime.fromisoformat(due_text),
+        sha,
+        int(head["ContentLength"]),
+        subjects_of(meta),
+        started_at=_instant(meta.get(STARTED_META)),
+        archived_at=_instant(meta.get(ARCHIVED_META)) or head.get("LastModified"),
+        queue=meta.get(QUEUE_META),
+        policy_version=int(version_text) if version_text.isdigit() else None,
+    )
+
+
+def _instant(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None  # not callvault's writing: the date in its tags still stands
 
 
 def delete_versions(s3: BaseClient, bucket: str, targets: list[tuple[str, str]]) -> dict[str, str]:
@@ -243,4 +281,5 @@ def stored_object(
         size_bytes=info.size_bytes,
         versions=entry.versions,
         subjects=info.subjects,
+        policy_version=info.policy_version,
     )

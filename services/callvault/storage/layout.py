@@ -34,12 +34,36 @@ def metadata_key_of_day(tenant: str, call_id: str, day: date) -> str:
     return f"{day_prefix(tenant, day)}/{call_id}.json"
 
 
-def lifecycle_tags(retention_class: RetentionClass, expires_at: datetime, tenant: str) -> dict[str, str]:
-    return {
+def lifecycle_tags(
+    retention_class: RetentionClass, expires_at: datetime, tenant: str, policy_version: int | None = None
+) -> dict[str, str]:
+    tags = {
         "retention-class": retention_class.value,
         "expires-at": format_rfc3339(expires_at),
         "tenant": tenant,
     }
+    if policy_version is not None:
+        tags["policy-version"] = str(policy_version)
+    return tags
+
+
+# User metadata on archived objects that says how their due date was found: with it the purger
+# can apply a client policy's later shortening (one HEAD, as for the due date itself).
+STARTED_META = "started-at"  # the instant the term counts from
+ARCHIVED_META = "archived-at"  # when it was archived: which policy version dated it
+QUEUE_META = "queue"
+POLICY_META = "policy-version"
+
+
+def dating_metadata(
+    started_at: datetime, archived_at: datetime, queue: str | None, policy_version: int | None
+) -> dict[str, str]:
+    meta = {STARTED_META: format_rfc3339(started_at), ARCHIVED_META: format_rfc3339(archived_at)}
+    if queue is not None:
+        meta[QUEUE_META] = queue
+    if policy_version is not None:
+        meta[POLICY_META] = str(policy_version)
+    return meta
 
 
 def tagging_header(tags: dict[str, str]) -> str:

@@ -37,10 +37,12 @@ from callvault.observability.metrics import (
 )
 from callvault.rules.audit_chain import LoggedRecord
 from callvault.rules.call_state import TenantConflict
+from callvault.rules.client_policy import PolicyVersion
 from callvault.rules.dead_letters import dead_letter_for
 from callvault.settings import Settings
 from callvault.storage.client import make_s3_client, make_staging_s3_client
 from callvault.storage.holds import held_calls
+from callvault.storage.policies import load_book
 from callvault.storage.subject_flags import SubjectFlag, flagged_everywhere
 from callvault.stream import faust_fixes, faust_stop
 from callvault.stream.audit_archiver import AuditArchiver
@@ -164,6 +166,7 @@ class Worker:
         self._pseudonym_key = settings.pseudonym_key.get_secret_value().encode()
         self._wakes_stale = True
         self._wake_sent: dict[bytes, datetime] = {}
+        self._policy_cache: dict[str, PolicyVersion] = {}  # client-policy versions read, by key
         self._recovered_once = False
         self.health = HealthServer(
             settings.worker_http_host,
@@ -283,6 +286,9 @@ class Worker:
                 self.processor.held_calls = await self.s3.run("reading legal holds", held_calls, meta)
                 self.processor.objecting = set(
                     await self.s3.run("reading objections", flagged_everywhere, meta, SubjectFlag.OBJECTING)
+                )
+                self.processor.policies = await self.s3.run(
+                    "reading client policies", load_book, meta, self._policy_cache
                 )
             except Exception:  # noqa: BLE001 - the purger rereads holds itself; the next tick tries again
                 log.exception("could not refresh the legal holds and objections")

@@ -72,8 +72,10 @@ def make_producer(bootstrap: str, **kwargs: Any) -> AIOKafkaProducer:
 
 
 def lifecycle_key(event: Any) -> bytes:
-    """The contract's key on `lifecycle`: the call, or for a subject request the subject's pseudonym."""
-    return str(getattr(event, "call_id", None) or getattr(event, "subject", "")).encode()
+    """The contract's key on `lifecycle`: the call, for a subject request the subject's pseudonym,
+    for a policy change its tenant."""
+    key = getattr(event, "call_id", None) or getattr(event, "subject", None) or getattr(event, "tenant", "")
+    return str(key).encode()
 
 
 async def send_lifecycle(producer: AIOKafkaProducer, settings: Settings, events: Sequence[Any]) -> None:

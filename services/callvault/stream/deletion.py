@@ -15,6 +15,7 @@ from datetime import timedelta
 from callvault.clock import Clock
 from callvault.contract.lifecycle import DeletionReason
 from callvault.rules import evidence
+from callvault.rules.data_classes import SUBJECT_INDEX, data_class
 from callvault.rules.purge import StoredObject
 from callvault.storage import inventory
 from callvault.storage import journal as purge_journal
@@ -62,7 +63,7 @@ class Deleter:
 
     async def _prove(self, done: list[StoredObject], reason: DeletionReason, batch_id: str) -> None:
         for obj in done:
-            if obj.subjects:
+            if obj.subjects and SUBJECT_INDEX in data_class(obj.retention_class).dependents:
                 await self.s3.run(
                     f"dropping the subject index of {obj.call_id}",
                     remove_entries,

@@ -73,5 +73,6 @@ def to_fact(event: CallEvent, key: bytes) -> CallFact:
             callee=pseudonymize(key, event.tenant, event.callee),
             agent_id=event.agent_id,
             language=event.language,
+            queue=event.queue,
         )
     return event

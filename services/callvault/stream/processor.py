@@ -35,6 +35,7 @@ from callvault.rules.call_state import (
     source_retry_at,
     wake_at,
 )
+from callvault.rules.client_policy import Terms, terms_at
 from callvault.rules.durations import CalendarDuration
 from callvault.rules.metadata_doc import canonical_bytes, metadata_document, sha256_hex
 from callvault.rules.retention import RetentionClass
@@ -42,7 +43,8 @@ from callvault.settings import Settings
 from callvault.storage import archive as s3ops
 from callvault.storage import inventory
 from callvault.storage.holds import set_object_lock_hold
-from callvault.storage.layout import lifecycle_tags, metadata_key, recording_key
+from callvault.storage.layout import dating_metadata, lifecycle_tags, metadata_key, recording_key
+from callvault.storage.policies import PolicyBook
 from callvault.storage.subject_index import SUBJECTS_META, IndexEntry, put_entries
 from callvault.stream.bus import Emit
 from callvault.stream.deletion import Deleter
@@ -71,8 +73,8 @@ class CallProcessor:
         self.clock = clock
         # Set when uploads live in another store: recordings are then streamed across.
         self.staging_s3 = staging_s3
-        self.policy = settings.retention
-        self.grace = CalendarDuration.parse(settings.disclosure_grace).as_timedelta()
+        # Each tenant's client-policy history, refreshed by the worker from the store.
+        self.policies: PolicyBook = {}
         self.retry_backoff = CalendarDuration.parse(settings.source_retry_backoff).as_timedelta()
         self.ttl = _ttl(settings.settled_state_ttl)
         self.deleter = Deleter(s3, settings.metadata_bucket, emit, clock, settings.deletion_in_flight_s)
@@ -88,8 +90,14 @@ class CallProcessor:
         raw = self.store.get(key)
         return None if raw is None else CallState.model_validate(raw["state"])
 
+    def terms(self, state: CallState, at: datetime) -> Terms:
+        """What applies to this call at `at`: its tenant's (and queue's) client policy, else the defaults."""
+        history = self.policies.get(state.tenant, ())
+        return terms_at(history, state.queue, at, self.settings.policy_defaults)
+
     def save(self, key: bytes, state: CallState, now: datetime) -> None:
-        wake = wake_at(state, now, self.policy, self.grace, self.ttl)
+        terms = self.terms(state, now)
+        wake = wake_at(state, now, terms.retention, terms.grace, self.ttl, terms.recording_allowed)
         self.store[key] = {
             "state": state.model_dump(mode="json", exclude_none=True),
             "wake_at": wake.isoformat() if wake else None,
@@ -141,7 +149,7 @@ class CallProcessor:
             self.wakes.pop(key, None)
             return
         state = await self._advance(state, now)
-        forget = evict_at(state, self.policy, self.ttl)
+        forget = evict_at(state, self.terms(state, now).retention, self.ttl)
         if forget is not None and now >= forget:
             state = await self._write_metadata(state, now, final=True)
             self.store.pop(key, None)
@@ -152,9 +160,17 @@ class CallProcessor:
 
     async def _advance(self, state: CallState, now: datetime) -> CallState:
         objected = any(f"{state.tenant}/{p}" in self.objecting for p in state.participants)
-        step = next_recording_step(state, now, self.policy, self.grace, subject_objected=objected)
+        terms = self.terms(state, now)
+        step = next_recording_step(
+            state,
+            now,
+            terms.retention,
+            terms.grace,
+            subject_objected=objected,
+            recording_allowed=terms.recording_allowed,
+        )
         if isinstance(step, Archive):
-            state = await self._archive(state, step, now)
+            state = await self._archive(state, step, now, terms.version)
         elif isinstance(step, Reject):
             state = await self._reject(state, step, now)
         if objection_erases_recording(state):
@@ -200,7 +216,9 @@ class CallProcessor:
             return False
         return True
 
-    async def _archive(self, state: CallState, step: Archive, now: datetime) -> CallState:
+    async def _archive(
+        self, state: CallState, step: Archive, now: datetime, version: int | None
+    ) -> CallState:
         rec = state.recording
         assert rec is not None
         target = self._target_key(state)
@@ -208,7 +226,7 @@ class CallProcessor:
         try:
             if outside is not None:  # decoded before the upload buckets changed: never read it
                 raise SourceUnreadable(outside)
-            outcome = await self._copy(state, step, target)
+            outcome = await self._copy(state, step, target, now, version)
         except SourceUnreadable as exc:
             detail = f"the source cannot be read: {exc}"
             unreadable = evidence.recording_rejected(state, Outcome.SOURCE_UNREADABLE, detail, False, now)
@@ -221,10 +239,11 @@ class CallProcessor:
             await self.emit(
                 [
                     evidence.disclosure_verified(state, step.evidence, now),
-                    evidence.recording_archived(state, outcome.object, step.expires_at, now),
+                    evidence.recording_archived(state, outcome.object, step.expires_at, now, version),
                 ]
             )
-            return self._decided(state, Outcome.ARCHIVED, now)
+            dated = {"recording_expires_at": step.expires_at, "recording_policy_version": version}
+            return self._decided(state, Outcome.ARCHIVED, now, **dated)
         if outcome.status == "source_missing":
             checks = state.source_checks + 1
             retry = source_retry_at(checks, now, self.settings.source_retries, self.retry_backoff)
@@ -239,9 +258,12 @@ class CallProcessor:
         )
         return self._decided(state, Outcome.CHECKSUM_MISMATCH, now)
 
-    async def _copy(self, state: CallState, step: Archive, target: str) -> s3ops.CopyOutcome:
+    async def _copy(
+        self, state: CallState, step: Archive, target: str, now: datetime, version: int | None
+    ) -> s3ops.CopyOutcome:
         rec = state.recording
         assert rec is not None
+        dating = dating_metadata(rec.recording_started_at, now, state.queue, version)
         return await self.s3.run(
             f"archiving the recording of call {state.call_id}",
             s3ops.copy_recording,
@@ -253,8 +275,8 @@ class CallProcessor:
             sha256=rec.sha256,
             size_bytes=rec.size_bytes,
             content_type=rec.content_type,
-            tags=lifecycle_tags(RetentionClass.RECORDING, step.expires_at, state.tenant),
-            extra_metadata={"call-id": state.call_id, "tenant": state.tenant},
+            tags=lifecycle_tags(RetentionClass.RECORDING, step.expires_at, state.tenant, version),
+            extra_metadata={"call-id": state.call_id, "tenant": state.tenant, **dating},
             stuck_after_s=self.settings.source_stuck_s,
             still_answering=self._sources_answer,
         )
@@ -311,22 +333,27 @@ class CallProcessor:
         return state.model_copy(update={**update, **extra})
 
     async def _write_metadata(self, state: CallState, now: datetime, final: bool = False) -> CallState:
-        if not (final or metadata_ready(state, now, self.grace)):
+        terms = self.terms(state, now)
+        if not (final or metadata_ready(state, now, terms.grace)):
             return state
         started_at = state.call_started_at()
         if started_at is None:
             return state
+        expires, version = terms.retention.expires_at(RetentionClass.METADATA, started_at), terms.version
+        if state.metadata_expires_at is not None and state.metadata_expires_at < expires:
+            # Written before under a shorter term: a rewrite never brings the date later.
+            expires, version = state.metadata_expires_at, state.metadata_policy_version
         rec_key = self._target_key(state) if state.recording is not None else None
-        doc = metadata_document(state, started_at, self.policy, rec_key)
+        doc = metadata_document(state, started_at, terms.retention, rec_key, expires)
         body = canonical_bytes(doc)
         sha = sha256_hex(body)
         if sha == state.metadata_sha256:
             return state
         key = metadata_key(state.tenant, state.call_id, started_at)
-        expires = self.policy.expires_at(RetentionClass.METADATA, started_at)
         if now >= expires:
             return state  # its own window has passed: writing it now would keep it too long
-        tags = lifecycle_tags(RetentionClass.METADATA, expires, state.tenant)
+        tags = lifecycle_tags(RetentionClass.METADATA, expires, state.tenant, version)
+        dating = dating_metadata(started_at, now, state.queue, version)
         subjects = list(state.participants)
         if subjects:
             # The index first: an erasure that finds the metadata must find it by its subjects too.
@@ -349,11 +376,17 @@ class CallProcessor:
             body=body,
             sha256=sha,
             tags=tags,
-            extra_metadata={SUBJECTS_META: " ".join(subjects)} if subjects else None,
+            extra_metadata={**dating, SUBJECTS_META: " ".join(subjects)} if subjects else dating,
         )
         await self._lock_if_held(state, ref)
-        await self.emit([evidence.metadata_archived(state, ref, started_at, expires, now)])
-        return state.model_copy(update={"metadata_sha256": sha, "metadata_key": key})
+        await self.emit([evidence.metadata_archived(state, ref, started_at, expires, now, version)])
+        update = {
+            "metadata_sha256": sha,
+            "metadata_key": key,
+            "metadata_expires_at": expires,
+            "metadata_policy_version": version,
+        }
+        return state.model_copy(update=update)
 
     def _held(self, state: CallState) -> bool:
         return call_ref(state.tenant, state.call_id) in self.held_calls

@@ -18,17 +18,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from callvault.clock import Clock, SystemClock
 from callvault.contract.lifecycle import DeletionReason, LifecycleBase
 from callvault.rules import evidence
-from callvault.rules.purge import Hold, StoredObject, batches, plan_pass
+from callvault.rules.client_policy import Dated, PolicyVersion, redated, terms_ever
+from callvault.rules.data_classes import DATA_CLASSES
+from callvault.rules.durations import CalendarDuration
+from callvault.rules.purge import Hold, StoredObject, batches, period_end, plan_pass
 from callvault.rules.retention import RetentionClass
 from callvault.settings import Settings
-from callvault.storage import exports, inventory
+from callvault.storage import exports, inventory, policies
 from callvault.storage import holds as registry
 from callvault.storage.client import make_s3_client
 from callvault.storage.errors import error_code
@@ -78,6 +81,9 @@ class Purger:
         self.emit = emit
         self.clock = clock
         self.policy = settings.retention
+        # Each tenant's client-policy history, as of the last listing; versions read once each.
+        self.policies: policies.PolicyBook = {}
+        self._policy_cache: dict[str, PolicyVersion] = {}
         self._exports: dict[str, exports.StoredExport] = {}  # what was read of each export, by key
         self.deleter = Deleter(s3, settings.metadata_bucket, emit, clock, settings.deletion_in_flight_s)
         self._described: dict[tuple[str, str, str], inventory.Described | None] = {}
@@ -90,10 +96,8 @@ class Purger:
 
     @property
     def buckets(self) -> list[tuple[RetentionClass, str]]:
-        return [
-            (RetentionClass.RECORDING, self.settings.recordings_bucket),
-            (RetentionClass.METADATA, self.settings.metadata_bucket),
-        ]
+        """Each data class's bucket, from the registry."""
+        return [(c.name, c.bucket(self.settings)) for c in DATA_CLASSES]
 
     async def run_pass(self, *, dry_run: bool = False, as_of: datetime | None = None) -> PassReport:
         """A pass at `as_of`; only a dry run may look at another instant than now."""
@@ -108,6 +112,7 @@ class Purger:
             recovered = await self._finish_journal()
             report.recovered = len(recovered)
             self._forget(recovered)
+            await self._read_policies()  # a change since the last listing: list again now
             await self._refresh_known(report)
             candidates = self._known
         records = await self.s3.run("reading legal holds", registry.load_holds, self.settings.metadata_bucket)
@@ -225,6 +230,10 @@ class Purger:
         """
         scan = Scan(as_of=as_of, dry_run=dry_run)
         seen: set[tuple[str, str, str]] = set()
+        await self._read_policies()
+        upcoming = [v.effective_at for h in self.policies.values() for v in h if v.effective_at > as_of]
+        if upcoming:  # a change that takes effect later may bring due dates to that instant: look then
+            scan.next_change = min(upcoming)
         for retention_class, bucket in self.buckets:
             walk = await self.s3.run(
                 f"finding due days in {bucket}",
@@ -233,6 +242,7 @@ class Purger:
                 retention_class,
                 self.policy,
                 as_of,
+                self._terms_of(retention_class),
             )
             if walk.next_change is not None and (
                 scan.next_change is None or walk.next_change < scan.next_change
@@ -270,10 +280,41 @@ class Purger:
             if parsed is None or info is None:
                 scan.skipped.append(f"s3://{bucket}/{entry.key}")
                 continue
-            objects.append(
-                inventory.stored_object(bucket, entry, info, retention_class, parsed.tenant, parsed.call_id)
-            )
+            obj = inventory.stored_object(bucket, entry, info, retention_class, parsed.tenant, parsed.call_id)
+            objects.append(self._redated(obj, info, period_end(parsed.day), scan.as_of))
         return objects
+
+    async def _read_policies(self) -> None:
+        """Every tenant's client-policy history; a change since the last listing means list again."""
+        book = await self.s3.run(
+            "reading client policies", policies.load_book, self.settings.metadata_bucket, self._policy_cache
+        )
+        if book != self.policies:
+            self.policies = book
+            self._next_scan_at = None
+
+    def _terms_of(self, retention_class: RetentionClass) -> Callable[[str], list[CalendarDuration]]:
+        defaults = self.settings.policy_defaults
+        return lambda tenant: terms_ever(retention_class, self.policies.get(tenant, ()), defaults)
+
+    def _redated(
+        self, obj: StoredObject, info: inventory.Described, day_end: datetime, as_of: datetime
+    ) -> StoredObject:
+        """The object's due date as its tags give it, brought earlier by a policy that shortened its term."""
+        history = self.policies.get(obj.tenant)
+        if not history or info.archived_at is None:
+            return obj
+        dated = redated(
+            Dated(obj.due_at, obj.policy_version),
+            obj.retention_class,
+            info.started_at or day_end,  # older objects do not say: the latest start their key allows
+            info.archived_at,
+            info.queue,
+            history,
+            self.settings.policy_defaults,
+            as_of,
+        )
+        return replace(obj, due_at=dated.due_at, policy_version=dated.policy_version)
 
     async def _describe(
         self, bucket: str, entry: inventory.KeyVersions, seen: set[tuple[str, str, str]]
@@ -291,13 +332,17 @@ class Purger:
             )
         return self._described[cache_key]
 
-    async def _fresh_versions(self, bucket: str, batch: list[StoredObject]) -> list[StoredObject]:
-        """The batch with every version each object has now.
+    async def _fresh_versions(
+        self, bucket: str, batch: list[StoredObject], as_of: datetime
+    ) -> list[StoredObject]:
+        """The batch as the store holds it now: every version, and what the newest one says.
 
         An object that was already due when the store was listed cannot change any
         more (the archiver never writes past due). One that fell due since may
         have gained a version or a delete marker: its current version is checked,
-        and its versions listed again if the store has moved on.
+        and if the store has moved on its versions are listed and the newest data
+        version read again. That version may name participants the listed one did
+        not (`call.started` came late): their index entries must go with it.
         """
         scanned = self._scanned_at
         moved = [obj for obj in batch if scanned is None or obj.due_at > scanned]
@@ -308,19 +353,50 @@ class Purger:
         fresh = []
         for obj in batch:
             if obj.key in changed:
-                listed = await self.s3.run(f"listing {obj.key}", inventory.list_versions, bucket, obj.key)
-                versions = next((k.versions for k in listed if k.key == obj.key), ())
-                if not versions:
-                    continue  # gone meanwhile: nothing of it is left to delete or prove
-                obj = replace(obj, versions=versions)
+                renewed = await self._reread(bucket, obj, as_of)
+                if renewed is None or renewed.due_at > as_of:
+                    continue  # gone meanwhile, or not due after all: the next listing decides
+                obj = renewed
             fresh.append(obj)
         return fresh
+
+    async def _reread(self, bucket: str, obj: StoredObject, as_of: datetime) -> StoredObject | None:
+        listed = await self.s3.run(f"listing {obj.key}", inventory.list_versions, bucket, obj.key)
+        entry = next((k for k in listed if k.key == obj.key), None)
+        if entry is None or not entry.versions:
+            return None  # nothing of it is left to delete or prove
+        if entry.data_version is None:
+            return replace(obj, versions=entry.versions)  # markers only: the data went; tidy them too
+        info = await self.s3.run(
+            f"reading s3://{bucket}/{obj.key}", inventory.describe, bucket, obj.key, entry.data_version
+        )
+        if info is None:
+            return replace(obj, versions=entry.versions)
+        subjects = tuple(sorted({*obj.subjects, *info.subjects}))
+        parsed = parse_archive_key(obj.key)
+        assert parsed is not None, "only archived keys are planned"
+        renewed = self._redated(
+            replace(obj, due_at=info.due_at, policy_version=info.policy_version),
+            info,
+            period_end(parsed.day),
+            as_of,
+        )
+        if renewed.due_at > obj.due_at:  # a due date only ever moves earlier
+            renewed = replace(renewed, due_at=obj.due_at, policy_version=obj.policy_version)
+        return replace(
+            renewed,
+            versions=entry.versions,
+            sha256=info.sha256,
+            size_bytes=info.size_bytes,
+            subjects=subjects,
+        )
 
     async def _delete_batch(self, bucket: str, batch: list[StoredObject], report: PassReport) -> None:
         held_now = await self.s3.run(
             "reading legal holds", registry.held_calls, self.settings.metadata_bucket
         )
-        batch = await self._fresh_versions(bucket, [obj for obj in batch if obj.call not in held_now])
+        kept = [obj for obj in batch if obj.call not in held_now]
+        batch = await self._fresh_versions(bucket, kept, report.as_of)
         if not batch:
             return
         done, failed = await self.deleter.delete(bucket, batch, REASON)

@@ -25,9 +25,9 @@ from callvault.contract.commands import SubjectExtend, SubjectRequest
 from callvault.contract.lifecycle import DeletionReason, LifecycleBase, lifecycle_adapter
 from callvault.rules import evidence
 from callvault.rules.call_ref import call_ref
+from callvault.rules.data_classes import SUBJECT_INDEX, class_of_bucket
 from callvault.rules.durations import CalendarDuration, add_duration
 from callvault.rules.purge import StoredObject
-from callvault.rules.retention import RetentionClass
 from callvault.rules.subject_requests import (
     ExtensionRefused,
     RequestRecord,
@@ -235,20 +235,20 @@ class SubjectHandler:
         return done
 
     async def _find(self, bucket: str, key: str, entry: IndexEntry) -> list[StoredObject]:
-        is_recording = bucket == self.settings.recordings_bucket
-        kind = RetentionClass.RECORDING if is_recording else RetentionClass.METADATA
+        kind = class_of_bucket(self.settings, bucket)
+        assert kind is not None, f"{bucket} holds no data class"
         obj = await self.s3.run(
             f"looking at s3://{bucket}/{key}",
             inventory.find_object,
             bucket,
             key,
-            kind,
+            kind.name,
             entry.tenant,
             entry.call_id,
         )
         if obj is None:
             return []
-        if kind is RetentionClass.METADATA:
+        if SUBJECT_INDEX in kind.dependents:
             # The entry knows every participant even if the document predates the subjects tag.
             obj = replace(obj, subjects=tuple(sorted(set(entry.subjects))))
         return [obj]

@@ -1,0 +1,168 @@
+"""`callvault policy set|show|history|list`: each client's own terms, versioned.
+
+`set` stores a new version of the tenant's policy (or of one of its queue
+rules, with `--queue`) and proves it with `policy.changed` on `lifecycle`;
+the others read what is stored. Durations are ISO 8601 (`P7D`, `P3M`), within
+`CALLVAULT_POLICY_SHORTEST_TERM` .. `CALLVAULT_POLICY_LONGEST_TERM`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import typer
+from botocore.exceptions import BotoCoreError, ClientError
+from rich.console import Console
+from rich.table import Table
+
+from callvault.cli.config import load_settings
+from callvault.cli.errors import UserError
+from callvault.cli.options import instant_option, requester
+from callvault.clock import SystemClock
+from callvault.contract.fields import format_rfc3339
+from callvault.rules.client_policy import PolicyRefused, PolicyVersion, Scope, terms_at, version_at
+from callvault.rules.data_classes import DATA_CLASSES
+from callvault.settings import Settings
+from callvault.storage import policies
+from callvault.storage.client import make_s3_client
+from callvault.storage.errors import describe
+from callvault.stream.bus import make_producer, send_lifecycle
+from callvault.stream.policy_changes import change_policy
+
+app = typer.Typer(
+    help="Client policies: each tenant's retention terms, grace and recording.", no_args_is_help=True
+)
+
+
+async def _set(settings: Settings, tenant: str, change: Scope, **how: Any) -> PolicyVersion:
+    producer = make_producer(settings.kafka_bootstrap)
+    await producer.start()
+
+    async def emit(events: Sequence[Any]) -> None:
+        await send_lifecycle(producer, settings, events)
+
+    try:
+        s3 = make_s3_client(settings, attempts=2)
+        return await change_policy(s3, settings, emit, tenant, change, **how)
+    finally:
+        await producer.stop()
+
+
+@app.command("set")
+def set_policy(
+    tenant: str = typer.Argument(..., help="the client tenant"),
+    recording: str = typer.Option(
+        None, "--recording", help="how long recordings are kept (ISO 8601, e.g. P7D)"
+    ),
+    metadata: str = typer.Option(None, "--metadata", help="how long call metadata is kept (e.g. P3M)"),
+    queue: str = typer.Option(None, "--queue", help="make it a rule for this queue of the tenant"),
+    grace: str = typer.Option(None, "--grace", help="how long to wait for a disclosure (e.g. PT2M)"),
+    no_recording: bool = typer.Option(False, "--no-recording", help="recording is not allowed at all"),
+    allow_recording: bool = typer.Option(False, "--allow-recording", help="recording is allowed again"),
+    reason: str = typer.Option(..., "--reason", help="why: the contract clause or instruction"),
+    effective: str = typer.Option(
+        None, "--effective", help="RFC 3339 instant it takes effect (default: now)"
+    ),
+) -> None:
+    """Store a new version of a tenant's policy (or a queue rule) and prove it on `lifecycle`."""
+    if no_recording and allow_recording:
+        raise UserError("--no-recording and --allow-recording say opposite things; give one")
+    terms = {name: text for name, text in (("recording", recording), ("metadata", metadata)) if text}
+    allowed = False if no_recording else (True if allow_recording else None)
+    change = Scope(terms=terms, grace=grace, recording_allowed=allowed)
+    settings = load_settings()
+    try:
+        version = asyncio.run(
+            _set(
+                settings, tenant, change, queue=queue, changed_by=requester(), reason=reason,
+                now=SystemClock().now(), effective_at=instant_option("--effective", effective),
+            )
+        )  # fmt: skip
+    except PolicyRefused as exc:
+        raise UserError(f"the policy of {tenant!r} was not changed: {exc}") from exc
+    except (BotoCoreError, ClientError) as exc:
+        raise UserError(describe(exc, settings.s3_endpoint)) from exc
+    console = Console()
+    console.print(
+        f"policy of {tenant} is now version {version.version}, in force from "
+        f"{format_rfc3339(version.effective_at)}: {_described(version.change)}"
+    )
+
+
+def _described(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in values.items()) or "nothing set"
+
+
+def _history(settings: Settings, tenant: str) -> list[PolicyVersion]:
+    try:
+        return policies.history(make_s3_client(settings, attempts=2), settings.metadata_bucket, tenant)
+    except (BotoCoreError, ClientError) as exc:
+        raise UserError(describe(exc, settings.s3_endpoint)) from exc
+
+
+@app.command("show")
+def show(tenant: str = typer.Argument(..., help="the client tenant")) -> None:
+    """What applies to the tenant now, scope by scope (the defaults where its policy is silent)."""
+    settings = load_settings()
+    history = _history(settings, tenant)
+    now = SystemClock().now()
+    current = version_at(history, now)
+    console = Console()
+    title = f"{tenant}: version {current.version}" if current else f"{tenant}: no policy, the defaults apply"
+    table = Table(title=title)
+    for column in ("scope", *(c.name.value for c in DATA_CLASSES), "grace", "recording"):
+        table.add_column(column)
+    scopes: list[str | None] = [None, *sorted(current.queues)] if current else [None]
+    for queue in scopes:
+        terms = terms_at(history, queue, now, settings.policy_defaults)
+        table.add_row(
+            "tenant" if queue is None else f"queue {queue}",
+            *(str(terms.retention.duration_for(c.name)) for c in DATA_CLASSES),
+            f"{terms.grace.total_seconds():.0f} s",
+            "allowed" if terms.recording_allowed else "not allowed",
+        )
+    console.print(table)
+    pending = [v for v in history if v.effective_at > now]
+    for version in pending:
+        console.print(f"version {version.version} takes effect at {format_rfc3339(version.effective_at)}")
+
+
+@app.command("history")
+def history(tenant: str = typer.Argument(..., help="the client tenant")) -> None:
+    """Every version of the tenant's policy: what changed, who, when, why, from when."""
+    settings = load_settings()
+    versions = _history(settings, tenant)
+    table = Table(title=f"{tenant}: {len(versions)} versions")
+    for column in ("version", "effective", "changed", "by", "what changed", "reason"):
+        table.add_column(column)
+    for v in versions:
+        table.add_row(
+            str(v.version), format_rfc3339(v.effective_at), format_rfc3339(v.changed_at), v.changed_by,
+            _described(v.change), v.reason,
+        )  # fmt: skip
+    Console().print(table)
+
+
+@app.command("list")
+def list_policies() -> None:
+    """The tenants with a policy, and the version in force for each."""
+    settings = load_settings()
+    try:
+        book = policies.load_book(make_s3_client(settings, attempts=2), settings.metadata_bucket)
+    except (BotoCoreError, ClientError) as exc:
+        raise UserError(describe(exc, settings.s3_endpoint)) from exc
+    now = SystemClock().now()
+    table = Table(title=f"client policies ({len(book)} tenants; others: the defaults)")
+    for column in ("tenant", "in force", "versions", "queues"):
+        table.add_column(column)
+    for tenant, versions in sorted(book.items()):
+        current = version_at(versions, now)
+        table.add_row(
+            tenant,
+            str(current.version) if current else "none yet",
+            str(len(versions)),
+            ", ".join(sorted(current.queues)) if current else "",
+        )
+    Console().print(table)

@@ -1,0 +1,124 @@
+"""Client policies applied by the real worker logic and purger in memory, on a clock the test turns.
+
+Tenant `acme` keeps recordings 7 days by contract; `beta` has no policy and
+gets the privacy statement's defaults (1 month, 6 months).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from callvault.testing import Harness
+from tests.integration.helpers import CallScript
+
+
+@pytest.fixture
+async def h() -> Any:
+    async with Harness() as harness:
+        yield harness
+
+
+async def archived(h: Harness, tenant: str, queue: str | None = None) -> CallScript:
+    call = CallScript(call_id=f"c-{uuid.uuid4().hex[:10]}", tenant=tenant, start=h.clock.now())
+    h.upload(call.staging_key, call.audio)
+    started = call.started() if queue is None else {**call.started(), "queue": queue}
+    await h.send(started, call.disclosure(), call.stored(), call.ended())
+    return call
+
+
+def one(h: Harness, call: CallScript, type_: str) -> dict[str, Any]:
+    (event,) = h.lifecycle(call.call_id, type_)
+    return event
+
+
+async def due_in_dry_run(h: Harness, after: timedelta) -> set[str]:
+    report = await h.purger.run_pass(dry_run=True, as_of=h.clock.now() + after)
+    return {f"{o.tenant}:{o.retention_class.value}" for o in report.deleted}
+
+
+async def test_each_tenant_is_dated_and_purged_by_its_own_terms(h: Harness) -> None:
+    version = await h.set_policy("acme", recording="P7D", reason="acme contract, clause 9")
+    (changed,) = h.lifecycle(type_="policy.changed")
+    assert (changed["tenant"], changed["version"], changed["changes"]) == ("acme", 1, {"recording": "P7D"})
+    a, b = await archived(h, "acme"), await archived(h, "beta")
+
+    rec_a, rec_b = one(h, a, "recording.archived"), one(h, b, "recording.archived")
+    assert rec_a["policy_version"] == version.version and rec_b.get("policy_version") is None
+    assert await due_in_dry_run(h, timedelta(days=6, hours=23)) == set()
+    assert await due_in_dry_run(h, timedelta(days=7, minutes=1)) == {"acme:recording"}
+    assert await due_in_dry_run(h, timedelta(days=31, minutes=1)) == {"acme:recording", "beta:recording"}
+    assert one(h, a, "metadata.archived")["policy_version"] == 1, "acme's metadata: its policy, default term"
+
+    await h.advance(days=7, minutes=1)
+
+    deleted = one(h, a, "recording.deleted")
+    assert deleted["policy_version"] == 1 and deleted["lateness_s"] < 120
+    assert "recording.deleted" not in h.types(b.call_id)
+
+
+async def test_a_shortening_change_makes_archived_objects_due_and_they_are_purged(h: Harness) -> None:
+    early = await archived(h, "acme")  # archived under the defaults: due in a month
+    await h.advance(days=10)
+    await h.set_policy("acme", recording="P7D", reason="client asked for 7 days")
+
+    proof = one(h, early, "recording.deleted")  # 10 days old: due at the change's own instant
+
+    assert proof["policy_version"] == 1
+    assert proof["due_at"] == h.lifecycle(type_="policy.changed")[0]["effective_at"]
+    assert not [k for k in h.objects(h.settings.recordings_bucket) if early.call_id in k]
+
+
+async def test_a_lengthening_change_leaves_existing_due_dates_alone(h: Harness) -> None:
+    await h.set_policy("acme", recording="P7D", reason="7 days")
+    before = await archived(h, "acme")
+    await h.set_policy("acme", recording="P2M", reason="the client wants two months now")
+    after = await archived(h, "acme")
+
+    await h.advance(days=7, minutes=1)
+
+    assert one(h, before, "recording.deleted")["policy_version"] == 1
+    assert "recording.deleted" not in h.types(after.call_id)
+    assert one(h, after, "recording.archived")["policy_version"] == 2
+
+
+async def test_a_queue_rule_overrides_its_tenants_terms(h: Harness) -> None:
+    await h.set_policy("acme", recording="P14D", reason="acme default")
+    await h.set_policy("acme", queue="complaints", recording="P3D", reason="complaints: 3 days")
+    complaint, sales = await archived(h, "acme", queue="complaints"), await archived(h, "acme", queue="sales")
+
+    assert one(h, complaint, "recording.archived")["queue"] == "complaints"
+    await h.advance(days=3, minutes=1)
+    assert "recording.deleted" in h.types(complaint.call_id)
+    assert "recording.deleted" not in h.types(sales.call_id)
+    await h.advance(days=11)
+    assert "recording.deleted" in h.types(sales.call_id)
+
+
+async def test_a_tenant_that_forbids_recording_gets_every_recording_rejected_and_its_metadata_kept(
+    h: Harness,
+) -> None:
+    await h.set_policy("acme", recording_allowed=False, reason="no recording under this contract")
+    call = await archived(h, "acme")
+    other = await archived(h, "beta")
+
+    rejected = one(h, call, "recording.rejected")
+    assert rejected["reason"] == "recording_not_allowed" and rejected["source_deleted"] is True
+    assert "recording.archived" not in h.types(call.call_id)
+    assert "metadata.archived" in h.types(call.call_id)
+    assert not [k for k in h.objects(h.settings.recordings_bucket) if call.call_id in k]
+    assert "recording.archived" in h.types(other.call_id)
+
+
+async def test_a_change_that_takes_effect_later_applies_from_then(h: Harness) -> None:
+    call = await archived(h, "acme")
+    at = h.clock.now() + timedelta(days=12)
+    await h.set_policy("acme", recording="P7D", reason="from the 12th day", effective_at=at)
+
+    await h.advance(days=11)
+    assert "recording.deleted" not in h.types(call.call_id)
+    await h.advance(days=1, minutes=1)
+    assert one(h, call, "recording.deleted")["due_at"].startswith(f"{at:%Y-%m-%dT%H:%M}")
