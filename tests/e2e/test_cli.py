@@ -41,6 +41,9 @@ def test_demo_prints_the_summary_and_leaves_no_process_behind() -> None:
     assert "outcomes by reason" in out and "archived" in out and "dead letters" in out
     assert "demo finished" in out
     assert "data-subject requests" in out and "no answer" not in out
+    # globex's client policy keeps recordings 7 days: a dry run in 8 days shows only its recordings.
+    (eight_days,) = [line for line in out.splitlines() if "dry run in 8 days" in line]
+    assert "globex" in eight_days and "acme" not in eight_days and "initech" not in eight_days, eight_days
     assert re.search(r"erase\s*│\s*\w+\s*│\s*\d+\s*│\s*\d+\s*│\s*\d+\s*│\s*1\s*│", out), "the held call kept"
     # The simulated traffic, replayed by the auditor's rules: clean.
     assert re.search(r"audit replay of the lifecycle log", out)

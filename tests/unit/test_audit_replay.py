@@ -116,3 +116,50 @@ def test_an_access_by_another_tenant_or_an_unentitled_role_is_found() -> None:
     outside = [v for v in found.violations if v.rule == "access_outside_rights"]
     assert [v.evidence for v in outside] == [(other["event_id"],), (listened["event_id"],)]
     assert "globex" in outside[0].detail and "auditor" in outside[1].detail
+
+
+def _policy_changed(version: int, effective: datetime, recording: str) -> dict[str, Any]:
+    return {
+        "type": "policy.changed", "event_id": str(uuid.uuid4()), "tenant": "acme",
+        "occurred_at": format_rfc3339(effective), "version": version, "changes": {"recording": recording},
+        "changed_by": "dpo", "reason": "contract", "effective_at": format_rfc3339(effective),
+        "policy": {"tenant_rules": {"terms": {"recording": recording}}, "queues": {}},
+    }  # fmt: skip
+
+
+def _policy_rules(events: list[dict[str, Any]], as_of: datetime) -> list[str]:
+    from callvault.settings import Settings
+
+    return [v.rule for v in replay(events, as_of, TOLERANCE, Settings().policy_defaults).violations]
+
+
+def test_an_object_deleted_late_under_a_shortened_policy_is_found() -> None:
+    """Archived under the defaults (due in a month); a change on day 10 to 7 days makes it due then."""
+    change_at = T0 + timedelta(days=10)
+    events = _story(deleted_after=None)
+    shortened = _policy_changed(1, change_at, "P7D")
+    gone = change_at + timedelta(days=2)  # two days after the change made it due
+    deletion = _event("recording.deleted", gone, object={"key": "acme/2026/03/01/c1.wav"},
+                      due_at=format_rfc3339(DUE), deleted_at=format_rfc3339(gone))  # fmt: skip
+
+    assert _policy_rules([*events, shortened, deletion], DUE + timedelta(days=2)) == ["late_deletion"]
+    on_time = {**deletion, "deleted_at": format_rfc3339(change_at + timedelta(seconds=30))}
+    assert _policy_rules([*events, shortened, on_time], DUE + timedelta(days=2)) == []
+
+
+def test_an_object_deleted_early_under_its_own_policy_is_found() -> None:
+    v1 = _policy_changed(1, T0 - timedelta(days=1), "P14D")
+    events = _story(deleted_after=None)
+    events[1] = {**events[1], "policy_version": 1, "expires_at": format_rfc3339(T0 + timedelta(days=14))}
+    gone = T0 + timedelta(days=9)
+    deletion = _event("recording.deleted", gone, object={"key": "acme/2026/03/01/c1.wav"},
+                      due_at=format_rfc3339(T0 + timedelta(days=14)), deleted_at=format_rfc3339(gone),
+                      reason="retention_elapsed")  # fmt: skip
+
+    assert _policy_rules([v1, *events, deletion], T0 + timedelta(days=20)) == ["deleted_early"]
+
+
+def test_an_archive_naming_a_policy_version_the_log_never_stated_is_found() -> None:
+    events = _story()
+    events[1] = {**events[1], "policy_version": 4}
+    assert _policy_rules(events, DUE + timedelta(days=2)) == ["unknown_policy_version"]

@@ -44,6 +44,20 @@ def report_document(
         "outcomes_by_day": {d: dict(c) for d, c in sorted(result.outcomes_by_day.items())},
         "deletion_lateness": dict(result.lateness_histogram),
         "subject_requests": sorted(result.subject_requests, key=lambda r: str(r["due_at"])),
+        "policy_history": {
+            tenant: [
+                {
+                    "version": v.version,
+                    "effective_at": format_rfc3339(v.effective_at),
+                    "changed_at": format_rfc3339(v.changed_at),
+                    "changed_by": v.changed_by,
+                    "reason": v.reason,
+                    "changes": v.change,
+                }
+                for v in versions
+            ]
+            for tenant, versions in result.policy_history.items()
+        },
         "violations": [
             {
                 "rule": v.rule,
@@ -112,6 +126,13 @@ def report_html(doc: dict[str, Any]) -> str:
         f"<td>{escape(str(r['answered_at'] or ''))}</td></tr>"
         for r in requests
     )
+    policy_rows = "".join(
+        f"<tr><td>{escape(tenant)}</td><td>{v['version']}</td><td>{escape(v['effective_at'])}</td>"
+        f"<td>{escape(', '.join(f'{k} {w}' for k, w in v['changes'].items()))}</td>"
+        f"<td>{escape(v['changed_by'])}</td><td>{escape(v['reason'])}</td></tr>"
+        for tenant, versions in doc.get("policy_history", {}).items()
+        for v in versions
+    )
     order = [f"<= {b} s" for b in LATENESS_BUCKETS_S] + [f"> {LATENESS_BUCKETS_S[-1]} s"]
     lateness = [(label, doc["deletion_lateness"].get(label, 0)) for label in order]
     per_day = [(day, sum(c.values())) for day, c in doc["outcomes_by_day"].items()]
@@ -140,6 +161,10 @@ hash chain <strong>{escape(chain_text)}</strong>; {doc["sources"]["archived_even
 {sum(r["status"] == "late" for r in requests)} answered late.</p>
 <table><tr><th>request</th><th>tenant</th><th>kind</th><th>received</th><th>due</th><th>status</th>
 <th>answered</th></tr>{request_rows}</table>
+<h2>Client policies</h2>
+<p>Each tenant's policy versions; a tenant not listed keeps the controller's own terms.</p>
+<table><tr><th>tenant</th><th>version</th><th>in force from</th><th>what changed</th><th>by</th>
+<th>reason</th></tr>{policy_rows}</table>
 <h2>Charts</h2>
 {_bars("Deletion lateness", lateness)}
 {_bars("Outcomes per day", per_day)}

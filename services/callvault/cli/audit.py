@@ -37,6 +37,8 @@ app = typer.Typer(help="For auditors: the audit log replayed and checked.", no_a
 def _keep(event: dict[str, Any], tenant: str | None, since: datetime | None, until: datetime | None) -> bool:
     if tenant is not None and event.get("tenant") != tenant:
         return False
+    if event.get("type") == "policy.changed":
+        return True  # a global fact: objects of the period are judged by versions from before it too
     try:
         at = datetime.fromisoformat(str(event.get("occurred_at")))
     except ValueError:
@@ -91,7 +93,9 @@ def replay_command(
     log, result = _read_log(
         settings,
         console,
-        lambda events: replay((e for e in events if _keep(e, tenant, start, end)), now, slack),
+        lambda events: replay(
+            (e for e in events if _keep(e, tenant, start, end)), now, slack, settings.policy_defaults
+        ),
     )
     doc = report_document(
         result, log, now, {"tenant": tenant, "from": since, "to": until, "tolerance": tolerance}

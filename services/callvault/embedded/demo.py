@@ -14,9 +14,11 @@ import json
 import time
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -29,12 +31,15 @@ from callvault.embedded.processes import ChildProcess
 from callvault.embedded.stack import EmbeddedStack
 from callvault.embedded.worker_process import start_worker_process
 from callvault.rules.audit_replay import replay
+from callvault.rules.client_policy import Scope, terms_at
+from callvault.rules.retention import RetentionPolicy
 from callvault.settings import Settings
 from callvault.simulation.plan import SimulatedCall, TrafficOptions
 from callvault.storage.bootstrap import init_storage
 from callvault.storage.client import make_s3_client
-from callvault.stream.bus import ensure_callvault_topics, make_producer
+from callvault.stream.bus import ensure_callvault_topics, make_producer, send_lifecycle
 from callvault.stream.command_client import submit_command
+from callvault.stream.policy_changes import change_policy
 from callvault.stream.purger import standalone_pass
 from callvault.stream.subject_client import file_request, subject_command
 from callvault.stream.watch import TopicWatcher
@@ -85,7 +90,8 @@ class DemoResult:
     dead_letters: int
     bucket_counts: dict[str, int]
     seconds: float
-    purges: list[tuple[str, int, int, int]] = field(default_factory=list)  # when, recordings, metadata, held
+    # when, recordings, metadata, held, recordings by tenant
+    purges: list[tuple[str, int, int, int, str]] = field(default_factory=list)
     audit: AuditSummary | None = None
     subjects: list[SubjectRow] = field(default_factory=list)
 
@@ -107,9 +113,33 @@ def _outcome(events: list[dict[str, object]]) -> str | None:
     return None
 
 
-async def _purges(settings: Settings, held_call: str | None) -> list[tuple[str, int, int, int]]:
+# The demo's client with terms of its own (`callvault policy set globex --recording P7D`);
+# the other tenants keep the privacy statement's 1 month and 6 months.
+SHORT_TERM_TENANT = "globex"
+
+
+async def _client_policy(settings: Settings) -> RetentionPolicy:
+    producer = make_producer(settings.kafka_bootstrap)
+    await producer.start()
+
+    async def emit(events: Sequence[Any]) -> None:
+        await send_lifecycle(producer, settings, events)
+
+    try:
+        version = await change_policy(
+            make_s3_client(settings), settings, emit, SHORT_TERM_TENANT, Scope(terms={"recording": "P7D"}),
+            queue=None, changed_by="callvault demo", reason="demo: the client contract says 7 days",
+            now=SystemClock().now(),
+        )  # fmt: skip
+    finally:
+        await producer.stop()
+    return terms_at([version], None, version.effective_at, settings.policy_defaults).retention
+
+
+async def _purges(settings: Settings, held_call: str | None) -> list[tuple[str, int, int, int, str]]:
     """A legal hold on one call; a real pass now (nothing is due yet: calls older than a month
-    were never archived); dry runs at the dates this traffic's recordings, then metadata, fall due."""
+    were never archived); dry runs at the dates this traffic's recordings fall due (7 days for
+    the short-term client, a month for the others), then its metadata."""
     now = SystemClock().now()
     if held_call is not None:
         hold = LegalHoldPlace(
@@ -119,6 +149,7 @@ async def _purges(settings: Settings, held_call: str | None) -> list[tuple[str, 
         await submit_command(settings, hold, wait_s=30)
     runs = [
         ("a pass now", None),
+        ("dry run in 8 days", now + timedelta(days=8)),
         ("dry run in 33 days", now + timedelta(days=33)),
         ("dry run in 7 months", now + timedelta(days=214)),
     ]
@@ -126,7 +157,9 @@ async def _purges(settings: Settings, held_call: str | None) -> list[tuple[str, 
     for label, as_of in runs:
         report = await standalone_pass(settings, dry_run=as_of is not None, as_of=as_of)
         kinds = Counter(obj.retention_class.value for obj in report.deleted)
-        rows.append((label, kinds["recording"], kinds["metadata"], len(report.held)))
+        by_tenant = Counter(obj.tenant for obj in report.deleted if obj.retention_class.value == "recording")
+        tenants = ", ".join(f"{t} {n}" for t, n in sorted(by_tenant.items())) or "-"
+        rows.append((label, kinds["recording"], kinds["metadata"], len(report.held), tenants))
     return rows
 
 
@@ -236,6 +269,7 @@ def run_demo(console: Console, calls: int = 300, timeout: float = 90.0) -> DemoR
         )
         asyncio.run(ensure_callvault_topics(settings))
         init_storage(make_s3_client(settings), settings)
+        short_term = asyncio.run(_client_policy(settings))
         env = {**stack.env(), "CALLVAULT_DISCLOSURE_GRACE": grace}
         worker = start_worker_process(env, stack.run_dir / "worker.log")
         try:
@@ -246,7 +280,9 @@ def run_demo(console: Console, calls: int = 300, timeout: float = 90.0) -> DemoR
                 after_start=0.05, objected=0.03, mismatch=0.02, duplicates=0.05,
                 backdate_months=3, backdated=0.08, seed=7, staging_bucket=settings.staging_bucket,
             )  # fmt: skip
-            plan = plan_traffic(opts, SystemClock().now(), settings.retention)
+            plan = plan_traffic(
+                opts, SystemClock().now(), settings.retention, {SHORT_TERM_TENANT: short_term}
+            )
             observed, dead = asyncio.run(_drive(settings, plan, console, timeout, worker))
             counts = _count_objects(settings)
             held = next((c.call_id for c in plan if c.expected == "archived"), None)
@@ -273,9 +309,10 @@ def summary_tables(result: DemoResult) -> list[Table]:
     for bucket, n in result.bucket_counts.items():
         buckets.add_row(bucket, str(n))
     buckets.add_row("dead letters (topic)", str(result.dead_letters))
-    purge = Table(title="purge (deleted now / would delete later, every version, with proof)")
-    for column in ("pass", "recordings", "metadata", "kept by holds"):
-        purge.add_column(column, justify="left" if column == "pass" else "right")
+    title = "purge (deleted now / would delete later, every version, with proof; the policy of "
+    purge = Table(title=title + SHORT_TERM_TENANT + " keeps recordings 7 days)")
+    for column in ("pass", "recordings", "metadata", "kept by holds", "recordings by tenant"):
+        purge.add_column(column, justify="left" if column in ("pass", "recordings by tenant") else "right")
     for row in result.purges:
         purge.add_row(row[0], *(str(n) for n in row[1:]))
     tables = [outcomes, buckets, purge]

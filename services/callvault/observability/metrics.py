@@ -49,6 +49,9 @@ CONSUMER_LAG = Gauge(
     ["topic", "partition"],
 )
 CALLS_WAITING = Gauge("callvault_calls_waiting", "Calls this worker holds state for, waiting for a deadline")
+POLICY_VERSIONS = Gauge(
+    "callvault_policy_versions_known", "Client-policy versions (all tenants) this worker applies"
+)
 S3_REFUSED = Gauge(
     "callvault_s3_refused",
     "Kinds of permanent refusal (AccessDenied, NoSuchBucket) of callvault's own buckets that work waits on; "

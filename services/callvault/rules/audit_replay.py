@@ -14,7 +14,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from callvault.rules.access import ALL_TENANTS, PERMISSIONS, Role, Want
+from callvault.rules.client_policy import Dated, Defaults, PolicyVersion, redated
 from callvault.rules.data_classes import ARCHIVED_EVENTS, DELETED_EVENTS
+from callvault.rules.retention import RetentionClass
 
 # Event type -> data class name, from the registry.
 ARCHIVED = {kind: c.name.value for kind, c in ARCHIVED_EVENTS.items()}
@@ -50,13 +52,12 @@ class ReplayResult:
     outcomes_by_day: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     lateness_histogram: Counter[str] = field(default_factory=Counter)
     subject_requests: list[dict[str, Any]] = field(default_factory=list)  # each with its status at as_of
+    policy_history: dict[str, list[PolicyVersion]] = field(default_factory=dict)  # tenant -> versions
 
     def compliance_rate(self, tenant: str) -> float:
         """Share of the tenant's calls with no violation."""
         calls = self.outcomes_by_tenant[tenant]["calls"]
-        bad = len(
-            {v.call_id for v in self.violations if v.tenant == tenant and v.call_id}
-        )  # ids of one tenant
+        bad = len({v.call_id for v in self.violations if v.tenant == tenant and v.call_id})
         return 1.0 if calls == 0 else (calls - bad) / calls
 
 
@@ -96,8 +97,25 @@ def _hold_at(holds: list[tuple[datetime, datetime | None, str]], moment: datetim
 # whole events, so a replay's memory grows with calls, not with the log's bytes.
 _KEPT = {
     "disclosure.verified": ("event_id", "played_at"),
-    "recording.archived": ("type", "event_id", "recording_event_id", "recording_started_at", "expires_at"),
-    "metadata.archived": ("type", "event_id", "expires_at"),
+    "recording.archived": (
+        "type",
+        "event_id",
+        "occurred_at",
+        "recording_event_id",
+        "recording_started_at",
+        "expires_at",
+        "policy_version",
+        "queue",
+    ),
+    "metadata.archived": (
+        "type",
+        "event_id",
+        "occurred_at",
+        "call_started_at",
+        "expires_at",
+        "policy_version",
+        "queue",
+    ),
     "recording.deleted": ("type", "event_id", "deleted_at", "reason"),
     "metadata.deleted": ("type", "event_id", "deleted_at", "reason"),
     "recording.accessed": ("event_id", "occurred_at", "what", "role", "accessed_by", "granted_tenants"),
@@ -108,8 +126,13 @@ def _slim(event: dict[str, Any], kind: str) -> dict[str, Any]:
     return {name: event[name] for name in _KEPT[kind] if name in event}
 
 
-def replay(events: Iterable[dict[str, Any]], as_of: datetime, tolerance: timedelta) -> ReplayResult:
+def replay(
+    events: Iterable[dict[str, Any]], as_of: datetime, tolerance: timedelta, defaults: Defaults | None = None
+) -> ReplayResult:
+    """`defaults`: the controller's own terms (settings), which a client policy's silent classes keep;
+    without them an object's date is checked against its archive event alone."""
     result = ReplayResult()
+    policies: dict[str, dict[int, PolicyVersion]] = {}
     calls: dict[tuple[str, str], _Call] = {}  # by (tenant, call_id): two clients may share an id
     requests: dict[str, dict[str, Any]] = {}
     seen: set[str] = set()
@@ -124,6 +147,10 @@ def replay(events: Iterable[dict[str, Any]], as_of: datetime, tolerance: timedel
         if not call_id:
             if kind.startswith("subject."):  # subject-rights events name a request, not a call
                 _follow_request(requests, event, kind)
+            elif kind == "policy.changed":
+                version = _policy_version(event)
+                if version is not None:
+                    policies.setdefault(version.tenant, {})[version.version] = version
             continue
         tenant = str(event.get("tenant"))
         call = calls.setdefault((tenant, str(call_id)), _Call(tenant))
@@ -146,9 +173,11 @@ def replay(events: Iterable[dict[str, Any]], as_of: datetime, tolerance: timedel
             outcome = "archived" if kind == "recording.archived" else str(event.get("reason"))
             result.outcomes_by_tenant[call.tenant][outcome] += 1
             result.outcomes_by_day[str(event["occurred_at"])[:10]][outcome] += 1
+    result.policy_history = {t: [v for _, v in sorted(vs.items())] for t, vs in sorted(policies.items())}
     for (_, call_id), call in calls.items():
         result.outcomes_by_tenant[call.tenant]["calls"] += 1
-        result.violations.extend(_check(call_id, call, as_of, tolerance, result))
+        history = result.policy_history.get(call.tenant, [])
+        result.violations.extend(_check(call_id, call, as_of, tolerance, result, history, defaults))
     for request in requests.values():
         _check_request(request, as_of, result)
     return result
@@ -216,10 +245,47 @@ def _outside_rights(access: dict[str, Any], tenant: str) -> str | None:
     return None
 
 
+def _policy_version(event: dict[str, Any]) -> PolicyVersion | None:
+    """The version a `policy.changed` event states; None for one that does not parse (flagged apart)."""
+    try:
+        policy = event.get("policy") or {}
+        return PolicyVersion(
+            tenant=event["tenant"], version=event["version"], effective_at=event["effective_at"],
+            changed_at=event["occurred_at"], changed_by=event.get("changed_by", ""),
+            reason=event.get("reason", ""),
+            tenant_rules=policy.get("tenant_rules", {}), queues=policy.get("queues", {}),
+            change=event.get("changes", {}),
+        )  # fmt: skip
+    except (KeyError, ValueError):
+        return None
+
+
+def _due(
+    archived: dict[str, Any], history: list[PolicyVersion], defaults: Defaults | None, as_of: datetime
+) -> tuple[datetime, int | None]:
+    """The object's due date by the policy versions in force since its archive (see rules.client_policy)."""
+    tagged = Dated(_at(archived["expires_at"]), archived.get("policy_version"))
+    started = archived.get("recording_started_at") or archived.get("call_started_at")
+    if defaults is None or not history or started is None or "occurred_at" not in archived:
+        return tagged
+    retention_class = RetentionClass(ARCHIVED[archived["type"]])
+    return redated(
+        tagged, retention_class, _at(started), _at(archived["occurred_at"]), archived.get("queue"), history,
+        defaults, as_of,
+    )  # fmt: skip
+
+
 def _check(
-    call_id: str, call: _Call, as_of: datetime, tolerance: timedelta, result: ReplayResult
+    call_id: str,
+    call: _Call,
+    as_of: datetime,
+    tolerance: timedelta,
+    result: ReplayResult,
+    history: list[PolicyVersion],
+    defaults: Defaults | None,
 ) -> list[Violation]:
     found: list[Violation] = []
+    known_versions = {v.version for v in history}
 
     def flag(rule: str, detail: str, *evidence: str) -> None:
         found.append(Violation(rule, call_id, call.tenant, detail, tuple(evidence)))
@@ -233,7 +299,11 @@ def _check(
             elif _at(verified["played_at"]) > _at(archived["recording_started_at"]):
                 flag("disclosure_after_start", f"the disclosure of {key} began after the recording",
                      archived["event_id"], verified["event_id"])  # fmt: skip
-        due = _at(archived["expires_at"])
+        named = archived.get("policy_version")
+        if named is not None and named not in known_versions:
+            flag("unknown_policy_version", f"{key} was dated by version {named} of {call.tenant}'s policy, "
+                 "which no policy.changed in the log states", archived["event_id"])  # fmt: skip
+        due, _ = _due(archived, history, defaults, as_of)
         deleted = call.deleted.get(key)
         if deleted is None:
             if as_of > due + tolerance and not _held_throughout(call.holds, due, as_of):

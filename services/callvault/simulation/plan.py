@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import random
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -81,7 +82,15 @@ def _scenario(rng: random.Random, opts: TrafficOptions) -> str:
     return "compliant"
 
 
-def plan_traffic(opts: TrafficOptions, now: datetime, policy: RetentionPolicy) -> list[SimulatedCall]:
+def plan_traffic(
+    opts: TrafficOptions,
+    now: datetime,
+    policy: RetentionPolicy,
+    by_tenant: Mapping[str, RetentionPolicy] | None = None,
+) -> list[SimulatedCall]:
+    """The calls to send, each with the outcome callvault must give it.
+
+    `by_tenant`: the terms of tenants with a client policy (the others have `policy`'s)."""
     rng = random.Random(opts.seed)
     run = opts.run_id or hashlib.sha1(f"{opts.seed}{now.isoformat()}".encode()).hexdigest()[:8]
     calls = []
@@ -94,7 +103,8 @@ def plan_traffic(opts: TrafficOptions, now: datetime, policy: RetentionPolicy) -
             started = now - timedelta(days=rng.uniform(1, 31 * opts.backdate_months))
         else:
             started = now - timedelta(seconds=talk_s + 10)
-        calls.append(_call(rng, opts, call_id, tenant, scenario, started, talk_s, now, policy))
+        terms = (by_tenant or {}).get(tenant, policy)
+        calls.append(_call(rng, opts, call_id, tenant, scenario, started, talk_s, now, terms))
     return calls
 
 

@@ -30,6 +30,7 @@ from callvault.observability.metrics import (
     CONSUMER_LAG,
     DEAD_LETTERS,
     EVENTS_IN,
+    POLICY_VERSIONS,
     PURGE_PASSES,
     S3_REFUSED,
     WORKER_READY,
@@ -129,7 +130,13 @@ class Worker:
         )
         staging = make_staging_s3_client(settings, attempts=1) if settings.staging_is_separate else None
         self.processor = CallProcessor(
-            settings, self.table, self.s3, self.emit, self.clock, staging_s3=staging
+            settings,
+            self.table,
+            self.s3,
+            self.emit,
+            self.clock,
+            staging_s3=staging,
+            registries=self._read_registries,
         )
         # Its own pool: a pass with thousands of HEADs and deletes must not queue
         # ahead of the archiving work of live calls.
@@ -281,17 +288,10 @@ class Worker:
 
         @app.timer(HOLDS_REFRESH_S, on_leader=False)
         async def refresh_registries() -> None:
-            meta = self.settings.metadata_bucket
             try:
-                self.processor.held_calls = await self.s3.run("reading legal holds", held_calls, meta)
-                self.processor.objecting = set(
-                    await self.s3.run("reading objections", flagged_everywhere, meta, SubjectFlag.OBJECTING)
-                )
-                self.processor.policies = await self.s3.run(
-                    "reading client policies", load_book, meta, self._policy_cache
-                )
+                await self._read_registries()
             except Exception:  # noqa: BLE001 - the purger rereads holds itself; the next tick tries again
-                log.exception("could not refresh the legal holds and objections")
+                log.exception("could not refresh the legal holds, objections and client policies")
 
         # The audit log copied into the audit bucket; a batch is acked after its segments are stored.
         @app.agent(self.lifecycle, name="audit")
@@ -335,6 +335,22 @@ class Worker:
         async def _recovered(sender: Any, **_: Any) -> None:
             self._wakes_stale = True
             self._recovered_once = True
+
+    async def _read_registries(self) -> None:
+        """Legal holds, objections and client policies, as the processor must know them.
+
+        Also called by the processor before its first call (`registries`): a worker that
+        has just started must not archive under the defaults, or for an objecting
+        subject, in the seconds before the timer's first tick.
+        """
+        meta = self.settings.metadata_bucket
+        self.processor.held_calls = await self.s3.run("reading legal holds", held_calls, meta)
+        self.processor.objecting = set(
+            await self.s3.run("reading objections", flagged_everywhere, meta, SubjectFlag.OBJECTING)
+        )
+        book = await self.s3.run("reading client policies", load_book, meta, self._policy_cache)
+        self.processor.policies = book
+        POLICY_VERSIONS.set(sum(len(history) for history in book.values()))
 
     async def _intake(self, event: EventT) -> None:
         """Raises for nothing about the event itself. faust restarts an agent that raises, and

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -65,6 +65,7 @@ class CallProcessor:
         emit: Emit,
         clock: Clock,
         staging_s3: BaseClient | None = None,
+        registries: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -75,6 +76,8 @@ class CallProcessor:
         self.staging_s3 = staging_s3
         # Each tenant's client-policy history, refreshed by the worker from the store.
         self.policies: PolicyBook = {}
+        # Reads the holds, objections and policies above; awaited once before the first call.
+        self._registries = registries
         self.retry_backoff = CalendarDuration.parse(settings.source_retry_backoff).as_timedelta()
         self.ttl = _ttl(settings.settled_state_ttl)
         self.deleter = Deleter(s3, settings.metadata_bucket, emit, clock, settings.deletion_in_flight_s)
@@ -137,6 +140,9 @@ class CallProcessor:
         return state
 
     async def handle(self, message: CallMessage) -> None:
+        if self._registries is not None:
+            await self._registries()  # waits for the store like every S3 call here
+            self._registries = None
         now = self.clock.now()
         key = message.state_key
         state = self.load(key) or self._adopt_older_key(key, message)
