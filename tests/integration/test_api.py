@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -601,3 +602,37 @@ def test_a_busy_ops_port_leaves_the_api_serving(api_settings: Settings, api_work
             assert "the ops listener could not start" in proc.tail(40)
         finally:
             proc.stop()
+
+
+async def test_the_dpo_changes_a_client_policy_and_the_auditor_reads_it(
+    api_settings: Settings, bus: Bus, client: httpx.AsyncClient
+) -> None:
+    tenant = f"pol-{uuid.uuid4().hex[:6]}"
+    dpo = auth(api_settings, role=Role.DPO, tenants=(tenant,), who="dpo@centre")
+    body = {"terms": {"recording": "P14D"}, "reason": "contract 7.1"}
+
+    made = await client.post(f"/api/v1/policies/{tenant}", json=body, headers=dpo)
+
+    assert made.status_code == 201, made.text
+    assert made.json()["version"] == 1 and made.json()["changed_by"] == "dpo@centre"
+    await bus.lifecycle.wait_for(
+        lambda w: any(r.get("type") == "policy.changed" and r.get("tenant") == tenant for r in w.records),
+        30,
+        "policy.changed",
+    )
+    auditor = auth(api_settings, role=Role.AUDITOR, tenants=(tenant,), who="auditor@dpa")
+    shown = (await client.get(f"/api/v1/policies/{tenant}", headers=auditor)).json()
+    assert shown["version"] == 1
+    assert shown["scopes"][0]["terms"] == {"recording": "P14D", "metadata": "P6M"}
+    history = (await client.get(f"/api/v1/policies/{tenant}/history", headers=auditor)).json()
+    assert [v["reason"] for v in history] == ["contract 7.1"]
+
+    refused = await client.post(f"/api/v1/policies/{tenant}", json=body, headers=auditor)
+    assert refused.status_code == 403 and "may not change" in refused.json()["error"]
+    elsewhere = await client.post("/api/v1/policies/acme", json=body, headers=dpo)
+    assert elsewhere.status_code == 403 and "does not cover tenant 'acme'" in elsewhere.json()["error"]
+    too_short = await client.post(
+        f"/api/v1/policies/{tenant}", json={"terms": {"recording": "PT1M"}, "reason": "r"}, headers=dpo
+    )
+    assert too_short.status_code == 422
+    assert "shorter than the shortest allowed (P1D)" in too_short.json()["error"]

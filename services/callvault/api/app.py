@@ -25,7 +25,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from fastapi.staticfiles import StaticFiles
 from pydantic import AfterValidator, BaseModel, Field
 
-from callvault.api import search, subject_routes, views
+from callvault.api import policy_routes, search, subject_routes, views
 from callvault.api.access_events import AccessLog, AccessNotLogged
 from callvault.api.body_guard import BodyGuard
 from callvault.api.deps import ErrorBody, GrantDep, Refused, Services, SvcDep, bearer_problem
@@ -147,6 +147,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     _install_error_handlers(app)
     _install_routes(app)
     subject_routes.install(app)
+    policy_routes.install(app)
     app.mount("/static", StaticFiles(directory=WEB), name="static")
     return app
 

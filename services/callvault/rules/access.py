@@ -31,6 +31,8 @@ class Want(StrEnum):
     METADATA = "metadata"
     AUDIO = "audio"
     SUBJECT_REQUESTS = "subject_requests"  # file and follow data-subject requests
+    POLICIES = "policies"  # change a client's policy
+    POLICY_READ = "policy_read"  # read a client's policy and its history
 
 
 _CALLS = frozenset({Want.SEARCH, Want.METADATA, Want.AUDIO})
@@ -38,7 +40,7 @@ _CALLS = frozenset({Want.SEARCH, Want.METADATA, Want.AUDIO})
 # Subject requests are the DPO's alone: they erase data and read whole histories.
 PERMISSIONS: dict[Role, frozenset[Want]] = {
     Role.QA: _CALLS,
-    Role.AUDITOR: frozenset({Want.SEARCH, Want.METADATA}),
+    Role.AUDITOR: frozenset({Want.SEARCH, Want.METADATA, Want.POLICY_READ}),
     Role.DPO: frozenset(Want),
     Role.ADMIN: _CALLS,
 }
