@@ -169,3 +169,47 @@ def test_a_policy_change_that_cannot_be_made_is_one_sentence(policy_settings: Se
         in (done.stderr)
     ), done.stderr
     assert "Traceback" not in done.stderr
+
+
+async def test_a_lengthening_leaves_earlier_dates_and_a_queue_rule_overrides_its_tenant(
+    policy_settings: Settings, policy_worker: ChildProcess
+) -> None:
+    before = await known(policy_worker)
+    await asyncio.to_thread(
+        policy, policy_settings, "set", "grow", "--recording", "P7D", "--reason", "7 days"
+    )
+    await asyncio.to_thread(
+        policy, policy_settings, "set", "queues", "--recording", "P14D", "--reason", "14 d"
+    )
+    await asyncio.to_thread(policy, policy_settings, "set", "queues", "--queue", "complaints",
+                            "--recording", "P3D", "--reason", "complaints: 3 days")  # fmt: skip
+    await worker_knows(policy_worker, before + 3)
+    async with Bus(policy_settings) as bus:
+        early = bus.script(tenant="grow", start=datetime.now(UTC) - timedelta(seconds=6))
+        await bus.send_call(early)
+        await bus.wait_types(early.call_id, "recording.archived", timeout=60)
+        before = await known(policy_worker)
+        await asyncio.to_thread(policy, policy_settings, "set", "grow", "--recording", "P2M",
+                                "--reason", "the client wants two months now")  # fmt: skip
+        await worker_knows(policy_worker, before + 1)
+        late = bus.script(tenant="grow", start=datetime.now(UTC) - timedelta(seconds=6))
+        complaint = bus.script(tenant="queues", start=datetime.now(UTC) - timedelta(seconds=6))
+        sale = bus.script(tenant="queues", start=datetime.now(UTC) - timedelta(seconds=6))
+        await bus.send_call(late)
+        for call, queue in ((complaint, "complaints"), (sale, "sales")):
+            await bus.upload(call)
+            await bus.send({**call.started(), "queue": queue}, call.disclosure(), call.stored(), call.ended())
+        for call in (late, complaint, sale):
+            await bus.wait_types(call.call_id, "recording.archived", timeout=60)
+
+        async def due_after(days: int) -> set[str]:
+            report = await standalone_pass(
+                policy_settings, dry_run=True, as_of=datetime.now(UTC) + timedelta(days=days)
+            )
+            return {o.call_id for o in report.deleted if o.retention_class.value == "recording"}
+
+        ours = {early.call_id, late.call_id, complaint.call_id, sale.call_id}
+        assert await due_after(4) & ours == {complaint.call_id}
+        assert await due_after(8) & ours == {complaint.call_id, early.call_id}, "the earlier date stands"
+        assert await due_after(15) & ours == {complaint.call_id, early.call_id, sale.call_id}
+        assert await due_after(62) & ours == ours

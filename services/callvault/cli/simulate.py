@@ -4,23 +4,39 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from datetime import datetime
 
 import typer
+from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from callvault.cli.config import load_settings
 from callvault.clock import SystemClock
+from callvault.rules.client_policy import terms_at
+from callvault.rules.retention import RetentionPolicy
 from callvault.settings import Settings
 from callvault.simulation.plan import SimulatedCall, TrafficOptions, plan_traffic
 from callvault.simulation.publish import publish_calls
+from callvault.storage.client import make_s3_client
+from callvault.storage.policies import load_book
+
+
+def _client_terms(settings: Settings, now: datetime) -> dict[str, RetentionPolicy]:
+    """Each tenant's terms by its stored client policy, so that the expected outcomes are its own."""
+    try:
+        book = load_book(make_s3_client(settings, attempts=2), settings.metadata_bucket)
+    except (BotoCoreError, ClientError):
+        return {}  # no store to read yet: the publisher will say so
+    return {t: terms_at(h, None, now, settings.policy_defaults).retention for t, h in book.items()}
 
 
 def run_simulation(
     settings: Settings, opts: TrafficOptions, rate: float, console: Console
 ) -> list[SimulatedCall]:
-    calls = plan_traffic(opts, SystemClock().now(), settings.retention)
+    now = SystemClock().now()
+    calls = plan_traffic(opts, now, settings.retention, _client_terms(settings, now))
     with Progress(
         TextColumn("simulating calls"),
         BarColumn(),
