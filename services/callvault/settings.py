@@ -17,6 +17,7 @@ from callvault.rules.durations import CalendarDuration
 from callvault.rules.residency import EEA_COUNTRIES, EEA_REGIONS, check_country, outside_eea, parse_places
 from callvault.rules.retention import RetentionPolicy
 from callvault.rules.secret_form import bootstrap_hosts, endpoint_host, is_loopback_host, weak_because
+from callvault.rules.sites import parse_sites
 
 DEV_PSEUDONYM_KEY = "callvault-dev-only-pseudonym-key-do-not-use-in-production"
 DEV_API_TOKEN_SECRET = "callvault-dev-only-api-token-secret-do-not-use-in-production"
@@ -74,6 +75,11 @@ class Settings(BaseSettings):
         None,
         description="ISO 3166 country of a store on premises (MinIO, Ceph RGW); decides instead of the "
         "location the store reports",
+    )
+    sites: str = Field(
+        "",
+        description="processing sites and their countries, e.g. be-machelen=BE,nl-weert=NL,ma-rabat=MA; "
+        "once set, every API token must name one",
     )
     source_buckets: str = Field(
         "",
@@ -230,6 +236,17 @@ class Settings(BaseSettings):
     @classmethod
     def _country(cls, value: str | None) -> str | None:
         return check_country(value) if value else None
+
+    @field_validator("sites")
+    @classmethod
+    def _sites(cls, value: str) -> str:
+        parse_sites(value)
+        return value
+
+    @cached_property
+    def site_countries(self) -> dict[str, str]:
+        """The declared processing sites, by name: their ISO 3166 country."""
+        return parse_sites(self.sites)
 
     @model_validator(mode="after")
     def _reason_for_places_outside_the_eea(self) -> Settings:

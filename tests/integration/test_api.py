@@ -25,7 +25,8 @@ from callvault.rules.pseudonym import pseudonymize
 from callvault.rules.retention import RetentionClass
 from callvault.settings import Settings
 from callvault.storage.subject_flags import FlagRecord, SubjectFlag, put_flag, remove_flag
-from tests.conftest import ARTIFACTS, make_settings, prepare, spawn_api, spawn_worker
+from tests.cli import run_callvault
+from tests.conftest import ARTIFACTS, make_settings, prepare, settings_env, spawn_api, spawn_worker
 from tests.integration.helpers import CALLEE, CALLER, Bus, CallScript
 from tests.integration.ops_probe import scrape, value
 from tests.stack import Servers
@@ -636,3 +637,88 @@ async def test_the_dpo_changes_a_client_policy_and_the_auditor_reads_it(
     )
     assert too_short.status_code == 422
     assert "shorter than the shortest allowed (P1D)" in too_short.json()["error"]
+
+
+@pytest.fixture(scope="module")
+def sites_api(api_settings: Settings, api_worker: ChildProcess) -> Iterator[tuple[Settings, str]]:
+    """A second API on the same stack, with processing sites declared."""
+    settings = api_settings.model_copy(update={"sites": "be-machelen=BE,nl-weert=NL,ma-rabat=MA"})
+    proc, url, _ = spawn_api(settings, "api-sites")
+    yield settings, url
+    proc.stop()
+
+
+def site_auth(settings: Settings, site: str | None, tenant: str) -> dict[str, str]:
+    secret = settings.api_token_secret.get_secret_value()
+    text = issue_token(
+        secret, f"coach@{site}", Role.QA, [tenant], datetime.now(UTC), timedelta(hours=1), site=site
+    )
+    return {"Authorization": f"Bearer {text}"}
+
+
+async def test_a_site_outside_the_eea_reads_a_client_only_once_the_client_allows_it(
+    sites_api: tuple[Settings, str], bus: Bus
+) -> None:
+    settings, url = sites_api
+    tenant = f"site-{uuid.uuid4().hex[:6]}"
+    done = await archive(bus, tenant=tenant)
+    env = settings_env(settings)
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        assert (
+            await client.get(done.path, params=PURPOSE, headers=site_auth(settings, None, tenant))
+        ).status_code == 401
+        inside = await client.get(
+            done.path, params=PURPOSE, headers=site_auth(settings, "be-machelen", tenant)
+        )
+        assert inside.status_code == 200, inside.text
+
+        rabat = site_auth(settings, "ma-rabat", tenant)
+        refused = await client.get(done.path, params=PURPOSE, headers=rabat)
+        assert refused.status_code == 403 and "outside the EEA" in refused.json()["error"]
+        await bus.lifecycle.wait_for(
+            lambda w: any(
+                r.get("type") == "recording.access_refused" and r.get("tenant") == tenant for r in w.records
+            ),
+            30,
+            "recording.access_refused",
+        )
+        (refusal,) = [
+            r
+            for r in bus.lifecycle.records
+            if r.get("type") == "recording.access_refused" and r.get("tenant") == tenant
+        ]
+        assert (refusal["site"], refusal["site_country"], refusal["call_id"]) == (
+            "ma-rabat",
+            "MA",
+            done.call.call_id,
+        )
+        searched = await client.get("/api/v1/calls", params={"tenant": tenant}, headers=rabat)
+        assert searched.status_code == 403, "a search is a read too"
+
+        allowed = await asyncio.to_thread(
+            run_callvault,
+            "policy",
+            "allow-site",
+            tenant,
+            "ma-rabat",
+            "--reason",
+            "the client asked, ticket 88",
+            env=env,
+        )
+        assert allowed.returncode == 0, allowed.stderr
+        await until_status(client, done.path, rabat, 200)
+        await bus.lifecycle.wait_for(
+            lambda w: any(
+                r.get("type") == "recording.accessed"
+                and r.get("tenant") == tenant
+                and r.get("site") == "ma-rabat"
+                for r in w.records
+            ),
+            30,
+            "an access naming the site",
+        )
+        (access,) = [
+            r for r in bus.lifecycle.records
+            if (r.get("type"), r.get("tenant"), r.get("site")) == ("recording.accessed", tenant, "ma-rabat")
+        ]  # fmt: skip
+        assert access["site_country"] == "MA"

@@ -46,8 +46,10 @@ from callvault.observability.metrics import CONTENT_TYPE_LATEST, exposition
 from callvault.rules.access import Answer, Grant, Verdict, Want, decide
 from callvault.rules.call_ref import call_ref
 from callvault.rules.call_state import Outcome
-from callvault.rules.evidence import recording_accessed
+from callvault.rules.client_policy import allowed_sites_at
+from callvault.rules.evidence import access_refused, recording_accessed
 from callvault.rules.retention import RetentionClass
+from callvault.rules.sites import site_refusal
 from callvault.settings import Settings
 from callvault.storage.client import make_s3_client
 from callvault.storage.layout import metadata_key_of_day
@@ -92,6 +94,14 @@ class AudioLinkOut(BaseModel):
     expires_at: datetime
     mode: str = Field(description="stream (through the API) or presigned (straight from S3)")
     access_event_id: str
+
+
+async def _site_reads(svc: Services, grant: Grant, tenant: str) -> bool:
+    sites = svc.settings.site_countries
+    if not sites:
+        return True
+    allowed = allowed_sites_at((await svc.reader.policies()).get(tenant, []), svc.clock.now())
+    return site_refusal(grant.site, sites, tenant, allowed) is None
 
 
 def _refuse(verdict: Verdict) -> Refused:
@@ -258,12 +268,33 @@ def _day_erased(svc: Services, day: date, now: datetime) -> bool:
     return svc.settings.retention.expires_at(RetentionClass.METADATA, latest_start) <= now
 
 
-async def _open_call(svc: Services, grant: Grant, want: Want, call: CallAddress) -> dict[str, Any]:
+async def check_site(
+    svc: Services, request: Request, grant: Grant, tenant: str, call_id: str | None, what: str
+) -> None:
+    """Refuse (403, with a `recording.access_refused` event) a read from a site the tenant has not allowed."""
+    sites = svc.settings.site_countries
+    if not sites:
+        return
+    now = svc.clock.now()
+    allowed = allowed_sites_at((await svc.reader.policies()).get(tenant, []), now)
+    reason = site_refusal(grant.site, sites, tenant, allowed)
+    if reason is None:
+        return
+    country = sites.get(grant.site or "")
+    refusal = access_refused(grant, tenant, call_id, what, reason, request.state.request_id, now, country)
+    await svc.access.record(refusal)
+    raise Refused(403, reason)
+
+
+async def _open_call(
+    svc: Services, request: Request, grant: Grant, want: Want, call: CallAddress
+) -> dict[str, Any]:
     """The call's metadata if `grant` may have `want` of it; a refusal otherwise."""
     tenant, day, call_id = call.tenant, call.day, call.call_id
     now = svc.clock.now()
     if not (grant.sees(tenant) and grant.may(want)):
         raise _refuse(decide(grant, want, tenant, call_id, None, now))  # before touching the store
+    await check_site(svc, request, grant, tenant, call_id, want.value)
     doc = await svc.reader.document(metadata_key_of_day(tenant, call_id, day))
     facts = None
     if doc is not None:
@@ -287,6 +318,7 @@ async def _log_access(
         request.state.request_id,
         svc.clock.now(),
         client_request_id=request.state.client_request_id,
+        site_country=svc.settings.site_countries.get(grant.site or ""),
     )
     await svc.access.record(event)
     return str(event.event_id)
@@ -351,6 +383,7 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
 
     @app.get("/api/v1/calls", response_model=SearchPage, tags=["calls"], summary="Search calls")
     async def search_calls(
+        request: Request,
         grant: GrantDep,
         svc: SvcDep,
         tenant: Annotated[str | None, Query(pattern=TENANT_PATTERN, description="default: all yours")] = None,
@@ -376,7 +409,13 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
             after = search.decode_cursor(cursor) if cursor else None
         except search.SearchRefused as exc:
             raise Refused(422, str(exc)) from exc
-        tenants = [tenant] if tenant else [t for t in await svc.reader.tenants() if grant.sees(t)]
+        if tenant is not None:
+            await check_site(svc, request, grant, tenant, None, "search")
+            tenants = [tenant]
+        else:  # every tenant of the token that the reader's site may read
+            tenants = [
+                t for t in await svc.reader.tenants() if grant.sees(t) and await _site_reads(svc, grant, t)
+            ]
         query = search.SearchQuery(tuple(tenants), first, last, agent, outcome, call_id, limit, after)
         return await _run_search(svc, query, now)
 
@@ -394,7 +433,7 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
         call: AddressDep,
         purpose: PurposeDep,
     ) -> views.CallDetail:
-        doc = await _open_call(svc, grant, Want.METADATA, call)
+        doc = await _open_call(svc, request, grant, Want.METADATA, call)
         await _log_access(svc, request, grant, call, Want.METADATA, purpose)
         return views.detail(doc, call.day, svc.clock.now())
 
@@ -417,7 +456,7 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
         purpose: PurposeDep,
         range_: Annotated[str | None, Header(alias="range")] = None,
     ) -> StreamingResponse:
-        doc = await _open_call(svc, grant, Want.AUDIO, call)
+        doc = await _open_call(svc, request, grant, Want.AUDIO, call)
         rec = doc["recording"]
         size = int(rec["size_bytes"])
         byte_range = _range_or_416(range_, size)
@@ -443,7 +482,7 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
         call: AddressDep,
         body: LinkRequest,
     ) -> AudioLinkOut:
-        doc = await _open_call(svc, grant, Want.AUDIO, call)
+        doc = await _open_call(svc, request, grant, Want.AUDIO, call)
         rec = doc["recording"]
         now = svc.clock.now()
         rec_expires = datetime.fromisoformat(rec["expires_at"]) if rec.get("expires_at") else None

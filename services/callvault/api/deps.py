@@ -73,6 +73,17 @@ def grant_of(
         raise Refused(401, str(exc), {"WWW-Authenticate": "Bearer"}) from exc
     except TokenRejected as exc:
         raise Refused(401, str(exc), {"WWW-Authenticate": 'Bearer error="invalid_token"'}) from exc
+    sites = svc.settings.site_countries
+    if sites and grant.site not in sites:
+        # Fail closed: with sites declared, where the reader sits decides what they may read.
+        said = (
+            "names no site" if grant.site is None else f"names the site {grant.site!r}, which is not declared"
+        )
+        raise Refused(
+            401,
+            f"the token {said} (CALLVAULT_SITES); ask for one with --site",
+            {"WWW-Authenticate": "Bearer"},
+        )
     request.state.grant = grant
     return grant
 

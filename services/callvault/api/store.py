@@ -23,11 +23,13 @@ from botocore.client import BaseClient
 
 from callvault.api.ranges import ByteRange
 from callvault.api.search import Address
+from callvault.rules.client_policy import PolicyVersion
 from callvault.settings import Settings
 from callvault.storage import inventory
 from callvault.storage.errors import is_not_found
 from callvault.storage.holds import held_calls
 from callvault.storage.layout import day_prefix, parse_archive_key
+from callvault.storage.policies import PolicyBook, load_book
 from callvault.storage.subject_flags import SubjectFlag, flagged_subjects
 from callvault.stream.offloop import S3Runner
 
@@ -105,6 +107,8 @@ class ArchiveReader:
         self._documents: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()
         self._restricted: dict[str, tuple[float, frozenset[str]]] = {}
         self._held: tuple[float, frozenset[str]] | None = None
+        self._policies: tuple[float, PolicyBook] | None = None
+        self._policy_cache: dict[str, PolicyVersion] = {}
         self._refreshing: dict[str, asyncio.Future[frozenset[str]]] = {}
 
     @property
@@ -184,6 +188,16 @@ class ArchiveReader:
             ids = await self._runner.run("list legal holds", held_calls, self._settings.metadata_bucket)
             self._held = (now, frozenset(ids))
         return self._held[1]
+
+    async def policies(self) -> PolicyBook:
+        """Every tenant's client-policy history (one listing; versions read once), at most the TTL old."""
+        now = time.monotonic()
+        if self._policies is None or now - self._policies[0] >= self._settings.api_restrictions_ttl_s:
+            book = await self._runner.run(
+                "reading client policies", load_book, self._settings.metadata_bucket, self._policy_cache
+            )
+            self._policies = (now, book)
+        return self._policies[1]
 
     async def ready(self) -> None:
         """Raises unless both buckets the API reads answer."""

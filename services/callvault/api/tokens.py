@@ -30,6 +30,7 @@ import jwt
 
 from callvault.contract.fields import TENANT_PATTERN
 from callvault.rules.access import ALL_TENANTS, Grant, Role
+from callvault.rules.sites import SITE_PATTERN
 from callvault.storage.layout import parse_archive_key
 
 ISSUER = "callvault"
@@ -39,6 +40,7 @@ ALGORITHM = "HS256"
 NBF_SKEW = timedelta(seconds=30)  # an issuer's clock a little ahead: inside the stated time, never after
 
 _TENANT = re.compile(TENANT_PATTERN)
+_SITE = re.compile(SITE_PATTERN)
 
 
 class TokenRejected(Exception):
@@ -53,6 +55,7 @@ def issue_token(
     now: datetime,
     lifetime: timedelta,
     max_lifetime: timedelta | None = None,
+    site: str | None = None,
 ) -> str:
     if not subject.strip():
         raise ValueError("a token names the person it is for (--subject)")
@@ -78,6 +81,10 @@ def issue_token(
         "exp": int((now + lifetime).timestamp()),
         "jti": str(uuid.uuid4()),
     }
+    if site is not None:
+        if _SITE.fullmatch(site) is None:
+            raise ValueError(f"site {site!r} must be 1 to 64 characters of a-z, 0-9 and '-'")
+        claims["site"] = site
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
@@ -156,8 +163,15 @@ def read_token(secret: str, token: str, now: datetime, max_lifetime: timedelta |
     tenants = claims["tenants"]
     if not isinstance(tenants, list) or not tenants or not all(isinstance(t, str) for t in tenants):
         raise TokenRejected("the token's tenants claim must be a non-empty list of tenant names")
+    site = claims.get("site")
+    if site is not None and (not isinstance(site, str) or _SITE.fullmatch(site) is None):
+        raise TokenRejected("the token's site claim is not a site name")
     return Grant(
-        subject=str(claims["sub"]), role=role, tenants=frozenset(tenants), token_id=str(claims["jti"])
+        subject=str(claims["sub"]),
+        role=role,
+        tenants=frozenset(tenants),
+        token_id=str(claims["jti"]),
+        site=site,
     )
 
 

@@ -44,6 +44,7 @@ def report_document(
         "outcomes_by_day": {d: dict(c) for d, c in sorted(result.outcomes_by_day.items())},
         "deletion_lateness": dict(result.lateness_histogram),
         "subject_requests": sorted(result.subject_requests, key=lambda r: str(r["due_at"])),
+        "accesses_by_site": dict(sorted(result.accesses_by_site.items())),
         "policy_history": {
             tenant: [
                 {
@@ -168,6 +169,7 @@ hash chain <strong>{escape(chain_text)}</strong>; {doc["sources"]["archived_even
 <h2>Charts</h2>
 {_bars("Deletion lateness", lateness)}
 {_bars("Outcomes per day", per_day)}
+{_bars("Accesses by site", sorted(doc.get("accesses_by_site", {}).items()))}
 <h2>Violations</h2>
 <table><tr><th>rule</th><th>tenant</th><th>call</th><th>what</th><th>evidence (event ids)</th></tr>
 {violation_rows}</table>

@@ -92,6 +92,9 @@ def token(
     role: Role = typer.Option(..., help="qa, auditor, dpo or admin"),
     tenant: list[str] = typer.Option(..., help="a tenant it may see (repeat); '*' for all"),
     ttl: str = typer.Option("PT12H", help="how long it is valid, ISO 8601 (PT12H, P7D)"),
+    site: str = typer.Option(
+        None, "--site", help="the processing site the person works at (CALLVAULT_SITES)"
+    ),
 ) -> None:
     """Print a signed bearer token (HS256 JWT with CALLVAULT_API_TOKEN_SECRET) for one person."""
     from callvault.api.tokens import issue_token
@@ -102,7 +105,14 @@ def token(
         now = SystemClock().now()
         lifetime = add_duration(now, duration, settings.zone) - now
         secret = settings.api_token_secret.get_secret_value()
-        text = issue_token(secret, subject, role, tenant, now, lifetime, settings.token_max_lifetime)
+        if site is not None and site not in settings.site_countries:
+            declared = ", ".join(sorted(settings.site_countries)) or "none"
+            raise ValueError(f"the site {site!r} is not declared in CALLVAULT_SITES (declared: {declared})")
+        if site is None and settings.site_countries:
+            raise ValueError("CALLVAULT_SITES declares processing sites: a token must name one (--site)")
+        text = issue_token(
+            secret, subject, role, tenant, now, lifetime, settings.token_max_lifetime, site=site
+        )
     except ValueError as exc:
         raise UserError(str(exc)) from exc
     print(text)

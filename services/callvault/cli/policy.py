@@ -9,7 +9,7 @@ the others read what is stored. Durations are ISO 8601 (`P7D`, `P3M`), within
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import typer
@@ -29,14 +29,16 @@ from callvault.storage import policies
 from callvault.storage.client import make_s3_client
 from callvault.storage.errors import describe
 from callvault.stream.bus import make_producer, send_lifecycle
-from callvault.stream.policy_changes import change_policy
+from callvault.stream.policy_changes import change_policy, change_site
 
 app = typer.Typer(
     help="Client policies: each tenant's retention terms, grace and recording.", no_args_is_help=True
 )
 
 
-async def _set(settings: Settings, tenant: str, change: Scope, **how: Any) -> PolicyVersion:
+async def _with_producer(
+    settings: Settings, change: Callable[..., Awaitable[PolicyVersion]], *args: Any, **how: Any
+) -> PolicyVersion:
     producer = make_producer(settings.kafka_bootstrap)
     await producer.start()
 
@@ -45,9 +47,20 @@ async def _set(settings: Settings, tenant: str, change: Scope, **how: Any) -> Po
 
     try:
         s3 = make_s3_client(settings, attempts=2)
-        return await change_policy(s3, settings, emit, tenant, change, **how)
+        return await change(s3, settings, emit, *args, **how)
     finally:
         await producer.stop()
+
+
+def _run(
+    settings: Settings, tenant: str, change: Callable[..., Awaitable[PolicyVersion]], *args: Any, **how: Any
+) -> PolicyVersion:
+    try:
+        return asyncio.run(_with_producer(settings, change, tenant, *args, **how))
+    except PolicyRefused as exc:
+        raise UserError(f"the policy of {tenant!r} was not changed: {exc}") from exc
+    except (BotoCoreError, ClientError) as exc:
+        raise UserError(describe(exc, settings.s3_endpoint)) from exc
 
 
 @app.command("set")
@@ -73,21 +86,48 @@ def set_policy(
     allowed = False if no_recording else (True if allow_recording else None)
     change = Scope(terms=terms, grace=grace, recording_allowed=allowed)
     settings = load_settings()
-    try:
-        version = asyncio.run(
-            _set(
-                settings, tenant, change, queue=queue, changed_by=requester(), reason=reason,
-                now=SystemClock().now(), effective_at=instant_option("--effective", effective),
-            )
-        )  # fmt: skip
-    except PolicyRefused as exc:
-        raise UserError(f"the policy of {tenant!r} was not changed: {exc}") from exc
-    except (BotoCoreError, ClientError) as exc:
-        raise UserError(describe(exc, settings.s3_endpoint)) from exc
+    version = _run(
+        settings, tenant, change_policy, change, queue=queue, changed_by=requester(), reason=reason,
+        now=SystemClock().now(), effective_at=instant_option("--effective", effective),
+    )  # fmt: skip
     console = Console()
     console.print(
         f"policy of {tenant} is now version {version.version}, in force from "
         f"{format_rfc3339(version.effective_at)}: {_described(version.change)}"
+    )
+
+
+@app.command("allow-site")
+def allow_site(
+    tenant: str = typer.Argument(..., help="the client tenant"),
+    site: str = typer.Argument(..., help="a declared processing site outside the EEA (CALLVAULT_SITES)"),
+    reason: str = typer.Option(
+        ..., "--reason", help="the client's request: who asked, when, under which clauses"
+    ),
+) -> None:
+    """Let people at a site outside the EEA read this client's data (a new policy version, in force now)."""
+    settings = load_settings()
+    version = _run(
+        settings, tenant, change_site, site, allow=True, changed_by=requester(), reason=reason,
+        now=SystemClock().now(),
+    )  # fmt: skip
+    Console().print(f"{tenant} allows the site {site} from version {version.version} of its policy")
+
+
+@app.command("deny-site")
+def deny_site(
+    tenant: str = typer.Argument(..., help="the client tenant"),
+    site: str = typer.Argument(..., help="a site the client allowed"),
+    reason: str = typer.Option("the client no longer allows it", "--reason", help="why it ends"),
+) -> None:
+    """Stop people at a site outside the EEA reading this client's data (a new version, in force now)."""
+    settings = load_settings()
+    version = _run(
+        settings, tenant, change_site, site, allow=False, changed_by=requester(), reason=reason,
+        now=SystemClock().now(),
+    )  # fmt: skip
+    Console().print(
+        f"{tenant} no longer allows the site {site}, from version {version.version} of its policy"
     )
 
 
@@ -124,6 +164,8 @@ def show(tenant: str = typer.Argument(..., help="the client tenant")) -> None:
             "allowed" if terms.recording_allowed else "not allowed",
         )
     console.print(table)
+    sites = ", ".join(current.allowed_sites) if current and current.allowed_sites else "none"
+    console.print(f"processing sites outside the EEA allowed: {sites}")
     pending = [v for v in history if v.effective_at > now]
     for version in pending:
         console.print(f"version {version.version} takes effect at {format_rfc3339(version.effective_at)}")

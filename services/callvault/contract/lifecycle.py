@@ -130,6 +130,26 @@ class RecordingAccessed(LifecycleBase):
     client_request_id: str | None = Field(
         None, description="additive (2026-12-01): a trusted proxy's X-Request-ID, kept apart from callvault's"
     )
+    site: str | None = Field(None, description="additive (2026-12-01): the reader's processing site")
+    site_country: str | None = Field(None, description="additive (2026-12-01): that site's ISO 3166 country")
+
+
+class RecordingAccessRefused(ContractModel):
+    """Additive (2026-12-01): a read refused for the reader's site. Keyed by call, else by tenant."""
+
+    type: Literal["recording.access_refused"] = "recording.access_refused"
+    event_id: uuid.UUID
+    call_id: CallId | None = Field(None, description="the call asked for; none for a search")
+    tenant: Tenant
+    occurred_at: Timestamp
+    what: Literal["audio", "metadata", "search"]
+    accessed_by: str
+    role: Literal["qa", "auditor", "dpo", "admin"]
+    site: str | None
+    site_country: str | None
+    reason: str = Field(description="why, in a sentence")
+    token_id: str | None = None
+    request_id: str | None = None
 
 
 class LegalHoldPlaced(LifecycleBase):
@@ -264,7 +284,8 @@ LifecycleEvent = Annotated[
     | SubjectRequestExtended
     | SubjectExportDeleted
     | SubjectExportAccessed
-    | PolicyChanged,
+    | PolicyChanged
+    | RecordingAccessRefused,
     Field(discriminator="type"),
 ]
 lifecycle_adapter: TypeAdapter[LifecycleEvent] = TypeAdapter(LifecycleEvent)

@@ -57,6 +57,7 @@ class Grant:
     role: Role
     tenants: frozenset[str]
     token_id: str
+    site: str | None = None  # the processing site of the person (see rules.sites)
 
     def sees(self, tenant: str) -> bool:
         return ALL_TENANTS in self.tenants or tenant in self.tenants

@@ -14,9 +14,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from callvault.rules.access import ALL_TENANTS, PERMISSIONS, Role, Want
-from callvault.rules.client_policy import Dated, Defaults, PolicyVersion, redated
+from callvault.rules.client_policy import Dated, Defaults, PolicyVersion, allowed_sites_at, redated
 from callvault.rules.data_classes import ARCHIVED_EVENTS, DELETED_EVENTS
 from callvault.rules.retention import RetentionClass
+from callvault.rules.sites import in_eea
 
 # Event type -> data class name, from the registry.
 ARCHIVED = {kind: c.name.value for kind, c in ARCHIVED_EVENTS.items()}
@@ -53,6 +54,7 @@ class ReplayResult:
     lateness_histogram: Counter[str] = field(default_factory=Counter)
     subject_requests: list[dict[str, Any]] = field(default_factory=list)  # each with its status at as_of
     policy_history: dict[str, list[PolicyVersion]] = field(default_factory=dict)  # tenant -> versions
+    accesses_by_site: Counter[str] = field(default_factory=Counter)  # "{site} ({country})", "no site"
 
     def compliance_rate(self, tenant: str) -> float:
         """Share of the tenant's calls with no violation."""
@@ -118,7 +120,16 @@ _KEPT = {
     ),
     "recording.deleted": ("type", "event_id", "deleted_at", "reason"),
     "metadata.deleted": ("type", "event_id", "deleted_at", "reason"),
-    "recording.accessed": ("event_id", "occurred_at", "what", "role", "accessed_by", "granted_tenants"),
+    "recording.accessed": (
+        "event_id",
+        "occurred_at",
+        "what",
+        "role",
+        "accessed_by",
+        "granted_tenants",
+        "site",
+        "site_country",
+    ),
 }
 
 
@@ -254,6 +265,7 @@ def _policy_version(event: dict[str, Any]) -> PolicyVersion | None:
             changed_at=event["occurred_at"], changed_by=event.get("changed_by", ""),
             reason=event.get("reason", ""),
             tenant_rules=policy.get("tenant_rules", {}), queues=policy.get("queues", {}),
+            allowed_sites=policy.get("allowed_sites", []),
             change=event.get("changes", {}),
         )  # fmt: skip
     except (KeyError, ValueError):
@@ -337,4 +349,10 @@ def _check(
         outside = _outside_rights(access, call.tenant)
         if outside is not None:
             flag("access_outside_rights", outside, access["event_id"])
+        site, country = access.get("site"), access.get("site_country")
+        result.accesses_by_site[f"{site} ({country})" if site else "no site"] += 1
+        if site and country and not in_eea(country) and site not in allowed_sites_at(history, when):
+            flag("access_from_site_not_allowed", f"{access.get('accessed_by')} read the call's "
+                 f"{access.get('what', 'audio')} from {site} ({country}), outside the EEA, which tenant "
+                 f"{call.tenant!r} did not allow then", access["event_id"])  # fmt: skip
     return found

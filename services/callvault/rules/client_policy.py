@@ -81,6 +81,9 @@ class PolicyVersion(BaseModel):
     reason: str
     tenant_rules: Scope = Field(default_factory=Scope)
     queues: dict[str, Scope] = Field(default_factory=dict)
+    allowed_sites: list[str] = Field(
+        default_factory=list, description="processing sites outside the EEA the client allows (issue 17)"
+    )
     change: dict[str, Any] = Field(default_factory=dict, description="what this version changed")
 
 
@@ -205,8 +208,54 @@ def next_version(
         reason=reason,
         tenant_rules=tenant_rules,
         queues=queues,
+        allowed_sites=list(latest.allowed_sites) if latest else [],
         change={"queue": queue, **described} if queue else described,
     )
+
+
+def site_version(
+    history: Sequence[PolicyVersion],
+    tenant: str,
+    site: str,
+    allow: bool,
+    *,
+    changed_by: str,
+    reason: str,
+    changed_at: datetime,
+) -> PolicyVersion:
+    """The version that allows (or no longer allows) a processing site outside the EEA; in force at once."""
+    if not reason.strip():
+        raise PolicyRefused("a policy change needs a reason (--reason): the auditor reads it")
+    latest = history[-1] if history else None
+    if latest is not None and changed_at < latest.effective_at:
+        raise PolicyRefused(
+            f"version {latest.version} takes effect at {latest.effective_at:%Y-%m-%dT%H:%M:%SZ}; "
+            "change the sites after it has"
+        )
+    sites = set(latest.allowed_sites) if latest else set()
+    if allow and site in sites:
+        raise PolicyRefused(f"tenant {tenant!r} allows the site {site!r} already")
+    if not allow and site not in sites:
+        raise PolicyRefused(f"tenant {tenant!r} does not allow the site {site!r}; nothing to deny")
+    sites = sites | {site} if allow else sites - {site}
+    return PolicyVersion(
+        tenant=tenant,
+        version=(latest.version + 1) if latest else 1,
+        effective_at=changed_at,
+        changed_at=changed_at,
+        changed_by=changed_by,
+        reason=reason,
+        tenant_rules=latest.tenant_rules if latest else Scope(),
+        queues=dict(latest.queues) if latest else {},
+        allowed_sites=sorted(sites),
+        change={"allow_site" if allow else "deny_site": site},
+    )
+
+
+def allowed_sites_at(history: Sequence[PolicyVersion], at: datetime) -> frozenset[str]:
+    """The sites outside the EEA the tenant allows at `at` (none without a policy)."""
+    version = version_at(history, at)
+    return frozenset(version.allowed_sites) if version is not None else frozenset()
 
 
 def version_at(history: Sequence[PolicyVersion], at: datetime) -> PolicyVersion | None:

@@ -25,6 +25,7 @@ from callvault.contract.lifecycle import (
     ObjectRef,
     PolicyChanged,
     RecordingAccessed,
+    RecordingAccessRefused,
     RecordingArchived,
     RecordingDeleted,
     RecordingRejected,
@@ -195,6 +196,7 @@ def recording_accessed(
     request_id: str,
     now: datetime,
     client_request_id: str | None = None,
+    site_country: str | None = None,
 ) -> RecordingAccessed:
     """One access through the API; callvault's own request id makes it one event however often
     it is resent (a client's id never does: it could collide with another's)."""
@@ -211,6 +213,35 @@ def recording_accessed(
         granted_tenants=sorted(grant.tenants),
         request_id=request_id,
         client_request_id=client_request_id,
+        site=grant.site,
+        site_country=site_country,
+    )
+
+
+def access_refused(
+    grant: Grant,
+    tenant: str,
+    call_id: str | None,
+    what: str,
+    reason: str,
+    request_id: str,
+    now: datetime,
+    site_country: str | None,
+) -> RecordingAccessRefused:
+    """A read refused for the reader's site: one event per API request."""
+    return RecordingAccessRefused(
+        event_id=deterministic_id("recording.access_refused", tenant, call_id or "", request_id),
+        call_id=call_id,
+        tenant=tenant,
+        occurred_at=now,
+        what=what,  # type: ignore[arg-type]
+        accessed_by=grant.subject,
+        role=grant.role.value,  # type: ignore[arg-type]
+        site=grant.site,
+        site_country=site_country,
+        reason=reason,
+        token_id=grant.token_id,
+        request_id=request_id,
     )
 
 
@@ -320,5 +351,5 @@ def policy_changed(version: PolicyVersion) -> PolicyChanged:
         changed_by=version.changed_by,
         reason=version.reason,
         effective_at=version.effective_at,
-        policy=version.model_dump(mode="json", include={"tenant_rules", "queues"}),
+        policy=version.model_dump(mode="json", include={"tenant_rules", "queues", "allowed_sites"}),
     )
