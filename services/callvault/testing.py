@@ -46,6 +46,7 @@ from callvault.storage.client import make_s3_client
 from callvault.storage.holds import held_calls
 from callvault.storage.policies import load_book
 from callvault.storage.subject_flags import SubjectFlag, flagged_everywhere
+from callvault.storage.tenants import closed_tenants, offboarded_sentence
 from callvault.stream.command_errors import CommandRefused
 from callvault.stream.commands import CommandHandler
 from callvault.stream.messages import CallMessage, to_fact, wake_message
@@ -212,6 +213,9 @@ class Harness:
             self._dead(result.error, position, key, value)
             return
         event = result.value
+        if event.tenant in self.processor.closed_tenants:
+            self._dead(offboarded_sentence(event.tenant), position, key, value)
+            return
         pseudonym_key = self.settings.pseudonym_key.get_secret_value().encode()
         message = CallMessage(kind="fact", call_id=event.call_id, fact=to_fact(event, pseudonym_key))
         await self.processor.handle(message)
@@ -224,6 +228,7 @@ class Harness:
             await asyncio.to_thread(flagged_everywhere, self.s3, meta, SubjectFlag.OBJECTING)
         )
         self.processor.policies = await asyncio.to_thread(load_book, self.s3, meta)
+        self.processor.closed_tenants = await asyncio.to_thread(closed_tenants, self.s3, meta)
         for _ in range(100):  # a wake-up may schedule another at the same instant
             now = self.clock.now()
             due = [k for k, at in self.processor.wakes.items() if at <= now]

@@ -7,7 +7,20 @@ import sys
 
 import typer
 
-from callvault.cli import api, audit, demo, hold, policy, purge, schemas, simulate, storage, subject, worker
+from callvault.cli import (
+    api,
+    audit,
+    demo,
+    hold,
+    policy,
+    purge,
+    schemas,
+    simulate,
+    storage,
+    subject,
+    tenant,
+    worker,
+)
 from callvault.cli.errors import UserError
 from callvault.stream.bus import BrokerUnreachable
 
@@ -22,6 +35,7 @@ app.add_typer(storage.app, name="storage")
 app.add_typer(schemas.app, name="schemas")
 app.add_typer(hold.app, name="hold")
 app.add_typer(policy.app, name="policy")
+app.add_typer(tenant.app, name="tenant")
 app.add_typer(subject.app, name="subject")
 app.add_typer(audit.app, name="audit")
 app.add_typer(api.app, name="api")

@@ -23,7 +23,8 @@ RejectReason = Literal[
     "source_unreadable",  # additive (2026-12-01): the store refuses the source for good
     "recording_not_allowed",  # additive (2026-12-01): the tenant's client policy forbids recording
 ]
-DeletionReason = Literal["retention_elapsed", "erasure_request", "objection"]
+# "contract_end": additive (2026-12-01), the client's data erased at the end of its contract.
+DeletionReason = Literal["retention_elapsed", "erasure_request", "objection", "contract_end"]
 
 
 class ObjectRef(ContractModel):
@@ -181,6 +182,35 @@ class PolicyChanged(ContractModel):
     policy: dict[str, Any] = Field(description="the whole policy as it stands from `effective_at`")
 
 
+class _TenantEvent(ContractModel):
+    """Additive (2026-12-01): what was done with a whole client's data. Keyed on `lifecycle` by tenant."""
+
+    event_id: uuid.UUID
+    tenant: Tenant
+    occurred_at: Timestamp
+    requested_by: str
+    reason: str
+
+
+class TenantReturned(_TenantEvent):
+    type: Literal["tenant.returned"] = "tenant.returned"
+    destination: str = Field(description="where the data went: s3://bucket/prefix, the client's")
+    counts: dict[str, int] = Field(description="files returned by data class")
+    manifest_sha256: Sha256Hex = Field(description="SHA-256 of manifest.json, which lists each file's")
+
+
+class TenantErased(_TenantEvent):
+    type: Literal["tenant.erased"] = "tenant.erased"
+    counts: dict[str, int] = Field(description="objects (every version) erased by kind")
+    held_calls: list[CallId] = Field(default_factory=list, description="calls a legal hold keeps; left")
+
+
+class TenantEnabled(_TenantEvent):
+    """An offboarded tenant taken on again: its events are accepted from now."""
+
+    type: Literal["tenant.enabled"] = "tenant.enabled"
+
+
 class SubjectEventBase(ContractModel):
     """Subject-rights outcomes name the subject by pseudonym, never by number."""
 
@@ -285,7 +315,10 @@ LifecycleEvent = Annotated[
     | SubjectExportDeleted
     | SubjectExportAccessed
     | PolicyChanged
-    | RecordingAccessRefused,
+    | RecordingAccessRefused
+    | TenantReturned
+    | TenantErased
+    | TenantEnabled,
     Field(discriminator="type"),
 ]
 lifecycle_adapter: TypeAdapter[LifecycleEvent] = TypeAdapter(LifecycleEvent)

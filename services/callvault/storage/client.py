@@ -53,3 +53,17 @@ def _client(
         aws_secret_access_key=keys[1] if keys else None,
         config=config,
     )
+
+
+def make_return_s3_client(
+    endpoint: str | None, keys: tuple[str, str] | None, region: str, settings: Settings
+) -> BaseClient:
+    """A client of the store a client's data is returned to (its own, with its own credentials);
+    the archive's store and keys where none are given."""
+    return _client(
+        endpoint if endpoint is not None else settings.s3_endpoint,
+        keys if keys is not None else settings.s3_keys(),
+        region or settings.s3_region,
+        attempts=3,
+        pool=max(10, settings.s3_max_concurrency),
+    )

@@ -45,6 +45,7 @@ from callvault.storage.client import make_s3_client, make_staging_s3_client
 from callvault.storage.holds import held_calls
 from callvault.storage.policies import load_book
 from callvault.storage.subject_flags import SubjectFlag, flagged_everywhere
+from callvault.storage.tenants import closed_tenants, offboarded_sentence
 from callvault.stream import faust_fixes, faust_stop
 from callvault.stream.audit_archiver import AuditArchiver
 from callvault.stream.bus import lifecycle_key
@@ -348,6 +349,7 @@ class Worker:
         self.processor.objecting = set(
             await self.s3.run("reading objections", flagged_everywhere, meta, SubjectFlag.OBJECTING)
         )
+        self.processor.closed_tenants = await self.s3.run("reading offboarded tenants", closed_tenants, meta)
         book = await self.s3.run("reading client policies", load_book, meta, self._policy_cache)
         self.processor.policies = book
         POLICY_VERSIONS.set(sum(len(history) for history in book.values()))
@@ -378,6 +380,8 @@ class Worker:
         if isinstance(result, Rejected):
             return result.error
         call_event = result.value
+        if call_event.tenant in self.processor.closed_tenants:
+            return offboarded_sentence(call_event.tenant)
         message = CallMessage(
             kind="fact",
             call_id=call_event.call_id,

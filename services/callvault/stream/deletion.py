@@ -78,15 +78,22 @@ class Deleter:
             "clearing the purge journal", purge_journal.clear_entry, self.journal_bucket, batch_id
         )
 
-    async def finish_journal(self) -> list[StoredObject]:
-        """Complete the batches an interrupted deletion journaled: delete what is left, then prove it."""
+    async def finish_journal(self, reason: DeletionReason | None = None) -> list[StoredObject]:
+        """Complete the batches an interrupted deletion journaled: delete what is left, then prove it.
+
+        With `reason`, only that reason's batches, however young: an offboarding run that
+        starts again finishes its own killed batches at once (no other process makes them).
+        """
         entries = await self.s3.run(
             "reading the purge journal", purge_journal.pending_entries, self.journal_bucket
         )
         proven: list[StoredObject] = []
         settled_before = self.clock.now() - self.in_flight
         for entry in entries:
-            if entry.batch_id in _UNDER_WAY or entry.written_at > settled_before:
+            if reason is not None:
+                if entry.reason != reason or entry.batch_id in _UNDER_WAY:
+                    continue
+            elif entry.batch_id in _UNDER_WAY or entry.written_at > settled_before:
                 continue
             by_bucket: dict[str, list[tuple[str, str]]] = {}
             for obj in entry.objects:
@@ -106,4 +113,4 @@ class Deleter:
 
 
 def _reason(text: str) -> DeletionReason:
-    return text if text in ("erasure_request", "objection") else "retention_elapsed"  # type: ignore[return-value]
+    return text if text in ("erasure_request", "objection", "contract_end") else "retention_elapsed"  # type: ignore[return-value]

@@ -76,6 +76,8 @@ class CallProcessor:
         self.staging_s3 = staging_s3
         # Each tenant's client-policy history, refreshed by the worker from the store.
         self.policies: PolicyBook = {}
+        # Tenants whose contract ended (offboarding or offboarded): none of their calls goes on.
+        self.closed_tenants: set[str] = set()
         # Reads the holds, objections and policies above; awaited once before the first call.
         self._registries = registries
         self.retry_backoff = CalendarDuration.parse(settings.source_retry_backoff).as_timedelta()
@@ -145,6 +147,11 @@ class CallProcessor:
             self._registries = None
         now = self.clock.now()
         key = message.state_key
+        if message.call_tenant in self.closed_tenants:
+            # Its data is being returned or erased: nothing more is archived; the call is forgotten.
+            self.store.pop(key, None)
+            self.wakes.pop(key, None)
+            return
         state = self.load(key) or self._adopt_older_key(key, message)
         if message.kind == "fact":
             assert message.fact is not None

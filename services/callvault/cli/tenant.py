@@ -1,0 +1,175 @@
+"""`callvault tenant offboard|enable`: a client's contract ends, or it is taken on again.
+
+`offboard` returns the client's data to a location it owns and/or erases it,
+proven on `lifecycle` (`tenant.returned`, `tenant.erased`, and a deletion event
+per object); killed half-way, the same command again finishes it. See
+`stream/offboarding.py` for the order of the steps and why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import typer
+from botocore.exceptions import BotoCoreError, ClientError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from callvault.cli.config import load_settings
+from callvault.cli.errors import UserError
+from callvault.cli.options import requester
+from callvault.clock import SystemClock
+from callvault.settings import Settings
+from callvault.storage.client import make_return_s3_client, make_s3_client
+from callvault.storage.errors import StorageFault, describe
+from callvault.stream.bus import make_producer, send_lifecycle
+from callvault.stream.offboarding import Offboarding, OffboardingRefused, Outcome, enable
+from callvault.stream.offloop import S3Runner
+
+app = typer.Typer(
+    help="Clients' contracts: return or erase a tenant's data at the end.", no_args_is_help=True
+)
+
+
+def _runner(settings: Settings) -> S3Runner:
+    return S3Runner(
+        make_s3_client(settings, attempts=2),
+        max_workers=settings.s3_max_concurrency,
+        endpoint=settings.s3_endpoint,
+        give_up_after=3,  # a person is waiting: say what failed rather than hang
+    )
+
+
+def _return_client(
+    settings: Settings, endpoint: str | None, key: str | None, secret: str | None, region: str | None
+) -> Any:
+    """The client's store: options, else CALLVAULT_RETURN_*, else the archive's store and keys."""
+    endpoint = endpoint or os.environ.get("CALLVAULT_RETURN_ENDPOINT")
+    key = key or os.environ.get("CALLVAULT_RETURN_ACCESS_KEY")
+    secret = secret or os.environ.get("CALLVAULT_RETURN_SECRET_KEY")
+    region = region or os.environ.get("CALLVAULT_RETURN_REGION") or ""
+    if bool(key) != bool(secret):
+        raise UserError("give both the return store's access key and its secret key, or neither")
+    keys = (key, secret) if key and secret else None
+    return make_return_s3_client(endpoint, keys, region, settings)
+
+
+async def _offboard(settings: Settings, console: Console, dest: Any, **how: Any) -> Outcome:
+    producer = make_producer(settings.kafka_bootstrap)
+    await producer.start()
+
+    async def emit(events: Sequence[Any]) -> None:
+        await send_lifecycle(producer, settings, events)
+
+    runner = _runner(settings)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=console) as progress:
+            tasks: dict[str, Any] = {}
+
+            def step(name: str, done: int, total: int) -> None:
+                if name not in tasks:
+                    tasks[name] = progress.add_task(name, total=total)
+                progress.update(tasks[name], completed=done, total=total)
+
+            job = Offboarding(settings, runner, emit, SystemClock(), dest=dest, progress=step)
+            return await job.run(**how)
+    finally:
+        runner.close()
+        await producer.stop()
+
+
+@app.command("offboard")
+def offboard(
+    tenant: str = typer.Argument(..., help="the client tenant whose contract ends"),
+    reason: str = typer.Option(
+        ..., "--reason", help="the contract and its end, as the auditor should read it"
+    ),
+    return_to: str = typer.Option(
+        None, "--return-to", help="s3://bucket/prefix the client owns: its data goes there"
+    ),
+    erase: bool = typer.Option(
+        False, "--erase", help="erase all of the tenant's data (legal holds excepted)"
+    ),
+    return_endpoint: str = typer.Option(
+        None, help="the return store's endpoint (or CALLVAULT_RETURN_ENDPOINT)"
+    ),
+    return_access_key: str = typer.Option(None, help="its access key (or CALLVAULT_RETURN_ACCESS_KEY)"),
+    return_secret_key: str = typer.Option(None, help="its secret key (or CALLVAULT_RETURN_SECRET_KEY)"),
+    return_region: str = typer.Option(None, help="its region (or CALLVAULT_RETURN_REGION)"),
+) -> None:
+    """Return and/or erase a client's data at the end of its contract; run again to finish a cut-short run."""
+    settings = load_settings()
+    console = Console()
+    dest = (
+        _return_client(settings, return_endpoint, return_access_key, return_secret_key, return_region)
+        if return_to
+        else None
+    )
+    try:
+        outcome = asyncio.run(
+            _offboard(
+                settings,
+                console,
+                dest,
+                tenant=tenant,
+                reason=reason,
+                by=requester(),
+                return_to=return_to,
+                erase=erase,
+            )
+        )
+    except OffboardingRefused as exc:
+        raise UserError(f"tenant {tenant!r} was not offboarded: {exc}") from exc
+    except (BotoCoreError, ClientError, StorageFault) as exc:
+        raise UserError(
+            f"the offboarding of {tenant!r} stopped: {describe(exc, settings.s3_endpoint)}; "
+            "run the same command again to finish it"
+        ) from exc
+    if outcome.resumed:
+        console.print(f"finished the offboarding of {tenant} that an earlier run began")
+    if outcome.manifest_sha256 is not None:
+        counts = ", ".join(f"{n} {c}" for c, n in sorted(outcome.returned.items())) or "nothing"
+        console.print(f"returned to {return_to}: {counts}; manifest SHA-256 {outcome.manifest_sha256}")
+    if erase:
+        counts = ", ".join(f"{n} {c}" for c, n in sorted(outcome.erased.items())) or "nothing left to erase"
+        console.print(f"erased: {counts}")
+        if outcome.held_calls:
+            console.print(f"kept by legal holds: {', '.join(outcome.held_calls)}")
+    console.print(
+        f"tenant {tenant} is offboarded: its new events are dead-lettered until `callvault tenant enable`"
+    )
+
+
+@app.command("enable")
+def enable_tenant(
+    tenant: str = typer.Argument(..., help="an offboarded tenant"),
+    reason: str = typer.Option(..., "--reason", help="why it is taken on again"),
+) -> None:
+    """Take an offboarded tenant on again: its events are accepted from now."""
+    settings = load_settings()
+
+    async def run() -> None:
+        producer = make_producer(settings.kafka_bootstrap)
+        await producer.start()
+        runner = _runner(settings)
+
+        async def emit(events: Sequence[Any]) -> None:
+            await send_lifecycle(producer, settings, events)
+
+        try:
+            await enable(runner, settings, emit, SystemClock(), tenant, requester(), reason)
+        finally:
+            runner.close()
+            await producer.stop()
+
+    try:
+        asyncio.run(run())
+    except OffboardingRefused as exc:
+        raise UserError(str(exc)) from exc
+    except (BotoCoreError, ClientError) as exc:
+        raise UserError(describe(exc, settings.s3_endpoint)) from exc
+    Console().print(f"tenant {tenant} is enabled: its events are accepted again")

@@ -1,0 +1,114 @@
+"""A contract's end in memory: a client's data returned to its own bucket and erased, holds excepted."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from typing import Any
+
+import pytest
+
+from callvault.storage.holds import HoldRecord, put_hold
+from callvault.storage.subject_index import INDEX_PREFIX
+from callvault.stream.offboarding import Offboarding, OffboardingRefused, enable
+from callvault.testing import Harness
+from tests.integration.helpers import CallScript
+from tests.unit.test_subjects_in_memory import new_number
+
+CLIENT_BUCKET = "leaving-client-own"
+
+
+@pytest.fixture
+async def h() -> Any:
+    async with Harness() as harness:
+        harness.s3.create_bucket(
+            Bucket=CLIENT_BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+        )
+        yield harness
+
+
+async def call_of(h: Harness, tenant: str) -> CallScript:
+    call = CallScript(
+        call_id=f"c-{uuid.uuid4().hex[:8]}", tenant=tenant, start=h.clock.now(), caller=new_number()
+    )
+    h.upload(call.staging_key, call.audio)
+    await h.send(call.started(), call.disclosure(), call.stored(), call.ended())
+    return call
+
+
+def job(h: Harness) -> Offboarding:
+    return Offboarding(h.settings, h._runner, h._emit, h.clock, dest=h.s3)
+
+
+def of_tenant(h: Harness, tenant: str) -> list[str]:
+    keys = [k for b in (h.settings.recordings_bucket, h.settings.metadata_bucket) for k in h.objects(b)]
+    return [k for k in keys if k.startswith(f"{tenant}/") or k.startswith(f"{INDEX_PREFIX}{tenant}/")]
+
+
+async def test_a_tenants_data_is_returned_then_erased_but_what_a_hold_keeps(h: Harness) -> None:
+    leaving = [await call_of(h, "leaving") for _ in range(3)]
+    staying = await call_of(h, "staying")
+    held = leaving[0]
+    put_hold(h.s3, h.settings.metadata_bucket, HoldRecord(
+        call_id=held.call_id, tenant="leaving", reason="dispute", placed_by="legal", placed_at=h.clock.now(),
+        command_id=str(uuid.uuid4()),
+    ))  # fmt: skip
+    before_staying = of_tenant(h, "staying")
+
+    outcome = await job(h).run(
+        "leaving",
+        reason="contract 2024-3 ended",
+        by="dpo",
+        return_to=f"s3://{CLIENT_BUCKET}/export",
+        erase=True,
+    )
+
+    manifest = json.loads(h.s3.get_object(Bucket=CLIENT_BUCKET, Key="export/manifest.json")["Body"].read())
+    paths = {f["path"] for f in manifest["files"]}
+    assert len(paths) == 6 and {p.split("/")[0] for p in paths} == {"recording", "metadata"}
+    for f in manifest["files"]:
+        body = h.s3.get_object(Bucket=CLIENT_BUCKET, Key=f"export/{f['path']}")["Body"].read()
+        assert hashlib.sha256(body).hexdigest() == f["sha256"], f["path"]
+    listed = {o["Key"] for o in h.s3.list_objects_v2(Bucket=CLIENT_BUCKET)["Contents"]}
+    assert listed == {f"export/{p}" for p in paths} | {"export/manifest.json"}, "exactly the tenant's data"
+
+    left = of_tenant(h, "leaving")
+    assert left and all(held.call_id in k for k in left), left
+    assert of_tenant(h, "staying") == before_staying
+    assert outcome.held_calls == [held.call_id]
+    (returned,) = h.lifecycle(type_="tenant.returned")
+    assert (
+        returned["counts"] == {"recording": 3, "metadata": 3}
+        and returned["manifest_sha256"] == outcome.manifest_sha256
+    )
+    (erased,) = h.lifecycle(type_="tenant.erased")
+    assert erased["held_calls"] == [held.call_id] and erased["counts"]["recording"] == 2
+    for call in leaving[1:]:
+        (proof,) = h.lifecycle(call.call_id, "recording.deleted")
+        assert proof["reason"] == "contract_end"
+    assert "recording.deleted" not in h.types(staying.call_id)
+
+
+async def test_an_offboarded_tenants_new_events_are_dead_letters_until_it_is_enabled(h: Harness) -> None:
+    await call_of(h, "leaving")
+    await job(h).run("leaving", reason="contract ended", by="dpo", return_to=None, erase=True)
+    await h.advance(seconds=1)
+
+    late = await call_of(h, "leaving")
+    assert "recording.archived" not in h.types(late.call_id)
+    assert h.dead_letters and all("offboarded" in d.error for d in h.dead_letters)
+    assert "callvault tenant enable" in h.dead_letters[0].error
+
+    await enable(h._runner, h.settings, h._emit, h.clock, "leaving", "dpo", "a new contract")
+    await h.advance(seconds=1)
+    again = await call_of(h, "leaving")
+    assert "recording.archived" in h.types(again.call_id)
+    assert h.lifecycle(type_="tenant.enabled")
+
+
+async def test_an_offboarding_says_what_to_do(h: Harness) -> None:
+    with pytest.raises(OffboardingRefused, match="--return-to s3://..., --erase, or both"):
+        await job(h).run("leaving", reason="r", by="dpo", return_to=None, erase=False)
+    with pytest.raises(OffboardingRefused, match="is not s3://bucket/prefix"):
+        await job(h).run("leaving", reason="r", by="dpo", return_to="/tmp/x", erase=False)
