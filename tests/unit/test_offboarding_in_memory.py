@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from callvault.rules.audit_replay import replay
 from callvault.storage.holds import HoldRecord, put_hold
 from callvault.storage.subject_index import INDEX_PREFIX
 from callvault.stream.offboarding import Offboarding, OffboardingRefused, enable
@@ -88,6 +90,11 @@ async def test_a_tenants_data_is_returned_then_erased_but_what_a_hold_keeps(h: H
         (proof,) = h.lifecycle(call.call_id, "recording.deleted")
         assert proof["reason"] == "contract_end"
     assert "recording.deleted" not in h.types(staying.call_id)
+
+    # The auditor's replay shows the contract end, and finds nothing wrong with the erasure.
+    result = replay(h.events, h.clock.now(), timedelta(minutes=10), h.settings.policy_defaults)
+    assert [e["type"] for e in result.contract_ends] == ["tenant.returned", "tenant.erased"]
+    assert not [v for v in result.violations if v.tenant == "leaving"], result.violations
 
 
 async def test_an_offboarded_tenants_new_events_are_dead_letters_until_it_is_enabled(h: Harness) -> None:

@@ -45,6 +45,7 @@ def report_document(
         "deletion_lateness": dict(result.lateness_histogram),
         "subject_requests": sorted(result.subject_requests, key=lambda r: str(r["due_at"])),
         "accesses_by_site": dict(sorted(result.accesses_by_site.items())),
+        "contract_ends": result.contract_ends,
         "policy_history": {
             tenant: [
                 {
@@ -134,6 +135,13 @@ def report_html(doc: dict[str, Any]) -> str:
         for tenant, versions in doc.get("policy_history", {}).items()
         for v in versions
     )
+    ends = "".join(
+        f"<tr><td>{escape(str(e.get('occurred_at')))}</td><td>{escape(str(e.get('tenant')))}</td>"
+        f"<td>{escape(str(e.get('type')))} {escape(str(e.get('destination') or ''))}</td>"
+        f"<td>{escape(', '.join(f'{k} {n}' for k, n in (e.get('counts') or {}).items()))}</td>"
+        f"<td>{escape(', '.join(e.get('held_calls') or []))}</td></tr>"
+        for e in doc.get("contract_ends", [])
+    )
     order = [f"<= {b} s" for b in LATENESS_BUCKETS_S] + [f"> {LATENESS_BUCKETS_S[-1]} s"]
     lateness = [(label, doc["deletion_lateness"].get(label, 0)) for label in order]
     per_day = [(day, sum(c.values())) for day, c in doc["outcomes_by_day"].items()]
@@ -166,6 +174,9 @@ hash chain <strong>{escape(chain_text)}</strong>; {doc["sources"]["archived_even
 <p>Each tenant's policy versions; a tenant not listed keeps the controller's own terms.</p>
 <table><tr><th>tenant</th><th>version</th><th>in force from</th><th>what changed</th><th>by</th>
 <th>reason</th></tr>{policy_rows}</table>
+<h2>Contract ends</h2>
+<p>Clients whose data was returned or erased at the end of their contract.</p>
+<table><tr><th>when</th><th>tenant</th><th>what</th><th>counts</th><th>kept by holds</th></tr>{ends}</table>
 <h2>Charts</h2>
 {_bars("Deletion lateness", lateness)}
 {_bars("Outcomes per day", per_day)}

@@ -55,6 +55,7 @@ class ReplayResult:
     subject_requests: list[dict[str, Any]] = field(default_factory=list)  # each with its status at as_of
     policy_history: dict[str, list[PolicyVersion]] = field(default_factory=dict)  # tenant -> versions
     accesses_by_site: Counter[str] = field(default_factory=Counter)  # "{site} ({country})", "no site"
+    contract_ends: list[dict[str, Any]] = field(default_factory=list)  # tenant.returned/erased/enabled
 
     def compliance_rate(self, tenant: str) -> float:
         """Share of the tenant's calls with no violation."""
@@ -158,6 +159,23 @@ def replay(
         if not call_id:
             if kind.startswith("subject."):  # subject-rights events name a request, not a call
                 _follow_request(requests, event, kind)
+            elif kind.startswith("tenant."):
+                result.contract_ends.append(
+                    {
+                        k: event.get(k)
+                        for k in (
+                            "type",
+                            "tenant",
+                            "occurred_at",
+                            "reason",
+                            "destination",
+                            "counts",
+                            "held_calls",
+                            "manifest_sha256",
+                        )
+                        if k in event
+                    }  # fmt: skip
+                )
             elif kind == "policy.changed":
                 version = _policy_version(event)
                 if version is not None:

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from callvault.contract.fields import Tenant, Timestamp
 from callvault.rules.data_classes import DATA_CLASSES, data_class
-from callvault.rules.durations import CalendarDuration, add_duration
+from callvault.rules.durations import CalendarDuration
 from callvault.rules.retention import RetentionClass, RetentionPolicy
 
 QUEUE_PATTERN = r"^[a-z0-9._-]{1,64}$"
@@ -351,15 +351,3 @@ def terms_ever(
             found.append(_scope_terms(version, queue, defaults).retention.duration_for(retention_class))
     unique: dict[str, CalendarDuration] = {str(d): d for d in found}
     return list(unique.values())
-
-
-def shortest_and_longest(terms: Sequence[CalendarDuration]) -> tuple[CalendarDuration, CalendarDuration]:
-    return min(terms, key=least_days), max(terms, key=most_days)
-
-
-def expires_within(
-    started_at: datetime, terms: Sequence[CalendarDuration], zone: ZoneInfo
-) -> tuple[datetime, datetime]:
-    """The earliest and latest due date any of these terms gives an object started at `started_at`."""
-    dates = [add_duration(started_at, t, zone) for t in terms]
-    return min(dates), max(dates)

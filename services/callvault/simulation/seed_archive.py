@@ -14,6 +14,7 @@ from datetime import datetime
 
 from botocore.client import BaseClient
 
+from callvault.rules.data_classes import data_class
 from callvault.rules.retention import RetentionClass
 from callvault.settings import Settings
 from callvault.storage.archive import put_document
@@ -40,11 +41,7 @@ def plant(
     threads: int = 16,
 ) -> list[Planted]:
     """One object per start time; due dates follow from the settings' retention."""
-    bucket = (
-        settings.recordings_bucket
-        if retention_class is RetentionClass.RECORDING
-        else settings.metadata_bucket
-    )
+    bucket = data_class(retention_class).bucket(settings)
 
     def one(index: int) -> Planted:
         call_id = f"{call_prefix}-{index:06d}"

@@ -15,7 +15,6 @@ callvault then fails. Blocking (boto3): call these off the event loop.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 from botocore.client import BaseClient
@@ -28,7 +27,7 @@ from callvault.storage.archive import delete_all_versions
 from callvault.storage.errors import error_code, is_not_found
 from callvault.storage.inventory import all_days, list_versions
 from callvault.storage.layout import day_prefix
-from callvault.storage.registry import entry_names
+from callvault.storage.registry import entry_names, read_entry
 
 HOLDS_PREFIX = "_callvault/legal-holds/"
 
@@ -63,13 +62,7 @@ def put_hold(s3: BaseClient, bucket: str, record: HoldRecord) -> None:
 
 
 def _read(s3: BaseClient, bucket: str, name: str) -> HoldRecord | None:
-    try:
-        body = s3.get_object(Bucket=bucket, Key=_key(name))["Body"].read()
-    except Exception as exc:
-        if is_not_found(exc):
-            return None
-        raise
-    return HoldRecord.model_validate(json.loads(body))
+    return read_entry(s3, bucket, _key(name), HoldRecord)
 
 
 def get_hold(s3: BaseClient, bucket: str, tenant: str, call_id: str) -> HoldRecord | None:

@@ -6,7 +6,25 @@ only needs to know *which* entries exist pays one listing and no reads.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from botocore.client import BaseClient
+from pydantic import BaseModel
+
+from callvault.storage.errors import is_not_found
+
+Entry = TypeVar("Entry", bound=BaseModel)
+
+
+def read_entry(s3: BaseClient, bucket: str, key: str, model: type[Entry]) -> Entry | None:
+    """One entry, read into its model; None when there is none."""
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except Exception as exc:
+        if is_not_found(exc):
+            return None
+        raise
+    return model.model_validate_json(body)
 
 
 def entry_names(s3: BaseClient, bucket: str, prefix: str) -> set[str]:

@@ -15,8 +15,7 @@ from botocore.client import BaseClient
 from pydantic import BaseModel
 
 from callvault.contract.fields import Tenant
-from callvault.storage.errors import is_not_found
-from callvault.storage.registry import entry_names
+from callvault.storage.registry import entry_names, read_entry
 
 TENANTS_PREFIX = "_callvault/tenants/"
 
@@ -48,13 +47,7 @@ def put_record(s3: BaseClient, bucket: str, record: TenantRecord) -> None:
 
 
 def get_record(s3: BaseClient, bucket: str, tenant: str) -> TenantRecord | None:
-    try:
-        body = s3.get_object(Bucket=bucket, Key=_key(tenant))["Body"].read()
-    except Exception as exc:
-        if is_not_found(exc):
-            return None
-        raise
-    return TenantRecord.model_validate_json(body)
+    return read_entry(s3, bucket, _key(tenant), TenantRecord)
 
 
 def offboarded_sentence(tenant: str) -> str:
