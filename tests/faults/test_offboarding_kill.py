@@ -19,6 +19,7 @@ import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -125,3 +126,13 @@ async def test_an_offboarding_killed_half_way_finishes_with_each_deletion_proven
         assert len(by_key) == 2 * CALLS - 2 and not any(held in k for k in by_key)
         assert all(len(ids) == 1 for ids in by_key.values()), "a deletion proven under two ids"
         assert all(p["reason"] == "contract_end" for p in proofs)
+
+        # The auditor's walk of the store finds nothing of the tenant but the held call.
+        out = f"{os.environ.get('TMPDIR', '/tmp')}/verify-{settings.app_id}"
+        walked = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "callvault", "audit", "verify-store", "--out", out],
+            env={**os.environ, **env}, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        findings = json.loads(Path(out, "verify-store.json").read_text())["findings"]
+        assert walked.returncode in (0, 1), walked.stderr[-2000:]
+        assert all(held in f["key"] for f in findings if f["tenant"] == "leaving"), findings[:3]

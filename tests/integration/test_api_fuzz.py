@@ -25,7 +25,7 @@ from tests.integration.helpers import Bus
 
 pytestmark = pytest.mark.integration
 
-FREE_EXAMPLES = 40  # per operation and role
+FREE_EXAMPLES = 30  # per operation and role
 AIMED_EXAMPLES = 20  # per operation with a {tenant} in its path, and role, aimed at globex's call
 
 
