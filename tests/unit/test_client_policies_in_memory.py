@@ -122,3 +122,20 @@ async def test_a_change_that_takes_effect_later_applies_from_then(h: Harness) ->
     assert "recording.deleted" not in h.types(call.call_id)
     await h.advance(days=1, minutes=1)
     assert one(h, call, "recording.deleted")["due_at"].startswith(f"{at:%Y-%m-%dT%H:%M}")
+
+
+async def test_the_store_walk_judges_each_tenant_by_its_own_terms(h: Harness) -> None:
+    """`audit verify-store`: a tenant keeping metadata a year is not past due at seven months."""
+    from callvault.audit.store_walk import walk_store
+    from callvault.rules.store_check import check_store, log_view
+
+    await h.set_policy("longkeep", metadata="P1Y", reason="the client keeps call records a year")
+    kept, default = await archived(h, "longkeep"), await archived(h, "beta")
+    await h.advance(days=214)  # seven months
+
+    keys = list(walk_store(h.s3, h.settings, h.clock.now()))
+    findings = check_store(keys, log_view(h.events), set(), h.clock.now(), timedelta(minutes=10))
+
+    assert "metadata.deleted" in h.types(default.call_id) and "metadata.deleted" not in h.types(kept.call_id)
+    assert any(kept.call_id in k.key for k in keys)
+    assert [f for f in findings if f.rule == "past_due_in_store"] == []

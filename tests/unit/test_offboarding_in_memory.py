@@ -119,3 +119,7 @@ async def test_an_offboarding_says_what_to_do(h: Harness) -> None:
         await job(h).run("leaving", reason="r", by="dpo", return_to=None, erase=False)
     with pytest.raises(OffboardingRefused, match="is not s3://bucket/prefix"):
         await job(h).run("leaving", reason="r", by="dpo", return_to="/tmp/x", erase=False)
+    own = h.settings.recordings_bucket
+    with pytest.raises(OffboardingRefused, match=f"names {own}, one of callvault's own buckets"):
+        await job(h).run("leaving", reason="r", by="dpo", return_to=f"s3://{own}/x", erase=True)
+    assert not h.lifecycle(type_="recording.deleted"), "refused before anything was touched"

@@ -2,9 +2,10 @@
 
 A walk of every tenant-day (unlike the purger's, which stops where nothing is
 due): data the log does not know of can be anywhere. Due dates come from the
-key's day where that alone decides (`rules.purge.period_due`), and from the
-object's own metadata (one HEAD) on the day or two where it does not.
-Blocking (boto3): run it off any event loop.
+key's day where that alone decides (`rules.purge.period_due_within`, with every
+term the tenant's client policies give the class), and from the object's own
+metadata (one HEAD, brought earlier by a later shortening of its tenant's term)
+on the days where it does not. Blocking (boto3): run it off any event loop.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from datetime import datetime
 
 from botocore.client import BaseClient
 
+from callvault.rules.client_policy import terms_ever
 from callvault.rules.data_classes import DATA_CLASSES
-from callvault.rules.purge import Due, period_due
+from callvault.rules.purge import Due, period_due_within, period_end
 from callvault.rules.store_check import FoundKey
 from callvault.settings import Settings
-from callvault.storage.inventory import all_days, describe, list_versions
+from callvault.storage.inventory import all_days, dated_now, describe, list_versions
 from callvault.storage.layout import day_prefix, parse_archive_key
+from callvault.storage.policies import load_book
 
 
 def walk_store(
@@ -29,11 +32,15 @@ def walk_store(
     on_day: Callable[[str, int, int], None] | None = None,
 ) -> Iterator[FoundKey]:
     """Every archived key; `judge_at` is the instant due dates are judged at (now minus the tolerance)."""
+    book = load_book(s3, settings.metadata_bucket)
+    defaults = settings.policy_defaults
     for data_class in DATA_CLASSES:
         retention_class, bucket = data_class.name, data_class.bucket(settings)
         days = list(all_days(s3, bucket))
         for done, (tenant, day) in enumerate(days, start=1):
-            day_due = period_due(day, day, retention_class, settings.retention, judge_at)
+            history = book.get(tenant, [])
+            terms = terms_ever(retention_class, history, defaults)
+            day_due = period_due_within(day, day, terms, settings.zone, judge_at)
             for entry in list_versions(s3, bucket, f"{day_prefix(tenant, day)}/"):
                 parsed = parse_archive_key(entry.key)
                 if parsed is None:
@@ -41,7 +48,11 @@ def walk_store(
                 due_at = None
                 if day_due is Due.SOME and entry.data_version is not None:
                     described = describe(s3, bucket, entry.key, entry.data_version)
-                    due_at = described.due_at if described else None
+                    if described is not None:
+                        end = period_end(day)
+                        due_at = dated_now(
+                            described, retention_class, end, history, defaults, judge_at
+                        ).due_at
                 yield FoundKey(
                     bucket=bucket,
                     key=entry.key,

@@ -17,6 +17,7 @@ from datetime import date, datetime
 
 from botocore.client import BaseClient
 
+from callvault.rules.client_policy import Dated, Defaults, PolicyVersion, redated
 from callvault.rules.durations import CalendarDuration, add_duration
 from callvault.rules.purge import Due, StoredObject, month_span, period_due_within, period_start, year_span
 from callvault.rules.retention import RetentionClass, RetentionPolicy
@@ -283,3 +284,21 @@ def stored_object(
         subjects=info.subjects,
         policy_version=info.policy_version,
     )
+
+
+def dated_now(
+    info: Described,
+    retention_class: RetentionClass,
+    day_end: datetime,
+    history: Sequence[PolicyVersion],
+    defaults: Defaults,
+    as_of: datetime,
+) -> Dated:
+    """An object's due date now: the one it was archived with, unless its tenant's policy has since
+    shortened the term (see `rules.client_policy.redated`). `day_end`, the last instant of its key's
+    day, stands in for the start of an object that does not say: a later start never deletes early."""
+    tagged = Dated(info.due_at, info.policy_version)
+    if not history or info.archived_at is None:
+        return tagged
+    started = info.started_at or day_end
+    return redated(tagged, retention_class, started, info.archived_at, info.queue, history, defaults, as_of)

@@ -58,6 +58,7 @@ log = logging.getLogger("callvault.offboarding")
 Emit = Callable[[Sequence[Any]], Awaitable[None]]
 Progress = Callable[[str, int, int], None]  # step, done, total
 COPY_THREADS = 8
+DESCRIBE_AT_ONCE = 64  # HEADs in flight while listing what to return or erase
 
 
 class OffboardingRefused(ValueError):
@@ -108,6 +109,18 @@ class Offboarding:
         destination = parse_destination(return_to) if return_to else None
         if destination is not None and self.dest is None:
             raise OffboardingRefused("no client for the return destination")
+        own = {c.bucket(self.settings) for c in DATA_CLASSES} | {
+            self.meta,
+            self.settings.staging_bucket,
+            self.settings.audit_bucket,
+            self.settings.exports_bucket,
+        }
+        same_store = self.dest is not None and self.dest.meta.endpoint_url == self.s3.s3.meta.endpoint_url
+        if destination is not None and destination[0] in own and same_store:
+            raise OffboardingRefused(
+                f"--return-to names {destination[0]}, one of callvault's own buckets; "
+                "the data goes to a bucket the client owns"
+            )
         record, outcome = await self._begin(tenant, reason, by, return_to, erase)
         await self.deleter.finish_journal(reason="contract_end")
         if destination is not None and not record.returned:
@@ -154,12 +167,11 @@ class Offboarding:
         todo: list[tuple[DataClass, str, str, str, str]] = []  # class, key, version, sha, path
         for data_class in DATA_CLASSES:
             source = data_class.bucket(self.settings)
-            for entry in await self.s3.run(f"listing {tenant} in {source}", _keys, source, tenant):
-                if entry.data_version is None or parse_archive_key(entry.key) is None:
-                    continue
-                info = await self.s3.run(
-                    f"reading {entry.key}", inventory.describe, source, entry.key, entry.data_version
-                )
+            listed = await self.s3.run(f"listing {tenant} in {source}", _keys, source, tenant)
+            archived = [
+                e for e in listed if e.data_version is not None and parse_archive_key(e.key) is not None
+            ]
+            for entry, info in zip(archived, await self._describe(source, archived), strict=True):
                 if info is None:
                     continue  # not callvault's writing: no hash to vouch for it
                 path = f"{data_class.name.value}/{entry.key}"
@@ -228,21 +240,33 @@ class Offboarding:
             ]
         )
 
+    async def _describe(
+        self, bucket: str, entries: list[inventory.KeyVersions]
+    ) -> list[inventory.Described | None]:
+        """What each key's newest data version says (its hash, its date), read side by side."""
+
+        async def one(entry: inventory.KeyVersions) -> inventory.Described | None:
+            if entry.data_version is None or parse_archive_key(entry.key) is None:
+                return None
+            return await self.s3.run(
+                f"reading {entry.key}", inventory.describe, bucket, entry.key, entry.data_version
+            )
+
+        found: list[inventory.Described | None] = []
+        for start in range(0, len(entries), DESCRIBE_AT_ONCE):
+            found.extend(await asyncio.gather(*(one(e) for e in entries[start : start + DESCRIBE_AT_ONCE])))
+        return found
+
     async def _erase_class(
         self, tenant: str, data_class: DataClass, held: set[str], outcome: Outcome
     ) -> None:
         bucket = data_class.bucket(self.settings)
         due: list[StoredObject] = []
         leftovers: list[tuple[str, str]] = []  # markers, and keys callvault did not write: no proof to give
-        for entry in await self.s3.run(f"listing {tenant} in {bucket}", _keys, bucket, tenant):
+        listed = await self.s3.run(f"listing {tenant} in {bucket}", _keys, bucket, tenant)
+        kept = [e for e in listed if (p := parse_archive_key(e.key)) is None or p.call_id not in held]
+        for entry, info in zip(kept, await self._describe(bucket, kept), strict=True):
             parsed = parse_archive_key(entry.key)
-            if parsed is not None and parsed.call_id in held:
-                continue
-            info = None
-            if entry.data_version is not None and parsed is not None:
-                info = await self.s3.run(
-                    f"reading {entry.key}", inventory.describe, bucket, entry.key, entry.data_version
-                )
             if info is None or parsed is None:
                 leftovers.extend((entry.key, v) for v in entry.versions)
                 continue

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from callvault.clock import Clock, SystemClock
 from callvault.contract.lifecycle import DeletionReason, LifecycleBase
 from callvault.rules import evidence
-from callvault.rules.client_policy import Dated, PolicyVersion, redated, terms_ever
+from callvault.rules.client_policy import PolicyVersion, terms_ever
 from callvault.rules.data_classes import DATA_CLASSES
 from callvault.rules.durations import CalendarDuration
 from callvault.rules.purge import Hold, StoredObject, batches, period_end, plan_pass
@@ -300,19 +300,10 @@ class Purger:
     def _redated(
         self, obj: StoredObject, info: inventory.Described, day_end: datetime, as_of: datetime
     ) -> StoredObject:
-        """The object's due date as its tags give it, brought earlier by a policy that shortened its term."""
-        history = self.policies.get(obj.tenant)
-        if not history or info.archived_at is None:
-            return obj
-        dated = redated(
-            Dated(obj.due_at, obj.policy_version),
-            obj.retention_class,
-            info.started_at or day_end,  # older objects do not say: the latest start their key allows
-            info.archived_at,
-            info.queue,
-            history,
-            self.settings.policy_defaults,
-            as_of,
+        """The object as its metadata dates it, brought earlier by a policy that shortened its term."""
+        history = self.policies.get(obj.tenant, [])
+        dated = inventory.dated_now(
+            info, obj.retention_class, day_end, history, self.settings.policy_defaults, as_of
         )
         return replace(obj, due_at=dated.due_at, policy_version=dated.policy_version)
 
@@ -375,12 +366,7 @@ class Purger:
         subjects = tuple(sorted({*obj.subjects, *info.subjects}))
         parsed = parse_archive_key(obj.key)
         assert parsed is not None, "only archived keys are planned"
-        renewed = self._redated(
-            replace(obj, due_at=info.due_at, policy_version=info.policy_version),
-            info,
-            period_end(parsed.day),
-            as_of,
-        )
+        renewed = self._redated(obj, info, period_end(parsed.day), as_of)
         if renewed.due_at > obj.due_at:  # a due date only ever moves earlier
             renewed = replace(renewed, due_at=obj.due_at, policy_version=obj.policy_version)
         return replace(
