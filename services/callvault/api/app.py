@@ -46,7 +46,8 @@ from callvault.observability.metrics import CONTENT_TYPE_LATEST, exposition
 from callvault.rules.access import Answer, Grant, Verdict, Want, decide
 from callvault.rules.call_ref import call_ref
 from callvault.rules.call_state import Outcome
-from callvault.rules.client_policy import allowed_sites_at
+from callvault.rules.client_policy import allowed_sites_at, terms_ever
+from callvault.rules.durations import add_duration
 from callvault.rules.evidence import access_refused, recording_accessed
 from callvault.rules.retention import RetentionClass
 from callvault.rules.sites import site_refusal
@@ -262,10 +263,12 @@ AddressDep = Annotated[CallAddress, Depends(call_address)]
 PurposeDep = Annotated[str, Depends(purpose_of)]
 
 
-def _day_erased(svc: Services, day: date, now: datetime) -> bool:
-    """Whether even the day's last call is past its metadata retention."""
+async def _day_erased(svc: Services, tenant: str, day: date, now: datetime) -> bool:
+    """Whether even the day's last call is past the longest metadata term the tenant's policies give."""
     latest_start = datetime.combine(day + timedelta(days=1), time(), UTC)
-    return svc.settings.retention.expires_at(RetentionClass.METADATA, latest_start) <= now
+    history = (await svc.reader.policies()).get(tenant, [])
+    terms = terms_ever(RetentionClass.METADATA, history, svc.settings.policy_defaults)
+    return all(add_duration(latest_start, term, svc.settings.zone) <= now for term in terms)
 
 
 async def check_site(
@@ -299,7 +302,9 @@ async def _open_call(
     facts = None
     if doc is not None:
         facts = views.facts(doc, await svc.reader.restricted(tenant))
-    verdict = decide(grant, want, tenant, call_id, facts, now, day_erased=_day_erased(svc, day, now))
+    verdict = decide(
+        grant, want, tenant, call_id, facts, now, day_erased=await _day_erased(svc, tenant, day, now)
+    )
     if not verdict.allowed:
         raise _refuse(verdict)
     assert doc is not None
