@@ -92,6 +92,13 @@ class Settings(BaseSettings):
         description="dev or prod, for people and logs; dev secrets are refused off loopback whatever it says",
     )
     partitions: int = Field(4, ge=1, description="partitions of the topics callvault creates")
+    replication_factor: int = Field(
+        1,
+        ge=1,
+        le=7,
+        description="replicas of every topic callvault or faust creates (its own, the changelog, the "
+        "leader topic); 1 suits the embedded broker, a real cluster wants 3",
+    )
     app_id: str = Field("callvault-worker", description="consumer group of the worker")
     max_event_bytes: int = Field(64 * 1024, ge=1024)
     source_retries: int = Field(3, ge=0, description="checks of a missing source before rejecting")

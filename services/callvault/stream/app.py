@@ -82,6 +82,8 @@ class Worker:
             store="memory://",
             datadir=str(Path(tempfile.gettempdir()) / f"callvault-{settings.app_id}"),
             topic_partitions=settings.partitions,
+            # The changelog, the leader topic and any topic faust declares: as many replicas as callvault's.
+            topic_replication_factor=settings.replication_factor,
             topic_allow_declare=True,
             consumer_auto_offset_reset="earliest",
             broker_session_timeout=settings.broker_session_timeout_s,

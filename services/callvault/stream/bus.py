@@ -58,9 +58,10 @@ async def ensure_topics(
         await admin.close()
 
 
-async def ensure_callvault_topics(settings: Settings, replication: int = 1) -> list[str]:
+async def ensure_callvault_topics(settings: Settings) -> list[str]:
+    """callvault's topics, created with `CALLVAULT_PARTITIONS` and `CALLVAULT_REPLICATION_FACTOR`."""
     return await ensure_topics(
-        settings.kafka_bootstrap, settings.all_topics(), settings.partitions, replication
+        settings.kafka_bootstrap, settings.all_topics(), settings.partitions, settings.replication_factor
     )
 
 
