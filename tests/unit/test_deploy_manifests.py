@@ -1,0 +1,155 @@
+"""The Kubernetes manifests, checked without a cluster (issue 19, item 4).
+
+Every resource is validated against the Kubernetes schemas that
+`kubernetes-validate` ships, and KafkaTopics against Strimzi's CRD schema
+(vendored in `deploy/schemas/`). Then what a schema cannot say: the pods pass
+Pod Security "restricted", probes have timeouts and the long-running
+containers a startupProbe, every namespaced resource names its namespace, the
+Strimzi names agree (cluster label, bootstrap Service, the Topic Operator's
+namespace), no Secret is applied from the repository, the image tag is the
+package's version, and every CALLVAULT_* name is a setting callvault reads.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from callvault.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy" / "k8s"
+KUBERNETES = "1.30.0"
+STRIMZI = json.loads((ROOT / "deploy" / "schemas" / "strimzi-kafkatopic-v1beta2.schema.json").read_text())
+CLUSTER_SCOPED = {"Namespace"}
+
+
+def _documents() -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for path in sorted(K8S.rglob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc:
+                found.append((str(path.relative_to(ROOT)), doc))
+    return found
+
+
+DOCS = _documents()
+IDS = [f"{path}:{doc['kind']}/{doc['metadata']['name']}" for path, doc in DOCS]
+
+
+def _pod_specs() -> list[tuple[str, dict[str, Any]]]:
+    specs = []
+    for (_path, doc), ident in zip(DOCS, IDS, strict=True):
+        if doc["kind"] in {"Deployment", "Job", "StatefulSet", "DaemonSet"}:
+            specs.append((ident, doc["spec"]["template"]["spec"]))
+    return specs
+
+
+@pytest.mark.parametrize(("path", "doc"), DOCS, ids=IDS)
+def test_every_resource_is_valid_against_its_schema(path: str, doc: dict[str, Any]) -> None:
+    if doc["kind"] == "KafkaTopic":
+        jsonschema.validate(doc, STRIMZI)
+    else:
+        kubernetes_validate.validate(doc, KUBERNETES, strict=True)
+
+
+@pytest.mark.parametrize(("path", "doc"), DOCS, ids=IDS)
+def test_every_namespaced_resource_names_its_namespace(path: str, doc: dict[str, Any]) -> None:
+    if doc["kind"] not in CLUSTER_SCOPED:
+        assert doc["metadata"].get("namespace"), f"{path}: {doc['kind']} lands wherever kubectl points"
+
+
+@pytest.mark.parametrize(("ident", "pod"), _pod_specs(), ids=[i for i, _ in _pod_specs()])
+def test_pods_pass_pod_security_restricted(ident: str, pod: dict[str, Any]) -> None:
+    context = pod.get("securityContext", {})
+    assert context.get("runAsNonRoot") is True, "runAsNonRoot"
+    assert not pod.get("hostNetwork") and not pod.get("hostPID") and not pod.get("hostIPC")
+    assert not [v for v in pod.get("volumes", []) if "hostPath" in v], "hostPath volumes"
+    for container in pod["containers"] + pod.get("initContainers", []):
+        own = container.get("securityContext", {})
+        seccomp = own.get("seccompProfile", context.get("seccompProfile", {})).get("type")
+        assert seccomp in {"RuntimeDefault", "Localhost"}, f"{container['name']}: seccompProfile"
+        assert own.get("allowPrivilegeEscalation") is False, f"{container['name']}: allowPrivilegeEscalation"
+        assert own.get("capabilities", {}).get("drop") == ["ALL"], f"{container['name']}: capabilities.drop"
+        assert not own.get("privileged"), f"{container['name']}: privileged"
+        assert own.get("readOnlyRootFilesystem") is True, f"{container['name']}: readOnlyRootFilesystem"
+        assert "resources" in container and container["resources"].get("requests"), (
+            f"{container['name']}: resources"
+        )
+
+
+@pytest.mark.parametrize(("ident", "pod"), _pod_specs(), ids=[i for i, _ in _pod_specs()])
+def test_probes_wait_long_enough_and_long_running_pods_have_a_startup_probe(
+    ident: str, pod: dict[str, Any]
+) -> None:
+    for container in pod["containers"]:
+        probes = {k: v for k, v in container.items() if k.endswith("Probe")}
+        for name, probe in probes.items():
+            # The worker's /readyz may wait 3 s for S3; the API's makes two HEADs through a retrying runner.
+            assert probe.get("timeoutSeconds", 1) >= 5, f"{container['name']}: {name} times out in 1 s"
+        if pod.get("restartPolicy", "Always") == "Always":
+            assert "startupProbe" in probes, f"{container['name']}: no startupProbe"
+
+
+def test_the_storage_init_job_can_run_again_each_release() -> None:
+    (job,) = [doc for _, doc in DOCS if doc["kind"] == "Job"]
+    assert job["spec"].get("ttlSecondsAfterFinished"), (
+        "a finished Job stays, and its pod template is immutable"
+    )
+    version = _package_version().replace(".", "-")
+    assert job["metadata"]["name"].endswith(version), "a Job named for the release: a new one each release"
+
+
+def test_no_secret_is_applied_from_the_repository() -> None:
+    assert not [doc for _, doc in DOCS if doc["kind"] == "Secret"], (
+        "placeholders would overwrite the real one"
+    )
+
+
+def test_the_strimzi_names_agree() -> None:
+    topics = [doc for _, doc in DOCS if doc["kind"] == "KafkaTopic"]
+    clusters = {t["metadata"]["labels"]["strimzi.io/cluster"] for t in topics}
+    namespaces = {t["metadata"]["namespace"] for t in topics}
+    assert len(clusters) == 1 and len(namespaces) == 1
+    (config,) = [
+        doc for _, doc in DOCS if doc["kind"] == "ConfigMap" and doc["metadata"]["name"] == "callvault"
+    ]
+    host = config["data"]["CALLVAULT_KAFKA_BOOTSTRAP"].split(":")[0]
+    assert host.startswith(f"{clusters.pop()}-kafka-bootstrap.{namespaces.pop()}"), host
+    prefix = config["data"]["CALLVAULT_TOPIC_PREFIX"]
+    partitions = int(config["data"]["CALLVAULT_PARTITIONS"])
+    declared = {t["metadata"]["name"] for t in topics}
+    settings = Settings(topic_prefix=prefix)
+    assert set(settings.all_topics()) <= declared
+    assert all(
+        t["spec"]["partitions"] == partitions
+        for t in topics
+        if not t["metadata"]["name"].endswith("__leader")
+    )
+    assert all(t["spec"]["replicas"] == int(config["data"]["CALLVAULT_REPLICATION_FACTOR"]) for t in topics)
+
+
+def _package_version() -> str:
+    return str(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"])
+
+
+def test_images_are_the_packages_version() -> None:
+    images = {c["image"] for _, pod in _pod_specs() for c in pod["containers"]}
+    assert images == {f"ghcr.io/your-org/callvault:{_package_version()}"}, images
+
+
+def test_every_callvault_variable_in_the_deploy_files_is_a_setting() -> None:
+    known = {f"CALLVAULT_{name.upper()}" for name in Settings.model_fields}
+    known |= {"CALLVAULT_RETURN_ENDPOINT", "CALLVAULT_RETURN_ACCESS_KEY", "CALLVAULT_RETURN_SECRET_KEY",
+              "CALLVAULT_RETURN_REGION"}  # fmt: skip
+    files = [*K8S.rglob("*.yaml"), ROOT / "docker-compose.yml", ROOT / "deploy" / "README.md"]
+    used = {name for f in files if f.exists() for name in re.findall(r"CALLVAULT_[A-Z0-9_]+", f.read_text())}
+    assert used - known == set(), f"not settings callvault reads: {sorted(used - known)}"
