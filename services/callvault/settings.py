@@ -342,6 +342,31 @@ class Settings(BaseSettings):
                 "CALLVAULT_S3_ACCESS_KEY/CALLVAULT_S3_SECRET_KEY are the dev values and the store is not on "
                 "loopback; set real keys, or unset both to use the default AWS credential chain"
             )
+        for name in (
+            "staging_bucket",
+            "recordings_bucket",
+            "metadata_bucket",
+            "audit_bucket",
+            "exports_bucket",
+        ):
+            if getattr(self, name).startswith("your-org-"):
+                problems.append(
+                    f"CALLVAULT_{name.upper()} is still the placeholder {getattr(self, name)!r}; name yours"
+                )
+        if not self.s3_endpoint:  # AWS: bucket names are global, and the defaults are anyone's
+            for name in (
+                "staging_bucket",
+                "recordings_bucket",
+                "metadata_bucket",
+                "audit_bucket",
+                "exports_bucket",
+            ):
+                default = type(self).model_fields[name].default
+                if getattr(self, name) == default:
+                    problems.append(
+                        f"CALLVAULT_{name.upper()} is the default name {default!r}, and on AWS bucket names "
+                        f"are global; name yours (such as your-org-{default})"
+                    )
         return problems
 
     def check_production_ready(self) -> None:

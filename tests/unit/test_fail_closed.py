@@ -212,3 +212,19 @@ async def test_a_body_past_the_limit_is_413_declared_or_streamed() -> None:
     status, read = await _through_guard([good], [b"x" * 600, b"x" * 600, b"x" * 600])  # chunked
     assert status == 413 and read == 1
     assert await _through_guard([good, (b"content-length", b"10")], [b"x" * 10]) == (200, 1)
+
+
+def test_the_default_bucket_names_are_refused_on_aws() -> None:
+    """On AWS bucket names are global: `callvault-recordings` is anyone's (issue 19, item 5)."""
+    aws = {**REMOTE, **STRONG, "s3_endpoint": ""}
+    with pytest.raises(
+        ValueError, match="CALLVAULT_RECORDINGS_BUCKET is the default name 'callvault-recordings'"
+    ):
+        Settings(**aws).check_production_ready()
+    named = {
+        f"{kind}_bucket": f"acme-callvault-{kind}"
+        for kind in ("staging", "recordings", "metadata", "audit", "exports")
+    }
+    Settings(**aws, **named).check_production_ready()
+    with pytest.raises(ValueError, match="is still the placeholder 'your-org-callvault-audit'"):
+        Settings(**{**REMOTE, **STRONG, "audit_bucket": "your-org-callvault-audit"}).check_production_ready()
