@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all venv browser rgw bench-tools demo dev test test-unit test-stores test-integration test-faults schemas lint bench clean
+.PHONY: all venv browser rgw bench-tools demo dev test test-unit test-stores test-integration test-faults schemas lint constraints bench clean
 
 all: venv
 
@@ -67,6 +67,11 @@ test-faults: $(STAMP)
 
 schemas: $(STAMP)
 	$(BIN)/callvault schemas write
+
+# The versions the image is built with (Dockerfile: pip install -c deploy/constraints.txt).
+constraints: $(STAMP)
+	{ echo "# Versions the image is built with (pip install -c): \`make constraints\` writes it from a venv where make test passed."; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -vi '^-e\|^callvault' | sort -f; } > deploy/constraints.txt
 
 lint: $(STAMP)
 	$(BIN)/ruff check services tests bench

@@ -7,6 +7,7 @@ YAML-level check says what an operator would look for.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -57,3 +58,22 @@ def test_docker_compose_accepts_it() -> None:
     command = [docker, "compose", "-f", str(COMPOSE), "config", "-q"]
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **env})
     assert done.returncode == 0, done.stderr
+
+
+def test_the_image_is_built_with_pinned_versions() -> None:
+    """The Dockerfile installs with the constraints `make constraints` writes (issue 19, item 10)."""
+    root = COMPOSE.parent
+    assert "pip install -c deploy/constraints.txt ." in (root / "Dockerfile").read_text()
+    pins = {
+        line.split("==")[0].lower().replace("_", "-")
+        for line in (root / "deploy" / "constraints.txt").read_text().splitlines()
+        if "==" in line
+    }
+    import tomllib
+
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    wanted = {
+        re.split(r"[<>=!~\[; ]", dep, maxsplit=1)[0].lower().replace("_", "-")
+        for dep in project["dependencies"]
+    }
+    assert wanted <= pins, f"not pinned: {sorted(wanted - pins)}"
