@@ -16,7 +16,7 @@ from tests.stack import Servers
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(600)]
 
-CALLS = volume(1000, 300)
+CALLS = volume(1000, 200)
 
 
 async def test_the_survivor_takes_over_and_nothing_is_lost(servers: Servers) -> None:
