@@ -30,7 +30,7 @@ from tests.stack import embedded_servers
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(600)]
 
-CALLS = volume(300, 120)
+CALLS = volume(300, 60)
 DOWN_S = 8.0
 
 

@@ -1,4 +1,4 @@
-"""A contract's end on the real stack: 2,000 calls of one tenant (200 in `make test`), one of them held,
+"""A contract's end on the real stack: 2,000 calls of one tenant (120 in `make test`), one of them held,
 returned to the client's bucket and erased; the offboarding SIGKILLed half-way and run again.
 
 What it must show: the return location holds exactly the tenant's data (the manifest checked against
@@ -33,7 +33,7 @@ from tests.stack import Servers
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(600)]
 
-CALLS = volume(2000, 200)
+CALLS = volume(2000, 120)
 DELETIONS = {"recording.deleted", "metadata.deleted"}
 
 

@@ -38,7 +38,7 @@ from tests.stack import Servers
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(600)]
 
-PER_PHASE = volume(60, 30)
+PER_PHASE = volume(60, 20)
 # (fault, seconds it lasts after the phase's calls are published)
 PHASES: list[tuple[Mode, float]] = [("503", 8.0), ("refuse", 6.0), ("cut", 6.0), ("delay", 6.0)]
 NO_WRITES = {"503", "refuse"}  # faults under which no write can reach the store

@@ -29,8 +29,8 @@ pytestmark = pytest.mark.integration
 # The wiring's share: the worker's partitions keep moving and nothing leaks to a topic.
 # The 10,000-event run of the same mix goes through the same processor in memory
 # (tests/unit/test_hostile_stream_in_memory.py).
-TOTAL_EVENTS = 1_500
-GOOD_CALLS = 125  # four events each; the rest are bad, of every kind
+TOTAL_EVENTS = 1_000
+GOOD_CALLS = 100  # four events each; the rest are bad, of every kind
 
 
 async def _all_records(settings: Settings, topic: str) -> list[bytes]:

@@ -40,6 +40,7 @@ class AccessLog:
         self._retry_cap = retry_cap_s
         self._producer: AIOKafkaProducer | None = None
         self._connecting: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
 
     async def start(self) -> None:
         """Begin connecting to the broker; returns at once (see the module's docstring)."""
@@ -67,6 +68,7 @@ class AccessLog:
                 pause = min(pause * 2, self._retry_cap)
                 continue
             self._producer = producer
+            self._connected.set()
             log.info("connected to the broker at %s", self._settings.kafka_bootstrap)
             return
 
@@ -79,9 +81,16 @@ class AccessLog:
             await self._producer.stop()
 
     async def record(self, event: ContractModel) -> None:
-        """Write one access event (a call's, an export's) and wait until the broker has it."""
+        """Write one access event (a call's, an export's) and wait until the broker has it.
+
+        Just after start (the command line's case) the connection may be moments away: it is
+        waited for as long as a send would be, then refused."""
         if self._producer is None:
-            raise AccessNotLogged(NOT_CONNECTED)
+            try:
+                await asyncio.wait_for(self._connected.wait(), self._timeout)
+            except TimeoutError:
+                raise AccessNotLogged(NOT_CONNECTED) from None
+        assert self._producer is not None
         try:
             await asyncio.wait_for(send_lifecycle(self._producer, self._settings, [event]), self._timeout)
         except (TimeoutError, KafkaError) as exc:

@@ -127,7 +127,7 @@ class Offboarding:
             await self._return(tenant, record, destination, return_to or "", outcome)
             record = record.model_copy(update={"returned": True})
             await self.s3.run("recording the return", tenants.put_record, self.meta, record)
-        if erase:
+        if record.erase:  # asked now, or by the run this one finishes
             await self._erase(tenant, record, outcome)
         done = record.model_copy(update={"status": "offboarded"})
         await self.s3.run("recording the offboarding", tenants.put_record, self.meta, done)
