@@ -97,12 +97,13 @@ class AudioLinkOut(BaseModel):
     access_event_id: str
 
 
-async def _site_reads(svc: Services, grant: Grant, tenant: str) -> bool:
+async def _site_refusal(svc: Services, grant: Grant, tenant: str) -> str | None:
+    """Why the reader's site may not read this tenant now; None when it may (or sites are not declared)."""
     sites = svc.settings.site_countries
     if not sites:
-        return True
+        return None
     allowed = allowed_sites_at((await svc.reader.policies()).get(tenant, []), svc.clock.now())
-    return site_refusal(grant.site, sites, tenant, allowed) is None
+    return site_refusal(grant.site, sites, tenant, allowed)
 
 
 def _refuse(verdict: Verdict) -> Refused:
@@ -275,16 +276,13 @@ async def check_site(
     svc: Services, request: Request, grant: Grant, tenant: str, call_id: str | None, what: str
 ) -> None:
     """Refuse (403, with a `recording.access_refused` event) a read from a site the tenant has not allowed."""
-    sites = svc.settings.site_countries
-    if not sites:
-        return
-    now = svc.clock.now()
-    allowed = allowed_sites_at((await svc.reader.policies()).get(tenant, []), now)
-    reason = site_refusal(grant.site, sites, tenant, allowed)
+    reason = await _site_refusal(svc, grant, tenant)
     if reason is None:
         return
-    country = sites.get(grant.site or "")
-    refusal = access_refused(grant, tenant, call_id, what, reason, request.state.request_id, now, country)
+    country = svc.settings.site_countries.get(grant.site or "")
+    refusal = access_refused(
+        grant, tenant, call_id, what, reason, request.state.request_id, svc.clock.now(), country
+    )
     await svc.access.record(refusal)
     raise Refused(403, reason)
 
@@ -419,7 +417,9 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
             tenants = [tenant]
         else:  # every tenant of the token that the reader's site may read
             tenants = [
-                t for t in await svc.reader.tenants() if grant.sees(t) and await _site_reads(svc, grant, t)
+                t
+                for t in await svc.reader.tenants()
+                if grant.sees(t) and await _site_refusal(svc, grant, t) is None
             ]
         query = search.SearchQuery(tuple(tenants), first, last, agent, outcome, call_id, limit, after)
         return await _run_search(svc, query, now)

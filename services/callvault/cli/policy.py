@@ -9,7 +9,7 @@ the others read what is stored. Durations are ISO 8601 (`P7D`, `P3M`), within
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import typer
@@ -28,7 +28,7 @@ from callvault.settings import Settings
 from callvault.storage import policies
 from callvault.storage.client import make_s3_client
 from callvault.storage.errors import describe
-from callvault.stream.bus import make_producer, send_lifecycle
+from callvault.stream.bus import lifecycle_emitter
 from callvault.stream.policy_changes import change_policy, change_site
 
 app = typer.Typer(
@@ -39,17 +39,8 @@ app = typer.Typer(
 async def _with_producer(
     settings: Settings, change: Callable[..., Awaitable[PolicyVersion]], *args: Any, **how: Any
 ) -> PolicyVersion:
-    producer = make_producer(settings.kafka_bootstrap)
-    await producer.start()
-
-    async def emit(events: Sequence[Any]) -> None:
-        await send_lifecycle(producer, settings, events)
-
-    try:
-        s3 = make_s3_client(settings, attempts=2)
-        return await change(s3, settings, emit, *args, **how)
-    finally:
-        await producer.stop()
+    async with lifecycle_emitter(settings) as emit:
+        return await change(make_s3_client(settings, attempts=2), settings, emit, *args, **how)
 
 
 def _run(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Sequence
 from typing import Any
 
 import typer
@@ -25,7 +24,7 @@ from callvault.clock import SystemClock
 from callvault.settings import Settings
 from callvault.storage.client import make_return_s3_client, make_s3_client
 from callvault.storage.errors import StorageFault, describe
-from callvault.stream.bus import make_producer, send_lifecycle
+from callvault.stream.bus import lifecycle_emitter
 from callvault.stream.offboarding import Offboarding, OffboardingRefused, Outcome, enable
 from callvault.stream.offloop import S3Runner
 
@@ -58,28 +57,22 @@ def _return_client(
 
 
 async def _offboard(settings: Settings, console: Console, dest: Any, **how: Any) -> Outcome:
-    producer = make_producer(settings.kafka_bootstrap)
-    await producer.start()
-
-    async def emit(events: Sequence[Any]) -> None:
-        await send_lifecycle(producer, settings, events)
-
     runner = _runner(settings)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
-        with Progress(*columns, console=console) as progress:
-            tasks: dict[str, Any] = {}
+        async with lifecycle_emitter(settings) as emit:
+            with Progress(*columns, console=console) as progress:
+                tasks: dict[str, Any] = {}
 
-            def step(name: str, done: int, total: int) -> None:
-                if name not in tasks:
-                    tasks[name] = progress.add_task(name, total=total)
-                progress.update(tasks[name], completed=done, total=total)
+                def step(name: str, done: int, total: int) -> None:
+                    if name not in tasks:
+                        tasks[name] = progress.add_task(name, total=total)
+                    progress.update(tasks[name], completed=done, total=total)
 
-            job = Offboarding(settings, runner, emit, SystemClock(), dest=dest, progress=step)
-            return await job.run(**how)
+                job = Offboarding(settings, runner, emit, SystemClock(), dest=dest, progress=step)
+                return await job.run(**how)
     finally:
         runner.close()
-        await producer.stop()
 
 
 @app.command("offboard")
@@ -153,18 +146,12 @@ def enable_tenant(
     settings = load_settings()
 
     async def run() -> None:
-        producer = make_producer(settings.kafka_bootstrap)
-        await producer.start()
         runner = _runner(settings)
-
-        async def emit(events: Sequence[Any]) -> None:
-            await send_lifecycle(producer, settings, events)
-
         try:
-            await enable(runner, settings, emit, SystemClock(), tenant, requester(), reason)
+            async with lifecycle_emitter(settings) as emit:
+                await enable(runner, settings, emit, SystemClock(), tenant, requester(), reason)
         finally:
             runner.close()
-            await producer.stop()
 
     try:
         asyncio.run(run())

@@ -14,11 +14,9 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -37,7 +35,7 @@ from callvault.settings import Settings
 from callvault.simulation.plan import SimulatedCall, TrafficOptions
 from callvault.storage.bootstrap import init_storage
 from callvault.storage.client import make_s3_client
-from callvault.stream.bus import ensure_callvault_topics, make_producer, send_lifecycle
+from callvault.stream.bus import ensure_callvault_topics, lifecycle_emitter, make_producer
 from callvault.stream.command_client import submit_command
 from callvault.stream.policy_changes import change_policy
 from callvault.stream.purger import standalone_pass
@@ -119,20 +117,12 @@ SHORT_TERM_TENANT = "globex"
 
 
 async def _client_policy(settings: Settings) -> RetentionPolicy:
-    producer = make_producer(settings.kafka_bootstrap)
-    await producer.start()
-
-    async def emit(events: Sequence[Any]) -> None:
-        await send_lifecycle(producer, settings, events)
-
-    try:
+    async with lifecycle_emitter(settings) as emit:
         version = await change_policy(
             make_s3_client(settings), settings, emit, SHORT_TERM_TENANT, Scope(terms={"recording": "P7D"}),
             queue=None, changed_by="callvault demo", reason="demo: the client contract says 7 days",
             now=SystemClock().now(),
         )  # fmt: skip
-    finally:
-        await producer.stop()
     return terms_at([version], None, version.effective_at, settings.policy_defaults).retention
 
 

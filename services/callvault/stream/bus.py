@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -63,6 +64,21 @@ async def ensure_callvault_topics(settings: Settings) -> list[str]:
     return await ensure_topics(
         settings.kafka_bootstrap, settings.all_topics(), settings.partitions, settings.replication_factor
     )
+
+
+@contextlib.asynccontextmanager
+async def lifecycle_emitter(settings: Settings) -> AsyncIterator[Emit]:
+    """An `Emit` for a process outside the worker (the command line, the demo): its own producer."""
+    producer = make_producer(settings.kafka_bootstrap)
+    await producer.start()
+
+    async def emit(events: Sequence[Any]) -> None:
+        await send_lifecycle(producer, settings, events)
+
+    try:
+        yield emit
+    finally:
+        await producer.stop()
 
 
 def make_producer(bootstrap: str, **kwargs: Any) -> AIOKafkaProducer:

@@ -230,7 +230,8 @@ class Purger:
         """
         scan = Scan(as_of=as_of, dry_run=dry_run)
         seen: set[tuple[str, str, str]] = set()
-        await self._read_policies()
+        if dry_run:  # a pass reads them itself before it starts a listing
+            await self._read_policies()
         upcoming = [v.effective_at for h in self.policies.values() for v in h if v.effective_at > as_of]
         if upcoming:  # a change that takes effect later may bring due dates to that instant: look then
             scan.next_change = min(upcoming)
