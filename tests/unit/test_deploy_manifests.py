@@ -1,6 +1,9 @@
-"""The Kubernetes manifests, checked without a cluster (issue 19, item 4).
+"""The Kubernetes manifests, checked without a cluster (issue 19, items 2 and 4).
 
-Every resource is validated against the Kubernetes schemas that
+What an operator applies is an overlay (`kubectl apply -k deploy/k8s/overlays/prod`), so
+each overlay is rendered with `kubectl kustomize` (the machine's kubectl carries kustomize)
+and every check runs on what it renders. Without kubectl, the base's files are checked as
+they are and the rendering tests skip with a sentence. Every resource is validated against the Kubernetes schemas that
 `kubernetes-validate` ships, and KafkaTopics against Strimzi's CRD schema
 (vendored in `deploy/schemas/`). Then what a schema cannot say: the pods pass
 Pod Security "restricted", probes have timeouts and the long-running
@@ -14,6 +17,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -30,13 +35,28 @@ K8S = ROOT / "deploy" / "k8s"
 KUBERNETES = "1.30.0"
 STRIMZI = json.loads((ROOT / "deploy" / "schemas" / "strimzi-kafkatopic-v1beta2.schema.json").read_text())
 CLUSTER_SCOPED = {"Namespace"}
+KUBECTL = shutil.which("kubectl")
+OVERLAYS = ("overlays/prod", "overlays/dev")
+NO_KUBECTL = "no kubectl on this machine: the overlays cannot be rendered, the base's files are checked as they are"
+
+
+def _render(layout: str) -> list[dict[str, Any]]:
+    assert KUBECTL is not None
+    done = subprocess.run(
+        [KUBECTL, "kustomize", str(K8S / layout)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, f"kubectl kustomize {layout}: {done.stderr.strip()}"
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
 
 
 def _documents() -> list[tuple[str, dict[str, Any]]]:
+    """What each overlay renders, or the base's files where kubectl is missing."""
+    if KUBECTL:
+        return [(layout, doc) for layout in OVERLAYS for doc in _render(layout)]
     found = []
-    for path in sorted(K8S.rglob("*.yaml")):
+    for path in sorted((K8S / "base").glob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
-            if doc:
+            if doc and doc.get("kind") != "Kustomization":
                 found.append((str(path.relative_to(ROOT)), doc))
     return found
 
@@ -100,7 +120,11 @@ def test_probes_wait_long_enough_and_long_running_pods_have_a_startup_probe(
 
 
 def test_the_storage_init_job_can_run_again_each_release() -> None:
-    (job,) = [doc for _, doc in DOCS if doc["kind"] == "Job"]
+    for _, job in [(p, doc) for p, doc in DOCS if doc["kind"] == "Job"]:
+        _check_init_job(job)
+
+
+def _check_init_job(job: dict[str, Any]) -> None:
     assert job["spec"].get("ttlSecondsAfterFinished"), (
         "a finished Job stays, and its pod template is immutable"
     )
@@ -114,13 +138,15 @@ def test_no_secret_is_applied_from_the_repository() -> None:
     )
 
 
-def test_the_strimzi_names_agree() -> None:
-    topics = [doc for _, doc in DOCS if doc["kind"] == "KafkaTopic"]
+@pytest.mark.parametrize("layout", sorted({p for p, _ in DOCS}))
+def test_the_strimzi_names_agree(layout: str) -> None:
+    mine = [doc for p, doc in DOCS if p == layout or not KUBECTL]
+    topics = [doc for doc in mine if doc["kind"] == "KafkaTopic"]
     clusters = {t["metadata"]["labels"]["strimzi.io/cluster"] for t in topics}
     namespaces = {t["metadata"]["namespace"] for t in topics}
     assert len(clusters) == 1 and len(namespaces) == 1
     (config,) = [
-        doc for _, doc in DOCS if doc["kind"] == "ConfigMap" and doc["metadata"]["name"] == "callvault"
+        doc for doc in mine if doc["kind"] == "ConfigMap" and doc["metadata"]["name"] == "callvault"
     ]
     host = config["data"]["CALLVAULT_KAFKA_BOOTSTRAP"].split(":")[0]
     assert host.startswith(f"{clusters.pop()}-kafka-bootstrap.{namespaces.pop()}"), host
@@ -153,3 +179,33 @@ def test_every_callvault_variable_in_the_deploy_files_is_a_setting() -> None:
     files = [*K8S.rglob("*.yaml"), ROOT / "docker-compose.yml", ROOT / "deploy" / "README.md"]
     used = {name for f in files if f.exists() for name in re.findall(r"CALLVAULT_[A-Z0-9_]+", f.read_text())}
     assert used - known == set(), f"not settings callvault reads: {sorted(used - known)}"
+
+
+@pytest.mark.skipif(KUBECTL is None, reason=NO_KUBECTL)
+def test_each_overlay_renders_the_whole_set_and_keeps_the_topics_with_strimzi() -> None:
+    base = {(d["kind"], d["metadata"]["name"]) for d in _render("base")}
+    for layout in OVERLAYS:
+        rendered = _render(layout)
+        assert base <= {(d["kind"], d["metadata"]["name"]) for d in rendered}, layout
+        # An overlay's `namespace:` would move the KafkaTopics away from the Topic Operator.
+        assert {d["metadata"]["namespace"] for d in rendered if d["kind"] == "KafkaTopic"} == {"kafka"}
+        assert {d["metadata"].get("namespace") for d in rendered if d["kind"] != "KafkaTopic"} <= {
+            "callvault",
+            None,
+        }
+
+
+@pytest.mark.skipif(KUBECTL is None, reason=NO_KUBECTL)
+def test_the_dev_overlay_asks_one_replica_of_everything_and_prod_three() -> None:
+    prod = {(d["kind"], d["metadata"]["name"]): d for d in _render("overlays/prod")}
+    dev = {(d["kind"], d["metadata"]["name"]): d for d in _render("overlays/dev")}
+    assert prod["ConfigMap", "callvault"]["data"]["CALLVAULT_REPLICATION_FACTOR"] == "3"
+    assert dev["ConfigMap", "callvault"]["data"]["CALLVAULT_REPLICATION_FACTOR"] == "1"
+    assert {d["spec"]["replicas"] for k, d in dev.items() if k[0] in {"KafkaTopic", "Deployment"}} == {1}
+    assert ("PodDisruptionBudget", "callvault-worker") in prod
+
+
+def test_the_kustomizations_tag_the_image_with_the_packages_version() -> None:
+    for path in sorted(K8S.rglob("kustomization.yaml")):
+        for image in yaml.safe_load(path.read_text()).get("images", []):
+            assert image["newTag"] == _package_version(), path
