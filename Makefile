@@ -85,7 +85,7 @@ bench-tools:
 	  else echo "no wrk: bench/api.py falls back to Python clients"; fi; }
 
 # Every benchmark in turn (12 min 47 s on 2 cores, measured), then bench/results.json
-# and the README's table from their figures. Run it on an otherwise idle machine.
+# and the table in docs/benchmarks.md from their figures. Run it on an otherwise idle machine.
 bench: $(STAMP) bench-tools
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/purge.py

@@ -1,9 +1,9 @@
-"""Gather every benchmark's last figures into bench/results.json and the README's table.
+"""Gather every benchmark's last figures into bench/results.json and the benchmarks guide's table.
 
 Each script in bench/ writes bench/out/{name}.json; this reads them all, writes
-one bench/results.json, prints the summary table (Markdown) and puts it in the
-README between its `bench-table` markers, so the README shows what the last
-`make bench` measured, on which machine.
+one bench/results.json, prints the summary table (Markdown) and puts it in
+docs/benchmarks.md between its `bench-table` markers, so the guide shows what
+the last `make bench` measured, on which machine.
 
     .venv/bin/python bench/results.py [--no-readme]
 """
@@ -18,7 +18,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
 RESULTS = ROOT / "bench" / "results.json"
-README = ROOT / "README.md"
+README = ROOT / "docs" / "benchmarks.md"
 START, END = "<!-- bench-table:start -->", "<!-- bench-table:end -->"
 
 
@@ -111,7 +111,11 @@ def main() -> None:
     text = table(results)
     print(text)
     if not args.no_readme:
-        print("README updated" if put_in_readme(text) else "README has no bench-table markers: not updated")
+        print(
+            "docs/benchmarks.md updated"
+            if put_in_readme(text)
+            else "docs/benchmarks.md has no bench-table markers: not updated"
+        )
 
 
 if __name__ == "__main__":

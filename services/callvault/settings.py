@@ -129,7 +129,7 @@ class Settings(BaseSettings):
         30.0, gt=0, description="age before a journaled deletion counts as interrupted and is finished"
     )
     audit_retention: IsoDuration = Field(
-        "P5Y", description="object-lock retention of each audit segment (see the README)"
+        "P5Y", description="object-lock retention of each audit segment (see docs/auditors.md)"
     )
     audit_segment_records: int = Field(5000, ge=1, description="most lifecycle records in one segment")
     audit_flush_s: float = Field(30.0, gt=0, description="longest a lifecycle record waits for its segment")

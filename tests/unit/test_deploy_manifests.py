@@ -3,8 +3,8 @@
 What an operator applies is an overlay (`kubectl apply -k deploy/k8s/overlays/prod`), so
 each overlay is rendered with `kubectl kustomize` (the machine's kubectl carries kustomize)
 and every check runs on what it renders. Without kubectl, the base's files are checked as
-they are and the rendering tests skip with a sentence. Every resource is validated against the Kubernetes schemas that
-`kubernetes-validate` ships, and KafkaTopics against Strimzi's CRD schema
+they are and the rendering tests skip with a sentence. Every resource is validated against
+the Kubernetes schemas that `kubernetes-validate` ships, and KafkaTopics against Strimzi's CRD schema
 (vendored in `deploy/schemas/`). Then what a schema cannot say: the pods pass
 Pod Security "restricted", probes have timeouts and the long-running
 containers a startupProbe, every namespaced resource names its namespace, the
@@ -37,7 +37,9 @@ STRIMZI = json.loads((ROOT / "deploy" / "schemas" / "strimzi-kafkatopic-v1beta2.
 CLUSTER_SCOPED = {"Namespace"}
 KUBECTL = shutil.which("kubectl")
 OVERLAYS = ("overlays/prod", "overlays/dev")
-NO_KUBECTL = "no kubectl on this machine: the overlays cannot be rendered, the base's files are checked as they are"
+NO_KUBECTL = (
+    "no kubectl on this machine: the overlays cannot be rendered, the base's files are checked as they are"
+)
 
 
 def _render(layout: str) -> list[dict[str, Any]]:
@@ -145,9 +147,7 @@ def test_the_strimzi_names_agree(layout: str) -> None:
     clusters = {t["metadata"]["labels"]["strimzi.io/cluster"] for t in topics}
     namespaces = {t["metadata"]["namespace"] for t in topics}
     assert len(clusters) == 1 and len(namespaces) == 1
-    (config,) = [
-        doc for doc in mine if doc["kind"] == "ConfigMap" and doc["metadata"]["name"] == "callvault"
-    ]
+    (config,) = [doc for doc in mine if doc["kind"] == "ConfigMap" and doc["metadata"]["name"] == "callvault"]
     host = config["data"]["CALLVAULT_KAFKA_BOOTSTRAP"].split(":")[0]
     assert host.startswith(f"{clusters.pop()}-kafka-bootstrap.{namespaces.pop()}"), host
     prefix = config["data"]["CALLVAULT_TOPIC_PREFIX"]
@@ -176,7 +176,7 @@ def test_every_callvault_variable_in_the_deploy_files_is_a_setting() -> None:
     known = {f"CALLVAULT_{name.upper()}" for name in Settings.model_fields}
     known |= {"CALLVAULT_RETURN_ENDPOINT", "CALLVAULT_RETURN_ACCESS_KEY", "CALLVAULT_RETURN_SECRET_KEY",
               "CALLVAULT_RETURN_REGION"}  # fmt: skip
-    files = [*K8S.rglob("*.yaml"), ROOT / "docker-compose.yml", ROOT / "deploy" / "README.md"]
+    files = [*K8S.rglob("*.yaml"), ROOT / "docker-compose.yml", ROOT / "docs" / "operators.md"]
     used = {name for f in files if f.exists() for name in re.findall(r"CALLVAULT_[A-Z0-9_]+", f.read_text())}
     assert used - known == set(), f"not settings callvault reads: {sorted(used - known)}"
 
