@@ -69,7 +69,11 @@ def make_settings(servers: Servers, tag: str, **overrides: object) -> Settings:
     values.update(overrides)
     settings = Settings(**values)  # type: ignore[arg-type]
     if not settings.on_loopback:  # servers from CALLVAULT_TEST_*: callvault refuses dev secrets there
-        generated = {"pseudonym_key": secrets.token_hex(32), "api_token_secret": secrets.token_hex(32)}
+        generated = {
+            "pseudonym_key": secrets.token_hex(32),
+            "api_token_secret": secrets.token_hex(32),
+            "audit_signing_key": secrets.token_hex(32),
+        }
         settings = Settings(**{**values, **generated, **overrides})  # type: ignore[arg-type]
     return settings
 

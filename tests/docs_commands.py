@@ -47,7 +47,8 @@ ELSEWHERE = {
     "with `kubectl kustomize` and checks what it renders; no cluster here to apply it to",
     "kubectl apply -k deploy/k8s/overlays/dev": "tests/unit/test_deploy_manifests.py, as for prod",
     "kubectl create secret generic callvault -n callvault --from-literal=CALLVAULT_PSEUDONYM_KEY=… "
-    "--from-literal=CALLVAULT_API_TOKEN_SECRET=…": "needs a cluster; tests/unit/test_deploy_manifests.py "
+    "--from-literal=CALLVAULT_API_TOKEN_SECRET=… "
+    "--from-literal=CALLVAULT_AUDIT_SIGNING_KEY=…": "needs a cluster; tests/unit/test_deploy_manifests.py "
     "checks that the pods read the Secret `callvault` and that both names are settings",
     "docker compose up --build": "tests/unit/test_compose.py checks the file (`docker compose config` where "
     "the plugin exists); no Docker engine here to run it",

@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from callvault.observability.logs import LogFormat
+from callvault.rules.audit_checkpoint import private_key, public_hex
 from callvault.rules.client_policy import Bounds, Defaults
 from callvault.rules.data_classes import DATA_CLASSES
 from callvault.rules.durations import CalendarDuration
@@ -21,6 +22,8 @@ from callvault.rules.sites import parse_sites
 
 DEV_PSEUDONYM_KEY = "callvault-dev-only-pseudonym-key-do-not-use-in-production"
 DEV_API_TOKEN_SECRET = "callvault-dev-only-api-token-secret-do-not-use-in-production"
+# An Ed25519 seed everyone can read in this file: checkpoints it signs prove nothing off loopback.
+DEV_AUDIT_SIGNING_KEY = "ca11ba11" * 8
 DEV_S3_ACCESS_KEY = "callvault-dev"
 DEV_S3_SECRET_KEY = "callvault-dev-secret"
 EMBEDDED_KAFKA = "127.0.0.1:19092"
@@ -131,6 +134,19 @@ class Settings(BaseSettings):
     audit_retention: IsoDuration = Field(
         "P5Y", description="object-lock retention of each audit segment (see docs/auditors.md)"
     )
+    audit_signing_key: SecretStr = Field(
+        SecretStr(DEV_AUDIT_SIGNING_KEY),
+        description="Ed25519 seed (32 bytes, hex or base64) signing audit checkpoints; required outside dev",
+    )
+    audit_previous_signing_key: SecretStr | None = Field(
+        None,
+        description="while rotating: the key that signed the last checkpoint, which signs the hand-over",
+    )
+    audit_public_key: str | None = Field(
+        None,
+        description="hex of the Ed25519 public key an auditor trusts; default the signing key's public half",
+    )
+    audit_checkpoint_s: float = Field(3600.0, gt=0, description="how often the leader signs a checkpoint")
     audit_segment_records: int = Field(5000, ge=1, description="most lifecycle records in one segment")
     audit_flush_s: float = Field(30.0, gt=0, description="longest a lifecycle record waits for its segment")
     stop_wait_s: float = Field(
@@ -293,6 +309,18 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 32 bytes: it is an HS256 key (RFC 7518, section 3.2)")
         return value
 
+    @field_validator("audit_signing_key", "audit_previous_signing_key")
+    @classmethod
+    def _ed25519_seed(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            private_key(value.get_secret_value())  # raises with the sentence
+        return value
+
+    @property
+    def trusted_audit_key(self) -> str:
+        """The public key checkpoints are checked against: the auditor's, else the signing key's."""
+        return self.audit_public_key or public_hex(private_key(self.audit_signing_key.get_secret_value()))
+
     @field_validator("pseudonym_key")
     @classmethod
     def _key_length(cls, value: SecretStr) -> SecretStr:
@@ -329,6 +357,7 @@ class Settings(BaseSettings):
         secrets = {
             "CALLVAULT_PSEUDONYM_KEY": (self.pseudonym_key.get_secret_value(), DEV_PSEUDONYM_KEY),
             "CALLVAULT_API_TOKEN_SECRET": (self.api_token_secret.get_secret_value(), DEV_API_TOKEN_SECRET),
+            "CALLVAULT_AUDIT_SIGNING_KEY": (self.audit_signing_key.get_secret_value(), DEV_AUDIT_SIGNING_KEY),
         }
         for name, (value, dev) in secrets.items():
             if value == dev:

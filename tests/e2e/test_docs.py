@@ -36,7 +36,10 @@ SITES = "be-machelen=BE,nl-weert=NL,ma-rabat=MA"
 
 @pytest.fixture(scope="module")
 def docs_settings(servers: Servers) -> Settings:
-    settings = make_settings(servers, "doc" + secrets.token_hex(3), sites=SITES)
+    # Segments flushed and checkpoints signed every second, so the auditors' `audit verify` has both.
+    settings = make_settings(
+        servers, "doc" + secrets.token_hex(3), sites=SITES, audit_flush_s=1.0, audit_checkpoint_s=1.0
+    )
     prepare(settings)
     return settings
 

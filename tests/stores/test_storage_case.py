@@ -26,6 +26,7 @@ from callvault.storage.audit_archive import write_segment
 from callvault.storage.bootstrap import bucket_plans, init_storage
 from callvault.storage.exports import presign
 from callvault.storage.holds import set_object_lock_hold
+from callvault.storage.inventory import delete_versions
 from callvault.storage.location import reported_location, residency_problems
 from callvault.storage.uploads import MIN_PART_BYTES, PartUpload
 from tests.stores.conftest import Store
@@ -156,6 +157,27 @@ def test_a_legal_hold_refuses_deletion_until_it_is_released(store: Store) -> Non
     assert set_object_lock_hold(store.s3, bucket, [("acme/c-1.wav", version)], False) == "off on 1 versions"
     store.s3.delete_object(Bucket=bucket, Key="acme/c-1.wav", VersionId=version)
     assert _versions(store, bucket, "acme/c-1.wav") == []
+
+
+def test_an_archived_object_refuses_a_delete_from_outside_and_callvault_still_deletes_it(
+    store: Store,
+) -> None:
+    """GOVERNANCE retention until the due date: only a delete that passes it (callvault's) goes through."""
+    until = datetime.now(UTC) + timedelta(days=2)
+    body = b"RIFF" + bytes(2048)
+    outcome = _archive(store, _staged(store, body), body, retain_until=until)
+    assert outcome.status == "archived" and outcome.object is not None
+    document = put_document(
+        store.s3, bucket=store.settings.metadata_bucket, key="acme/c-1.json", body=b"{}",
+        sha256=hashlib.sha256(b"{}").hexdigest(), tags=TAGS, retain_until=until,
+    )  # fmt: skip
+    for ref in (outcome.object, document):
+        (version,) = _versions(store, ref.bucket, ref.key)
+        with pytest.raises(ClientError) as refused:
+            store.s3.delete_object(Bucket=ref.bucket, Key=ref.key, VersionId=version)
+        assert refused.value.response["Error"]["Code"] == "AccessDenied", ref.key
+        assert delete_versions(store.s3, ref.bucket, [(ref.key, version)]) == {}
+        assert _versions(store, ref.bucket, ref.key) == []
 
 
 def test_compliance_retention_refuses_deletion(store: Store) -> None:

@@ -42,7 +42,9 @@ def test_a_real_broker_gets_real_group_timing_and_no_dev_secret() -> None:
     env = SERVICES["api"]["environment"]
     assert int(env["CALLVAULT_BROKER_SESSION_TIMEOUT_S"]) >= 30
     assert int(env["CALLVAULT_BROKER_REBALANCE_TIMEOUT_S"]) >= 30
-    for secret in ("CALLVAULT_PSEUDONYM_KEY", "CALLVAULT_API_TOKEN_SECRET", "CALLVAULT_S3_SECRET_KEY"):
+    secrets = ("CALLVAULT_PSEUDONYM_KEY", "CALLVAULT_API_TOKEN_SECRET", "CALLVAULT_AUDIT_SIGNING_KEY",
+               "CALLVAULT_S3_SECRET_KEY")  # fmt: skip
+    for secret in secrets:
         assert env[secret].startswith("${") and ":?" in env[secret], f"{secret} must come from .env"
 
 
@@ -54,6 +56,7 @@ def test_docker_compose_accepts_it() -> None:
         "MINIO_ROOT_PASSWORD": "x" * 32,
         "CALLVAULT_PSEUDONYM_KEY": "a" * 64,
         "CALLVAULT_API_TOKEN_SECRET": "b" * 64,
+        "CALLVAULT_AUDIT_SIGNING_KEY": "c" * 64,
     }
     command = [docker, "compose", "-f", str(COMPOSE), "config", "-q"]
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **env})

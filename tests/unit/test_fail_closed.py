@@ -33,7 +33,11 @@ REMOTE = {
     "kafka_bootstrap": "kafka-kafka-bootstrap.kafka:9092",
     "s3_endpoint": "https://s3.eu-west-1.amazonaws.com",
 }
-STRONG = {"pseudonym_key": secrets.token_hex(32), "api_token_secret": secrets.token_urlsafe(32)}
+STRONG = {
+    "pseudonym_key": secrets.token_hex(32),
+    "api_token_secret": secrets.token_urlsafe(32),
+    "audit_signing_key": secrets.token_hex(32),
+}
 
 
 @pytest.mark.parametrize("env", ["dev", "prod", "staging"])
@@ -42,6 +46,18 @@ def test_dev_secrets_are_refused_off_loopback_whatever_env_says(env: str) -> Non
         Settings(env=env, **REMOTE).check_production_ready()
     with pytest.raises(ValueError, match="CALLVAULT_API_TOKEN_SECRET is the published dev value"):
         Settings(env=env, **REMOTE, pseudonym_key=STRONG["pseudonym_key"]).check_production_ready()
+    with pytest.raises(ValueError, match="CALLVAULT_AUDIT_SIGNING_KEY is the published dev value"):
+        Settings(
+            env=env,
+            **REMOTE,
+            pseudonym_key=STRONG["pseudonym_key"],
+            api_token_secret=STRONG["api_token_secret"],
+        ).check_production_ready()
+
+
+def test_an_audit_signing_key_that_is_not_an_ed25519_seed_is_one_sentence() -> None:
+    with pytest.raises(ValueError, match="32-byte Ed25519 seed"):
+        Settings(audit_signing_key="not-a-key")
 
 
 def test_dev_s3_keys_are_refused_off_loopback_and_unset_keys_mean_the_credential_chain() -> None:

@@ -12,8 +12,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from botocore.client import BaseClient
 
 from callvault.rules.audit_chain import ChainBreak, ChainCheck
+from callvault.rules.audit_checkpoint import CheckpointTrail
 from callvault.settings import Settings
 from callvault.storage import audit_archive as store
+from callvault.storage import audit_checkpoints
 
 
 @dataclass
@@ -26,6 +28,7 @@ class AuditLog:
 
     breaks: list[ChainBreak] = field(default_factory=list)
     segments: int = 0
+    checkpoints: int = 0  # signed checkpoints verified on the way
     archived_events: int = 0
     tail_events: int = 0
     last_offsets: dict[int, int] = field(default_factory=dict)  # partition -> last archived offset
@@ -60,6 +63,7 @@ def archive_events(
     `on_segment(done, total)` reports progress. Breaks land in `log.breaks` once a
     partition is read, so read them after the events are consumed.
     """
+    signed = _signed_heads(s3, settings, log)
     keys = {p: store.segment_keys(s3, settings.audit_bucket, p) for p in range(settings.partitions)}
     total = sum(len(k) for k in keys.values())
     for partition, names in keys.items():
@@ -71,6 +75,9 @@ def archive_events(
                 on_segment(log.segments, total)
             parsed = chain.add(name, body)
             del body
+            if name in signed and signed[name][1] != chain.previous_sha:
+                detail = f"it is not the segment checkpoint {signed[name][0]} signed"
+                log.breaks.append(ChainBreak("edited", name, detail))
             if parsed is None:
                 continue  # the chain check reports it
             header, records = parsed
@@ -81,6 +88,28 @@ def archive_events(
         log.breaks.extend(chain.breaks)
         if names:
             log.breaks.extend(_check_head(s3, settings, partition, names[-1], chain.previous_sha))
+
+
+def _signed_heads(s3: BaseClient, settings: Settings, log: AuditLog) -> dict[str, tuple[int, str]]:
+    """Every checkpoint, each checked against the trusted key and the one before; what they signed.
+
+    A checkpoint that cannot be trusted is a break, and what it and those after it
+    sign is not used: the chain alone still vouches for the segments.
+    """
+    trail = CheckpointTrail(settings.trusted_audit_key)
+    signed: dict[str, tuple[int, str]] = {}
+    for key in audit_checkpoints.checkpoint_keys(s3, settings.audit_bucket):
+        try:
+            cp = audit_checkpoints.read_checkpoint(s3, settings.audit_bucket, key)
+        except ValueError as exc:
+            log.breaks.append(ChainBreak("unsigned", key, str(exc)))
+            break
+        if not trail.add(cp):
+            break
+        log.checkpoints += 1
+        signed.update({head.segment: (cp.seq, head.sha256) for head in cp.heads.values()})
+    log.breaks.extend(ChainBreak("unsigned", "checkpoints/", problem) for problem in trail.problems)
+    return signed
 
 
 def _check_head(

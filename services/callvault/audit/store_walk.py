@@ -5,7 +5,10 @@ due): data the log does not know of can be anywhere. Due dates come from the
 key's day where that alone decides (`rules.purge.period_due_within`, with every
 term the tenant's client policies give the class), and from the object's own
 metadata (one HEAD, brought earlier by a later shortening of its tenant's term)
-on the days where it does not. Blocking (boto3): run it off any event loop.
+on the days where it does not. Given the log's view, every version holding bytes
+that no archive event names by its id is hashed (one HEAD, or a read where the
+store keeps no SHA-256), so bytes written behind callvault's back are found.
+Blocking (boto3): run it off any event loop.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from botocore.client import BaseClient
 from callvault.rules.client_policy import terms_ever
 from callvault.rules.data_classes import DATA_CLASSES
 from callvault.rules.purge import Due, period_due_within, period_end
-from callvault.rules.store_check import FoundKey
+from callvault.rules.store_check import FoundKey, LogView
 from callvault.settings import Settings
+from callvault.storage.archive import version_sha256
 from callvault.storage.inventory import all_days, dated_now, describe, list_versions
 from callvault.storage.layout import day_prefix, parse_archive_key
 from callvault.storage.policies import load_book
@@ -30,6 +34,7 @@ def walk_store(
     settings: Settings,
     judge_at: datetime,
     on_day: Callable[[str, int, int], None] | None = None,
+    view: LogView | None = None,
 ) -> Iterator[FoundKey]:
     """Every archived key; `judge_at` is the instant due dates are judged at (now minus the tolerance)."""
     book = load_book(s3, settings.metadata_bucket)
@@ -53,6 +58,16 @@ def walk_store(
                         due_at = dated_now(
                             described, retention_class, end, history, defaults, judge_at
                         ).due_at
+                where = (bucket, entry.key)
+                unnamed = (
+                    tuple(
+                        (vid, version_sha256(s3, bucket, entry.key, vid))
+                        for vid in entry.data_versions
+                        if not view.names_version(where, vid)
+                    )
+                    if view is not None and where in view.archived
+                    else ()
+                )
                 yield FoundKey(
                     bucket=bucket,
                     key=entry.key,
@@ -62,6 +77,7 @@ def walk_store(
                     has_data=entry.data_version is not None,
                     day_due=day_due,
                     due_at=due_at,
+                    unnamed_versions=unnamed,
                 )
             if on_day is not None:
                 on_day(bucket, done, len(days))

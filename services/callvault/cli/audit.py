@@ -1,4 +1,4 @@
-"""`callvault audit replay`: the audit log read back, every rule checked, a report written."""
+"""`callvault audit replay|verify-store|verify|public-key`: the audit log read back and checked."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 from rich.progress import Progress
 
+from callvault.audit.period import verify_period
 from callvault.audit.report import report_document, write_report
 from callvault.audit.sources import AuditLog, log_events
 from callvault.audit.store_walk import walk_store
@@ -22,7 +23,9 @@ from callvault.cli.errors import UserError
 from callvault.cli.options import instant_option
 from callvault.clock import SystemClock
 from callvault.contract.fields import format_rfc3339
+from callvault.rules.audit_checkpoint import private_key, public_hex
 from callvault.rules.audit_replay import replay
+from callvault.rules.data_classes import DATA_CLASSES
 from callvault.rules.durations import CalendarDuration
 from callvault.rules.store_check import check_store, log_view
 from callvault.settings import Settings
@@ -105,7 +108,8 @@ def replay_command(
     console.print(
         f"{result.events} events replayed ({log.archived_events} archived, "
         f"{log.tail_events} from the topic), "
-        f"hash chain {chain}, {len(result.violations)} violation(s); report in {out}/"
+        f"{log.checkpoints} signed checkpoint(s), hash chain {chain}, {len(result.violations)} violation(s); "
+        f"report in {out}/"
     )
     for violation in result.violations[:20]:
         console.print(
@@ -135,10 +139,11 @@ def verify_store(
             def on_day(bucket: str, done: int, total: int) -> None:
                 progress.update(task, description=f"walking {bucket}", completed=done, total=total)
 
-            keys = list(walk_store(s3, settings, now - slack, on_day))
+            keys = list(walk_store(s3, settings, now - slack, on_day, view))
     except (BotoCoreError, ClientError) as exc:
         raise UserError(describe(exc, settings.s3_endpoint)) from exc
-    findings = check_store(keys, view, held, now, slack)
+    walked = {data_class.bucket(settings) for data_class in DATA_CLASSES}
+    findings = check_store(keys, view, held, now, slack, walked)
     events_read = log.archived_events + log.tail_events
     out.mkdir(parents=True, exist_ok=True)
     doc = {
@@ -158,3 +163,59 @@ def verify_store(
         console.print(f"  [red]{finding.rule}[/red] s3://{finding.bucket}/{finding.key}: {finding.detail}")
     if findings:
         raise typer.Exit(1)
+
+
+@app.command("verify")
+def verify_command(
+    since: str = typer.Option(..., "--from", help="RFC 3339: the period's start"),
+    until: str = typer.Option(None, "--to", help="RFC 3339: the period's end (default now)"),
+    public_key: str = typer.Option(
+        None,
+        help="hex of the Ed25519 key you trust (default CALLVAULT_AUDIT_PUBLIC_KEY, else the signing key's)",
+    ),
+) -> None:
+    """Check one period's chain from the signed checkpoint before it, reading only that period's segments."""
+    settings = load_settings(acts=False)  # reads only
+    start = instant_option("--from", since)
+    end = instant_option("--to", until) or SystemClock().now()
+    assert start is not None
+    if end <= start:
+        raise UserError("--to must be after --from")
+    trusted = public_key or settings.trusted_audit_key
+    console = Console()
+    try:
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("reading the period's segments", total=None)
+            report = verify_period(
+                make_s3_client(settings, attempts=2), settings.audit_bucket, settings.partitions, start, end,
+                trusted, on_segment=lambda n: progress.update(task, completed=n),
+            )  # fmt: skip
+    except (BotoCoreError, ClientError) as exc:
+        raise UserError(describe(exc, settings.s3_endpoint)) from exc
+    opened = f"checkpoint {report.opened_by}" if report.opened_by is not None else "the log's first segment"
+    closed = (
+        f"checkpoint {report.closed_by}" if report.closed_by is not None else "no checkpoint yet (still open)"
+    )
+    verdict = "intact" if report.intact else f"BROKEN ({len(report.problems) + len(report.breaks)})"
+    console.print(
+        f"{format_rfc3339(start)} to {format_rfc3339(end)}: from {opened} to {closed}, "
+        f"{report.checkpoints} checkpoint(s) and {report.segments} segment(s) read, chain {verdict}"
+    )
+    if report.unsigned_partitions:
+        console.print(
+            f"partitions {', '.join(map(str, report.unsigned_partitions))}: the last segments are after the "
+            "last checkpoint, chained but not signed yet"
+        )
+    for problem in report.problems:
+        console.print(f"  [red]checkpoint[/red] {problem}")
+    for found in report.breaks:
+        console.print(f"  [red]{found.kind}[/red] {found.segment}: {found.detail}")
+    if not report.intact:
+        raise typer.Exit(1)
+
+
+@app.command("public-key")
+def public_key_command() -> None:
+    """Print the public key that verifies the audit checkpoints (hex), for auditors."""
+    settings = load_settings(acts=False)
+    typer.echo(public_hex(private_key(settings.audit_signing_key.get_secret_value())))

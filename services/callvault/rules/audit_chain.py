@@ -105,10 +105,11 @@ def parse_segment(body: bytes) -> tuple[SegmentHeader, list[LoggedRecord]]:
 class ChainCheck:
     """One partition's chain, checked a segment at a time (in name order), so no segment is kept."""
 
-    def __init__(self) -> None:
+    def __init__(self, previous_sha: str = GENESIS, next_offset: int | None = None) -> None:
+        """From a partition's first segment, or (a period) from a segment a signed checkpoint vouches for."""
         self.breaks: list[ChainBreak] = []
-        self.previous_sha = GENESIS  # after the last segment added: that segment's hash
-        self._next_offset: int | None = None
+        self.previous_sha = previous_sha  # after the last segment added: that segment's hash
+        self._next_offset = next_offset
 
     def add(self, name: str, body: bytes) -> tuple[SegmentHeader, list[LoggedRecord]] | None:
         """Check the next segment; its contents, or None when it cannot be read."""

@@ -2,11 +2,17 @@
 
 The input is lifecycle events (dicts, as on the topic) in log order; the output
 is a list of violations, each with the event ids that prove it, and the totals
-a report shows. Duplicated events (same `event_id`) count once.
+a report shows. A repeated event (same `event_id`, same facts: a redelivery, or a
+proof re-sent after a crash) counts once. Two events with one `event_id` and
+different facts are a `conflicting_event`: one of them is forged or corrupted, and
+the replay cannot tell which, so it folds the first and flags the second rather
+than hide what the second says.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,6 +29,9 @@ from callvault.rules.sites import in_eea
 ARCHIVED = {kind: c.name.value for kind, c in ARCHIVED_EVENTS.items()}
 DELETED = {kind: c.name.value for kind, c in DELETED_EVENTS.items()}
 LATENESS_BUCKETS_S = (10, 60, 600, 3600, 86400)  # upper bounds of the histogram's bars
+# What a repeat of an event may say anew: the instant it was written, and a deletion proof re-sent
+# after a crash claims the later instant (which can only overstate lateness).
+RESTATED = frozenset({"occurred_at", "deleted_at", "lateness_s", "versions_deleted"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +143,22 @@ _KEPT = {
 }
 
 
+# The facts of an event that the checks rely on: the fields its kind keeps (less what a repeat may
+# restate), what it is about, and for kinds no call keeps, what requests, policies and holds are read by.
+# Two events under one id that differ here would tell the audit different stories.
+_ABOUT = ("type", "tenant", "call_id", "object", "recording_event_id", "disclosure_event_id")
+_OTHER_FACTS = _ABOUT + ("request_id", "kind", "received_at", "due_at", "version", "effective_at", "policy")
+_FACTS = {kind: _ABOUT + tuple(f for f in kept if f not in RESTATED) for kind, kept in _KEPT.items()}
+
+
+def facts_digest(event: dict[str, Any]) -> bytes:
+    """A short digest of what an event states that the audit relies on (see `_FACTS`)."""
+    names = _FACTS.get(str(event.get("type")), _OTHER_FACTS)
+    facts = {name: event[name] for name in names if name in event}
+    text = json.dumps(facts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.blake2b(text.encode(), digest_size=12).digest()
+
+
 def _slim(event: dict[str, Any], kind: str) -> dict[str, Any]:
     return {name: event[name] for name in _KEPT[kind] if name in event}
 
@@ -147,13 +172,18 @@ def replay(
     policies: dict[str, dict[int, PolicyVersion]] = {}
     calls: dict[tuple[str, str], _Call] = {}  # by (tenant, call_id): two clients may share an id
     requests: dict[str, dict[str, Any]] = {}
-    seen: set[str] = set()
+    seen: dict[str, bytes] = {}  # event id -> the digest of its facts
     for event in events:
         event_id = str(event.get("event_id"))
-        if event_id in seen:
-            result.duplicates += 1
+        digest = facts_digest(event)
+        first = seen.get(event_id)
+        if first is not None:
+            if first == digest:
+                result.duplicates += 1
+            else:
+                result.violations.append(_conflict(event, event_id))
             continue
-        seen.add(event_id)
+        seen[event_id] = digest
         result.events += 1
         call_id, kind = event.get("call_id"), str(event.get("type"))
         if not call_id:
@@ -210,6 +240,16 @@ def replay(
     for request in requests.values():
         _check_request(request, as_of, result)
     return result
+
+
+def _conflict(event: dict[str, Any], event_id: str) -> Violation:
+    kind = str(event.get("type"))
+    detail = (
+        f"two events share the event_id {event_id} but state different facts (the second is a {kind}): "
+        "one of them is forged or corrupted"
+    )
+    return Violation("conflicting_event", str(event.get("call_id") or ""), str(event.get("tenant")), detail,
+                     (event_id,))  # fmt: skip
 
 
 def _follow_request(requests: dict[str, dict[str, Any]], event: dict[str, Any], kind: str) -> None:

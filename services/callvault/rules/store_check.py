@@ -7,13 +7,19 @@ archive buckets is compared with what the lifecycle log says happened to it:
   tolerance) is still in the store, and no legal hold keeps its call;
 - `archived_without_event`: the store holds data the log never archived
   (written around callvault, or an event lost);
-- `deleted_but_present`: the log proves a deletion, yet a version is still there.
+- `deleted_but_present`: the log proves a deletion, yet a version is still there;
+- `missing_from_store`: the log says an object was archived and never proves
+  its deletion, yet the store has no version of it (deleted behind callvault's
+  back, or by a lifecycle rule that leaves no proof);
+- `version_not_archived`: a version holds bytes that no archive event of its
+  key names (overwritten behind callvault's back): neither its version id nor
+  its SHA-256 is one the log recorded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,6 +40,9 @@ class FoundKey:
     has_data: bool  # a version holding bytes is left (current, or hidden behind a marker)
     day_due: Due  # the key's day judged at (as_of - tolerance)
     due_at: datetime | None = None  # read from the object when the day alone does not decide
+    # The versions holding bytes that the log does not name by id, each with the SHA-256 of its bytes
+    # as the walk read them (None: gone by then). Read only by a walk given the log's view.
+    unnamed_versions: tuple[tuple[str, str | None], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,12 +56,22 @@ class StoreFinding:
     evidence: tuple[str, ...] = ()  # lifecycle event ids
 
 
+Where = tuple[str, str]  # (bucket, key)
+
+
 @dataclass
 class LogView:
-    """Per (bucket, key): the event that archived it and the one that proved its deletion."""
+    """Per (bucket, key): the last event that archived it, whose call it is, the versions and bytes
+    its archive events named, and the event that proved its deletion."""
 
-    archived: dict[tuple[str, str], str]
-    deleted: dict[tuple[str, str], str]
+    archived: dict[Where, str]
+    deleted: dict[Where, str]
+    calls: dict[Where, tuple[str, str]] = field(default_factory=dict)  # (tenant, call_id)
+    versions: dict[Where, set[str]] = field(default_factory=dict)
+    sha256s: dict[Where, set[str]] = field(default_factory=dict)
+
+    def names_version(self, where: Where, version: str) -> bool:
+        return version in self.versions.get(where, ())
 
 
 def log_view(events: Iterable[dict[str, Any]]) -> LogView:
@@ -63,6 +82,11 @@ def log_view(events: Iterable[dict[str, Any]]) -> LogView:
         where = (str(obj.get("bucket", "")), str(obj.get("key", "")))
         if kind in ARCHIVED:
             view.archived[where] = str(event.get("event_id"))
+            view.calls[where] = (str(event.get("tenant")), str(event.get("call_id")))
+            if obj.get("version_id"):
+                view.versions.setdefault(where, set()).add(str(obj["version_id"]))
+            if obj.get("sha256"):
+                view.sha256s.setdefault(where, set()).add(str(obj["sha256"]))
         elif kind in DELETED:
             view.deleted[where] = str(event.get("event_id"))
     return view
@@ -77,12 +101,23 @@ def is_past_due(found: FoundKey, as_of: datetime, tolerance: timedelta) -> bool:
 
 
 def check_store(
-    keys: Iterable[FoundKey], log: LogView, held: set[str], as_of: datetime, tolerance: timedelta
+    keys: Iterable[FoundKey],
+    log: LogView,
+    held: set[str],
+    as_of: datetime,
+    tolerance: timedelta,
+    buckets: Collection[str] | None = None,
 ) -> list[StoreFinding]:
-    """`held`: the calls under a legal hold, `{tenant}/{call_id}`."""
+    """`held`: the calls under a legal hold, `{tenant}/{call_id}`. `buckets`: the buckets walked
+    whole (by default those the keys lie in), where an archived object the store lacks is missing."""
     findings: list[StoreFinding] = []
+    present: set[Where] = set()
+    walked: set[str] = set(buckets or ())
     for found in keys:
         where = (found.bucket, found.key)
+        walked.add(found.bucket)
+        if found.has_data:
+            present.add(where)
         if (
             found.versions
             and call_ref(found.tenant, found.call_id) not in held
@@ -97,6 +132,21 @@ def check_store(
         if found.versions and where in log.deleted:
             detail = f"the log proves its deletion, yet {found.versions} version(s) are left"
             findings.append(_finding(found, "deleted_but_present", detail, log.deleted[where]))
+        if where in log.archived:
+            for version, sha in found.unnamed_versions:
+                if sha is not None and sha not in log.sha256s.get(where, ()):
+                    detail = (
+                        f"version {version} holds bytes (SHA-256 {sha or 'unknown'}) that no archive event "
+                        "of this key names: written behind callvault's back"
+                    )
+                    findings.append(_finding(found, "version_not_archived", detail, log.archived[where]))
+    for where, event_id in sorted(log.archived.items()):
+        if where[0] in walked and where not in present and where not in log.deleted:
+            tenant, call_id = log.calls.get(where, ("", ""))
+            detail = (
+                "the log says it was archived and never proves its deletion, yet the store has no version"
+            )
+            findings.append(StoreFinding("missing_from_store", *where, tenant, call_id, detail, (event_id,)))
     return findings
 
 

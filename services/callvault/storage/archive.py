@@ -11,6 +11,7 @@ import base64
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from boto3.s3.transfer import TransferConfig
@@ -89,10 +90,60 @@ def archived_copy(
     return _ref(bucket, key, sha256, int(found["ContentLength"]), version)
 
 
+# Buckets whose object-lock configuration this process has read: archived objects go under GOVERNANCE
+# retention where the bucket has object lock (one request per bucket; lock cannot be turned off).
+_LOCKING: dict[str, bool] = {}
+NO_LOCK_CODES = frozenset({"ObjectLockConfigurationNotFoundError", "InvalidRequest", "NotImplemented"})
+
+
+def governance(s3: BaseClient, bucket: str, retain_until: datetime | None) -> dict[str, Any]:
+    """The arguments that put a new object under GOVERNANCE retention until its due date.
+
+    Without them any holder of `s3:DeleteObject` on the bucket could erase an
+    archived recording behind callvault's back, and the audit would only learn it
+    afterwards. GOVERNANCE refuses a version's deletion until the date to anyone
+    who does not send `x-amz-bypass-governance-retention` with the permission to
+    (`s3:BypassGovernanceRetention`): callvault's own deletions do, because a
+    purge may come before the date (a shortened client term, an erasure). Empty
+    where the bucket has no object lock, or with no date.
+    """
+    if retain_until is None:
+        return {}
+    if bucket not in _LOCKING:
+        try:
+            found = s3.get_object_lock_configuration(Bucket=bucket).get("ObjectLockConfiguration", {})
+            _LOCKING[bucket] = found.get("ObjectLockEnabled") == "Enabled"
+        except Exception as exc:
+            if error_code(exc) not in NO_LOCK_CODES:
+                raise
+            _LOCKING[bucket] = False
+    if not _LOCKING[bucket]:
+        return {}
+    return {"ObjectLockMode": "GOVERNANCE", "ObjectLockRetainUntilDate": retain_until}
+
+
+def retain(s3: BaseClient, bucket: str, key: str, version: str | None, retain_until: datetime | None) -> None:
+    """Put an object already written under GOVERNANCE retention (see `governance`).
+
+    For a copy or a multipart upload, which some stores refuse with retention in
+    the request itself (moto asks a copy for a Content-MD5 it cannot have); set
+    again on a replay, passing the retention in case a new date is earlier.
+    """
+    lock = governance(s3, bucket, retain_until)
+    if not lock:
+        return
+    kwargs = {"VersionId": version} if version else {}
+    s3.put_object_retention(
+        Bucket=bucket, Key=key, BypassGovernanceRetention=True,
+        Retention={"Mode": lock["ObjectLockMode"], "RetainUntilDate": lock["ObjectLockRetainUntilDate"]},
+        **kwargs,
+    )  # fmt: skip
+
+
 def _delete_version(s3: BaseClient, bucket: str, key: str, version: str | None) -> None:
     """Remove that one version, not just hide it behind a delete marker."""
     if version:
-        s3.delete_object(Bucket=bucket, Key=key, VersionId=version)
+        s3.delete_object(Bucket=bucket, Key=key, VersionId=version, BypassGovernanceRetention=True)
     else:
         s3.delete_object(Bucket=bucket, Key=key)
 
@@ -109,6 +160,21 @@ class CopyOutcome:
     status: Literal["archived", "source_missing", "mismatch"]
     object: ObjectRef | None = None
     detail: str = ""
+
+
+def version_sha256(s3: BaseClient, bucket: str, key: str, version: str) -> str | None:
+    """The SHA-256 of one version's bytes as the store holds them (not as its metadata claims:
+    a version written behind callvault's back can claim anything); None when it is gone."""
+    kwargs = {} if version == "null" else {"VersionId": version}
+    try:
+        found = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED", **kwargs)
+    except Exception as exc:
+        if is_not_found(exc):
+            return None
+        raise
+    return _stored_sha256(
+        s3, bucket, key, None if version == "null" else version, found.get("ChecksumSHA256")
+    )
 
 
 def _stream_sha256(s3: BaseClient, bucket: str, key: str, version: str | None) -> str:
@@ -134,6 +200,7 @@ def copy_recording(
     content_type: str,
     tags: dict[str, str],
     extra_metadata: dict[str, str],
+    retain_until: datetime | None = None,
 ) -> CopyOutcome:
     """Copy a recording into the archive and prove its bytes are the announced ones.
 
@@ -146,6 +213,7 @@ def copy_recording(
     done = archived_copy(s3, target_bucket, target_key, sha256, remove_mismatch=True)
     if done is not None:  # a replay: its tags are checked too, or a store losing them would pass
         ensure_tags(s3, target_bucket, target_key, done.version_id, tags)
+        retain(s3, target_bucket, target_key, done.version_id, retain_until)
         return CopyOutcome("archived", done, "already archived")
     source = _on_source(head, source_s3 or s3, source_bucket, source_key)
     if source is None:
@@ -158,10 +226,13 @@ def copy_recording(
         )
     metadata = _user_metadata(sha256, tags, extra_metadata)
     if source_s3 is not None:
-        return _stream_across_stores(
+        outcome = _stream_across_stores(
             source_s3, s3, source_bucket, source_key, target_bucket, target_key,
             sha256, size_bytes, tags, {"ContentType": content_type, "Metadata": metadata},
         )  # fmt: skip
+        if outcome.object is not None:
+            retain(s3, target_bucket, target_key, outcome.object.version_id, retain_until)
+        return outcome
     try:
         response = s3.copy_object(
             CopySource={"Bucket": source_bucket, "Key": source_key},
@@ -190,6 +261,7 @@ def copy_recording(
             "mismatch", detail=f"the source's SHA-256 is {actual}, the event announced {sha256}"
         )
     ensure_tags(s3, target_bucket, target_key, version, tags)
+    retain(s3, target_bucket, target_key, version, retain_until)
     return CopyOutcome("archived", _ref(target_bucket, target_key, sha256, size_bytes, version))
 
 
@@ -288,6 +360,7 @@ def put_document(
     sha256: str,
     tags: dict[str, str],
     extra_metadata: dict[str, str] | None = None,
+    retain_until: datetime | None = None,
 ) -> ObjectRef:
     """Write a JSON document; the store checks the bytes it got against the hashes we send.
 
@@ -308,6 +381,7 @@ def put_document(
         ChecksumAlgorithm="SHA256",
         ChecksumSHA256=base64.b64encode(bytes.fromhex(sha256)).decode(),
         ContentMD5=base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode(),
+        **governance(s3, bucket, retain_until),
     )
     return _ref(bucket, key, sha256, len(body), response.get("VersionId"))
 
@@ -340,7 +414,9 @@ def delete_all_versions(s3: BaseClient, bucket: str, key: str) -> int:
     deleted = 0
     for start in range(0, len(targets), 1000):
         batch = targets[start : start + 1000]
-        response = s3.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+        response = s3.delete_objects(
+            Bucket=bucket, Delete={"Objects": batch, "Quiet": True}, BypassGovernanceRetention=True
+        )
         errors = response.get("Errors", [])
         if errors:
             first = errors[0]

@@ -15,6 +15,7 @@ import gzip
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from botocore.client import BaseClient
 
@@ -45,6 +46,11 @@ def write_segment(s3: BaseClient, bucket: str, key: str, body: bytes, retain_unt
     packed = gzip.compress(body, mtime=0)
     kwargs = {"Bucket": bucket, "Key": key, "Body": packed, "ContentType": "application/x-ndjson",
               "ContentEncoding": "gzip"}  # fmt: skip
+    return write_locked(s3, kwargs, retain_until)
+
+
+def write_locked(s3: BaseClient, kwargs: dict[str, Any], retain_until: datetime) -> str:
+    """Put an object under COMPLIANCE retention where the bucket has object lock; says which it got."""
     try:
         s3.put_object(**kwargs, ObjectLockMode="COMPLIANCE", ObjectLockRetainUntilDate=retain_until)
         return f"compliance until {retain_until:%Y-%m-%d}"

@@ -46,6 +46,7 @@ class KeyVersions:
     key: str
     versions: tuple[str, ...]  # every version id and delete marker of the key
     data_version: str | None  # the newest version holding bytes; None when only markers are left
+    data_versions: tuple[str, ...] = ()  # every version holding bytes, newest first
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +173,12 @@ def list_versions(s3: BaseClient, bucket: str, prefix: str) -> list[KeyVersions]
         for entry in page.get("DeleteMarkers", ()):
             versions.setdefault(entry["Key"], []).append(entry.get("VersionId") or "null")
     return [
-        KeyVersions(key, tuple(vids), max(data[key])[2] if key in data else None)
+        KeyVersions(
+            key,
+            tuple(vids),
+            max(data[key])[2] if key in data else None,
+            tuple(vid for _, _, vid in sorted(data.get(key, ()), reverse=True)),
+        )
         for key, vids in sorted(versions.items())
     ]
 
@@ -242,7 +248,10 @@ def delete_versions(s3: BaseClient, bucket: str, targets: list[tuple[str, str]])
     for start in range(0, len(targets), DELETE_BATCH):
         chunk = targets[start : start + DELETE_BATCH]
         objects = [{"Key": k} if v == "null" else {"Key": k, "VersionId": v} for k, v in chunk]
-        response = s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
+        # callvault's own deletions pass the GOVERNANCE retention it set (storage.archive.governance).
+        response = s3.delete_objects(
+            Bucket=bucket, Delete={"Objects": objects, "Quiet": True}, BypassGovernanceRetention=True
+        )
         for error in response.get("Errors", []):
             if error.get("Code") != "NoSuchVersion":
                 failed[error["Key"]] = f"{error.get('Code')}: {error.get('Message')}"

@@ -5,6 +5,10 @@ segment (read from the store the first time it sees the partition). Records at
 or below that offset are a redelivery after a restart and are skipped, so a
 segment never repeats a record; offsets are committed only after the segment
 is stored, so none is ever skipped either.
+
+The group's leader also signs a checkpoint every `CALLVAULT_AUDIT_CHECKPOINT_S`
+(see `rules.audit_checkpoint`): every partition's head as the store has it,
+chained to the checkpoint before.
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ from botocore.client import BaseClient
 
 from callvault.clock import Clock
 from callvault.rules.audit_chain import GENESIS, LoggedRecord, digest, parse_segment, segment_body
+from callvault.rules.audit_checkpoint import Checkpoint, PartitionHead, next_checkpoint, private_key
 from callvault.rules.durations import CalendarDuration, add_duration
 from callvault.settings import Settings
 from callvault.storage import audit_archive as store
+from callvault.storage import audit_checkpoints as checkpoints
 from callvault.stream.offloop import S3Runner
 
 log = logging.getLogger("callvault.audit")
@@ -39,10 +45,34 @@ class AuditArchiver:
         self.bucket = settings.audit_bucket
         self.retention = CalendarDuration.parse(settings.audit_retention)
         self._tails: dict[int, _Tail] = {}
+        self._key = private_key(settings.audit_signing_key.get_secret_value())
+        previous = settings.audit_previous_signing_key
+        self._previous_key = private_key(previous.get_secret_value()) if previous else None
+        self._last_checkpoint: Checkpoint | None = None
+        self._checkpoint_known = False
 
     def forget(self) -> None:
-        """After a rebalance another worker may have written: read the tails again."""
+        """After a rebalance another worker may have written: read the tails (and checkpoints) again."""
         self._tails.clear()
+        self._checkpoint_known = False
+
+    async def checkpoint(self) -> Checkpoint:
+        """Sign and store the next checkpoint over every partition's head."""
+        if not self._checkpoint_known:
+            self._last_checkpoint = await self.s3.run(
+                "reading the last audit checkpoint", checkpoints.last_checkpoint, self.bucket
+            )
+            self._checkpoint_known = True
+        heads = await self.s3.run("reading the audit heads", _heads, self.bucket, self.settings.partitions)
+        now = self.clock.now()
+        cp = next_checkpoint(self._last_checkpoint, heads, now, self._key, self._previous_key)
+        retain_until = add_duration(now, self.retention, self.settings.zone)
+        locked = await self.s3.run(
+            f"writing audit checkpoint {cp.seq}", checkpoints.write_checkpoint, self.bucket, cp, retain_until
+        )
+        self._last_checkpoint = cp
+        log.info("audit checkpoint %d over %d partitions, %s", cp.seq, len(cp.heads), locked)
+        return cp
 
     async def _tail(self, partition: int) -> _Tail:
         if partition not in self._tails:
@@ -84,3 +114,12 @@ def _load_tail(s3: BaseClient, bucket: str, partition: int) -> _Tail:
         if header.last_offset > tail.last_offset:
             tail = _Tail(header.last_offset, digest(body))
     return tail
+
+
+def _heads(s3: BaseClient, bucket: str, partitions: int) -> dict[int, PartitionHead]:
+    found = {}
+    for partition in range(partitions):
+        head = store.read_head(s3, bucket, partition)
+        if head is not None:
+            found[partition] = PartitionHead(head.key, head.sha256, head.last_offset)
+    return found

@@ -290,6 +290,7 @@ class CallProcessor:
             content_type=rec.content_type,
             tags=lifecycle_tags(RetentionClass.RECORDING, step.expires_at, state.tenant, version),
             extra_metadata={"call-id": state.call_id, "tenant": state.tenant, **dating},
+            retain_until=step.expires_at,
             stuck_after_s=self.settings.source_stuck_s,
             still_answering=self._sources_answer,
         )
@@ -390,6 +391,7 @@ class CallProcessor:
             sha256=sha,
             tags=tags,
             extra_metadata={**dating, SUBJECTS_META: " ".join(subjects)} if subjects else dating,
+            retain_until=expires,
         )
         await self._lock_if_held(state, ref)
         await self.emit([evidence.metadata_archived(state, ref, started_at, expires, now, version)])

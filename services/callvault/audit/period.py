@@ -1,0 +1,117 @@
+"""`callvault audit verify --from T --to T`: one period's chain, from the signed checkpoint before it.
+
+Reads the checkpoints from the last one taken at or before the period's start
+to the first one at or after its end (each signature checked, each naming the
+one before), and per partition only the segments written between those two:
+their chain must start from the segment the first checkpoint signed, pass
+through every segment a checkpoint in between signed, and end at the one the
+closing checkpoint signed. A period still open at its end (no checkpoint after
+it yet) is checked up to the partition's last segment, which no signature
+vouches for yet; the report says so. Blocking (boto3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from botocore.client import BaseClient
+
+from callvault.rules.audit_chain import GENESIS, ChainBreak, ChainCheck
+from callvault.rules.audit_checkpoint import Checkpoint, CheckpointTrail, PartitionHead
+from callvault.storage import audit_archive as segments
+from callvault.storage import audit_checkpoints as store
+
+
+@dataclass
+class PeriodReport:
+    start: datetime
+    end: datetime
+    opened_by: int | None = None  # the checkpoint the period is checked from (None: the log's start)
+    closed_by: int | None = None  # the checkpoint that vouches for its end (None: still open)
+    checkpoints: int = 0
+    segments: int = 0
+    problems: list[str] = field(default_factory=list)  # checkpoints that cannot be trusted
+    breaks: list[ChainBreak] = field(default_factory=list)
+    unsigned_partitions: list[int] = field(default_factory=list)  # read past the last checkpoint
+
+    @property
+    def intact(self) -> bool:
+        return not self.problems and not self.breaks
+
+
+def verify_period(
+    s3: BaseClient,
+    bucket: str,
+    partitions: int,
+    start: datetime,
+    end: datetime,
+    trusted_key: str,
+    on_segment: Callable[[int], None] | None = None,
+) -> PeriodReport:
+    report = PeriodReport(start, end)
+    keys = store.checkpoint_keys(s3, bucket)
+    cache: dict[str, Checkpoint] = {}
+
+    def read(key: str) -> Checkpoint:
+        if key not in cache:
+            cache[key] = store.read_checkpoint(s3, bucket, key)
+        return cache[key]
+
+    first = store.index_at_or_before(keys, start, read)
+    trail = CheckpointTrail(trusted_key)
+    passed: list[Checkpoint] = []
+    for key in keys[first or 0 :]:
+        try:
+            cp = read(key)
+        except ValueError as exc:
+            report.problems.append(f"{key}: {exc}")
+            break
+        if not trail.add(cp):
+            break
+        passed.append(cp)
+        if cp.at >= end:
+            break
+    report.problems.extend(trail.problems)
+    report.checkpoints = len(passed)
+    opening = passed[0] if passed and first is not None else None
+    closing = passed[-1] if passed and passed[-1].at >= end else None
+    report.opened_by = opening.seq if opening else None
+    report.closed_by = closing.seq if closing else None
+    signed = {h.segment: (cp.seq, h.sha256) for cp in passed for h in cp.heads.values()}
+    for partition in range(partitions):
+        _check_partition(s3, bucket, partition, opening, closing, signed, report, on_segment)
+    return report
+
+
+def _check_partition(
+    s3: BaseClient,
+    bucket: str,
+    partition: int,
+    opening: Checkpoint | None,
+    closing: Checkpoint | None,
+    signed: dict[str, tuple[int, str]],
+    report: PeriodReport,
+    on_segment: Callable[[int], None] | None,
+) -> None:
+    begin: PartitionHead | None = opening.heads.get(partition) if opening else None
+    finish: PartitionHead | None = closing.heads.get(partition) if closing else None
+    names = segments.segment_keys(s3, bucket, partition, start_after=begin.segment if begin else "")
+    if finish is not None:
+        names = [name for name in names if name <= finish.segment]
+    elif names:
+        report.unsigned_partitions.append(partition)
+    chain = ChainCheck(begin.sha256 if begin else GENESIS, begin.last_offset + 1 if begin else None)
+    for name in names:
+        chain.add(name, segments.read_segment(s3, bucket, name))
+        report.segments += 1
+        if on_segment is not None:
+            on_segment(report.segments)
+        if name in signed and signed[name][1] != chain.previous_sha:
+            seq = signed[name][0]
+            report.breaks.append(ChainBreak("edited", name, f"it is not the segment checkpoint {seq} signed"))
+    report.breaks.extend(chain.breaks)
+    if finish is not None and (not names or names[-1] != finish.segment) and finish != begin:
+        detail = f"the segment checkpoint {closing.seq if closing else '?'} signed is not in the store"
+        report.breaks.append(ChainBreak("removed", finish.segment, detail))

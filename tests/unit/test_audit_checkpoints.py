@@ -1,0 +1,166 @@
+"""Signed checkpoints: a period verified on its own, an edit inside it found, another key refused (issue 18).
+
+The log is written as the audit agent writes it (segments chained per
+partition, heads moved, the store's own object lock), into moto in-process,
+with a checkpoint signed after each round of segments; then
+`audit.period.verify_period`, which `callvault audit verify` runs, and the
+replay's reading of the archive (`audit.sources.archive_events`) check it.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from moto import mock_aws
+
+from callvault.audit.period import verify_period
+from callvault.audit.sources import AuditLog, archive_events
+from callvault.rules.audit_chain import GENESIS, LoggedRecord, digest, segment_body
+from callvault.rules.audit_checkpoint import (
+    Checkpoint,
+    CheckpointTrail,
+    PartitionHead,
+    next_checkpoint,
+    private_key,
+    public_hex,
+)
+from callvault.settings import Settings
+from callvault.storage import audit_archive as segments
+from callvault.storage import audit_checkpoints as checkpoints
+from callvault.storage.bootstrap import init_storage
+from callvault.storage.client import make_s3_client
+
+T0 = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+KEY = private_key(secrets.token_hex(32))
+OTHER = private_key(secrets.token_hex(32))
+PARTITIONS = 2
+
+
+def test_checkpoints_signed_by_the_trusted_key_verify_and_another_key_is_refused() -> None:
+    heads = {0: PartitionHead("segments/p000/a", "ab" * 32, 9)}
+    first = next_checkpoint(None, heads, T0, KEY)
+    second = next_checkpoint(first, heads, T0 + HOUR, KEY)
+    trail = CheckpointTrail(public_hex(KEY))
+    assert trail.add(first) and trail.add(second) and trail.problems == []
+
+    # Another key's checkpoint that does not announce itself as a rotation by the trusted key.
+    rotation = next_checkpoint(second, heads, T0 + 2 * HOUR, OTHER, previous_key=KEY)
+    unannounced = _resigned(replace(rotation, rotated_from=None, rotation_signature=None), OTHER)
+    refused = CheckpointTrail(public_hex(KEY))
+    assert refused.add(first) and refused.add(second)
+    assert not refused.add(unannounced)
+    assert "no checkpoint trusted before it handed over" in refused.problems[0]
+    assert not CheckpointTrail(public_hex(OTHER)).add(first), "the first checkpoint needs the trusted key"
+
+
+def test_a_rotation_is_signed_by_the_old_key_or_refused() -> None:
+    heads = {0: PartitionHead("segments/p000/a", "ab" * 32, 9)}
+    first = next_checkpoint(None, heads, T0, KEY)
+    with pytest.raises(ValueError, match="CALLVAULT_AUDIT_PREVIOUS_SIGNING_KEY"):
+        next_checkpoint(first, heads, T0 + HOUR, OTHER)
+    rotated = next_checkpoint(first, heads, T0 + HOUR, OTHER, previous_key=KEY)
+    after = next_checkpoint(rotated, heads, T0 + 2 * HOUR, OTHER)
+    trail = CheckpointTrail(public_hex(KEY))
+    assert trail.add(first) and trail.add(rotated) and trail.add(after) and trail.problems == []
+
+    with pytest.raises(ValueError, match="was signed by the key"):
+        next_checkpoint(first, heads, T0 + HOUR, OTHER, previous_key=private_key(secrets.token_hex(32)))
+    forged_handover = replace(rotated, rotation_signature=OTHER.sign(b"anything").hex())
+    trail = CheckpointTrail(public_hex(KEY))
+    assert trail.add(first) and not trail.add(_resigned(forged_handover, OTHER))
+    assert "not signed by the old one" in trail.problems[0]
+
+
+def _resigned(cp: Checkpoint, key: Ed25519PrivateKey) -> Checkpoint:
+    return replace(cp, signature=key.sign(cp.signed_bytes()).hex())
+
+
+@pytest.fixture
+def log() -> Iterator[tuple[Settings, object, list[Checkpoint]]]:
+    """Six hours of log: each hour one segment per partition, then a signed checkpoint."""
+    with mock_aws():
+        settings = Settings(partitions=PARTITIONS, audit_bucket="cvt-audit-cp", s3_endpoint="")
+        s3 = make_s3_client(settings)
+        init_storage(s3, settings)
+        shas = dict.fromkeys(range(PARTITIONS), GENESIS)
+        written: list[Checkpoint] = []
+        previous = None
+        for hour in range(6):
+            for partition in range(PARTITIONS):
+                records = [
+                    LoggedRecord(partition, hour * 10 + i, f"c-{hour}-{i}", json.dumps(_event(hour, i)))
+                    for i in range(10)
+                ]
+                header, body = segment_body(records, shas[partition])
+                key = segments.segment_key(partition, header.first_offset)
+                segments.write_segment(s3, settings.audit_bucket, key, body, T0 + timedelta(days=30))
+                shas[partition] = digest(body)
+                segments.write_head(
+                    s3,
+                    settings.audit_bucket,
+                    partition,
+                    segments.Head(key, header.last_offset, shas[partition]),
+                )
+            heads = {
+                p: PartitionHead(h.key, h.sha256, h.last_offset)
+                for p in range(PARTITIONS)
+                if (h := segments.read_head(s3, settings.audit_bucket, p)) is not None
+            }
+            previous = next_checkpoint(previous, heads, T0 + hour * HOUR + timedelta(minutes=30), KEY)
+            checkpoints.write_checkpoint(s3, settings.audit_bucket, previous, T0 + timedelta(days=30))
+            written.append(previous)
+        yield settings, s3, written
+
+
+def _event(hour: int, i: int) -> dict[str, object]:
+    return {"type": "recording.accessed", "event_id": f"e-{hour}-{i}", "call_id": f"c-{hour}-{i}",
+            "tenant": "acme", "occurred_at": (T0 + hour * HOUR).isoformat()}  # fmt: skip
+
+
+def test_a_period_is_verified_from_its_checkpoint_reading_only_its_segments(log) -> None:  # noqa: ANN001
+    settings, s3, _ = log
+    report = verify_period(
+        s3, settings.audit_bucket, PARTITIONS, T0 + 2 * HOUR, T0 + 4 * HOUR, public_hex(KEY)
+    )
+    assert report.intact, (report.problems, report.breaks)
+    assert (report.opened_by, report.closed_by) == (1, 4)
+    assert report.segments == 3 * PARTITIONS, "the segments of hours 2, 3 and 4, none before"
+    assert report.checkpoints == 4
+
+
+def test_a_segment_edited_inside_the_period_is_found(log) -> None:  # noqa: ANN001
+    settings, s3, written = log
+    edited = written[3].heads[1].segment
+    body = segments.read_segment(s3, settings.audit_bucket, edited).replace(
+        b"recording.accessed", b"recording.Accessed", 1
+    )
+    segments.write_segment(s3, settings.audit_bucket, edited, body, T0 + timedelta(days=30))  # a new version
+
+    report = verify_period(
+        s3, settings.audit_bucket, PARTITIONS, T0 + 2 * HOUR, T0 + 4 * HOUR, public_hex(KEY)
+    )
+    assert not report.intact
+    assert {(b.kind, b.segment) for b in report.breaks} >= {("edited", edited)}
+    whole = AuditLog()
+    list(archive_events(s3, settings.model_copy(update={"audit_public_key": public_hex(KEY)}), whole))
+    assert any(b.segment == edited for b in whole.breaks), "the replay checks the checkpoints it passes"
+    assert whole.checkpoints == 6
+
+
+def test_a_checkpoint_signed_with_another_key_is_refused(log) -> None:  # noqa: ANN001
+    settings, s3, written = log
+    forged = _resigned(replace(written[2], public_key=public_hex(OTHER)), OTHER)
+    checkpoints.write_checkpoint(s3, settings.audit_bucket, forged, T0 + timedelta(days=30))
+
+    report = verify_period(
+        s3, settings.audit_bucket, PARTITIONS, T0 + 2 * HOUR, T0 + 4 * HOUR, public_hex(KEY)
+    )
+    assert not report.intact
+    assert any("signed by the key" in p for p in report.problems), report.problems
