@@ -91,6 +91,7 @@ bench: $(STAMP) bench-tools
 	$(BIN)/python bench/purge.py
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/audit.py
+	$(BIN)/python bench/audit.py --events 10000000 --name audit-10m
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/results.py
 

@@ -1,22 +1,26 @@
-"""Audit replay speed and memory for 1,000,000 lifecycle events, on the embedded stack.
+"""Audit replay speed and memory at 1,000,000 (or --events) lifecycle events, on the embedded stack.
 
 Writes a realistic audit archive straight into the embedded store's audit bucket
 (hash-chained, COMPLIANCE-locked segments of 5,000 records over 4 partitions,
-exactly as the worker's audit agent writes them): 200,000 calls of five events
-each (disclosure verified, recording archived, metadata archived, recording
-deleted on time, one coach's access). Then runs `callvault audit replay` as a
-user would, a child process, and reports its wall time, events/s and peak
-resident memory (the child's ru_maxrss).
+exactly as the worker's audit agent writes them): six months of calls (180 days
+ending two days ago, more calls a day for more events), each with a disclosure
+verified, its recording and metadata archived, one coach's access two days
+later and, once its month is up, its recording deleted on time; metadata is not
+due yet. Events are written in time order, interleaved across calls, as the
+log holds them. Then runs `callvault audit replay` as a user would, a child
+process, and reports its wall time, events/s, peak resident memory (the
+child's ru_maxrss) and the scratch it kept on disk.
 
-    .venv/bin/python bench/audit.py [--events 1000000]
+    .venv/bin/python bench/audit.py [--events 1000000] [--name audit]
 
-Writes bench/out/audit.json.
+Writes bench/out/{name}.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import heapq
 import json
 import os
 import resource
@@ -45,13 +49,18 @@ from callvault.storage import audit_archive as store  # noqa: E402
 from callvault.storage.client import make_s3_client  # noqa: E402
 
 SEGMENT = 5000
-EVENTS_PER_CALL = 5
+SPAN = timedelta(days=180)
+EVENTS_PER_CALL = 4 + 150 / 180  # the deletion only for calls whose month is up
 
 
-def call_events(i: int, settings: Settings, base: datetime) -> list[dict[str, Any]]:
-    """One call's story as the worker, the purger and the API tell it; all within the rules."""
-    call, tenant = f"call-{i:07d}", f"tenant-{i % 7}"
-    start = base + timedelta(seconds=13 * i)
+def call_events(
+    i: int, settings: Settings, base: datetime, spacing_s: float = 13.0, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """One call's story as the worker, the purger and the API tell it; all within the rules.
+
+    With `now`, a deletion not due before it is left out (its month is not up)."""
+    call, tenant = f"call-{i:08d}", f"tenant-{i % 7}"
+    start = base + timedelta(seconds=spacing_s * i)
     due = start + timedelta(days=30)
     rec_id = str(uuid.uuid4())
     rec_key = f"{tenant}/{start:%Y/%m/%d}/{call}.wav"
@@ -63,7 +72,7 @@ def call_events(i: int, settings: Settings, base: datetime) -> list[dict[str, An
                 "occurred_at": format_rfc3339(at), **fields}  # fmt: skip
 
     deleted = due + timedelta(seconds=4 + i % 50)
-    return [
+    story = [
         ev("disclosure.verified", start + timedelta(seconds=40), recording_event_id=rec_id,
            disclosure_event_id=str(uuid.uuid4()), prompt_id="notice-v2",
            played_at=format_rfc3339(start),
@@ -82,13 +91,17 @@ def call_events(i: int, settings: Settings, base: datetime) -> list[dict[str, An
            due_at=format_rfc3339(due), deleted_at=format_rfc3339(deleted), lateness_s=4.0 + i % 50,
            reason="retention_elapsed", versions_deleted=1),
     ]  # fmt: skip
+    return story if now is None or deleted < now else story[:-1]
 
 
 def write_archive(settings: Settings, events: int) -> dict[str, Any]:
     """The segments and heads the audit agent would have written for this traffic."""
     s3 = make_s3_client(settings, pool=16)
-    base = datetime.now(UTC) - timedelta(days=100)  # recordings all deleted, metadata not yet due
-    retain = datetime.now(UTC) + timedelta(days=1)
+    now = datetime.now(UTC)
+    base = now - SPAN - timedelta(days=2)  # six months ending two days ago: no metadata due yet
+    calls = round(events / EVENTS_PER_CALL)
+    spacing = SPAN.total_seconds() / calls
+    retain = now + timedelta(days=1)
     pending: dict[int, list[LoggedRecord]] = defaultdict(list)
     offsets: dict[int, int] = defaultdict(int)
     previous: dict[int, str] = defaultdict(lambda: GENESIS)
@@ -106,19 +119,36 @@ def write_archive(settings: Settings, events: int) -> dict[str, Any]:
         segments += 1
         raw_bytes += len(body)
 
-    for i in range(events // EVENTS_PER_CALL):
-        for event in call_events(i, settings, base):
-            partition = hash(event["call_id"]) % settings.partitions
-            pending[partition].append(
-                LoggedRecord(partition, offsets[partition], event["call_id"], json.dumps(event))
-            )
-            offsets[partition] += 1
-            if len(pending[partition]) == SEGMENT:
-                flush(partition)
+    def log(event: dict[str, Any]) -> None:
+        partition = hash(event["call_id"]) % settings.partitions
+        pending[partition].append(
+            LoggedRecord(partition, offsets[partition], event["call_id"], json.dumps(event))
+        )
+        offsets[partition] += 1
+        if len(pending[partition]) == SEGMENT:
+            flush(partition)
+
+    # In time order: a call's access and deletion wait in a heap until the log reaches their instant.
+    later: list[tuple[str, int, dict[str, Any]]] = []
+    written = 0
+    for i in range(calls):
+        story = call_events(i, settings, base, spacing, now)
+        while later and later[0][0] <= story[0]["occurred_at"]:
+            log(heapq.heappop(later)[2])
+            written += 1
+        for event in story[:3]:
+            log(event)
+        written += 3
+        for n, event in enumerate(story[3:]):
+            heapq.heappush(later, (event["occurred_at"], i * 2 + n, event))
+    while later:
+        log(heapq.heappop(later)[2])
+        written += 1
     for partition in list(pending):
         if pending[partition]:
             flush(partition)
-    return {"segments": segments, "uncompressed_mb": round(raw_bytes / 1e6, 1)}
+    return {"events_written": written, "calls": calls, "segments": segments,
+            "uncompressed_mb": round(raw_bytes / 1e6, 1)}  # fmt: skip
 
 
 async def main(events: int) -> dict[str, Any]:
@@ -129,7 +159,8 @@ async def main(events: int) -> dict[str, Any]:
         began = time.monotonic()
         written = await asyncio.to_thread(write_archive, settings, events)
         took = time.monotonic() - began
-        print(f"wrote {events:,} events in {written['segments']} segments "
+        events = written["events_written"]
+        print(f"wrote {events:,} events of {written['calls']:,} calls in {written['segments']} segments "
               f"({written['uncompressed_mb']} MB before gzip) in {took:.1f} s", flush=True)  # fmt: skip
         with tempfile.TemporaryDirectory() as out:
             began = time.monotonic()
@@ -141,7 +172,9 @@ async def main(events: int) -> dict[str, Any]:
             elapsed = time.monotonic() - began
             peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
             report = json.loads((Path(out) / "report.json").read_text())
-    print(run.stdout.strip().splitlines()[0] if run.stdout.strip() else run.stderr[-2000:])
+    summary = run.stdout.strip().splitlines()[0] if run.stdout.strip() else run.stderr[-2000:]
+    print(summary)
+    scratch = summary.rsplit("; ", 1)[-1] if "scratch" in summary else "not reported"
     if run.returncode != 0:
         raise SystemExit(f"the replay exited {run.returncode}: {run.stdout[-2000:]} {run.stderr[-2000:]}")
     result = {
@@ -152,12 +185,13 @@ async def main(events: int) -> dict[str, Any]:
         "replay_seconds": round(elapsed, 1),
         "events_per_s": round(events / elapsed),
         "peak_rss_mb": round(peak_mb),
+        "scratch_on_disk": scratch,
         "violations": len(report["violations"]),
         "chain_intact": report["chain"]["intact"],
     }
     print(
         f"replay: {events:,} events in {elapsed:.1f} s = {result['events_per_s']:,} events/s, "
-        f"peak memory {result['peak_rss_mb']} MB, {result['violations']} violations, "
+        f"peak memory {result['peak_rss_mb']} MB, {scratch}, {result['violations']} violations, "
         f"chain {'intact' if result['chain_intact'] else 'BROKEN'}"
     )
     return result
@@ -166,5 +200,6 @@ async def main(events: int) -> dict[str, Any]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--name", default="audit", help="bench/out/{name}.json")
     args = parser.parse_args()
-    save("audit", asyncio.run(main(args.events)))
+    save(args.name, asyncio.run(main(args.events)))

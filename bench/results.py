@@ -55,10 +55,11 @@ def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
                 f"{r['clients']} connections ({r['results']['load_generator']}), {loaded['errors']} errors",
             ))  # fmt: skip
         return rows
-    if name == "audit":
+    if name.startswith("audit"):
         return [
             ("audit replay", f"{r['events_per_s']:,} events/s ({r['replay_seconds']} s)",
-             f"{r['events']:,} events, peak RSS {r['peak_rss_mb']} MB, {r['violations']} violations"),
+             f"{r['events']:,} events, peak RSS {r['peak_rss_mb']} MB, "
+             f"scratch {r.get('scratch_on_disk', 'not reported')}, {r['violations']} violations"),
         ]  # fmt: skip
     if name == "memory":
         return [

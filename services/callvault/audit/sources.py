@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,15 +56,24 @@ def log_events(
 
 
 def archive_events(
-    s3: BaseClient, settings: Settings, log: AuditLog, on_segment: Callable[[int, int], None] | None = None
+    s3: BaseClient,
+    settings: Settings,
+    log: AuditLog,
+    on_segment: Callable[[int, int], None] | None = None,
+    partitions: Iterable[int] | None = None,
+    signed: dict[str, tuple[int, str]] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Every archived event, partition by partition; each chain checked as its segments pass.
 
     `on_segment(done, total)` reports progress. Breaks land in `log.breaks` once a
-    partition is read, so read them after the events are consumed.
+    partition is read, so read them after the events are consumed. `partitions`:
+    only these (a share of a replay split by partition); `signed`: what the
+    checkpoints sign, when they were already read (`signed_heads`).
     """
-    signed = _signed_heads(s3, settings, log)
-    keys = {p: store.segment_keys(s3, settings.audit_bucket, p) for p in range(settings.partitions)}
+    if signed is None:
+        signed = signed_heads(s3, settings, log)
+    chosen = range(settings.partitions) if partitions is None else partitions
+    keys = {p: store.segment_keys(s3, settings.audit_bucket, p) for p in chosen}
     total = sum(len(k) for k in keys.values())
     for partition, names in keys.items():
         chain = ChainCheck()
@@ -90,7 +99,7 @@ def archive_events(
             log.breaks.extend(_check_head(s3, settings, partition, names[-1], chain.previous_sha))
 
 
-def _signed_heads(s3: BaseClient, settings: Settings, log: AuditLog) -> dict[str, tuple[int, str]]:
+def signed_heads(s3: BaseClient, settings: Settings, log: AuditLog) -> dict[str, tuple[int, str]]:
     """Every checkpoint, each checked against the trusted key and the one before; what they signed.
 
     A checkpoint that cannot be trusted is a break, and what it and those after it
@@ -124,8 +133,10 @@ def _check_head(
     return []
 
 
-async def read_tail(settings: Settings, log: AuditLog, idle_s: float = 1.5) -> None:
-    """The records of `lifecycle` after the last archived offset of each partition."""
+async def read_tail(
+    settings: Settings, log: AuditLog, idle_s: float = 1.5, partitions: Iterable[int] | None = None
+) -> None:
+    """The records of `lifecycle` after the last archived offset of each partition (or of these)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -133,7 +144,8 @@ async def read_tail(settings: Settings, log: AuditLog, idle_s: float = 1.5) -> N
         if not parts:
             await consumer._client.force_metadata_update()  # noqa: SLF001
             parts = consumer.partitions_for_topic(settings.lifecycle_topic) or set()
-        tps = [TopicPartition(settings.lifecycle_topic, p) for p in sorted(parts)]
+        wanted = set(parts) if partitions is None else set(parts) & set(partitions)
+        tps = [TopicPartition(settings.lifecycle_topic, p) for p in sorted(wanted)]
         if not tps:
             return
         consumer.assign(tps)

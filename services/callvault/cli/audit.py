@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -14,6 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 from rich.progress import Progress
 
+from callvault.audit.partitioned import EventFilter, replay_partitions
 from callvault.audit.period import verify_period
 from callvault.audit.report import report_document, write_report
 from callvault.audit.sources import AuditLog, log_events
@@ -24,7 +26,6 @@ from callvault.cli.options import instant_option
 from callvault.clock import SystemClock
 from callvault.contract.fields import format_rfc3339
 from callvault.rules.audit_checkpoint import private_key, public_hex
-from callvault.rules.audit_replay import replay
 from callvault.rules.data_classes import DATA_CLASSES
 from callvault.rules.durations import CalendarDuration
 from callvault.rules.store_check import check_store, log_view
@@ -35,18 +36,6 @@ from callvault.storage.holds import held_calls
 
 T = TypeVar("T")
 app = typer.Typer(help="For auditors: the audit log replayed and checked.", no_args_is_help=True)
-
-
-def _keep(event: dict[str, Any], tenant: str | None, since: datetime | None, until: datetime | None) -> bool:
-    if tenant is not None and event.get("tenant") != tenant:
-        return False
-    if event.get("type") == "policy.changed":
-        return True  # a global fact: objects of the period are judged by versions from before it too
-    try:
-        at = datetime.fromisoformat(str(event.get("occurred_at")))
-    except ValueError:
-        return True
-    return (since is None or at >= since) and (until is None or at < until)
 
 
 def _tolerance(text: str) -> timedelta:
@@ -86,6 +75,16 @@ def replay_command(
     until: str = typer.Option(None, "--to", help="RFC 3339: events before this instant"),
     tolerance: str = typer.Option("PT10M", help="how late a deletion may be before it is a violation"),
     out: Path = typer.Option(Path("audit-report"), help="directory for report.json and report.html"),
+    spill_dir: Path = typer.Option(
+        None,
+        help="where the replay keeps calls and event ids on disk while it reads (default: a temporary one)",
+    ),
+    keep_calls: int = typer.Option(
+        20_000, min=1, help="call stories each process keeps in memory; the rest wait on disk"
+    ),
+    processes: int = typer.Option(
+        None, min=1, help="replay processes (default: one per core, at most one per partition)"
+    ),
 ) -> None:
     """Read the archived audit log and the topic's tail, check every rule, write the report."""
     start, end = instant_option("--from", since), instant_option("--to", until)
@@ -93,13 +92,18 @@ def replay_command(
     settings = load_settings(acts=False)  # reads only
     console = Console()
     now = SystemClock().now()
-    log, result = _read_log(
-        settings,
-        console,
-        lambda events: replay(
-            (e for e in events if _keep(e, tenant, start, end)), now, slack, settings.policy_defaults
-        ),
-    )
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="callvault-replay-", dir=spill_dir) as scratch,
+            console.status("replaying the audit log") as status,
+        ):
+            done = replay_partitions(
+                settings, Path(scratch), now, slack, keep_event=EventFilter(tenant, start, end),
+                processes=processes, keep=keep_calls, on_step=status.update,
+            )  # fmt: skip
+    except (BotoCoreError, ClientError) as exc:
+        raise UserError(describe(exc, settings.s3_endpoint)) from exc
+    log, result, spilled = done.log, done.result, done.scratch_bytes
     doc = report_document(
         result, log, now, {"tenant": tenant, "from": since, "to": until, "tolerance": tolerance}
     )
@@ -109,7 +113,7 @@ def replay_command(
         f"{result.events} events replayed ({log.archived_events} archived, "
         f"{log.tail_events} from the topic), "
         f"{log.checkpoints} signed checkpoint(s), hash chain {chain}, {len(result.violations)} violation(s); "
-        f"report in {out}/"
+        f"report in {out}/; {done.processes} process(es), {spilled / 1e6:.1f} MB of scratch on disk"
     )
     for violation in result.violations[:20]:
         console.print(

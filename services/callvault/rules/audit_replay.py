@@ -12,12 +12,11 @@ than hide what the second says.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from callvault.rules.access import ALL_TENANTS, PERMISSIONS, Role, Want
 from callvault.rules.client_policy import Dated, Defaults, PolicyVersion, allowed_sites_at, redated
@@ -71,6 +70,54 @@ class ReplayResult:
         calls = self.outcomes_by_tenant[tenant]["calls"]
         bad = len({v.call_id for v in self.violations if v.tenant == tenant and v.call_id})
         return 1.0 if calls == 0 else (calls - bad) / calls
+
+
+CallRef = tuple[str, str]  # (tenant, call_id): two clients may share an id
+Seen = Literal["new", "duplicate", "conflict"]
+
+
+class CallStories(Protocol):
+    """Where a replay keeps each call's story while the log is read (in memory, or spilled to disk)."""
+
+    def get(self, ref: CallRef) -> _Call | None: ...
+
+    def put(self, ref: CallRef, call: _Call) -> None: ...
+
+    def stories(self) -> Iterator[tuple[CallRef, _Call]]:
+        """Every call once the log is read, in a deterministic order (by tenant, then call id)."""
+        ...
+
+
+class SeenEvents(Protocol):
+    """The event ids read so far, each with the digest of its facts."""
+
+    def note(self, event_id: str, digest: bytes) -> Seen: ...
+
+
+class MemoryStories:
+    def __init__(self) -> None:
+        self._calls: dict[CallRef, _Call] = {}
+
+    def get(self, ref: CallRef) -> _Call | None:
+        return self._calls.get(ref)
+
+    def put(self, ref: CallRef, call: _Call) -> None:
+        self._calls[ref] = call
+
+    def stories(self) -> Iterator[tuple[CallRef, _Call]]:
+        for ref in sorted(self._calls):
+            yield ref, self._calls[ref]
+
+
+class MemorySeen:
+    def __init__(self) -> None:
+        self._digests: dict[str, bytes] = {}
+
+    def note(self, event_id: str, digest: bytes) -> Seen:
+        first = self._digests.setdefault(event_id, digest)
+        if first is digest:
+            return "new"
+        return "duplicate" if first == digest else "conflict"
 
 
 def _at(text: str) -> datetime:
@@ -152,11 +199,14 @@ _FACTS = {kind: _ABOUT + tuple(f for f in kept if f not in RESTATED) for kind, k
 
 
 def facts_digest(event: dict[str, Any]) -> bytes:
-    """A short digest of what an event states that the audit relies on (see `_FACTS`)."""
+    """A short digest of what an event states that the audit relies on (see `_FACTS`).
+
+    The `repr` of the facts in a fixed order: a repeat is the same bytes as written
+    (the archive keeps them verbatim), so its nested objects keep their key order;
+    it costs a third of a canonical JSON dump, on every event of the log.
+    """
     names = _FACTS.get(str(event.get("type")), _OTHER_FACTS)
-    facts = {name: event[name] for name in names if name in event}
-    text = json.dumps(facts, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.blake2b(text.encode(), digest_size=12).digest()
+    return hashlib.blake2b(repr([event.get(name) for name in names]).encode(), digest_size=12).digest()
 
 
 def _slim(event: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -164,26 +214,56 @@ def _slim(event: dict[str, Any], kind: str) -> dict[str, Any]:
 
 
 def replay(
-    events: Iterable[dict[str, Any]], as_of: datetime, tolerance: timedelta, defaults: Defaults | None = None
+    events: Iterable[dict[str, Any]],
+    as_of: datetime,
+    tolerance: timedelta,
+    defaults: Defaults | None = None,
+    *,
+    stories: CallStories | None = None,
+    seen: SeenEvents | None = None,
 ) -> ReplayResult:
     """`defaults`: the controller's own terms (settings), which a client policy's silent classes keep;
-    without them an object's date is checked against its archive event alone."""
-    result = ReplayResult()
-    policies: dict[str, dict[int, PolicyVersion]] = {}
-    calls: dict[tuple[str, str], _Call] = {}  # by (tenant, call_id): two clients may share an id
-    requests: dict[str, dict[str, Any]] = {}
-    seen: dict[str, bytes] = {}  # event id -> the digest of its facts
+    without them an object's date is checked against its archive event alone. `stories` and `seen`:
+    where calls and event ids are kept while the log is read (by default in memory; `audit.spill`
+    keeps them on disk, so memory stops growing with the log).
+
+    The same as `fold`, then `check_calls` with the policies it found, then
+    `check_requests`: a replay split by partition runs those steps apart and
+    `merge_results` joins them into this very result."""
+    calls = stories if stories is not None else MemoryStories()
+    folded = fold(events, calls, seen if seen is not None else MemorySeen())
+    history = policy_history([folded.policies])
+    result = check_calls(folded.result, calls, history, as_of, tolerance, defaults)
+    check_requests(folded.requests, as_of, result)
+    return canonical(result)
+
+
+@dataclass
+class Folded:
+    """One share of the log read: its totals so far, the policy versions and requests it holds.
+
+    The calls' own checks wait for `check_calls`: they need the policy versions of
+    every share (a tenant's policy changes are keyed by tenant, its calls by call).
+    """
+
+    result: ReplayResult = field(default_factory=ReplayResult)
+    policies: dict[str, dict[int, PolicyVersion]] = field(default_factory=dict)
+    requests: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def fold(events: Iterable[dict[str, Any]], calls: CallStories, ids: SeenEvents) -> Folded:
+    """Each event once, into its call's story (or a request's, or the policies)."""
+    folded = Folded()
+    result, policies, requests = folded.result, folded.policies, folded.requests
     for event in events:
         event_id = str(event.get("event_id"))
-        digest = facts_digest(event)
-        first = seen.get(event_id)
-        if first is not None:
-            if first == digest:
-                result.duplicates += 1
-            else:
-                result.violations.append(_conflict(event, event_id))
+        verdict = ids.note(event_id, facts_digest(event))
+        if verdict == "duplicate":
+            result.duplicates += 1
             continue
-        seen[event_id] = digest
+        if verdict == "conflict":
+            result.violations.append(_conflict(event, event_id))
+            continue
         result.events += 1
         call_id, kind = event.get("call_id"), str(event.get("type"))
         if not call_id:
@@ -212,7 +292,11 @@ def replay(
                     policies.setdefault(version.tenant, {})[version.version] = version
             continue
         tenant = str(event.get("tenant"))
-        call = calls.setdefault((tenant, str(call_id)), _Call(tenant))
+        ref = (tenant, str(call_id))
+        call = calls.get(ref)
+        if call is None:
+            call = _Call(tenant)
+            calls.put(ref, call)
         if kind == "disclosure.verified":
             call.verified[str(event["recording_event_id"])] = _slim(event, kind)
         elif kind in ARCHIVED:
@@ -232,14 +316,80 @@ def replay(
             outcome = "archived" if kind == "recording.archived" else str(event.get("reason"))
             result.outcomes_by_tenant[call.tenant][outcome] += 1
             result.outcomes_by_day[str(event["occurred_at"])[:10]][outcome] += 1
-    result.policy_history = {t: [v for _, v in sorted(vs.items())] for t, vs in sorted(policies.items())}
-    for (_, call_id), call in calls.items():
+    return folded
+
+
+def policy_history(shares: Iterable[dict[str, dict[int, PolicyVersion]]]) -> dict[str, list[PolicyVersion]]:
+    """Every tenant's policy versions in order, from the versions each share of the log holds."""
+    merged: dict[str, dict[int, PolicyVersion]] = {}
+    for share in shares:
+        for tenant, versions in share.items():
+            merged.setdefault(tenant, {}).update(versions)
+    return {t: [v for _, v in sorted(vs.items())] for t, vs in sorted(merged.items())}
+
+
+def check_calls(
+    result: ReplayResult,
+    calls: CallStories,
+    history: dict[str, list[PolicyVersion]],
+    as_of: datetime,
+    tolerance: timedelta,
+    defaults: Defaults | None,
+) -> ReplayResult:
+    """Every call's rules, with the whole log's policy history; into `result`, which it returns."""
+    result.policy_history = history
+    for (_, call_id), call in calls.stories():
         result.outcomes_by_tenant[call.tenant]["calls"] += 1
-        history = result.policy_history.get(call.tenant, [])
-        result.violations.extend(_check(call_id, call, as_of, tolerance, result, history, defaults))
-    for request in requests.values():
-        _check_request(request, as_of, result)
+        versions = history.get(call.tenant, [])
+        result.violations.extend(_check(call_id, call, as_of, tolerance, result, versions, defaults))
     return result
+
+
+def check_requests(requests: dict[str, dict[str, Any]], as_of: datetime, result: ReplayResult) -> None:
+    for request_id in sorted(requests):
+        _check_request(requests[request_id], as_of, result)
+
+
+def merge_requests(shares: Iterable[dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Requests from several shares (a request's events share its subject's key, so one share each)."""
+    merged: dict[str, dict[str, Any]] = {}
+    for share in shares:
+        for request_id, request in share.items():
+            merged.setdefault(request_id, {}).update(request)
+    return merged
+
+
+def canonical(result: ReplayResult) -> ReplayResult:
+    """The order a report lists things in, whatever order the shares were read in.
+
+    Violations by tenant and call, and within a call in the order its checks
+    found them (a stable sort: one share holds all of a call's story).
+    """
+    result.violations.sort(key=lambda v: (v.tenant, v.call_id))
+    result.subject_requests.sort(key=lambda r: str(r.get("request_id")))
+    result.contract_ends.sort(
+        key=lambda e: (str(e.get("occurred_at")), str(e.get("type")), str(e.get("tenant")))
+    )
+    return result
+
+
+def merge_results(parts: Iterable[ReplayResult]) -> ReplayResult:
+    """Partial results (one per share of partitions) joined into the one a single replay gives."""
+    merged = ReplayResult()
+    for part in parts:
+        merged.events += part.events
+        merged.duplicates += part.duplicates
+        merged.violations.extend(part.violations)
+        for tenant, counts in part.outcomes_by_tenant.items():
+            merged.outcomes_by_tenant[tenant].update(counts)
+        for day, counts in part.outcomes_by_day.items():
+            merged.outcomes_by_day[day].update(counts)
+        merged.lateness_histogram.update(part.lateness_histogram)
+        merged.subject_requests.extend(part.subject_requests)
+        merged.accesses_by_site.update(part.accesses_by_site)
+        merged.contract_ends.extend(part.contract_ends)
+        merged.policy_history = part.policy_history or merged.policy_history
+    return canonical(merged)
 
 
 def _conflict(event: dict[str, Any], event_id: str) -> Violation:

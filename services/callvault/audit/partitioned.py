@@ -1,0 +1,202 @@
+"""The replay split by partition, on as many processes as there are cores, in bounded memory.
+
+`lifecycle` is keyed by call, so a call's story never spans partitions: each
+share of the partitions is folded by its own process into its own scratch
+files (`audit.spill`), in two steps because one fact is global. A tenant's
+policy changes are keyed by the tenant and may sit in any partition, while the
+checks of every call need its tenant's whole policy history:
+
+1. each process folds its partitions' segments (and their tail on the topic)
+   and returns its totals, the policy versions and the subject requests it read;
+2. the parent joins the policy histories, and each process checks its calls
+   against them, reading its stories back from disk;
+3. the parent merges the partial results and checks the requests
+   (`rules.audit_replay.merge_results`): the same report one process gives.
+
+Peak memory is that of every process together: each keeps `keep` calls and a
+batch of event ids in memory, whatever the log's length; disk holds the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from callvault.audit.sources import AuditLog, archive_events, read_tail, signed_heads
+from callvault.audit.spill import SpilledSeen, SpilledStories, disk_used
+from callvault.rules.audit_replay import (
+    Folded,
+    ReplayResult,
+    canonical,
+    check_calls,
+    check_requests,
+    fold,
+    merge_requests,
+    merge_results,
+    policy_history,
+)
+from callvault.rules.client_policy import PolicyVersion
+from callvault.settings import Settings
+from callvault.storage.client import make_s3_client
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Which events a replay keeps (`--tenant`, `--from`, `--to`); picklable, for the processes."""
+
+    tenant: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def __call__(self, event: dict[str, Any]) -> bool:
+        if self.tenant is not None and event.get("tenant") != self.tenant:
+            return False
+        if event.get("type") == "policy.changed":
+            return True  # a global fact: objects of the period are judged by versions from before it too
+        try:
+            at = datetime.fromisoformat(str(event.get("occurred_at")))
+        except ValueError:
+            return True
+        return (self.since is None or at >= self.since) and (self.until is None or at < self.until)
+
+
+@dataclass(frozen=True)
+class Share:
+    """One process's part of a replay."""
+
+    index: int
+    partitions: tuple[int, ...]
+    settings: Settings
+    scratch: Path
+    keep: int
+    keep_event: EventFilter
+    signed: dict[str, tuple[int, str]]
+
+    @property
+    def stories_path(self) -> Path:
+        return self.scratch / f"calls-{self.index}.sqlite"
+
+    @property
+    def seen_path(self) -> Path:
+        return self.scratch / f"seen-{self.index}.sqlite"
+
+
+@dataclass
+class ShareRead:
+    """What step 1 sends back: the share's totals, facts and what reading the log found."""
+
+    folded: Folded
+    log: AuditLog = field(default_factory=AuditLog)
+
+
+def _fold_share(share: Share) -> ShareRead:
+    settings = share.settings
+    log = AuditLog()
+    stories = SpilledStories(share.stories_path, keep=share.keep)
+    seen = SpilledSeen(share.seen_path)
+    s3 = make_s3_client(settings, attempts=2)
+
+    def events() -> Any:
+        yield from archive_events(s3, settings, log, partitions=share.partitions, signed=share.signed)
+        asyncio.run(read_tail(settings, log, partitions=share.partitions))
+        tail, log.tail = log.tail, []
+        yield from tail
+
+    folded = fold((e for e in events() if share.keep_event(e)), stories, seen)
+    stories.flush()
+    stories.close()
+    seen.close()
+    return ShareRead(folded, log)
+
+
+def _check_share(
+    args: tuple[Share, ReplayResult, dict[str, list[PolicyVersion]], datetime, timedelta, Any],
+) -> ReplayResult:
+    share, result, history, as_of, tolerance, defaults = args
+    stories = SpilledStories(share.stories_path, keep=share.keep)
+    try:
+        return check_calls(result, stories, history, as_of, tolerance, defaults)
+    finally:
+        stories.close()
+
+
+@dataclass
+class PartitionedReplay:
+    log: AuditLog
+    result: ReplayResult
+    processes: int
+    scratch_bytes: int
+
+
+def replay_partitions(
+    settings: Settings,
+    scratch: Path,
+    as_of: datetime,
+    tolerance: timedelta,
+    *,
+    keep_event: EventFilter | None = None,
+    processes: int | None = None,
+    keep: int = 20_000,
+    on_step: Callable[[str], None] | None = None,
+) -> PartitionedReplay:
+    """The whole log replayed by `processes` (default: the cores, at most one per partition)."""
+    count = max(1, min(processes or os.cpu_count() or 1, settings.partitions))
+    log = AuditLog()
+    signed = signed_heads(make_s3_client(settings, attempts=2), settings, log)
+    shares = [
+        Share(
+            i,
+            tuple(range(i, settings.partitions, count)),
+            settings,
+            scratch,
+            keep,
+            keep_event or EventFilter(),
+            signed,
+        )  # fmt: skip
+        for i in range(count)
+    ]
+    step = on_step or (lambda _text: None)
+    step(f"reading {settings.partitions} partitions on {count} process(es)")
+    with _pool(count) as pool:
+        reads = pool.map(_fold_share, shares) if count > 1 else [_fold_share(shares[0])]
+        history = policy_history(read.folded.policies for read in reads)
+        step("checking every call")
+        jobs = [(share, read.folded.result, history, as_of, tolerance, settings.policy_defaults)
+                for share, read in zip(shares, reads, strict=True)]  # fmt: skip
+        parts = pool.map(_check_share, jobs) if count > 1 else [_check_share(jobs[0])]
+    merged = merge_results(parts)
+    merged.policy_history = history
+    check_requests(merge_requests(read.folded.requests for read in reads), as_of, merged)
+    for read in reads:
+        _join_logs(log, read.log)
+    return PartitionedReplay(log, canonical(merged), count, disk_used(scratch))
+
+
+def _join_logs(into: AuditLog, part: AuditLog) -> None:
+    into.breaks.extend(part.breaks)
+    into.segments += part.segments
+    into.archived_events += part.archived_events
+    into.tail_events += part.tail_events
+    into.last_offsets.update(part.last_offsets)
+
+
+class _NoPool:
+    def __enter__(self) -> _NoPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _pool(count: int) -> Any:
+    """Fresh processes (spawned, not forked: the command's own threads, a progress bar's or boto3's,
+    must not be copied mid-lock); none for one share."""
+    if count == 1:
+        return _NoPool()
+    return multiprocessing.get_context("spawn").Pool(count)
