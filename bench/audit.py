@@ -8,8 +8,9 @@ verified, its recording and metadata archived, one coach's access two days
 later and, once its month is up, its recording deleted on time; metadata is not
 due yet. Events are written in time order, interleaved across calls, as the
 log holds them. Then runs `callvault audit replay` as a user would, a child
-process, and reports its wall time, events/s, peak resident memory (the
-child's ru_maxrss) and the scratch it kept on disk.
+process, and reports its wall time, events/s, the peak of the resident memory
+of the replay and every process it starts, added up (sampled from /proc every
+0.2 s), and the scratch it kept on disk.
 
     .venv/bin/python bench/audit.py [--events 1000000] [--name audit]
 
@@ -23,11 +24,11 @@ import asyncio
 import heapq
 import json
 import os
-import resource
 import secrets
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -92,6 +93,48 @@ def call_events(
            reason="retention_elapsed", versions_deleted=1),
     ]  # fmt: skip
     return story if now is None or deleted < now else story[:-1]
+
+
+def _tree_rss_mb(root: int) -> float:
+    """The resident memory of `root` and all its descendants, added up (Linux /proc)."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        pid = int(entry.name)
+        parents[pid] = int(fields.get("PPid", "0").strip())
+        rss[pid] = int(fields.get("VmRSS", "0 kB").split()[0])
+    tree, grew = {root}, True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= more
+        grew = bool(more)
+    return sum(rss.get(pid, 0) for pid in tree) / 1024
+
+
+class PeakSampler:
+    """The largest sum of resident memory over a process tree, sampled while it runs."""
+
+    def __init__(self, pid: int, every_s: float = 0.2) -> None:
+        self.pid, self.every_s, self.peak_mb = pid, every_s, 0.0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._done.wait(self.every_s):
+            self.peak_mb = max(self.peak_mb, _tree_rss_mb(self.pid))
+
+    def stop(self) -> float:
+        self._done.set()
+        self._thread.join()
+        return self.peak_mb
 
 
 def write_archive(settings: Settings, events: int) -> dict[str, Any]:
@@ -164,13 +207,16 @@ async def main(events: int) -> dict[str, Any]:
               f"({written['uncompressed_mb']} MB before gzip) in {took:.1f} s", flush=True)  # fmt: skip
         with tempfile.TemporaryDirectory() as out:
             began = time.monotonic()
-            run = subprocess.run(
+            child = subprocess.Popen(
                 [sys.executable, "-m", "callvault", "audit", "replay", "--out", out],
                 env={**os.environ, **settings_env(settings), "COLUMNS": "200"},
-                capture_output=True, text=True, timeout=3600,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             )  # fmt: skip
+            sampler = PeakSampler(child.pid)
+            stdout, stderr = child.communicate(timeout=3600)
             elapsed = time.monotonic() - began
-            peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            peak_mb = sampler.stop()
+            run = subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr)
             report = json.loads((Path(out) / "report.json").read_text())
     summary = run.stdout.strip().splitlines()[0] if run.stdout.strip() else run.stderr[-2000:]
     print(summary)
