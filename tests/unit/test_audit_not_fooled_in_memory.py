@@ -13,23 +13,26 @@ own purge still deletes it on time.
 
 These run the same walk and checks `callvault audit verify-store` and
 `callvault audit replay` run, on the in-memory harness's store and log. On
-fd3c12e (with the walk and the checks called as they were then, without the
-log's view and the walked buckets) each failed on its assertion: no finding,
-no finding, no violation, and the outside delete went through.
+fd3c12e (with the walk and the checks called as they were then: the whole
+log's view, no walked buckets) each failed on its assertion: no finding, no
+finding, no violation, and the outside delete went through.
 """
 
 from __future__ import annotations
 
+import tempfile
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
-from callvault.audit.store_walk import walk_store
+from callvault.audit.store_facts import LogFacts
+from callvault.audit.store_walk import compare_by_day
 from callvault.rules.audit_replay import replay
-from callvault.rules.store_check import StoreFinding, check_store, log_view
+from callvault.rules.store_check import StoreFinding
 from callvault.testing import Harness
 from tests.integration.helpers import CallScript
 
@@ -54,12 +57,16 @@ async def archived(h: Harness) -> dict[str, Any]:
 
 
 def verify_store(h: Harness) -> list[StoreFinding]:
-    """What `callvault audit verify-store` finds: the walk, given the log's view, then the checks."""
-    view = log_view(h.events)
-    now = h.clock.now()
-    keys = list(walk_store(h.s3, h.settings, now - TOLERANCE, view=view))
-    buckets = {h.settings.recordings_bucket, h.settings.metadata_bucket}
-    return check_store(keys, view, set(), now, TOLERANCE, buckets)
+    """What `callvault audit verify-store` finds: the log's facts on disk, then the store and the log
+    compared tenant-day by tenant-day (`audit.store_walk.compare_by_day`)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        facts = LogFacts(Path(scratch) / "facts.sqlite")
+        facts.add(h.events)
+        try:
+            _, findings = compare_by_day(h.s3, h.settings, facts, set(), h.clock.now(), TOLERANCE)
+        finally:
+            facts.close()
+    return findings
 
 
 def versions(h: Harness, bucket: str, key: str) -> list[str]:

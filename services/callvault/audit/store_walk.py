@@ -14,14 +14,16 @@ Blocking (boto3): run it off any event loop.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
+from itertools import groupby
 
 from botocore.client import BaseClient
 
+from callvault.audit.store_facts import LogFacts, day_of
 from callvault.rules.client_policy import terms_ever
 from callvault.rules.data_classes import DATA_CLASSES
 from callvault.rules.purge import Due, period_due_within, period_end
-from callvault.rules.store_check import FoundKey, LogView
+from callvault.rules.store_check import FoundKey, LogView, StoreFinding, check_store
 from callvault.settings import Settings
 from callvault.storage.archive import version_sha256
 from callvault.storage.inventory import all_days, dated_now, describe, list_versions
@@ -35,8 +37,14 @@ def walk_store(
     judge_at: datetime,
     on_day: Callable[[str, int, int], None] | None = None,
     view: LogView | None = None,
+    views: Callable[[str, str], LogView] | None = None,
 ) -> Iterator[FoundKey]:
-    """Every archived key; `judge_at` is the instant due dates are judged at (now minus the tolerance)."""
+    """Every archived key, tenant-day by tenant-day; `judge_at` is the instant due dates are judged at
+    (now minus the tolerance). The log's word: `view` (all of it) or `views(bucket, day)` (one
+    tenant-day's, as `audit.store_facts` keeps it on disk)."""
+    if views is None and view is not None:
+        whole = view
+        views = lambda _bucket, _day: whole  # noqa: E731
     book = load_book(s3, settings.metadata_bucket)
     defaults = settings.policy_defaults
     for data_class in DATA_CLASSES:
@@ -46,6 +54,7 @@ def walk_store(
             history = book.get(tenant, [])
             terms = terms_ever(retention_class, history, defaults)
             day_due = period_due_within(day, day, terms, settings.zone, judge_at)
+            day_view = views(bucket, day_prefix(tenant, day)) if views is not None else None
             for entry in list_versions(s3, bucket, f"{day_prefix(tenant, day)}/"):
                 parsed = parse_archive_key(entry.key)
                 if parsed is None:
@@ -63,9 +72,9 @@ def walk_store(
                     tuple(
                         (vid, version_sha256(s3, bucket, entry.key, vid))
                         for vid in entry.data_versions
-                        if not view.names_version(where, vid)
+                        if not day_view.names_version(where, vid)
                     )
-                    if view is not None and where in view.archived
+                    if day_view is not None and where in day_view.archived
                     else ()
                 )
                 yield FoundKey(
@@ -81,3 +90,49 @@ def walk_store(
                 )
             if on_day is not None:
                 on_day(bucket, done, len(days))
+
+
+def compare_by_day(
+    s3: BaseClient,
+    settings: Settings,
+    facts: LogFacts,
+    held: set[str],
+    now: datetime,
+    tolerance: timedelta,
+    on_day: Callable[[str, int, int], None] | None = None,
+) -> tuple[int, list[StoreFinding]]:
+    """The store against the log one tenant-day at a time: neither is ever held whole.
+
+    Each day the walk lists is checked against that day's facts; then each day
+    the log names and the store no longer has at all (every object of it lost)
+    is checked against an empty listing. The keys checked, and what was found.
+    """
+    views = _LastView(facts)
+    findings: list[StoreFinding] = []
+    walked: set[tuple[str, str]] = set()
+    checked = 0
+    found = walk_store(s3, settings, now - tolerance, on_day, views=views)
+    for (bucket, day), keys in groupby(found, key=lambda f: (f.bucket, day_of(f.key))):
+        day_keys = list(keys)
+        checked += len(day_keys)
+        findings += check_store(day_keys, views(bucket, day), held, now, tolerance, {bucket})
+        walked.add((bucket, day))
+    for data_class in DATA_CLASSES:
+        bucket = data_class.bucket(settings)
+        for day in list(facts.days(bucket)):
+            if (bucket, day) not in walked:
+                findings += check_store([], facts.view_of(bucket, day), held, now, tolerance, {bucket})
+    return checked, findings
+
+
+class _LastView:
+    """One tenant-day's facts, read once for the walk and again for the checks of that day."""
+
+    def __init__(self, facts: LogFacts) -> None:
+        self.facts = facts
+        self._last: tuple[tuple[str, str], LogView] | None = None
+
+    def __call__(self, bucket: str, day: str) -> LogView:
+        if self._last is None or self._last[0] != (bucket, day):
+            self._last = ((bucket, day), self.facts.view_of(bucket, day))
+        return self._last[1]

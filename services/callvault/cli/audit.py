@@ -19,16 +19,15 @@ from callvault.audit.partitioned import EventFilter, replay_partitions
 from callvault.audit.period import verify_period
 from callvault.audit.report import report_document, write_report
 from callvault.audit.sources import AuditLog, log_events
-from callvault.audit.store_walk import walk_store
+from callvault.audit.store_facts import LogFacts
+from callvault.audit.store_walk import compare_by_day
 from callvault.cli.config import load_settings
 from callvault.cli.errors import UserError
 from callvault.cli.options import instant_option
 from callvault.clock import SystemClock
 from callvault.contract.fields import format_rfc3339
 from callvault.rules.audit_checkpoint import private_key, public_hex
-from callvault.rules.data_classes import DATA_CLASSES
 from callvault.rules.durations import CalendarDuration
-from callvault.rules.store_check import check_store, log_view
 from callvault.settings import Settings
 from callvault.storage.client import make_s3_client
 from callvault.storage.errors import describe
@@ -132,35 +131,37 @@ def verify_store(
     slack = _tolerance(tolerance)
     settings = load_settings(acts=False)  # reads only
     console = Console()
-    log, view = _read_log(settings, console, log_view)
     now = SystemClock().now()
     s3 = make_s3_client(settings, attempts=2)
-    try:
-        held = held_calls(s3, settings.metadata_bucket)
-        with Progress(console=console, transient=True) as progress:
-            task = progress.add_task("walking the buckets", total=None)
+    with tempfile.TemporaryDirectory(prefix="callvault-verify-store-") as scratch:
+        facts = LogFacts(Path(scratch) / "facts.sqlite")
+        log, _ = _read_log(settings, console, facts.add)
+        try:
+            held = held_calls(s3, settings.metadata_bucket)
+            with Progress(console=console, transient=True) as progress:
+                task = progress.add_task("walking the buckets", total=None)
 
-            def on_day(bucket: str, done: int, total: int) -> None:
-                progress.update(task, description=f"walking {bucket}", completed=done, total=total)
+                def on_day(bucket: str, done: int, total: int) -> None:
+                    progress.update(task, description=f"walking {bucket}", completed=done, total=total)
 
-            keys = list(walk_store(s3, settings, now - slack, on_day, view))
-    except (BotoCoreError, ClientError) as exc:
-        raise UserError(describe(exc, settings.s3_endpoint)) from exc
-    walked = {data_class.bucket(settings) for data_class in DATA_CLASSES}
-    findings = check_store(keys, view, held, now, slack, walked)
+                keys_checked, findings = compare_by_day(s3, settings, facts, held, now, slack, on_day)
+        except (BotoCoreError, ClientError) as exc:
+            raise UserError(describe(exc, settings.s3_endpoint)) from exc
+        finally:
+            facts.close()
     events_read = log.archived_events + log.tail_events
     out.mkdir(parents=True, exist_ok=True)
     doc = {
         "generated_at": format_rfc3339(now),
         "tolerance": tolerance,
-        "keys_checked": len(keys),
+        "keys_checked": keys_checked,
         "events_read": events_read,
         "held_calls": len(held),
         "findings": [asdict(f) for f in findings],
     }
     (out / "verify-store.json").write_text(json.dumps(doc, indent=2) + "\n")
     console.print(
-        f"{len(keys)} keys checked against {events_read} events "
+        f"{keys_checked} keys checked against {events_read} events "
         f"({len(held)} held calls), {len(findings)} finding(s); details in {out}/verify-store.json"
     )
     for finding in findings[:20]:
