@@ -175,6 +175,8 @@ def _as_dict(result: ReplayResult) -> dict[str, Any]:
         "outcomes_by_day": {d: dict(c) for d, c in result.outcomes_by_day.items() if c},
         "lateness": dict(result.lateness_histogram), "requests": result.subject_requests,
         "sites": dict(result.accesses_by_site), "policies": result.policy_history,
+        "lateness_log2": dict(result.lateness_log2), "on_time": result.deletions_on_time,
+        "roles": dict(result.accesses_by_role), "purposes": dict(result.accesses_by_purpose),
     }  # fmt: skip
 
 

@@ -12,6 +12,7 @@ than hide what the second says.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -60,9 +61,14 @@ class ReplayResult:
     outcomes_by_tenant: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     outcomes_by_day: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     lateness_histogram: Counter[str] = field(default_factory=Counter)
+    # Deletions by how late, in powers of two of seconds (bucket k: up to 2**k s), for the p99.
+    lateness_log2: Counter[int] = field(default_factory=Counter)
+    deletions_on_time: int = 0  # within the tolerance (or kept by holds the whole time)
     subject_requests: list[dict[str, Any]] = field(default_factory=list)  # each with its status at as_of
     policy_history: dict[str, list[PolicyVersion]] = field(default_factory=dict)  # tenant -> versions
     accesses_by_site: Counter[str] = field(default_factory=Counter)  # "{site} ({country})", "no site"
+    accesses_by_role: Counter[str] = field(default_factory=Counter)
+    accesses_by_purpose: Counter[str] = field(default_factory=Counter)  # the purpose as declared, cut short
     contract_ends: list[dict[str, Any]] = field(default_factory=list)  # tenant.returned/erased/enabled
 
     def compliance_rate(self, tenant: str) -> float:
@@ -312,6 +318,8 @@ def fold(events: Iterable[dict[str, Any]], calls: CallStories, ids: SeenEvents) 
                 call.holds[open_holds[-1]] = (begin, _at(event["occurred_at"]), placed_id)
         elif kind == "recording.accessed":
             call.accesses.append(_slim(event, kind))
+            result.accesses_by_role[str(event.get("role"))] += 1
+            result.accesses_by_purpose[str(event.get("purpose") or "not stated")[:60]] += 1
         if kind in {"recording.archived", "recording.rejected"}:
             outcome = "archived" if kind == "recording.archived" else str(event.get("reason"))
             result.outcomes_by_tenant[call.tenant][outcome] += 1
@@ -385,6 +393,10 @@ def merge_results(parts: Iterable[ReplayResult]) -> ReplayResult:
         for day, counts in part.outcomes_by_day.items():
             merged.outcomes_by_day[day].update(counts)
         merged.lateness_histogram.update(part.lateness_histogram)
+        merged.lateness_log2.update(part.lateness_log2)
+        merged.deletions_on_time += part.deletions_on_time
+        merged.accesses_by_role.update(part.accesses_by_role)
+        merged.accesses_by_purpose.update(part.accesses_by_purpose)
         merged.subject_requests.extend(part.subject_requests)
         merged.accesses_by_site.update(part.accesses_by_site)
         merged.contract_ends.extend(part.contract_ends)
@@ -533,6 +545,7 @@ def _check(
         deleted_at = _at(deleted["deleted_at"])
         lateness = (deleted_at - due).total_seconds()
         result.lateness_histogram[_bucket(max(0.0, lateness))] += 1
+        result.lateness_log2[max(0, math.ceil(math.log2(max(1.0, lateness))))] += 1
         # An erasure or an objection deletes before the date on purpose; only retention may not.
         if deleted_at < due and deleted.get("reason", "retention_elapsed") == "retention_elapsed":
             flag("deleted_early", f"{key} was deleted {-lateness:.0f} s before its date", deleted["event_id"])
@@ -541,6 +554,8 @@ def _check(
         ):
             detail = f"{key} was deleted {lateness:.0f} s after its date with no hold covering it"
             flag("late_deletion", detail, archived["event_id"], deleted["event_id"])
+        else:
+            result.deletions_on_time += 1
         hold = _hold_at(call.holds, deleted_at)
         if hold is not None:
             flag("deleted_during_hold", f"{key} was deleted while a legal hold was in force",
