@@ -50,6 +50,8 @@ ELSEWHERE = {
     "--from-literal=CALLVAULT_API_TOKEN_SECRET=… "
     "--from-literal=CALLVAULT_AUDIT_SIGNING_KEY=…": "needs a cluster; tests/unit/test_deploy_manifests.py "
     "checks that the pods read the Secret `callvault` and that both names are settings",
+    "kubectl apply -k deploy/k8s/audit": "tests/unit/test_deploy_manifests.py renders and checks the Indexed "
+    "Job (one pod per partition); the merge it feeds is run by tests/e2e/test_docs.py",
     "docker compose up --build": "tests/unit/test_compose.py checks the file (`docker compose config` where "
     "the plugin exists); no Docker engine here to run it",
 }

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from callvault.audit.partial import global_policies
 from callvault.audit.sources import AuditLog, archive_events, read_tail, signed_heads
 from callvault.audit.spill import SpilledSeen, SpilledStories, disk_used
 from callvault.rules.audit_replay import (
@@ -77,6 +78,7 @@ class Share:
     keep: int
     keep_event: EventFilter
     signed: dict[str, tuple[int, str]]
+    tail: bool = True  # the records still only in the topic; False where no broker is to be asked
 
     @property
     def stories_path(self) -> Path:
@@ -104,7 +106,8 @@ def _fold_share(share: Share) -> ShareRead:
 
     def events() -> Any:
         yield from archive_events(s3, settings, log, partitions=share.partitions, signed=share.signed)
-        asyncio.run(read_tail(settings, log, partitions=share.partitions))
+        if share.tail:
+            asyncio.run(read_tail(settings, log, partitions=share.partitions))
         tail, log.tail = log.tail, []
         yield from tail
 
@@ -132,6 +135,8 @@ class PartitionedReplay:
     result: ReplayResult
     processes: int
     scratch_bytes: int
+    partitions: list[int] = field(default_factory=list)
+    requests: dict[str, dict[str, Any]] = field(default_factory=dict)  # checked unless a partial
 
 
 def replay_partitions(
@@ -144,41 +149,48 @@ def replay_partitions(
     processes: int | None = None,
     keep: int = 20_000,
     on_step: Callable[[str], None] | None = None,
+    only: list[int] | None = None,
+    tail: bool = True,
 ) -> PartitionedReplay:
-    """The whole log replayed by `processes` (default: the cores, at most one per partition)."""
-    count = max(1, min(processes or os.cpu_count() or 1, settings.partitions))
+    """The log replayed by `processes` (default: the cores, at most one per partition).
+
+    `only`: just these partitions, for a partial result (`audit.partial`): the
+    policy history then comes from a pass over every partition first, and the
+    subject requests are left for the merge to check.
+    """
+    chosen = sorted(set(only)) if only is not None else list(range(settings.partitions))
+    count = max(1, min(processes or os.cpu_count() or 1, len(chosen)))
     log = AuditLog()
-    signed = signed_heads(make_s3_client(settings, attempts=2), settings, log)
+    s3 = make_s3_client(settings, attempts=2)
+    signed = signed_heads(s3, settings, log)
+    step = on_step or (lambda _text: None)
+    everywhere: dict[str, dict[int, PolicyVersion]] = {}
+    if only is not None:
+        step("reading every partition's policy changes")
+        everywhere = global_policies(s3, settings)
     shares = [
-        Share(
-            i,
-            tuple(range(i, settings.partitions, count)),
-            settings,
-            scratch,
-            keep,
-            keep_event or EventFilter(),
-            signed,
-        )  # fmt: skip
+        Share(i, tuple(chosen[i::count]), settings, scratch, keep, keep_event or EventFilter(), signed, tail)
         for i in range(count)
     ]
-    step = on_step or (lambda _text: None)
-    step(f"reading {settings.partitions} partitions on {count} process(es)")
+    step(f"reading {len(chosen)} partition(s) on {count} process(es)")
     with _pool(count) as pool:
         reads = pool.map(_fold_share, shares) if count > 1 else [_fold_share(shares[0])]
-        history = policy_history(read.folded.policies for read in reads)
+        history = policy_history([everywhere, *(read.folded.policies for read in reads)])
         step("checking every call")
         jobs = [(share, read.folded.result, history, as_of, tolerance, settings.policy_defaults)
                 for share, read in zip(shares, reads, strict=True)]  # fmt: skip
         parts = pool.map(_check_share, jobs) if count > 1 else [_check_share(jobs[0])]
     merged = merge_results(parts)
     merged.policy_history = history
-    check_requests(merge_requests(read.folded.requests for read in reads), as_of, merged)
+    requests = merge_requests(read.folded.requests for read in reads)
+    if only is None:
+        check_requests(requests, as_of, merged)
     for read in reads:
-        _join_logs(log, read.log)
-    return PartitionedReplay(log, canonical(merged), count, disk_used(scratch))
+        join_logs(log, read.log)
+    return PartitionedReplay(log, canonical(merged), count, disk_used(scratch), chosen, requests)
 
 
-def _join_logs(into: AuditLog, part: AuditLog) -> None:
+def join_logs(into: AuditLog, part: AuditLog) -> None:
     into.breaks.extend(part.breaks)
     into.segments += part.segments
     into.archived_events += part.archived_events

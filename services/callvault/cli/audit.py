@@ -15,6 +15,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 from rich.progress import Progress
 
+from callvault.audit.partial import (
+    coverage_problems,
+    merge_partials,
+    partial_document,
+    read_partials,
+    write_partial,
+)
 from callvault.audit.partitioned import EventFilter, replay_partitions
 from callvault.audit.period import verify_period
 from callvault.audit.report import report_document, write_report
@@ -27,6 +34,9 @@ from callvault.cli.options import instant_option
 from callvault.clock import SystemClock
 from callvault.contract.fields import format_rfc3339
 from callvault.rules.audit_checkpoint import private_key, public_hex
+from callvault.rules.audit_replay import (
+    ReplayResult,
+)
 from callvault.rules.durations import CalendarDuration
 from callvault.settings import Settings
 from callvault.storage.client import make_s3_client
@@ -84,11 +94,20 @@ def replay_command(
     processes: int = typer.Option(
         None, min=1, help="replay processes (default: one per core, at most one per partition)"
     ),
+    partitions: str = typer.Option(
+        None, help="only these partitions (comma-separated), for a partial result: needs --partial-out"
+    ),
+    partial_out: str = typer.Option(
+        None, help="write a partial result (a folder, or s3://bucket/prefix) for `callvault audit merge`"
+    ),
 ) -> None:
     """Read the archived audit log and the topic's tail, check every rule, write the report."""
     start, end = instant_option("--from", since), instant_option("--to", until)
     slack = _tolerance(tolerance)
     settings = load_settings(acts=False)  # reads only
+    only = _partitions(partitions, settings.partitions)
+    if only is not None and partial_out is None:
+        raise UserError("a replay of some partitions is a partial result: give --partial-out, then merge")
     console = Console()
     now = SystemClock().now()
     try:
@@ -98,28 +117,89 @@ def replay_command(
         ):
             done = replay_partitions(
                 settings, Path(scratch), now, slack, keep_event=EventFilter(tenant, start, end),
-                processes=processes, keep=keep_calls, on_step=status.update,
+                processes=processes, keep=keep_calls, on_step=status.update, only=only,
             )  # fmt: skip
+        if partial_out is not None:
+            doc = partial_document(
+                done.result, done.requests, done.log, done.partitions, settings.partitions, now
+            )
+            where = write_partial(make_s3_client(settings, attempts=2), doc, partial_out)
     except (BotoCoreError, ClientError) as exc:
         raise UserError(describe(exc, settings.s3_endpoint)) from exc
     log, result, spilled = done.log, done.result, done.scratch_bytes
+    if partial_out is not None:
+        console.print(
+            f"partition(s) {', '.join(map(str, done.partitions))} of {settings.partitions}: "
+            f"{result.events} events, {len(result.violations)} violation(s) so far; partial result in {where}"
+        )
+        return
     doc = report_document(
         result, log, now, {"tenant": tenant, "from": since, "to": until, "tolerance": tolerance}
     )
     write_report(doc, out)
-    chain = "intact" if not log.breaks else f"BROKEN ({len(log.breaks)})"
     console.print(
+        _summary(result, log, out)
+        + f"; {done.processes} process(es), {spilled / 1e6:.1f} MB of scratch on disk"
+    )
+    _finish(console, result, log)
+
+
+def _summary(result: ReplayResult, log: AuditLog, out: Path) -> str:
+    chain = "intact" if not log.breaks else f"BROKEN ({len(log.breaks)})"
+    return (
         f"{result.events} events replayed ({log.archived_events} archived, "
         f"{log.tail_events} from the topic), "
         f"{log.checkpoints} signed checkpoint(s), hash chain {chain}, {len(result.violations)} violation(s); "
-        f"report in {out}/; {done.processes} process(es), {spilled / 1e6:.1f} MB of scratch on disk"
+        f"report in {out}/"
     )
+
+
+def _partitions(text: str | None, count: int) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        chosen = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError as exc:
+        raise UserError(f"--partitions: {text!r} is not a comma-separated list of partition numbers") from exc
+    outside = [p for p in chosen if not 0 <= p < count]
+    if not chosen or outside:
+        raise UserError(f"--partitions: the log has partitions 0 to {count - 1}; {text!r} names others")
+    return chosen
+
+
+def _finish(console: Console, result: ReplayResult, log: AuditLog) -> None:
     for violation in result.violations[:20]:
         console.print(
             f"  [red]{violation.rule}[/red] {violation.tenant}/{violation.call_id or '-'}: {violation.detail}"
         )
     if result.violations or log.breaks:
         raise typer.Exit(1)
+
+
+@app.command("merge")
+def merge_command(
+    sources: list[str] = typer.Argument(..., help="folders or s3://bucket/prefix holding partial-*.json"),
+    out: Path = typer.Option(Path("audit-report"), help="directory for report.json and report.html"),
+) -> None:
+    """Join partial replays (one per partition, from `audit replay --partitions N --partial-out`)."""
+    settings = load_settings(acts=False)  # reads only
+    console = Console()
+    try:
+        docs = read_partials(make_s3_client(settings, attempts=2), sources)
+    except (BotoCoreError, ClientError) as exc:
+        raise UserError(describe(exc, settings.s3_endpoint)) from exc
+    except ValueError as exc:
+        raise UserError(f"a partial replay cannot be read: {exc}") from exc
+    problems = coverage_problems(docs)
+    if problems:
+        raise UserError("the partials do not make one replay: " + "; ".join(problems))
+    try:
+        result, log, as_of = merge_partials(docs)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"a partial replay cannot be read: {exc!r}") from exc
+    write_report(report_document(result, log, as_of, {"merged_from": ", ".join(sources)}), out)
+    console.print(_summary(result, log, out) + f"; merged from {len(docs)} partial(s)")
+    _finish(console, result, log)
 
 
 @app.command("verify-store")

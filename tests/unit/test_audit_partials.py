@@ -1,0 +1,131 @@
+"""Partial replays, one per partition, merged into the report one replay gives (issue 18, item 4).
+
+The archive is written as the audit agent writes it, into moto in-process, over
+two partitions: acme's calls on partition 0, and on partition 1 the change of
+acme's policy that shortens its recordings to 7 days (keyed by tenant, it sits
+elsewhere than the calls it dates) and a subject request left unanswered. Each
+partition replayed on its own (as a pod of the Indexed Job would, reading the
+policy changes of every partition first) and its partial sent through JSON,
+then merged: the same report as the whole log replayed at once, the late
+deletions the shortened term makes included.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from callvault.audit.partial import coverage_problems, merge_partials, partial_document
+from callvault.audit.partitioned import replay_partitions
+from callvault.audit.report import report_document
+from callvault.contract.fields import format_rfc3339
+from callvault.rules.audit_chain import GENESIS, LoggedRecord, digest, segment_body
+from callvault.settings import Settings
+from callvault.storage import audit_archive as segments
+from callvault.storage.bootstrap import init_storage
+from callvault.storage.client import make_s3_client
+
+T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
+AS_OF = T0 + timedelta(days=60)
+TOLERANCE = timedelta(minutes=10)
+
+
+def _ev(type_: str, at: datetime, **fields: Any) -> dict[str, Any]:
+    return {"type": type_, "event_id": str(uuid.uuid4()), "tenant": "acme", "occurred_at": format_rfc3339(at),
+            **fields}  # fmt: skip
+
+
+def _calls() -> list[dict[str, Any]]:
+    events = []
+    for i in range(12):
+        start, call = T0 + timedelta(hours=i), f"c-{i}"
+        rec, key = str(uuid.uuid4()), f"acme/2026/06/01/{call}.wav"
+        due = start + timedelta(days=30)
+        events += [
+            _ev("disclosure.verified", start, call_id=call, recording_event_id=rec,
+                played_at=format_rfc3339(start - timedelta(seconds=2)),
+                recording_started_at=format_rfc3339(start)),
+            _ev("recording.archived", start, call_id=call, recording_event_id=rec,
+                object={"bucket": "rec", "key": key}, recording_started_at=format_rfc3339(start),
+                expires_at=format_rfc3339(due)),
+            _ev("recording.accessed", start + timedelta(days=1), call_id=call, role="qa", what="audio",
+                purpose="coaching", accessed_by="anna", granted_tenants=["acme"]),
+            _ev("recording.deleted", due + timedelta(seconds=3), call_id=call,
+                object={"bucket": "rec", "key": key}, due_at=format_rfc3339(due),
+                deleted_at=format_rfc3339(due + timedelta(seconds=3))),
+        ]  # fmt: skip
+    return events
+
+
+def _elsewhere() -> list[dict[str, Any]]:
+    # Two days after the calls: a shortening dates what is already archived (start + 7 days).
+    shorter = _ev("policy.changed", T0 + timedelta(days=2), version=1, changes={"recording": "P7D"},
+                  changed_by="dpo", reason="contract 2026-14",
+                  effective_at=format_rfc3339(T0 + timedelta(days=2)),
+                  policy={"tenant_rules": {"terms": {"recording": "P7D"}}, "queues": {}})  # fmt: skip
+    request = _ev("subject.request_received", T0, request_id="r-1", subject="s-1", kind="erase",
+                  received_at=format_rfc3339(T0), due_at=format_rfc3339(T0 + timedelta(days=30)))  # fmt: skip
+    return [shorter, request]
+
+
+@pytest.fixture
+def archived() -> Iterator[Settings]:
+    with mock_aws():
+        settings = Settings(partitions=2, audit_bucket="cvt-audit-partials", s3_endpoint="")
+        s3 = make_s3_client(settings)
+        init_storage(s3, settings)
+        for partition, events in ((0, _calls()), (1, _elsewhere())):
+            records = [
+                LoggedRecord(partition, n, e.get("call_id"), json.dumps(e)) for n, e in enumerate(events)
+            ]
+            previous = GENESIS
+            for start in range(0, len(records), 10):  # segments of ten, chained
+                header, body = segment_body(records[start : start + 10], previous)
+                key = segments.segment_key(partition, header.first_offset)
+                segments.write_segment(s3, settings.audit_bucket, key, body, AS_OF + timedelta(days=1))
+                previous = digest(body)
+                segments.write_head(s3, settings.audit_bucket, partition,
+                                    segments.Head(key, header.last_offset, previous))  # fmt: skip
+        yield settings
+
+
+def _report(result: Any, log: Any) -> dict[str, Any]:
+    return report_document(result, log, AS_OF, {})
+
+
+def test_partials_one_per_partition_merge_into_the_report_of_one_replay(
+    archived: Settings, tmp_path: Path
+) -> None:
+    whole = replay_partitions(archived, tmp_path / "whole", AS_OF, TOLERANCE, processes=1, tail=False)
+    docs = []
+    for partition in (0, 1):
+        scratch = tmp_path / f"p{partition}"
+        part = replay_partitions(
+            archived, scratch, AS_OF, TOLERANCE, processes=1, tail=False, only=[partition]
+        )
+        doc = partial_document(part.result, part.requests, part.log, part.partitions, 2, AS_OF)
+        docs.append(json.loads(json.dumps(doc)))  # as it travels through a bucket
+
+    assert coverage_problems(docs) == [] and coverage_problems(docs[:1]) == [
+        "no partial covers partition(s) 1"
+    ]
+    merged, log, as_of = merge_partials(docs)
+
+    assert as_of == AS_OF
+    assert _report(merged, log) == _report(whole.result, whole.log)
+    rules = [v.rule for v in whole.result.violations]
+    assert rules.count("late_deletion") == 12, "partition 0's calls are dated by the policy on partition 1"
+    assert "subject_request_overdue" in rules
+
+
+@pytest.fixture(autouse=True)
+def _scratch_folders(tmp_path: Path) -> None:
+    for name in ("whole", "p0", "p1"):
+        (tmp_path / name).mkdir()
