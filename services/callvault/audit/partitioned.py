@@ -44,6 +44,7 @@ from callvault.rules.audit_replay import (
 )
 from callvault.rules.client_policy import PolicyVersion
 from callvault.settings import Settings
+from callvault.storage.audit_archive import segment_keys
 from callvault.storage.client import make_s3_client
 
 
@@ -159,9 +160,9 @@ def replay_partitions(
     subject requests are left for the merge to check.
     """
     chosen = sorted(set(only)) if only is not None else list(range(settings.partitions))
-    count = max(1, min(processes or os.cpu_count() or 1, len(chosen)))
-    log = AuditLog()
     s3 = make_s3_client(settings, attempts=2)
+    count = max(1, min(processes or _processes_for(s3, settings, chosen), len(chosen)))
+    log = AuditLog()
     signed = signed_heads(s3, settings, log)
     step = on_step or (lambda _text: None)
     everywhere: dict[str, dict[int, PolicyVersion]] = {}
@@ -188,6 +189,17 @@ def replay_partitions(
     for read in reads:
         join_logs(log, read.log)
     return PartitionedReplay(log, canonical(merged), count, disk_used(scratch), chosen, requests)
+
+
+# A process started for a share costs seconds (it imports callvault afresh); below this many segments
+# (a quarter of a million events) one process reads the log sooner than two.
+SEGMENTS_PER_PROCESS = 50
+
+
+def _processes_for(s3: Any, settings: Settings, partitions: list[int]) -> int:
+    """One per core, but no more than the log's size pays for."""
+    segments_found = sum(len(segment_keys(s3, settings.audit_bucket, p)) for p in partitions)
+    return max(1, min(os.cpu_count() or 1, segments_found // SEGMENTS_PER_PROCESS))
 
 
 def join_logs(into: AuditLog, part: AuditLog) -> None:

@@ -367,17 +367,24 @@ def merge_requests(shares: Iterable[dict[str, dict[str, Any]]]) -> dict[str, dic
     return merged
 
 
+def _violation_order(v: Violation) -> tuple[str, str, str, tuple[str, ...]]:
+    # A call's violations keep the order its checks found them in (the sort is stable, and one share
+    # holds all of a call's story); those of no call (requests, conflicts of requests or policies) come
+    # from several shares, so they are ordered by what they say.
+    return (v.tenant, v.call_id, "", ()) if v.call_id else (v.tenant, "", v.rule, v.evidence)
+
+
 def canonical(result: ReplayResult) -> ReplayResult:
     """The order a report lists things in, whatever order the shares were read in.
 
     Violations by tenant and call, and within a call in the order its checks
     found them (a stable sort: one share holds all of a call's story).
     """
-    result.violations.sort(key=lambda v: (v.tenant, v.call_id))
+    result.violations.sort(key=_violation_order)
     result.subject_requests.sort(key=lambda r: str(r.get("request_id")))
-    result.contract_ends.sort(
-        key=lambda e: (str(e.get("occurred_at")), str(e.get("type")), str(e.get("tenant")))
-    )
+    # By instant and tenant, stable: one tenant's contract-end events share its key, so their partition,
+    # and keep the order they were written in (returned, then erased).
+    result.contract_ends.sort(key=lambda e: (str(e.get("occurred_at")), str(e.get("tenant"))))
     return result
 
 
