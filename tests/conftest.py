@@ -150,27 +150,3 @@ def _worker_still_alive(request: pytest.FixtureRequest) -> Iterator[None]:
 
 def pytest_report_header(config: pytest.Config) -> str:
     return f"callvault test servers: CALLVAULT_TEST_KAFKA={os.environ.get('CALLVAULT_TEST_KAFKA', '-')}"
-
-
-# The slowest files first (measured, `--durations`): with two lanes each taking the next file as it
-# frees up, a fault test started last would leave one lane waiting a minute for the other.
-SLOW_FIRST = (
-    "tests/faults/test_killed_worker.py",
-    "tests/faults/test_broker_restart.py",
-    "tests/faults/test_s3_faults.py",
-    "tests/faults/test_two_workers.py",
-    "tests/integration/test_purge.py",
-    "tests/integration/test_audit_archive.py",
-    "tests/e2e/test_cli.py",
-    "tests/integration/test_api_fuzz.py",
-    "tests/faults/test_offboarding_kill.py",
-    "tests/integration/test_client_policies.py",
-)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    def rank(item: pytest.Item) -> int:
-        path = item.nodeid.split("::", 1)[0]
-        return SLOW_FIRST.index(path) if path in SLOW_FIRST else len(SLOW_FIRST)
-
-    items.sort(key=rank)  # stable: within a file, and among the rest, the order stays

@@ -31,7 +31,7 @@ from tests.stack import Servers
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(600)]
 
-CALLS = volume(2000, 250)
+CALLS = volume(2000, 200)
 KILLS = 3
 
 

@@ -25,8 +25,8 @@ from tests.integration.helpers import Bus
 
 pytestmark = pytest.mark.integration
 
-FREE_EXAMPLES = 20  # per operation and role
-AIMED_EXAMPLES = 10  # per operation with a {tenant} in its path, and role, aimed at globex's call
+FREE_EXAMPLES = 15  # per operation and role
+AIMED_EXAMPLES = 8  # per operation with a {tenant} in its path, and role, aimed at globex's call
 
 
 def _token(settings: Settings, role: Role) -> str:

@@ -21,6 +21,7 @@ import pytest
 from callvault.embedded.processes import ChildProcess
 from callvault.settings import Settings
 from callvault.stream.bus import read_topic
+from tests.faults.traffic import volume
 from tests.hostile_events import OUTCOME_OF, Numbers, good_call, interleaved, markers
 from tests.integration.helpers import Bus, CallScript
 
@@ -29,8 +30,8 @@ pytestmark = pytest.mark.integration
 # The wiring's share: the worker's partitions keep moving and nothing leaks to a topic.
 # The 10,000-event run of the same mix goes through the same processor in memory
 # (tests/unit/test_hostile_stream_in_memory.py).
-TOTAL_EVENTS = 1_000
-GOOD_CALLS = 100  # four events each; the rest are bad, of every kind
+TOTAL_EVENTS = volume(1_000, 500)
+GOOD_CALLS = volume(100, 50)  # four events each; the rest are bad, of every kind
 
 
 async def _all_records(settings: Settings, topic: str) -> list[bytes]:
