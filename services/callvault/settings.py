@@ -24,6 +24,8 @@ DEV_PSEUDONYM_KEY = "callvault-dev-only-pseudonym-key-do-not-use-in-production"
 DEV_API_TOKEN_SECRET = "callvault-dev-only-api-token-secret-do-not-use-in-production"
 # An Ed25519 seed everyone can read in this file: checkpoints it signs prove nothing off loopback.
 DEV_AUDIT_SIGNING_KEY = "ca11ba11" * 8
+# Every bucket callvault is configured with: each is checked for placeholders and global defaults.
+BUCKET_SETTINGS = ("staging_bucket", "recordings_bucket", "metadata_bucket", "audit_bucket", "exports_bucket")
 DEV_S3_ACCESS_KEY = "callvault-dev"
 DEV_S3_SECRET_KEY = "callvault-dev-secret"
 EMBEDDED_KAFKA = "127.0.0.1:19092"
@@ -371,25 +373,13 @@ class Settings(BaseSettings):
                 "CALLVAULT_S3_ACCESS_KEY/CALLVAULT_S3_SECRET_KEY are the dev values and the store is not on "
                 "loopback; set real keys, or unset both to use the default AWS credential chain"
             )
-        for name in (
-            "staging_bucket",
-            "recordings_bucket",
-            "metadata_bucket",
-            "audit_bucket",
-            "exports_bucket",
-        ):
+        for name in BUCKET_SETTINGS:
             if getattr(self, name).startswith("your-org-"):
                 problems.append(
                     f"CALLVAULT_{name.upper()} is still the placeholder {getattr(self, name)!r}; name yours"
                 )
         if not self.s3_endpoint:  # AWS: bucket names are global, and the defaults are anyone's
-            for name in (
-                "staging_bucket",
-                "recordings_bucket",
-                "metadata_bucket",
-                "audit_bucket",
-                "exports_bucket",
-            ):
+            for name in BUCKET_SETTINGS:
                 default = type(self).model_fields[name].default
                 if getattr(self, name) == default:
                     problems.append(

@@ -200,9 +200,6 @@ def merge_partials(docs: list[dict[str, Any]]) -> tuple[ReplayResult, AuditLog, 
     check_requests(merge_requests(requests for _, requests, _ in parts), as_of, result)
     log = AuditLog()
     for _, _, part_log in parts:
-        log.breaks.extend(part_log.breaks)
-        log.segments += part_log.segments
-        log.archived_events += part_log.archived_events
-        log.tail_events += part_log.tail_events
+        log.join(part_log)
     log.checkpoints = max(part_log.checkpoints for _, _, part_log in parts)
     return canonical(result), log, as_of

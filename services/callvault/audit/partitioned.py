@@ -187,7 +187,7 @@ def replay_partitions(
     if only is None:
         check_requests(requests, as_of, merged)
     for read in reads:
-        join_logs(log, read.log)
+        log.join(read.log)
     return PartitionedReplay(log, canonical(merged), count, disk_used(scratch), chosen, requests)
 
 
@@ -200,14 +200,6 @@ def _processes_for(s3: Any, settings: Settings, partitions: list[int]) -> int:
     """One per core, but no more than the log's size pays for."""
     segments_found = sum(len(segment_keys(s3, settings.audit_bucket, p)) for p in partitions)
     return max(1, min(os.cpu_count() or 1, segments_found // SEGMENTS_PER_PROCESS))
-
-
-def join_logs(into: AuditLog, part: AuditLog) -> None:
-    into.breaks.extend(part.breaks)
-    into.segments += part.segments
-    into.archived_events += part.archived_events
-    into.tail_events += part.tail_events
-    into.last_offsets.update(part.last_offsets)
 
 
 class _NoPool:

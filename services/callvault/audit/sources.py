@@ -34,6 +34,14 @@ class AuditLog:
     last_offsets: dict[int, int] = field(default_factory=dict)  # partition -> last archived offset
     tail: list[dict[str, Any]] = field(default_factory=list)  # read after the archive; small
 
+    def join(self, part: AuditLog) -> None:
+        """Add what reading one share of the partitions found (a process's, or a partial's)."""
+        self.breaks.extend(part.breaks)
+        self.segments += part.segments
+        self.archived_events += part.archived_events
+        self.tail_events += part.tail_events
+        self.last_offsets.update(part.last_offsets)
+
 
 def _values(records: Iterator[str]) -> Iterator[dict[str, Any]]:
     for text in records:

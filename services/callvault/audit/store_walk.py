@@ -36,15 +36,11 @@ def walk_store(
     settings: Settings,
     judge_at: datetime,
     on_day: Callable[[str, int, int], None] | None = None,
-    view: LogView | None = None,
     views: Callable[[str, str], LogView] | None = None,
 ) -> Iterator[FoundKey]:
     """Every archived key, tenant-day by tenant-day; `judge_at` is the instant due dates are judged at
-    (now minus the tolerance). The log's word: `view` (all of it) or `views(bucket, day)` (one
-    tenant-day's, as `audit.store_facts` keeps it on disk)."""
-    if views is None and view is not None:
-        whole = view
-        views = lambda _bucket, _day: whole  # noqa: E731
+    (now minus the tolerance). The log's word: `views(bucket, day)`, one tenant-day's, as
+    `audit.store_facts` keeps it on disk."""
     book = load_book(s3, settings.metadata_bucket)
     defaults = settings.policy_defaults
     for data_class in DATA_CLASSES:
