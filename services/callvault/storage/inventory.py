@@ -22,11 +22,13 @@ from callvault.rules.durations import CalendarDuration, add_duration
 from callvault.rules.purge import Due, StoredObject, month_span, period_due_within, period_start, year_span
 from callvault.rules.retention import RetentionClass, RetentionPolicy
 from callvault.storage.archive import EXPIRES_META, SHA_META
-from callvault.storage.errors import is_not_found
+from callvault.storage.errors import error_code, is_not_found
 from callvault.storage.layout import ARCHIVED_META, POLICY_META, QUEUE_META, STARTED_META, day_prefix
 from callvault.storage.subject_index import subjects_of
 
 DELETE_BATCH = 1000  # the most keys DeleteObjects takes in one request
+# What a HEAD of a delete marker's version id answers (S3: 405 Method Not Allowed).
+DELETE_MARKER_CODES = frozenset({"405", "MethodNotAllowed"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +229,27 @@ def describe(s3: BaseClient, bucket: str, key: str, version: str) -> Described |
         queue=meta.get(QUEUE_META),
         policy_version=int(version_text) if version_text.isdigit() else None,
     )
+
+
+def subjects_of_versions(s3: BaseClient, bucket: str, key: str, versions: Sequence[str]) -> tuple[str, ...]:
+    """Every participant that any version of a metadata document names.
+
+    The newest version alone is not enough: a document rewritten from a call state
+    the worker had forgotten (a late event after `settled_state_ttl`) names no one,
+    yet the index entries the earlier version's participants got are still there,
+    and they must go with the document.
+    """
+    names: set[str] = set()
+    for version in versions:
+        kwargs = {} if version == "null" else {"VersionId": version}
+        try:
+            head = s3.head_object(Bucket=bucket, Key=key, **kwargs)
+        except Exception as exc:
+            if is_not_found(exc) or error_code(exc) in DELETE_MARKER_CODES:
+                continue  # gone, or a delete marker: it names no one
+            raise
+        names.update(subjects_of(head.get("Metadata", {})))
+    return tuple(sorted(names))
 
 
 def _instant(text: str | None) -> datetime | None:

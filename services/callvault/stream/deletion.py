@@ -9,7 +9,9 @@ with the reason it was journaled under.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 
 from callvault.clock import Clock
@@ -43,6 +45,7 @@ class Deleter:
         self, bucket: str, batch: list[StoredObject], reason: DeletionReason
     ) -> tuple[list[StoredObject], dict[str, str]]:
         """Delete and prove one batch of one bucket; returns what went and what the store refused."""
+        batch = list(await asyncio.gather(*(self._with_dependents(obj) for obj in batch)))
         entry = purge_journal.JournalEntry(
             batch_id=str(uuid.uuid4()), written_at=self.clock.now(), reason=reason, objects=batch
         )
@@ -60,6 +63,22 @@ class Deleter:
         finally:
             _UNDER_WAY.discard(entry.batch_id)
         return done, failed
+
+    async def _with_dependents(self, obj: StoredObject) -> StoredObject:
+        """The object with every dependent any of its versions names, read before they are deleted.
+
+        Journaled with the batch, so a kill after the delete still finds them.
+        """
+        if SUBJECT_INDEX not in data_class(obj.retention_class).dependents:
+            return obj
+        named = await self.s3.run(
+            f"reading who s3://{obj.bucket}/{obj.key} names",
+            inventory.subjects_of_versions,
+            obj.bucket,
+            obj.key,
+            obj.versions,
+        )
+        return replace(obj, subjects=tuple(sorted({*obj.subjects, *named})))
 
     async def _prove(self, done: list[StoredObject], reason: DeletionReason, batch_id: str) -> None:
         for obj in done:
