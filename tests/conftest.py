@@ -68,7 +68,7 @@ def make_settings(servers: Servers, tag: str, **overrides: object) -> Settings:
 
     values.update(overrides)
     settings = Settings(**values)  # type: ignore[arg-type]
-    if not settings.on_loopback:  # servers from CALLVAULT_TEST_*: callvault refuses dev secrets there
+    if not settings.dev_values_allowed:  # CALLVAULT_TEST_* servers, or CALLVAULT_ENV=prod: no dev secrets
         generated = {
             "pseudonym_key": secrets.token_hex(32),
             "api_token_secret": secrets.token_hex(32),

@@ -92,9 +92,10 @@ class Settings(BaseSettings):
     )
 
     # Tuning with safe defaults.
-    env: str = Field(
+    env: Literal["dev", "prod"] = Field(
         "dev",
-        description="dev or prod, for people and logs; dev secrets are refused off loopback whatever it says",
+        description="dev or prod. Dev and placeholder secrets run only with dev and every endpoint (Kafka, "
+        "S3, the API's bind address) on loopback; prod refuses them everywhere, loopback or not",
     )
     partitions: int = Field(4, ge=1, description="partitions of the topics callvault creates")
     replication_factor: int = Field(
@@ -332,29 +333,45 @@ class Settings(BaseSettings):
 
     @property
     def on_loopback(self) -> bool:
-        """Every endpoint callvault is configured with is on this machine: the embedded or a test stack."""
-        hosts = [*bootstrap_hosts(self.kafka_bootstrap), endpoint_host(self.s3_endpoint)]
+        """Every endpoint callvault is configured with, and the API's bind address, is this machine."""
+        hosts = [*bootstrap_hosts(self.kafka_bootstrap), endpoint_host(self.s3_endpoint), self.api_host]
         if self.staging_s3_endpoint:
             hosts.append(endpoint_host(self.staging_s3_endpoint))
         return bool(hosts) and all(h is not None and is_loopback_host(h) for h in hosts)
+
+    @property
+    def dev_values_allowed(self) -> bool:
+        """Whether the published dev secrets may run: the embedded or a test stack, and nothing else.
+
+        Loopback alone proves nothing: production behind a sidecar proxy (a service
+        mesh, `kubectl port-forward`) has every endpoint on 127.0.0.1 too. So the
+        operator must also say `CALLVAULT_ENV=dev`, which production never does.
+        """
+        return self.env == "dev" and self.on_loopback
+
+    def _why_not_dev(self) -> str:
+        if self.env != "dev":
+            return "CALLVAULT_ENV is prod"
+        return "not every endpoint and the API's bind address is on loopback"
 
     def s3_keys(self) -> tuple[str, str] | None:
         """The archive store's access key and secret; None for the default AWS credential chain."""
         if self.s3_access_key and self.s3_secret_key is not None:
             return self.s3_access_key, self.s3_secret_key.get_secret_value()
-        if self.on_loopback:
+        if self.dev_values_allowed:
             return DEV_S3_ACCESS_KEY, DEV_S3_SECRET_KEY
         return None
 
     def secret_problems(self) -> list[str]:
         """Why these settings must not pseudonymize, sign or write anything; empty when they may.
 
-        The dev values are for the embedded stack on loopback only, whatever
-        CALLVAULT_ENV says: a deployment that forgets a variable must stop, not run
-        with a secret the whole world knows.
+        The dev values are for the embedded stack only (`dev_values_allowed`): a
+        deployment that forgets a variable must stop, not run with a secret the
+        whole world knows.
         """
-        if self.on_loopback:
+        if self.dev_values_allowed:
             return []
+        why = self._why_not_dev()
         problems = []
         secrets = {
             "CALLVAULT_PSEUDONYM_KEY": (self.pseudonym_key.get_secret_value(), DEV_PSEUDONYM_KEY),
@@ -363,15 +380,19 @@ class Settings(BaseSettings):
         }
         for name, (value, dev) in secrets.items():
             if value == dev:
-                problems.append(f"{name} is the published dev value and callvault is not on loopback; set it")
+                problems.append(
+                    f"{name} is the published dev value, which runs only with CALLVAULT_ENV=dev on "
+                    f"loopback ({why}); set it"
+                )
             elif (why := weak_because(value)) is not None:
                 problems.append(f"{name} {why}")
         if self.s3_access_key == DEV_S3_ACCESS_KEY or (
             self.s3_secret_key is not None and self.s3_secret_key.get_secret_value() == DEV_S3_SECRET_KEY
         ):
             problems.append(
-                "CALLVAULT_S3_ACCESS_KEY/CALLVAULT_S3_SECRET_KEY are the dev values and the store is not on "
-                "loopback; set real keys, or unset both to use the default AWS credential chain"
+                f"CALLVAULT_S3_ACCESS_KEY/CALLVAULT_S3_SECRET_KEY are the dev values, which run only with "
+                f"CALLVAULT_ENV=dev on loopback ({why}); set real keys, or unset both to use the default "
+                "AWS credential chain"
             )
         for name in BUCKET_SETTINGS:
             if getattr(self, name).startswith("your-org-"):
@@ -389,7 +410,7 @@ class Settings(BaseSettings):
         return problems
 
     def check_production_ready(self) -> None:
-        """Refuse, with every reason, to run with dev or placeholder secrets off loopback."""
+        """Refuse, with every reason, to run with dev or placeholder secrets outside the embedded stack."""
         problems = self.secret_problems()
         if problems:
             raise ValueError("refusing to run: " + "; ".join(problems))

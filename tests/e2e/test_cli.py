@@ -175,6 +175,23 @@ def test_a_command_off_loopback_refuses_the_dev_secrets(args: tuple[str, ...]) -
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("subject", "restrict", "+32470123456", "--tenant", "acme", "--reason", "dispute of 2 December"),
+        ("api",),
+        ("worker",),
+    ],
+)
+def test_env_prod_on_loopback_refuses_the_dev_secrets(args: tuple[str, ...]) -> None:
+    """Sidecar proxies put every endpoint on 127.0.0.1. On main all three ran with the dev secrets."""
+    sidecars = {"CALLVAULT_KAFKA_BOOTSTRAP": "127.0.0.1:1", "CALLVAULT_S3_ENDPOINT": "http://127.0.0.1:1"}
+    result = run_callvault(*args, env={**sidecars, "CALLVAULT_ENV": "prod"}, timeout=30)
+    assert result.returncode != 0
+    assert "refusing to run" in result.stderr and "CALLVAULT_ENV is prod" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_a_token_longer_than_the_maximum_is_refused() -> None:
     result = run_callvault(
         "api", "token", "--subject", "c@acme", "--role", "qa", "--tenant", "acme", "--ttl", "P30D"

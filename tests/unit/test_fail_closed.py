@@ -40,7 +40,7 @@ STRONG = {
 }
 
 
-@pytest.mark.parametrize("env", ["dev", "prod", "staging"])
+@pytest.mark.parametrize("env", ["dev", "prod"])
 def test_dev_secrets_are_refused_off_loopback_whatever_env_says(env: str) -> None:
     with pytest.raises(ValueError, match="CALLVAULT_PSEUDONYM_KEY is the published dev value"):
         Settings(env=env, **REMOTE).check_production_ready()
@@ -100,13 +100,51 @@ def test_generated_secrets_pass(value: str) -> None:
     assert weak_because(value) is None
 
 
-def test_on_loopback_the_dev_values_run() -> None:
-    Settings(env="prod").check_production_ready()  # the embedded stack: every endpoint is this machine
+def test_on_loopback_with_env_dev_the_dev_values_run() -> None:
+    Settings().check_production_ready()  # the embedded stack: dev, every endpoint this machine
     Settings(
         kafka_bootstrap="localhost:9092,[::1]:9093", s3_endpoint="http://127.0.0.2:9000"
     ).check_production_ready()
     assert not Settings(kafka_bootstrap="127.0.0.1:9092,kafka:9092").on_loopback
     assert not Settings(s3_endpoint="").on_loopback  # AWS itself
+
+
+# Production behind sidecar proxies (a service mesh, Dapr, `kubectl port-forward`): every endpoint on
+# 127.0.0.1. On main before issue 25 the dev secrets ran there; loopback alone proves nothing.
+SIDECARS = {"kafka_bootstrap": "127.0.0.1:9092", "s3_endpoint": "http://127.0.0.1:9000"}
+
+
+@pytest.mark.parametrize(
+    "name", ["CALLVAULT_PSEUDONYM_KEY", "CALLVAULT_API_TOKEN_SECRET", "CALLVAULT_AUDIT_SIGNING_KEY"]
+)
+def test_env_prod_refuses_the_dev_values_on_loopback_too(name: str) -> None:
+    settings = Settings(env="prod", **SIDECARS)
+    assert settings.on_loopback and not settings.dev_values_allowed
+    with pytest.raises(ValueError, match=f"{name} is the published dev value.*CALLVAULT_ENV is prod"):
+        settings.check_production_ready()
+    assert settings.s3_keys() is None, "no dev S3 keys either: the default credential chain"
+
+
+def test_env_prod_refuses_placeholders_on_loopback() -> None:
+    placeholder = "replace-with-32-random-bytes-replace-with-32-random-bytes"
+    with pytest.raises(ValueError, match="CALLVAULT_API_TOKEN_SECRET"):
+        weak = {**STRONG, "api_token_secret": placeholder}
+        Settings(env="prod", **SIDECARS, **weak).check_production_ready()
+    Settings(env="prod", **SIDECARS, **STRONG).check_production_ready()  # generated secrets run
+
+
+def test_an_api_bound_off_loopback_refuses_the_dev_token_secret() -> None:
+    """Anyone on the network could mint an admin token with the published secret."""
+    settings = Settings(api_host="0.0.0.0")
+    assert not settings.dev_values_allowed
+    refused = "CALLVAULT_API_TOKEN_SECRET is the published dev value.*bind address"
+    with pytest.raises(ValueError, match=refused):
+        settings.check_production_ready()
+
+
+def test_env_is_dev_or_prod() -> None:
+    with pytest.raises(ValueError, match="env"):
+        Settings(env="staging")  # a third word would leave unclear which rule applies
 
 
 # -- tokens ------------------------------------------------------------------------------
