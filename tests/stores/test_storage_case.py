@@ -24,6 +24,7 @@ from callvault.rules.retention import RetentionClass
 from callvault.storage.archive import copy_recording, delete_object, object_tags, put_document
 from callvault.storage.audit_archive import write_segment
 from callvault.storage.bootstrap import bucket_plans, init_storage
+from callvault.storage.errors import SourceFault, error_code, is_permanent
 from callvault.storage.exports import presign
 from callvault.storage.holds import set_object_lock_hold
 from callvault.storage.inventory import delete_versions
@@ -113,6 +114,22 @@ def test_a_recording_streamed_from_another_store_keeps_its_tags_and_hash(store: 
     assert object_tags(store.s3, ref.bucket, ref.key, ref.version_id) == TAGS
     read = store.s3.get_object(Bucket=ref.bucket, Key=ref.key)["Body"].read()
     assert hashlib.sha256(read).hexdigest() == ref.sha256
+
+
+def test_a_source_in_a_bucket_the_store_has_not_got_is_unreadable_for_good(store: Store) -> None:
+    """An allowed source bucket (CALLVAULT_SOURCE_BUCKETS) that does not exist: no retry can help.
+
+    HEAD answers a bare 404 for it, like a missing key; on main the call ended as
+    `source_missing` after its lookups instead of `source_unreadable`.
+    """
+    with pytest.raises(SourceFault) as caught:
+        copy_recording(
+            store.s3, source_bucket=f"{store.settings.staging_bucket}-gone", source_key="t/c-1.wav",
+            target_bucket=store.settings.recordings_bucket, target_key="acme/t/c-1.wav",
+            sha256="0" * 64, size_bytes=1, content_type="audio/wav", tags=TAGS, extra_metadata={},
+        )  # fmt: skip
+    assert is_permanent(caught.value.cause) and error_code(caught.value.cause) == "NoSuchBucket"
+    assert not _versions(store, store.settings.recordings_bucket, "acme/t/c-1.wav")
 
 
 def test_a_document_is_written_with_its_tags_and_the_store_checks_its_bytes(store: Store) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from callvault.contract.fields import format_rfc3339
+from callvault.settings import Settings
 from callvault.testing import DEFAULT_START, Harness
 from tests.integration.helpers import CALLER, CallScript
 
@@ -280,3 +281,15 @@ async def test_metadata_is_written_again_once_the_start_is_known(h: Harness) -> 
         h.s3.get_object(Bucket=h.settings.metadata_bucket, Key=last["object"]["key"])["Body"].read()
     )
     assert doc["start_reported"] is True and doc["duration_s"] == 38.0
+
+
+async def test_a_source_bucket_the_store_has_not_got_is_unreadable_at_once() -> None:
+    """Allowed by CALLVAULT_SOURCE_BUCKETS, never made: `source_unreadable`, with no lookups to wait."""
+    async with Harness(Settings(source_buckets="callvault-uploads-never-made")) as h:
+        call = CallScript(
+            call_id="c-no-bucket", start=DEFAULT_START, staging_bucket="callvault-uploads-never-made"
+        )
+        await h.send(call.started(), call.disclosure(), call.stored(), call.ended())
+        (rejected,) = h.lifecycle("c-no-bucket", "recording.rejected")
+        assert rejected["reason"] == "source_unreadable", rejected
+        assert "NoSuchBucket" in rejected["detail"] and rejected["source_deleted"] is False

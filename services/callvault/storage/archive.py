@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from boto3.s3.transfer import TransferConfig
 from botocore.client import BaseClient
+from botocore.exceptions import ClientError
 
 from callvault.contract.lifecycle import ObjectRef
 from callvault.storage.errors import SourceFault, StorageFault, error_code, is_not_found, is_permanent
@@ -35,6 +36,36 @@ def head(s3: BaseClient, bucket: str, key: str) -> dict[str, Any] | None:
         if is_not_found(exc):
             return None
         raise
+
+
+def head_source(s3: BaseClient, bucket: str, key: str) -> dict[str, Any] | None:
+    """A producer's source as `head` finds it; a bucket the store has not got is refused for good.
+
+    HEAD has no body, so a missing bucket answers the same bare 404 as a missing key
+    (moto's server, Ceph RGW): only then is the bucket asked after. A key may yet
+    arrive; a bucket named in CALLVAULT_SOURCE_BUCKETS that does not exist will
+    not, so it is `NoSuchBucket`, a permanent refusal, and the call ends as
+    `source_unreadable` instead of waiting through its lookups.
+    """
+    found = head(s3, bucket, key)
+    if found is None and not _bucket_exists(s3, bucket):
+        raise ClientError(
+            {
+                "Error": {"Code": "NoSuchBucket", "Message": f"the bucket {bucket} does not exist"},
+                "ResponseMetadata": {"HTTPStatusCode": 404},
+            },
+            "HeadObject",
+        )
+    return found
+
+
+def _bucket_exists(s3: BaseClient, bucket: str) -> bool:
+    """False only when the store says the bucket is not there; any other answer leaves it to the key."""
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except ClientError as exc:
+        return error_code(exc) not in ("404", "NoSuchBucket")
+    return True
 
 
 def _on_source(fn: Any, s3: BaseClient, bucket: str, key: str) -> Any:
@@ -215,7 +246,7 @@ def copy_recording(
         ensure_tags(s3, target_bucket, target_key, done.version_id, tags)
         retain(s3, target_bucket, target_key, done.version_id, retain_until)
         return CopyOutcome("archived", done, "already archived")
-    source = _on_source(head, source_s3 or s3, source_bucket, source_key)
+    source = _on_source(head_source, source_s3 or s3, source_bucket, source_key)
     if source is None:
         return CopyOutcome("source_missing", detail=f"s3://{source_bucket}/{source_key} does not exist")
     actual_size = int(source["ContentLength"])
