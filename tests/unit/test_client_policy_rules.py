@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from callvault.rules.client_policy import (
     Bounds,
+    Dated,
     Defaults,
     PolicyRefused,
     PolicyVersion,
@@ -168,3 +169,10 @@ def test_a_change_cannot_take_effect_in_the_past_or_before_the_last() -> None:
             [*history, future], "acme", Scope(terms={"recording": "P1M"}), None, changed_by="dpo",
             reason="r", changed_at=T0, effective_at=T0 + timedelta(days=2), bounds=BOUNDS,
         )  # fmt: skip
+
+
+def test_a_version_replaced_at_the_instant_it_takes_effect_shortens_nothing() -> None:
+    """P1D then P3D, both effective at one instant: P1D was never in force (hypothesis found it)."""
+    history = build([(1, None, "P1D"), (0, None, "P3D")])
+    dated = due_at(REC, T0, T0, None, history, DEFAULTS, T0 + timedelta(days=1))
+    assert dated == Dated(T0 + timedelta(days=3), 2)

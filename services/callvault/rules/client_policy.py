@@ -330,9 +330,11 @@ def redated(
 ) -> Dated:
     """An archived object's due date now: the one its tags say, unless a later shortening brings it
     earlier. `started_at` may be a bound (the end of the key's day, for objects that do not say):
-    a later start gives a later date, so that never deletes early."""
+    a later start gives a later date, so that never deletes early. A version that a later one
+    replaced at the very instant it took effect was never in force, and shortens nothing."""
     for version in history:
-        if archived_at < version.effective_at <= as_of:
+        in_force = version_at(history, version.effective_at) is version
+        if in_force and archived_at < version.effective_at <= as_of:
             shorter = _scope_terms(version, queue, defaults).retention.expires_at(retention_class, started_at)
             candidate = max(shorter, version.effective_at)
             if candidate < tagged.due_at:
