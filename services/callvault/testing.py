@@ -41,6 +41,7 @@ from callvault.contract.decoding import Rejected, decode_call_event, decode_with
 from callvault.rules.client_policy import PolicyVersion, Scope
 from callvault.rules.dead_letters import dead_letter_for
 from callvault.settings import Settings
+from callvault.storage import store_profile
 from callvault.storage.bootstrap import init_storage
 from callvault.storage.client import make_s3_client
 from callvault.storage.holds import held_calls
@@ -90,6 +91,8 @@ class Harness:
         self._runner = runner
         self.state: dict[bytes, dict[str, Any]] = {}
         self.processor = CallProcessor(self.settings, self.state, runner, self._emit, self.clock)
+        profile = await asyncio.to_thread(store_profile.load, self.s3, self.settings.metadata_bucket)
+        self.processor.copy_tags_kept = profile is not None and profile.keeps_copy_tags
         self.purger = Purger(self.settings, runner, self._emit, self.clock)
         self.commands = CommandHandler(
             self.settings,

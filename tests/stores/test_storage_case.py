@@ -21,6 +21,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from callvault.rules.retention import RetentionClass
+from callvault.storage import store_profile
 from callvault.storage.archive import copy_recording, delete_object, object_tags, put_document
 from callvault.storage.audit_archive import write_segment
 from callvault.storage.bootstrap import bucket_plans, init_storage
@@ -42,6 +43,11 @@ def _versions(store: Store, bucket: str, key: str) -> list[str]:
     page = store.s3.list_object_versions(Bucket=bucket, Prefix=key)
     entries = [*page.get("Versions", ()), *page.get("DeleteMarkers", ())]
     return [entry["VersionId"] for entry in entries if entry["Key"] == key]
+
+
+def _keys(store: Store, bucket: str) -> list[str]:
+    page = store.s3.list_object_versions(Bucket=bucket)
+    return [entry["Key"] for entry in (*page.get("Versions", ()), *page.get("DeleteMarkers", ()))]
 
 
 def _staged(store: Store, body: bytes, key: str = "t/c-1.wav") -> str:
@@ -96,6 +102,21 @@ def test_a_recording_is_archived_with_its_own_tags_and_a_checksum_the_store_prov
     again = _archive(store, "t/c-1.wav", body)
     assert (again.status, again.detail) == ("archived", "already archived")
     assert _versions(store, ref.bucket, ref.key) == [ref.version_id]  # one version per recording
+
+
+def test_storage_init_measures_whether_a_copy_keeps_its_new_tags(store: Store) -> None:
+    """The worker reads each copy's tags back only where this says the store loses them (issue 25)."""
+    profile = store_profile.load(store.s3, store.settings.metadata_bucket)
+    assert profile is not None, "storage init records what it measured"
+    if store.lane.name == "ceph rgw":
+        assert not profile.keeps_copy_tags, "RGW 16.2 keeps the source's tags on a copy"
+    elif store.lane.name.startswith("moto"):
+        assert profile.keeps_copy_tags
+    key = _staged(store, b"tagged once")
+    outcome = _archive(store, key, b"tagged once", check_tags=not profile.keeps_copy_tags)
+    assert outcome.status == "archived"
+    assert object_tags(store.s3, store.settings.recordings_bucket, f"acme/{key}") == TAGS, "either way"
+    assert not [k for k in _keys(store, store.settings.metadata_bucket) if "store-probe" in k], "probe gone"
 
 
 def test_a_copy_whose_bytes_are_not_the_announced_ones_is_refused_and_removed(store: Store) -> None:

@@ -31,6 +31,11 @@ DEAD_LETTERS = Counter("callvault_dead_letters_total", "Inputs sent to the dead-
 S3_ERRORS = Counter(
     "callvault_s3_errors_total", "S3 calls that failed (each is retried or reported)", ["code"]
 )
+S3_REQUESTS = Counter(
+    "callvault_s3_requests_total",
+    "S3 requests sent, by operation (each retry counts): what a call costs the store",
+    ["operation"],
+)
 DELETION_LATENESS = Histogram(
     "callvault_deletion_lateness_seconds",
     "Time from an object's due date to its proven deletion",

@@ -16,6 +16,7 @@ from callvault.rules.data_classes import DATA_CLASSES, RECORDING, DataClass
 from callvault.rules.durations import CalendarDuration
 from callvault.rules.retention import backstop_days
 from callvault.settings import Settings
+from callvault.storage import store_profile
 from callvault.storage.errors import error_code
 from callvault.storage.policies import PolicyBook, load_book
 
@@ -230,6 +231,7 @@ def init_storage(
             reports.append(init_bucket(staging_s3, plan, settings.staging_s3_region or settings.s3_region))
         else:
             reports.append(init_bucket(s3, plan, settings.s3_region))
+    store_profile.measure(s3, settings.metadata_bucket)  # what the worker must check on each copy
     return reports
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import boto3
 from botocore.client import BaseClient
 from botocore.config import Config
 
+from callvault.observability.metrics import S3_REQUESTS
 from callvault.settings import Settings
 
 
@@ -46,13 +49,20 @@ def _client(
         read_timeout=60,
         s3={"addressing_style": "path"},
     )
-    return boto3.client(
+    client = boto3.client(
         "s3",
         endpoint_url=endpoint or None,
         aws_access_key_id=keys[0] if keys else None,
         aws_secret_access_key=keys[1] if keys else None,
         config=config,
     )
+    # Every attempt on the wire, by operation: `callvault_s3_requests_total` and bench/ingest.py.
+    client.meta.events.register("before-send.s3", _count_request)
+    return client
+
+
+def _count_request(*, event_name: str = "", **_: Any) -> None:
+    S3_REQUESTS.labels(event_name.rsplit(".", 1)[-1] or "unknown").inc()  # before-send.s3.PutObject
 
 
 def make_return_s3_client(

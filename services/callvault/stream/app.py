@@ -41,6 +41,7 @@ from callvault.rules.call_state import TenantConflict
 from callvault.rules.client_policy import PolicyVersion
 from callvault.rules.dead_letters import dead_letter_for
 from callvault.settings import Settings
+from callvault.storage import store_profile
 from callvault.storage.client import make_s3_client, make_staging_s3_client
 from callvault.storage.holds import held_calls
 from callvault.storage.policies import load_book
@@ -177,6 +178,7 @@ class Worker:
         self._wakes_stale = True
         self._wake_sent: dict[bytes, datetime] = {}
         self._policy_cache: dict[str, PolicyVersion] = {}  # client-policy versions read, by key
+        self._profile_read = False  # storage init's measurement of the store, read once
         self._recovered_once = False
         self.health = HealthServer(
             settings.worker_http_host,
@@ -355,6 +357,10 @@ class Worker:
         subject, in the seconds before the timer's first tick.
         """
         meta = self.settings.metadata_bucket
+        if not self._profile_read:
+            profile = await self.s3.run("reading what storage init measured", store_profile.load, meta)
+            self.processor.copy_tags_kept = profile is not None and profile.keeps_copy_tags
+            self._profile_read = True
         self.processor.held_calls = await self.s3.run("reading legal holds", held_calls, meta)
         self.processor.objecting = set(
             await self.s3.run("reading objections", flagged_everywhere, meta, SubjectFlag.OBJECTING)

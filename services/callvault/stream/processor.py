@@ -78,6 +78,9 @@ class CallProcessor:
         self.policies: PolicyBook = {}
         # Tenants whose contract ended (offboarding or offboarded): none of their calls goes on.
         self.closed_tenants: set[str] = set()
+        # Whether `storage init` saw this store keep a copy's new tags (storage.store_profile);
+        # until the worker has read that, every copy's tags are read back and checked.
+        self.copy_tags_kept = False
         # Reads the holds, objections and policies above; awaited once before the first call.
         self._registries = registries
         self.retry_backoff = CalendarDuration.parse(settings.source_retry_backoff).as_timedelta()
@@ -291,6 +294,7 @@ class CallProcessor:
             tags=lifecycle_tags(RetentionClass.RECORDING, step.expires_at, state.tenant, version),
             extra_metadata={"call-id": state.call_id, "tenant": state.tenant, **dating},
             retain_until=step.expires_at,
+            check_tags=not self.copy_tags_kept,
             stuck_after_s=self.settings.source_stuck_s,
             still_answering=self._sources_answer,
         )
