@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all venv browser rgw bench-tools demo dev test test-unit test-stores test-integration test-faults schemas lint constraints bench clean
+.PHONY: all venv browser rgw bench-tools demo dev test test-unit test-stores test-integration test-faults schemas docs lint constraints bench clean
 
 all: venv
 
@@ -67,6 +67,10 @@ test-faults: $(STAMP)
 
 schemas: $(STAMP)
 	$(BIN)/callvault schemas write
+
+# The command-line reference in docs/commands.md, from the command tree (tests/unit/test_docs.py checks it).
+docs: $(STAMP)
+	$(BIN)/python -m callvault.cli.reference write
 
 # The versions the image is built with (Dockerfile: pip install -c deploy/constraints.txt).
 constraints: $(STAMP)

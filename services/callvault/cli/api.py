@@ -91,7 +91,10 @@ def token(
     subject: str = typer.Option(..., "--subject", help="who the token is for, e.g. an e-mail address"),
     role: Role = typer.Option(..., help="qa, auditor, dpo or admin"),
     tenant: list[str] = typer.Option(..., help="a tenant it may see (repeat); '*' for all"),
-    ttl: str = typer.Option("PT12H", help="how long it is valid, ISO 8601 (PT12H, P7D)"),
+    ttl: str = typer.Option(
+        "PT12H",
+        help="how long it is valid, ISO 8601 (PT12H); at most CALLVAULT_API_TOKEN_MAX_LIFETIME (PT24H)",
+    ),
     site: str = typer.Option(
         None, "--site", help="the processing site the person works at (CALLVAULT_SITES)"
     ),

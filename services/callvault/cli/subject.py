@@ -150,7 +150,7 @@ for _kind in WHAT:
 @app.command("extend")
 def extend_request(
     request_id: str = typer.Argument(..., help="the request to extend"),
-    tenant: str = typer.Option(..., "--tenant"),
+    tenant: str = typer.Option(..., "--tenant", help="the tenant the request was filed for"),
     reason: str = typer.Option(..., "--reason", help="why the request is complex or numerous"),
     wait: float = typer.Option(30.0, help=WAIT_HELP),
 ) -> None:
@@ -234,7 +234,7 @@ def requests(
 @app.command("export-link")
 def link(
     request_id: str = typer.Argument(..., help="a fulfilled access request"),
-    tenant: str = typer.Option(..., "--tenant"),
+    tenant: str = typer.Option(..., "--tenant", help="the tenant the request was filed for"),
     purpose: str = typer.Option(
         "handing the export to the data subject", "--purpose", help="why the link is handed out; logged"
     ),
