@@ -25,6 +25,7 @@ GUIDES = (
     "README.md",
     "docs/operators.md",
     "docs/producers.md",
+    "docs/contract.md",
     "docs/coaches.md",
     "docs/dpo.md",
     "docs/auditors.md",

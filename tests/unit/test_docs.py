@@ -17,6 +17,7 @@ import callvault.observability.metrics  # noqa: F401 - registers every metric
 from callvault.api.app import create_app, create_ops_app
 from callvault.api.views import NO_RECORDING
 from callvault.cli import reference
+from callvault.contract.schemas import all_schemas
 from callvault.rules.call_state import Outcome
 from callvault.settings import Settings
 from tests.docs_commands import ELSEWHERE, GUIDES, ROOT, every_shown_command, is_run_by_the_docs_test
@@ -70,12 +71,27 @@ def test_the_readme_fits_on_a_few_screens_and_points_each_reader_to_a_guide() ->
         assert f"docs/{guide}.md" in readme, guide
 
 
-def test_the_command_reference_is_the_command_tree() -> None:
+def test_the_generated_sections_are_what_the_code_writes() -> None:
+    """The command table and the contract's topics and fields (`make docs` writes them)."""
+    stale = [str(p) for p, (now, fresh) in reference.rendered_pages().items() if now != fresh]
+    assert stale == [], f"{stale} differ from the code: run `make docs`"
+
+
+def test_the_command_reference_names_what_main_left_out() -> None:
     """On main docs/commands.md lacked purge --limit, demo --timeout, --wait, export-link --purpose/--by."""
     page = (ROOT / "docs" / "commands.md").read_text()
-    assert reference.rendered(page) == page, "docs/commands.md differs from the command tree: run `make docs`"
     for option in ("--limit", "--timeout", "--wait", "--purpose", "--by", "--root"):
         assert f"`{option}" in page, option
+
+
+def test_the_contract_is_in_the_repository_with_every_outcome_and_type() -> None:
+    """On main the README pointed outside the repository for the contract."""
+    contract = (ROOT / "docs" / "contract.md").read_text()
+    assert "../shared" not in (ROOT / "README.md").read_text() + (ROOT / "docs" / "producers.md").read_text()
+    for outcome in Outcome:
+        assert f"| `{outcome.value}` |" in contract, f"the outcome table lacks {outcome.value}"
+    for name in all_schemas():
+        assert f"#### `{name.split('/')[1].removesuffix('.json')}`" in contract, name
 
 
 def _guides_text() -> str:
