@@ -1,4 +1,4 @@
-"""The parts of the docs written from the code: the command reference, the contract's fields and topics.
+"""The parts of the docs written from the code: commands, the contract's fields and topics, audit ids.
 
 A hand-kept table drifts: options were added (`purge --limit`, `--wait`,
 `export-link --purpose`) and `docs/commands.md` never heard of them. So each
@@ -107,8 +107,15 @@ def _field_tables() -> list[str]:
     return field_tables()
 
 
+def _rule_rows() -> list[str]:
+    from callvault.rules.audit_rules import rule_rows
+
+    return rule_rows()
+
+
 # (page, section) -> what writes it
 SECTIONS = {
+    ("docs/auditors.md", "rules"): _rule_rows,
     ("docs/commands.md", "commands"): rows,
     ("docs/contract.md", "topics"): topic_rows,
     ("docs/contract.md", "fields"): _field_tables,
