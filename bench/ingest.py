@@ -7,7 +7,13 @@ On the embedded stack (Tansu + moto), in one run:
    metadata write, a source delete and three lifecycle events.
 2. the floor: a bare aiokafka consume->produce loop moving the same number of
    events of the same size between two topics on the same broker.
-Prints both rates and their ratio; writes bench/out/ingest.json.
+3. S3 requests per archived call, by operation, from the worker's own
+   `callvault_s3_requests_total` (every attempt on the wire), and the boto3
+   floor of those requests: a bare boto3 client in this process sending the
+   same requests per call (the call path's, not the purger's periodic listings)
+   to the same store with the same concurrency; its CPU per call beside the
+   worker's.
+Prints the rates, the counts and the ratios; writes bench/out/ingest.json.
 
     .venv/bin/python bench/ingest.py [--calls 1000]
 """
@@ -18,9 +24,13 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import secrets
 import sys
 import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
@@ -32,6 +42,7 @@ from tests.stack import embedded_servers  # noqa: E402
 
 from bench.report import cpu_seconds, machine, save  # noqa: E402
 from callvault.clock import SystemClock  # noqa: E402
+from callvault.embedded.processes import free_port  # noqa: E402
 from callvault.embedded.stack import EmbeddedStack  # noqa: E402
 from callvault.settings import Settings  # noqa: E402
 from callvault.simulation.plan import TrafficOptions, plan_traffic  # noqa: E402
@@ -56,7 +67,8 @@ async def callvault_run(settings: Settings, calls: int, pids: dict[str, int | No
     for c in plan:
         c.audio = b""
     watcher = await TopicWatcher(settings.kafka_bootstrap, settings.lifecycle_topic).start()
-    worker = spawn_worker(settings, "bench-worker")
+    http_port = free_port()
+    worker = spawn_worker(settings, "bench-worker", http_port=http_port)
     try:
         await _publish_events(settings, [warmup])
         await watcher.wait_for(
@@ -66,6 +78,7 @@ async def callvault_run(settings: Settings, calls: int, pids: dict[str, int | No
         events = sum(len(c.events) for c in rest)
         pids = {**pids, "worker": worker.pid, "bench (publisher, watcher)": os.getpid()}
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        requests_before = s3_requests(http_port)
         began = time.perf_counter()
         await _publish_events(settings, rest)
         published = time.perf_counter() - began
@@ -74,6 +87,8 @@ async def callvault_run(settings: Settings, calls: int, pids: dict[str, int | No
         )
         elapsed = time.perf_counter() - began
         cpu = {name: round(cpu_seconds(pid) - cpu_before[name], 2) for name, pid in pids.items()}
+        after = s3_requests(http_port)
+        requests = {op: n - requests_before.get(op, 0) for op, n in sorted(after.items())}
         archived = sum(1 for i in ids if "recording.archived" in watcher.types_for(i))
     finally:
         worker.stop()
@@ -87,6 +102,76 @@ async def callvault_run(settings: Settings, calls: int, pids: dict[str, int | No
         "calls_per_s": round(len(ids) / elapsed, 1),
         "events_per_s": round(events / elapsed, 1),
         "cpu_seconds": cpu,
+        "s3_requests": {op: n for op, n in requests.items() if n},
+    }
+
+
+def s3_requests(http_port: int) -> dict[str, float]:
+    """The worker's `callvault_s3_requests_total` by operation, from its /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    found: dict[str, float] = {}
+    for match in re.finditer(r'^callvault_s3_requests_total\{operation="(\w+)"\} (\S+)$', text, re.M):
+        found[match.group(1)] = float(match.group(2))
+    return found
+
+
+# The purger's listings and the registries' reads run on timers, whatever the traffic: not the call's.
+PERIODIC = frozenset({"ListObjectsV2", "ListObjectVersions", "GetObject", "GetObjectLockConfiguration"})
+
+
+def boto3_floor(settings: Settings, calls: int, per_call: dict[str, float]) -> dict[str, object]:
+    """A bare boto3 client sending the call path's requests, `per_call` of each, `calls` times.
+
+    The same store, bucket layout, body sizes and concurrency (`CALLVAULT_S3_MAX_CONCURRENCY`
+    threads) as the worker; its CPU is this process's, measured around the loop alone.
+    """
+    s3 = make_s3_client(settings, pool=settings.s3_max_concurrency)
+    audio, doc = b"\0" * 64_044, b"{}" * 400  # a 2 s WAV and a metadata document's size
+    keys = [f"floor/{secrets.token_hex(6)}" for _ in range(calls)]
+    for key in keys:
+        s3.put_object(Bucket=settings.staging_bucket, Key=f"{key}.wav", Body=audio)
+    until = datetime.now(UTC) + timedelta(days=1)
+
+    def one(key: str) -> None:
+        target = {"Bucket": settings.recordings_bucket, "Key": f"{key}.wav"}
+        ops = {
+            "HeadObject": lambda: s3.head_object(Bucket=settings.staging_bucket, Key=f"{key}.wav"),
+            "CopyObject": lambda: s3.copy_object(
+                **target,
+                CopySource={"Bucket": settings.staging_bucket, "Key": f"{key}.wav"},
+                MetadataDirective="REPLACE",
+                Metadata={"sha256": "0" * 64},
+                TaggingDirective="REPLACE",
+                Tagging="retention-class=recording",
+                ChecksumAlgorithm="SHA256",
+            ),  # fmt: skip
+            "GetObjectTagging": lambda: s3.get_object_tagging(**target),
+            "PutObjectRetention": lambda: s3.put_object_retention(
+                **target, Retention={"Mode": "GOVERNANCE", "RetainUntilDate": until}
+            ),
+            "DeleteObject": lambda: s3.delete_object(Bucket=settings.staging_bucket, Key=f"{key}.wav"),
+            "PutObject": lambda: s3.put_object(
+                Bucket=settings.metadata_bucket, Key=f"{key}.json", Body=doc, ChecksumAlgorithm="SHA256"
+            ),
+        }
+        for op, count in per_call.items():
+            for _ in range(round(count)):
+                try:
+                    ops[op]()
+                except Exception:  # noqa: BLE001 - a HEAD of a missing key answers 404, as the worker's does
+                    pass
+
+    began_cpu, began = time.process_time(), time.perf_counter()
+    with ThreadPoolExecutor(settings.s3_max_concurrency) as pool:
+        list(pool.map(one, keys))
+    cpu = time.process_time() - began_cpu
+    return {
+        "calls": calls,
+        "requests_per_call": per_call,
+        "elapsed_s": round(time.perf_counter() - began, 3),
+        "cpu_seconds": round(cpu, 3),
+        "cpu_ms_per_call": round(1000 * cpu / calls, 2),
     }
 
 
@@ -151,6 +236,9 @@ async def main(calls: int) -> dict[str, object]:
             "Kafka (Tansu)": stack.broker.pid if stack.broker else None,
         }
         cv = await callvault_run(settings, calls, pids)
+        requests = cv["s3_requests"]
+        call_path = {op: round(n / cv["archived"], 2) for op, n in requests.items() if op not in PERIODIC}
+        floor_s3 = await asyncio.to_thread(boto3_floor, settings, cv["archived"], call_path)
         avg_size = 420  # bytes: the JSON size of a typical call event
         floor = await bare_loop(stack.kafka_bootstrap, int(cv["events"]), avg_size, settings.partitions)
     return {
@@ -160,6 +248,14 @@ async def main(calls: int) -> dict[str, object]:
         "callvault": cv,
         "bare_consume_produce": floor,
         "ratio_events_per_s": round(cv["events_per_s"] / floor["events_per_s"], 4),
+        "s3_requests_per_archived_call": round(sum(requests.values()) / cv["archived"], 2),
+        "s3_call_path_requests_per_archived_call": round(sum(call_path.values()), 2),
+        "s3_call_path_by_operation": call_path,
+        "boto3_floor": floor_s3,
+        "worker_cpu_ms_per_call": round(1000 * cv["cpu_seconds"]["worker"] / cv["archived"], 2),
+        "worker_cpu_over_boto3_floor": round(
+            1000 * cv["cpu_seconds"]["worker"] / cv["archived"] / floor_s3["cpu_ms_per_call"], 2
+        ),
     }
 
 
@@ -180,3 +276,13 @@ if __name__ == "__main__":
     )
     print(f"bare loop   {floor['events']} events in {floor['elapsed_s']}s: {floor['events_per_s']} events/s")
     print(f"ratio       callvault / bare = {result['ratio_events_per_s']}")
+    print(
+        f"S3          {result['s3_requests_per_archived_call']} requests per archived call in all, "
+        f"{result['s3_call_path_requests_per_archived_call']} on the call's own path: "
+        + ", ".join(f"{op} {n}" for op, n in result["s3_call_path_by_operation"].items())
+    )
+    print(
+        f"CPU         worker {result['worker_cpu_ms_per_call']} ms per call; a bare boto3 client sending "
+        f"the same requests {result['boto3_floor']['cpu_ms_per_call']} ms; "
+        f"ratio {result['worker_cpu_over_boto3_floor']}"
+    )
