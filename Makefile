@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all venv browser rgw bench-tools demo dev test test-unit test-stores test-integration test-faults schemas docs lint constraints bench clean
+.PHONY: all venv browser rgw kafka kafka-sums bench-tools demo dev test test-kafka test-unit test-stores test-integration test-faults schemas docs lint constraints bench clean
 
 all: venv
 
@@ -40,6 +40,29 @@ rgw:
 	      radosgw ceph-mon ceph-osd >/dev/null) || echo "could not install radosgw: the Ceph RGW lane will skip"; \
 	  else echo "no radosgw and no root apt-get: the Ceph RGW lane will skip"; fi; }
 
+# Apache Kafka for the test matrix (and CALLVAULT_DEMO_BROKER=kafka make demo): the pinned broker and
+# its runtime dependencies from Maven Central into .kafka/lib, checked against kafka/SHA256SUMS.
+# Without java or mvn the Apache Kafka lane skips and says why.
+KAFKA_LIB := .kafka/lib
+KAFKA_STAMP := .kafka/.resolved
+
+$(KAFKA_STAMP): kafka/pom.xml kafka/SHA256SUMS
+	@if command -v mvn >/dev/null 2>&1 && command -v java >/dev/null 2>&1; then \
+	  rm -rf $(KAFKA_LIB) && mkdir -p $(KAFKA_LIB) && \
+	  mvn -q -B -f kafka/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(KAFKA_LIB) && \
+	  (cd $(KAFKA_LIB) && sha256sum --quiet -c $(CURDIR)/kafka/SHA256SUMS) && \
+	  test "$$(ls $(KAFKA_LIB) | wc -l)" = "$$(wc -l < kafka/SHA256SUMS)" && touch $(KAFKA_STAMP) \
+	  || { echo "the Apache Kafka jars did not resolve or do not match kafka/SHA256SUMS" >&2; exit 1; }; \
+	else echo "no mvn or java: the Apache Kafka lane will skip"; fi
+
+kafka: $(KAFKA_STAMP)
+
+# After raising a version in kafka/pom.xml: resolve without checking, then write the sums.
+kafka-sums:
+	rm -rf $(KAFKA_LIB) && mkdir -p $(KAFKA_LIB)
+	mvn -q -B -f kafka/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(KAFKA_LIB)
+	cd $(KAFKA_LIB) && sha256sum * > $(CURDIR)/kafka/SHA256SUMS
+
 demo: $(STAMP)
 	$(BIN)/callvault demo
 
@@ -49,8 +72,20 @@ dev: $(STAMP)
 # Two processes side by side (pytest-xdist), a test file each at a time: most of
 # the real-stack tests wait on processes (group joins, purge intervals, restarts),
 # and two lanes overlap those waits. Each process starts its own broker and store.
-test: $(STAMP) browser rgw
+# Then the Apache Kafka lane: the real-stack tests that prove the broker's part (the pipeline's outcomes,
+# offsets, restarts, dead letters, a killed worker, two workers) again on Apache Kafka, a broker per
+# process. `make test-kafka` runs every real-stack test there.
+KAFKA_LANE := tests/integration/test_outcomes.py tests/integration/test_broker_offsets.py \
+	tests/integration/test_restart.py tests/faults/test_killed_worker.py tests/faults/test_two_workers.py
+test: $(STAMP) browser rgw kafka
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	@if [ -f $(KAFKA_STAMP) ]; then \
+	  echo "the Apache Kafka lane:"; \
+	  CALLVAULT_STACK_BROKER=kafka $(BIN)/python -m pytest -q -n 2 --dist loadfile $(KAFKA_LANE); \
+	else echo "no Apache Kafka jars (make kafka): the Apache Kafka lane is skipped"; fi
+
+test-kafka: $(STAMP) kafka
+	CALLVAULT_STACK_BROKER=kafka $(BIN)/python -m pytest -q -n 2 --dist loadfile tests/integration tests/faults tests/e2e
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
@@ -94,6 +129,7 @@ bench-tools:
 bench: $(STAMP) bench-tools
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/purge.py
+	$(BIN)/python bench/api.py --clients 20
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/audit.py --events 10000000 --name audit-10m

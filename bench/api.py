@@ -16,7 +16,7 @@ say so: they take a core's worth of CPU themselves and inflate the tail.
 
     .venv/bin/python bench/api.py [--clients 100] [--seconds 15] [--calls 40]
 
-Writes bench/out/api.json.
+Writes bench/out/api.json (100 clients) or bench/out/api-{clients}.json; `make bench` runs 20 and 100.
 """
 
 from __future__ import annotations
@@ -224,4 +224,4 @@ if __name__ == "__main__":
     parser.add_argument("--calls", type=int, default=40)
     args = parser.parse_args()
     result = asyncio.run(main(args.clients, args.seconds, args.calls))
-    save("api", result)
+    save("api" if args.clients == 100 else f"api-{args.clients}", result)  # make bench: 20 and 100

@@ -31,7 +31,16 @@ def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
              f"{cv['calls']} compliant calls, {cv['archived']} archived"),
             ("bare aiokafka consume→produce, same broker", f"{bare['events_per_s']:,} events/s",
              f"ratio callvault / bare {r['ratio_events_per_s']}"),
-        ]  # fmt: skip
+        ] + ([
+            ("S3 requests per archived call",
+             f"{r['s3_call_path_requests_per_archived_call']} on the call's path "
+             f"({r['s3_requests_per_archived_call']} with the purger's)",
+             ", ".join(f"{op} {n}" for op, n in r["s3_call_path_by_operation"].items())),
+            ("worker CPU per call against the boto3 floor",
+             f"{r['worker_cpu_ms_per_call']} ms, {r['worker_cpu_over_boto3_floor']}× the floor",
+             f"a bare boto3 client sending the same requests: "
+             f"{r['boto3_floor']['cpu_ms_per_call']} ms a call"),
+        ] if "boto3_floor" in r else [])  # fmt: skip
     if name == "purge":
         t, late = r["throughput"], r["lateness"]
         ls = late["lateness_s"]
@@ -42,7 +51,7 @@ def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
              f"{late['objects']:,} falling due over {late['window_s']:.0f} s, "
              f"interval {late['interval_s']:.0f} s"),
         ]  # fmt: skip
-    if name == "api":
+    if name.startswith("api"):
         rows = []
         for kind, label in (
             ("metadata", "API, one call's metadata"),
@@ -70,11 +79,13 @@ def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
     return []
 
 
-ORDER = ("ingest", "purge", "api", "audit", "audit-10m", "memory")
+ORDER = ("ingest", "purge", "api-20", "api", "audit", "audit-10m", "memory")
 
 
 def gather() -> dict[str, Any]:
-    found = {p.stem: json.loads(p.read_text()) for p in sorted(OUT.glob("*.json"))}
+    """The figures in bench/out, over the last results for benchmarks this machine did not run again."""
+    found = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    found.update({p.stem: json.loads(p.read_text()) for p in sorted(OUT.glob("*.json"))})
     return {name: found[name] for name in (*ORDER, *sorted(set(found) - set(ORDER))) if name in found}
 
 

@@ -61,7 +61,7 @@ def make_settings(servers: Servers, tag: str, **overrides: object) -> Settings:
         "exports_bucket": f"cvt-{tag}-exports",
         **WORKER_TUNING,
     }
-    if servers.kind.startswith("embedded"):
+    if servers.kind.startswith("embedded (Tansu"):
         values["producer_max_batch_bytes"] = 1  # Tansu's end offsets: see the setting
     if servers.kind.startswith("containers"):
         values["storage_country"] = "BE"  # MinIO answers us-east-1 as its location wherever it runs

@@ -1,8 +1,9 @@
 """The broker stops under a running worker and comes back: the worker resumes, nothing is lost.
 
 Tansu keeps its log and the consumer groups' offsets in S3 here (its
-`s3://` storage engine on a moto of this test's own), so a restarted broker
-has what the stopped one had. The worker is never restarted: it has to ride
+`s3://` storage engine on a moto of this test's own), and Apache Kafka (the
+Kafka lane) in its log directory, so a restarted broker has what the stopped
+one had. The worker is never restarted: it has to ride
 out the outage itself.
 """
 
@@ -43,7 +44,8 @@ def durable_stack() -> Iterator[EmbeddedStack]:
 
 
 async def test_the_worker_resumes_after_the_broker_restarts(durable_stack: EmbeddedStack) -> None:
-    servers = embedded_servers(durable_stack, "embedded (Tansu on S3, moto)")
+    tansu = durable_stack.broker_kind == "tansu"  # Apache Kafka keeps its log in the stack's run folder
+    servers = embedded_servers(durable_stack, "embedded (Tansu on S3, moto)" if tansu else None)
     settings = make_settings(servers, "b" + secrets.token_hex(3), batch_size=32)
     await prepare_async(settings)
     plan = mixed_traffic(settings, CALLS, seed=14)

@@ -33,8 +33,8 @@ async def _replicas(settings: Settings, prefixes: tuple[str, ...]) -> dict[str, 
 
 
 async def test_every_topic_callvault_and_faust_create_has_the_replicas_asked_for(servers: Servers) -> None:
-    if not servers.kind.startswith("embedded"):
-        pytest.skip("a broker of fewer than 3 nodes refuses 3 replicas; the embedded one records them")
+    if not servers.kind.startswith("embedded (Tansu"):
+        pytest.skip("a broker of fewer than 3 nodes refuses 3 replicas; Tansu records them")
     settings = make_settings(servers, "r" + secrets.token_hex(3), replication_factor=3)
     await prepare_async(settings)
     worker = spawn_worker(settings, "worker-replication")

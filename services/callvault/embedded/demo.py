@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 import uuid
 from collections import Counter
@@ -25,6 +26,7 @@ from callvault.audit.report import report_document, write_report
 from callvault.audit.sources import AuditLog, log_events
 from callvault.clock import SystemClock
 from callvault.contract.commands import LegalHoldPlace
+from callvault.embedded.kafka_broker import VERSION as KAFKA_VERSION
 from callvault.embedded.processes import ChildProcess
 from callvault.embedded.stack import EmbeddedStack
 from callvault.embedded.worker_process import start_worker_process
@@ -249,8 +251,10 @@ async def _drive(
 def run_demo(console: Console, calls: int = 300, timeout: float = 90.0) -> DemoResult:
     grace = "PT5S"
     began = time.monotonic()
-    with EmbeddedStack() as stack:
-        console.print(f"embedded stack: Kafka (Tansu) at {stack.kafka_bootstrap}, "
+    # CALLVAULT_DEMO_BROKER=kafka runs the same demo on Apache Kafka (after `make kafka`).
+    with EmbeddedStack(broker=os.environ.get("CALLVAULT_DEMO_BROKER") or None) as stack:
+        broker = "Tansu" if stack.broker_kind == "tansu" else f"Apache Kafka {KAFKA_VERSION}"
+        console.print(f"embedded stack: Kafka ({broker}) at {stack.kafka_bootstrap}, "
                       f"S3 (moto) at {stack.s3_endpoint}; logs in {stack.run_dir}")  # fmt: skip
         settings = Settings(
             kafka_bootstrap=stack.kafka_bootstrap,

@@ -6,6 +6,10 @@ vanish when it stops, and it has no idempotent producer or transactions
 log and the groups' offsets in the stack's own moto, so it can be restarted
 (the broker-restart fault test). moto's S3 server keeps versions, tags and
 object lock but runs no lifecycle rules.
+
+`broker="kafka"` (or `CALLVAULT_STACK_BROKER=kafka`) starts a real Apache Kafka
+in Tansu's place (`embedded/kafka_broker.py`, after `make kafka`): the test
+matrix's second broker, and the demo's with `CALLVAULT_DEMO_BROKER=kafka`.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
+from callvault.embedded.kafka_broker import ApacheKafka, missing_reason
 from callvault.embedded.processes import ChildProcess, free_port, tcp_open
 from callvault.settings import Settings
 from callvault.storage.client import make_s3_client
@@ -46,11 +51,17 @@ class EmbeddedStack:
         kafka_port: int | None = None,
         s3_port: int | None = None,
         broker_storage: str = "memory://tansu/",
+        broker: str | None = None,
     ) -> None:
         self.run_dir = run_dir or Path(tempfile.mkdtemp(prefix="callvault-stack-"))
         self.kafka_port = kafka_port or free_port()
         self.s3_port = s3_port or free_port()
         self.broker_storage = broker_storage
+        # "tansu" (the default) or "kafka": Apache Kafka from `make kafka` (CALLVAULT_STACK_BROKER).
+        self.broker_kind = broker or os.environ.get("CALLVAULT_STACK_BROKER", "tansu")
+        if self.broker_kind not in ("tansu", "kafka"):
+            raise ValueError(f"CALLVAULT_STACK_BROKER is {self.broker_kind!r}; it is tansu or kafka")
+        self._kafka = ApacheKafka(self.run_dir, self.kafka_port) if self.broker_kind == "kafka" else None
         self.broker: ChildProcess | None = None
         self.store: ChildProcess | None = None
 
@@ -64,11 +75,10 @@ class EmbeddedStack:
 
     def env(self) -> dict[str, str]:
         """The variables that point callvault at this stack."""
-        return {
-            "CALLVAULT_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
-            "CALLVAULT_S3_ENDPOINT": self.s3_endpoint,
-            "CALLVAULT_PRODUCER_MAX_BATCH_BYTES": "1",  # see Settings.producer_max_batch_bytes
-        }
+        env = {"CALLVAULT_KAFKA_BOOTSTRAP": self.kafka_bootstrap, "CALLVAULT_S3_ENDPOINT": self.s3_endpoint}
+        if self._kafka is None:
+            env["CALLVAULT_PRODUCER_MAX_BATCH_BYTES"] = "1"  # Tansu's end offsets: see the setting
+        return env
 
     def start(self, timeout: float = 30.0) -> EmbeddedStack:
         try:
@@ -97,6 +107,12 @@ class EmbeddedStack:
         self._start_broker(timeout)
 
     def _start_broker(self, timeout: float) -> None:
+        if self._kafka is not None:
+            reason = missing_reason()
+            if reason is not None:
+                raise RuntimeError(f"Apache Kafka cannot start here: {reason}")
+            self.broker = self._kafka.start(max(timeout, 60.0))
+            return
         url = f"tcp://127.0.0.1:{self.kafka_port}"
         env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
         if self.broker_storage.startswith("s3://"):

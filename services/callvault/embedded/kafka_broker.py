@@ -1,0 +1,171 @@
+"""A real Apache Kafka broker (KRaft, broker and controller in one process) as a child process.
+
+Tansu is the embedded stack's broker; Apache Kafka is what users run, and where
+the two differ Apache Kafka is the truth. `make kafka` resolves the pinned
+`org.apache.kafka:kafka_2.13` and its runtime dependencies from Maven Central
+into `.kafka/lib/` (`kafka/pom.xml`, checked against `kafka/SHA256SUMS`); this
+module formats a single-node KRaft log directory (`StorageTool format
+--standalone`), starts `kafka.Kafka` on free loopback ports with a small heap,
+and calls it ready when a metadata request names the broker, not when a log
+line says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import shutil
+import subprocess
+import threading
+import uuid
+from pathlib import Path
+
+from callvault.embedded.processes import ChildProcess, free_port
+
+VERSION = "4.1.1"  # kafka/pom.xml pins the same
+HEAP = os.environ.get("CALLVAULT_KAFKA_HEAP", "512m")
+_LIB_ENV = "CALLVAULT_KAFKA_LIB"  # another folder of the broker's jars (a developer's own build)
+_REPO_LIB = Path(__file__).resolve().parents[3] / ".kafka" / "lib"
+
+_LOG4J2 = """Configuration:
+  Appenders:
+    Console:
+      name: STDOUT
+      PatternLayout:
+        pattern: "[%d] %p %m (%c)%n"
+  Loggers:
+    Logger:
+      - name: kafka
+        level: WARN
+      - name: org.apache.kafka
+        level: WARN
+    Root:
+      level: WARN
+      AppenderRef:
+        - ref: STDOUT
+"""
+
+
+def kafka_lib() -> Path | None:
+    """The folder of the broker's jars, or None when `make kafka` has not resolved them here."""
+    lib = Path(os.environ.get(_LIB_ENV) or _REPO_LIB)
+    return lib if lib.is_dir() and any(lib.glob("kafka_2.13-*.jar")) else None
+
+
+def missing_reason() -> str | None:
+    """Why no Apache Kafka broker can start here; None when one can."""
+    if shutil.which("java") is None:
+        return "no java on PATH (Apache Kafka needs Java 17)"
+    if kafka_lib() is None:
+        return f"the broker's jars are not in {_REPO_LIB} (run `make kafka`, or set {_LIB_ENV})"
+    return None
+
+
+def _cluster_id() -> str:
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+class ApacheKafka:
+    """One node, both roles, PLAINTEXT on loopback; its data in `run_dir/kafka`, kept across restarts."""
+
+    def __init__(self, run_dir: Path, port: int) -> None:
+        self.run_dir = run_dir / "kafka"
+        self.port = port
+        self.controller_port = free_port()
+        self._formatted = False
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _config(self) -> Path:
+        data = self.run_dir / "data"
+        lines = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.bootstrap.servers": f"127.0.0.1:{self.controller_port}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "log.dirs": str(data),
+            # One node: every internal topic has one replica.
+            "offsets.topic.replication.factor": "1",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "auto.create.topics.enable": "false",  # callvault creates what it uses, as on a real cluster
+            "num.partitions": "1",
+        }
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        path = self.run_dir / "server.properties"
+        path.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
+        (self.run_dir / "log4j2.yaml").write_text(_LOG4J2)
+        return path
+
+    def _java(self, main: str, *args: str, heap: str = HEAP) -> list[str]:
+        lib = kafka_lib()
+        assert lib is not None, missing_reason()
+        return [
+            "java", f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+            f"-Dlog4j2.configurationFile={self.run_dir / 'log4j2.yaml'}",
+            "-cp", f"{lib}/*", main, *args,
+        ]  # fmt: skip
+
+    def format(self) -> None:
+        """A fresh KRaft log directory with a new cluster id (once; a restart keeps the data)."""
+        config = self._config()
+        if self._formatted:
+            return
+        tool = "kafka.tools.StorageTool"
+        argv = self._java(tool, "format", "--standalone", "-t", _cluster_id(), "-c", str(config), heap="256m")
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"formatting the Kafka log directory failed: {done.stderr.strip()[-500:]}")
+        self._formatted = True
+
+    def start(self, timeout: float = 60.0) -> ChildProcess:
+        self.format()
+        child = ChildProcess(
+            f"Kafka broker (Apache Kafka {VERSION})",
+            self._java("kafka.Kafka", str(self.run_dir / "server.properties")),
+            self.run_dir / "broker.log",
+        )
+        child.start()
+        child.wait_ready(lambda: metadata_names_a_broker(self.bootstrap), timeout, "answering metadata")
+        return child
+
+
+def metadata_names_a_broker(bootstrap: str, timeout_s: float = 3.0) -> bool:
+    """Whether a metadata request to `bootstrap` is answered with at least one broker.
+
+    Called from synchronous code (fixtures, the demo), which may itself run inside
+    an event loop: the request runs on a loop of its own in a short-lived thread.
+    """
+    answer: list[bool] = []
+
+    async def ask() -> None:
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
+        try:
+            await asyncio.wait_for(admin.start(), timeout_s)
+            cluster = await asyncio.wait_for(admin.describe_cluster(), timeout_s)
+            answer.append(bool(cluster.get("brokers")))
+        finally:
+            await admin.close()
+
+    def run() -> None:
+        try:
+            asyncio.run(ask())
+        except Exception:  # noqa: BLE001 - not up yet, whatever the reason: ask again
+            answer.append(False)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout_s * 3)
+    return bool(answer and answer[0])
