@@ -21,7 +21,7 @@ import threading
 import uuid
 from pathlib import Path
 
-from callvault.embedded.processes import ChildProcess, free_port
+from callvault.embedded.processes import ChildProcess, free_port, tcp_open
 
 VERSION = "4.1.1"  # kafka/pom.xml pins the same
 HEAP = os.environ.get("CALLVAULT_KAFKA_HEAP", "512m")
@@ -146,6 +146,9 @@ def metadata_names_a_broker(bootstrap: str, timeout_s: float = 3.0) -> bool:
     Called from synchronous code (fixtures, the demo), which may itself run inside
     an event loop: the request runs on a loop of its own in a short-lived thread.
     """
+    host, _, port = bootstrap.rpartition(":")
+    if not tcp_open(host, int(port)):
+        return False  # not listening yet: asking would only fill the log with aiokafka's complaints
     answer: list[bool] = []
 
     async def ask() -> None:
