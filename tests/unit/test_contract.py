@@ -102,3 +102,16 @@ def test_an_archive_key_reads_back_as_what_made_it(tenant: str, call_id: str, st
 )
 def test_keys_callvault_did_not_lay_out_are_not_archive_keys(key: str) -> None:
     assert parse_archive_key(key) is None
+
+
+def test_one_list_of_call_event_types_and_one_of_roles() -> None:
+    """Issue 30: the call event types are read off the union, the roles off one enum, schemas included."""
+    from typing import get_args
+
+    from callvault.contract.call_events import CALL_EVENT_TYPES, CallEvent
+    from callvault.contract.roles import Role
+    from callvault.contract.schemas import all_schemas
+
+    assert CALL_EVENT_TYPES == get_args(get_args(CallEvent)[0])
+    for name in ("lifecycle/recording.accessed.json", "lifecycle/recording.access_refused.json"):
+        assert all_schemas()[name]["$defs"]["Role"]["enum"] == [r.value for r in Role], name

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import Field, TypeAdapter, model_validator
 
@@ -114,11 +114,6 @@ CallEvent = Annotated[
     CallStarted | DisclosurePlayed | RecordingStored | CallEnded | RecordingObjected,
     Field(discriminator="type"),
 ]
-CALL_EVENT_TYPES: tuple[type[CallEventBase], ...] = (
-    CallStarted,
-    DisclosurePlayed,
-    RecordingStored,
-    CallEnded,
-    RecordingObjected,
-)
+# Every call event type, read off the union above: a type added there is here too (redaction reads this).
+CALL_EVENT_TYPES: tuple[type[CallEventBase], ...] = get_args(get_args(CallEvent)[0])
 call_event_adapter: TypeAdapter[CallEvent] = TypeAdapter(CallEvent)

@@ -27,7 +27,9 @@ _FORMATS = {"date-time": "RFC 3339 with offset", "uuid": "UUID"}
 def _kind(spec: dict[str, Any], defs: dict[str, Any]) -> str:
     """A field's type in a few words: `string (uuid)`, `integer ≥ 0`, `one of a, b`, `ObjectRef`."""
     if "$ref" in spec:
-        return f"object `{spec['$ref'].rsplit('/', 1)[-1]}`"
+        name = spec["$ref"].rsplit("/", 1)[-1]
+        target = defs.get(name, {})
+        return _kind(target, defs) if "enum" in target else f"object `{name}`"
     if "anyOf" in spec:
         kinds = [_kind(s, defs) for s in spec["anyOf"] if s.get("type") != "null"]
         nullable = any(s.get("type") == "null" for s in spec["anyOf"])

@@ -13,6 +13,7 @@ from pydantic import Field, TypeAdapter
 
 from callvault.contract.base import ContractModel
 from callvault.contract.fields import CallId, Sha256Hex, Tenant, Timestamp
+from callvault.contract.roles import Role
 
 RejectReason = Literal[
     "disclosure_missing",
@@ -121,7 +122,7 @@ class MetadataDeleted(_Deletion):
 class RecordingAccessed(LifecycleBase):
     type: Literal["recording.accessed"] = "recording.accessed"
     accessed_by: str
-    role: Literal["qa", "auditor", "dpo", "admin"]
+    role: Role
     purpose: str
     what: Literal["audio", "metadata"] = "audio"
     # Additive (v1.1): the grant the access was made under, so an audit can check it.
@@ -145,7 +146,7 @@ class RecordingAccessRefused(ContractModel):
     occurred_at: Timestamp
     what: Literal["audio", "metadata", "search"]
     accessed_by: str
-    role: Literal["qa", "auditor", "dpo", "admin"]
+    role: Role
     site: str | None
     site_country: str | None
     reason: str = Field(description="why, in a sentence")

@@ -16,14 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from callvault.contract.roles import Role
+
 ALL_TENANTS = "*"
-
-
-class Role(StrEnum):
-    QA = "qa"
-    AUDITOR = "auditor"
-    DPO = "dpo"
-    ADMIN = "admin"
 
 
 class Want(StrEnum):

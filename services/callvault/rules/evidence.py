@@ -206,7 +206,7 @@ def recording_accessed(
         tenant=tenant,
         occurred_at=now,
         accessed_by=grant.subject,
-        role=grant.role.value,  # type: ignore[arg-type]
+        role=grant.role,
         purpose=purpose,
         what=what.value,  # type: ignore[arg-type]
         token_id=grant.token_id,
@@ -236,7 +236,7 @@ def access_refused(
         occurred_at=now,
         what=what,  # type: ignore[arg-type]
         accessed_by=grant.subject,
-        role=grant.role.value,  # type: ignore[arg-type]
+        role=grant.role,
         site=grant.site,
         site_country=site_country,
         reason=reason,

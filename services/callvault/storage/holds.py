@@ -27,7 +27,7 @@ from callvault.storage.archive import delete_all_versions
 from callvault.storage.errors import error_code, is_not_found
 from callvault.storage.inventory import all_days, list_versions
 from callvault.storage.layout import day_prefix
-from callvault.storage.registry import entry_names, read_entry
+from callvault.storage.registry import entry_names, read_entry, write_entry
 
 HOLDS_PREFIX = "_callvault/legal-holds/"
 
@@ -53,12 +53,7 @@ def _key(ref: str) -> str:
 
 
 def put_hold(s3: BaseClient, bucket: str, record: HoldRecord) -> None:
-    s3.put_object(
-        Bucket=bucket,
-        Key=_key(record.ref),
-        Body=record.model_dump_json().encode(),
-        ContentType="application/json",
-    )
+    write_entry(s3, bucket, _key(record.ref), record)
 
 
 def _read(s3: BaseClient, bucket: str, name: str) -> HoldRecord | None:

@@ -17,6 +17,7 @@ from botocore.client import BaseClient
 from pydantic import BaseModel
 
 from callvault.rules.purge import StoredObject
+from callvault.storage import registry
 from callvault.storage.archive import delete_all_versions
 
 JOURNAL_PREFIX = "_callvault/purge-journal/"
@@ -30,12 +31,7 @@ class JournalEntry(BaseModel):
 
 
 def write_entry(s3: BaseClient, bucket: str, entry: JournalEntry) -> None:
-    s3.put_object(
-        Bucket=bucket,
-        Key=f"{JOURNAL_PREFIX}{entry.batch_id}.json",
-        Body=entry.model_dump_json().encode(),
-        ContentType="application/json",
-    )
+    registry.write_entry(s3, bucket, f"{JOURNAL_PREFIX}{entry.batch_id}.json", entry)
 
 
 def pending_entries(s3: BaseClient, bucket: str) -> list[JournalEntry]:

@@ -14,6 +14,7 @@ from botocore.client import BaseClient
 
 from callvault.rules.client_policy import PolicyVersion
 from callvault.storage.errors import is_not_found
+from callvault.storage.registry import write_entry
 
 POLICIES_PREFIX = "_callvault/policies/"
 
@@ -38,9 +39,7 @@ def put_version(s3: BaseClient, bucket: str, version: PolicyVersion) -> None:
             raise
     else:
         raise VersionTaken(f"version {version.version} of {version.tenant}'s policy exists already")
-    s3.put_object(
-        Bucket=bucket, Key=key, Body=version.model_dump_json().encode(), ContentType="application/json"
-    )
+    write_entry(s3, bucket, key, version)
 
 
 def history(s3: BaseClient, bucket: str, tenant: str) -> list[PolicyVersion]:

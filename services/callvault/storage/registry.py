@@ -27,6 +27,12 @@ def read_entry(s3: BaseClient, bucket: str, key: str, model: type[Entry]) -> Ent
     return model.model_validate_json(body)
 
 
+def write_entry(s3: BaseClient, bucket: str, key: str, entry: BaseModel) -> None:
+    """One entry, written as its model's JSON: the one way callvault's registries are written."""
+    body = entry.model_dump_json().encode()
+    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+
+
 def entry_names(s3: BaseClient, bucket: str, prefix: str) -> set[str]:
     """The names of the `{prefix}{name}.json` objects: one listing, no reads."""
     names: set[str] = set()

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from callvault.storage.archive import delete_all_versions, object_tags
 from callvault.storage.layout import tagging_header
-from callvault.storage.registry import read_entry
+from callvault.storage.registry import read_entry, write_entry
 
 PROFILE_KEY = "_callvault/store-profile.json"
 _PROBE = "_callvault/store-probe/"
@@ -47,8 +47,7 @@ def measure(s3: BaseClient, bucket: str) -> StoreProfile:
         for key in (source, copy):
             delete_all_versions(s3, bucket, key)
     profile = StoreProfile(keeps_copy_tags=kept)
-    body = profile.model_dump_json().encode()
-    s3.put_object(Bucket=bucket, Key=PROFILE_KEY, Body=body, ContentType="application/json")
+    write_entry(s3, bucket, PROFILE_KEY, profile)
     return profile
 
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from callvault.contract.fields import Tenant
 from callvault.storage.archive import delete_all_versions
-from callvault.storage.registry import entry_names
+from callvault.storage.registry import entry_names, write_entry
 
 
 class SubjectFlag(StrEnum):
@@ -46,12 +46,7 @@ def _key(flag: SubjectFlag, tenant: str, subject: str) -> str:
 
 
 def put_flag(s3: BaseClient, bucket: str, flag: SubjectFlag, record: FlagRecord) -> None:
-    s3.put_object(
-        Bucket=bucket,
-        Key=_key(flag, record.tenant, record.subject),
-        Body=record.model_dump_json().encode(),
-        ContentType="application/json",
-    )
+    write_entry(s3, bucket, _key(flag, record.tenant, record.subject), record)
 
 
 def remove_flag(s3: BaseClient, bucket: str, flag: SubjectFlag, tenant: str, subject: str) -> None:

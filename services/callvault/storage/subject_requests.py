@@ -13,6 +13,7 @@ from botocore.client import BaseClient
 
 from callvault.rules.subject_requests import RequestRecord
 from callvault.storage.errors import is_not_found
+from callvault.storage.registry import write_entry
 
 REQUESTS_PREFIX = "_callvault/subject-requests/"
 
@@ -22,12 +23,7 @@ def _key(tenant: str, request_id: str) -> str:
 
 
 def put_request(s3: BaseClient, bucket: str, record: RequestRecord) -> None:
-    s3.put_object(
-        Bucket=bucket,
-        Key=_key(record.tenant, record.request_id),
-        Body=record.model_dump_json().encode(),
-        ContentType="application/json",
-    )
+    write_entry(s3, bucket, _key(record.tenant, record.request_id), record)
 
 
 def get_request(s3: BaseClient, bucket: str, tenant: str, request_id: str) -> RequestRecord | None:

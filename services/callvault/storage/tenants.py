@@ -15,7 +15,7 @@ from botocore.client import BaseClient
 from pydantic import BaseModel
 
 from callvault.contract.fields import Tenant
-from callvault.storage.registry import entry_names, read_entry
+from callvault.storage.registry import entry_names, read_entry, write_entry
 
 TENANTS_PREFIX = "_callvault/tenants/"
 
@@ -38,12 +38,7 @@ def _key(tenant: str) -> str:
 
 
 def put_record(s3: BaseClient, bucket: str, record: TenantRecord) -> None:
-    s3.put_object(
-        Bucket=bucket,
-        Key=_key(record.tenant),
-        Body=record.model_dump_json().encode(),
-        ContentType="application/json",
-    )
+    write_entry(s3, bucket, _key(record.tenant), record)
 
 
 def get_record(s3: BaseClient, bucket: str, tenant: str) -> TenantRecord | None:
