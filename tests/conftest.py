@@ -70,6 +70,7 @@ def make_settings(servers: Servers, tag: str, **overrides: object) -> Settings:
     settings = Settings(**values)  # type: ignore[arg-type]
     if not settings.dev_values_allowed:  # CALLVAULT_TEST_* servers, or CALLVAULT_ENV=prod: no dev secrets
         generated = {
+            "kafka_allow_plaintext_reason": "the test servers named by CALLVAULT_TEST_KAFKA",
             "pseudonym_key": secrets.token_hex(32),
             "api_token_secret": secrets.token_hex(32),
             "audit_signing_key": secrets.token_hex(32),

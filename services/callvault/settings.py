@@ -91,6 +91,29 @@ class Settings(BaseSettings):
         description="buckets besides the staging bucket that a recording.stored may name, comma-separated",
     )
 
+    # How every Kafka client (the worker and faust's own, the API's access log, the command line)
+    # reaches the brokers: see `kafka_security.py` beside this file.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL", "SASL_PLAINTEXT"] = Field(
+        "PLAINTEXT",
+        description="PLAINTEXT, SSL, SASL_SSL or SASL_PLAINTEXT; PLAINTEXT (and SASL_PLAINTEXT) off loopback "
+        "only with CALLVAULT_KAFKA_ALLOW_PLAINTEXT_REASON",
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
+        "SCRAM-SHA-512", description="with SASL_SSL or SASL_PLAINTEXT"
+    )
+    kafka_sasl_username: str | None = Field(None, description="this component's Kafka user (SASL)")
+    kafka_sasl_password: SecretStr | None = Field(None, description="its password (SASL)")
+    kafka_ca_file: str | None = Field(
+        None, description="PEM file of the CA that signed the brokers' certificates (SSL, SASL_SSL)"
+    )
+    kafka_cert_file: str | None = Field(None, description="PEM client certificate, for mutual TLS")
+    kafka_key_file: str | None = Field(None, description="PEM private key of that certificate")
+    kafka_allow_plaintext_reason: str = Field(
+        "",
+        description="why Kafka may be spoken in plain text off loopback (a private network with its own "
+        "encryption, say); printed at every start",
+    )
+
     # Tuning with safe defaults.
     env: Literal["dev", "prod"] = Field(
         "dev",
@@ -411,7 +434,7 @@ class Settings(BaseSettings):
 
     def check_production_ready(self) -> None:
         """Refuse, with every reason, to run with dev or placeholder secrets outside the embedded stack."""
-        problems = self.secret_problems()
+        problems = self.secret_problems() + self.transport_problems()
         if problems:
             raise ValueError("refusing to run: " + "; ".join(problems))
 
@@ -426,6 +449,53 @@ class Settings(BaseSettings):
         """Callvault's archive: never a source, so never read or deleted as one."""
         return frozenset(
             {self.recordings_bucket, self.metadata_bucket, self.audit_bucket, self.exports_bucket}
+        )
+
+    @model_validator(mode="after")
+    def _kafka_security_complete(self) -> Settings:
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        if sasl and not (self.kafka_sasl_username and self.kafka_sasl_password is not None):
+            raise ValueError(
+                f"CALLVAULT_KAFKA_SECURITY_PROTOCOL is {self.kafka_security_protocol}, which needs "
+                "CALLVAULT_KAFKA_SASL_USERNAME and CALLVAULT_KAFKA_SASL_PASSWORD"
+            )
+        if bool(self.kafka_cert_file) != bool(self.kafka_key_file):
+            raise ValueError(
+                "CALLVAULT_KAFKA_CERT_FILE and CALLVAULT_KAFKA_KEY_FILE go together (mutual TLS)"
+            )
+        if self.kafka_cert_file and not self.kafka_security_protocol.endswith("SSL"):
+            raise ValueError(
+                "CALLVAULT_KAFKA_CERT_FILE is for TLS: set CALLVAULT_KAFKA_SECURITY_PROTOCOL to SSL"
+            )
+        return self
+
+    @property
+    def kafka_in_plain_text(self) -> bool:
+        return self.kafka_security_protocol in ("PLAINTEXT", "SASL_PLAINTEXT")
+
+    def transport_problems(self) -> list[str]:
+        """Why these settings must not talk to Kafka as they stand; empty when they may.
+
+        Commands, access events and the audit log cross the wire to the brokers: off this
+        machine in plain text, anyone on the path reads them and can write commands.
+        """
+        on_this_machine = all(is_loopback_host(h) for h in bootstrap_hosts(self.kafka_bootstrap))
+        if self.kafka_in_plain_text and not on_this_machine and not self.kafka_allow_plaintext_reason.strip():
+            return [
+                f"CALLVAULT_KAFKA_SECURITY_PROTOCOL is {self.kafka_security_protocol} and the brokers "
+                f"({self.kafka_bootstrap}) are not on this machine; use SSL or SASL_SSL, or say why plain "
+                "text is acceptable in CALLVAULT_KAFKA_ALLOW_PLAINTEXT_REASON"
+            ]
+        return []
+
+    def plaintext_notice(self) -> str | None:
+        """The line every start prints when Kafka is spoken in plain text off this machine, and why."""
+        on_this_machine = all(is_loopback_host(h) for h in bootstrap_hosts(self.kafka_bootstrap))
+        if not self.kafka_in_plain_text or on_this_machine:
+            return None
+        return (
+            f"Kafka in plain text ({self.kafka_security_protocol}) to {self.kafka_bootstrap}, because: "
+            f"{self.kafka_allow_plaintext_reason.strip()}"
         )
 
     @model_validator(mode="after")

@@ -102,9 +102,9 @@ class Bus:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.s3 = make_s3_client(settings)
-        self.producer = make_producer(settings.kafka_bootstrap)
-        self.lifecycle = TopicWatcher(settings.kafka_bootstrap, settings.lifecycle_topic)
-        self.dead = TopicWatcher(settings.kafka_bootstrap, settings.deadletter_topic, index_by="event_id")
+        self.producer = make_producer(settings)
+        self.lifecycle = TopicWatcher(settings, settings.lifecycle_topic)
+        self.dead = TopicWatcher(settings, settings.deadletter_topic, index_by="event_id")
 
     async def __aenter__(self) -> Bus:
         await self.producer.start()

@@ -32,6 +32,7 @@ SECRET = secrets.token_hex(32)
 REMOTE = {
     "kafka_bootstrap": "kafka-kafka-bootstrap.kafka:9092",
     "s3_endpoint": "https://s3.eu-west-1.amazonaws.com",
+    "kafka_allow_plaintext_reason": "these tests are about secrets; the transport has its own below",
 }
 STRONG = {
     "pseudonym_key": secrets.token_hex(32),
@@ -282,3 +283,55 @@ def test_the_default_bucket_names_are_refused_on_aws() -> None:
     Settings(**aws, **named).check_production_ready()
     with pytest.raises(ValueError, match="is still the placeholder 'your-org-callvault-audit'"):
         Settings(**{**REMOTE, **STRONG, "audit_bucket": "your-org-callvault-audit"}).check_production_ready()
+
+
+# -- Kafka's transport (issue 26, item 2) ------------------------------------------------------------
+
+BROKERS = {"kafka_bootstrap": "kafka-kafka-bootstrap.kafka:9093", "s3_endpoint": REMOTE["s3_endpoint"]}
+
+
+def test_plaintext_kafka_off_this_machine_is_refused_unless_a_reason_is_given() -> None:
+    """On main every client spoke plain text to any broker, and nothing said so."""
+    with pytest.raises(ValueError, match="CALLVAULT_KAFKA_ALLOW_PLAINTEXT_REASON"):
+        Settings(**BROKERS, **STRONG).check_production_ready()
+    with pytest.raises(ValueError, match="SASL_PLAINTEXT"):
+        Settings(
+            **BROKERS, **STRONG, kafka_security_protocol="SASL_PLAINTEXT",
+            kafka_sasl_username="worker", kafka_sasl_password="w",
+        ).check_production_ready()  # fmt: skip
+    said = Settings(**BROKERS, **STRONG, kafka_allow_plaintext_reason="a private VLAN with MACsec")
+    said.check_production_ready()
+    notice = said.plaintext_notice()
+    assert notice is not None and notice.endswith(
+        "to kafka-kafka-bootstrap.kafka:9093, because: a private VLAN with MACsec"
+    )
+    tls = Settings(
+        **BROKERS, **STRONG, kafka_security_protocol="SASL_SSL", kafka_sasl_username="worker",
+        kafka_sasl_password="w",
+    )  # fmt: skip
+    tls.check_production_ready()
+    assert tls.plaintext_notice() is None
+    assert Settings().plaintext_notice() is None, "the embedded broker is on this machine"
+
+
+def test_incomplete_kafka_security_is_one_sentence() -> None:
+    with pytest.raises(ValueError, match="needs CALLVAULT_KAFKA_SASL_USERNAME and CALLVAULT_KAFKA_SASL_PASS"):
+        Settings(kafka_security_protocol="SASL_SSL")
+    with pytest.raises(ValueError, match="CALLVAULT_KAFKA_CERT_FILE and CALLVAULT_KAFKA_KEY_FILE go"):
+        Settings(kafka_security_protocol="SSL", kafka_cert_file="/etc/callvault/user.crt")
+    with pytest.raises(ValueError, match="is for TLS"):
+        Settings(kafka_cert_file="/c", kafka_key_file="/k")
+
+
+def test_every_kafka_client_gets_the_same_security_options(tmp_path) -> None:  # noqa: ANN001
+    from callvault.stream.kafka_security import client_options, faust_credentials
+
+    sasl = Settings(kafka_security_protocol="SASL_SSL", kafka_sasl_username="api", kafka_sasl_password="pw")
+    options = client_options(sasl)
+    assert options["security_protocol"] == "SASL_SSL" and options["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert options["sasl_plain_username"] == "api" and options["ssl_context"] is not None
+    credentials = faust_credentials(sasl)
+    assert credentials.username == "api" and credentials.mechanism.value == "SCRAM-SHA-512"
+    assert client_options(Settings()) == {"security_protocol": "PLAINTEXT"}
+    with pytest.raises(ValueError, match="CALLVAULT_KAFKA_CA_FILE"):
+        client_options(Settings(kafka_security_protocol="SSL", kafka_ca_file=str(tmp_path / "missing.pem")))

@@ -50,7 +50,7 @@ class AccessLog:
         pause = 0.5
         while True:
             producer = make_producer(
-                self._settings.kafka_bootstrap,
+                self._settings,
                 max_batch_size=self._settings.producer_max_batch_bytes,
                 linger_ms=0,
                 request_timeout_ms=int(self._timeout * 1000),

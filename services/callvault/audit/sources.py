@@ -16,6 +16,7 @@ from callvault.rules.audit_checkpoint import CheckpointTrail
 from callvault.settings import Settings
 from callvault.storage import audit_archive as store
 from callvault.storage import audit_checkpoints
+from callvault.stream.kafka_security import client_options
 
 
 @dataclass
@@ -145,7 +146,9 @@ async def read_tail(
     settings: Settings, log: AuditLog, idle_s: float = 1.5, partitions: Iterable[int] | None = None
 ) -> None:
     """The records of `lifecycle` after the last archived offset of each partition (or of these)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, **client_options(settings)
+    )
     await consumer.start()
     try:
         parts = consumer.partitions_for_topic(settings.lifecycle_topic) or set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from pydantic import ValidationError
@@ -22,4 +23,7 @@ def load_settings(*, acts: bool = True, **overrides: Any) -> Settings:
             settings.check_production_ready()
         except ValueError as exc:
             raise UserError(str(exc)) from exc
+    notice = settings.plaintext_notice()
+    if notice is not None:
+        print(f"callvault: {notice}", file=sys.stderr)
     return settings

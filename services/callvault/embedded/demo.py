@@ -211,10 +211,10 @@ async def _drive(
 ) -> tuple[dict[str, str], int]:
     from callvault.simulation.publish import publish_calls
 
-    lifecycle = await TopicWatcher(settings.kafka_bootstrap, settings.lifecycle_topic).start()
-    dead = await TopicWatcher(settings.kafka_bootstrap, settings.deadletter_topic).start()
+    lifecycle = await TopicWatcher(settings, settings.lifecycle_topic).start()
+    dead = await TopicWatcher(settings, settings.deadletter_topic).start()
     try:
-        producer = make_producer(settings.kafka_bootstrap)
+        producer = make_producer(settings)
         await producer.start()
         for key, value in BAD_INPUTS:
             await producer.send_and_wait(settings.call_events_topic, value, key=key)

@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import threading
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from callvault.embedded.processes import ChildProcess, free_port, tcp_open
@@ -66,13 +67,27 @@ def _cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
-class ApacheKafka:
-    """One node, both roles, PLAINTEXT on loopback; its data in `run_dir/kafka`, kept across restarts."""
+@dataclass(frozen=True)
+class Secured:
+    """A SASL_SSL listener: the broker's certificate (for 127.0.0.1) and the SCRAM-SHA-512 users."""
 
-    def __init__(self, run_dir: Path, port: int) -> None:
+    keystore: Path  # PEM: the broker's private key (PKCS#8) and certificate
+    users: dict[str, str]  # name -> password, created when the log directory is formatted
+    port: int  # the SASL_SSL listener; `ApacheKafka.port` stays a PLAINTEXT one for the broker itself
+
+
+class ApacheKafka:
+    """One node, both roles, PLAINTEXT on loopback; its data in `run_dir/kafka`, kept across restarts.
+
+    With `secured`, clients connect to a SASL_SSL listener (TLS, SCRAM-SHA-512 users) and the
+    PLAINTEXT one carries only the broker's own traffic.
+    """
+
+    def __init__(self, run_dir: Path, port: int, secured: Secured | None = None) -> None:
         self.run_dir = run_dir / "kafka"
         self.port = port
         self.controller_port = free_port()
+        self.secured = secured
         self._formatted = False
 
     @property
@@ -101,6 +116,17 @@ class ApacheKafka:
             "auto.create.topics.enable": "false",  # callvault creates what it uses, as on a real cluster
             "num.partitions": "1",
         }
+        if self.secured is not None:
+            secure = f"SASL_SSL://127.0.0.1:{self.secured.port}"
+            lines["listeners"] += f",{secure}"
+            lines["advertised.listeners"] += f",{secure}"
+            lines["listener.security.protocol.map"] += ",SASL_SSL:SASL_SSL"
+            lines["sasl.enabled.mechanisms"] = "SCRAM-SHA-512"
+            lines["listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config"] = (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            )
+            lines["ssl.keystore.type"] = "PEM"
+            lines["ssl.keystore.location"] = str(self.secured.keystore)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         path = self.run_dir / "server.properties"
         path.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
@@ -123,6 +149,8 @@ class ApacheKafka:
             return
         tool = "kafka.tools.StorageTool"
         argv = self._java(tool, "format", "--standalone", "-t", _cluster_id(), "-c", str(config), heap="256m")
+        for name, password in (self.secured.users if self.secured else {}).items():
+            argv += ["--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]"]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
         if done.returncode != 0:
             raise RuntimeError(f"formatting the Kafka log directory failed: {done.stderr.strip()[-500:]}")

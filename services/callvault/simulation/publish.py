@@ -23,7 +23,7 @@ async def publish_calls(
 ) -> float:
     """Publish every call; `rate` calls per second (0: as fast as possible). Returns seconds taken."""
     s3 = make_s3_client(settings, pool=concurrency)
-    producer = make_producer(settings.kafka_bootstrap)
+    producer = make_producer(settings)
     await producer.start()
     gate = asyncio.Semaphore(concurrency)
     started = time.monotonic()

@@ -53,6 +53,7 @@ from callvault.stream.bus import lifecycle_key
 from callvault.stream.command_errors import CommandRefused
 from callvault.stream.commands import CommandHandler
 from callvault.stream.health import HealthServer
+from callvault.stream.kafka_security import faust_credentials
 from callvault.stream.messages import CallMessage, to_fact, topic_key, wake_message
 from callvault.stream.offloop import S3Runner
 from callvault.stream.processor import CallProcessor
@@ -80,6 +81,7 @@ class Worker:
         self.app = faust.App(
             settings.app_id,
             broker=broker_urls(settings.kafka_bootstrap),
+            broker_credentials=faust_credentials(settings),  # TLS and SASL, as every other client
             store="memory://",
             datadir=str(Path(tempfile.gettempdir()) / f"callvault-{settings.app_id}"),
             topic_partitions=settings.partitions,
@@ -488,6 +490,8 @@ class Worker:
 def run_worker(settings: Settings) -> None:
     """Run the worker in the foreground until SIGINT/SIGTERM."""
     settings.check_production_ready()
+    if (notice := settings.plaintext_notice()) is not None:
+        logging.getLogger("callvault.worker").warning("%s", notice)
     worker = Worker(settings)
     structured = settings.log_format == "json"
     faust_worker = faust.Worker(

@@ -16,6 +16,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExists
 from callvault.contract.lifecycle import LifecycleBase
 from callvault.observability.metrics import count_emitted
 from callvault.settings import Settings
+from callvault.stream.kafka_security import client_options, refusal_sentence
 
 # How every part of the worker hands over lifecycle events: returns once the broker has them.
 Emit = Callable[[Sequence[LifecycleBase]], Awaitable[None]]
@@ -25,11 +26,24 @@ class BrokerUnreachable(RuntimeError):
     pass
 
 
+# Where a client connects: the settings (their bootstrap servers, TLS and SASL), or bare bootstrap
+# servers for a plaintext broker on this machine (the tests' and benches' own clients).
+Brokers = Settings | str
+
+
+def connection(brokers: Brokers) -> tuple[str, dict[str, Any]]:
+    """Bootstrap servers and the security options for an aiokafka client."""
+    if isinstance(brokers, str):
+        return brokers, {}
+    return brokers.kafka_bootstrap, client_options(brokers)
+
+
 async def ensure_topics(
-    bootstrap: str, topics: Iterable[str], partitions: int, replication: int = 1, timeout: float = 30
+    brokers: Brokers, topics: Iterable[str], partitions: int, replication: int = 1, timeout: float = 30
 ) -> list[str]:
     """Create the topics that do not exist yet; returns those created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    bootstrap, options = connection(brokers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000, **options)
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -37,11 +51,19 @@ async def ensure_topics(
             break
         except KafkaConnectionError as exc:
             if time.monotonic() > deadline:
+                if isinstance(brokers, Settings):
+                    said = await asyncio.to_thread(refusal_sentence, exc, brokers)
+                    raise BrokerUnreachable(said) from exc
                 raise BrokerUnreachable(
                     f"cannot reach the Kafka broker at {bootstrap}; is it running, "
                     "and is CALLVAULT_KAFKA_BOOTSTRAP right?"
                 ) from exc
             await asyncio.sleep(0.5)
+        except KafkaError as exc:  # refused for good: the user, the password, the mechanism
+            await admin.close()
+            if isinstance(brokers, Settings):
+                raise BrokerUnreachable(await asyncio.to_thread(refusal_sentence, exc, brokers)) from exc
+            raise BrokerUnreachable(str(exc)) from exc
     try:
         existing = set(await admin.list_topics())
         wanted = [t for t in topics if t not in existing]
@@ -61,16 +83,15 @@ async def ensure_topics(
 
 async def ensure_callvault_topics(settings: Settings) -> list[str]:
     """callvault's topics, created with `CALLVAULT_PARTITIONS` and `CALLVAULT_REPLICATION_FACTOR`."""
-    return await ensure_topics(
-        settings.kafka_bootstrap, settings.all_topics(), settings.partitions, settings.replication_factor
-    )
+    topics, replicas = settings.all_topics(), settings.replication_factor
+    return await ensure_topics(settings, topics, settings.partitions, replicas)
 
 
 @contextlib.asynccontextmanager
 async def lifecycle_emitter(settings: Settings) -> AsyncIterator[Emit]:
     """An `Emit` for a process outside the worker (the command line, the demo): its own producer."""
-    producer = make_producer(settings.kafka_bootstrap)
-    await producer.start()
+    producer = make_producer(settings)
+    await start_client(producer, settings)
 
     async def emit(events: Sequence[Any]) -> None:
         await send_lifecycle(producer, settings, events)
@@ -81,11 +102,24 @@ async def lifecycle_emitter(settings: Settings) -> AsyncIterator[Emit]:
         await producer.stop()
 
 
-def make_producer(bootstrap: str, **kwargs: Any) -> AIOKafkaProducer:
+def make_producer(brokers: Brokers, **kwargs: Any) -> AIOKafkaProducer:
     """acks=all, no idempotence (Tansu has none): callvault relies on deterministic ids instead."""
-    options: dict[str, Any] = {"acks": "all", "enable_idempotence": False, "linger_ms": 5}
+    bootstrap, security = connection(brokers)
+    options: dict[str, Any] = {"acks": "all", "enable_idempotence": False, "linger_ms": 5, **security}
     options.update(kwargs)
     return AIOKafkaProducer(bootstrap_servers=bootstrap, **options)
+
+
+async def start_client(client: Any, brokers: Brokers) -> None:
+    """Start an aiokafka client; a broker that refuses it becomes a sentence naming the setting."""
+    try:
+        await client.start()
+    except KafkaError as exc:
+        with contextlib.suppress(Exception):
+            await client.stop()
+        if isinstance(brokers, Settings):
+            raise BrokerUnreachable(await asyncio.to_thread(refusal_sentence, exc, brokers)) from exc
+        raise
 
 
 def lifecycle_key(event: Any) -> bytes:
@@ -106,14 +140,15 @@ async def send_lifecycle(producer: AIOKafkaProducer, settings: Settings, events:
 
 
 async def read_topic(
-    bootstrap: str, topic: str, *, idle_s: float = 2.0, max_s: float = 60.0
+    brokers: Brokers, topic: str, *, idle_s: float = 2.0, max_s: float = 60.0
 ) -> AsyncIterator[tuple[bytes | None, bytes | None]]:
     """Every record of a topic from the beginning, until no new one arrived for `idle_s`.
 
     Reads without a consumer group (manual assignment): no join wait, no offsets kept.
     """
+    bootstrap, options = connection(brokers)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest", **options
     )
     await consumer.start()
     try:
@@ -141,9 +176,9 @@ async def read_topic(
         await consumer.stop()
 
 
-async def read_json_topic(bootstrap: str, topic: str, **kwargs: Any) -> list[dict[str, Any]]:
+async def read_json_topic(brokers: Brokers, topic: str, **kwargs: Any) -> list[dict[str, Any]]:
     out = []
-    async for _key, value in read_topic(bootstrap, topic, **kwargs):
+    async for _key, value in read_topic(brokers, topic, **kwargs):
         if value is not None:
             try:
                 out.append(json.loads(value))

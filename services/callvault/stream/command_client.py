@@ -13,7 +13,7 @@ from typing import Any
 
 from callvault.contract.commands import Command, SubjectCommandBase, SubjectExtend
 from callvault.settings import Settings
-from callvault.stream.bus import make_producer
+from callvault.stream.bus import make_producer, start_client
 from callvault.stream.watch import TopicWatcher
 
 
@@ -35,8 +35,8 @@ async def submit_command(settings: Settings, command: Command, wait_s: float) ->
     if wait_s <= 0:
         await _send(settings, command)
         return None
-    lifecycle = TopicWatcher(settings.kafka_bootstrap, settings.lifecycle_topic, "type")
-    dead = TopicWatcher(settings.kafka_bootstrap, settings.deadletter_topic, "type")
+    lifecycle = TopicWatcher(settings, settings.lifecycle_topic, "type")
+    dead = TopicWatcher(settings, settings.deadletter_topic, "type")
     wanted = str(command.event_id)
     is_answer = answers(command)
 
@@ -65,8 +65,8 @@ async def submit_command(settings: Settings, command: Command, wait_s: float) ->
 
 
 async def _send(settings: Settings, command: Command) -> None:
-    producer = make_producer(settings.kafka_bootstrap)
-    await producer.start()
+    producer = make_producer(settings)
+    await start_client(producer, settings)
     try:
         await producer.send_and_wait(
             settings.commands_topic, key=_key(command), value=command.to_json_bytes()

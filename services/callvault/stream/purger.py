@@ -36,7 +36,7 @@ from callvault.storage import holds as registry
 from callvault.storage.client import make_s3_client
 from callvault.storage.errors import error_code
 from callvault.storage.layout import parse_archive_key
-from callvault.stream.bus import Emit, make_producer, send_lifecycle
+from callvault.stream.bus import Emit, make_producer, send_lifecycle, start_client
 from callvault.stream.deletion import Deleter
 from callvault.stream.offloop import S3Runner
 
@@ -413,9 +413,9 @@ async def standalone_pass(
         endpoint=settings.s3_endpoint,
         give_up_after=3,
     )
-    producer = make_producer(settings.kafka_bootstrap) if not dry_run else None
+    producer = make_producer(settings) if not dry_run else None
     if producer is not None:
-        await producer.start()
+        await start_client(producer, settings)
 
     async def emit(events: Sequence[LifecycleBase]) -> None:
         assert producer is not None, "a dry run emits nothing"

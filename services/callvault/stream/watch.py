@@ -11,12 +11,15 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from callvault.stream.bus import Brokers, connection, start_client
+
 
 class TopicWatcher:
     """Reads every partition of a topic from the beginning, indexing JSON values by a field."""
 
-    def __init__(self, bootstrap: str, topic: str, index_by: str = "call_id") -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, brokers: Brokers, topic: str, index_by: str = "call_id") -> None:
+        self.bootstrap, self._security = connection(brokers)
+        self._brokers = brokers
         self.topic = topic
         self.index_by = index_by
         self.records: list[dict[str, Any]] = []
@@ -30,9 +33,12 @@ class TopicWatcher:
     async def start(self, from_end: bool = False) -> TopicWatcher:
         """From the beginning, or (`from_end`) only what arrives after this call."""
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            **self._security,
         )
-        await self._consumer.start()
+        await start_client(self._consumer, self._brokers)
         parts: set[int] = set()
         for _ in range(50):
             await self._consumer._client.force_metadata_update()  # noqa: SLF001

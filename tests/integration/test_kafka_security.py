@@ -1,0 +1,187 @@
+"""Kafka over TLS with SCRAM-SHA-512 users, on a real Apache Kafka broker (issue 26, item 2).
+
+The broker here has a SASL_SSL listener with a certificate from a CA this test
+makes (with `cryptography`) and one SCRAM user per component, created when its
+log directory is formatted. The worker (faust's clients included), the API's
+access log, the command line and the platform's producer each connect with
+their own user. A wrong password, a CA that did not sign the broker's
+certificate, and a plaintext client are refused with a sentence that names the
+setting to fix. On main none of this could connect: there were no such settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import ipaddress
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from callvault.api.tokens import issue_token
+from callvault.embedded.kafka_broker import ApacheKafka, Secured, missing_reason
+from callvault.embedded.processes import ChildProcess, free_port
+from callvault.rules.access import Role
+from callvault.settings import Settings
+from tests.cli import run_callvault
+from tests.conftest import ARTIFACTS, make_settings, prepare_async, settings_env, spawn_api, spawn_worker
+from tests.integration.helpers import Bus
+from tests.stack import Servers
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+USERS = {name: secrets.token_urlsafe(12) for name in ("worker", "api", "cli", "platform")}
+
+
+def _name(common: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+
+def _ca(common: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(_name(common)).issuer_name(_name(common))
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    return key, cert
+
+
+def _pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _broker_keystore(folder: Path) -> tuple[Path, Path, Path]:
+    """The broker's keystore (PKCS#8 key and certificate for 127.0.0.1), its CA, and a stranger CA."""
+    ca_key, ca = _ca("callvault test CA")
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(_name("kafka")).issuer_name(ca.subject)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    keystore = folder / "broker.pem"
+    keystore.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        + _pem(cert)
+        + _pem(ca)
+    )
+    (folder / "ca.pem").write_bytes(_pem(ca))
+    (folder / "stranger-ca.pem").write_bytes(_pem(_ca("someone else's CA")[1]))
+    return keystore, folder / "ca.pem", folder / "stranger-ca.pem"
+
+
+@pytest.fixture(scope="module")
+def secure_broker() -> Iterator[tuple[str, Path, Path]]:
+    reason = missing_reason()
+    if reason is not None:
+        pytest.skip(f"no Apache Kafka here: {reason}")
+    run_dir = ARTIFACTS / f"secure-kafka-{secrets.token_hex(3)}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    keystore, ca, stranger = _broker_keystore(run_dir)
+    broker = ApacheKafka(run_dir, free_port(), Secured(keystore, USERS, free_port()))
+    child: ChildProcess = broker.start()
+    try:
+        assert broker.secured is not None
+        yield f"127.0.0.1:{broker.secured.port}", ca, stranger
+    finally:
+        child.stop()
+
+
+def _as(base: Settings, user: str) -> Settings:
+    """The same topics and buckets, as one component's own Kafka user."""
+    return Settings(**{**base.model_dump(), "kafka_sasl_username": user, "kafka_sasl_password": USERS[user]})
+
+
+@pytest.fixture(scope="module")
+def secured(servers: Servers, secure_broker: tuple[str, Path, Path]) -> Settings:
+    bootstrap, ca, _ = secure_broker
+    settings = make_settings(
+        servers, "k" + secrets.token_hex(3),
+        kafka_bootstrap=bootstrap, kafka_security_protocol="SASL_SSL", kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_sasl_username="worker", kafka_sasl_password=USERS["worker"], kafka_ca_file=str(ca),
+    )  # fmt: skip
+    asyncio.run(prepare_async(settings))  # the worker's user creates the topics
+    return settings
+
+
+async def test_the_worker_the_api_the_cli_and_the_platform_each_use_their_own_user(
+    servers: Servers, secured: Settings
+) -> None:
+    worker = spawn_worker(secured, "worker-sasl-ssl")
+    api, base, _ = spawn_api(_as(secured, "api"))
+    try:
+        async with Bus(_as(secured, "platform")) as bus:
+            call = bus.script()
+            await bus.send_call(call)
+            archived = await bus.wait_types(
+                call.call_id, "recording.archived", "metadata.archived", timeout=90
+            )
+            day = archived[0]["recording_started_at"][:10]
+
+            token = issue_token(
+                secured.api_token_secret.get_secret_value(), "coach@acme", Role.QA, ["acme"],
+                dt.datetime.now(dt.UTC), dt.timedelta(hours=1), secured.token_max_lifetime,
+            )  # fmt: skip
+            async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+                answer = await http.get(
+                    f"/api/v1/calls/acme/{day}/{call.call_id}",
+                    params={"purpose": "coaching"},
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+            assert answer.status_code == 200, answer.text
+            await bus.wait_types(call.call_id, "recording.accessed", timeout=30)  # the API's user wrote it
+
+            env = settings_env(_as(secured, "cli"))
+            placed = await asyncio.to_thread(
+                run_callvault, "hold", "place", call.call_id, "--tenant", "acme", "--reason", "case 7",
+                env=env, timeout=90,
+            )  # fmt: skip
+            assert placed.returncode == 0, placed.stderr
+            await bus.wait_types(call.call_id, "legal_hold.placed", timeout=30)
+    finally:
+        api.stop()
+        worker.stop()
+
+
+@pytest.mark.parametrize(
+    ("case", "names"),
+    [
+        ("wrong password", "CALLVAULT_KAFKA_SASL_PASSWORD"),
+        ("unknown CA", "CALLVAULT_KAFKA_CA_FILE"),
+        ("plaintext", "CALLVAULT_KAFKA_SECURITY_PROTOCOL"),
+    ],
+)
+def test_a_refused_client_gets_a_sentence_naming_the_setting(
+    servers: Servers, secured: Settings, secure_broker: tuple[str, Path, Path], case: str, names: str
+) -> None:
+    _, _, stranger = secure_broker
+    env = settings_env(_as(secured, "cli"))
+    if case == "wrong password":
+        env["CALLVAULT_KAFKA_SASL_PASSWORD"] = "not-" + USERS["cli"]
+    elif case == "unknown CA":
+        env["CALLVAULT_KAFKA_CA_FILE"] = str(stranger)
+    else:
+        env["CALLVAULT_KAFKA_SECURITY_PROTOCOL"] = "PLAINTEXT"
+    refused = run_callvault(
+        "hold", "place", "c-none", "--tenant", "acme", "--reason", "r", env=env, timeout=120
+    )
+    assert refused.returncode == 2, (refused.returncode, refused.stderr[-2000:])
+    assert names in refused.stderr and "Traceback" not in refused.stderr, refused.stderr[-2000:]
+    assert USERS["cli"] not in refused.stderr, "a password never appears in a sentence"
