@@ -15,6 +15,7 @@ from callvault.rules.audit_checkpoint import private_key, public_hex
 from callvault.rules.client_policy import Bounds, Defaults
 from callvault.rules.data_classes import DATA_CLASSES
 from callvault.rules.durations import CalendarDuration
+from callvault.rules.kafka_acls import Topics
 from callvault.rules.residency import EEA_COUNTRIES, EEA_REGIONS, check_country, outside_eea, parse_places
 from callvault.rules.retention import RetentionPolicy
 from callvault.rules.secret_form import bootstrap_hosts, endpoint_host, is_loopback_host, weak_because
@@ -567,6 +568,17 @@ class Settings(BaseSettings):
     def calls_topic(self) -> str:
         """Internal: validated events and wake-ups, partitioned by callvault itself by call_id."""
         return self.topic("internal.calls")
+
+    def kafka_topics(self) -> Topics:
+        """This deployment's topic names and group, as the ACL table (`rules.kafka_acls`) reads them."""
+        return Topics(
+            call_events=self.call_events_topic,
+            lifecycle=self.lifecycle_topic,
+            deadletter=self.deadletter_topic,
+            commands=self.commands_topic,
+            calls=self.calls_topic,
+            app_id=self.app_id,
+        )
 
     def all_topics(self) -> list[str]:
         return [

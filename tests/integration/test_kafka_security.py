@@ -20,16 +20,21 @@ from pathlib import Path
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import TopicAuthorizationFailedError
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from callvault.api.tokens import issue_token
-from callvault.embedded.kafka_broker import ApacheKafka, Secured, missing_reason
+from callvault.embedded.kafka_broker import ApacheKafka, Secured, grant, missing_reason
 from callvault.embedded.processes import ChildProcess, free_port
 from callvault.rules.access import Role
+from callvault.rules.kafka_acls import acls
 from callvault.settings import Settings
+from callvault.stream.bus import make_producer
+from callvault.stream.kafka_security import client_options
 from tests.cli import run_callvault
 from tests.conftest import ARTIFACTS, make_settings, prepare_async, settings_env, spawn_api, spawn_worker
 from tests.integration.helpers import Bus
@@ -37,7 +42,11 @@ from tests.stack import Servers
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-USERS = {name: secrets.token_urlsafe(12) for name in ("worker", "api", "cli", "platform")}
+# Each component's Kafka user, and which component's grants (rules/kafka_acls.py) it gets.
+USERS = {name: secrets.token_urlsafe(12) for name in ("worker", "api", "cli", "platform", "auditor", "tests")}
+COMPONENT_OF = {"worker": "worker", "api": "api", "cli": "dpo", "platform": "platform", "auditor": "auditor"}
+# The test's own eyes, not a callvault component: it sends as the platform and watches as the DPO does.
+WATCHER = ("platform", "dpo")
 
 
 def _name(common: str) -> x509.Name:
@@ -88,7 +97,7 @@ def _broker_keystore(folder: Path) -> tuple[Path, Path, Path]:
 
 
 @pytest.fixture(scope="module")
-def secure_broker() -> Iterator[tuple[str, Path, Path]]:
+def secure_broker() -> Iterator[tuple[ApacheKafka, Path, Path]]:
     reason = missing_reason()
     if reason is not None:
         pytest.skip(f"no Apache Kafka here: {reason}")
@@ -98,8 +107,7 @@ def secure_broker() -> Iterator[tuple[str, Path, Path]]:
     broker = ApacheKafka(run_dir, free_port(), Secured(keystore, USERS, free_port()))
     child: ChildProcess = broker.start()
     try:
-        assert broker.secured is not None
-        yield f"127.0.0.1:{broker.secured.port}", ca, stranger
+        yield broker, ca, stranger
     finally:
         child.stop()
 
@@ -110,13 +118,19 @@ def _as(base: Settings, user: str) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def secured(servers: Servers, secure_broker: tuple[str, Path, Path]) -> Settings:
-    bootstrap, ca, _ = secure_broker
+def secured(servers: Servers, secure_broker: tuple[ApacheKafka, Path, Path]) -> Settings:
+    broker, ca, _ = secure_broker
+    assert broker.secured is not None
+    bootstrap = f"127.0.0.1:{broker.secured.port}"
     settings = make_settings(
         servers, "k" + secrets.token_hex(3),
         kafka_bootstrap=bootstrap, kafka_security_protocol="SASL_SSL", kafka_sasl_mechanism="SCRAM-SHA-512",
         kafka_sasl_username="worker", kafka_sasl_password=USERS["worker"], kafka_ca_file=str(ca),
     )  # fmt: skip
+    grants = [*COMPONENT_OF.items(), *(("tests", component) for component in WATCHER)]
+    for user, component in grants:  # least privilege, as the StandardAuthorizer enforces it
+        for acl in acls(component, settings.kafka_topics()):
+            grant(broker, user, acl)
     asyncio.run(prepare_async(settings))  # the worker's user creates the topics
     return settings
 
@@ -127,7 +141,7 @@ async def test_the_worker_the_api_the_cli_and_the_platform_each_use_their_own_us
     worker = spawn_worker(secured, "worker-sasl-ssl")
     api, base, _ = spawn_api(_as(secured, "api"))
     try:
-        async with Bus(_as(secured, "platform")) as bus:
+        async with Bus(_as(secured, "tests")) as bus:
             call = bus.script()
             await bus.send_call(call)
             archived = await bus.wait_types(
@@ -169,7 +183,7 @@ async def test_the_worker_the_api_the_cli_and_the_platform_each_use_their_own_us
     ],
 )
 def test_a_refused_client_gets_a_sentence_naming_the_setting(
-    servers: Servers, secured: Settings, secure_broker: tuple[str, Path, Path], case: str, names: str
+    secured: Settings, secure_broker: tuple[ApacheKafka, Path, Path], case: str, names: str
 ) -> None:
     _, _, stranger = secure_broker
     env = settings_env(_as(secured, "cli"))
@@ -185,3 +199,54 @@ def test_a_refused_client_gets_a_sentence_naming_the_setting(
     assert refused.returncode == 2, (refused.returncode, refused.stderr[-2000:])
     assert names in refused.stderr and "Traceback" not in refused.stderr, refused.stderr[-2000:]
     assert USERS["cli"] not in refused.stderr, "a password never appears in a sentence"
+
+
+async def _may_write(settings: Settings, topic: str) -> bool:
+    producer = make_producer(settings, request_timeout_ms=10_000)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, b"{}", key=b"acl-probe")
+    except TopicAuthorizationFailedError:
+        return False
+    finally:
+        await producer.stop()
+    return True
+
+
+async def _may_read(settings: Settings, topic: str) -> bool:
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, **client_options(settings))
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()  # noqa: SLF001 - fresh metadata for this user
+        if not consumer.partitions_for_topic(topic):
+            return False  # not even allowed to see the topic
+        consumer.assign([TopicPartition(topic, 0)])
+        await consumer.seek_to_beginning()
+        await consumer.getmany(timeout_ms=2000)
+    except TopicAuthorizationFailedError:
+        return False
+    finally:
+        await consumer.stop()
+    return True
+
+
+async def test_each_user_is_refused_what_is_not_its_own(secured: Settings) -> None:
+    """issue 26, item 3: on main every client could write `commands` (erase a subject, release a hold)."""
+    platform, api, auditor = (_as(secured, u) for u in ("platform", "api", "auditor"))
+    assert await _may_write(platform, secured.call_events_topic)
+    assert not await _may_write(platform, secured.commands_topic), "the platform may not command"
+    assert not await _may_read(platform, secured.lifecycle_topic), "nor read the audit log"
+    assert await _may_write(api, secured.lifecycle_topic)
+    assert not await _may_write(api, secured.call_events_topic), "the API may not forge call events"
+    assert await _may_read(auditor, secured.lifecycle_topic)
+    assert not await _may_write(auditor, secured.lifecycle_topic), "the auditor reads only"
+
+    # What the command line says when a user not the DPO's tries a command.
+    env = settings_env(api)
+    refused = await asyncio.to_thread(
+        run_callvault, "hold", "place", "c-acl", "--tenant", "acme", "--reason", "r", env=env, timeout=120
+    )
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    said = refused.stderr.strip().splitlines()[-1]
+    assert said.startswith("callvault: ") and "'api'" in said and "ACLs" in said, said
+    assert "Traceback" not in refused.stderr

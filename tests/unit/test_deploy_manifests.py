@@ -80,6 +80,11 @@ def _pod_specs() -> list[tuple[str, dict[str, Any]]]:
 def test_every_resource_is_valid_against_its_schema(path: str, doc: dict[str, Any]) -> None:
     if doc["kind"] == "KafkaTopic":
         jsonschema.validate(doc, STRIMZI)
+    elif doc["kind"] == "KafkaUser":  # no Strimzi KafkaUser schema here: its shape is checked below
+        assert doc["apiVersion"] == "kafka.strimzi.io/v1beta2" and set(doc["spec"]) == {
+            "authentication",
+            "authorization",
+        }
     else:
         kubernetes_validate.validate(doc, KUBERNETES, strict=True)
 
@@ -204,9 +209,10 @@ def test_each_overlay_renders_the_whole_set_and_keeps_the_topics_with_strimzi() 
     for layout in OVERLAYS:
         rendered = _render(layout)
         assert base <= {(d["kind"], d["metadata"]["name"]) for d in rendered}, layout
-        # An overlay's `namespace:` would move the KafkaTopics away from the Topic Operator.
-        assert {d["metadata"]["namespace"] for d in rendered if d["kind"] == "KafkaTopic"} == {"kafka"}
-        assert {d["metadata"].get("namespace") for d in rendered if d["kind"] != "KafkaTopic"} <= {
+        # An overlay's `namespace:` would move the KafkaTopics and KafkaUsers away from Strimzi's operators.
+        strimzi = {"KafkaTopic", "KafkaUser"}
+        assert {d["metadata"]["namespace"] for d in rendered if d["kind"] in strimzi} == {"kafka"}
+        assert {d["metadata"].get("namespace") for d in rendered if d["kind"] not in strimzi} <= {
             "callvault",
             None,
         }
@@ -240,3 +246,30 @@ def test_the_audit_replay_is_an_indexed_job_of_one_pod_per_partition() -> None:
     assert args[:2] == ["audit", "replay"] and "--partial-out" in args and "$(PARTITION)" in args
     env = {e["name"]: e for e in container["env"]}
     assert "job-completion-index" in env["PARTITION"]["valueFrom"]["fieldRef"]["fieldPath"]
+
+
+def test_each_components_kafka_user_has_exactly_the_acls_of_the_registry() -> None:
+    """Issue 26, item 3: one KafkaUser per component, granted what rules/kafka_acls.py says and no more."""
+    from callvault.rules.kafka_acls import COMPONENTS, acls
+
+    users = {d["metadata"]["name"]: d for _, d in DOCS if d["kind"] == "KafkaUser"}
+    assert set(users) == {f"callvault-{c}" for c in COMPONENTS}, sorted(users)
+    (prefix,) = {
+        d["data"]["CALLVAULT_TOPIC_PREFIX"]
+        for _, d in DOCS
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "callvault"
+    }
+    topics = Settings(topic_prefix=prefix).kafka_topics()
+    for component in COMPONENTS:
+        spec = users[f"callvault-{component}"]["spec"]
+        assert spec["authentication"]["type"] == "scram-sha-512" and spec["authorization"]["type"] == "simple"
+        found = {
+            (r["type"], r["name"], r["patternType"], tuple(a["operations"]))
+            for a in spec["authorization"]["acls"]
+            for r in [a["resource"]]
+        }
+        wanted = {
+            (a.resource, a.name, "prefix" if a.prefixed else "literal", a.operations)
+            for a in acls(component, topics)
+        }
+        assert found == wanted, component

@@ -113,8 +113,16 @@ def _rule_rows() -> list[str]:
     return rule_rows()
 
 
+def _acl_rows() -> list[str]:
+    from callvault.rules.kafka_acls import acl_rows
+    from callvault.settings import Settings
+
+    return acl_rows(Settings().kafka_topics())
+
+
 # (page, section) -> what writes it
 SECTIONS = {
+    ("docs/operators.md", "kafka-acls"): _acl_rows,
     ("docs/auditors.md", "rules"): _rule_rows,
     ("docs/commands.md", "commands"): rows,
     ("docs/contract.md", "topics"): topic_rows,

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from callvault.embedded.processes import ChildProcess, free_port, tcp_open
+from callvault.rules.kafka_acls import Acl
 
 VERSION = "4.1.1"  # kafka/pom.xml pins the same
 HEAP = os.environ.get("CALLVAULT_KAFKA_HEAP", "512m")
@@ -127,6 +128,10 @@ class ApacheKafka:
             )
             lines["ssl.keystore.type"] = "PEM"
             lines["ssl.keystore.location"] = str(self.secured.keystore)
+            # ACLs decide; the only super user is the broker's own PLAINTEXT and controller traffic.
+            lines["authorizer.class.name"] = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+            lines["super.users"] = "User:ANONYMOUS"
+            lines["allow.everyone.if.no.acl.found"] = "false"
         self.run_dir.mkdir(parents=True, exist_ok=True)
         path = self.run_dir / "server.properties"
         path.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
@@ -166,6 +171,21 @@ class ApacheKafka:
         child.start()
         child.wait_ready(lambda: metadata_names_a_broker(self.bootstrap), timeout, "answering metadata")
         return child
+
+
+def grant(broker: ApacheKafka, user: str, acl: Acl) -> None:
+    """Add one ACL for `User:{user}` through the broker's own PLAINTEXT listener (Kafka's AclCommand)."""
+    argv = broker._java(  # noqa: SLF001 - the same JVM options and classpath
+        "org.apache.kafka.tools.AclCommand", "--bootstrap-server", broker.bootstrap, "--add",
+        "--allow-principal", f"User:{user}", f"--{acl.resource}", acl.name, heap="128m",
+    )  # fmt: skip
+    for operation in acl.operations:
+        argv += ["--operation", operation]
+    if acl.prefixed:
+        argv += ["--resource-pattern-type", "prefixed"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"granting {acl} to {user} failed: {(done.stderr or done.stdout).strip()[-500:]}")
 
 
 def metadata_names_a_broker(bootstrap: str, timeout_s: float = 3.0) -> bool:

@@ -11,9 +11,11 @@ import base64
 from collections.abc import Callable
 from typing import Any
 
+from aiokafka.errors import TopicAuthorizationFailedError
+
 from callvault.contract.commands import Command, SubjectCommandBase, SubjectExtend
 from callvault.settings import Settings
-from callvault.stream.bus import make_producer, start_client
+from callvault.stream.bus import BrokerUnreachable, make_producer, start_client
 from callvault.stream.watch import TopicWatcher
 
 
@@ -71,6 +73,11 @@ async def _send(settings: Settings, command: Command) -> None:
         await producer.send_and_wait(
             settings.commands_topic, key=_key(command), value=command.to_json_bytes()
         )
+    except TopicAuthorizationFailedError as exc:
+        raise BrokerUnreachable(
+            f"the Kafka user {settings.kafka_sasl_username or '(anonymous)'!r} may not write "
+            f"{settings.commands_topic}: its ACLs do not allow it (the DPO's user may)"
+        ) from exc
     finally:
         await producer.stop()
 

@@ -11,7 +11,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from callvault.stream.bus import Brokers, connection, start_client
+from callvault.settings import Settings
+from callvault.stream.bus import Brokers, BrokerUnreachable, connection, start_client
 
 
 class TopicWatcher:
@@ -46,6 +47,13 @@ class TopicWatcher:
             if parts:
                 break
             await asyncio.sleep(0.1)
+        if not parts:
+            await self._consumer.stop()
+            user = self._brokers.kafka_sasl_username if isinstance(self._brokers, Settings) else None
+            raise BrokerUnreachable(
+                f"the topic {self.topic} is not there for the Kafka user {user or '(anonymous)'!r}: it does "
+                "not exist yet, or that user's ACLs do not let it read the topic"
+            )
         tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
         self._parts = tps
         self._consumer.assign(tps)
