@@ -12,6 +12,7 @@ import pytest
 
 from callvault.embedded.processes import ChildProcess, free_port
 from callvault.embedded.worker_process import start_api_process, start_worker_process
+from callvault.rules.audit_checkpoint import private_key, public_hex
 from callvault.settings import Settings
 from callvault.storage.bootstrap import init_storage
 from callvault.storage.client import make_s3_client, make_staging_s3_client
@@ -75,6 +76,8 @@ def make_settings(servers: Servers, tag: str, **overrides: object) -> Settings:
             "api_token_secret": secrets.token_hex(32),
             "audit_signing_key": secrets.token_hex(32),
         }
+        # The auditor's pinned key: the public half of the key these settings sign with.
+        generated["audit_public_key"] = public_hex(private_key(generated["audit_signing_key"]))
         settings = Settings(**{**values, **generated, **overrides})  # type: ignore[arg-type]
     return settings
 

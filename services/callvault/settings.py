@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from functools import cached_property
 from typing import Annotated, Literal
@@ -345,8 +346,28 @@ class Settings(BaseSettings):
 
     @property
     def trusted_audit_key(self) -> str:
-        """The public key checkpoints are checked against: the auditor's, else the signing key's."""
-        return self.audit_public_key or public_hex(private_key(self.audit_signing_key.get_secret_value()))
+        """The public key checkpoints are checked against: the one the auditor pinned.
+
+        Deriving it from CALLVAULT_AUDIT_SIGNING_KEY would let the audited party choose the
+        key its own log is checked against, so that is done on the embedded stack only
+        (`dev_values_allowed`); anywhere else a key must be pinned (ValueError otherwise).
+        """
+        if self.audit_public_key:
+            return self.audit_public_key.strip().lower()
+        if self.dev_values_allowed:
+            return public_hex(private_key(self.audit_signing_key.get_secret_value()))
+        raise ValueError(
+            "refusing to verify against a key derived from CALLVAULT_AUDIT_SIGNING_KEY, the audited "
+            "party's own secret: pin the public key handed over at go-live with --public-key or "
+            "CALLVAULT_AUDIT_PUBLIC_KEY (`callvault audit public-key` prints it)"
+        )
+
+    @field_validator("audit_public_key")
+    @classmethod
+    def _public_key_form(cls, value: str | None) -> str | None:
+        if value is not None and value.strip() and not re.fullmatch(r"[0-9a-fA-F]{64}", value.strip()):
+            raise ValueError("an audit public key is 32 bytes of Ed25519 as 64 hex characters")
+        return value or None
 
     @field_validator("pseudonym_key")
     @classmethod

@@ -197,3 +197,15 @@ def test_a_token_longer_than_the_maximum_is_refused() -> None:
         "api", "token", "--subject", "c@acme", "--role", "qa", "--tenant", "acme", "--ttl", "P30D"
     )
     assert result.returncode != 0 and "valid for 24 h at most" in result.stderr, result.stderr
+
+
+def test_an_audit_off_the_embedded_stack_needs_a_pinned_key() -> None:
+    """Issue 31, item 1: on main `audit verify` trusted the key derived from the audited party's secret."""
+    sidecars = {"CALLVAULT_KAFKA_BOOTSTRAP": "127.0.0.1:1", "CALLVAULT_S3_ENDPOINT": "http://127.0.0.1:1"}
+    env = {**sidecars, "CALLVAULT_ENV": "prod"}
+    for args in (("audit", "verify", "--from", "2026-01-01T00:00:00Z"), ("audit", "replay")):
+        refused = run_callvault(*args, env=env, timeout=60)
+        assert refused.returncode == 2, refused.stderr
+        assert "pin the public key" in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
+    bad = run_callvault("audit", "verify", "--from", "2026-01-01T00:00:00Z", "--public-key", "ab", env=env)
+    assert bad.returncode == 2 and "64 hex characters" in bad.stderr, bad.stderr

@@ -164,3 +164,19 @@ def test_a_checkpoint_signed_with_another_key_is_refused(log) -> None:  # noqa: 
     )
     assert not report.intact
     assert any("signed by the key" in p for p in report.problems), report.problems
+
+
+def test_the_trusted_key_is_pinned_off_the_embedded_stack() -> None:
+    """Issue 31, item 1: derived from the signing key only where the dev values may run."""
+    from callvault.rules.audit_checkpoint import fingerprint
+
+    seed = secrets.token_hex(32)
+    derived = public_hex(private_key(seed))
+    assert Settings(audit_signing_key=seed).trusted_audit_key == derived  # the embedded stack
+    with pytest.raises(ValueError, match="pin the public key"):
+        _ = Settings(env="prod", audit_signing_key=seed).trusted_audit_key
+    pinned = Settings(env="prod", audit_signing_key=seed, audit_public_key=public_hex(KEY))
+    assert pinned.trusted_audit_key == public_hex(KEY) != derived
+    assert len(fingerprint(derived)) == 39 and fingerprint(derived) != fingerprint(public_hex(KEY))
+    with pytest.raises(ValueError, match="64 hex"):
+        Settings(audit_public_key="not-a-key")

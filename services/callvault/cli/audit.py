@@ -33,7 +33,7 @@ from callvault.cli.errors import UserError
 from callvault.cli.options import instant_option
 from callvault.clock import SystemClock
 from callvault.contract.fields import format_rfc3339
-from callvault.rules.audit_checkpoint import private_key, public_hex
+from callvault.rules.audit_checkpoint import fingerprint, private_key, public_hex
 from callvault.rules.audit_replay import (
     ReplayResult,
 )
@@ -45,6 +45,19 @@ from callvault.storage.holds import held_calls
 
 T = TypeVar("T")
 app = typer.Typer(help="For auditors: the audit log replayed and checked.", no_args_is_help=True)
+
+
+def _trusted_key(settings: Settings, explicit: str | None = None) -> str:
+    """The public key to check checkpoints against: given, or pinned; never the signer's own choice."""
+    if explicit:
+        key = explicit.strip().lower()
+        if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
+            raise UserError("--public-key is 32 bytes of Ed25519 as 64 hex characters")
+        return key
+    try:
+        return settings.trusted_audit_key
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
 
 
 def _tolerance(text: str) -> timedelta:
@@ -109,6 +122,7 @@ def replay_command(
     if only is not None and partial_out is None:
         raise UserError("a replay of some partitions is a partial result: give --partial-out, then merge")
     console = Console()
+    console.print(f"checkpoints checked against the key {fingerprint(_trusted_key(settings))}")
     now = SystemClock().now()
     try:
         with (
@@ -256,7 +270,8 @@ def verify_command(
     until: str = typer.Option(None, "--to", help="RFC 3339: the period's end (default now)"),
     public_key: str = typer.Option(
         None,
-        help="hex of the Ed25519 key you trust (default CALLVAULT_AUDIT_PUBLIC_KEY, else the signing key's)",
+        help="hex of the Ed25519 key you trust (default CALLVAULT_AUDIT_PUBLIC_KEY; the signing key's own "
+        "only on the embedded stack)",
     ),
 ) -> None:
     """Check one period's chain from the signed checkpoint before it, reading only that period's segments."""
@@ -266,8 +281,9 @@ def verify_command(
     assert start is not None
     if end <= start:
         raise UserError("--to must be after --from")
-    trusted = public_key or settings.trusted_audit_key
+    trusted = _trusted_key(settings, public_key)
     console = Console()
+    console.print(f"checkpoints checked against the key {fingerprint(trusted)}")
     try:
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("reading the period's segments", total=None)
@@ -303,4 +319,6 @@ def verify_command(
 def public_key_command() -> None:
     """Print the public key that verifies the audit checkpoints (hex), for auditors."""
     settings = load_settings(acts=False)
-    typer.echo(public_hex(private_key(settings.audit_signing_key.get_secret_value())))
+    key = public_hex(private_key(settings.audit_signing_key.get_secret_value()))
+    typer.echo(key)
+    typer.echo(f"fingerprint {fingerprint(key)}: hand both to the auditor out of band, at go-live")

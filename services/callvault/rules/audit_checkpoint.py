@@ -125,6 +125,12 @@ def public_hex(key: Ed25519PrivateKey) -> str:
     return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
 
 
+def fingerprint(public_key: str) -> str:
+    """A short, readable fingerprint of a public key (hex): the first 16 bytes of its SHA-256, grouped."""
+    digest = hashlib.sha256(bytes.fromhex(public_key)).hexdigest()[:32]
+    return ":".join(digest[i : i + 4] for i in range(0, 32, 4))
+
+
 def rotation_message(seq: int, new_public_key: str) -> bytes:
     return f"{FORMAT} rotation at {seq} to {new_public_key}".encode()
 
