@@ -27,6 +27,7 @@ from callvault.audit.partitioned import replay_partitions
 from callvault.audit.report import report_document
 from callvault.contract.fields import format_rfc3339
 from callvault.rules.audit_chain import GENESIS, LoggedRecord, digest, segment_body
+from callvault.rules.audit_checkpoint import private_key, public_hex
 from callvault.settings import Settings
 from callvault.storage import audit_archive as segments
 from callvault.storage.bootstrap import init_storage
@@ -79,6 +80,9 @@ def _elsewhere() -> list[dict[str, Any]]:
 def archived() -> Iterator[Settings]:
     with mock_aws():
         settings = Settings(partitions=2, audit_bucket="cvt-audit-partials", s3_endpoint="")
+        # Off the embedded stack (AWS's endpoint) the auditor pins the key checkpoints are checked with.
+        pinned = public_hex(private_key(settings.audit_signing_key.get_secret_value()))
+        settings = settings.model_copy(update={"audit_public_key": pinned})
         s3 = make_s3_client(settings)
         init_storage(s3, settings)
         for partition, events in ((0, _calls()), (1, _elsewhere())):
