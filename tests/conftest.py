@@ -13,6 +13,7 @@ import pytest
 from callvault.embedded.processes import ChildProcess, free_port
 from callvault.embedded.worker_process import start_api_process, start_worker_process
 from callvault.rules.audit_checkpoint import private_key, public_hex
+from callvault.rules.command_signature import new_identity, seed_text
 from callvault.settings import Settings
 from callvault.storage.bootstrap import init_storage
 from callvault.storage.client import make_s3_client, make_staging_s3_client
@@ -78,6 +79,10 @@ def make_settings(servers: Servers, tag: str, **overrides: object) -> Settings:
         }
         # The auditor's pinned key: the public half of the key these settings sign with.
         generated["audit_public_key"] = public_hex(private_key(generated["audit_signing_key"]))
+        # An issuer of commands and the worker's trust in it, as `callvault keys new` makes them.
+        issuer = new_identity("test-dpo")
+        generated["command_signing_key"] = seed_text(issuer)
+        generated["command_keys"] = f"{issuer.name}={issuer.public_key}"
         settings = Settings(**{**values, **generated, **overrides})  # type: ignore[arg-type]
     return settings
 

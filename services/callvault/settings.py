@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from callvault.observability.logs import LogFormat
 from callvault.rules.audit_checkpoint import private_key, public_hex
 from callvault.rules.client_policy import Bounds, Defaults
+from callvault.rules.command_signature import SigningIdentity, parse_command_keys, parse_signing_identity
 from callvault.rules.data_classes import DATA_CLASSES
 from callvault.rules.durations import CalendarDuration
 from callvault.rules.kafka_acls import Topics
@@ -26,6 +27,8 @@ DEV_PSEUDONYM_KEY = "callvault-dev-only-pseudonym-key-do-not-use-in-production"
 DEV_API_TOKEN_SECRET = "callvault-dev-only-api-token-secret-do-not-use-in-production"
 # An Ed25519 seed everyone can read in this file: checkpoints it signs prove nothing off loopback.
 DEV_AUDIT_SIGNING_KEY = "ca11ba11" * 8
+# Likewise the embedded stack's command key: whoever reads this file may sign as it.
+DEV_COMMAND_SIGNING_KEY = "callvault-dev:" + "c0dec0de" * 8
 # Every bucket callvault is configured with: each is checked for placeholders and global defaults.
 BUCKET_SETTINGS = ("staging_bucket", "recordings_bucket", "metadata_bucket", "audit_bucket", "exports_bucket")
 DEV_S3_ACCESS_KEY = "callvault-dev"
@@ -173,6 +176,19 @@ class Settings(BaseSettings):
     audit_public_key: str | None = Field(
         None,
         description="hex of the Ed25519 public key an auditor trusts; default the signing key's public half",
+    )
+    command_keys: str = Field(
+        "",
+        description="who may issue commands: NAME=public key (hex), comma-separated, or @file with one a "
+        "line; the worker carries out a command only when one of these keys signed it",
+    )
+    command_signing_key: SecretStr | None = Field(
+        None,
+        description="NAME:SEED of whoever sends commands from here (`callvault keys new NAME` makes one); "
+        "the embedded stack's dev key when unset there",
+    )
+    command_max_age: IsoDuration = Field(
+        "PT15M", description="how long after it was issued a command may first be taken (either side)"
     )
     audit_checkpoint_s: float = Field(3600.0, gt=0, description="how often the leader signs a checkpoint")
     audit_segment_records: int = Field(5000, ge=1, description="most lifecycle records in one segment")
@@ -344,6 +360,57 @@ class Settings(BaseSettings):
             private_key(value.get_secret_value())  # raises with the sentence
         return value
 
+    @field_validator("command_keys")
+    @classmethod
+    def _command_keys_form(cls, value: str) -> str:
+        parse_command_keys(value)  # raises with the entry at fault
+        return value
+
+    @field_validator("command_signing_key")
+    @classmethod
+    def _command_signing_key_form(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            return None
+        if value is not None:
+            parse_signing_identity(value.get_secret_value())  # raises with the sentence, never the seed
+        return value
+
+    @field_validator("command_max_age")
+    @classmethod
+    def _command_window(cls, value: str) -> str:
+        duration = CalendarDuration.parse(value)
+        if not duration.is_exact or duration.as_timedelta() <= timedelta(0):
+            raise ValueError("the command window is hours, minutes or seconds (such as PT15M)")
+        return value
+
+    @property
+    def command_window(self) -> timedelta:
+        return CalendarDuration.parse(self.command_max_age).as_timedelta()
+
+    @property
+    def trusted_command_keys(self) -> dict[str, str]:
+        """The public keys the worker believes, by name: `CALLVAULT_COMMAND_KEYS`; on the embedded
+        stack with none given, its dev key, so `make demo` works with nothing set."""
+        keys = parse_command_keys(self.command_keys)
+        if not keys and self.dev_values_allowed:
+            dev = parse_signing_identity(DEV_COMMAND_SIGNING_KEY)
+            keys = {dev.name: dev.public_key}
+        return keys
+
+    def command_identity(self) -> SigningIdentity:
+        """Who signs the commands sent from here; ValueError with the setting to set if nobody may."""
+        given = self.command_signing_key.get_secret_value() if self.command_signing_key else None
+        if given is not None and (given.strip() != DEV_COMMAND_SIGNING_KEY or self.dev_values_allowed):
+            return parse_signing_identity(given)
+        if given is None and self.dev_values_allowed:
+            return parse_signing_identity(DEV_COMMAND_SIGNING_KEY)
+        state = "is the published dev key" if given is not None else "is not set"
+        raise ValueError(
+            f"CALLVAULT_COMMAND_SIGNING_KEY {state} ({self._why_not_dev()}): a command counts only when "
+            "its issuer signs it; `callvault keys new NAME` makes a key pair, and the worker's "
+            "CALLVAULT_COMMAND_KEYS must name its public half"
+        )
+
     @property
     def trusted_audit_key(self) -> str:
         """The public key checkpoints are checked against: the one the auditor pinned.
@@ -431,6 +498,21 @@ class Settings(BaseSettings):
                 )
             elif (why := weak_because(value)) is not None:
                 problems.append(f"{name} {why}")
+        given = self.command_signing_key.get_secret_value().strip() if self.command_signing_key else ""
+        if given == DEV_COMMAND_SIGNING_KEY:
+            problems.append(
+                f"CALLVAULT_COMMAND_SIGNING_KEY is the published dev key, which runs only with "
+                f"CALLVAULT_ENV=dev on loopback ({why}); `callvault keys new NAME` makes yours"
+            )
+        dev_public = parse_signing_identity(DEV_COMMAND_SIGNING_KEY).public_key
+        trusting_dev = [
+            name for name, key in parse_command_keys(self.command_keys).items() if key == dev_public
+        ]
+        if trusting_dev:
+            problems.append(
+                f"CALLVAULT_COMMAND_KEYS trusts the published dev key (as {trusting_dev[0]!r}), with which "
+                "anyone can sign a command; remove it"
+            )
         if self.s3_access_key == DEV_S3_ACCESS_KEY or (
             self.s3_secret_key is not None and self.s3_secret_key.get_secret_value() == DEV_S3_SECRET_KEY
         ):

@@ -39,6 +39,7 @@ from callvault.contract.commands import Command, command_adapter
 from callvault.contract.deadletter import DeadLetter, SourcePosition
 from callvault.contract.decoding import Rejected, decode_call_event, decode_with
 from callvault.rules.client_policy import PolicyVersion, Scope
+from callvault.rules.command_signature import Refusal, new_identity, seed_text, sign_document
 from callvault.rules.dead_letters import dead_letter_for
 from callvault.settings import Settings
 from callvault.storage import store_profile
@@ -49,6 +50,7 @@ from callvault.storage.policies import load_book
 from callvault.storage.subject_flags import SubjectFlag, flagged_everywhere
 from callvault.storage.tenants import closed_tenants, offboarded_sentence
 from callvault.stream.command_errors import CommandRefused
+from callvault.stream.command_gate import CommandGate, refused_event
 from callvault.stream.commands import CommandHandler
 from callvault.stream.messages import CallMessage, to_fact, wake_message
 from callvault.stream.offloop import S3Runner
@@ -67,7 +69,12 @@ class Harness:
     def __init__(self, settings: Settings | None = None, *, start: datetime = DEFAULT_START) -> None:
         base = settings or Settings()
         # In-process S3 is reached through boto3 with no endpoint (moto intercepts it).
-        self.settings = base.model_copy(update=_IN_PROCESS)
+        update: dict[str, Any] = dict(_IN_PROCESS)
+        if not base.command_keys:  # its own issuer, trusted by its own worker: no published key
+            issuer = new_identity("harness")
+            update["command_signing_key"] = SecretStr(seed_text(issuer))
+            update["command_keys"] = f"{issuer.name}={issuer.public_key}"
+        self.settings = base.model_copy(update=update)
         self.clock = FixedClock(start)
         self.events: list[dict[str, Any]] = []  # every lifecycle event, in order, as JSON objects
         self.dead_letters: list[DeadLetter] = []
@@ -94,6 +101,7 @@ class Harness:
         profile = await asyncio.to_thread(store_profile.load, self.s3, self.settings.metadata_bucket)
         self.processor.copy_tags_kept = profile is not None and profile.keeps_copy_tags
         self.purger = Purger(self.settings, runner, self._emit, self.clock)
+        self.gate = CommandGate(self.settings, runner, self.clock)
         self.commands = CommandHandler(
             self.settings,
             runner,
@@ -137,20 +145,39 @@ class Harness:
             await self._take(key, value)
         await self._timers()
 
-    async def command(self, command: Command | dict[str, Any]) -> None:
-        """A command as the commands agent would take it; a refusal becomes a dead letter."""
+    async def command(
+        self, command: Command | dict[str, Any], *, sign: bool = True, at: SourcePosition | None = None
+    ) -> SourcePosition:
+        """A command as the commands agent would take it; a refusal becomes a dead letter.
+
+        Signed, as the CLI signs, with these settings' `command_identity()` (the dev key)
+        unless `sign=False` or it already carries a signature: a forgery is sent as given.
+        `at` delivers it again at the position an earlier call returned, as Kafka does
+        after a crash. The position it was taken at is returned.
+        """
         value = command if isinstance(command, dict) else json.loads(command.to_json_bytes())
+        if sign and "signature" not in value:
+            value = sign_document(value, self.settings.command_identity())
         raw = json.dumps(value).encode()
-        position = self._position(self.settings.commands_topic)
+        position = at or self._position(self.settings.commands_topic)
         decoded = decode_with(command_adapter, raw, "command", self.settings.max_event_bytes)
         if isinstance(decoded, Rejected):
             self._dead(decoded.error, position, None, raw)
-            return
+            return position
+        admitted = await self.gate.admit(raw, decoded.value, position.partition, position.offset)
+        if isinstance(admitted, Refusal):
+            now = self.clock.now()
+            await self._emit(
+                [refused_event(decoded.value, admitted, position.partition, position.offset, now)]
+            )
+            self._dead(admitted.sentence, position, None, raw)
+            return position
         try:
-            await self.commands.handle(decoded.value)
+            await self.commands.handle(admitted)
         except CommandRefused as exc:
             self._dead(str(exc), position, None, raw)
         await self._timers()
+        return position
 
     async def set_policy(
         self,

@@ -198,6 +198,15 @@ class Bus:
         page = self.s3.list_object_versions(Bucket=bucket, Prefix=key)
         return sum(1 for v in (*page.get("Versions", ()), *page.get("DeleteMarkers", ())) if v["Key"] == key)
 
+    async def lifecycle_where(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 20
+    ) -> dict[str, Any]:
+        """The first lifecycle event the predicate takes, once it is there (events without a call too)."""
+        await self.lifecycle.wait_for(
+            lambda w: any(predicate(r) for r in w.records), timeout, "lifecycle event"
+        )
+        return next(r for r in self.lifecycle.records if predicate(r))
+
     async def dead_letter_where(
         self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 20
     ) -> dict[str, Any]:

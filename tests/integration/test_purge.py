@@ -8,7 +8,10 @@ tests/unit/test_purge_in_memory.py and tests/unit/test_harness.py.
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import secrets
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -104,6 +107,27 @@ async def test_a_held_recording_outlives_its_date_and_goes_after_release(
         key = recording_key(call.tenant, call.call_id, call.recording_start, "wav")
         lock = bus.s3.get_object_legal_hold(Bucket=purge_settings.recordings_bucket, Key=key)
         assert lock["LegalHold"]["Status"] == "ON", "a stray delete fails too"
+
+        (event,) = bus.events_of(call.call_id, "legal_hold.placed")
+        assert event["requested_by"] == purge_settings.command_identity().name, "the key that signed it"
+
+        # A release straight onto `commands`, unsigned (issue 26, item 4): refused, the hold stays.
+        forged = {"type": "legal_hold.release", "event_id": str(uuid.uuid4()), "call_id": call.call_id,
+                  "requested_by": "dpo", "requested_at": datetime.now(UTC).isoformat(),
+                  "reason": "x"}  # fmt: skip
+        await bus.producer.send_and_wait(
+            purge_settings.commands_topic, json.dumps(forged).encode(), key=call.call_id.encode()
+        )
+        refused = await bus.lifecycle_where(
+            lambda e: e.get("type") == "command.refused" and e.get("command_id") == forged["event_id"]
+        )
+        assert refused["reason"] == "unsigned"
+        letter = await bus.dead_letter_where(
+            lambda r: forged["event_id"] in base64.b64decode(r.get("value") or b"").decode("utf-8", "replace")
+        )
+        assert "not signed" in letter["error"]
+        lock = bus.s3.get_object_legal_hold(Bucket=purge_settings.recordings_bucket, Key=key)
+        assert lock["LegalHold"]["Status"] == "ON"
 
         listed = await asyncio.to_thread(run_callvault, "hold", "list", env=env)
         assert call.call_id in listed.stdout and "case 2026-17" in listed.stdout

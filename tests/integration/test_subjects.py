@@ -364,6 +364,16 @@ async def test_the_dpo_files_and_follows_requests_through_the_api(
             await asyncio.sleep(0.5)
         assert followed["status"] == "fulfilled", followed
         assert followed["outcome"]["calls"] == 1 and followed["export_link"]
+        # Signed by the API's own key, for the token's subject (issue 26, item 4).
+        received = await bus.lifecycle_where(
+            lambda e: (
+                e.get("type") == "subject.request_received" and e.get("request_id") == request["request_id"]
+            )
+        )
+        assert (received["requested_by"], received["on_behalf_of"]) == (
+            settings.command_identity().name,
+            "dpo@acme",
+        )
         export = await client.get(followed["export_link"])
         assert f"calls/{call.call_id}.json" in zipfile.ZipFile(io.BytesIO(export.content)).namelist()
         # Handing out the link was an access: who, why, through which API request (issue 14).

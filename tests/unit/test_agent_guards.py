@@ -68,6 +68,10 @@ async def test_a_command_whose_handling_raises_is_a_dead_letter(
     async def dead_letter(error: str, event: Any) -> None:
         letters.append(error)
 
+    async def admitted(raw: bytes, command: Any, partition: int, offset: int) -> Any:
+        return command  # signatures are tests/unit/test_signed_commands_in_memory.py's
+
+    monkeypatch.setattr(app_worker.command_gate, "admit", admitted)
     monkeypatch.setattr(app_worker.command_handler, "handle", boom)
     monkeypatch.setattr(app_worker, "dead_letter", dead_letter)
     hold = b'{"type":"legal_hold.place","event_id":"6f1c1f55-9f1b-4a55-8f0e-7a0d2b1e1c11","call_id":"c-1",'

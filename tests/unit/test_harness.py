@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -176,7 +176,7 @@ async def test_a_held_call_outlives_its_month_and_goes_once_released(h: Harness)
     call = a_call("c-held")
     h.upload(call.staging_key, call.audio)
     await h.send(call.started(), call.disclosure(), call.stored(), call.ended())
-    now = format_rfc3339(datetime.now(UTC))
+    now = format_rfc3339(h.clock.now())
     await h.command(
         {
             "type": "legal_hold.place",

@@ -17,13 +17,13 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
 from callvault.api.deps import GrantDep, Refused, Services, SvcDep
-from callvault.contract.commands import SubjectExtend
+from callvault.contract.commands import Command, SubjectExtend
 from callvault.contract.fields import TENANT_PATTERN, Timestamp
 from callvault.rules import evidence
 from callvault.rules.access import Grant, Want
 from callvault.rules.subject_requests import RequestRecord, days_left, is_overdue, new_record, open_requests
 from callvault.storage.subject_requests import get_request, list_requests, put_request
-from callvault.stream.command_client import submit_command
+from callvault.stream.command_client import CannotSign, submit_command
 from callvault.stream.subject_client import BadRequest, export_link, export_link_expiry, subject_command
 
 
@@ -111,13 +111,14 @@ def install(app: FastAPI) -> None:
                 verified_by=body.verified_by,
                 received_at=body.received_at,
                 now=now,
+                on_behalf_of=grant.subject,  # the command is signed by the API's own key
             )
         except BadRequest as exc:
             raise Refused(422, str(exc)) from None
         record = new_record(command, svc.settings.zone)
         meta = svc.settings.metadata_bucket
         await svc.reader.runner.run("recording the request", put_request, meta, record)
-        await submit_command(svc.settings, command, 0)
+        await _send(svc, command)
         return _view(record, now)
 
     @app.get("/api/v1/subject-requests", response_model=list[RequestView], tags=["subjects"],
@@ -190,9 +191,18 @@ def install(app: FastAPI) -> None:
             reason=body.reason,
             request_id=request_id,
             tenant=tenant,
+            on_behalf_of=grant.subject,
         )
-        await submit_command(svc.settings, command, 0)
+        await _send(svc, command)
         return _view(record, svc.clock.now())
+
+
+async def _send(svc: Services, command: Command) -> None:
+    """Signed with the API's own key (CALLVAULT_COMMAND_SIGNING_KEY), for the token's subject."""
+    try:
+        await submit_command(svc.settings, command, 0)
+    except CannotSign as exc:
+        raise Refused(503, f"the API cannot send commands: {exc}") from None
 
 
 async def _record(svc: Services, tenant: str, request_id: uuid.UUID) -> RequestRecord:

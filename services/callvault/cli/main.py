@@ -12,6 +12,7 @@ from callvault.cli import (
     audit,
     demo,
     hold,
+    keys,
     policy,
     purge,
     schemas,
@@ -23,6 +24,7 @@ from callvault.cli import (
 )
 from callvault.cli.errors import UserError
 from callvault.stream.bus import BrokerUnreachable
+from callvault.stream.command_client import CannotSign
 
 app = typer.Typer(
     name="callvault",
@@ -34,6 +36,7 @@ app = typer.Typer(
 app.add_typer(storage.app, name="storage")
 app.add_typer(schemas.app, name="schemas")
 app.add_typer(hold.app, name="hold")
+app.add_typer(keys.app, name="keys")
 app.add_typer(policy.app, name="policy")
 app.add_typer(tenant.app, name="tenant")
 app.add_typer(subject.app, name="subject")
@@ -50,7 +53,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         app()
-    except (UserError, BrokerUnreachable) as exc:
+    except (UserError, BrokerUnreachable, CannotSign) as exc:
         print(f"callvault: {exc}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:

@@ -18,9 +18,21 @@ from callvault.contract.fields import CallId, Tenant, Timestamp
 
 class CommandBase(ContractModel):
     event_id: uuid.UUID
-    requested_by: Annotated[str, Field(min_length=1, max_length=256)]
+    requested_by: Annotated[str, Field(min_length=1, max_length=256)] = Field(
+        description="who the sender says asked; the worker replaces it with the verified key's name"
+    )
     requested_at: Timestamp
     reason: Annotated[str, Field(min_length=1, max_length=2000)]
+    # Additive (2026-12-02): the proof of who sent it (see callvault.rules.command_signature).
+    signed_by: Annotated[str, Field(max_length=256)] | None = Field(
+        default=None, description="the name of the key that signed the command (CALLVAULT_COMMAND_KEYS)"
+    )
+    signature: Annotated[str, Field(max_length=256)] | None = Field(
+        default=None, description="Ed25519, hex, over the canonical JSON of the command without `signature`"
+    )
+    on_behalf_of: Annotated[str, Field(min_length=1, max_length=256)] | None = Field(
+        default=None, description="the person a signing service (the API) sent it for: the token's subject"
+    )
 
 
 class _HoldCommand(CommandBase):

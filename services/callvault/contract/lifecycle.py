@@ -24,6 +24,8 @@ RejectReason = Literal[
     "source_unreadable",  # additive (2026-12-01): the store refuses the source for good
     "recording_not_allowed",  # additive (2026-12-01): the tenant's client policy forbids recording
 ]
+# Additive (2026-12-02): why a command does not count (see callvault.rules.command_signature).
+CommandRefusalReason = Literal["unsigned", "unknown_key", "bad_signature", "replayed", "too_old"]
 # "contract_end": additive (2026-12-01), the client's data erased at the end of its contract.
 DeletionReason = Literal["retention_elapsed", "erasure_request", "objection", "contract_end"]
 
@@ -157,15 +159,34 @@ class RecordingAccessRefused(ContractModel):
 class LegalHoldPlaced(LifecycleBase):
     type: Literal["legal_hold.placed"] = "legal_hold.placed"
     command_id: uuid.UUID
-    requested_by: str
+    requested_by: str = Field(description="the name of the key that signed the command")
+    on_behalf_of: str | None = Field(None, description="additive (2026-12-02): for whom the API sent it")
     reason: str
 
 
 class LegalHoldReleased(LifecycleBase):
     type: Literal["legal_hold.released"] = "legal_hold.released"
     command_id: uuid.UUID
-    requested_by: str
+    requested_by: str = Field(description="the name of the key that signed the command")
+    on_behalf_of: str | None = Field(None, description="additive (2026-12-02): for whom the API sent it")
     reason: str
+
+
+class CommandRefusedEvent(ContractModel):
+    """Additive (2026-12-02): a command that does not count, and why. Keyed by its tenant, if any.
+
+    Named `...Event` beside `callvault.stream.command_errors.CommandRefused`, the exception.
+    """
+
+    type: Literal["command.refused"] = "command.refused"
+    event_id: uuid.UUID
+    occurred_at: Timestamp
+    command_id: str = Field(description="the command's `event_id`")
+    command_type: str
+    tenant: Tenant | None = None
+    claimed_signer: str | None = Field(description="the `signed_by` it came with, if any (unverified)")
+    reason: CommandRefusalReason
+    detail: str = Field(description="why, in a sentence")
 
 
 class PolicyChanged(ContractModel):
@@ -258,7 +279,8 @@ class SubjectRequestReceived(SubjectEventBase):
     kind: Literal["access", "erase", "restrict", "unrestrict", "object"]
     received_at: Timestamp
     due_at: Timestamp
-    requested_by: str
+    requested_by: str = Field(description="the name of the key that signed the command")
+    on_behalf_of: str | None = Field(None, description="additive (2026-12-02): for whom the API sent it")
     verified_by: str | None = None
     reason: str
 
@@ -266,7 +288,8 @@ class SubjectRequestReceived(SubjectEventBase):
 class SubjectRequestExtended(SubjectEventBase):
     type: Literal["subject.request_extended"] = "subject.request_extended"
     due_at: Timestamp = Field(description="the new deadline, at most 3 months after receipt")
-    requested_by: str
+    requested_by: str = Field(description="the name of the key that signed the command")
+    on_behalf_of: str | None = Field(None, description="additive (2026-12-02): for whom the API sent it")
     reason: str
 
 
@@ -319,7 +342,8 @@ LifecycleEvent = Annotated[
     | RecordingAccessRefused
     | TenantReturned
     | TenantErased
-    | TenantEnabled,
+    | TenantEnabled
+    | CommandRefusedEvent,
     Field(discriminator="type"),
 ]
 lifecycle_adapter: TypeAdapter[LifecycleEvent] = TypeAdapter(LifecycleEvent)

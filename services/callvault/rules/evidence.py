@@ -183,6 +183,7 @@ def legal_hold_event(
         occurred_at=now,
         command_id=command.event_id,
         requested_by=command.requested_by,
+        on_behalf_of=command.on_behalf_of,
         reason=command.reason,
     )
 
@@ -263,6 +264,7 @@ def subject_request_received(record: RequestRecord, now: datetime) -> SubjectReq
         received_at=record.received_at,
         due_at=record.due_at,
         requested_by=record.requested_by,
+        on_behalf_of=record.on_behalf_of,
         verified_by=record.verified_by,
         reason=record.reason,
     )
@@ -273,6 +275,7 @@ def subject_request_extended(record: RequestRecord, now: datetime) -> SubjectReq
         **_about_request(record, "subject.request_extended", now),
         due_at=record.due_at,
         requested_by=record.extended_by or record.requested_by,
+        on_behalf_of=record.extended_on_behalf_of if record.extended_by else record.on_behalf_of,
         reason=record.extended_reason or "",
     )
 

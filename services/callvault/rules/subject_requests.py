@@ -42,11 +42,13 @@ class RequestRecord(BaseModel):
     received_at: datetime
     due_at: datetime
     requested_by: str
+    on_behalf_of: str | None = None
     verified_by: str | None = None
     reason: str
     status: RequestStatus = RequestStatus.RECEIVED
     extended_reason: str | None = None
     extended_by: str | None = None
+    extended_on_behalf_of: str | None = None
     fulfilled_at: datetime | None = None
     refusal: str | None = None
     outcome: dict[str, Any] | None = Field(None, description="the lifecycle event that answered it")
@@ -67,6 +69,7 @@ def new_record(command: SubjectRequest, zone: ZoneInfo) -> RequestRecord:
         received_at=received,
         due_at=due_at(received, zone),
         requested_by=command.requested_by,
+        on_behalf_of=command.on_behalf_of,
         verified_by=command.verified_by,
         reason=command.reason,
     )
@@ -84,7 +87,9 @@ class ExtensionRefused(ValueError):
     """An extension the rules do not allow; the message says why."""
 
 
-def extend(record: RequestRecord, reason: str, by: str, zone: ZoneInfo) -> RequestRecord:
+def extend(
+    record: RequestRecord, reason: str, by: str, zone: ZoneInfo, on_behalf_of: str | None = None
+) -> RequestRecord:
     """The request with its deadline moved to 3 months after receipt."""
     if not record.is_open:
         raise ExtensionRefused(f"request {record.request_id} is already fulfilled")
@@ -98,6 +103,7 @@ def extend(record: RequestRecord, reason: str, by: str, zone: ZoneInfo) -> Reque
             "due_at": latest_due_at(record.received_at, zone),
             "extended_reason": reason,
             "extended_by": by,
+            "extended_on_behalf_of": on_behalf_of,
         }
     )
 

@@ -39,6 +39,7 @@ from callvault.observability.metrics import (
 from callvault.rules.audit_chain import LoggedRecord
 from callvault.rules.call_state import TenantConflict
 from callvault.rules.client_policy import PolicyVersion
+from callvault.rules.command_signature import Refusal
 from callvault.rules.dead_letters import dead_letter_for
 from callvault.settings import Settings
 from callvault.storage import store_profile
@@ -51,6 +52,7 @@ from callvault.stream import faust_fixes, faust_stop
 from callvault.stream.audit_archiver import AuditArchiver
 from callvault.stream.bus import lifecycle_key
 from callvault.stream.command_errors import CommandRefused
+from callvault.stream.command_gate import CommandGate, refused_event
 from callvault.stream.commands import CommandHandler
 from callvault.stream.health import HealthServer
 from callvault.stream.kafka_security import faust_credentials
@@ -176,6 +178,7 @@ class Worker:
             on_hold=self._hold_changed,
             on_objection=self._objection_added,
         )
+        self.command_gate = CommandGate(settings, self.s3, self.clock)
         self._pseudonym_key = settings.pseudonym_key.get_secret_value().encode()
         self._wakes_stale = True
         self._wake_sent: dict[bytes, datetime] = {}
@@ -442,7 +445,14 @@ class Worker:
             await self.dead_letter(decoded.error, event)
             return
         try:
-            await self.command_handler.handle(decoded.value)
+            admitted = await self.command_gate.admit(msg.value, decoded.value, msg.partition, msg.offset)
+            if isinstance(admitted, Refusal):
+                log.warning("command refused (%s): %s", admitted.reason, admitted.sentence)
+                now = self.clock.now()
+                await self.emit([refused_event(decoded.value, admitted, msg.partition, msg.offset, now)])
+                await self.dead_letter(admitted.sentence, event)
+                return
+            await self.command_handler.handle(admitted)
         except CommandRefused as exc:
             await self.dead_letter(str(exc), event)
         except Exception as exc:  # noqa: BLE001 - one bad command must not stop the others (see _intake)
@@ -490,8 +500,14 @@ class Worker:
 def run_worker(settings: Settings) -> None:
     """Run the worker in the foreground until SIGINT/SIGTERM."""
     settings.check_production_ready()
+    said = logging.getLogger("callvault.worker")
     if (notice := settings.plaintext_notice()) is not None:
-        logging.getLogger("callvault.worker").warning("%s", notice)
+        said.warning("%s", notice)
+    if not settings.trusted_command_keys:
+        said.warning(
+            "CALLVAULT_COMMAND_KEYS names no key: every command (holds, subject requests) will be refused "
+            "until it names whoever may issue them (`callvault keys new NAME`)"
+        )
     worker = Worker(settings)
     structured = settings.log_format == "json"
     faust_worker = faust.Worker(

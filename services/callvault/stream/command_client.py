@@ -8,12 +8,14 @@ ends before the command is sent, so nothing older is read.
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Callable
 from typing import Any
 
 from aiokafka.errors import TopicAuthorizationFailedError
 
 from callvault.contract.commands import Command, SubjectCommandBase, SubjectExtend
+from callvault.rules.command_signature import sign_document
 from callvault.settings import Settings
 from callvault.stream.bus import BrokerUnreachable, make_producer, start_client
 from callvault.stream.watch import TopicWatcher
@@ -32,10 +34,25 @@ def answers(command: Command) -> Callable[[dict[str, Any]], bool]:
     return lambda e: e.get("command_id") == wanted
 
 
+class CannotSign(ValueError):
+    """No key to sign commands with here: the sentence names the setting."""
+
+
+def signed_value(settings: Settings, command: Command) -> bytes:
+    """The command as written to `commands`: signed by whoever these settings say sends it."""
+    try:
+        identity = settings.command_identity()
+    except ValueError as exc:
+        raise CannotSign(str(exc)) from None
+    return json.dumps(sign_document(json.loads(command.to_json_bytes()), identity)).encode()
+
+
 async def submit_command(settings: Settings, command: Command, wait_s: float) -> dict[str, Any] | str | None:
-    """Send a command; then the event that answers it, the dead letter's sentence, or None in time."""
+    """Sign and send a command; then the event that answers it, the dead letter's sentence, or None
+    in time. CannotSign, before anything is sent, if these settings have no signing key."""
+    value = signed_value(settings, command)
     if wait_s <= 0:
-        await _send(settings, command)
+        await _send(settings, command, value)
         return None
     lifecycle = TopicWatcher(settings, settings.lifecycle_topic, "type")
     dead = TopicWatcher(settings, settings.deadletter_topic, "type")
@@ -55,7 +72,7 @@ async def submit_command(settings: Settings, command: Command, wait_s: float) ->
     try:
         await lifecycle.start(from_end=True)
         await dead.start(from_end=True)
-        await _send(settings, command)
+        await _send(settings, command, value)
         # wait_for looks again at least every half second, so a dead letter is seen too.
         await lifecycle.wait_for(lambda w: answer() is not None or refused() is not None, wait_s)
     except TimeoutError:
@@ -66,13 +83,11 @@ async def submit_command(settings: Settings, command: Command, wait_s: float) ->
     return answer() or refused()
 
 
-async def _send(settings: Settings, command: Command) -> None:
+async def _send(settings: Settings, command: Command, value: bytes) -> None:
     producer = make_producer(settings)
     await start_client(producer, settings)
     try:
-        await producer.send_and_wait(
-            settings.commands_topic, key=_key(command), value=command.to_json_bytes()
-        )
+        await producer.send_and_wait(settings.commands_topic, key=_key(command), value=value)
     except TopicAuthorizationFailedError as exc:
         raise BrokerUnreachable(
             f"the Kafka user {settings.kafka_sasl_username or '(anonymous)'!r} may not write "

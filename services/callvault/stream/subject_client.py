@@ -60,6 +60,7 @@ def subject_command(
     verified_by: str | None,
     received_at: datetime | None,
     now: datetime,
+    on_behalf_of: str | None = None,
 ) -> SubjectRequest:
     if kind not in KINDS:
         raise BadRequest(f"kind {kind!r} is not one of {', '.join(KINDS)}")
@@ -82,6 +83,7 @@ def subject_command(
             tenant=tenant,
             verified_by=verified_by,
             received_at=received_at,
+            on_behalf_of=on_behalf_of,
         )
     except ValidationError as exc:
         raise BadRequest(describe_errors(exc.errors(include_url=False))) from None

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from zoneinfo import ZoneInfo
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -33,6 +34,7 @@ from callvault.rules.subject_requests import (
     RequestRecord,
     RequestStatus,
     extend,
+    latest_due_at,
     new_record,
 )
 from callvault.settings import Settings
@@ -113,8 +115,20 @@ class SubjectHandler:
         record = await self.s3.run(
             "reading the request", requests_registry.get_request, self.meta, tenant, request_id
         )
+        signed = new_record(command, self.settings.zone)
         if record is None:
-            record = new_record(command, self.settings.zone)
+            record = signed
+            await self.s3.run("recording the request", requests_registry.put_request, self.meta, record)
+        elif (record.kind, record.subject) != (signed.kind, signed.subject):
+            raise CommandRefused(
+                f"the registry's record of request {request_id} is of another kind or subject than the "
+                "signed command: it was changed after it was filed; file the request again"
+            )
+        elif (
+            as_signed := record.model_copy(update=_signed_facts(record, signed, self.settings.zone))
+        ) != record:
+            # Filed by the CLI or the API with what the sender claimed; the signed command decides.
+            record = as_signed
             await self.s3.run("recording the request", requests_registry.put_request, self.meta, record)
         await self.emit([evidence.subject_request_received(record, self.clock.now())])
         return record
@@ -268,8 +282,24 @@ class SubjectHandler:
             extended = record  # a redelivery: same answer
         else:
             try:
-                extended = extend(record, command.reason, command.requested_by, self.settings.zone)
+                extended = extend(
+                    record, command.reason, command.requested_by, self.settings.zone, command.on_behalf_of
+                )
             except ExtensionRefused as exc:
                 raise CommandRefused(str(exc)) from exc
             await self.s3.run("recording the extension", requests_registry.put_request, self.meta, extended)
         await self.emit([evidence.subject_request_extended(extended, self.clock.now())])
+
+
+def _signed_facts(record: RequestRecord, signed: RequestRecord, zone: ZoneInfo) -> dict[str, object]:
+    """What of a request record the signed command decides: who asked (the verified key), for whom,
+    who checked the identity, why, and when it was received, which dates its deadline (an extended
+    one included)."""
+    facts: dict[str, object] = {
+        name: getattr(signed, name) for name in ("requested_by", "on_behalf_of", "verified_by", "reason")
+    }
+    if record.received_at != signed.received_at:
+        facts["received_at"] = signed.received_at
+        extended = record.extended_reason is not None
+        facts["due_at"] = latest_due_at(signed.received_at, zone) if extended else signed.due_at
+    return facts
