@@ -65,7 +65,15 @@ def missing_reason() -> str | None:
 
 
 def _cluster_id() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A KRaft cluster id: 16 random bytes in URL-safe base64, as Kafka's own Uuid.randomUuid.
+
+    Like Kafka's, it never starts with '-': the storage tool's argument parser would read such an
+    id as an option ("--cluster-id: expected one argument"), one format in 64 (a red CI run).
+    """
+    while True:
+        found = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not found.startswith("-"):
+            return found
 
 
 @dataclass(frozen=True)
@@ -153,7 +161,9 @@ class ApacheKafka:
         if self._formatted:
             return
         tool = "kafka.tools.StorageTool"
-        argv = self._java(tool, "format", "--standalone", "-t", _cluster_id(), "-c", str(config), heap="256m")
+        argv = self._java(
+            tool, "format", "--standalone", f"--cluster-id={_cluster_id()}", "-c", str(config), heap="256m"
+        )
         for name, password in (self.secured.users if self.secured else {}).items():
             argv += ["--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]"]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
