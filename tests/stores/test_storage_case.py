@@ -14,22 +14,27 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import threading
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
+from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
+from callvault.rules.client_policy import PolicyVersion, Scope
 from callvault.rules.retention import RetentionClass
-from callvault.storage import store_profile
+from callvault.storage import policies, store_profile
 from callvault.storage.archive import copy_recording, delete_object, object_tags, put_document
 from callvault.storage.audit_archive import write_segment
 from callvault.storage.bootstrap import bucket_plans, init_storage
+from callvault.storage.client import make_s3_client
 from callvault.storage.errors import SourceFault, error_code, is_permanent
 from callvault.storage.exports import presign
 from callvault.storage.holds import set_object_lock_hold
 from callvault.storage.inventory import delete_versions
 from callvault.storage.location import reported_location, residency_problems
+from callvault.storage.registry import write_entry
 from callvault.storage.uploads import MIN_PART_BYTES, PartUpload
 from tests.stores.conftest import Store
 from tests.stores.lanes import ACCEPTS_TAMPERED_LINKS, ACCEPTS_WRONG_MD5, SHORTENS_COMPLIANCE
@@ -322,3 +327,69 @@ def test_residency_is_checked_where_each_store_says_its_buckets_are(store: Store
         assert problems == []  # moto, in eu-west-1 as asked
     declared = store.settings.model_copy(update={"storage_country": "BE"})
     assert residency_problems(store.s3, declared) == []
+
+
+def _policy_version(tenant: str, term: str) -> PolicyVersion:
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    return PolicyVersion(
+        tenant=tenant, version=1, effective_at=at, changed_at=at, changed_by=f"dpo for {term}",
+        reason="two DPOs at once", tenant_rules=Scope(terms={"recording": term}),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("how", ["as measured", "by claims"])
+def test_two_writers_of_one_policy_version_never_both_make_it(store: Store, how: str) -> None:
+    """Issue 32: on main both writers looked (HEAD), then both wrote, and both were told they made
+    version 1 (the store kept one document under two object versions). Now a version is written only
+    if its name is new: with If-None-Match where `storage init` saw the store refuse a second write,
+    else by the oldest claim; either way, every round has exactly one winner, whose document stands."""
+    bucket = store.settings.metadata_bucket
+    profile = store_profile.load(store.s3, bucket)
+    assert profile is not None
+    if store.lane.name.startswith("moto"):
+        assert profile.refuses_second_write, "moto refuses a second write of a name (If-None-Match: *)"
+    if how == "by claims":
+        write_entry(
+            store.s3,
+            bucket,
+            store_profile.PROFILE_KEY,
+            profile.model_copy(update={"refuses_second_write": None}),
+        )
+    clients = [make_s3_client(store.settings, attempts=2) for _ in range(2)]
+    for round_ in range(8):
+        tenant = f"race{round_}"
+        won = _race(clients, bucket, tenant)
+        assert len(won) == 1, f"round {round_}: {len(won)} writers were told they made version 1"
+        (stored,) = policies.history(store.s3, bucket, tenant)
+        assert stored.tenant_rules.terms["recording"] == won[0], "the winner's document is the one stored"
+
+
+def _race(clients: list[BaseClient], bucket: str, tenant: str) -> list[str]:
+    """Two writers of version 1 of one tenant's policy, let go at once; the terms of those told they won."""
+    start = threading.Barrier(len(clients))
+    won: list[str] = []
+
+    def write(s3: BaseClient, term: str) -> None:
+        start.wait()
+        try:
+            policies.put_version(s3, bucket, _policy_version(tenant, term))
+        except policies.VersionTaken:
+            return
+        won.append(term)
+
+    terms = ("P7D", "P3M")
+    threads = [threading.Thread(target=write, args=pair) for pair in zip(clients, terms, strict=True)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return won
+
+
+def test_a_policy_version_is_never_written_over(store: Store) -> None:
+    bucket = store.settings.metadata_bucket
+    policies.put_version(store.s3, bucket, _policy_version("once", "P7D"))
+    with pytest.raises(policies.VersionTaken, match="version 1 of once's policy exists already"):
+        policies.put_version(store.s3, bucket, _policy_version("once", "P3M"))
+    (stored,) = policies.history(store.s3, bucket, "once")
+    assert stored.tenant_rules.terms == {"recording": "P7D"}

@@ -13,8 +13,8 @@ from __future__ import annotations
 from botocore.client import BaseClient
 
 from callvault.rules.client_policy import PolicyVersion
-from callvault.storage.errors import is_not_found
-from callvault.storage.registry import write_entry
+from callvault.storage import store_profile
+from callvault.storage.registry import write_new_entry
 
 POLICIES_PREFIX = "_callvault/policies/"
 
@@ -30,16 +30,14 @@ class VersionTaken(RuntimeError):
 
 
 def put_version(s3: BaseClient, bucket: str, version: PolicyVersion) -> None:
-    """Write a new version; refuses to overwrite one that exists (two changes at once)."""
-    key = _key(version.tenant, version.version)
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-    except Exception as exc:
-        if not is_not_found(exc):
-            raise
-    else:
+    """Write a new version only if its number is new: of two changes at once, one gets the number and
+    the other `VersionTaken` (a look, then a write, told both they made it: issue 32)."""
+    profile = store_profile.load(s3, bucket)
+    conditional = profile.refuses_second_write if profile else None
+    if not write_new_entry(
+        s3, bucket, _key(version.tenant, version.version), version, conditional=conditional
+    ):
         raise VersionTaken(f"version {version.version} of {version.tenant}'s policy exists already")
-    write_entry(s3, bucket, key, version)
 
 
 def history(s3: BaseClient, bucket: str, tenant: str) -> list[PolicyVersion]:
