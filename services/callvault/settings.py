@@ -259,6 +259,9 @@ class Settings(BaseSettings):
     # Client policies (issue 16): the bounds within which a tenant's terms may be set.
     policy_shortest_term: IsoDuration = Field("P1D", description="the shortest term a client policy may set")
     policy_longest_term: IsoDuration = Field("P10Y", description="the longest term a client policy may set")
+    policy_max_lead: IsoDuration = Field(
+        "P1Y", description="how far ahead of its change a client-policy version may take effect"
+    )
 
     @field_validator(
         "recording_retention",
@@ -271,6 +274,7 @@ class Settings(BaseSettings):
         "api_token_max_lifetime",
         "policy_shortest_term",
         "policy_longest_term",
+        "policy_max_lead",
     )
     @classmethod
     def _duration(cls, value: str) -> str:
@@ -646,6 +650,7 @@ class Settings(BaseSettings):
         return Bounds(
             CalendarDuration.parse(self.policy_shortest_term),
             CalendarDuration.parse(self.policy_longest_term),
+            CalendarDuration.parse(self.policy_max_lead),
         )
 
     def topic(self, name: str) -> str:

@@ -54,7 +54,7 @@ from callvault.stream.command_gate import CommandGate, refused_event
 from callvault.stream.commands import CommandHandler
 from callvault.stream.messages import CallMessage, to_fact, wake_message
 from callvault.stream.offloop import S3Runner
-from callvault.stream.policy_changes import change_policy
+from callvault.stream.policy_changes import cancel_policy, change_policy, change_site
 from callvault.stream.processor import CallProcessor
 from callvault.stream.purger import Purger
 
@@ -199,6 +199,26 @@ class Harness:
         )  # fmt: skip
         await self._timers()
         return version
+
+    async def set_site(self, tenant: str, site: str, *, allow: bool, reason: str = "client") -> PolicyVersion:
+        """`callvault policy allow-site` (allow) or `deny-site`; then the timers."""
+        version = await change_site(
+            self.s3, self.settings, self._emit, tenant, site, allow=allow, changed_by="dpo@harness",
+            reason=reason, now=self.clock.now(),
+        )  # fmt: skip
+        await self._timers()
+        return version
+
+    async def cancel_policy(
+        self, tenant: str, version: int, reason: str = "sent by mistake"
+    ) -> PolicyVersion:
+        """`callvault policy cancel`; then the timers."""
+        replaced = await cancel_policy(
+            self.s3, self.settings, self._emit, tenant, version, changed_by="dpo@harness", reason=reason,
+            now=self.clock.now(),
+        )  # fmt: skip
+        await self._timers()
+        return replaced
 
     async def advance(self, **delta: float) -> None:
         """Turn the clock (`days=31`, `minutes=5`, ...), then what the worker's timers would do."""

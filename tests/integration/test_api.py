@@ -638,6 +638,28 @@ async def test_the_dpo_changes_a_client_policy_and_the_auditor_reads_it(
     assert too_short.status_code == 422
     assert "shorter than the shortest allowed (P1D)" in too_short.json()["error"]
 
+    clause = (datetime.now(UTC) + timedelta(days=30)).isoformat(timespec="seconds")
+    later = {"terms": {"recording": "P2M"}, "reason": "clause 8 from next month", "effective_at": clause}
+    pending = await client.post(f"/api/v1/policies/{tenant}", json=later, headers=dpo)
+    assert pending.status_code == 201, pending.text
+    shown = (await client.get(f"/api/v1/policies/{tenant}", headers=auditor)).json()
+    assert [v["version"] for v in shown["pending"]] == [2]
+    path = f"/api/v1/policies/{tenant}/versions/2/cancel"
+    assert (await client.post(path, json={"reason": "r"}, headers=auditor)).status_code == 403
+    cancelled = await client.post(path, json={"reason": "clause 8 withdrawn"}, headers=dpo)
+    assert cancelled.status_code == 201, cancelled.text
+    assert cancelled.json()["change"] == {"cancels": 2}
+    assert (await client.get(f"/api/v1/policies/{tenant}", headers=auditor)).json()["pending"][0][
+        "version"
+    ] == 3
+    again = await client.post(path, json={"reason": "twice"}, headers=dpo)
+    assert again.status_code == 422 and "replaced at its instant by version 3" in again.json()["error"]
+    await bus.lifecycle.wait_for(
+        lambda w: any(r.get("type") == "policy.cancelled" and r.get("tenant") == tenant for r in w.records),
+        30,
+        "policy.cancelled",
+    )
+
 
 @pytest.fixture(scope="module")
 def sites_api(api_settings: Settings, api_worker: ChildProcess) -> Iterator[tuple[Settings, str]]:
@@ -722,3 +744,18 @@ async def test_a_site_outside_the_eea_reads_a_client_only_once_the_client_allows
             if (r.get("type"), r.get("tenant"), r.get("site")) == ("recording.accessed", tenant, "ma-rabat")
         ]  # fmt: skip
         assert access["site_country"] == "MA"
+
+        # Issue 32: a version pending a month out must not hold the withdrawal back (on main,
+        # deny-site answered "change the sites after it has" and the site kept reading).
+        clause = (datetime.now(UTC) + timedelta(days=30)).isoformat(timespec="seconds")
+        pending = await asyncio.to_thread(
+            run_callvault, "policy", "set", tenant, "--recording", "P14D", "--effective", clause,
+            "--reason", "a clause from next month", env=env,
+        )  # fmt: skip
+        assert pending.returncode == 0, pending.stderr
+        denied = await asyncio.to_thread(
+            run_callvault, "policy", "deny-site", tenant, "ma-rabat", "--reason", "the annex ended", env=env
+        )
+        assert denied.returncode == 0, denied.stderr
+        assert "no longer allows the site ma-rabat" in denied.stdout
+        await until_status(client, done.path, rabat, 403)

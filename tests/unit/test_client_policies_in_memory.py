@@ -6,12 +6,15 @@ gets the privacy statement's defaults (1 month, 6 months).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from callvault.contract.fields import format_rfc3339
+from callvault.rules.audit_replay import replay
 from callvault.testing import Harness
 from tests.integration.helpers import CallScript
 
@@ -33,6 +36,13 @@ async def archived(h: Harness, tenant: str, queue: str | None = None) -> CallScr
 def one(h: Harness, call: CallScript, type_: str) -> dict[str, Any]:
     (event,) = h.lifecycle(call.call_id, type_)
     return event
+
+
+def replayed(h: Harness, events: list[dict[str, Any]] | None = None) -> list[str]:
+    """The rules the audit replay finds broken in what callvault emitted (or in `events`)."""
+    result = replay(h.lifecycle() if events is None else events, h.clock.now(), timedelta(minutes=5),
+                    h.settings.policy_defaults)  # fmt: skip
+    return [v.rule for v in result.violations]
 
 
 async def due_in_dry_run(h: Harness, after: timedelta) -> set[str]:
@@ -139,3 +149,62 @@ async def test_the_store_walk_judges_each_tenant_by_its_own_terms(h: Harness) ->
     assert "metadata.deleted" in h.types(default.call_id) and "metadata.deleted" not in h.types(kept.call_id)
     assert any(kept.call_id in k.key for k in keys)
     assert [f for f in findings if f.rule == "past_due_in_store"] == []
+
+
+async def test_a_shortening_while_a_version_is_pending_purges_on_the_shorter_term(h: Harness) -> None:
+    """Issue 32: on main the shortening was refused while a version stood pending."""
+    call = await archived(h, "acme")
+    await h.advance(minutes=1)
+    clause = h.clock.now() + timedelta(days=30)
+    await h.set_policy("acme", recording="P2M", reason="a clause from next month", effective_at=clause)
+    urgent = await h.set_policy("acme", recording="P3D", reason="the client withdrew consent")
+    assert [(e["version"], e["changes"]) for e in h.lifecycle(type_="policy.changed")] == [
+        (1, {"recording": "P2M"}), (2, {"carried_into": 1, "recording": "P3D"}), (3, {"recording": "P3D"}),
+    ]  # fmt: skip
+    await h.advance(days=3, minutes=1)
+    deleted = one(h, call, "recording.deleted")
+    assert deleted["policy_version"] == urgent.version and deleted["lateness_s"] < 120
+    assert replayed(h) == [], "the replay reads the versions callvault proved, and agrees"
+    late = {**deleted, "deleted_at": format_rfc3339(h.clock.now() + timedelta(days=20))}
+    assert replayed(h, [e for e in h.lifecycle() if e is not deleted] + [late]) == ["late_deletion"], (
+        "held against the shortening, not against the month the pending version would have left"
+    )
+    await h.advance(days=30)
+    late = await archived(h, "acme")
+    assert one(h, late, "recording.archived")["policy_version"] == 2, "the clause took effect, carrying P3D"
+    assert await due_in_dry_run(h, timedelta(days=3, minutes=1)) == {"acme:recording"}
+
+
+async def test_a_cancelled_version_never_dates_a_call(h: Harness) -> None:
+    call = await archived(h, "acme")
+    clause = h.clock.now() + timedelta(days=5)
+    pending = await h.set_policy("acme", recording="P7D", reason="clause 4", effective_at=clause)
+    replaced = await h.cancel_policy("acme", pending.version, reason="the clause was withdrawn")
+    (cancelled,) = h.lifecycle(type_="policy.cancelled")
+    assert (cancelled["version"], cancelled["replaced_by"], cancelled["reason"]) == (
+        1, replaced.version, "the clause was withdrawn",
+    )  # fmt: skip
+    await h.advance(days=8)
+    assert "recording.deleted" not in h.types(call.call_id), "P7D was cancelled: the default month stands"
+    later = await archived(h, "acme")
+    assert one(h, later, "recording.archived")["policy_version"] == replaced.version
+    archive = one(h, call, "recording.archived")
+    early = {
+        "type": "recording.deleted", "event_id": str(uuid.uuid4()), "tenant": "acme", "call_id": call.call_id,
+        "occurred_at": format_rfc3339(clause + timedelta(days=2)), "object": archive["object"],
+        "due_at": format_rfc3339(clause + timedelta(days=2)), "reason": "retention_elapsed",
+        "deleted_at": format_rfc3339(clause + timedelta(days=2)),
+    }  # fmt: skip
+    assert replayed(h, [*h.lifecycle(), early]) == ["deleted_early"], "as if the cancelled P7D had applied"
+    assert await due_in_dry_run(h, timedelta(days=23)) == {"acme:recording"}
+
+
+async def test_two_changes_at_once_make_two_versions_and_two_proofs(h: Harness) -> None:
+    """Issue 32: on main both writers were told they made version 1; one policy.changed id, two terms."""
+    await asyncio.gather(
+        h.set_policy("acme", recording="P7D", reason="dpo one"),
+        h.set_policy("acme", recording="P3M", reason="dpo two"),
+    )
+    proofs = h.lifecycle(type_="policy.changed")
+    assert sorted(e["version"] for e in proofs) == [1, 2]
+    assert len({e["event_id"] for e in proofs}) == 2

@@ -86,3 +86,41 @@ def test_the_replay_flags_an_access_from_a_site_not_allowed_at_the_time() -> Non
     flagged = [v for v in result.violations if v.rule == "access_from_site_not_allowed"]
     assert [v.evidence for v in flagged] == [(before["event_id"],), (again["event_id"],)]
     assert result.accesses_by_site == {"ma-rabat (MA)": 3, "be-machelen (BE)": 1}
+
+
+def test_the_replay_holds_a_withdrawal_made_while_a_version_was_pending_against_later_reads() -> None:
+    """Issue 32: deny-site with a version pending a month out; the replay reads the versions callvault
+    itself proves, and a read from the site after the withdrawal, or after the pending version takes
+    effect, is flagged."""
+    from callvault.rules import evidence
+    from callvault.rules.client_policy import Scope, next_versions, site_versions
+
+    defaults = Settings().policy_defaults
+    bounds = Settings().policy_bounds
+    history = site_versions([], "acme", "ma-rabat", True, changed_by="dpo", reason="annex", changed_at=T0)
+    history += next_versions(
+        history, "acme", Scope(terms={"recording": "P7D"}), None, changed_by="dpo", reason="clause",
+        changed_at=T0, effective_at=T0 + timedelta(days=30), bounds=bounds, defaults=defaults,
+    )  # fmt: skip
+    history += site_versions(
+        history,
+        "acme",
+        "ma-rabat",
+        False,
+        changed_by="dpo",
+        reason="annex ended",
+        changed_at=T0 + timedelta(days=2),
+    )
+    proofs = [evidence.policy_changed(v).model_dump(mode="json") for v in history]
+    expires = format_rfc3339(T0 + timedelta(days=180))
+    archived = _event("metadata.archived", T0, object={"key": "acme/2026/11/02/c1.json"},
+                      call_started_at=format_rfc3339(T0), expires_at=expires)  # fmt: skip
+    allowed = _read_from("ma-rabat", "MA", T0 + timedelta(days=1))
+    after = _read_from("ma-rabat", "MA", T0 + timedelta(days=3))
+    after_pending = _read_from("ma-rabat", "MA", T0 + timedelta(days=31))
+
+    result = replay([*proofs, archived, allowed, after, after_pending], T0 + timedelta(days=32),
+                    timedelta(minutes=10), defaults)  # fmt: skip
+
+    flagged = [v.evidence for v in result.violations if v.rule == "access_from_site_not_allowed"]
+    assert flagged == [(after["event_id"],), (after_pending["event_id"],)]

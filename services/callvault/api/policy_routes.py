@@ -1,4 +1,5 @@
-"""The DPO's routes for client policies: read what applies to a tenant, its history, and change it.
+"""The DPO's routes for client policies: read what applies to a tenant, its history, change it, and
+cancel a version still pending.
 
 The same steps as `callvault policy` (`stream.policy_changes`): a change is a
 new version, stored beside the legal holds, the backstop kept in step, and
@@ -23,12 +24,13 @@ from callvault.rules.client_policy import (
     PolicyRefused,
     PolicyVersion,
     Scope,
+    pending_versions,
     terms_at,
     version_at,
 )
 from callvault.rules.data_classes import DATA_CLASSES
 from callvault.storage import policies
-from callvault.stream.policy_changes import change_policy
+from callvault.stream.policy_changes import cancel_policy, change_policy
 
 TenantPath = Annotated[str, PathParam(pattern=TENANT_PATTERN)]
 
@@ -44,6 +46,10 @@ class PolicyChange(BaseModel):
     effective_at: Timestamp | None = Field(None, description="when it takes effect; now if absent")
 
 
+class PolicyCancel(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000, description="why the pending version is cancelled")
+
+
 class ScopeView(BaseModel):
     scope: str = Field(description="`tenant`, or `queue <name>`")
     terms: dict[str, str]
@@ -55,7 +61,9 @@ class PolicyView(BaseModel):
     tenant: str
     version: int | None = Field(description="the version in force; none: the defaults apply")
     scopes: list[ScopeView]
-    pending: list[PolicyVersion] = Field(description="versions that take effect later")
+    pending: list[PolicyVersion] = Field(
+        description="versions that take effect later: for each later instant, the one that will stand"
+    )
 
 
 def _may(grant: Grant, tenant: str, change: bool) -> None:
@@ -89,7 +97,7 @@ def _view(tenant: str, history: list[PolicyVersion], now: datetime, svc: Service
         tenant=tenant,
         version=current.version if current else None,
         scopes=scopes,
-        pending=[v for v in history if v.effective_at > now],
+        pending=pending_versions(history, now),
     )
 
 
@@ -110,16 +118,38 @@ def install(app: FastAPI) -> None:
               summary="A new version of a tenant's policy, proven by policy.changed (dpo)")  # fmt: skip
     async def change(tenant: TenantPath, body: PolicyChange, grant: GrantDep, svc: SvcDep) -> PolicyVersion:
         _may(grant, tenant, change=True)
-
-        async def emit(events: Any) -> None:
-            for event in events:
-                await svc.access.record(event)
-
         scope = Scope(terms=body.terms, grace=body.grace, recording_allowed=body.recording_allowed)
         try:
             return await change_policy(
-                svc.reader.s3, svc.settings, emit, tenant, scope, queue=body.queue, changed_by=grant.subject,
-                reason=body.reason, now=svc.clock.now(), effective_at=body.effective_at,
+                svc.reader.s3, svc.settings, _emitter(svc), tenant, scope, queue=body.queue,
+                changed_by=grant.subject, reason=body.reason, now=svc.clock.now(),
+                effective_at=body.effective_at,
             )  # fmt: skip
         except PolicyRefused as exc:
             raise Refused(422, f"the policy of {tenant!r} was not changed: {exc}") from None
+
+    @app.post("/api/v1/policies/{tenant}/versions/{version}/cancel", status_code=201,
+              response_model=PolicyVersion, tags=["policies"],
+              summary="Cancel a pending version, proven by policy.cancelled (dpo)")  # fmt: skip
+    async def cancel(
+        tenant: TenantPath, version: Annotated[int, PathParam(ge=1)], body: PolicyCancel, grant: GrantDep,
+        svc: SvcDep,
+    ) -> PolicyVersion:  # fmt: skip
+        _may(grant, tenant, change=True)
+        try:
+            return await cancel_policy(
+                svc.reader.s3, svc.settings, _emitter(svc), tenant, version, changed_by=grant.subject,
+                reason=body.reason, now=svc.clock.now(),
+            )  # fmt: skip
+        except PolicyRefused as exc:
+            raise Refused(422, f"the policy of {tenant!r} was not changed: {exc}") from None
+
+
+def _emitter(svc: Services) -> Any:
+    """Policy proofs go out like access events: acknowledged by the broker before the answer."""
+
+    async def emit(events: Any) -> None:
+        for event in events:
+            await svc.access.record(event)
+
+    return emit

@@ -1,8 +1,10 @@
-"""`callvault policy set|show|history|list`: each client's own terms, versioned.
+"""`callvault policy set|cancel|show|history|list`: each client's own terms, versioned.
 
 `set` stores a new version of the tenant's policy (or of one of its queue
 rules, with `--queue`) and proves it with `policy.changed` on `lifecycle`;
-the others read what is stored. Durations are ISO 8601 (`P7D`, `P3M`), within
+`cancel` withdraws a version still pending (`policy.cancelled`); the others
+read what is stored. A shorter term, `--no-recording` and `deny-site` apply at
+once even while a version is pending, and are carried into it. Durations are ISO 8601 (`P7D`, `P3M`), within
 `CALLVAULT_POLICY_SHORTEST_TERM` .. `CALLVAULT_POLICY_LONGEST_TERM`.
 """
 
@@ -22,14 +24,21 @@ from callvault.cli.errors import UserError
 from callvault.cli.options import instant_option, requester
 from callvault.clock import SystemClock
 from callvault.contract.fields import format_rfc3339
-from callvault.rules.client_policy import PolicyRefused, PolicyVersion, Scope, terms_at, version_at
+from callvault.rules.client_policy import (
+    PolicyRefused,
+    PolicyVersion,
+    Scope,
+    pending_versions,
+    terms_at,
+    version_at,
+)
 from callvault.rules.data_classes import DATA_CLASSES
 from callvault.settings import Settings
 from callvault.storage import policies
 from callvault.storage.client import make_s3_client
 from callvault.storage.errors import describe
 from callvault.stream.bus import lifecycle_emitter
-from callvault.stream.policy_changes import change_policy, change_site
+from callvault.stream.policy_changes import cancel_policy, change_policy, change_site
 
 app = typer.Typer(
     help="Client policies: each tenant's retention terms, grace and recording.", no_args_is_help=True
@@ -122,6 +131,24 @@ def deny_site(
     )
 
 
+@app.command("cancel")
+def cancel(
+    tenant: str = typer.Argument(..., help="the client tenant"),
+    version: int = typer.Argument(..., help="the pending version to cancel (policy show lists them)"),
+    reason: str = typer.Option(..., "--reason", help="why: the auditor reads it"),
+) -> None:
+    """Cancel a version that has not taken effect yet; what stood before it stays in force."""
+    settings = load_settings()
+    replaced = _run(
+        settings, tenant, cancel_policy, version, changed_by=requester(), reason=reason,
+        now=SystemClock().now(),
+    )  # fmt: skip
+    Console().print(
+        f"version {version} of {tenant}'s policy is cancelled: version {replaced.version} keeps what "
+        f"stood before it from {format_rfc3339(replaced.effective_at)}"
+    )
+
+
 def _described(values: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v}" for k, v in values.items()) or "nothing set"
 
@@ -157,8 +184,7 @@ def show(tenant: str = typer.Argument(..., help="the client tenant")) -> None:
     console.print(table)
     sites = ", ".join(current.allowed_sites) if current and current.allowed_sites else "none"
     console.print(f"processing sites outside the EEA allowed: {sites}")
-    pending = [v for v in history if v.effective_at > now]
-    for version in pending:
+    for version in pending_versions(history, now):
         console.print(f"version {version.version} takes effect at {format_rfc3339(version.effective_at)}")
 
 

@@ -204,6 +204,27 @@ class PolicyChanged(ContractModel):
     policy: dict[str, Any] = Field(description="the whole policy as it stands from `effective_at`")
 
 
+class PolicyCancelled(ContractModel):
+    """Additive (2026-12-02): a pending client-policy version cancelled before it took effect (issue 32).
+
+    The version `replaced_by` (proven by its own `policy.changed`) takes effect at the cancelled
+    one's instant with what stood before it, so the cancelled version is never in force.
+    Keyed on `lifecycle` by tenant.
+    """
+
+    type: Literal["policy.cancelled"] = "policy.cancelled"
+    event_id: uuid.UUID
+    tenant: Tenant
+    occurred_at: Timestamp
+    version: Annotated[int, Field(ge=1)] = Field(description="the version cancelled")
+    effective_at: Timestamp = Field(description="when the cancelled version would have taken effect")
+    replaced_by: Annotated[int, Field(ge=1)] = Field(
+        description="the version that restores what stood before"
+    )
+    cancelled_by: str
+    reason: str
+
+
 class _TenantEvent(ContractModel):
     """Additive (2026-12-01): what was done with a whole client's data. Keyed on `lifecycle` by tenant."""
 
@@ -339,6 +360,7 @@ LifecycleEvent = Annotated[
     | SubjectExportDeleted
     | SubjectExportAccessed
     | PolicyChanged
+    | PolicyCancelled
     | RecordingAccessRefused
     | TenantReturned
     | TenantErased

@@ -20,11 +20,22 @@ who, when, why and the instant it takes effect. Which version applies:
 
 So an object's due date is never later than the term in force when it was
 archived, and never earlier than the shortest term in force since.
+
+A version may take effect later than its change (`--effective`, at most
+`Bounds.lead` ahead). While it is pending, nothing may lock the client out of
+an urgent change (issue 32): a shortening of a term, `--no-recording` and the
+withdrawal of a site apply at once, and are carried into every pending version
+as a new version at that version's own instant, so they hold after it takes
+effect too. What makes callvault less strict waits for the pending version or
+replaces it (a change effective at its instant), or the pending version is
+cancelled (a version at its instant that restores what stood before). Of the
+versions that have taken effect, the one in force is the latest to take
+effect, and of several at one instant the highest number.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, NamedTuple
@@ -34,7 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from callvault.contract.fields import Tenant, Timestamp
 from callvault.rules.data_classes import DATA_CLASSES, data_class
-from callvault.rules.durations import CalendarDuration
+from callvault.rules.durations import CalendarDuration, add_duration
 from callvault.rules.retention import RetentionClass, RetentionPolicy
 
 QUEUE_PATTERN = r"^[a-z0-9._-]{1,64}$"
@@ -101,10 +112,12 @@ class Defaults:
 
 @dataclass(frozen=True, slots=True)
 class Bounds:
-    """The shortest and longest term a policy may set (settings)."""
+    """The shortest and longest term a policy may set, and how far ahead a version may take
+    effect (settings): a version dated years ahead by mistake would stand pending that long."""
 
     shortest: CalendarDuration
     longest: CalendarDuration
+    lead: CalendarDuration = CalendarDuration(years=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,19 +176,10 @@ def check_scope(scope: Scope, bounds: Bounds) -> None:
             )
 
 
-def next_version(
-    history: Sequence[PolicyVersion],
-    tenant: str,
-    change: Scope,
-    queue: str | None,
-    *,
-    changed_by: str,
-    reason: str,
-    changed_at: datetime,
-    effective_at: datetime | None,
-    bounds: Bounds,
-) -> PolicyVersion:
-    """The version a change makes of the latest one; refused with a sentence if it cannot be."""
+def _checked_change(
+    change: Scope, reason: str, changed_at: datetime, effective_at: datetime | None, bounds: Bounds
+) -> datetime:
+    """The instant a change takes effect, once what it says is within the bounds; refused otherwise."""
     if not reason.strip():
         raise PolicyRefused("a policy change needs a reason (--reason): the auditor reads it")
     if not change.terms and change.grace is None and change.recording_allowed is None:
@@ -186,34 +190,157 @@ def next_version(
         raise PolicyRefused(
             "a change cannot take effect in the past: what was archived then was dated already"
         )
-    latest = history[-1] if history else None
-    if latest is not None and effective < latest.effective_at:
+    if effective > add_duration(changed_at, bounds.lead, ZoneInfo("UTC")):
         raise PolicyRefused(
-            f"version {latest.version} takes effect at {latest.effective_at:%Y-%m-%dT%H:%M:%SZ}; "
-            "a later version cannot take effect before it"
+            f"--effective {effective:%Y-%m-%dT%H:%M:%SZ} is further ahead than {bounds.lead} "
+            "(CALLVAULT_POLICY_MAX_LEAD): a version that far out would stand pending until then"
         )
-    tenant_rules = latest.tenant_rules if latest else Scope()
-    queues = dict(latest.queues) if latest else {}
-    if queue is None:
-        tenant_rules = tenant_rules.merged(change)
-    else:
-        queues[queue] = queues.get(queue, Scope()).merged(change)
-    described = change.described()
-    return PolicyVersion(
-        tenant=tenant,
-        version=(latest.version + 1) if latest else 1,
-        effective_at=effective,
-        changed_at=changed_at,
-        changed_by=changed_by,
-        reason=reason,
-        tenant_rules=tenant_rules,
-        queues=queues,
-        allowed_sites=list(latest.allowed_sites) if latest else [],
-        change={"queue": queue, **described} if queue else described,
+    return effective
+
+
+def _not_longer(term: CalendarDuration, than: CalendarDuration) -> bool:
+    """Whether `term` is certainly no longer than `than`, whatever the calendar (P1M against P30D is not)."""
+    return term == than or most_days(term) <= least_days(than)
+
+
+def _tightens(change: Scope, base: PolicyVersion | None, queue: str | None, defaults: Defaults) -> bool:
+    """Whether the change only makes callvault stricter than `base` for this scope: shorter terms, or
+    recording no longer allowed. Only such a change may apply while another version is pending."""
+    if change.grace is not None or change.recording_allowed is True:
+        return False
+    standing = _scope_terms(base, queue, defaults).retention
+    return all(
+        _not_longer(CalendarDuration.parse(text), standing.duration_for(data_class(name).name))
+        for name, text in change.terms.items()
     )
 
 
-def site_version(
+def _scope_of(version: PolicyVersion | None, queue: str | None) -> Scope:
+    if version is None:
+        return Scope()
+    return version.tenant_rules if queue is None else version.queues.get(queue, Scope())
+
+
+def _with_scope(
+    version: PolicyVersion | None, queue: str | None, scope: Scope
+) -> tuple[Scope, dict[str, Scope]]:
+    tenant_rules = version.tenant_rules if version else Scope()
+    queues = dict(version.queues) if version else {}
+    if queue is None:
+        return scope, queues
+    queues[queue] = scope
+    return tenant_rules, queues
+
+
+def _carried(change: Scope, into: PolicyVersion, queue: str | None, defaults: Defaults) -> Scope | None:
+    """What a tightening change makes of a pending version's scope: each term the shorter of the two,
+    recording off where the change turns it off; None when the pending version is as strict already."""
+    scope = _scope_of(into, queue)
+    standing = _scope_terms(into, queue, defaults).retention
+    terms = dict(scope.terms)
+    for name, text in change.terms.items():
+        if not _not_longer(standing.duration_for(data_class(name).name), CalendarDuration.parse(text)):
+            terms[name] = text
+    allowed = False if change.recording_allowed is False else scope.recording_allowed
+    carried = Scope(terms=terms, grace=scope.grace, recording_allowed=allowed)
+    if carried == scope and (change.recording_allowed is not False or scope.recording_allowed is False):
+        return None
+    return carried
+
+
+@dataclass(frozen=True, slots=True)
+class Author:
+    """Who makes a change, why and when: what every version it writes records."""
+
+    changed_by: str
+    reason: str
+    changed_at: datetime
+
+
+def _numbered(history: Sequence[PolicyVersion]) -> Callable[[], int]:
+    numbers = iter(range(max((v.version for v in history), default=0) + 1, 1 << 62))
+    return lambda: next(numbers)
+
+
+def next_versions(
+    history: Sequence[PolicyVersion],
+    tenant: str,
+    change: Scope,
+    queue: str | None,
+    *,
+    changed_by: str,
+    reason: str,
+    changed_at: datetime,
+    effective_at: datetime | None,
+    bounds: Bounds,
+    defaults: Defaults,
+) -> list[PolicyVersion]:
+    """The versions a change makes, in the order to store them; refused with a sentence if it cannot be.
+
+    Nothing pending after its instant: one version, the one in force then with the change merged in.
+    Pending versions after it: a tightening change is carried into each of them first (a version at
+    its instant), then takes effect itself; any other change is refused with what to do instead.
+    """
+    effective = _checked_change(change, reason, changed_at, effective_at, bounds)
+    author = Author(changed_by, reason, changed_at)
+    base = version_at(history, effective)
+    later = pending_versions(history, effective)
+    if later and not _tightens(change, base, queue, defaults):
+        first = later[0]
+        raise PolicyRefused(
+            f"version {first.version} takes effect at {first.effective_at:%Y-%m-%dT%H:%M:%SZ}; only a "
+            "shorter term or --no-recording applies before it (and is carried into it). Change the rest "
+            f"from its instant (--effective), or cancel it first: callvault policy cancel {tenant} "
+            f"{first.version} --reason ..."
+        )
+    number = _numbered(history)
+    described = change.described()
+    out: list[PolicyVersion] = []
+    for pending in later:
+        carried = _carried(change, pending, queue, defaults)
+        if carried is not None:
+            tenant_rules, queues = _with_scope(pending, queue, carried)
+            out.append(
+                _version(tenant, number(), pending.effective_at, author, tenant_rules, queues,
+                         pending.allowed_sites, {"carried_into": pending.version, **_where(queue, described)})
+            )  # fmt: skip
+    tenant_rules, queues = _with_scope(base, queue, _scope_of(base, queue).merged(change))
+    sites = base.allowed_sites if base else []
+    out.append(
+        _version(tenant, number(), effective, author, tenant_rules, queues, sites, _where(queue, described))
+    )
+    return out
+
+
+def _where(queue: str | None, described: dict[str, Any]) -> dict[str, Any]:
+    return {"queue": queue, **described} if queue else described
+
+
+def _version(
+    tenant: str,
+    number: int,
+    effective_at: datetime,
+    author: Author,
+    tenant_rules: Scope,
+    queues: dict[str, Scope],
+    sites: Iterable[str],
+    change: dict[str, Any],
+) -> PolicyVersion:
+    return PolicyVersion(
+        tenant=tenant,
+        version=number,
+        effective_at=effective_at,
+        changed_at=author.changed_at,
+        changed_by=author.changed_by,
+        reason=author.reason,
+        tenant_rules=tenant_rules,
+        queues=queues,
+        allowed_sites=sorted(sites),
+        change=change,
+    )
+
+
+def site_versions(
     history: Sequence[PolicyVersion],
     tenant: str,
     site: str,
@@ -222,33 +349,85 @@ def site_version(
     changed_by: str,
     reason: str,
     changed_at: datetime,
-) -> PolicyVersion:
-    """The version that allows (or no longer allows) a processing site outside the EEA; in force at once."""
+) -> list[PolicyVersion]:
+    """The versions that allow (or no longer allow) a processing site outside the EEA, in force at once.
+
+    A withdrawal is never held back: it is carried into every pending version too. Allowing a site
+    while a version is pending is refused: the pending version, built before, would withdraw it again.
+    """
     if not reason.strip():
         raise PolicyRefused("a policy change needs a reason (--reason): the auditor reads it")
-    latest = history[-1] if history else None
-    if latest is not None and changed_at < latest.effective_at:
-        raise PolicyRefused(
-            f"version {latest.version} takes effect at {latest.effective_at:%Y-%m-%dT%H:%M:%SZ}; "
-            "change the sites after it has"
-        )
-    sites = set(latest.allowed_sites) if latest else set()
-    if allow and site in sites:
-        raise PolicyRefused(f"tenant {tenant!r} allows the site {site!r} already")
-    if not allow and site not in sites:
+    author = Author(changed_by, reason, changed_at)
+    base = version_at(history, changed_at)
+    later = pending_versions(history, changed_at)
+    number = _numbered(history)
+    if allow:
+        if later:
+            first = later[0]
+            raise PolicyRefused(
+                f"version {first.version} takes effect at {first.effective_at:%Y-%m-%dT%H:%M:%SZ}; allow "
+                f"the site once it has, or cancel it first: callvault policy cancel {tenant} "
+                f"{first.version} --reason ..."
+            )
+        if base is not None and site in base.allowed_sites:
+            raise PolicyRefused(f"tenant {tenant!r} allows the site {site!r} already")
+        sites = {*(base.allowed_sites if base else ()), site}
+        rules, queues = _with_scope(base, None, _scope_of(base, None))
+        return [_version(tenant, number(), changed_at, author, rules, queues, sites, {"allow_site": site})]
+    holding = [v for v in (base, *later) if v is not None and site in v.allowed_sites]
+    if not holding:
         raise PolicyRefused(f"tenant {tenant!r} does not allow the site {site!r}; nothing to deny")
-    sites = sites | {site} if allow else sites - {site}
-    return PolicyVersion(
-        tenant=tenant,
-        version=(latest.version + 1) if latest else 1,
-        effective_at=changed_at,
-        changed_at=changed_at,
-        changed_by=changed_by,
-        reason=reason,
-        tenant_rules=latest.tenant_rules if latest else Scope(),
-        queues=dict(latest.queues) if latest else {},
-        allowed_sites=sorted(sites),
-        change={"allow_site" if allow else "deny_site": site},
+    out = [
+        _version(tenant, number(), v.effective_at, author, v.tenant_rules, dict(v.queues),
+                 set(v.allowed_sites) - {site}, {"deny_site": site, "carried_into": v.version})
+        for v in later if site in v.allowed_sites
+    ]  # fmt: skip
+    if base is not None and site in base.allowed_sites:
+        out.append(
+            _version(tenant, number(), changed_at, author, base.tenant_rules, dict(base.queues),
+                     set(base.allowed_sites) - {site}, {"deny_site": site})
+        )  # fmt: skip
+    return out
+
+
+def cancel_version(
+    history: Sequence[PolicyVersion], tenant: str, cancelled: int, *, changed_by: str, reason: str,
+    changed_at: datetime,
+) -> PolicyVersion:  # fmt: skip
+    """The version that cancels a pending one: at its instant, what stood just before it.
+
+    Only the last pending version can be cancelled (a later one was built on it), and only while it
+    is pending: once in force, objects were dated by it, and a new change is what replaces it.
+    """
+    if not reason.strip():
+        raise PolicyRefused("a cancellation needs a reason (--reason): the auditor reads it")
+    target = next((v for v in history if v.version == cancelled), None)
+    if target is None:
+        raise PolicyRefused(f"tenant {tenant!r} has no policy version {cancelled}")
+    if target.effective_at <= changed_at:
+        raise PolicyRefused(
+            f"version {cancelled} took effect at {target.effective_at:%Y-%m-%dT%H:%M:%SZ}: objects were "
+            "dated by it; a new change (callvault policy set) is what replaces it"
+        )
+    standing = version_at(history, target.effective_at)
+    if standing is not None and standing is not target:
+        raise PolicyRefused(
+            f"version {cancelled} was replaced at its instant by version {standing.version}; "
+            f"cancel version {standing.version}"
+        )
+    after = pending_versions(history, target.effective_at)
+    if after:
+        raise PolicyRefused(
+            f"version {after[0].version} takes effect after version {cancelled} and was built on it; "
+            f"cancel version {after[0].version} first"
+        )
+    before = version_at([v for v in history if v.effective_at < target.effective_at], target.effective_at)
+    rules, queues = _with_scope(before, None, _scope_of(before, None))
+    sites = before.allowed_sites if before else []
+    author = Author(changed_by, reason, changed_at)
+    number = _numbered(history)
+    return _version(
+        tenant, number(), target.effective_at, author, rules, queues, sites, {"cancels": cancelled}
     )
 
 
@@ -259,12 +438,22 @@ def allowed_sites_at(history: Sequence[PolicyVersion], at: datetime) -> frozense
 
 
 def version_at(history: Sequence[PolicyVersion], at: datetime) -> PolicyVersion | None:
-    """The version in force at `at`: the latest that has taken effect; None before the first."""
+    """The version in force at `at`: of those that have taken effect, the latest to take effect, and of
+    several taking effect at one instant the highest number (it replaced, rebased or cancelled the
+    others); None before the first. Reads `history` in any order."""
     found = None
     for version in history:
-        if version.effective_at <= at:
+        if version.effective_at <= at and (
+            found is None or (version.effective_at, version.version) > (found.effective_at, found.version)
+        ):
             found = version
     return found
+
+
+def pending_versions(history: Sequence[PolicyVersion], after: datetime) -> list[PolicyVersion]:
+    """The versions that will stand after `after`: for each later instant, the one in force from it."""
+    instants = sorted({v.effective_at for v in history if v.effective_at > after})
+    return [v for v in (version_at(history, at) for at in instants) if v is not None]
 
 
 def _scope_terms(version: PolicyVersion | None, queue: str | None, defaults: Defaults) -> Terms:

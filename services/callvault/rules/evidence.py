@@ -23,6 +23,7 @@ from callvault.contract.lifecycle import (
     MetadataArchived,
     MetadataDeleted,
     ObjectRef,
+    PolicyCancelled,
     PolicyChanged,
     RecordingAccessed,
     RecordingAccessRefused,
@@ -340,6 +341,20 @@ def export_accessed(
         export_uri=str(outcome.get("export_uri", "")),
         link_expires_at=link_expires_at,
         api_request_id=api_request_id,
+    )
+
+
+def policy_cancelled(replaced_by: PolicyVersion, cancelled: int) -> PolicyCancelled:
+    """The proof that a pending version was cancelled; one id per (tenant, version cancelled)."""
+    return PolicyCancelled(
+        event_id=deterministic_id("policy.cancelled", replaced_by.tenant, str(cancelled)),
+        tenant=replaced_by.tenant,
+        occurred_at=replaced_by.changed_at,
+        version=cancelled,
+        effective_at=replaced_by.effective_at,
+        replaced_by=replaced_by.version,
+        cancelled_by=replaced_by.changed_by,
+        reason=replaced_by.reason,
     )
 
 

@@ -2,14 +2,17 @@
 
 Used by `callvault policy` and by the DPO's API routes alike. The order:
 
-1. read the tenant's history and build the next version (`rules.client_policy`,
-   which refuses a change it cannot make, with a sentence);
-2. store it (`storage.policies`; never over another change's version: a race
-   reads the history again);
+1. read the tenant's history and build the versions the change makes
+   (`rules.client_policy`, which refuses a change it cannot make, with a
+   sentence): one, or a tightening carried into each pending version first;
+2. store them (`storage.policies`: a version number is written only if it is
+   new; the loser of two changes at once reads the history again and makes
+   the next number, at most `ATTEMPTS` times, then is refused);
 3. bring the lifecycle backstop rules in step, so that no rule of the store
    ever expires an object before a term in force;
-4. emit `policy.changed` on `lifecycle`, with an id of (tenant, version): sent
-   again after a crash, it is the same event.
+4. emit one `policy.changed` per stored version on `lifecycle`, with an id of
+   (tenant, version): sent again after a crash, it is the same event; a
+   cancellation adds `policy.cancelled`.
 
 Workers and the purger reread the policies every few seconds; a version with
 a later `effective_at` applies from that instant.
@@ -26,7 +29,14 @@ from typing import Any
 from botocore.client import BaseClient
 
 from callvault.rules import evidence
-from callvault.rules.client_policy import PolicyRefused, PolicyVersion, Scope, next_version, site_version
+from callvault.rules.client_policy import (
+    PolicyRefused,
+    PolicyVersion,
+    Scope,
+    cancel_version,
+    next_versions,
+    site_versions,
+)
 from callvault.rules.sites import in_eea
 from callvault.settings import Settings
 from callvault.storage import policies
@@ -39,23 +49,35 @@ ATTEMPTS = 3
 
 
 def _store_next(
-    s3: BaseClient, settings: Settings, tenant: str, make: Callable[[list[PolicyVersion]], PolicyVersion]
-) -> PolicyVersion:
+    s3: BaseClient,
+    settings: Settings,
+    tenant: str,
+    make: Callable[[list[PolicyVersion]], list[PolicyVersion]],
+) -> list[PolicyVersion]:
+    """Store what `make` builds of the history; every version stored, across attempts, to prove."""
     bucket = settings.metadata_bucket
+    stored: list[PolicyVersion] = []
     for attempt in range(1, ATTEMPTS + 1):
-        version = make(policies.history(s3, bucket, tenant))
         try:
-            policies.put_version(s3, bucket, version)
+            for version in make(policies.history(s3, bucket, tenant)):
+                policies.put_version(s3, bucket, version)
+                stored.append(version)
+            break
         except policies.VersionTaken:
-            if attempt == ATTEMPTS:
+            if attempt == ATTEMPTS and not stored:
+                raise PolicyRefused(
+                    f"{ATTEMPTS} other changes to {tenant}'s policy were stored while this one was made; "
+                    "read its history (callvault policy history) and try again"
+                ) from None
+        except PolicyRefused:
+            if not stored:
                 raise
-            continue
-        reports = apply_backstops(s3, settings, policies.load_book(s3, bucket))
-        for report in reports:
-            for note in report.notes:
-                log.warning("backstop of %s: %s", report.bucket, note)
-        return version
-    raise AssertionError("unreachable")
+            break  # a retry found the change made meanwhile: what was stored stands, and is proven
+    reports = apply_backstops(s3, settings, policies.load_book(s3, bucket))
+    for report in reports:
+        for note in report.notes:
+            log.warning("backstop of %s: %s", report.bucket, note)
+    return stored
 
 
 async def change_policy(
@@ -73,10 +95,10 @@ async def change_policy(
 ) -> PolicyVersion:
     """Make, store and prove one change; `PolicyRefused` (a sentence) if it cannot be made."""
 
-    def make(history: list[PolicyVersion]) -> PolicyVersion:
-        return next_version(
+    def make(history: list[PolicyVersion]) -> list[PolicyVersion]:
+        return next_versions(
             history, tenant, change, queue, changed_by=changed_by, reason=reason, changed_at=now,
-            effective_at=effective_at, bounds=settings.policy_bounds,
+            effective_at=effective_at, bounds=settings.policy_bounds, defaults=settings.policy_defaults,
         )  # fmt: skip
 
     return await _prove(s3, settings, emit, tenant, make)
@@ -104,12 +126,36 @@ async def change_site(
             f"the site {site} is in {country}, inside the EEA: every tenant may be read there"
         )
 
-    def make(history: list[PolicyVersion]) -> PolicyVersion:
-        return site_version(
+    def make(history: list[PolicyVersion]) -> list[PolicyVersion]:
+        return site_versions(
             history, tenant, site, allow, changed_by=changed_by, reason=reason, changed_at=now
         )
 
     return await _prove(s3, settings, emit, tenant, make)
+
+
+async def cancel_policy(
+    s3: BaseClient,
+    settings: Settings,
+    emit: Emit,
+    tenant: str,
+    cancelled: int,
+    *,
+    changed_by: str,
+    reason: str,
+    now: datetime,
+) -> PolicyVersion:
+    """Cancel a pending version: a version at its instant restores what stood before, proven by
+    `policy.changed` for it and `policy.cancelled` naming the one cancelled."""
+
+    def make(history: list[PolicyVersion]) -> list[PolicyVersion]:
+        return [
+            cancel_version(history, tenant, cancelled, changed_by=changed_by, reason=reason, changed_at=now)
+        ]
+
+    version = await _prove(s3, settings, emit, tenant, make)
+    await emit([evidence.policy_cancelled(version, cancelled)])
+    return version
 
 
 async def _prove(
@@ -117,9 +163,12 @@ async def _prove(
     settings: Settings,
     emit: Emit,
     tenant: str,
-    make: Callable[[list[PolicyVersion]], PolicyVersion],
+    make: Callable[[list[PolicyVersion]], list[PolicyVersion]],
 ) -> PolicyVersion:
-    version = await asyncio.to_thread(_store_next, s3, settings, tenant, make)
-    await emit([evidence.policy_changed(version)])
-    log.info("policy of %s is now version %d (from %s)", tenant, version.version, version.effective_at)
-    return version
+    """Store, then prove each stored version; the last is the change itself (earlier ones carry it
+    into pending versions)."""
+    stored = await asyncio.to_thread(_store_next, s3, settings, tenant, make)
+    await emit([evidence.policy_changed(version) for version in stored])
+    for version in stored:
+        log.info("policy of %s: version %d stored (from %s)", tenant, version.version, version.effective_at)
+    return stored[-1]
