@@ -22,9 +22,10 @@ import pytest
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
+from callvault.rules.audit_checkpoint import next_checkpoint, private_key
 from callvault.rules.client_policy import PolicyVersion, Scope
 from callvault.rules.retention import RetentionClass
-from callvault.storage import policies, store_profile
+from callvault.storage import audit_checkpoints, policies, store_profile
 from callvault.storage.archive import copy_recording, delete_object, object_tags, put_document
 from callvault.storage.audit_archive import write_segment
 from callvault.storage.bootstrap import bucket_plans, init_storage
@@ -393,3 +394,19 @@ def test_a_policy_version_is_never_written_over(store: Store) -> None:
         policies.put_version(store.s3, bucket, _policy_version("once", "P3M"))
     (stored,) = policies.history(store.s3, bucket, "once")
     assert stored.tenant_rules.terms == {"recording": "P7D"}
+
+
+def test_a_checkpoint_number_is_written_once_under_compliance_retention(store: Store) -> None:
+    """Issue 31, item 2: a second signer of one number is told so (None) and the first one stands."""
+    key = private_key("11" * 32)
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    first, second = (next_checkpoint(None, {}, at + timedelta(seconds=s), key) for s in (0, 1))
+    bucket, until = store.settings.audit_bucket, datetime.now(UTC) + timedelta(days=1)
+    conditional = store_profile.refuses_second_write(store.s3, store.settings.metadata_bucket)
+    assert audit_checkpoints.write_checkpoint(store.s3, bucket, first, until, conditional=conditional)
+    assert (
+        audit_checkpoints.write_checkpoint(store.s3, bucket, second, until, conditional=conditional) is None
+    )
+    assert audit_checkpoints.checkpoint_keys(store.s3, bucket) == [audit_checkpoints.checkpoint_key(0)]
+    (stored,) = audit_checkpoints.checkpoint_versions(store.s3, bucket).values()
+    assert len(stored) == 1 and audit_checkpoints.last_checkpoint(store.s3, bucket) == first

@@ -9,18 +9,23 @@ replay's reading of the archive (`audit.sources.archive_events`) check it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from moto import mock_aws
+from pydantic import SecretStr
 
 from callvault.audit.period import verify_period
 from callvault.audit.sources import AuditLog, archive_events
+from callvault.clock import FixedClock
 from callvault.rules.audit_chain import GENESIS, LoggedRecord, digest, segment_body
 from callvault.rules.audit_checkpoint import (
     Checkpoint,
@@ -33,12 +38,17 @@ from callvault.rules.audit_checkpoint import (
 from callvault.settings import Settings
 from callvault.storage import audit_archive as segments
 from callvault.storage import audit_checkpoints as checkpoints
+from callvault.storage import store_profile
 from callvault.storage.bootstrap import init_storage
 from callvault.storage.client import make_s3_client
+from callvault.storage.registry import write_entry
+from callvault.stream.audit_archiver import AuditArchiver
+from callvault.stream.offloop import S3Runner
 
 T0 = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
-KEY = private_key(secrets.token_hex(32))
+SEED = secrets.token_hex(32)
+KEY = private_key(SEED)
 OTHER = private_key(secrets.token_hex(32))
 PARTITIONS = 2
 
@@ -114,7 +124,9 @@ def log() -> Iterator[tuple[Settings, object, list[Checkpoint]]]:
                 if (h := segments.read_head(s3, settings.audit_bucket, p)) is not None
             }
             previous = next_checkpoint(previous, heads, T0 + hour * HOUR + timedelta(minutes=30), KEY)
-            checkpoints.write_checkpoint(s3, settings.audit_bucket, previous, T0 + timedelta(days=30))
+            checkpoints.write_checkpoint(
+                s3, settings.audit_bucket, previous, T0 + timedelta(days=30), conditional=True
+            )
             written.append(previous)
         yield settings, s3, written
 
@@ -157,7 +169,8 @@ def test_a_segment_edited_inside_the_period_is_found(log) -> None:  # noqa: ANN0
 def test_a_checkpoint_signed_with_another_key_is_refused(log) -> None:  # noqa: ANN001
     settings, s3, written = log
     forged = _resigned(replace(written[2], public_key=public_hex(OTHER)), OTHER)
-    checkpoints.write_checkpoint(s3, settings.audit_bucket, forged, T0 + timedelta(days=30))
+    # Written over the name by hand: callvault's own write refuses a name that is taken.
+    _write_over(s3, settings, forged)
 
     report = verify_period(
         s3, settings.audit_bucket, PARTITIONS, T0 + 2 * HOUR, T0 + 4 * HOUR, public_hex(KEY)
@@ -180,3 +193,100 @@ def test_the_trusted_key_is_pinned_off_the_embedded_stack() -> None:
     assert len(fingerprint(derived)) == 39 and fingerprint(derived) != fingerprint(public_hex(KEY))
     with pytest.raises(ValueError, match="64 hex"):
         Settings(audit_public_key="not-a-key")
+
+
+def _write_over(s3: Any, settings: Settings, cp: Checkpoint) -> None:
+    """A second version of a checkpoint's name, as a store without write-once kept it."""
+    s3.put_object(Bucket=settings.audit_bucket, Key=checkpoints.checkpoint_key(cp.seq), Body=cp.document())
+
+
+def _heads_now(s3: Any, settings: Settings) -> dict[int, PartitionHead]:
+    return {
+        p: PartitionHead(h.key, h.sha256, h.last_offset)
+        for p in range(PARTITIONS)
+        if (h := segments.read_head(s3, settings.audit_bucket, p)) is not None
+    }
+
+
+@pytest.mark.parametrize("refuses_second_write", [True, None], ids=["if-none-match", "claims"])
+async def test_two_signers_at_once_leave_one_checkpoint_and_the_other_steps_back(
+    log, refuses_second_write: bool | None, monkeypatch: pytest.MonkeyPatch
+) -> None:  # noqa: ANN001
+    """Issue 31, item 2: two leaders for a moment both sign checkpoint 6 and write at the same moment.
+    On main both writes went through (two versions of one name, the later winning) and verify then
+    reported checkpoint 7 as not naming its predecessor. Now one write stands, the other signer steps
+    back and its next checkpoint continues from the one that stood."""
+    settings, s3, written = log
+    settings = settings.model_copy(update={"audit_signing_key": SecretStr(SEED)})
+    profile = store_profile.load(s3, settings.metadata_bucket)
+    update = {"refuses_second_write": refuses_second_write}
+    write_entry(s3, settings.metadata_bucket, store_profile.PROFILE_KEY, profile.model_copy(update=update))
+    both = threading.Barrier(2)
+    real = checkpoints.write_checkpoint
+
+    def at_once(*args: Any, **kwargs: Any) -> str | None:
+        both.wait(10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(checkpoints, "write_checkpoint", at_once)
+    clock = FixedClock(T0 + 7 * HOUR)
+    runners = [S3Runner(s3, max_workers=2, endpoint=None, backoff_cap_s=0.05, give_up_after=3) for _ in "ab"]
+    first, second = (AuditArchiver(settings, runner, clock) for runner in runners)
+
+    signed = await asyncio.gather(first.checkpoint(), second.checkpoint())
+
+    stood = [cp for cp in signed if cp is not None]
+    assert [cp.seq for cp in stood] == [6], "one signer's checkpoint 6 stands; the other stepped back"
+    assert checkpoints.checkpoint_versions(s3, settings.audit_bucket)[checkpoints.checkpoint_key(6)] != []
+    assert len(checkpoints.checkpoint_versions(s3, settings.audit_bucket)[checkpoints.checkpoint_key(6)]) == 1
+    monkeypatch.setattr(checkpoints, "write_checkpoint", real)
+    clock._at = T0 + 8 * HOUR  # noqa: SLF001 - the test turns its clock
+    loser = second if signed[1] is None else first
+    after = await loser.checkpoint()
+    assert after is not None and after.seq == 7 and after.previous_sha256 == stood[0].sha256()
+    report = verify_period(s3, settings.audit_bucket, PARTITIONS, T0, T0 + 8 * HOUR, public_hex(KEY))
+    assert report.intact and report.notes == [], (report.problems, report.breaks)
+    for runner in runners:
+        runner.close()
+
+
+def test_two_valid_checkpoints_for_one_number_are_told_apart_from_a_broken_chain(log) -> None:  # noqa: ANN001
+    """A store that kept two versions of checkpoint 5 (before names were written once): both signed,
+    both chained from 4, and 6 continues from the older. On main verify reported "checkpoint 6 does
+    not name checkpoint 5 as its previous"; now it is intact with a note, and a checkpoint chained
+    from neither version is still a break."""
+    settings, s3, written = log
+    twin = next_checkpoint(written[4], written[5].heads, written[5].at + timedelta(minutes=1), KEY)
+    _write_over(s3, settings, twin)  # the newer version of the name
+    sixth = next_checkpoint(written[5], _heads_now(s3, settings), T0 + 6 * HOUR, KEY)
+    checkpoints.write_checkpoint(s3, settings.audit_bucket, sixth, T0 + timedelta(days=30), conditional=True)
+
+    report = verify_period(
+        s3, settings.audit_bucket, PARTITIONS, T0 + 4 * HOUR, T0 + 6 * HOUR, public_hex(KEY)
+    )
+    assert report.intact, (report.problems, report.breaks)
+    assert report.notes == [
+        "checkpoint 5 was signed 2 times (two signers at a rebalance): every version verifies and chains "
+        "from checkpoint 4; not a break"
+    ]
+    whole = AuditLog()
+    list(archive_events(s3, settings.model_copy(update={"audit_public_key": public_hex(KEY)}), whole))
+    assert whole.breaks == [] and whole.checkpoints == 7, "the replay reads both versions too"
+
+    stray = _resigned(replace(sixth, previous_sha256="ab" * 32), KEY)
+    _write_over(s3, settings, stray)
+    broken = verify_period(
+        s3, settings.audit_bucket, PARTITIONS, T0 + 4 * HOUR, T0 + 6 * HOUR, public_hex(KEY)
+    )
+    assert not broken.intact
+    assert "checkpoint 6 does not name checkpoint 5 as its previous" in broken.problems
+
+
+def test_a_forged_version_beside_a_valid_one_is_a_break(log) -> None:  # noqa: ANN001
+    settings, s3, written = log
+    _write_over(s3, settings, _resigned(replace(written[3], at=written[3].at + HOUR), OTHER))
+    report = verify_period(
+        s3, settings.audit_bucket, PARTITIONS, T0 + 2 * HOUR, T0 + 5 * HOUR, public_hex(KEY)
+    )
+    assert not report.intact
+    assert any("checkpoint 3: its signature does not verify" in p for p in report.problems), report.problems

@@ -33,6 +33,7 @@ class PeriodReport:
     checkpoints: int = 0
     segments: int = 0
     problems: list[str] = field(default_factory=list)  # checkpoints that cannot be trusted
+    notes: list[str] = field(default_factory=list)  # what is not a break but an auditor should read
     breaks: list[ChainBreak] = field(default_factory=list)
     unsigned_partitions: list[int] = field(default_factory=list)  # read past the last checkpoint
 
@@ -51,7 +52,8 @@ def verify_period(
     on_segment: Callable[[int], None] | None = None,
 ) -> PeriodReport:
     report = PeriodReport(start, end)
-    keys = store.checkpoint_keys(s3, bucket)
+    versions = store.checkpoint_versions(s3, bucket)
+    keys = list(versions)
     cache: dict[str, Checkpoint] = {}
 
     def read(key: str) -> Checkpoint:
@@ -64,17 +66,18 @@ def verify_period(
     passed: list[Checkpoint] = []
     for key in keys[first or 0 :]:
         try:
-            cp = read(key)
+            found = [read(key), *(store.read_checkpoint(s3, bucket, key, v) for v in versions[key][1:])]
         except ValueError as exc:
             report.problems.append(f"{key}: {exc}")
             break
-        if not trail.add(cp):
+        if not trail.add_versions(found):
             break
-        passed.append(cp)
-        if cp.at >= end:
+        passed.extend(found)
+        report.checkpoints += 1
+        if found[0].at >= end:
             break
     report.problems.extend(trail.problems)
-    report.checkpoints = len(passed)
+    report.notes.extend(trail.twins)
     opening = passed[0] if passed and first is not None else None
     closing = passed[-1] if passed and passed[-1].at >= end else None
     report.opened_by = opening.seq if opening else None

@@ -116,16 +116,17 @@ def signed_heads(s3: BaseClient, settings: Settings, log: AuditLog) -> dict[str,
     """
     trail = CheckpointTrail(settings.trusted_audit_key)
     signed: dict[str, tuple[int, str]] = {}
-    for key in audit_checkpoints.checkpoint_keys(s3, settings.audit_bucket):
+    bucket = settings.audit_bucket
+    for key, versions in audit_checkpoints.checkpoint_versions(s3, bucket).items():
         try:
-            cp = audit_checkpoints.read_checkpoint(s3, settings.audit_bucket, key)
+            found = [audit_checkpoints.read_checkpoint(s3, bucket, key, v) for v in versions]
         except ValueError as exc:
             log.breaks.append(ChainBreak("unsigned", key, str(exc)))
             break
-        if not trail.add(cp):
+        if not trail.add_versions(found):
             break
         log.checkpoints += 1
-        signed.update({head.segment: (cp.seq, head.sha256) for head in cp.heads.values()})
+        signed.update({head.segment: (cp.seq, head.sha256) for cp in found for head in cp.heads.values()})
     log.breaks.extend(ChainBreak("unsigned", "checkpoints/", problem) for problem in trail.problems)
     return signed
 

@@ -307,6 +307,8 @@ def verify_command(
             f"partitions {', '.join(map(str, report.unsigned_partitions))}: the last segments are after the "
             "last checkpoint, chained but not signed yet"
         )
+    for note in report.notes:
+        console.print(f"  [yellow]note[/yellow] {note}")
     for problem in report.problems:
         console.print(f"  [red]checkpoint[/red] {problem}")
     for found in report.breaks:

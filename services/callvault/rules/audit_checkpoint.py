@@ -186,36 +186,58 @@ def _verifies(public_key: str, signature: str, message: bytes) -> bool:
 
 @dataclass
 class CheckpointTrail:
-    """Checkpoints checked one after another, from one trusted by its public key."""
+    """Checkpoints checked one after another, from one trusted by its public key.
+
+    Each number is checked with every version the store keeps of its name. Two leaders for a moment
+    (a rebalance) could each sign the same number before names were written once: two versions, both
+    signed by the trusted key and both chained from the checkpoint before, are not a break, and the
+    next checkpoint may continue from either; that is noted in `twins`. A version that does not
+    verify, or does not chain, is a break whatever the other versions are.
+    """
 
     trusted_key: str  # hex: the key the auditor trusts for the first checkpoint checked
     problems: list[str] = field(default_factory=list)
+    twins: list[str] = field(default_factory=list)  # numbers signed twice, validly: what an auditor reads
     last: Checkpoint | None = None
+    _candidates: list[Checkpoint] = field(default_factory=list)  # every valid version of the last number
 
     def add(self, cp: Checkpoint) -> bool:
         """Check the next checkpoint; False (with the reason in `problems`) when it cannot be trusted."""
+        return self.add_versions([cp])
+
+    def add_versions(self, versions: list[Checkpoint]) -> bool:
+        """Check every stored version of the next checkpoint's name, newest first; False (with the
+        reasons in `problems`) when any of them cannot be trusted."""
+        found = [self._problem(cp) for cp in versions]
+        refused = [problem for problem in found if problem is not None]
+        if refused or not versions:
+            self.problems.extend(refused)
+            return False
+        if len(versions) > 1:
+            self.twins.append(
+                f"checkpoint {versions[0].seq} was signed {len(versions)} times (two signers at a "
+                f"rebalance): every version verifies and chains from checkpoint {versions[0].seq - 1}; "
+                "not a break"
+            )
+        self._candidates = list(versions)
+        self.last = versions[0]
+        return True
+
+    def _problem(self, cp: Checkpoint) -> str | None:
         key = self.trusted_key if self.last is None else self.last.public_key
         if cp.public_key != key:
             if cp.rotated_from != key or not cp.rotation_signature:
-                self.problems.append(
+                return (
                     f"checkpoint {cp.seq} is signed by the key {cp.public_key[:16]}…, which no checkpoint "
                     f"trusted before it handed over to (expected {key[:16]}…)"
                 )
-                return False
             if not _verifies(key, cp.rotation_signature, rotation_message(cp.seq, cp.public_key)):
-                self.problems.append(
-                    f"checkpoint {cp.seq}: the rotation to a new key is not signed by the old one"
-                )
-                return False
+                return f"checkpoint {cp.seq}: the rotation to a new key is not signed by the old one"
         if not _verifies(cp.public_key, cp.signature, cp.signed_bytes()):
-            self.problems.append(f"checkpoint {cp.seq}: its signature does not verify")
-            return False
+            return f"checkpoint {cp.seq}: its signature does not verify"
         if self.last is not None:
             if cp.seq != self.last.seq + 1:
-                self.problems.append(f"checkpoint {cp.seq} follows {self.last.seq}: checkpoints are missing")
-            elif cp.previous_sha256 != self.last.sha256():
-                self.problems.append(
-                    f"checkpoint {cp.seq} does not name checkpoint {self.last.seq} as its previous"
-                )
-        self.last = cp
-        return True
+                return f"checkpoint {cp.seq} follows {self.last.seq}: checkpoints are missing"
+            if cp.previous_sha256 not in {c.sha256() for c in self._candidates}:
+                return f"checkpoint {cp.seq} does not name checkpoint {self.last.seq} as its previous"
+        return None

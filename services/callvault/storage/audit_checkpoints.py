@@ -1,7 +1,12 @@
 """Signed checkpoints in the audit bucket, beside the segments. Blocking (boto3).
 
 `checkpoints/{seq}.json` (the sequence number zero-padded, so names sort in
-order), written once under the segments' COMPLIANCE retention. Finding the
+order), written once under the segments' COMPLIANCE retention. Once means once:
+two leaders for a moment (a rebalance) both sign checkpoint N, and only the
+first write of the name stands (`storage.write_once`); the other steps back.
+A store that kept two versions of one name anyway (written before this rule, or
+by hand) is read whole: every version of every name, so that a verifier can
+tell two valid checkpoints for one number from a broken chain. Finding the
 checkpoint before an instant lists the names (a few pages a year at one an
 hour) and reads O(log n) of them: checkpoints are written in time order.
 """
@@ -10,11 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from botocore.client import BaseClient
 
 from callvault.rules.audit_checkpoint import Checkpoint, parse_checkpoint
 from callvault.storage.audit_archive import write_locked
+from callvault.storage.write_once import put_once
 
 PREFIX = "checkpoints/"
 
@@ -23,22 +30,42 @@ def checkpoint_key(seq: int) -> str:
     return f"{PREFIX}{seq:012d}.json"
 
 
-def write_checkpoint(s3: BaseClient, bucket: str, cp: Checkpoint, retain_until: datetime) -> str:
+def write_checkpoint(
+    s3: BaseClient, bucket: str, cp: Checkpoint, retain_until: datetime, *, conditional: bool | None
+) -> str | None:
+    """Store a checkpoint under a name no other has; how it is locked, or None when another signer
+    wrote that number first (`conditional`: the store refuses a second write of a name, as measured)."""
     kwargs = {"Bucket": bucket, "Key": checkpoint_key(cp.seq), "Body": cp.document(),
               "ContentType": "application/json"}  # fmt: skip
-    return write_locked(s3, kwargs, retain_until)
+    locked: list[str] = []
+
+    def put(**once: Any) -> None:
+        locked.append(write_locked(s3, {**kwargs, **once}, retain_until))
+
+    return locked[0] if put_once(s3, bucket, checkpoint_key(cp.seq), put, conditional=conditional) else None
+
+
+def checkpoint_versions(s3: BaseClient, bucket: str) -> dict[str, list[str]]:
+    """Every checkpoint's name and its stored versions, newest first: one listing of versions."""
+    names: dict[str, list[str]] = {}
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=PREFIX):
+        for item in page.get("Versions", ()):
+            if item["Key"].endswith(".json"):
+                names.setdefault(item["Key"], []).append(item.get("VersionId") or "null")
+    return dict(sorted(names.items()))
 
 
 def checkpoint_keys(s3: BaseClient, bucket: str) -> list[str]:
     keys: list[str] = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=PREFIX):
-        keys.extend(item["Key"] for item in page.get("Contents", ()))
+        keys.extend(item["Key"] for item in page.get("Contents", ()) if item["Key"].endswith(".json"))
     return sorted(keys)
 
 
-def read_checkpoint(s3: BaseClient, bucket: str, key: str) -> Checkpoint:
+def read_checkpoint(s3: BaseClient, bucket: str, key: str, version_id: str | None = None) -> Checkpoint:
     """ValueError with a sentence if it is not a checkpoint."""
-    return parse_checkpoint(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    which = {"VersionId": version_id} if version_id and version_id != "null" else {}
+    return parse_checkpoint(s3.get_object(Bucket=bucket, Key=key, **which)["Body"].read())
 
 
 def last_checkpoint(s3: BaseClient, bucket: str) -> Checkpoint | None:

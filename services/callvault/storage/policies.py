@@ -32,8 +32,7 @@ class VersionTaken(RuntimeError):
 def put_version(s3: BaseClient, bucket: str, version: PolicyVersion) -> None:
     """Write a new version only if its number is new: of two changes at once, one gets the number and
     the other `VersionTaken` (a look, then a write, told both they made it: issue 32)."""
-    profile = store_profile.load(s3, bucket)
-    conditional = profile.refuses_second_write if profile else None
+    conditional = store_profile.refuses_second_write(s3, bucket)
     if not write_new_entry(
         s3, bucket, _key(version.tenant, version.version), version, conditional=conditional
     ):

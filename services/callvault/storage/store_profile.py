@@ -70,3 +70,9 @@ def _refuses_second_write(s3: BaseClient, bucket: str, key: str) -> bool:
 def load(s3: BaseClient, bucket: str) -> StoreProfile | None:
     """What was measured; None when `storage init` has not measured this store."""
     return read_entry(s3, bucket, PROFILE_KEY, StoreProfile)
+
+
+def refuses_second_write(s3: BaseClient, bucket: str) -> bool | None:
+    """Whether the store was seen to refuse a second write of a name; None: not measured."""
+    profile = load(s3, bucket)
+    return profile.refuses_second_write if profile else None

@@ -26,6 +26,7 @@ from callvault.rules.durations import CalendarDuration, add_duration
 from callvault.settings import Settings
 from callvault.storage import audit_archive as store
 from callvault.storage import audit_checkpoints as checkpoints
+from callvault.storage import store_profile
 from callvault.stream.offloop import S3Runner
 
 log = logging.getLogger("callvault.audit")
@@ -50,17 +51,25 @@ class AuditArchiver:
         self._previous_key = private_key(previous.get_secret_value()) if previous else None
         self._last_checkpoint: Checkpoint | None = None
         self._checkpoint_known = False
+        self._refuses_second_write: bool | None = None  # as storage init measured the store
 
     def forget(self) -> None:
         """After a rebalance another worker may have written: read the tails (and checkpoints) again."""
         self._tails.clear()
         self._checkpoint_known = False
 
-    async def checkpoint(self) -> Checkpoint:
-        """Sign and store the next checkpoint over every partition's head."""
+    async def checkpoint(self) -> Checkpoint | None:
+        """Sign and store the next checkpoint over every partition's head; None when another worker
+        (a leader for a moment, in a rebalance) stored that number first: this one steps back and
+        reads the last checkpoint again before it signs the next."""
         if not self._checkpoint_known:
             self._last_checkpoint = await self.s3.run(
                 "reading the last audit checkpoint", checkpoints.last_checkpoint, self.bucket
+            )
+            self._refuses_second_write = await self.s3.run(
+                "reading what storage init measured",
+                store_profile.refuses_second_write,
+                self.settings.metadata_bucket,
             )
             self._checkpoint_known = True
         heads = await self.s3.run("reading the audit heads", _heads, self.bucket, self.settings.partitions)
@@ -68,8 +77,15 @@ class AuditArchiver:
         cp = next_checkpoint(self._last_checkpoint, heads, now, self._key, self._previous_key)
         retain_until = add_duration(now, self.retention, self.settings.zone)
         locked = await self.s3.run(
-            f"writing audit checkpoint {cp.seq}", checkpoints.write_checkpoint, self.bucket, cp, retain_until
-        )
+            f"writing audit checkpoint {cp.seq}", checkpoints.write_checkpoint, self.bucket, cp, retain_until,
+            conditional=self._refuses_second_write,
+        )  # fmt: skip
+        if locked is None:
+            self._checkpoint_known = False
+            log.warning(
+                "audit checkpoint %d was signed by another worker first (a rebalance); stepping back", cp.seq
+            )
+            return None
         self._last_checkpoint = cp
         log.info("audit checkpoint %d over %d partitions, %s", cp.seq, len(cp.heads), locked)
         return cp
