@@ -670,10 +670,10 @@ def sites_api(api_settings: Settings, api_worker: ChildProcess) -> Iterator[tupl
     proc.stop()
 
 
-def site_auth(settings: Settings, site: str | None, tenant: str) -> dict[str, str]:
+def site_auth(settings: Settings, site: str | None, tenant: str, role: Role = Role.QA) -> dict[str, str]:
     secret = settings.api_token_secret.get_secret_value()
     text = issue_token(
-        secret, f"coach@{site}", Role.QA, [tenant], datetime.now(UTC), timedelta(hours=1), site=site
+        secret, f"{role.value}@{site}", role, [tenant], datetime.now(UTC), timedelta(hours=1), site=site
     )
     return {"Authorization": f"Bearer {text}"}
 
@@ -716,6 +716,26 @@ async def test_a_site_outside_the_eea_reads_a_client_only_once_the_client_allows
         )
         searched = await client.get("/api/v1/calls", params={"tenant": tenant}, headers=rabat)
         assert searched.status_code == 403, "a search is a read too"
+
+        # Issue 31, item 5: a DPO at the site acts on the tenant's subject requests only where a coach
+        # there may read (on main, the request was filed and its export handed out).
+        dpo_rabat = site_auth(settings, "ma-rabat", tenant, Role.DPO)
+        body = {"kind": "access", "phone": "+32470123456", "tenant": tenant, "reason": "asked by letter",
+                "verified_by": "dpo@rabat"}  # fmt: skip
+        filed = await client.post("/api/v1/subject-requests", json=body, headers=dpo_rabat)
+        assert filed.status_code == 403 and "outside the EEA" in filed.json()["error"], filed.text
+        export = await client.get(f"/api/v1/subject-requests/{tenant}/{uuid.uuid4()}", headers=dpo_rabat)
+        assert export.status_code == 403 and "outside the EEA" in export.json()["error"], export.text
+        listed = await client.get("/api/v1/subject-requests", params={"all": "true"}, headers=dpo_rabat)
+        assert listed.status_code == 200 and listed.json() == []
+        await bus.lifecycle.wait_for(
+            lambda w: {"subject_request", "export"}
+            <= {r.get("what") for r in w.records if r.get("type") == "recording.access_refused"
+                and r.get("tenant") == tenant},
+            30,
+            "the refused subject request and export, as access_refused",
+        )  # fmt: skip
+        assert "+32470123456" not in str(bus.lifecycle.records), "no phone number leaves call-events"
 
         allowed = await asyncio.to_thread(
             run_callvault,

@@ -31,6 +31,7 @@ from callvault.api.body_guard import BodyGuard
 from callvault.api.deps import ErrorBody, GrantDep, Refused, Services, SvcDep, bearer_problem
 from callvault.api.http_log import AccessLogMiddleware
 from callvault.api.ranges import ByteRange, RangeNotSatisfiable, parse_range
+from callvault.api.sites import check_site, site_refusal_for
 from callvault.api.store import ArchiveReader, AudioMissing, AudioStream, Listed
 from callvault.api.tokens import (
     AudioLink,
@@ -46,11 +47,10 @@ from callvault.observability.metrics import CONTENT_TYPE_LATEST, exposition
 from callvault.rules.access import Answer, Grant, Verdict, Want, decide
 from callvault.rules.call_ref import call_ref
 from callvault.rules.call_state import Outcome
-from callvault.rules.client_policy import allowed_sites_at, terms_ever
+from callvault.rules.client_policy import terms_ever
 from callvault.rules.durations import add_duration
-from callvault.rules.evidence import access_refused, recording_accessed
+from callvault.rules.evidence import recording_accessed
 from callvault.rules.retention import RetentionClass
-from callvault.rules.sites import site_refusal
 from callvault.settings import Settings
 from callvault.storage.client import make_s3_client
 from callvault.storage.layout import metadata_key_of_day
@@ -95,15 +95,6 @@ class AudioLinkOut(BaseModel):
     expires_at: datetime
     mode: str = Field(description="stream (through the API) or presigned (straight from S3)")
     access_event_id: str
-
-
-async def _site_refusal(svc: Services, grant: Grant, tenant: str) -> str | None:
-    """Why the reader's site may not read this tenant now; None when it may (or sites are not declared)."""
-    sites = svc.settings.site_countries
-    if not sites:
-        return None
-    allowed = allowed_sites_at((await svc.reader.policies()).get(tenant, []), svc.clock.now())
-    return site_refusal(grant.site, sites, tenant, allowed)
 
 
 def _refuse(verdict: Verdict) -> Refused:
@@ -272,21 +263,6 @@ async def _day_erased(svc: Services, tenant: str, day: date, now: datetime) -> b
     return all(add_duration(latest_start, term, svc.settings.zone) <= now for term in terms)
 
 
-async def check_site(
-    svc: Services, request: Request, grant: Grant, tenant: str, call_id: str | None, what: str
-) -> None:
-    """Refuse (403, with a `recording.access_refused` event) a read from a site the tenant has not allowed."""
-    reason = await _site_refusal(svc, grant, tenant)
-    if reason is None:
-        return
-    country = svc.settings.site_countries.get(grant.site or "")
-    refusal = access_refused(
-        grant, tenant, call_id, what, reason, request.state.request_id, svc.clock.now(), country
-    )
-    await svc.access.record(refusal)
-    raise Refused(403, reason)
-
-
 async def _open_call(
     svc: Services, request: Request, grant: Grant, want: Want, call: CallAddress
 ) -> dict[str, Any]:
@@ -419,7 +395,7 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
             tenants = [
                 t
                 for t in await svc.reader.tenants()
-                if grant.sees(t) and await _site_refusal(svc, grant, t) is None
+                if grant.sees(t) and await site_refusal_for(svc, grant, t) is None
             ]
         query = search.SearchQuery(tuple(tenants), first, last, agent, outcome, call_id, limit, after)
         return await _run_search(svc, query, now)

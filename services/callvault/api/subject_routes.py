@@ -17,6 +17,7 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
 from callvault.api.deps import GrantDep, Refused, Services, SvcDep
+from callvault.api.sites import check_site, site_refusal_for
 from callvault.contract.commands import Command, SubjectExtend
 from callvault.contract.fields import TENANT_PATTERN, Timestamp
 from callvault.rules import evidence
@@ -96,8 +97,9 @@ RequestPath = Annotated[uuid.UUID, PathParam(description="the request id")]
 def install(app: FastAPI) -> None:
     @app.post("/api/v1/subject-requests", status_code=202, response_model=RequestView, tags=["subjects"],
               summary="File a data-subject request (dpo)")  # fmt: skip
-    async def file(body: NewRequest, grant: GrantDep, svc: SvcDep) -> RequestView:
+    async def file(request: Request, body: NewRequest, grant: GrantDep, svc: SvcDep) -> RequestView:
         _dpo_of(grant, body.tenant)
+        await check_site(svc, request, grant, body.tenant, None, "subject_request")
         now = svc.clock.now()
         try:
             command = subject_command(
@@ -132,7 +134,8 @@ def install(app: FastAPI) -> None:
         _dpo_of(grant, tenant)
         meta = svc.settings.metadata_bucket
         records = await svc.reader.runner.run("listing requests", list_requests, meta, tenant)
-        mine = [r for r in records if grant.sees(r.tenant)]
+        readable = {t: await site_refusal_for(svc, grant, t) is None for t in {r.tenant for r in records}}
+        mine = [r for r in records if grant.sees(r.tenant) and readable[r.tenant]]  # as a search does
         shown = sorted(mine, key=lambda r: r.due_at) if all else open_requests(mine)
         now = svc.clock.now()
         return [_view(r, now) for r in shown]
@@ -151,6 +154,7 @@ def install(app: FastAPI) -> None:
         ] = "answering the access request",
     ) -> RequestView:
         _dpo_of(grant, tenant)
+        await check_site(svc, request, grant, tenant, None, "export")
         record = await _record(svc, tenant, request_id)
         now = svc.clock.now()
         outcome = record.outcome or {}
@@ -178,9 +182,11 @@ def install(app: FastAPI) -> None:
               response_model=RequestView, tags=["subjects"],
               summary="Extend an open request to 3 months after receipt, once (dpo)")  # fmt: skip
     async def extend(
-        tenant: TenantPath, request_id: RequestPath, body: Extension, grant: GrantDep, svc: SvcDep
-    ) -> RequestView:
+        request: Request, tenant: TenantPath, request_id: RequestPath, body: Extension, grant: GrantDep,
+        svc: SvcDep,
+    ) -> RequestView:  # fmt: skip
         _dpo_of(grant, tenant)
+        await check_site(svc, request, grant, tenant, None, "subject_request")
         record = await _record(svc, tenant, request_id)
         if not record.is_open:
             raise Refused(409, f"request {request_id} is already fulfilled")

@@ -138,6 +138,11 @@ class RecordingAccessed(LifecycleBase):
     site_country: str | None = Field(None, description="additive (2026-12-01): that site's ISO 3166 country")
 
 
+# What a refused read asked for: a call's audio or metadata, a search, or (additive, 2026-12-05) a
+# data-subject request of the tenant or its export.
+AccessedWhat = Literal["audio", "metadata", "search", "subject_request", "export"]
+
+
 class RecordingAccessRefused(ContractModel):
     """Additive (2026-12-01): a read refused for the reader's site. Keyed by call, else by tenant."""
 
@@ -146,7 +151,7 @@ class RecordingAccessRefused(ContractModel):
     call_id: CallId | None = Field(None, description="the call asked for; none for a search")
     tenant: Tenant
     occurred_at: Timestamp
-    what: Literal["audio", "metadata", "search"]
+    what: AccessedWhat
     accessed_by: str
     role: Role
     site: str | None
