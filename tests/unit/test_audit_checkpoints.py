@@ -30,6 +30,7 @@ from callvault.rules.audit_chain import GENESIS, LoggedRecord, digest, segment_b
 from callvault.rules.audit_checkpoint import (
     Checkpoint,
     CheckpointTrail,
+    Freshness,
     PartitionHead,
     next_checkpoint,
     private_key,
@@ -290,3 +291,87 @@ def test_a_forged_version_beside_a_valid_one_is_a_break(log) -> None:  # noqa: A
     )
     assert not report.intact
     assert any("checkpoint 3: its signature does not verify" in p for p in report.problems), report.problems
+
+
+def _cut_tail(s3: Any, settings: Settings, written: list[Checkpoint]) -> list[str]:
+    """Plain deletes of each partition's newest segment and of the newest checkpoint: under COMPLIANCE
+    retention they only lay delete markers, which the lock allows."""
+    cut = [head.segment for head in written[-1].heads.values()] + [
+        checkpoints.checkpoint_key(written[-1].seq)
+    ]
+    for key in cut:
+        s3.delete_object(Bucket=settings.audit_bucket, Key=key)
+    return cut
+
+
+def test_a_tail_cut_by_delete_markers_is_a_break(log) -> None:  # noqa: ANN001
+    """Issue 33, item 1: on main verify called the period open and intact (exit 0), and the replay took
+    the head naming a missing segment for a crash between two writes (30 events became 20, no break)."""
+    settings, s3, written = log
+    cut = _cut_tail(s3, settings, written)
+    now = T0 + 6 * HOUR
+    report = verify_period(
+        s3,
+        settings.audit_bucket,
+        PARTITIONS,
+        T0 + 4 * HOUR,
+        now,
+        public_hex(KEY),
+        freshness=Freshness(now, HOUR),
+    )
+    assert not report.intact
+    assert f"{cut[-1]} was deleted by hand: a delete marker hides its locked version" in report.problems
+    assert {(b.kind, b.segment) for b in report.breaks} >= {("deleted", cut[0]), ("deleted", cut[1])}
+    assert {(b.kind, b.segment) for b in report.breaks} >= {("removed", cut[0]), ("removed", cut[1])}, (
+        "each partition's head names a segment the store has not got"
+    )
+    whole = AuditLog()
+    list(archive_events(s3, settings.model_copy(update={"audit_public_key": public_hex(KEY)}), whole))
+    found = {(b.kind, b.segment) for b in whole.breaks}
+    assert {("deleted", key) for key in cut} | {("removed", cut[0]), ("removed", cut[1])} <= found, found
+
+
+def test_a_head_pointed_back_is_refused_by_the_signer_and_the_verifier(log) -> None:  # noqa: ANN001
+    """Issue 33, item 1: on main the leader signed whatever the unlocked head said, so a head pointed
+    back at an older segment was endorsed by the next checkpoint and verify stayed intact."""
+    settings, s3, written = log
+    older = written[2].heads[0]
+    segments.write_head(
+        s3, settings.audit_bucket, 0, segments.Head(older.segment, older.last_offset, older.sha256)
+    )
+    with pytest.raises(ValueError, match="the head of partition 0 went back from offset 59 to 29"):
+        next_checkpoint(written[5], _heads_now(s3, settings), T0 + 6 * HOUR, KEY)
+
+    endorsed = Checkpoint(
+        seq=6, at=T0 + 6 * HOUR, heads=_heads_now(s3, settings), previous_sha256=written[5].sha256(),
+        public_key=public_hex(KEY),
+    )  # fmt: skip
+    checkpoints.write_checkpoint(
+        s3, settings.audit_bucket, _resigned(endorsed, KEY), T0 + timedelta(days=30), conditional=True
+    )
+    report = verify_period(
+        s3, settings.audit_bucket, PARTITIONS, T0 + 4 * HOUR, T0 + 6 * HOUR, public_hex(KEY)
+    )
+    assert not report.intact
+    assert any("checkpoint 6: the head of partition 0 went back" in p for p in report.problems), (
+        report.problems
+    )
+
+
+def test_a_period_left_open_longer_than_two_intervals_is_not_intact(log) -> None:  # noqa: ANN001
+    """The newest checkpoint was signed at 05:30; the leader signs hourly."""
+    settings, s3, _ = log
+
+    def verify(now: datetime) -> object:
+        return verify_period(
+            s3, settings.audit_bucket, PARTITIONS, T0 + 4 * HOUR, now, public_hex(KEY),
+            freshness=Freshness(now, HOUR),
+        )  # fmt: skip
+
+    assert verify(T0 + 7 * HOUR).intact, "an hour and a half after the newest: still open, not cut"
+    stale = verify(T0 + 8 * HOUR)
+    assert not stale.intact
+    assert (
+        "the newest checkpoint, 5, was signed at 2026-11-02T05:30:00+00:00, more than two signing "
+        in (stale.problems[0])
+    )

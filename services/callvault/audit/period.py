@@ -19,7 +19,7 @@ from datetime import datetime
 from botocore.client import BaseClient
 
 from callvault.rules.audit_chain import GENESIS, ChainBreak, ChainCheck
-from callvault.rules.audit_checkpoint import Checkpoint, CheckpointTrail, PartitionHead
+from callvault.rules.audit_checkpoint import Checkpoint, CheckpointTrail, Freshness, PartitionHead
 from callvault.storage import audit_archive as segments
 from callvault.storage import audit_checkpoints as store
 
@@ -50,8 +50,13 @@ def verify_period(
     end: datetime,
     trusted_key: str,
     on_segment: Callable[[int], None] | None = None,
+    freshness: Freshness | None = None,
 ) -> PeriodReport:
+    """`freshness`: when it is now and how often the leader signs; without it, an open period's end is
+    not held to the signing rhythm (a test reading a fixed log)."""
     report = PeriodReport(start, end)
+    for key in store.deleted_checkpoint_keys(s3, bucket):
+        report.problems.append(f"{key} was deleted by hand: a delete marker hides its locked version")
     versions = store.checkpoint_versions(s3, bucket)
     keys = list(versions)
     cache: dict[str, Checkpoint] = {}
@@ -82,6 +87,10 @@ def verify_period(
     closing = passed[-1] if passed and passed[-1].at >= end else None
     report.opened_by = opening.seq if opening else None
     report.closed_by = closing.seq if closing else None
+    if closing is None and passed and freshness is not None:
+        stale = freshness.stale(passed[-1], end)
+        if stale:
+            report.problems.append(stale)
     signed = {h.segment: (cp.seq, h.sha256) for cp in passed for h in cp.heads.values()}
     for partition in range(partitions):
         _check_partition(s3, bucket, partition, opening, closing, signed, report, on_segment)
@@ -100,11 +109,20 @@ def _check_partition(
 ) -> None:
     begin: PartitionHead | None = opening.heads.get(partition) if opening else None
     finish: PartitionHead | None = closing.heads.get(partition) if closing else None
-    names = segments.segment_keys(s3, bucket, partition, start_after=begin.segment if begin else "")
+    after = begin.segment if begin else ""
+    names = segments.segment_keys(s3, bucket, partition, start_after=after)
+    hidden = segments.deleted_keys(s3, bucket, segments.segment_prefix(partition), after)
     if finish is not None:
         names = [name for name in names if name <= finish.segment]
-    elif names:
-        report.unsigned_partitions.append(partition)
+        hidden = [name for name in hidden if name <= finish.segment]
+    else:
+        if names:
+            report.unsigned_partitions.append(partition)
+        report.breaks.extend(_head_beyond(s3, bucket, partition, after, names))
+    report.breaks.extend(
+        ChainBreak("deleted", name, "a delete marker hides this locked segment: removed by hand")
+        for name in hidden
+    )
     chain = ChainCheck(begin.sha256 if begin else GENESIS, begin.last_offset + 1 if begin else None)
     for name in names:
         chain.add(name, segments.read_segment(s3, bucket, name))
@@ -118,3 +136,18 @@ def _check_partition(
     if finish is not None and (not names or names[-1] != finish.segment) and finish != begin:
         detail = f"the segment checkpoint {closing.seq if closing else '?'} signed is not in the store"
         report.breaks.append(ChainBreak("removed", finish.segment, detail))
+
+
+def _head_beyond(
+    s3: BaseClient, bucket: str, partition: int, after: str, names: list[str]
+) -> list[ChainBreak]:
+    """A head naming a segment the store does not have: the tail was cut (a head only ever lags the
+    segments, after a crash between the two writes; it never names one that is not there)."""
+    head = segments.read_head(s3, bucket, partition)
+    if head is None or head.key <= after or head.key in names:
+        return []
+    return [
+        ChainBreak(
+            "removed", head.key, "the partition's head names this segment, which the store has not got"
+        )
+    ]

@@ -104,8 +104,11 @@ def archive_events(
                 log.archived_events += 1
                 yield event
         log.breaks.extend(chain.breaks)
-        if names:
-            log.breaks.extend(_check_head(s3, settings, partition, names[-1], chain.previous_sha))
+        hidden = store.deleted_keys(s3, settings.audit_bucket, store.segment_prefix(partition))
+        log.breaks.extend(
+            ChainBreak("deleted", name, "a delete marker hides this locked segment") for name in hidden
+        )
+        log.breaks.extend(_check_head(s3, settings, partition, names, chain.previous_sha))
 
 
 def signed_heads(s3: BaseClient, settings: Settings, log: AuditLog) -> dict[str, tuple[int, str]]:
@@ -117,6 +120,10 @@ def signed_heads(s3: BaseClient, settings: Settings, log: AuditLog) -> dict[str,
     trail = CheckpointTrail(settings.trusted_audit_key)
     signed: dict[str, tuple[int, str]] = {}
     bucket = settings.audit_bucket
+    log.breaks.extend(
+        ChainBreak("deleted", key, "a delete marker hides this locked checkpoint")
+        for key in audit_checkpoints.deleted_checkpoint_keys(s3, bucket)
+    )
     for key, versions in audit_checkpoints.checkpoint_versions(s3, bucket).items():
         try:
             found = [audit_checkpoints.read_checkpoint(s3, bucket, key, v) for v in versions]
@@ -132,14 +139,28 @@ def signed_heads(s3: BaseClient, settings: Settings, log: AuditLog) -> dict[str,
 
 
 def _check_head(
-    s3: BaseClient, settings: Settings, partition: int, last_name: str, last_sha: str
+    s3: BaseClient, settings: Settings, partition: int, names: list[str], last_sha: str
 ) -> list[ChainBreak]:
-    """The chain vouches for every segment but the last; the head names the last one's hash."""
+    """The chain vouches for every segment but the last; the head names the last one's hash.
+
+    A head lags the segments after a crash between the two writes (nothing to compare), but never
+    names a segment the store has not got: that is the tail cut off (issue 33).
+    """
     head = store.read_head(s3, settings.audit_bucket, partition)
-    if head is None or head.key != last_name:
+    if head is None:
+        return []
+    if head.key not in names:
+        if names and head.key < names[-1]:
+            return []  # older than the last segment, and listed no more: the chain reports the gap
+        return [
+            ChainBreak(
+                "removed", head.key, "the partition's head names this segment, which the store has not got"
+            )
+        ]
+    if head.key != names[-1]:
         return []  # a segment stored after the head moved (a crash in between): nothing to compare
     if head.sha256 != last_sha:
-        return [ChainBreak("edited", last_name, "the last segment is not the one the partition's head names")]
+        return [ChainBreak("edited", head.key, "the last segment is not the one the partition's head names")]
     return []
 
 

@@ -33,7 +33,7 @@ from callvault.cli.errors import UserError
 from callvault.cli.options import instant_option
 from callvault.clock import SystemClock
 from callvault.contract.fields import format_rfc3339
-from callvault.rules.audit_checkpoint import fingerprint, private_key, public_hex
+from callvault.rules.audit_checkpoint import Freshness, fingerprint, private_key, public_hex
 from callvault.rules.audit_replay import (
     ReplayResult,
 )
@@ -290,6 +290,7 @@ def verify_command(
             report = verify_period(
                 make_s3_client(settings, attempts=2), settings.audit_bucket, settings.partitions, start, end,
                 trusted, on_segment=lambda n: progress.update(task, completed=n),
+                freshness=Freshness(SystemClock().now(), timedelta(seconds=settings.audit_checkpoint_s)),
             )  # fmt: skip
     except (BotoCoreError, ClientError) as exc:
         raise UserError(describe(exc, settings.s3_endpoint)) from exc

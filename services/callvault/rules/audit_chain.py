@@ -39,7 +39,7 @@ class SegmentHeader:
 
 @dataclass(frozen=True, slots=True)
 class ChainBreak:
-    kind: str  # edited | removed | reordered | unreadable
+    kind: str  # edited | removed | deleted | reordered | unreadable | unsigned
     segment: str
     detail: str
 

@@ -24,7 +24,7 @@ import binascii
 import hashlib
 import json
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -148,10 +148,15 @@ def next_checkpoint(
     the rotation, signed by `previous_key`, which must be that old key; without
     it the rotation is refused (ValueError), since no auditor could follow it.
     A head that did not move keeps its entry; a partition with no segment yet is
-    left out.
+    left out. A head that went back (a lower last offset, or another segment or
+    hash at the same offset) is refused (ValueError): the heads are plain,
+    overwritable pointers, and signing one pointed back would endorse a cut tail.
     """
     public = public_hex(key)
     seq = 0 if previous is None else previous.seq + 1
+    went_back = regressions(previous.heads if previous else {}, heads)
+    if went_back:
+        raise ValueError(f"not signing checkpoint {seq}: {'; '.join(went_back)}")
     rotated_from = rotation_signature = None
     if previous is not None and previous.public_key != public:
         if previous_key is None or public_hex(previous_key) != previous.public_key:
@@ -172,6 +177,50 @@ def next_checkpoint(
         rotation_signature=rotation_signature,
     )
     return replace(unsigned, signature=key.sign(unsigned.signed_bytes()).hex())
+
+
+@dataclass(frozen=True, slots=True)
+class Freshness:
+    """When it is now, and how often the leader signs (CALLVAULT_AUDIT_CHECKPOINT_S)."""
+
+    now: datetime
+    interval: timedelta
+
+    def stale(self, newest: Checkpoint, end: datetime) -> str | None:
+        """Why the newest checkpoint is too old to leave a period open: the leader signs every interval,
+        so none for two of them (a minute at least, for a timer's jitter) is the tail cut, or no leader."""
+        until = min(end, self.now)
+        allowed = max(2 * self.interval, timedelta(minutes=1))
+        if newest.at >= until - allowed:
+            return None
+        return (
+            f"the newest checkpoint, {newest.seq}, was signed at {newest.at.isoformat()}, more than two "
+            f"signing intervals ({allowed}) before {until.isoformat()}: the log's tail may have been cut, "
+            "or no worker has led the group since"
+        )
+
+
+def regressions(before: dict[int, PartitionHead], after: dict[int, PartitionHead]) -> list[str]:
+    """How each partition's head went back from `before` to `after`, in sentences; none when it did not.
+
+    A log only grows: a head's last offset never falls, and at the same offset it names the same
+    segment with the same hash.
+    """
+    found = []
+    for partition, old in sorted(before.items()):
+        new = after.get(partition)
+        if new is None or new == old:
+            continue
+        if new.last_offset < old.last_offset:
+            found.append(
+                f"the head of partition {partition} went back from offset {old.last_offset} to "
+                f"{new.last_offset}: the log's tail was cut or its head pointed back"
+            )
+        elif new.last_offset == old.last_offset:
+            found.append(
+                f"the head of partition {partition} names another segment at offset {old.last_offset}"
+            )
+    return found
 
 
 def _verifies(public_key: str, signature: str, message: bytes) -> bool:
@@ -238,6 +287,10 @@ class CheckpointTrail:
         if self.last is not None:
             if cp.seq != self.last.seq + 1:
                 return f"checkpoint {cp.seq} follows {self.last.seq}: checkpoints are missing"
-            if cp.previous_sha256 not in {c.sha256() for c in self._candidates}:
+            chained = [c for c in self._candidates if c.sha256() == cp.previous_sha256]
+            if not chained:
                 return f"checkpoint {cp.seq} does not name checkpoint {self.last.seq} as its previous"
+            went_back = regressions(chained[0].heads, cp.heads)
+            if went_back:
+                return f"checkpoint {cp.seq}: {'; '.join(went_back)}"
         return None

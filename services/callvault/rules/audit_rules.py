@@ -29,7 +29,9 @@ REPLAY_RULES: dict[str, str] = {
 # `report.json` → `chain.breaks[].kind`, and `callvault audit verify`: what the log's own form shows.
 CHAIN_BREAKS: dict[str, str] = {
     "edited": "a segment's bytes are not those its successor (or a checkpoint, or its head) names",
-    "removed": "offsets are missing between two segments of a partition, or after the last one",
+    "removed": "offsets are missing between two segments of a partition, or after the last one, or the "
+    "partition's head names a segment the store has not got",
+    "deleted": "a delete marker hides a locked segment or checkpoint: the log was cut by hand",
     "reordered": "a segment starts before the end of the one before it",
     "unreadable": "an object under `segments/` is not a segment (not gzip JSON Lines with a header)",
     "unsigned": "a checkpoint that the trusted key (or a rotation it signed) does not vouch for",

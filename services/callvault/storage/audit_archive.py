@@ -87,6 +87,20 @@ def read_head(s3: BaseClient, bucket: str, partition: int) -> Head | None:
     return Head(raw["key"], int(raw["last_offset"]), raw["sha256"])
 
 
+def deleted_keys(s3: BaseClient, bucket: str, prefix: str, after: str = "") -> list[str]:
+    """Names under `prefix` (past `after`) whose newest version is a delete marker.
+
+    callvault never deletes from the audit bucket, and COMPLIANCE retention keeps every version; but
+    a plain DELETE still lays a delete marker over it, which hides the name from a listing. Such a
+    name is the log cut by hand: a finding, however intact the rest of the chain looks.
+    """
+    kwargs = {"Bucket": bucket, "Prefix": prefix, **({"KeyMarker": after} if after else {})}
+    found: set[str] = set()
+    for page in s3.get_paginator("list_object_versions").paginate(**kwargs):
+        found.update(m["Key"] for m in page.get("DeleteMarkers", ()) if m.get("IsLatest"))
+    return sorted(found)
+
+
 def write_head(s3: BaseClient, bucket: str, partition: int, head: Head) -> None:
     body = json.dumps({"key": head.key, "last_offset": head.last_offset, "sha256": head.sha256}).encode()
     s3.put_object(Bucket=bucket, Key=_head_key(partition), Body=body, ContentType="application/json")

@@ -20,7 +20,7 @@ from typing import Any
 from botocore.client import BaseClient
 
 from callvault.rules.audit_checkpoint import Checkpoint, parse_checkpoint
-from callvault.storage.audit_archive import write_locked
+from callvault.storage.audit_archive import deleted_keys, write_locked
 from callvault.storage.write_once import put_once
 
 PREFIX = "checkpoints/"
@@ -46,13 +46,21 @@ def write_checkpoint(
 
 
 def checkpoint_versions(s3: BaseClient, bucket: str) -> dict[str, list[str]]:
-    """Every checkpoint's name and its stored versions, newest first: one listing of versions."""
+    """Every checkpoint's name and its stored versions, newest first: one listing of versions. A name
+    a delete marker hides is left out (it is a finding of its own)."""
     names: dict[str, list[str]] = {}
+    hidden: set[str] = set()  # behind a delete marker: reported by `deleted_checkpoint_keys`
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=PREFIX):
         for item in page.get("Versions", ()):
             if item["Key"].endswith(".json"):
                 names.setdefault(item["Key"], []).append(item.get("VersionId") or "null")
-    return dict(sorted(names.items()))
+        hidden.update(m["Key"] for m in page.get("DeleteMarkers", ()) if m.get("IsLatest"))
+    return {key: versions for key, versions in sorted(names.items()) if key not in hidden}
+
+
+def deleted_checkpoint_keys(s3: BaseClient, bucket: str) -> list[str]:
+    """Checkpoint names hidden by a delete marker (see `audit_archive.deleted_keys`)."""
+    return [key for key in deleted_keys(s3, bucket, PREFIX) if key.endswith(".json")]
 
 
 def checkpoint_keys(s3: BaseClient, bucket: str) -> list[str]:
