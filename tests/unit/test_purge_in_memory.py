@@ -96,3 +96,36 @@ async def test_a_version_written_after_the_listing_is_deleted_too(h: Harness) ->
     assert [obj.key for obj in second.deleted] == [item.key]
     assert second.deleted[0].versions and len(second.deleted[0].versions) == 3
     assert _left(h, "versions/") == []
+
+
+async def test_a_deletion_the_store_refuses_is_proven_once_a_streak_and_the_replay_shows_its_cause(
+    h: Harness,
+) -> None:
+    """Issue 31, item 4: an S3 legal hold set outside callvault refuses the purger's delete. On main that
+    was a log line each pass and the auditor saw a late deletion with no cause."""
+    from callvault.observability.metrics import DELETIONS_REFUSED
+    from callvault.rules.audit_replay import replay
+
+    now = h.clock.now()
+    (planted,) = plant(h.s3, h.settings, [now], tenant="locked")
+    key = planted.key
+    version = h.s3.head_object(Bucket=h.settings.recordings_bucket, Key=key)["VersionId"]
+    hold = {"Bucket": h.settings.recordings_bucket, "Key": key, "VersionId": version}
+    h.s3.put_object_legal_hold(**hold, LegalHold={"Status": "ON"})  # by hand, not by callvault
+    counted = DELETIONS_REFUSED._value.get()  # noqa: SLF001 - the counter's own value
+
+    for _ in range(3):
+        await h.advance(seconds=11)  # past due, then two more passes refused
+    (refused,) = h.lifecycle(type_="deletion.refused")
+    assert (refused["key"], refused["passes"], refused["version_id"]) == (key, 1, version)
+    assert "AccessDenied" in refused["answer"] or "hold" in refused["answer"].lower(), refused["answer"]
+    assert DELETIONS_REFUSED._value.get() == counted + 1, "once per object and streak"  # noqa: SLF001
+    assert key in _left(h, "locked/")
+
+    h.s3.put_object_legal_hold(**hold, LegalHold={"Status": "OFF"})
+    await h.advance(seconds=11)
+    (deleted,) = [e for e in h.lifecycle(type_="recording.deleted") if e["object"]["key"] == key]
+    found = replay(h.lifecycle(), h.clock.now(), timedelta(seconds=5), h.settings.policy_defaults)
+    flagged = [v for v in found.violations if v.rule == "deletion_refused"]
+    assert [v.evidence for v in flagged] == [(refused["event_id"],)]
+    assert refused["answer"] in flagged[0].detail

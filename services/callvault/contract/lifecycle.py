@@ -121,6 +121,22 @@ class MetadataDeleted(_Deletion):
     type: Literal["metadata.deleted"] = "metadata.deleted"
 
 
+class DeletionRefused(LifecycleBase):
+    """Additive (2026-12-02): the store refused to delete an object that is due (an object-lock hold set
+    outside callvault, a bucket policy). Sent once per object and streak of refused passes: its
+    `passes` is then 1; the purger tries again every pass, and a later success is proven as usual."""
+
+    type: Literal["deletion.refused"] = "deletion.refused"
+    bucket: str
+    key: str
+    version_id: str = Field(description="the object's newest version the purger asked the store to delete")
+    retention_class: str
+    due_at: Timestamp
+    answer: str = Field(description="what the store answered (its code and message)")
+    first_refused_at: Timestamp
+    passes: Annotated[int, Field(ge=1)] = Field(description="purge passes refused in this streak so far")
+
+
 class RecordingAccessed(LifecycleBase):
     type: Literal["recording.accessed"] = "recording.accessed"
     accessed_by: str
@@ -366,6 +382,7 @@ LifecycleEvent = Annotated[
     | SubjectExportAccessed
     | PolicyChanged
     | PolicyCancelled
+    | DeletionRefused
     | RecordingAccessRefused
     | TenantReturned
     | TenantErased

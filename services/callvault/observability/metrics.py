@@ -48,6 +48,10 @@ PURGE_PASSES = Counter(
     "alert when the leader's stop growing",
     ["result"],
 )
+DELETIONS_REFUSED = Counter(
+    "callvault_deletions_refused_total",
+    "Due objects the store refused to delete (one per object and streak of refused passes); alert on any",
+)
 CONSUMER_LAG = Gauge(
     "callvault_consumer_lag",
     "Messages on an assigned partition not yet committed by this worker (high water - committed)",

@@ -51,6 +51,7 @@ class _Call:
     deleted: dict[str, dict[str, Any]] = field(default_factory=dict)  # object key -> event
     holds: list[tuple[datetime, datetime | None, str]] = field(default_factory=list)  # from, to, event id
     accesses: list[dict[str, Any]] = field(default_factory=list)
+    refused: list[dict[str, Any]] = field(default_factory=list)  # deletion.refused: a late deletion's cause
 
 
 @dataclass
@@ -181,6 +182,7 @@ _KEPT = {
         "policy_version",
         "queue",
     ),
+    "deletion.refused": ("event_id", "key", "due_at", "answer", "first_refused_at", "passes"),
     "recording.deleted": ("type", "event_id", "deleted_at", "reason"),
     "metadata.deleted": ("type", "event_id", "deleted_at", "reason"),
     "recording.accessed": (
@@ -316,6 +318,8 @@ def fold(events: Iterable[dict[str, Any]], calls: CallStories, ids: SeenEvents) 
             if open_holds:
                 begin, _, placed_id = call.holds[open_holds[-1]]
                 call.holds[open_holds[-1]] = (begin, _at(event["occurred_at"]), placed_id)
+        elif kind == "deletion.refused":
+            call.refused.append(_slim(event, kind))
         elif kind == "recording.accessed":
             call.accesses.append(_slim(event, kind))
             result.accesses_by_role[str(event.get("role"))] += 1
@@ -529,6 +533,9 @@ def _check(
     def flag(rule: str, detail: str, *evidence: str) -> None:
         found.append(Violation(rule, call_id, call.tenant, detail, tuple(evidence)))
 
+    for refusal in call.refused:
+        flag("deletion_refused", f"the store refused to delete {refusal['key']} (due {refusal['due_at']}) "
+             f"from {refusal['first_refused_at']}: {refusal['answer']}", refusal["event_id"])  # fmt: skip
     for key, archived in call.archived.items():
         if archived["type"] == "recording.archived":
             verified = call.verified.get(str(archived["recording_event_id"]))

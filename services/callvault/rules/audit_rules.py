@@ -17,6 +17,8 @@ REPLAY_RULES: dict[str, str] = {
     "not_deleted": "an object's due date (plus the tolerance) has passed and no deletion is logged",
     "deleted_early": "an object was deleted before its due date, with no erasure, objection or contract end",
     "late_deletion": "an object was deleted later than its due date plus the tolerance",
+    "deletion_refused": "the store refused to delete a due object (an object-lock hold set outside "
+    "callvault, a bucket policy): the cause of a late deletion, with the store's answer",
     "deleted_during_hold": "an object was deleted while a legal hold on its call was in force",
     "access_after_deletion": "a recording or its metadata was read after its deletion was proven",
     "access_outside_rights": "a read by a role or for a purpose the access rules do not allow",

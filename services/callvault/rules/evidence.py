@@ -16,6 +16,7 @@ from callvault.contract.call_events import RecordingStored
 from callvault.contract.commands import LegalHoldPlace, LegalHoldRelease
 from callvault.contract.lifecycle import (
     DeletionReason,
+    DeletionRefused,
     DisclosureMissing,
     DisclosureVerified,
     LegalHoldPlaced,
@@ -168,6 +169,26 @@ def object_deleted(
         reason=reason,
         versions_deleted=len(obj.versions),
         policy_version=obj.policy_version,
+    )
+
+
+def deletion_refused(
+    obj: StoredObject, answer: str, first_refused_at: datetime, passes: int
+) -> DeletionRefused:
+    """The store refused to delete a due object; one id per object and streak (its first refusal)."""
+    return DeletionRefused(
+        event_id=deterministic_id("deletion.refused", obj.bucket, obj.key, first_refused_at.isoformat()),
+        call_id=obj.call_id,
+        tenant=obj.tenant,
+        occurred_at=first_refused_at,
+        bucket=obj.bucket,
+        key=obj.key,
+        version_id=obj.versions[0] if obj.versions else "null",
+        retention_class=obj.retention_class.value,
+        due_at=obj.due_at,
+        answer=answer,
+        first_refused_at=first_refused_at,
+        passes=passes,
     )
 
 

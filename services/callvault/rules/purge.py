@@ -147,3 +147,24 @@ def batches(objects: list[StoredObject], max_keys: int) -> list[list[StoredObjec
 def lateness_s(due_at: datetime, deleted_at: datetime) -> float:
     """Seconds past due at deletion; never negative since nothing is deleted before it is due."""
     return max(0.0, (deleted_at - due_at).total_seconds())
+
+
+@dataclass
+class RefusalStreaks:
+    """Which due objects the store keeps refusing to delete, since when and for how many passes.
+
+    A refusal is proven once per streak (`deletion.refused` at its first pass); the purger tries
+    again every pass, and an object deleted, or no longer due, ends its streak.
+    """
+
+    streaks: dict[tuple[str, str], tuple[datetime, int]] = field(default_factory=dict)
+
+    def refused(self, bucket: str, key: str, now: datetime) -> tuple[datetime, int, bool]:
+        """The streak's first refusal, its passes counting this one, and whether it starts now."""
+        first, passes = self.streaks.get((bucket, key), (now, 0))
+        self.streaks[(bucket, key)] = (first, passes + 1)
+        return first, passes + 1, passes == 0
+
+    def ended(self, bucket: str, keys: Iterable[str]) -> None:
+        for key in keys:
+            self.streaks.pop((bucket, key), None)

@@ -24,11 +24,12 @@ from datetime import datetime, timedelta
 
 from callvault.clock import Clock, SystemClock
 from callvault.contract.lifecycle import DeletionReason, LifecycleBase
+from callvault.observability.metrics import DELETIONS_REFUSED
 from callvault.rules import evidence
 from callvault.rules.client_policy import PolicyVersion, terms_ever
 from callvault.rules.data_classes import DATA_CLASSES
 from callvault.rules.durations import CalendarDuration
-from callvault.rules.purge import Hold, StoredObject, batches, period_end, plan_pass
+from callvault.rules.purge import Hold, RefusalStreaks, StoredObject, batches, period_end, plan_pass
 from callvault.rules.retention import RetentionClass
 from callvault.settings import Settings
 from callvault.storage import exports, inventory, policies
@@ -93,6 +94,7 @@ class Purger:
         self._scanned_at: datetime | None = None
         self._scan_task: asyncio.Task[Scan] | None = None
         self._deleted_during_scan: set[tuple[str, str]] = set()
+        self._refusals = RefusalStreaks()  # due objects the store refuses to delete, pass after pass
 
     @property
     def buckets(self) -> list[tuple[RetentionClass, str]]:
@@ -389,8 +391,21 @@ class Purger:
         done, failed = await self.deleter.delete(bucket, batch, REASON)
         report.deleted.extend(done)
         report.failed.update({f"s3://{bucket}/{key}": why for key, why in failed.items()})
-        for key, why in failed.items():
-            log.warning("could not delete s3://%s/%s: %s; it stays until a later pass can", bucket, key, why)
+        self._refusals.ended(bucket, (obj.key for obj in done))
+        refused = []
+        for obj in batch:
+            if obj.key not in failed:
+                continue
+            first, passes, new = self._refusals.refused(bucket, obj.key, report.as_of)
+            log.warning(
+                "could not delete s3://%s/%s (%d passes since %s): %s; it stays until a later pass can",
+                bucket, obj.key, passes, first.isoformat(), failed[obj.key],
+            )  # fmt: skip
+            if new:  # once per object and streak: an auditor sees the cause of the late deletion
+                refused.append(evidence.deletion_refused(obj, failed[obj.key], first, passes))
+        if refused:
+            DELETIONS_REFUSED.inc(len(refused))
+            await self.emit(refused)
 
     async def _finish_journal(self) -> list[StoredObject]:
         """Complete the batches an interrupted pass (or erasure) journaled."""
