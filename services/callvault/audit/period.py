@@ -146,6 +146,8 @@ def _head_beyond(
     head = segments.read_head(s3, bucket, partition)
     if head is None or head.key <= after or head.key in names:
         return []
+    if segments.segment_exists(s3, bucket, head.key):
+        return []  # written after the listing: a worker is archiving as the period is read
     return [
         ChainBreak(
             "removed", head.key, "the partition's head names this segment, which the store has not got"

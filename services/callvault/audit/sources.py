@@ -152,6 +152,8 @@ def _check_head(
     if head.key not in names:
         if names and head.key < names[-1]:
             return []  # older than the last segment, and listed no more: the chain reports the gap
+        if store.segment_exists(s3, settings.audit_bucket, head.key):
+            return []  # written after the listing: a worker is archiving as the log is read
         return [
             ChainBreak(
                 "removed", head.key, "the partition's head names this segment, which the store has not got"
