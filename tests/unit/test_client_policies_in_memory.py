@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
 from callvault.contract.fields import format_rfc3339
 from callvault.rules.audit_replay import replay
+from callvault.rules.durations import CalendarDuration, add_duration
 from callvault.testing import Harness
 from tests.integration.helpers import CallScript
 
@@ -208,3 +209,44 @@ async def test_two_changes_at_once_make_two_versions_and_two_proofs(h: Harness) 
     proofs = h.lifecycle(type_="policy.changed")
     assert sorted(e["version"] for e in proofs) == [1, 2]
     assert len({e["event_id"] for e in proofs}) == 2
+
+
+async def test_a_lengthening_the_worker_had_not_read_yet_dates_what_it_archived_meanwhile(h: Harness) -> None:
+    """Issue 31, item 6: workers read new versions every few seconds. A call archived after a lengthening
+    took effect but before its worker read it was dated by the version before: on main the purger
+    deleted it at 7 days, early by the client's new terms."""
+    from callvault.rules.client_policy import Scope
+    from callvault.stream.policy_changes import change_policy
+
+    await h.set_policy("acme", recording="P7D", reason="7 days")  # read by the worker
+    await change_policy(
+        h.s3,
+        h.settings,
+        h._emit,
+        "acme",
+        Scope(terms={"recording": "P1M"}),
+        queue=None,  # noqa: SLF001
+        changed_by="dpo",
+        reason="the client wants a month now",
+        now=h.clock.now(),
+    )  # fmt: skip  (stored; the worker has not reread the policies yet)
+    h.clock._at += timedelta(seconds=2)  # noqa: SLF001 - the test turns its clock, no timers run
+    stale = await archived(h, "acme")
+    assert one(h, stale, "recording.archived")["policy_version"] == 1, "dated by the version it knew"
+
+    await h.advance(days=7, minutes=1)
+    assert "recording.deleted" not in h.types(stale.call_id), "version 2 was in force when it was archived"
+    started = datetime.fromisoformat(one(h, stale, "recording.archived")["recording_started_at"])
+    month = add_duration(started, CalendarDuration(months=1), h.settings.zone)  # DST on the way
+    await h.advance(seconds=(month - h.clock.now()).total_seconds() + 60)
+    deleted = one(h, stale, "recording.deleted")
+    assert (deleted["policy_version"], deleted["due_at"]) == (2, format_rfc3339(month))
+    found = replayed(h)
+    assert found == [], "the replay dates it by version 2 as well"
+    early = {
+        **deleted,
+        "deleted_at": format_rfc3339(datetime.fromisoformat(deleted["deleted_at"]) - timedelta(days=20)),
+    }
+    assert replayed(h, [e for e in h.lifecycle() if e is not deleted] + [early]) == ["deleted_early"], (
+        "deleted at the 7 days of the version its worker knew: early by the one in force"
+    )

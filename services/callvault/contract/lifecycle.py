@@ -62,6 +62,15 @@ class DisclosureMissing(LifecycleBase):
     waited_s: Annotated[float, Field(ge=0, description="how long callvault waited for one")]
 
 
+def _policy_known() -> Any:
+    return Field(
+        None,
+        ge=0,
+        description="additive (2026-12-05): the newest version of the tenant's policy the worker had read "
+        "when it dated the object (0: none); a newer one in force then dates it instead",
+    )
+
+
 def _policy_version() -> Any:
     return Field(
         None,
@@ -82,6 +91,7 @@ class RecordingArchived(LifecycleBase):
     recording_started_at: Timestamp
     expires_at: Timestamp
     policy_version: int | None = _policy_version()
+    policy_known: int | None = _policy_known()
     queue: str | None = _queue("at archive")
 
 
@@ -100,6 +110,7 @@ class MetadataArchived(LifecycleBase):
     call_started_at: Timestamp
     expires_at: Timestamp
     policy_version: int | None = _policy_version()
+    policy_known: int | None = _policy_known()
     queue: str | None = _queue("when written")
 
 

@@ -20,7 +20,13 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from callvault.rules.access import ALL_TENANTS, PERMISSIONS, Role, Want
-from callvault.rules.client_policy import Dated, Defaults, PolicyVersion, allowed_sites_at, redated
+from callvault.rules.client_policy import (
+    Dated,
+    Defaults,
+    PolicyVersion,
+    allowed_sites_at,
+    redated_from_archive,
+)
 from callvault.rules.data_classes import ARCHIVED_EVENTS, DELETED_EVENTS
 from callvault.rules.retention import RetentionClass
 from callvault.rules.sites import in_eea
@@ -31,7 +37,8 @@ DELETED = {kind: c.name.value for kind, c in DELETED_EVENTS.items()}
 LATENESS_BUCKETS_S = (10, 60, 600, 3600, 86400)  # upper bounds of the histogram's bars
 # What a repeat of an event may say anew: the instant it was written, and a deletion proof re-sent
 # after a crash claims the later instant (which can only overstate lateness).
-RESTATED = frozenset({"occurred_at", "deleted_at", "lateness_s", "versions_deleted"})
+# What a repeat may restate: a re-sent proof's instants, and what its worker knew of the policy then.
+RESTATED = frozenset({"occurred_at", "deleted_at", "lateness_s", "versions_deleted", "policy_known"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +178,7 @@ _KEPT = {
         "recording_started_at",
         "expires_at",
         "policy_version",
+        "policy_known",
         "queue",
     ),
     "metadata.archived": (
@@ -180,6 +188,7 @@ _KEPT = {
         "call_started_at",
         "expires_at",
         "policy_version",
+        "policy_known",
         "queue",
     ),
     "deletion.refused": ("event_id", "key", "due_at", "answer", "first_refused_at", "passes"),
@@ -512,9 +521,9 @@ def _due(
     if defaults is None or not history or started is None or "occurred_at" not in archived:
         return tagged
     retention_class = RetentionClass(ARCHIVED[archived["type"]])
-    return redated(
+    return redated_from_archive(
         tagged, retention_class, _at(started), _at(archived["occurred_at"]), archived.get("queue"), history,
-        defaults, as_of,
+        defaults, as_of, known=archived.get("policy_known"),
     )  # fmt: skip
 
 

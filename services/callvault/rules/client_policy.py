@@ -531,6 +531,30 @@ def redated(
     return tagged
 
 
+def redated_from_archive(
+    tagged: Dated,
+    retention_class: RetentionClass,
+    started_at: datetime,
+    archived_at: datetime,
+    queue: str | None,
+    history: Sequence[PolicyVersion],
+    defaults: Defaults,
+    as_of: datetime,
+    *,
+    known: int | None,
+) -> Dated:
+    """`redated`, and more: a worker reads new versions every few seconds, so an object archived in
+    between was dated by the version before. Where the object says which was the newest version its
+    worker knew (`known`) and the version in force at its archive is newer, that version dates it,
+    up or down: a lengthening applies to what is archived after it (issue 31). Objects archived before
+    workers said what they knew keep their tags' date."""
+    in_force = version_at(history, archived_at)
+    stored_before = in_force is not None and in_force.changed_at < archived_at
+    if known is not None and in_force is not None and stored_before and in_force.version > known:
+        return due_at(retention_class, started_at, archived_at, queue, history, defaults, as_of)
+    return redated(tagged, retention_class, started_at, archived_at, queue, history, defaults, as_of)
+
+
 def terms_ever(
     retention_class: RetentionClass, history: Iterable[PolicyVersion], defaults: Defaults
 ) -> list[CalendarDuration]:

@@ -95,7 +95,12 @@ def disclosure_missing(state: CallState, detail: DisclosureDetail, now: datetime
 
 
 def recording_archived(
-    state: CallState, obj: ObjectRef, expires_at: datetime, now: datetime, policy_version: int | None = None
+    state: CallState,
+    obj: ObjectRef,
+    expires_at: datetime,
+    now: datetime,
+    policy_version: int | None = None,
+    policy_known: int | None = None,
 ) -> RecordingArchived:
     rec = _rec(state)
     return RecordingArchived(
@@ -105,6 +110,7 @@ def recording_archived(
         recording_started_at=rec.recording_started_at,
         expires_at=expires_at,
         policy_version=policy_version,
+        policy_known=policy_known,
         queue=state.queue,
     )
 
@@ -129,6 +135,7 @@ def metadata_archived(
     expires_at: datetime,
     now: datetime,
     policy_version: int | None = None,
+    policy_known: int | None = None,
 ) -> MetadataArchived:
     return MetadataArchived(
         **_about(state, now, "metadata.archived", obj.key, obj.sha256),
@@ -136,6 +143,7 @@ def metadata_archived(
         call_started_at=call_started_at,
         expires_at=expires_at,
         policy_version=policy_version,
+        policy_known=policy_known,
         queue=state.queue,
     )
 

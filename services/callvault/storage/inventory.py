@@ -17,13 +17,20 @@ from datetime import date, datetime
 
 from botocore.client import BaseClient
 
-from callvault.rules.client_policy import Dated, Defaults, PolicyVersion, redated
+from callvault.rules.client_policy import Dated, Defaults, PolicyVersion, redated_from_archive
 from callvault.rules.durations import CalendarDuration, add_duration
 from callvault.rules.purge import Due, StoredObject, month_span, period_due_within, period_start, year_span
 from callvault.rules.retention import RetentionClass, RetentionPolicy
 from callvault.storage.archive import EXPIRES_META, SHA_META
 from callvault.storage.errors import error_code, is_not_found
-from callvault.storage.layout import ARCHIVED_META, POLICY_META, QUEUE_META, STARTED_META, day_prefix
+from callvault.storage.layout import (
+    ARCHIVED_META,
+    KNOWN_META,
+    POLICY_META,
+    QUEUE_META,
+    STARTED_META,
+    day_prefix,
+)
 from callvault.storage.subject_index import subjects_of
 
 DELETE_BATCH = 1000  # the most keys DeleteObjects takes in one request
@@ -62,6 +69,7 @@ class Described:
     archived_at: datetime | None = None
     queue: str | None = None
     policy_version: int | None = None
+    policy_known: int | None = None  # the newest version the worker had read then (layout.KNOWN_META)
 
 
 def _children(s3: BaseClient, bucket: str, prefix: str) -> list[str]:
@@ -218,7 +226,7 @@ def describe(s3: BaseClient, bucket: str, key: str, version: str) -> Described |
     sha = meta.get(SHA_META) or _hex_of_checksum(head.get("ChecksumSHA256"))
     if due_text is None or sha is None:
         return None
-    version_text = meta.get(POLICY_META, "")
+    version_text, known_text = meta.get(POLICY_META, ""), meta.get(KNOWN_META, "")
     return Described(
         datetime.fromisoformat(due_text),
         sha,
@@ -228,6 +236,7 @@ def describe(s3: BaseClient, bucket: str, key: str, version: str) -> Described |
         archived_at=_instant(meta.get(ARCHIVED_META)) or head.get("LastModified"),
         queue=meta.get(QUEUE_META),
         policy_version=int(version_text) if version_text.isdigit() else None,
+        policy_known=int(known_text) if known_text.isdigit() else None,
     )
 
 
@@ -327,10 +336,14 @@ def dated_now(
     as_of: datetime,
 ) -> Dated:
     """An object's due date now: the one it was archived with, unless its tenant's policy has since
-    shortened the term (see `rules.client_policy.redated`). `day_end`, the last instant of its key's
+    shortened the term, or a version its worker had not read yet was in force when it was archived
+    (see `rules.client_policy.redated_from_archive`). `day_end`, the last instant of its key's
     day, stands in for the start of an object that does not say: a later start never deletes early."""
     tagged = Dated(info.due_at, info.policy_version)
     if not history or info.archived_at is None:
         return tagged
     started = info.started_at or day_end
-    return redated(tagged, retention_class, started, info.archived_at, info.queue, history, defaults, as_of)
+    return redated_from_archive(
+        tagged, retention_class, started, info.archived_at, info.queue, history, defaults, as_of,
+        known=info.policy_known,
+    )  # fmt: skip

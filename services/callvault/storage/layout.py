@@ -53,16 +53,26 @@ STARTED_META = "started-at"  # the instant the term counts from
 ARCHIVED_META = "archived-at"  # when it was archived: which policy version dated it
 QUEUE_META = "queue"
 POLICY_META = "policy-version"
+# The newest version of the tenant's policy the worker had read when it dated the object (0: none). A
+# worker learns of a new version within seconds: an object archived in between is dated by the one
+# before, and this tells the purger so (issue 31).
+KNOWN_META = "policy-known"
 
 
 def dating_metadata(
-    started_at: datetime, archived_at: datetime, queue: str | None, policy_version: int | None
+    started_at: datetime,
+    archived_at: datetime,
+    queue: str | None,
+    policy_version: int | None,
+    policy_known: int | None = None,
 ) -> dict[str, str]:
     meta = {STARTED_META: format_rfc3339(started_at), ARCHIVED_META: format_rfc3339(archived_at)}
     if queue is not None:
         meta[QUEUE_META] = queue
     if policy_version is not None:
         meta[POLICY_META] = str(policy_version)
+    if policy_known is not None:
+        meta[KNOWN_META] = str(policy_known)
     return meta
 
 

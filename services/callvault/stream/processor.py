@@ -103,6 +103,11 @@ class CallProcessor:
         history = self.policies.get(state.tenant, ())
         return terms_at(history, state.queue, at, self.settings.policy_defaults)
 
+    def known_version(self, state: CallState) -> int:
+        """The newest version of the call's tenant's policy this worker has read (0: none): written
+        beside an object's date, so the purger can tell a version it had not read yet (issue 31)."""
+        return max((v.version for v in self.policies.get(state.tenant, ())), default=0)
+
     def save(self, key: bytes, state: CallState, now: datetime) -> None:
         terms = self.terms(state, now)
         wake = wake_at(state, now, terms.retention, terms.grace, self.ttl, terms.recording_allowed)
@@ -255,7 +260,9 @@ class CallProcessor:
             await self.emit(
                 [
                     evidence.disclosure_verified(state, step.evidence, now),
-                    evidence.recording_archived(state, outcome.object, step.expires_at, now, version),
+                    evidence.recording_archived(
+                        state, outcome.object, step.expires_at, now, version, self.known_version(state)
+                    ),
                 ]
             )
             dated = {"recording_expires_at": step.expires_at, "recording_policy_version": version}
@@ -279,7 +286,9 @@ class CallProcessor:
     ) -> s3ops.CopyOutcome:
         rec = state.recording
         assert rec is not None
-        dating = dating_metadata(rec.recording_started_at, now, state.queue, version)
+        dating = dating_metadata(
+            rec.recording_started_at, now, state.queue, version, self.known_version(state)
+        )
         return await self.s3.run(
             f"archiving the recording of call {state.call_id}",
             s3ops.copy_recording,
@@ -371,7 +380,7 @@ class CallProcessor:
         if now >= expires:
             return state  # its own window has passed: writing it now would keep it too long
         tags = lifecycle_tags(RetentionClass.METADATA, expires, state.tenant, version)
-        dating = dating_metadata(started_at, now, state.queue, version)
+        dating = dating_metadata(started_at, now, state.queue, version, self.known_version(state))
         subjects = list(state.participants)
         if subjects:
             # The index first: an erasure that finds the metadata must find it by its subjects too.
@@ -398,7 +407,8 @@ class CallProcessor:
             retain_until=expires,
         )
         await self._lock_if_held(state, ref)
-        await self.emit([evidence.metadata_archived(state, ref, started_at, expires, now, version)])
+        known = self.known_version(state)
+        await self.emit([evidence.metadata_archived(state, ref, started_at, expires, now, version, known)])
         update = {
             "metadata_sha256": sha,
             "metadata_key": key,
