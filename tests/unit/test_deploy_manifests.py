@@ -273,3 +273,80 @@ def test_each_components_kafka_user_has_exactly_the_acls_of_the_registry() -> No
             for a in acls(component, topics)
         }
         assert found == wanted, component
+
+
+# Which Kafka user each pod connects as (issue 26, item 5); None: the pod never speaks to Kafka.
+KAFKA_USER_OF_POD = {
+    "callvault-worker": "callvault-worker",
+    "callvault-api": "callvault-api",
+    "callvault-audit-replay": "callvault-auditor",
+    "callvault-storage-init": None,
+}
+
+
+def _pods() -> list[tuple[str, str, dict[str, Any], dict[str, Any]]]:
+    """(ident, the pod's app name, its template, the ConfigMap it reads) of every rendered pod."""
+    configs = {d["metadata"]["name"]: d["data"] for _, d in DOCS if d["kind"] == "ConfigMap"}
+    pods = []
+    for (_path, doc), ident in zip(DOCS, IDS, strict=True):
+        if doc["kind"] in {"Deployment", "Job"}:
+            template = doc["spec"]["template"]
+            name = template["metadata"]["labels"]["app.kubernetes.io/name"]
+            pods.append((ident, name, template, configs["callvault"]))
+    return pods
+
+
+@pytest.mark.parametrize(("ident", "name", "template", "config"), _pods(), ids=[p[0] for p in _pods()])
+def test_each_pod_speaks_to_kafka_over_tls_as_its_own_user_with_the_cluster_ca(
+    ident: str, name: str, template: dict[str, Any], config: dict[str, str]
+) -> None:
+    """Issue 26, item 5: on main the base pointed at Strimzi's plain listener, and no pod mounted a
+    KafkaUser's Secret or the cluster CA."""
+    assert config["CALLVAULT_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert (
+        config["CALLVAULT_KAFKA_BOOTSTRAP"].endswith(":9093")
+        and "CALLVAULT_KAFKA_ALLOW_PLAINTEXT_REASON" not in config
+    )
+    (container,) = template["spec"]["containers"]
+    env = {e["name"]: e for e in container.get("env", [])}
+    user = KAFKA_USER_OF_POD[name]
+    if user is None:
+        assert "CALLVAULT_KAFKA_SASL_USERNAME" not in env
+        assert env["CALLVAULT_KAFKA_SECURITY_PROTOCOL"]["value"] == "SSL", (
+            "no user, and never a plain listener"
+        )
+        return
+    assert env["CALLVAULT_KAFKA_SASL_USERNAME"]["value"] == user
+    assert env["CALLVAULT_KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": user,
+        "key": "password",
+    }
+    ca_file = Path(config["CALLVAULT_KAFKA_CA_FILE"])
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == str(ca_file.parent)]
+    (volume,) = [v for v in template["spec"]["volumes"] if v["name"] == mount["name"]]
+    assert volume["secret"]["secretName"] == "kafka-cluster-ca-cert"
+    assert {"key": "ca.crt", "path": ca_file.name} in volume["secret"]["items"]
+    users = {d["metadata"]["name"] for _, d in DOCS if d["kind"] == "KafkaUser"}
+    assert user in users or not users, f"{user} is not a KafkaUser of the rendered set"
+
+
+def test_every_pod_has_a_network_policy_and_the_namespace_denies_the_rest() -> None:
+    policies = [d for _, d in DOCS if d["kind"] == "NetworkPolicy"]
+    assert any(p["spec"]["podSelector"] == {} and set(p["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+               for p in policies), "a default deny for the namespace"  # fmt: skip
+    selected = {
+        p["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/name"): p for p in policies
+    }
+    for ident, name, _template, _config in _pods():
+        policy = selected.get(name)
+        assert policy is not None, f"{ident}: no NetworkPolicy selects its pods"
+        kafka = [rule for rule in policy["spec"].get("egress", []) if _reaches_namespace(rule, "kafka")]
+        if KAFKA_USER_OF_POD[name] is None:
+            assert kafka == [], f"{ident} never speaks to Kafka, so may not reach it"
+        else:
+            assert [p["port"] for rule in kafka for p in rule["ports"]] == [9093], ident
+
+
+def _reaches_namespace(rule: dict[str, Any], namespace: str) -> bool:
+    selectors = (t.get("namespaceSelector", {}).get("matchLabels", {}) for t in rule.get("to", []))
+    return any(labels.get("kubernetes.io/metadata.name") == namespace for labels in selectors)
