@@ -92,8 +92,31 @@ def _broker_keystore(folder: Path) -> tuple[Path, Path, Path]:
         + _pem(ca)
     )
     (folder / "ca.pem").write_bytes(_pem(ca))
-    (folder / "stranger-ca.pem").write_bytes(_pem(_ca("someone else's CA")[1]))
+    stranger_key, stranger = _ca("someone else's CA")
+    (folder / "stranger-ca.pem").write_bytes(_pem(stranger))
+    _client_certificate(folder / "api", "api", ca_key, ca)  # the API as an mTLS user (CN = its user)
+    _client_certificate(folder / "forged-api", "api", stranger_key, stranger)  # the same CN, another CA
     return keystore, folder / "ca.pem", folder / "stranger-ca.pem"
+
+
+def _client_certificate(
+    stem: Path, user: str, ca_key: ec.EllipticCurvePrivateKey, ca: x509.Certificate
+) -> None:
+    """`{stem}.crt` and `{stem}.key`: a client certificate whose CN is the Kafka user, signed by `ca`."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(_name(user)).issuer_name(ca.subject)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    stem.with_suffix(".crt").write_bytes(_pem(cert))
+    stem.with_suffix(".key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +127,9 @@ def secure_broker() -> Iterator[tuple[ApacheKafka, Path, Path]]:
     run_dir = ARTIFACTS / f"secure-kafka-{secrets.token_hex(3)}"
     run_dir.mkdir(parents=True, exist_ok=True)
     keystore, ca, stranger = _broker_keystore(run_dir)
-    broker = ApacheKafka(run_dir, free_port(), Secured(keystore, USERS, free_port()))
+    broker = ApacheKafka(
+        run_dir, free_port(), Secured(keystore, USERS, free_port(), mtls_port=free_port(), client_ca=ca)
+    )
     child: ChildProcess = broker.start()
     try:
         yield broker, ca, stranger
@@ -250,3 +275,37 @@ async def test_each_user_is_refused_what_is_not_its_own(secured: Settings) -> No
     said = refused.stderr.strip().splitlines()[-1]
     assert said.startswith("callvault: ") and "'api'" in said and "ACLs" in said, said
     assert "Traceback" not in refused.stderr
+
+
+def _with_certificate(base: Settings, broker: ApacheKafka, ca: Path, stem: Path) -> Settings:
+    """The same topics and buckets over the mTLS listener, as the user its certificate names."""
+    assert broker.secured is not None and broker.secured.mtls_port is not None
+    return Settings(**{
+        **base.model_dump(), "kafka_bootstrap": f"127.0.0.1:{broker.secured.mtls_port}",
+        "kafka_security_protocol": "SSL", "kafka_sasl_username": None, "kafka_sasl_password": None,
+        "kafka_ca_file": str(ca), "kafka_cert_file": str(stem.with_suffix(".crt")),
+        "kafka_key_file": str(stem.with_suffix(".key")),
+    })  # fmt: skip
+
+
+async def test_a_component_with_a_client_certificate_is_the_user_it_names(
+    secured: Settings, secure_broker: tuple[ApacheKafka, Path, Path]
+) -> None:
+    """Issue 26: mTLS users (Strimzi's `authentication: tls`) were configured but never run on a broker.
+    The API's certificate (CN=api) gets the API's ACLs on an SSL listener that requires one; the same
+    CN signed by another CA is refused with a sentence naming CALLVAULT_KAFKA_CERT_FILE."""
+    broker, ca, _ = secure_broker
+    folder = ca.parent
+    api = _with_certificate(secured, broker, ca, folder / "api")
+    assert await _may_write(api, secured.lifecycle_topic), "the API's own grant, by its certificate"
+    assert not await _may_write(api, secured.call_events_topic), "and no more"
+
+    forged = _with_certificate(secured, broker, ca, folder / "forged-api")
+    refused = await asyncio.to_thread(
+        run_callvault, "hold", "place", "c-none", "--tenant", "acme", "--reason", "r",
+        env=settings_env(forged), timeout=120,
+    )  # fmt: skip
+    assert refused.returncode == 2, (refused.returncode, refused.stderr[-2000:])
+    assert "CALLVAULT_KAFKA_CERT_FILE" in refused.stderr and "Traceback" not in refused.stderr, (
+        refused.stderr[-2000:]
+    )

@@ -78,11 +78,15 @@ def _cluster_id() -> str:
 
 @dataclass(frozen=True)
 class Secured:
-    """A SASL_SSL listener: the broker's certificate (for 127.0.0.1) and the SCRAM-SHA-512 users."""
+    """A SASL_SSL listener: the broker's certificate (for 127.0.0.1) and the SCRAM-SHA-512 users; and,
+    with `mtls_port`, an SSL listener that requires a client certificate signed by `client_ca`, whose
+    CN is the user (Strimzi's `authentication: tls`)."""
 
     keystore: Path  # PEM: the broker's private key (PKCS#8) and certificate
     users: dict[str, str]  # name -> password, created when the log directory is formatted
     port: int  # the SASL_SSL listener; `ApacheKafka.port` stays a PLAINTEXT one for the broker itself
+    mtls_port: int | None = None
+    client_ca: Path | None = None  # PEM: the CA whose client certificates the mTLS listener takes
 
 
 class ApacheKafka:
@@ -136,6 +140,16 @@ class ApacheKafka:
             )
             lines["ssl.keystore.type"] = "PEM"
             lines["ssl.keystore.location"] = str(self.secured.keystore)
+            if self.secured.mtls_port is not None and self.secured.client_ca is not None:
+                mtls = f"SSL://127.0.0.1:{self.secured.mtls_port}"
+                lines["listeners"] += f",{mtls}"
+                lines["advertised.listeners"] += f",{mtls}"
+                lines["listener.security.protocol.map"] += ",SSL:SSL"
+                lines["listener.name.ssl.ssl.client.auth"] = "required"
+                lines["listener.name.ssl.ssl.truststore.type"] = "PEM"
+                lines["listener.name.ssl.ssl.truststore.location"] = str(self.secured.client_ca)
+                # The certificate's CN is the user, as Strimzi's tls users are: User:callvault-api.
+                lines["ssl.principal.mapping.rules"] = "RULE:^CN=([^,]+)$/$1/,DEFAULT"
             # ACLs decide; the only super user is the broker's own PLAINTEXT and controller traffic.
             lines["authorizer.class.name"] = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
             lines["super.users"] = "User:ANONYMOUS"

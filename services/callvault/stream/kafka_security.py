@@ -112,6 +112,14 @@ def refusal_sentence(exc: BaseException, settings: Settings) -> str:
             f"({settings.kafka_sasl_mechanism}); check CALLVAULT_KAFKA_SASL_USERNAME and "
             "CALLVAULT_KAFKA_SASL_PASSWORD (and that the broker is up)"
         )
+    if settings.kafka_security_protocol == "SSL" and settings.kafka_cert_file and tls_fine:
+        # TLS 1.3 finishes the handshake before the broker checks the client's certificate: a refused
+        # one shows as a connection that cannot bootstrap.
+        return (
+            f"{where} did not accept the client certificate in CALLVAULT_KAFKA_CERT_FILE "
+            f"({settings.kafka_cert_file}); check that a CA the brokers trust signed it, and that its "
+            "user is known to them"
+        )
     return (
         f"cannot reach {where} with CALLVAULT_KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol} "
         f"({type(exc).__name__}); is the broker up, and does its listener speak that protocol?"
