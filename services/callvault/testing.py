@@ -50,7 +50,7 @@ from callvault.storage.policies import load_book
 from callvault.storage.subject_flags import SubjectFlag, flagged_everywhere
 from callvault.storage.tenants import closed_tenants, offboarded_sentence
 from callvault.stream.command_errors import CommandRefused
-from callvault.stream.command_gate import CommandGate, refused_event
+from callvault.stream.command_gate import CommandGate, accepted_event, refused_event
 from callvault.stream.commands import CommandHandler
 from callvault.stream.messages import CallMessage, to_fact, wake_message
 from callvault.stream.offloop import S3Runner
@@ -172,6 +172,8 @@ class Harness:
             )
             self._dead(admitted.sentence, position, None, raw)
             return position
+        now = self.clock.now()
+        await self._emit([accepted_event(raw, admitted, position.partition, position.offset, now)])
         try:
             await self.commands.handle(admitted)
         except CommandRefused as exc:

@@ -71,7 +71,12 @@ async def test_a_command_whose_handling_raises_is_a_dead_letter(
     async def admitted(raw: bytes, command: Any, partition: int, offset: int) -> Any:
         return command  # signatures are tests/unit/test_signed_commands_in_memory.py's
 
+    async def emit(events: Any) -> None:
+        emitted.extend(e.type for e in events)
+
+    emitted: list[str] = []
     monkeypatch.setattr(app_worker.command_gate, "admit", admitted)
+    monkeypatch.setattr(app_worker, "emit", emit)  # no broker here: command.accepted goes nowhere
     monkeypatch.setattr(app_worker.command_handler, "handle", boom)
     monkeypatch.setattr(app_worker, "dead_letter", dead_letter)
     hold = b'{"type":"legal_hold.place","event_id":"6f1c1f55-9f1b-4a55-8f0e-7a0d2b1e1c11","call_id":"c-1",'
@@ -79,6 +84,7 @@ async def test_a_command_whose_handling_raises_is_a_dead_letter(
     event = _Event(_Message(app_worker.settings.commands_topic, key=b"c-1", value=hold))
     await app_worker._command(event)  # type: ignore[arg-type]  # noqa: SLF001
     assert letters == ["callvault could not carry out this command (RuntimeError)"]
+    assert emitted == ["command.accepted"], "proven before it is carried out"
 
 
 async def test_the_log_of_an_unforeseen_failure_names_no_input(

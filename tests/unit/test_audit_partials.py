@@ -114,7 +114,7 @@ def test_partials_one_per_partition_merge_into_the_report_of_one_replay(
         part = replay_partitions(
             archived, scratch, AS_OF, TOLERANCE, processes=1, tail=False, only=[partition]
         )
-        doc = partial_document(part.result, part.requests, part.log, part.partitions, 2, AS_OF)
+        doc = partial_document(part.result, part.requests, part.commands, part.log, part.partitions, 2, AS_OF)
         docs.append(json.loads(json.dumps(doc)))  # as it travels through a bucket
 
     assert coverage_problems(docs) == [] and coverage_problems(docs[:1]) == [

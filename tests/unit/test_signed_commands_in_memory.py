@@ -181,3 +181,39 @@ async def test_the_request_record_follows_the_signed_command_not_what_was_filed(
     assert (received["requested_by"], received["on_behalf_of"]) == ("harness", "anna")
     record = get_request(h.s3, h.settings.metadata_bucket, "acme", str(honest.event_id))
     assert record is not None and record.requested_by == "harness"
+
+
+async def test_the_replay_ties_each_hold_to_a_command_an_auditor_verifies(h: Harness) -> None:
+    """Issue 26: the worker's events named the verified signer, but nothing in the log let an auditor
+    check it again, so a `legal_hold.released` written straight to `lifecycle` passed the replay (on
+    main: no finding). Now the worker proves each command it takes with `command.accepted`, the
+    command as sent, and the replay checks its signature with the public keys."""
+    from callvault.rules.audit_replay import replay
+
+    await archived(h)
+    placed = hold(h)
+    await h.command(placed)
+    (accepted,) = [e for e in h.events if e["type"] == "command.accepted"]
+    assert accepted["command_id"] == placed["event_id"] and accepted["command"]["signature"]
+    keys = h.settings.trusted_command_keys
+
+    def unverified(events: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+        found = replay(
+            events, h.clock.now(), timedelta(minutes=5), h.settings.policy_defaults, command_keys=keys
+        )
+        return [v.evidence for v in found.violations if v.rule == "unverified_command_effect"]
+
+    assert unverified(h.lifecycle()) == []
+    forged = {
+        **next(e for e in h.lifecycle() if e["type"] == "legal_hold.placed"), "type": "legal_hold.released",
+        "event_id": str(uuid.uuid4()), "command_id": str(uuid.uuid4()), "requested_by": "dpo",
+    }  # fmt: skip
+    assert unverified([*h.lifecycle(), forged]) == [(forged["event_id"],)], "no command proves it"
+    tampered = {**accepted, "command": {**accepted["command"], "reason": "another reason"}}
+    rest = [e for e in h.lifecycle() if e["type"] != "command.accepted"]
+    (found,) = unverified([*rest, tampered])
+    assert found == (next(e for e in rest if e["type"] == "legal_hold.placed")["event_id"],), "bad signature"
+    stranger = {new_identity("dpo").name: new_identity("dpo").public_key}
+    without = replay(h.lifecycle(), h.clock.now(), timedelta(minutes=5), h.settings.policy_defaults,
+                     command_keys=stranger)  # fmt: skip
+    assert [v.rule for v in without.violations] == ["unverified_command_effect"], "keys the auditor holds"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -25,12 +26,14 @@ from botocore.client import BaseClient
 
 from callvault.audit.sources import AuditLog
 from callvault.contract.fields import format_rfc3339
+from callvault.rules import audit_commands
 from callvault.rules.audit_chain import ChainBreak, parse_segment
 from callvault.rules.audit_replay import (
     ReplayResult,
     Violation,
     _policy_version,
     canonical,
+    check_commands,
     check_requests,
     merge_requests,
     merge_results,
@@ -71,6 +74,7 @@ def global_policies(s3: BaseClient, settings: Settings) -> dict[str, dict[int, P
 def partial_document(
     result: ReplayResult,
     requests: dict[str, dict[str, Any]],
+    commands: audit_commands.Commands,
     log: AuditLog,
     partitions: list[int],
     of: int,
@@ -100,6 +104,7 @@ def partial_document(
             },
         },
         "requests": requests,
+        "commands": commands,
         "log": {
             "segments": log.segments,
             "checkpoints": log.checkpoints,
@@ -190,7 +195,9 @@ def coverage_problems(docs: list[dict[str, Any]]) -> list[str]:
     return problems
 
 
-def merge_partials(docs: list[dict[str, Any]]) -> tuple[ReplayResult, AuditLog, datetime]:
+def merge_partials(
+    docs: list[dict[str, Any]], command_keys: Mapping[str, str] | None = None
+) -> tuple[ReplayResult, AuditLog, datetime]:
     """The partials joined into the result, the log summary and the instant of one whole replay."""
     parts = [read_partial(doc) for doc in docs]
     as_of = max(datetime.fromisoformat(doc["as_of"]) for doc in docs)
@@ -198,6 +205,7 @@ def merge_partials(docs: list[dict[str, Any]]) -> tuple[ReplayResult, AuditLog, 
     # Each partial read every partition's policy changes: the histories are one and the same.
     result.policy_history = max((part.policy_history for part, _, _ in parts), key=len)
     check_requests(merge_requests(requests for _, requests, _ in parts), as_of, result)
+    check_commands(audit_commands.merge(doc.get("commands", {}) for doc in docs), command_keys, result)
     log = AuditLog()
     for _, _, part_log in parts:
         log.join(part_log)

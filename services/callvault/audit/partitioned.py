@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,11 +31,13 @@ from typing import Any
 from callvault.audit.partial import global_policies
 from callvault.audit.sources import AuditLog, archive_events, read_tail, signed_heads
 from callvault.audit.spill import SpilledSeen, SpilledStories, disk_used
+from callvault.rules import audit_commands
 from callvault.rules.audit_replay import (
     Folded,
     ReplayResult,
     canonical,
     check_calls,
+    check_commands,
     check_requests,
     fold,
     merge_requests,
@@ -138,6 +140,7 @@ class PartitionedReplay:
     scratch_bytes: int
     partitions: list[int] = field(default_factory=list)
     requests: dict[str, dict[str, Any]] = field(default_factory=dict)  # checked unless a partial
+    commands: audit_commands.Commands = field(default_factory=dict)  # likewise
 
 
 def replay_partitions(
@@ -152,6 +155,7 @@ def replay_partitions(
     on_step: Callable[[str], None] | None = None,
     only: list[int] | None = None,
     tail: bool = True,
+    command_keys: Mapping[str, str] | None = None,
 ) -> PartitionedReplay:
     """The log replayed by `processes` (default: the cores, at most one per partition).
 
@@ -184,11 +188,13 @@ def replay_partitions(
     merged = merge_results(parts)
     merged.policy_history = history
     requests = merge_requests(read.folded.requests for read in reads)
+    commands = audit_commands.merge(read.folded.commands for read in reads)
     if only is None:
         check_requests(requests, as_of, merged)
+        check_commands(commands, command_keys, merged)
     for read in reads:
         log.join(read.log)
-    return PartitionedReplay(log, canonical(merged), count, disk_used(scratch), chosen, requests)
+    return PartitionedReplay(log, canonical(merged), count, disk_used(scratch), chosen, requests, commands)
 
 
 # A process started for a share costs seconds (it imports callvault afresh); below this many segments

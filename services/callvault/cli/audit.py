@@ -132,10 +132,11 @@ def replay_command(
             done = replay_partitions(
                 settings, Path(scratch), now, slack, keep_event=EventFilter(tenant, start, end),
                 processes=processes, keep=keep_calls, on_step=status.update, only=only,
+                command_keys=_command_keys(settings, console),
             )  # fmt: skip
         if partial_out is not None:
             doc = partial_document(
-                done.result, done.requests, done.log, done.partitions, settings.partitions, now
+                done.result, done.requests, done.commands, done.log, done.partitions, settings.partitions, now
             )
             where = write_partial(make_s3_client(settings, attempts=2), doc, partial_out)
     except (BotoCoreError, ClientError) as exc:
@@ -208,7 +209,7 @@ def merge_command(
     if problems:
         raise UserError("the partials do not make one replay: " + "; ".join(problems))
     try:
-        result, log, as_of = merge_partials(docs)
+        result, log, as_of = merge_partials(docs, _command_keys(settings, console))
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"a partial replay cannot be read: {exc!r}") from exc
     write_report(report_document(result, log, as_of, {"merged_from": ", ".join(sources)}), out)
@@ -316,6 +317,16 @@ def verify_command(
         console.print(f"  [red]{found.kind}[/red] {found.segment}: {found.detail}")
     if not report.intact:
         raise typer.Exit(1)
+
+
+def _command_keys(settings: Settings, console: Console) -> dict[str, str] | None:
+    """The public keys commands are signed with, to check the holds and subject requests against;
+    without them (CALLVAULT_COMMAND_KEYS) that check is left out, and the reader is told."""
+    keys = settings.trusted_command_keys
+    if not keys:
+        console.print("commands not checked: set CALLVAULT_COMMAND_KEYS to the keys commands are signed with")
+        return None
+    return keys
 
 
 @app.command("public-key")

@@ -204,6 +204,23 @@ class LegalHoldReleased(LifecycleBase):
     reason: str
 
 
+class CommandAccepted(ContractModel):
+    """Additive (2026-12-05): a command the worker verified and carries out, as it was sent, signature
+    included, so an auditor holding the public keys can check it again and tie each hold and subject
+    request to the command that caused it. Keyed by its tenant, if any."""
+
+    type: Literal["command.accepted"] = "command.accepted"
+    event_id: uuid.UUID
+    occurred_at: Timestamp
+    command_id: str = Field(description="the command's `event_id`")
+    command_type: str
+    tenant: Tenant | None = None
+    signed_by: str = Field(description="the name of the key that signed it (verified)")
+    command: dict[str, Any] = Field(
+        description="the command as sent: its fields, `signed_by` and `signature`"
+    )
+
+
 class CommandRefusedEvent(ContractModel):
     """Additive (2026-12-02): a command that does not count, and why. Keyed by its tenant, if any.
 
@@ -398,6 +415,7 @@ LifecycleEvent = Annotated[
     | TenantReturned
     | TenantErased
     | TenantEnabled
+    | CommandAccepted
     | CommandRefusedEvent,
     Field(discriminator="type"),
 ]

@@ -14,11 +14,12 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
+from callvault.rules import audit_commands
 from callvault.rules.access import ALL_TENANTS, PERMISSIONS, Role, Want
 from callvault.rules.client_policy import (
     Dated,
@@ -238,6 +239,7 @@ def replay(
     *,
     stories: CallStories | None = None,
     seen: SeenEvents | None = None,
+    command_keys: Mapping[str, str] | None = None,
 ) -> ReplayResult:
     """`defaults`: the controller's own terms (settings), which a client policy's silent classes keep;
     without them an object's date is checked against its archive event alone. `stories` and `seen`:
@@ -246,13 +248,26 @@ def replay(
 
     The same as `fold`, then `check_calls` with the policies it found, then
     `check_requests`: a replay split by partition runs those steps apart and
-    `merge_results` joins them into this very result."""
+    `merge_results` joins them into this very result. `command_keys`: the public keys commands are
+    signed with (`CALLVAULT_COMMAND_KEYS`); with them, holds and subject requests no verified command
+    caused are found (`check_commands`)."""
     calls = stories if stories is not None else MemoryStories()
     folded = fold(events, calls, seen if seen is not None else MemorySeen())
     history = policy_history([folded.policies])
     result = check_calls(folded.result, calls, history, as_of, tolerance, defaults)
     check_requests(folded.requests, as_of, result)
+    check_commands(folded.commands, command_keys, result)
     return canonical(result)
+
+
+def check_commands(
+    commands: audit_commands.Commands, keys: Mapping[str, str] | None, result: ReplayResult
+) -> None:
+    """Flag what no verified command caused (`rules.audit_commands`); nothing without the keys."""
+    if keys is None:
+        return
+    for call_id, tenant, detail, evidence in audit_commands.unverified(commands, keys):
+        result.violations.append(Violation("unverified_command_effect", call_id, tenant, detail, evidence))
 
 
 @dataclass
@@ -266,6 +281,7 @@ class Folded:
     result: ReplayResult = field(default_factory=ReplayResult)
     policies: dict[str, dict[int, PolicyVersion]] = field(default_factory=dict)
     requests: dict[str, dict[str, Any]] = field(default_factory=dict)
+    commands: audit_commands.Commands = field(default_factory=dict)  # what verified commands caused
 
 
 def fold(events: Iterable[dict[str, Any]], calls: CallStories, ids: SeenEvents) -> Folded:
@@ -283,6 +299,7 @@ def fold(events: Iterable[dict[str, Any]], calls: CallStories, ids: SeenEvents) 
             continue
         result.events += 1
         call_id, kind = event.get("call_id"), str(event.get("type"))
+        audit_commands.note(folded.commands, event, kind)
         if not call_id:
             if kind.startswith("subject."):  # subject-rights events name a request, not a call
                 _follow_request(requests, event, kind)

@@ -23,6 +23,8 @@ REPLAY_RULES: dict[str, str] = {
     "access_after_deletion": "a recording or its metadata was read after its deletion was proven",
     "access_outside_rights": "a read by a role or for a purpose the access rules do not allow",
     "access_from_site_not_allowed": "a read from a processing site the client's policy did not allow",
+    "unverified_command_effect": "a legal hold, its release or a subject request that no `command.accepted` "
+    "signed by a key the auditor holds proves",
     "conflicting_event": "two events under one `event_id` that differ in a fact the audit relies on",
     "subject_request_overdue": "a data-subject request still open past its deadline",
     "subject_request_late": "a data-subject request answered after its deadline",

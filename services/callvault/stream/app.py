@@ -52,7 +52,7 @@ from callvault.stream import faust_fixes, faust_stop
 from callvault.stream.audit_archiver import AuditArchiver
 from callvault.stream.bus import lifecycle_key
 from callvault.stream.command_errors import CommandRefused
-from callvault.stream.command_gate import CommandGate, refused_event
+from callvault.stream.command_gate import CommandGate, accepted_event, refused_event
 from callvault.stream.commands import CommandHandler
 from callvault.stream.health import HealthServer
 from callvault.stream.kafka_security import faust_credentials
@@ -452,6 +452,9 @@ class Worker:
                 await self.emit([refused_event(decoded.value, admitted, msg.partition, msg.offset, now)])
                 await self.dead_letter(admitted.sentence, event)
                 return
+            await self.emit(
+                [accepted_event(msg.value, admitted, msg.partition, msg.offset, self.clock.now())]
+            )
             await self.command_handler.handle(admitted)
         except CommandRefused as exc:
             await self.dead_letter(str(exc), event)

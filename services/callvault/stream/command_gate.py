@@ -18,7 +18,7 @@ from datetime import datetime
 from callvault.clock import Clock
 from callvault.contract.base import deterministic_id
 from callvault.contract.commands import Command
-from callvault.contract.lifecycle import CommandRefusedEvent
+from callvault.contract.lifecycle import CommandAccepted, CommandRefusedEvent
 from callvault.rules.command_signature import (
     Refusal,
     Verified,
@@ -73,6 +73,22 @@ class CommandGate:
 
 def _as_verified(command: Command, verdict: Verified) -> Command:
     return command.model_copy(update={"requested_by": verdict.name})
+
+
+def accepted_event(
+    raw: bytes, admitted: Command, partition: int, offset: int, now: datetime
+) -> CommandAccepted:
+    """The proof a command counts, with the command as sent: emitted before it is carried out, so no
+    hold or subject request stands in the log without it. The same id if Kafka delivers it again."""
+    return CommandAccepted(
+        event_id=deterministic_id("command.accepted", str(admitted.event_id), str(partition), str(offset)),
+        occurred_at=now,
+        command_id=str(admitted.event_id),
+        command_type=admitted.type,
+        tenant=getattr(admitted, "tenant", None),
+        signed_by=admitted.requested_by,
+        command=json.loads(raw),
+    )
 
 
 def refused_event(
