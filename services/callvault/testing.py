@@ -279,7 +279,9 @@ class Harness:
         self.processor.objecting = set(
             await asyncio.to_thread(flagged_everywhere, self.s3, meta, SubjectFlag.OBJECTING)
         )
-        self.processor.policies = await asyncio.to_thread(load_book, self.s3, meta)
+        self.processor.policies = await asyncio.to_thread(
+            load_book, self.s3, meta, bounds=self.settings.policy_bounds
+        )
         self.processor.closed_tenants = await asyncio.to_thread(closed_tenants, self.s3, meta)
         for _ in range(100):  # a wake-up may schedule another at the same instant
             now = self.clock.now()

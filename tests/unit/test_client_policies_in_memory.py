@@ -250,3 +250,36 @@ async def test_a_lengthening_the_worker_had_not_read_yet_dates_what_it_archived_
     assert replayed(h, [e for e in h.lifecycle() if e is not deleted] + [early]) == ["deleted_early"], (
         "deleted at the 7 days of the version its worker knew: early by the one in force"
     )
+
+
+async def test_a_policy_file_written_by_hand_is_not_applied_and_one_bad_file_stops_nothing(
+    h: Harness,
+) -> None:
+    """Issue 33, item 2: on main `load_book` took tenant and version from the body and rechecked no
+    bounds, so a file under globex/ saying acme, PT1S, had acme's calls deleted 2 s later; and one
+    file that was not a version made the whole load raise, after which every call was a dead letter."""
+    from callvault.rules.client_policy import PolicyVersion, Scope
+    from callvault.storage import policies
+
+    await h.set_policy("globex", recording="P7D", reason="globex contract")
+    at = h.clock.now()
+    planted = PolicyVersion(
+        tenant="acme", version=1, effective_at=at, changed_at=at, changed_by="nobody", reason="by hand",
+        tenant_rules=Scope(terms={"recording": "PT1S", "metadata": "PT1S"}),
+    )  # fmt: skip
+    meta = h.settings.metadata_bucket
+    h.s3.put_object(
+        Bucket=meta, Key="_callvault/policies/globex/v000002.json", Body=planted.model_dump_json()
+    )
+    h.s3.put_object(Bucket=meta, Key="_callvault/policies/acme/v000001.json", Body=planted.model_dump_json())
+    h.s3.put_object(Bucket=meta, Key="_callvault/policies/initech/v000001.json", Body=b"not a policy")
+
+    known: policies.VersionCache = {}
+    book = policies.load_book(h.s3, meta, known, bounds=h.settings.policy_bounds)
+    assert {t: [v.version for v in vs] for t, vs in book.items()} == {"globex": [1]}
+    assert policies.refused_count(known) == 3, "the misnamed copy, the out-of-bounds term, the garbage"
+    call = await archived(h, "acme")
+    assert h.dead_letters == [], "every call is still taken in"
+    await h.advance(minutes=10)
+    assert "recording.deleted" not in h.types(call.call_id), "acme keeps the defaults"
+    assert one(h, call, "recording.archived").get("policy_version") is None

@@ -23,13 +23,12 @@ from botocore.client import BaseClient
 
 from callvault.api.ranges import ByteRange
 from callvault.api.search import Address
-from callvault.rules.client_policy import PolicyVersion
 from callvault.settings import Settings
 from callvault.storage import inventory
 from callvault.storage.errors import is_not_found
 from callvault.storage.holds import held_calls
 from callvault.storage.layout import day_prefix, parse_archive_key
-from callvault.storage.policies import PolicyBook, load_book
+from callvault.storage.policies import PolicyBook, VersionCache, load_book
 from callvault.storage.subject_flags import SubjectFlag, flagged_subjects
 from callvault.stream.offloop import S3Runner
 
@@ -108,7 +107,7 @@ class ArchiveReader:
         self._restricted: dict[str, tuple[float, frozenset[str]]] = {}
         self._held: tuple[float, frozenset[str]] | None = None
         self._policies: tuple[float, PolicyBook] | None = None
-        self._policy_cache: dict[str, PolicyVersion] = {}
+        self._policy_cache: VersionCache = {}
         self._refreshing: dict[str, asyncio.Future[frozenset[str]]] = {}
 
     @property
@@ -194,7 +193,11 @@ class ArchiveReader:
         now = time.monotonic()
         if self._policies is None or now - self._policies[0] >= self._settings.api_restrictions_ttl_s:
             book = await self._runner.run(
-                "reading client policies", load_book, self._settings.metadata_bucket, self._policy_cache
+                "reading client policies",
+                load_book,
+                self._settings.metadata_bucket,
+                self._policy_cache,
+                bounds=self._settings.policy_bounds,
             )
             self._policies = (now, book)
         return self._policies[1]

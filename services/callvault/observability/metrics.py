@@ -61,6 +61,11 @@ CALLS_WAITING = Gauge("callvault_calls_waiting", "Calls this worker holds state 
 POLICY_VERSIONS = Gauge(
     "callvault_policy_versions_known", "Client-policy versions (all tenants) this worker applies"
 )
+POLICY_VERSIONS_REFUSED = Gauge(
+    "callvault_policy_versions_refused",
+    "Files under the client policies' prefix this worker does not apply (not a version, name and body "
+    "disagree, terms out of bounds); alert when above 0",
+)
 S3_REFUSED = Gauge(
     "callvault_s3_refused",
     "Kinds of permanent refusal (AccessDenied, NoSuchBucket) of callvault's own buckets that work waits on; "

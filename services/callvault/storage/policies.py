@@ -10,15 +10,23 @@ Blocking (boto3): call these off the event loop.
 
 from __future__ import annotations
 
-from botocore.client import BaseClient
+import logging
 
-from callvault.rules.client_policy import PolicyVersion
+from botocore.client import BaseClient
+from pydantic import ValidationError
+
+from callvault.rules.client_policy import Bounds, PolicyRefused, PolicyVersion, check_scope
 from callvault.storage import store_profile
 from callvault.storage.registry import write_new_entry
 
 POLICIES_PREFIX = "_callvault/policies/"
 
 PolicyBook = dict[str, list[PolicyVersion]]  # tenant -> versions, oldest first
+# What was read of each stored version, by (key, ETag): the version, or why it is not applied. An
+# edited file has a new ETag, so every process reads the same bytes for the same name.
+VersionCache = dict[tuple[str, str], "PolicyVersion | str"]
+
+log = logging.getLogger("callvault.policy")
 
 
 def _key(tenant: str, version: int) -> str:
@@ -39,36 +47,67 @@ def put_version(s3: BaseClient, bucket: str, version: PolicyVersion) -> None:
         raise VersionTaken(f"version {version.version} of {version.tenant}'s policy exists already")
 
 
-def history(s3: BaseClient, bucket: str, tenant: str) -> list[PolicyVersion]:
-    """Every version of one tenant's policy, oldest first; empty when it has none."""
-    versions = []
-    prefix = f"{POLICIES_PREFIX}{tenant}/"
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for item in page.get("Contents", ()):
-            if item["Key"].endswith(".json"):
-                body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
-                versions.append(PolicyVersion.model_validate_json(body))
-    return sorted(versions, key=lambda v: v.version)
+def history(s3: BaseClient, bucket: str, tenant: str, bounds: Bounds | None = None) -> list[PolicyVersion]:
+    """Every version of one tenant's policy that can be applied, oldest first; empty when it has none."""
+    return load_book(s3, bucket, bounds=bounds, prefix=f"{POLICIES_PREFIX}{tenant}/").get(tenant, [])
 
 
-def load_book(s3: BaseClient, bucket: str, known: dict[str, PolicyVersion] | None = None) -> PolicyBook:
+def load_book(
+    s3: BaseClient,
+    bucket: str,
+    known: VersionCache | None = None,
+    *,
+    bounds: Bounds | None = None,
+    prefix: str = POLICIES_PREFIX,
+) -> PolicyBook:
     """Every tenant's history: what the worker, the purger and the replay apply.
 
-    One listing; a version is read once and kept in `known` (by key) for the next
-    call, since versions never change.
+    One listing; a version is read once and kept in `known` (by key and ETag) for the next call.
+    Whatever is stored under the prefix is input: a file that is not a policy version, whose name
+    and body disagree on tenant or number, or (with `bounds`) whose terms are outside them is left
+    out with a warning, never the whole book (issue 33): one bad file must not stop every worker.
     """
-    cache = known if known is not None else {}
+    cache: VersionCache = known if known is not None else {}
     book: PolicyBook = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=POLICIES_PREFIX):
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", ()):
             key = item["Key"]
             if not key.endswith(".json"):
                 continue
-            if key not in cache:
-                body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-                cache[key] = PolicyVersion.model_validate_json(body)
-            version = cache[key]
-            book.setdefault(version.tenant, []).append(version)
+            ident = (key, str(item.get("ETag", "")))
+            if ident not in cache:
+                cache[ident] = _read_version(s3, bucket, key, bounds)
+                if isinstance(cache[ident], str):
+                    log.warning("client policy s3://%s/%s is not applied: %s", bucket, key, cache[ident])
+            version = cache[ident]
+            if isinstance(version, PolicyVersion):
+                book.setdefault(version.tenant, []).append(version)
     for versions in book.values():
         versions.sort(key=lambda v: v.version)
     return book
+
+
+def refused_count(known: VersionCache) -> int:
+    """How many stored files under the policies' prefix are not applied (a metric, readiness)."""
+    return sum(isinstance(v, str) for v in known.values())
+
+
+def _read_version(s3: BaseClient, bucket: str, key: str, bounds: Bounds | None) -> PolicyVersion | str:
+    """The version a file holds, or why it is not one callvault applies."""
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    try:
+        version = PolicyVersion.model_validate_json(body)
+    except (ValidationError, ValueError) as exc:
+        return f"it is not a policy version ({type(exc).__name__})"
+    if key != _key(version.tenant, version.version):
+        return (
+            f"its body says tenant {version.tenant!r} version {version.version}, which is stored as "
+            f"{_key(version.tenant, version.version)}, not under this name"
+        )
+    if bounds is not None:
+        try:
+            for scope in (version.tenant_rules, *version.queues.values()):
+                check_scope(scope, bounds)
+        except PolicyRefused as exc:
+            return f"it sets what a change may not: {exc}"
+    return version

@@ -31,6 +31,7 @@ from callvault.observability.metrics import (
     DEAD_LETTERS,
     EVENTS_IN,
     POLICY_VERSIONS,
+    POLICY_VERSIONS_REFUSED,
     PURGE_PASSES,
     S3_REFUSED,
     WORKER_READY,
@@ -38,14 +39,13 @@ from callvault.observability.metrics import (
 )
 from callvault.rules.audit_chain import LoggedRecord
 from callvault.rules.call_state import TenantConflict
-from callvault.rules.client_policy import PolicyVersion
 from callvault.rules.command_signature import Refusal
 from callvault.rules.dead_letters import dead_letter_for
 from callvault.settings import Settings
 from callvault.storage import store_profile
 from callvault.storage.client import make_s3_client, make_staging_s3_client
 from callvault.storage.holds import held_calls
-from callvault.storage.policies import load_book
+from callvault.storage.policies import VersionCache, load_book, refused_count
 from callvault.storage.subject_flags import SubjectFlag, flagged_everywhere
 from callvault.storage.tenants import closed_tenants, offboarded_sentence
 from callvault.stream import faust_fixes, faust_stop
@@ -182,7 +182,7 @@ class Worker:
         self._pseudonym_key = settings.pseudonym_key.get_secret_value().encode()
         self._wakes_stale = True
         self._wake_sent: dict[bytes, datetime] = {}
-        self._policy_cache: dict[str, PolicyVersion] = {}  # client-policy versions read, by key
+        self._policy_cache: VersionCache = {}  # client-policy versions read, by key and ETag
         self._profile_read = False  # storage init's measurement of the store, read once
         self._recovered_once = False
         self.health = HealthServer(
@@ -371,9 +371,12 @@ class Worker:
             await self.s3.run("reading objections", flagged_everywhere, meta, SubjectFlag.OBJECTING)
         )
         self.processor.closed_tenants = await self.s3.run("reading offboarded tenants", closed_tenants, meta)
-        book = await self.s3.run("reading client policies", load_book, meta, self._policy_cache)
+        book = await self.s3.run(
+            "reading client policies", load_book, meta, self._policy_cache, bounds=self.settings.policy_bounds
+        )
         self.processor.policies = book
         POLICY_VERSIONS.set(sum(len(history) for history in book.values()))
+        POLICY_VERSIONS_REFUSED.set(refused_count(self._policy_cache))
 
     async def _intake(self, event: EventT) -> None:
         """Raises for nothing about the event itself. faust restarts an agent that raises, and

@@ -26,7 +26,7 @@ from callvault.clock import Clock, SystemClock
 from callvault.contract.lifecycle import DeletionReason, LifecycleBase
 from callvault.observability.metrics import DELETIONS_REFUSED
 from callvault.rules import evidence
-from callvault.rules.client_policy import PolicyVersion, terms_ever
+from callvault.rules.client_policy import terms_ever
 from callvault.rules.data_classes import DATA_CLASSES
 from callvault.rules.durations import CalendarDuration
 from callvault.rules.purge import Hold, RefusalStreaks, StoredObject, batches, period_end, plan_pass
@@ -84,7 +84,7 @@ class Purger:
         self.policy = settings.retention
         # Each tenant's client-policy history, as of the last listing; versions read once each.
         self.policies: policies.PolicyBook = {}
-        self._policy_cache: dict[str, PolicyVersion] = {}
+        self._policy_cache: policies.VersionCache = {}
         self._exports: dict[str, exports.StoredExport] = {}  # what was read of each export, by key
         self.deleter = Deleter(s3, settings.metadata_bucket, emit, clock, settings.deletion_in_flight_s)
         self._described: dict[tuple[str, str, str], inventory.Described | None] = {}
@@ -290,7 +290,11 @@ class Purger:
     async def _read_policies(self) -> None:
         """Every tenant's client-policy history; a change since the last listing means list again."""
         book = await self.s3.run(
-            "reading client policies", policies.load_book, self.settings.metadata_bucket, self._policy_cache
+            "reading client policies",
+            policies.load_book,
+            self.settings.metadata_bucket,
+            self._policy_cache,
+            bounds=self.settings.policy_bounds,
         )
         if book != self.policies:
             self.policies = book
