@@ -375,3 +375,37 @@ def test_a_period_left_open_longer_than_two_intervals_is_not_intact(log) -> None
         "the newest checkpoint, 5, was signed at 2026-11-02T05:30:00+00:00, more than two signing "
         in (stale.problems[0])
     )
+
+
+def test_planted_objects_among_the_checkpoints_are_reported_and_the_signer_passes_them_over(log) -> None:  # noqa: ANN001
+    """Issue 33, item 3: on main a planted copy of checkpoint 0 sorting last made the leader start again
+    from 1 (a second version of that name) while verify said intact; garbage sorting last stopped all
+    signing, and garbage in the middle made verify raise a traceback."""
+    settings, s3, written = log
+    bucket = settings.audit_bucket
+    s3.put_object(Bucket=bucket, Key="checkpoints/999999999999.json", Body=written[0].document())
+    s3.put_object(Bucket=bucket, Key="checkpoints/zzz.json", Body=b"garbage")
+    assert checkpoints.last_checkpoint(s3, bucket) == written[5], "the newest whose name and body agree"
+    report = verify_period(s3, bucket, PARTITIONS, T0 + 2 * HOUR, T0 + 7 * HOUR, public_hex(KEY))
+    assert not report.intact
+    assert "checkpoints/zzz.json is not a checkpoint's name: an object planted among them" in report.problems
+    assert "checkpoints/999999999999.json holds checkpoint 0: a copy under another number" in report.problems
+
+    s3.put_object(Bucket=bucket, Key=checkpoints.checkpoint_key(3) + "x", Body=b"{")  # a stray, not a name
+    _write_over(s3, settings, written[2])  # a second version of 2: same bytes, fine
+    s3.put_object(Bucket=bucket, Key=checkpoints.checkpoint_key(4), Body=b"not json")  # over a real one
+    broken = verify_period(s3, bucket, PARTITIONS, T0 + 4 * HOUR, T0 + 5 * HOUR, public_hex(KEY))
+    assert not broken.intact, "reported, not raised"
+    assert any("checkpoints/000000000004.json: " in p for p in broken.problems), broken.problems
+
+
+def test_a_checkpoint_with_a_field_added_or_of_another_type_is_not_one() -> None:
+    """Issue 33, item 7: on main `seq` as text, or an extra field, still verified."""
+    heads = {0: PartitionHead("segments/p000/a", "ab" * 32, 9)}
+    cp = next_checkpoint(None, heads, T0, KEY)
+    doc = json.loads(cp.document())
+    assert checkpoints.parse_checkpoint(cp.document()) == cp
+    for changed in ({**doc, "seq": "0"}, {**doc, "note": "extra"}):
+        raw = json.dumps(changed, sort_keys=True, separators=(",", ":")).encode()
+        with pytest.raises(ValueError, match="not in its canonical form"):
+            checkpoints.parse_checkpoint(raw)

@@ -57,6 +57,8 @@ def verify_period(
     report = PeriodReport(start, end)
     for key in store.deleted_checkpoint_keys(s3, bucket):
         report.problems.append(f"{key} was deleted by hand: a delete marker hides its locked version")
+    for key in store.stray_keys(s3, bucket):
+        report.problems.append(f"{key} is not a checkpoint's name: an object planted among them")
     versions = store.checkpoint_versions(s3, bucket)
     keys = list(versions)
     cache: dict[str, Checkpoint] = {}
@@ -66,7 +68,10 @@ def verify_period(
             cache[key] = store.read_checkpoint(s3, bucket, key)
         return cache[key]
 
-    first = store.index_at_or_before(keys, start, read)
+    try:
+        first = store.index_at_or_before(keys, start, read)
+    except ValueError:
+        first = None  # an unreadable checkpoint on the way: read from the first, where it is reported
     trail = CheckpointTrail(trusted_key)
     passed: list[Checkpoint] = []
     for key in keys[first or 0 :]:
@@ -74,6 +79,9 @@ def verify_period(
             found = [read(key), *(store.read_checkpoint(s3, bucket, key, v) for v in versions[key][1:])]
         except ValueError as exc:
             report.problems.append(f"{key}: {exc}")
+            break
+        if any(cp.seq != store.seq_of(key) for cp in found):
+            report.problems.append(f"{key} holds checkpoint {found[0].seq}: a copy under another number")
             break
         if not trail.add_versions(found):
             break

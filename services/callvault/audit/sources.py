@@ -124,11 +124,20 @@ def signed_heads(s3: BaseClient, settings: Settings, log: AuditLog) -> dict[str,
         ChainBreak("deleted", key, "a delete marker hides this locked checkpoint")
         for key in audit_checkpoints.deleted_checkpoint_keys(s3, bucket)
     )
+    log.breaks.extend(
+        ChainBreak("unsigned", key, "not a checkpoint's name: an object planted among them")
+        for key in audit_checkpoints.stray_keys(s3, bucket)
+    )
     for key, versions in audit_checkpoints.checkpoint_versions(s3, bucket).items():
         try:
             found = [audit_checkpoints.read_checkpoint(s3, bucket, key, v) for v in versions]
         except ValueError as exc:
             log.breaks.append(ChainBreak("unsigned", key, str(exc)))
+            break
+        if any(cp.seq != audit_checkpoints.seq_of(key) for cp in found):
+            log.breaks.append(
+                ChainBreak("unsigned", key, f"holds checkpoint {found[0].seq}, under another number")
+            )
             break
         if not trail.add_versions(found):
             break

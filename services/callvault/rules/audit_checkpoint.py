@@ -87,7 +87,18 @@ def _fields(cp: Checkpoint) -> dict[str, Any]:
 
 
 def parse_checkpoint(raw: bytes) -> Checkpoint:
-    """A stored checkpoint read back; ValueError with a sentence if it is not one."""
+    """A stored checkpoint read back; ValueError with a sentence if it is not one.
+
+    The stored bytes must be the checkpoint's canonical document exactly: a field added, or one of
+    another type (`seq` as text), would still verify over the fields read back, so it is refused.
+    """
+    cp = _parsed(raw)
+    if cp.document() != raw:
+        raise ValueError("the checkpoint is not in its canonical form (a field added, or of another type)")
+    return cp
+
+
+def _parsed(raw: bytes) -> Checkpoint:
     try:
         doc = json.loads(raw)
         if doc.get("format") != FORMAT:

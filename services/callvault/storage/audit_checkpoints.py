@@ -13,6 +13,7 @@ hour) and reads O(log n) of them: checkpoints are written in time order.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -21,9 +22,10 @@ from botocore.client import BaseClient
 
 from callvault.rules.audit_checkpoint import Checkpoint, parse_checkpoint
 from callvault.storage.audit_archive import deleted_keys, write_locked
-from callvault.storage.write_once import put_once
+from callvault.storage.write_once import CLAIM_SUFFIX, put_once
 
 PREFIX = "checkpoints/"
+_NAME = re.compile(r"^checkpoints/(\d{12})\.json$")
 
 
 def checkpoint_key(seq: int) -> str:
@@ -52,7 +54,7 @@ def checkpoint_versions(s3: BaseClient, bucket: str) -> dict[str, list[str]]:
     hidden: set[str] = set()  # behind a delete marker: reported by `deleted_checkpoint_keys`
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=PREFIX):
         for item in page.get("Versions", ()):
-            if item["Key"].endswith(".json"):
+            if seq_of(item["Key"]) is not None:
                 names.setdefault(item["Key"], []).append(item.get("VersionId") or "null")
         hidden.update(m["Key"] for m in page.get("DeleteMarkers", ()) if m.get("IsLatest"))
     return {key: versions for key, versions in sorted(names.items()) if key not in hidden}
@@ -63,10 +65,27 @@ def deleted_checkpoint_keys(s3: BaseClient, bucket: str) -> list[str]:
     return [key for key in deleted_keys(s3, bucket, PREFIX) if key.endswith(".json")]
 
 
+def seq_of(key: str) -> int | None:
+    """The number a checkpoint's name gives; None for a name that is not one (a stray object)."""
+    found = _NAME.fullmatch(key)
+    return int(found[1]) if found else None
+
+
 def checkpoint_keys(s3: BaseClient, bucket: str) -> list[str]:
     keys: list[str] = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=PREFIX):
-        keys.extend(item["Key"] for item in page.get("Contents", ()) if item["Key"].endswith(".json"))
+        keys.extend(item["Key"] for item in page.get("Contents", ()) if seq_of(item["Key"]) is not None)
+    return sorted(keys)
+
+
+def stray_keys(s3: BaseClient, bucket: str) -> list[str]:
+    """Objects under `checkpoints/` that are neither a checkpoint's name nor a write-once claim: planted."""
+    keys: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=PREFIX):
+        for item in page.get("Contents", ()):
+            key = item["Key"]
+            if seq_of(key) is None and not (key.endswith(CLAIM_SUFFIX) and seq_of(key[: -len(CLAIM_SUFFIX)])):
+                keys.append(key)
     return sorted(keys)
 
 
@@ -77,8 +96,17 @@ def read_checkpoint(s3: BaseClient, bucket: str, key: str, version_id: str | Non
 
 
 def last_checkpoint(s3: BaseClient, bucket: str) -> Checkpoint | None:
-    keys = checkpoint_keys(s3, bucket)
-    return read_checkpoint(s3, bucket, keys[-1]) if keys else None
+    """The newest checkpoint whose name and body agree; what the signer continues from. A planted
+    object under `checkpoints/` (garbage, or a copy of an old checkpoint under a later name) is passed
+    over, so it can neither stop the signing nor make it start again from an old number."""
+    for key in reversed(checkpoint_keys(s3, bucket)):
+        try:
+            cp = read_checkpoint(s3, bucket, key)
+        except ValueError:
+            continue  # verify reports it
+        if cp.seq == seq_of(key):
+            return cp
+    return None
 
 
 def index_at_or_before(keys: list[str], at: datetime, read: Callable[[str], Checkpoint]) -> int | None:
