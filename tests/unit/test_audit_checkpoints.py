@@ -409,3 +409,18 @@ def test_a_checkpoint_with_a_field_added_or_of_another_type_is_not_one() -> None
         raw = json.dumps(changed, sort_keys=True, separators=(",", ":")).encode()
         with pytest.raises(ValueError, match="not in its canonical form"):
             checkpoints.parse_checkpoint(raw)
+
+
+def test_every_partition_the_checkpoints_name_is_read_whatever_the_settings_say(log) -> None:  # noqa: ANN001
+    """Issue 33, item 7: on main verify and the replay read `CALLVAULT_PARTITIONS` partitions only, so
+    with the setting lowered an edit in partition 1 went unseen."""
+    settings, s3, written = log
+    edited = written[3].heads[1].segment
+    body = segments.read_segment(s3, settings.audit_bucket, edited).replace(b"recording.accessed", b"x", 1)
+    segments.write_segment(s3, settings.audit_bucket, edited, body, T0 + timedelta(days=30))
+    report = verify_period(s3, settings.audit_bucket, 1, T0 + 2 * HOUR, T0 + 4 * HOUR, public_hex(KEY))
+    assert ("edited", edited) in {(b.kind, b.segment) for b in report.breaks}
+    whole = AuditLog()
+    one_partition = settings.model_copy(update={"audit_public_key": public_hex(KEY), "partitions": 1})
+    list(archive_events(s3, one_partition, whole))
+    assert any(b.segment == edited for b in whole.breaks)

@@ -315,3 +315,25 @@ def test_a_version_replaced_at_the_instant_it_takes_effect_shortens_nothing() ->
     history = build([(1, None, "P1D"), (0, None, "P3D")])
     dated = due_at(REC, T0, T0, None, history, DEFAULTS, T0 + timedelta(days=1))
     assert dated == Dated(T0 + timedelta(days=3), 2)
+
+
+def test_each_bound_may_itself_be_set_and_a_queue_is_a_queue_name() -> None:
+    """Issue 33, item 7: on main the longest term (P10Y) could not be set, bounds being asymmetric;
+    and `--queue 'Sales Q1'` was stored, never to match a call's queue."""
+    for term in ("P1D", "P10Y"):
+        (made,) = change([], T0, recording=term)
+        assert made.tenant_rules.terms == {"recording": term}
+    with pytest.raises(PolicyRefused, match="is not a queue name"):
+        change([], T0, queue="Sales Q1", recording="P7D")
+
+
+def test_a_bad_tenant_name_is_a_sentence_not_a_traceback() -> None:
+    """Issue 33, item 7: on main `policy set` with a bad tenant printed pydantic's traceback."""
+    from typer.testing import CliRunner
+
+    from callvault.cli.errors import UserError
+    from callvault.cli.main import app
+
+    done = CliRunner().invoke(app, ["policy", "set", "Bad Tenant", "--recording", "P7D", "--reason", "r"])
+    assert isinstance(done.exception, UserError), done.exception  # the entry point prints it, exit 2
+    assert "'Bad Tenant' is not a tenant name" in str(done.exception)

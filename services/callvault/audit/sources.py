@@ -81,7 +81,12 @@ def archive_events(
     """
     if signed is None:
         signed = signed_heads(s3, settings, log)
-    chosen = range(settings.partitions) if partitions is None else partitions
+    # Every partition the segments' heads name too, not only the configured count (issue 33).
+    if partitions is None:
+        heads = store.head_partitions(s3, settings.audit_bucket)
+        chosen = sorted(set(range(settings.partitions)) | set(heads))
+    else:
+        chosen = list(partitions)
     keys = {p: store.segment_keys(s3, settings.audit_bucket, p) for p in chosen}
     total = sum(len(k) for k in keys.values())
     for partition, names in keys.items():

@@ -11,6 +11,7 @@ once even while a version is pending, and are carried into it. Durations are ISO
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,7 +24,7 @@ from callvault.cli.config import load_settings
 from callvault.cli.errors import UserError
 from callvault.cli.options import instant_option, requester
 from callvault.clock import SystemClock
-from callvault.contract.fields import format_rfc3339
+from callvault.contract.fields import TENANT_PATTERN, format_rfc3339
 from callvault.rules.client_policy import (
     PolicyRefused,
     PolicyVersion,
@@ -55,6 +56,8 @@ async def _with_producer(
 def _run(
     settings: Settings, tenant: str, change: Callable[..., Awaitable[PolicyVersion]], *args: Any, **how: Any
 ) -> PolicyVersion:
+    if not re.fullmatch(TENANT_PATTERN, tenant):
+        raise UserError(f"{tenant!r} is not a tenant name: lowercase letters, digits and '-', at most 64")
     try:
         return asyncio.run(_with_producer(settings, change, tenant, *args, **how))
     except PolicyRefused as exc:

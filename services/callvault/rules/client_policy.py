@@ -35,6 +35,7 @@ effect, and of several at one instant the highest number.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -149,11 +150,12 @@ def _parse_term(name: str, text: str, bounds: Bounds) -> CalendarDuration:
         duration = CalendarDuration.parse(text)
     except ValueError as exc:
         raise PolicyRefused(f"the {name} term {text!r} is not an ISO 8601 duration: {exc}") from None
-    if least_days(duration) < most_days(bounds.shortest):
+    # Each bound may itself be set: a term is refused only when it may fall outside, whatever the calendar.
+    if not _not_longer(bounds.shortest, duration):
         raise PolicyRefused(
             f"the {name} term {text} is shorter than the shortest allowed ({bounds.shortest})"
         )
-    if most_days(duration) > least_days(bounds.longest):
+    if not _not_longer(duration, bounds.longest):
         raise PolicyRefused(f"the {name} term {text} is longer than the longest allowed ({bounds.longest})")
     return duration
 
@@ -281,6 +283,10 @@ def next_versions(
     Pending versions after it: a tightening change is carried into each of them first (a version at
     its instant), then takes effect itself; any other change is refused with what to do instead.
     """
+    if queue is not None and not re.fullmatch(QUEUE_PATTERN, queue):
+        raise PolicyRefused(
+            f"the queue {queue!r} is not a queue name (lowercase letters, digits, '.', '_', '-'; at most 64)"
+        )
     effective = _checked_change(change, reason, changed_at, effective_at, bounds)
     author = Author(changed_by, reason, changed_at)
     base = version_at(history, effective)

@@ -77,6 +77,17 @@ def segment_keys(s3: BaseClient, bucket: str, partition: int, start_after: str =
     return sorted(keys)
 
 
+def head_partitions(s3: BaseClient, bucket: str) -> list[int]:
+    """The partitions that have a head in the bucket (one listing of `heads/`)."""
+    found = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="heads/p"):
+        for item in page.get("Contents", ()):
+            number = item["Key"][len("heads/p") :].removesuffix(".json")
+            if number.isdigit():
+                found.append(int(number))
+    return sorted(found)
+
+
 def read_head(s3: BaseClient, bucket: str, partition: int) -> Head | None:
     try:
         raw = json.loads(s3.get_object(Bucket=bucket, Key=_head_key(partition))["Body"].read())
