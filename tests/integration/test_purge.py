@@ -108,6 +108,7 @@ async def test_a_held_recording_outlives_its_date_and_goes_after_release(
         lock = bus.s3.get_object_legal_hold(Bucket=purge_settings.recordings_bucket, Key=key)
         assert lock["LegalHold"]["Status"] == "ON", "a stray delete fails too"
 
+        await bus.wait_types(call.call_id, "legal_hold.placed", timeout=30)  # the test's own watcher
         (event,) = bus.events_of(call.call_id, "legal_hold.placed")
         assert event["requested_by"] == purge_settings.command_identity().name, "the key that signed it"
 

@@ -23,7 +23,8 @@ from callvault.stream.watch import TopicWatcher
 
 def answers(command: Command) -> Callable[[dict[str, Any]], bool]:
     """Which lifecycle event answers the command: a hold's names it as `command_id`; a subject
-    request's outcome names it as `request_id` (its `subject.request_received` only says it arrived)."""
+    request's outcome names it as `request_id` (its `subject.request_received` only says it arrived,
+    and `command.accepted` only that a worker took it)."""
     wanted = str(command.event_id)
     if isinstance(command, SubjectExtend):
         return lambda e: (
@@ -31,7 +32,10 @@ def answers(command: Command) -> Callable[[dict[str, Any]], bool]:
         )
     if isinstance(command, SubjectCommandBase):
         return lambda e: e.get("request_id") == wanted and e.get("type") != "subject.request_received"
-    return lambda e: e.get("command_id") == wanted
+    # `command.accepted` names it too, but says only that the worker took it: what it did comes after.
+    return lambda e: (
+        e.get("command_id") == wanted and e.get("type") not in {"command.accepted", "command.refused"}
+    )
 
 
 class CannotSign(ValueError):
