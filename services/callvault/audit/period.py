@@ -20,6 +20,7 @@ from botocore.client import BaseClient
 
 from callvault.rules.audit_chain import GENESIS, ChainBreak, ChainCheck
 from callvault.rules.audit_checkpoint import Checkpoint, CheckpointTrail, Freshness, PartitionHead
+from callvault.storage import archive
 from callvault.storage import audit_archive as segments
 from callvault.storage import audit_checkpoints as store
 
@@ -156,7 +157,7 @@ def _head_beyond(
     head = segments.read_head(s3, bucket, partition)
     if head is None or head.key <= after or head.key in names:
         return []
-    if segments.segment_exists(s3, bucket, head.key):
+    if archive.head(s3, bucket, head.key) is not None:
         return []  # written after the listing: a worker is archiving as the period is read
     return [
         ChainBreak(

@@ -14,8 +14,8 @@ from botocore.client import BaseClient
 from callvault.rules.audit_chain import ChainBreak, ChainCheck
 from callvault.rules.audit_checkpoint import CheckpointTrail
 from callvault.settings import Settings
+from callvault.storage import archive, audit_checkpoints
 from callvault.storage import audit_archive as store
-from callvault.storage import audit_checkpoints
 from callvault.stream.kafka_security import client_options
 
 
@@ -166,7 +166,7 @@ def _check_head(
     if head.key not in names:
         if names and head.key < names[-1]:
             return []  # older than the last segment, and listed no more: the chain reports the gap
-        if store.segment_exists(s3, settings.audit_bucket, head.key):
+        if archive.head(s3, settings.audit_bucket, head.key) is not None:
             return []  # written after the listing: a worker is archiving as the log is read
         return [
             ChainBreak(

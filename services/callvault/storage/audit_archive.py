@@ -98,17 +98,6 @@ def read_head(s3: BaseClient, bucket: str, partition: int) -> Head | None:
     return Head(raw["key"], int(raw["last_offset"]), raw["sha256"])
 
 
-def segment_exists(s3: BaseClient, bucket: str, key: str) -> bool:
-    """Whether a segment is there now (a listing taken a moment ago may predate it)."""
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-    except Exception as exc:
-        if is_not_found(exc):
-            return False
-        raise
-    return True
-
-
 def deleted_keys(s3: BaseClient, bucket: str, prefix: str, after: str = "") -> list[str]:
     """Names under `prefix` (past `after`) whose newest version is a delete marker.
 

@@ -21,7 +21,8 @@ from typing import Any
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
-from callvault.storage.errors import StorageFault, is_not_found
+from callvault.storage.archive import head
+from callvault.storage.errors import StorageFault
 
 CLAIM_SUFFIX = ".claim"
 # 412: the name exists; 409 (AWS): another conditional write of the name is under way.
@@ -40,19 +41,9 @@ def put_once(s3: BaseClient, bucket: str, key: str, put: Put, *, conditional: bo
                 return False
             raise
         return True
-    if _exists(s3, bucket, key) or not _first_claim(s3, bucket, f"{key}{CLAIM_SUFFIX}"):
+    if head(s3, bucket, key) is not None or not _first_claim(s3, bucket, f"{key}{CLAIM_SUFFIX}"):
         return False
     put()
-    return True
-
-
-def _exists(s3: BaseClient, bucket: str, key: str) -> bool:
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-    except Exception as exc:
-        if is_not_found(exc):
-            return False
-        raise
     return True
 
 
