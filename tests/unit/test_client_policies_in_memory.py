@@ -283,3 +283,32 @@ async def test_a_policy_file_written_by_hand_is_not_applied_and_one_bad_file_sto
     await h.advance(minutes=10)
     assert "recording.deleted" not in h.types(call.call_id), "acme keeps the defaults"
     assert one(h, call, "recording.archived").get("policy_version") is None
+
+
+async def test_a_lengthening_waits_for_a_backstop_the_store_will_change(h: Harness) -> None:
+    """Issue 33, item 2: on main a refused lifecycle update was logged and the longer term stored, so
+    the store's own rule (at the old, shorter term) would expire objects early, unseen. A shortening
+    goes on: the old rules expire nothing early, and a withdrawal must not wait on a permission."""
+    from botocore.exceptions import ClientError
+
+    from callvault.rules.client_policy import PolicyRefused
+
+    await h.set_policy("acme", recording="P7D", reason="7 days")
+
+    def refuse(**_: Any) -> None:
+        raise ClientError(
+            {"Error": {"Code": "AccessDenied", "Message": "no"}}, "PutBucketLifecycleConfiguration"
+        )
+
+    h.s3.meta.events.register("before-call.s3.PutBucketLifecycleConfiguration", refuse)
+    with pytest.raises(
+        PolicyRefused, match=r"lifecycle backstop could not be brought in step .*AccessDenied"
+    ):
+        await h.set_policy("acme", recording="P3M", reason="three months")
+    assert [e["version"] for e in h.lifecycle(type_="policy.changed")] == [1], (
+        "nothing stored, nothing proven"
+    )
+    shorter = await h.set_policy("acme", recording="P3D", reason="the client asks for less")
+    assert shorter.version == 2
+    h.s3.meta.events.unregister("before-call.s3.PutBucketLifecycleConfiguration", refuse)
+    assert (await h.set_policy("acme", recording="P3M", reason="three months")).version == 3

@@ -30,6 +30,9 @@ class BucketReport:
     encryption: str = "off"
     lifecycle: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # The store refused to change the rules it has (a permission, say), as opposed to having none:
+    # its old rules go on expiring objects.
+    lifecycle_refused: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +163,10 @@ def _filter(tag: str | None, prefix: str) -> dict[str, object]:
     return {"And": {"Prefix": prefix, "Tags": [by_tag]}} if prefix else {"Tag": by_tag}
 
 
+# What a store without lifecycle rules answers: then no rule of its own expires anything.
+_NO_LIFECYCLE = frozenset({"NotImplemented", "MethodNotAllowed", "XNotImplemented"})
+
+
 def apply_lifecycle(s3: BaseClient, plan: BucketPlan, report: BucketReport) -> None:
     """Set the bucket's backstop rules; a store without lifecycle support is noted, not fatal."""
     try:
@@ -171,7 +178,12 @@ def apply_lifecycle(s3: BaseClient, plan: BucketPlan, report: BucketReport) -> N
             if "Expiration" in r  # type: ignore[index]
         ]
     except ClientError as exc:
-        report.notes.append(f"lifecycle rules not supported here ({error_code(exc)})")
+        code = error_code(exc) or "?"
+        if code in _NO_LIFECYCLE:
+            report.notes.append(f"lifecycle rules not supported here ({code})")
+        else:
+            report.lifecycle_refused = code
+            report.notes.append(f"the lifecycle rules could not be changed ({code}); the old ones stand")
 
 
 def apply_backstops(s3: BaseClient, settings: Settings, book: PolicyBook) -> list[BucketReport]:

@@ -40,7 +40,7 @@ from callvault.rules.client_policy import (
 from callvault.rules.sites import in_eea
 from callvault.settings import Settings
 from callvault.storage import policies
-from callvault.storage.bootstrap import apply_backstops
+from callvault.storage.bootstrap import BucketPlan, apply_backstops, bucket_plans
 
 log = logging.getLogger("callvault.policy")
 
@@ -59,7 +59,9 @@ def _store_next(
     stored: list[PolicyVersion] = []
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            for version in make(policies.history(s3, bucket, tenant)):
+            made = make(policies.history(s3, bucket, tenant))
+            _backstops_first(s3, settings, tenant, made)
+            for version in made:
                 policies.put_version(s3, bucket, version)
                 stored.append(version)
             break
@@ -78,6 +80,33 @@ def _store_next(
         for note in report.notes:
             log.warning("backstop of %s: %s", report.bucket, note)
     return stored
+
+
+def _backstops_first(s3: BaseClient, settings: Settings, tenant: str, made: list[PolicyVersion]) -> None:
+    """Bring the lifecycle backstop in step with the versions about to be stored, before they are.
+
+    A longer term that the store's own rules still cut short would expire objects early, unseen
+    (issue 33): where the store will not change its rules, a change that needs a longer rule is
+    refused with a sentence. One that only shortens goes on (the old, longer rules expire nothing
+    early): a withdrawal must never wait on a permission.
+    """
+    before = policies.load_book(s3, settings.metadata_bucket)
+    after = {**before, tenant: [*before.get(tenant, []), *made]}
+    refused = [r for r in apply_backstops(s3, settings, after) if r.lifecycle_refused]
+    if refused and _needs_longer_rules(bucket_plans(settings, before), bucket_plans(settings, after)):
+        where = ", ".join(f"{r.bucket} ({r.lifecycle_refused})" for r in refused)
+        raise PolicyRefused(
+            f"the lifecycle backstop could not be brought in step in {where}: the store's old rules would "
+            "expire objects before this policy's terms; let callvault's identity change them "
+            "(s3:PutLifecycleConfiguration) and try again"
+        )
+
+
+def _needs_longer_rules(before: list[BucketPlan], after: list[BucketPlan]) -> bool:
+    """Whether some object would expire later under the new rules: a rule longer, or one gone."""
+    old = {(p.name, rule[0]): rule[2] for p in before for rule in p.expirations}
+    new = {(p.name, rule[0]): rule[2] for p in after for rule in p.expirations}
+    return any(ident not in new or new[ident] > days for ident, days in old.items())
 
 
 async def change_policy(
