@@ -329,6 +329,21 @@ def test_residency_is_checked_where_each_store_says_its_buckets_are(store: Store
     declared = store.settings.model_copy(update={"storage_country": "BE"})
     assert residency_problems(store.s3, declared) == []
 
+    # Issue 33, item 6: on main a declared country overrode AWS's own answer, and a store elsewhere
+    # that answered eu-west-1 passed with no country declared.
+    if store.lane.endpoint:  # not AWS: outside the embedded and test stacks, the country must be declared
+        prod = store.settings.model_copy(update={"env": "prod"})
+        undeclared = residency_problems(store.s3, prod)
+        assert undeclared and all("CALLVAULT_STORAGE_COUNTRY" in p for p in undeclared), undeclared
+        assert residency_problems(store.s3, prod.model_copy(update={"storage_country": "BE"})) == []
+    else:  # AWS's own endpoint (moto in process): the region decides, whatever country is declared
+        far = f"{store.settings.recordings_bucket}-us"
+        us = make_s3_client(store.settings.model_copy(update={"s3_region": "us-east-1"}), attempts=2)
+        us.create_bucket(Bucket=far)  # us-east-1: no location constraint
+        moved = declared.model_copy(update={"recordings_bucket": far})
+        (problem,) = residency_problems(store.s3, moved)
+        assert f"s3://{far} is in us-east-1 (US)" in problem
+
 
 def _policy_version(tenant: str, term: str) -> PolicyVersion:
     at = datetime(2026, 12, 1, tzinfo=UTC)

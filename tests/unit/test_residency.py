@@ -53,3 +53,15 @@ def test_what_is_neither_a_region_nor_a_country_is_refused(text: str) -> None:
 def test_a_country_code_must_be_two_capitals() -> None:
     with pytest.raises(ValueError, match="not an ISO 3166 country code"):
         Settings(storage_country="Belgium")
+
+
+def test_what_decides_where_a_store_stands() -> None:
+    """Issue 33, item 6: on main CALLVAULT_STORAGE_COUNTRY=BE let buckets in us-east-1 on AWS pass, and
+    a store elsewhere answering eu-west-1 passed with no country declared."""
+    from callvault.rules.residency import residency_basis
+
+    assert residency_basis(None, "BE", dev=False) == "reported", "AWS: its region; the country is ignored"
+    assert residency_basis("s3.eu-west-1.amazonaws.com", "BE", dev=False) == "reported"
+    assert residency_basis("minio.storage", "BE", dev=False) == "country"
+    assert residency_basis("minio.storage", None, dev=False) == "undeclared", "anything may answer eu-west-1"
+    assert residency_basis("127.0.0.1", None, dev=True) == "reported", "the embedded and test stacks"

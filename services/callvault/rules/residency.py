@@ -81,6 +81,33 @@ def check_country(country: str) -> str:
     return country
 
 
+Basis = str  # "reported" | "country" | "undeclared": what decides where a store's buckets are
+
+
+def residency_basis(endpoint_host: str | None, country: str | None, dev: bool) -> Basis:
+    """What decides where a store's buckets stand (issue 33).
+
+    On AWS (no endpoint, or an `amazonaws.com` host) the region the store reports does, and a declared
+    country is ignored: BE declared over buckets in us-east-1 proves nothing. Anywhere else the
+    reported location is a name of the store's own (MinIO answers us-east-1, Ceph RGW `default`, and
+    anything may answer eu-west-1), so the declared country decides, and must be given; only the
+    embedded or a test stack (`dev`) falls back to what its store reports.
+    """
+    if endpoint_host is None or endpoint_host.endswith((".amazonaws.com", ".amazonaws.com.cn")):
+        return "reported"
+    if country is not None:
+        return "country"
+    return "reported" if dev else "undeclared"
+
+
+def undeclared_problem(bucket: str, endpoint_host: str, reported: str) -> str:
+    return (
+        f"s3://{bucket} is in a store at {endpoint_host}, not AWS, which reports its location as "
+        f"'{reported}': a name of its own that says nothing about the country it stands in; declare the "
+        "country with CALLVAULT_STORAGE_COUNTRY (such as BE)"
+    )
+
+
 def residency_problem(bucket: str, reported: str, allowed: frozenset[str], country: str | None) -> str | None:
     """Why `bucket` may not be used where it is, in a sentence naming bucket and place; None if it may.
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
-from callvault.rules.residency import outside_eea, residency_problem
+from callvault.rules.residency import outside_eea, residency_basis, residency_problem, undeclared_problem
+from callvault.rules.secret_form import endpoint_host
 from callvault.settings import Settings
 from callvault.storage.client import make_s3_client, make_staging_s3_client
 from callvault.storage.errors import error_code
@@ -33,19 +34,22 @@ def residency_problems(s3: BaseClient, settings: Settings, staging_s3: BaseClien
     that does not exist yet holds nothing and is left to `storage init`.
     """
     found = []
-    for client, buckets in (
-        (s3, sorted(settings.own_buckets)),
-        (staging_s3 or s3, sorted(settings.upload_buckets)),
+    staging_endpoint = settings.staging_s3_endpoint if staging_s3 is not None else settings.s3_endpoint
+    for client, endpoint, buckets in (
+        (s3, settings.s3_endpoint, sorted(settings.own_buckets)),
+        (staging_s3 or s3, staging_endpoint, sorted(settings.upload_buckets)),
     ):
+        host = endpoint_host(endpoint) if endpoint else None
+        basis = residency_basis(host, settings.storage_country, settings.dev_values_allowed)
         for bucket in buckets:
-            problem = _problem(client, bucket, settings)
+            problem = _problem(client, bucket, settings, basis, host or "")
             if problem:
                 found.append(problem)
     return found
 
 
-def _problem(s3: BaseClient, bucket: str, settings: Settings) -> str | None:
-    if settings.storage_country:  # the declared country decides; nothing to ask the store
+def _problem(s3: BaseClient, bucket: str, settings: Settings, basis: str, host: str) -> str | None:
+    if basis == "country":  # the declared country decides; nothing to ask the store
         return residency_problem(bucket, "", settings.allowed_places, settings.storage_country)
     try:
         reported = reported_location(s3, bucket)
@@ -59,6 +63,8 @@ def _problem(s3: BaseClient, bucket: str, settings: Settings) -> str | None:
                 "or declare the store's country with CALLVAULT_STORAGE_COUNTRY"
             )
         raise
+    if basis == "undeclared":
+        return undeclared_problem(bucket, host, reported)
     return residency_problem(bucket, reported, settings.allowed_places, None)
 
 
