@@ -3,7 +3,7 @@
 Two DPOs making version N of a client policy, two workers signing checkpoint N
 in a rebalance: a look (HEAD) then a write tells both they made it, and the
 store keeps one document under two object versions. Where the store refuses a
-second write of a name (`If-None-Match: *`: AWS, MinIO and moto; `storage
+second write of a name (`If-None-Match: *`: moto, measured; AWS and MinIO document it; `storage
 init` measures it, `store_profile.refuses_second_write`) one request decides.
 Elsewhere (Ceph RGW 16.2 ignores the header), or where nothing was measured,
 each writer puts a claim under `{key}.claim` and the store's own order of that

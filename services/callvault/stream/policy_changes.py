@@ -5,11 +5,13 @@ Used by `callvault policy` and by the DPO's API routes alike. The order:
 1. read the tenant's history and build the versions the change makes
    (`rules.client_policy`, which refuses a change it cannot make, with a
    sentence): one, or a tightening carried into each pending version first;
-2. store them (`storage.policies`: a version number is written only if it is
+2. bring the lifecycle backstop rules in step with them first, so that no rule
+   of the store ever expires an object before a term in force (a change that
+   needs a longer rule the store will not set is refused);
+3. store them (`storage.policies`: a version number is written only if it is
    new; the loser of two changes at once reads the history again and makes
-   the next number, at most `ATTEMPTS` times, then is refused);
-3. bring the lifecycle backstop rules in step, so that no rule of the store
-   ever expires an object before a term in force;
+   the next number, at most `ATTEMPTS` times, then is refused), and bring the
+   rules in step again with what is stored now;
 4. emit one `policy.changed` per stored version on `lifecycle`, with an id of
    (tenant, version): sent again after a crash, it is the same event; a
    cancellation adds `policy.cancelled`.
