@@ -8,14 +8,14 @@ from functools import cached_property
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from callvault.observability.logs import LogFormat
 from callvault.rules.audit_checkpoint import private_key, public_hex
 from callvault.rules.client_policy import Bounds, Defaults
 from callvault.rules.command_signature import SigningIdentity, parse_command_keys, parse_signing_identity
-from callvault.rules.data_classes import DATA_CLASSES
+from callvault.rules.data_classes import data_classes
 from callvault.rules.durations import CalendarDuration
 from callvault.rules.kafka_acls import Topics
 from callvault.rules.residency import EEA_COUNTRIES, EEA_REGIONS, check_country, outside_eea, parse_places
@@ -29,14 +29,27 @@ DEV_API_TOKEN_SECRET = "callvault-dev-only-api-token-secret-do-not-use-in-produc
 DEV_AUDIT_SIGNING_KEY = "ca11ba11" * 8
 # Likewise the embedded stack's command key: whoever reads this file may sign as it.
 DEV_COMMAND_SIGNING_KEY = "callvault-dev:" + "c0dec0de" * 8
-# Every bucket callvault is configured with: each is checked for placeholders and global defaults.
-BUCKET_SETTINGS = ("staging_bucket", "recordings_bucket", "metadata_bucket", "audit_bucket", "exports_bucket")
+# The buckets of no data class; each data class names its own (`rules.data_classes`).
+STAGING_BUCKET_SETTING = "staging_bucket"
+SERVICE_BUCKET_SETTINGS = ("audit_bucket", "exports_bucket")
 DEV_S3_ACCESS_KEY = "callvault-dev"
 DEV_S3_SECRET_KEY = "callvault-dev-secret"
 EMBEDDED_KAFKA = "127.0.0.1:19092"
 EMBEDDED_S3 = "http://127.0.0.1:19000"
 
-IsoDuration = Annotated[str, Field(description="ISO 8601 duration")]
+
+def _iso_duration(value: str) -> str:
+    CalendarDuration.parse(value)  # a sentence naming the forms it takes, otherwise
+    return value
+
+
+# Every duration setting, a data class's default term included, is checked by its type.
+IsoDuration = Annotated[str, AfterValidator(_iso_duration), Field(description="ISO 8601 duration")]
+
+
+def bucket_settings() -> tuple[str, ...]:
+    """Every bucket callvault is configured with: each is checked for placeholders and global defaults."""
+    return (STAGING_BUCKET_SETTING, *(c.bucket_setting for c in data_classes()), *SERVICE_BUCKET_SETTINGS)
 
 
 class Settings(BaseSettings):
@@ -262,24 +275,6 @@ class Settings(BaseSettings):
     policy_max_lead: IsoDuration = Field(
         "P1Y", description="how far ahead of its change a client-policy version may take effect"
     )
-
-    @field_validator(
-        "recording_retention",
-        "metadata_retention",
-        "disclosure_grace",
-        "source_retry_backoff",
-        "settled_state_ttl",
-        "audit_retention",
-        "export_retention",
-        "api_token_max_lifetime",
-        "policy_shortest_term",
-        "policy_longest_term",
-        "policy_max_lead",
-    )
-    @classmethod
-    def _duration(cls, value: str) -> str:
-        CalendarDuration.parse(value)
-        return value
 
     @field_validator("disclosure_grace", "source_retry_backoff", "api_token_max_lifetime")
     @classmethod
@@ -525,13 +520,13 @@ class Settings(BaseSettings):
                 f"CALLVAULT_ENV=dev on loopback ({why}); set real keys, or unset both to use the default "
                 "AWS credential chain"
             )
-        for name in BUCKET_SETTINGS:
+        for name in bucket_settings():
             if getattr(self, name).startswith("your-org-"):
                 problems.append(
                     f"CALLVAULT_{name.upper()} is still the placeholder {getattr(self, name)!r}; name yours"
                 )
         if not self.s3_endpoint:  # AWS: bucket names are global, and the defaults are anyone's
-            for name in BUCKET_SETTINGS:
+            for name in bucket_settings():
                 default = type(self).model_fields[name].default
                 if getattr(self, name) == default:
                     problems.append(
@@ -555,9 +550,8 @@ class Settings(BaseSettings):
     @property
     def own_buckets(self) -> frozenset[str]:
         """Callvault's archive: never a source, so never read or deleted as one."""
-        return frozenset(
-            {self.recordings_bucket, self.metadata_bucket, self.audit_bucket, self.exports_bucket}
-        )
+        classes = {c.bucket(self) for c in data_classes()}
+        return frozenset({*classes, *(getattr(self, name) for name in SERVICE_BUCKET_SETTINGS)})
 
     @model_validator(mode="after")
     def _kafka_security_complete(self) -> Settings:
@@ -637,7 +631,7 @@ class Settings(BaseSettings):
     @cached_property
     def retention(self) -> RetentionPolicy:
         """The controller's own terms (the privacy statement's) by data class: every tenant's default."""
-        terms = {c.name: CalendarDuration.parse(c.default_term(self)) for c in DATA_CLASSES}
+        terms = {c.name: CalendarDuration.parse(c.default_term(self)) for c in data_classes()}
         return RetentionPolicy(terms=terms, zone=self.zone)
 
     @cached_property

@@ -28,7 +28,7 @@ from callvault.rules.client_policy import (
     terms_at,
     version_at,
 )
-from callvault.rules.data_classes import DATA_CLASSES
+from callvault.rules.data_classes import data_classes
 from callvault.storage import policies
 from callvault.stream.policy_changes import cancel_policy, change_policy
 
@@ -88,7 +88,7 @@ def _view(tenant: str, history: list[PolicyVersion], now: datetime, svc: Service
         scopes.append(
             ScopeView(
                 scope="tenant" if queue is None else f"queue {queue}",
-                terms={c.name.value: str(terms.retention.duration_for(c.name)) for c in DATA_CLASSES},
+                terms={c.name: str(terms.retention.duration_for(c.name)) for c in data_classes()},
                 grace_s=terms.grace.total_seconds(),
                 recording_allowed=terms.recording_allowed,
             )

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from callvault.rules.audit_replay import ARCHIVED, DELETED
+from callvault.rules.data_classes import archived_events, deleted_events
 from callvault.rules.store_check import LogView, log_view
 
 BATCH = 10_000
@@ -40,9 +40,10 @@ class LogFacts:
 
     def add(self, events: Iterable[dict[str, Any]]) -> None:
         """Keep the archive and deletion events' facts; every other event is passed over."""
+        proofs = archived_events().keys() | deleted_events().keys()
         for event in events:
             kind = event.get("type")
-            if kind not in ARCHIVED and kind not in DELETED:
+            if kind not in proofs:
                 continue
             obj = event.get("object") or {}
             bucket, key = str(obj.get("bucket", "")), str(obj.get("key", ""))

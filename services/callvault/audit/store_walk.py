@@ -21,7 +21,7 @@ from botocore.client import BaseClient
 
 from callvault.audit.store_facts import LogFacts, day_of
 from callvault.rules.client_policy import terms_ever
-from callvault.rules.data_classes import DATA_CLASSES
+from callvault.rules.data_classes import data_classes
 from callvault.rules.purge import Due, period_due_within, period_end
 from callvault.rules.store_check import FoundKey, LogView, StoreFinding, check_store
 from callvault.settings import Settings
@@ -43,7 +43,7 @@ def walk_store(
     `audit.store_facts` keeps it on disk."""
     book = load_book(s3, settings.metadata_bucket)
     defaults = settings.policy_defaults
-    for data_class in DATA_CLASSES:
+    for data_class in data_classes():
         retention_class, bucket = data_class.name, data_class.bucket(settings)
         days = list(all_days(s3, bucket))
         for done, (tenant, day) in enumerate(days, start=1):
@@ -113,7 +113,7 @@ def compare_by_day(
         checked += len(day_keys)
         findings += check_store(day_keys, views(bucket, day), held, now, tolerance, {bucket})
         walked.add((bucket, day))
-    for data_class in DATA_CLASSES:
+    for data_class in data_classes():
         bucket = data_class.bucket(settings)
         for day in list(facts.days(bucket)):
             if (bucket, day) not in walked:

@@ -33,7 +33,7 @@ from callvault.rules.client_policy import (
     terms_at,
     version_at,
 )
-from callvault.rules.data_classes import DATA_CLASSES
+from callvault.rules.data_classes import data_classes
 from callvault.settings import Settings
 from callvault.storage import policies
 from callvault.storage.client import make_s3_client
@@ -173,14 +173,14 @@ def show(tenant: str = typer.Argument(..., help="the client tenant")) -> None:
     console = Console()
     title = f"{tenant}: version {current.version}" if current else f"{tenant}: no policy, the defaults apply"
     table = Table(title=title)
-    for column in ("scope", *(c.name.value for c in DATA_CLASSES), "grace", "recording"):
+    for column in ("scope", *(c.name for c in data_classes()), "grace", "recording"):
         table.add_column(column)
     scopes: list[str | None] = [None, *sorted(current.queues)] if current else [None]
     for queue in scopes:
         terms = terms_at(history, queue, now, settings.policy_defaults)
         table.add_row(
             "tenant" if queue is None else f"queue {queue}",
-            *(str(terms.retention.duration_for(c.name)) for c in DATA_CLASSES),
+            *(str(terms.retention.duration_for(c.name)) for c in data_classes()),
             f"{terms.grace.total_seconds():.0f} s",
             "allowed" if terms.recording_allowed else "not allowed",
         )

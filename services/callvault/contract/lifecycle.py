@@ -114,7 +114,9 @@ class MetadataArchived(LifecycleBase):
     queue: str | None = _queue("when written")
 
 
-class _Deletion(LifecycleBase):
+class ObjectDeleted(LifecycleBase):
+    """The proof that every version of an archived object is gone; each data class names its own type."""
+
     object: ObjectRef
     due_at: Timestamp
     deleted_at: Timestamp
@@ -124,11 +126,11 @@ class _Deletion(LifecycleBase):
     policy_version: int | None = _policy_version()
 
 
-class RecordingDeleted(_Deletion):
+class RecordingDeleted(ObjectDeleted):
     type: Literal["recording.deleted"] = "recording.deleted"
 
 
-class MetadataDeleted(_Deletion):
+class MetadataDeleted(ObjectDeleted):
     type: Literal["metadata.deleted"] = "metadata.deleted"
 
 

@@ -11,6 +11,7 @@ than hide what the second says.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections import Counter, defaultdict
@@ -28,13 +29,9 @@ from callvault.rules.client_policy import (
     allowed_sites_at,
     redated_from_archive,
 )
-from callvault.rules.data_classes import ARCHIVED_EVENTS, DELETED_EVENTS
-from callvault.rules.retention import RetentionClass
+from callvault.rules.data_classes import DataClass, archived_events, data_classes, deleted_events, generation
 from callvault.rules.sites import in_eea
 
-# Event type -> data class name, from the registry.
-ARCHIVED = {kind: c.name.value for kind, c in ARCHIVED_EVENTS.items()}
-DELETED = {kind: c.name.value for kind, c in DELETED_EVENTS.items()}
 LATENESS_BUCKETS_S = (10, 60, 600, 3600, 86400)  # upper bounds of the histogram's bars
 # What a repeat of an event may say anew: the instant it was written, and a deletion proof re-sent
 # after a crash claims the later instant (which can only overstate lateness).
@@ -167,34 +164,12 @@ def _hold_at(holds: list[tuple[datetime, datetime | None, str]], moment: datetim
     return None
 
 
-# What the checks read of each kind of event: a call's story keeps only these, not
-# whole events, so a replay's memory grows with calls, not with the log's bytes.
-_KEPT = {
+# What the checks read of the kinds of event no data class declares: a call's story keeps only
+# these (and each class's archived and deleted events, `_tables`), not whole events, so a replay's
+# memory grows with calls, not with the log's bytes.
+_KEPT_OTHER = {
     "disclosure.verified": ("event_id", "played_at"),
-    "recording.archived": (
-        "type",
-        "event_id",
-        "occurred_at",
-        "recording_event_id",
-        "recording_started_at",
-        "expires_at",
-        "policy_version",
-        "policy_known",
-        "queue",
-    ),
-    "metadata.archived": (
-        "type",
-        "event_id",
-        "occurred_at",
-        "call_started_at",
-        "expires_at",
-        "policy_version",
-        "policy_known",
-        "queue",
-    ),
     "deletion.refused": ("event_id", "key", "due_at", "answer", "first_refused_at", "passes"),
-    "recording.deleted": ("type", "event_id", "deleted_at", "reason"),
-    "metadata.deleted": ("type", "event_id", "deleted_at", "reason"),
     "recording.accessed": (
         "event_id",
         "occurred_at",
@@ -206,6 +181,8 @@ _KEPT = {
         "site_country",
     ),
 }
+_KEPT_ARCHIVED = ("expires_at", "policy_version", "policy_known", "queue")
+_KEPT_DELETED = ("type", "event_id", "deleted_at", "reason")
 
 
 # The facts of an event that the checks rely on: the fields its kind keeps (less what a repeat may
@@ -213,7 +190,31 @@ _KEPT = {
 # Two events under one id that differ here would tell the audit different stories.
 _ABOUT = ("type", "tenant", "call_id", "object", "recording_event_id", "disclosure_event_id")
 _OTHER_FACTS = _ABOUT + ("request_id", "kind", "received_at", "due_at", "version", "effective_at", "policy")
-_FACTS = {kind: _ABOUT + tuple(f for f in kept if f not in RESTATED) for kind, kept in _KEPT.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class _Tables:
+    """What the replay reads of each event type, derived from the data-class registry."""
+
+    archived: dict[str, DataClass]  # event type -> class
+    deleted: dict[str, DataClass]
+    kept: dict[str, tuple[str, ...]]
+    facts: dict[str, tuple[str, ...]]
+
+
+@functools.lru_cache(maxsize=4)
+def _tables_of(_generation: int) -> _Tables:
+    kept = dict(_KEPT_OTHER)
+    for c in data_classes():
+        base = ("type", "event_id", "occurred_at", *c.archived_facts, c.counts_from)
+        kept[c.archived_event] = base + _KEPT_ARCHIVED
+        kept[c.deleted_event] = _KEPT_DELETED
+    facts = {kind: _ABOUT + tuple(f for f in names if f not in RESTATED) for kind, names in kept.items()}
+    return _Tables(archived_events(), deleted_events(), kept, facts)
+
+
+def _tables() -> _Tables:
+    return _tables_of(generation())
 
 
 def facts_digest(event: dict[str, Any]) -> bytes:
@@ -223,12 +224,12 @@ def facts_digest(event: dict[str, Any]) -> bytes:
     (the archive keeps them verbatim), so its nested objects keep their key order;
     it costs a third of a canonical JSON dump, on every event of the log.
     """
-    names = _FACTS.get(str(event.get("type")), _OTHER_FACTS)
+    names = _tables().facts.get(str(event.get("type")), _OTHER_FACTS)
     return hashlib.blake2b(repr([event.get(name) for name in names]).encode(), digest_size=12).digest()
 
 
 def _slim(event: dict[str, Any], kind: str) -> dict[str, Any]:
-    return {name: event[name] for name in _KEPT[kind] if name in event}
+    return {name: event[name] for name in _tables().kept[kind] if name in event}
 
 
 def replay(
@@ -288,6 +289,7 @@ def fold(events: Iterable[dict[str, Any]], calls: CallStories, ids: SeenEvents) 
     """Each event once, into its call's story (or a request's, or the policies)."""
     folded = Folded()
     result, policies, requests = folded.result, folded.policies, folded.requests
+    tables = _tables()
     for event in events:
         event_id = str(event.get("event_id"))
         verdict = ids.note(event_id, facts_digest(event))
@@ -333,9 +335,9 @@ def fold(events: Iterable[dict[str, Any]], calls: CallStories, ids: SeenEvents) 
             calls.put(ref, call)
         if kind == "disclosure.verified":
             call.verified[str(event["recording_event_id"])] = _slim(event, kind)
-        elif kind in ARCHIVED:
+        elif kind in tables.archived:
             call.archived[event["object"]["key"]] = _slim(event, kind)
-        elif kind in DELETED:
+        elif kind in tables.deleted:
             call.deleted[event["object"]["key"]] = _slim(event, kind)
         elif kind == "legal_hold.placed":
             call.holds.append((_at(event["occurred_at"]), None, event_id))
@@ -534,14 +536,21 @@ def _due(
 ) -> tuple[datetime, int | None]:
     """The object's due date by the policy versions in force since its archive (see rules.client_policy)."""
     tagged = Dated(_at(archived["expires_at"]), archived.get("policy_version"))
-    started = archived.get("recording_started_at") or archived.get("call_started_at")
+    kind = _tables().archived[archived["type"]]
+    started = archived.get(kind.counts_from)
     if defaults is None or not history or started is None or "occurred_at" not in archived:
         return tagged
-    retention_class = RetentionClass(ARCHIVED[archived["type"]])
     return redated_from_archive(
-        tagged, retention_class, _at(started), _at(archived["occurred_at"]), archived.get("queue"), history,
+        tagged, kind.name, _at(started), _at(archived["occurred_at"]), archived.get("queue"), history,
         defaults, as_of, known=archived.get("policy_known"),
     )  # fmt: skip
+
+
+def _erased_by_access(tables: _Tables, what: str) -> set[str]:
+    """The deletions after which an access of `what` must not happen: of the classes served as it,
+    or, for what no class is served as (a search, an export), the metadata's."""
+    served = {kind for kind, c in tables.deleted.items() if c.served_as == what}
+    return served or {kind for kind, c in tables.deleted.items() if c.served_as == "metadata"}
 
 
 def _check(
@@ -562,13 +571,15 @@ def _check(
     for refusal in call.refused:
         flag("deletion_refused", f"the store refused to delete {refusal['key']} (due {refusal['due_at']}) "
              f"from {refusal['first_refused_at']}: {refusal['answer']}", refusal["event_id"])  # fmt: skip
+    tables = _tables()
     for key, archived in call.archived.items():
-        if archived["type"] == "recording.archived":
+        kind = tables.archived[archived["type"]]
+        if kind.needs_disclosure:  # its archived event names the recording event the disclosure verified
             verified = call.verified.get(str(archived["recording_event_id"]))
             if verified is None:
                 flag("archived_without_disclosure", f"{key} was archived with no disclosure.verified",
                      archived["event_id"])  # fmt: skip
-            elif _at(verified["played_at"]) > _at(archived["recording_started_at"]):
+            elif _at(verified["played_at"]) > _at(archived[kind.counts_from]):
                 flag("disclosure_after_start", f"the disclosure of {key} began after the recording",
                      archived["event_id"], verified["event_id"])  # fmt: skip
         named = archived.get("policy_version")
@@ -602,8 +613,8 @@ def _check(
                  hold, deleted["event_id"])  # fmt: skip
     for access in call.accesses:
         when = _at(access["occurred_at"])
-        # Audio after the recording's deletion, or anything after the metadata's.
-        erased = {"recording.deleted"} if access.get("what", "audio") == "audio" else {"metadata.deleted"}
+        # Audio after the recording's deletion, or anything else after the metadata's.
+        erased = _erased_by_access(tables, str(access.get("what", "audio")))
         gone = [d for d in call.deleted.values() if d["type"] in erased and _at(d["deleted_at"]) <= when]
         if gone:
             what = access.get("what", "audio")

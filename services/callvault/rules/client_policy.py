@@ -45,9 +45,9 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field
 
 from callvault.contract.fields import Tenant, Timestamp
-from callvault.rules.data_classes import DATA_CLASSES, data_class
+from callvault.rules.data_classes import data_class, data_classes
 from callvault.rules.durations import CalendarDuration, add_duration
-from callvault.rules.retention import RetentionClass, RetentionPolicy
+from callvault.rules.retention import RetentionPolicy
 
 QUEUE_PATTERN = r"^[a-z0-9._-]{1,64}$"
 Queue = Annotated[str, Field(pattern=QUEUE_PATTERN)]
@@ -469,10 +469,10 @@ def _scope_terms(version: PolicyVersion | None, queue: str | None, defaults: Def
         if queue is not None and queue in version.queues:
             scope = scope.merged(version.queues[queue])
     terms = {
-        c.name: CalendarDuration.parse(scope.terms[c.name.value])
-        if c.name.value in scope.terms
+        c.name: CalendarDuration.parse(scope.terms[c.name])
+        if c.name in scope.terms
         else defaults.retention.duration_for(c.name)
-        for c in DATA_CLASSES
+        for c in data_classes()
     }
     grace = CalendarDuration.parse(scope.grace) if scope.grace is not None else defaults.grace
     return Terms(
@@ -494,7 +494,7 @@ class Dated(NamedTuple):
 
 
 def due_at(
-    retention_class: RetentionClass,
+    retention_class: str,
     started_at: datetime,
     archived_at: datetime,
     queue: str | None,
@@ -515,7 +515,7 @@ def due_at(
 
 def redated(
     tagged: Dated,
-    retention_class: RetentionClass,
+    retention_class: str,
     started_at: datetime,
     archived_at: datetime,
     queue: str | None,
@@ -539,7 +539,7 @@ def redated(
 
 def redated_from_archive(
     tagged: Dated,
-    retention_class: RetentionClass,
+    retention_class: str,
     started_at: datetime,
     archived_at: datetime,
     queue: str | None,
@@ -562,7 +562,7 @@ def redated_from_archive(
 
 
 def terms_ever(
-    retention_class: RetentionClass, history: Iterable[PolicyVersion], defaults: Defaults
+    retention_class: str, history: Iterable[PolicyVersion], defaults: Defaults
 ) -> list[CalendarDuration]:
     """Every term a rule of this tenant gives the class (and the default's): what the purger's walk
     prunes with, and what the lifecycle backstop must never undercut."""

@@ -22,14 +22,13 @@ from callvault.contract.lifecycle import (
     LegalHoldPlaced,
     LegalHoldReleased,
     MetadataArchived,
-    MetadataDeleted,
+    ObjectDeleted,
     ObjectRef,
     PolicyCancelled,
     PolicyChanged,
     RecordingAccessed,
     RecordingAccessRefused,
     RecordingArchived,
-    RecordingDeleted,
     RecordingRejected,
     SubjectAccessFulfilled,
     SubjectErased,
@@ -148,24 +147,15 @@ def metadata_archived(
     )
 
 
-# The contract's model of each class's deletion proof, by the event type the registry names.
-_DELETION_MODELS: dict[str, type[RecordingDeleted] | type[MetadataDeleted]] = {
-    "recording.deleted": RecordingDeleted,
-    "metadata.deleted": MetadataDeleted,
-}
-
-
-def object_deleted(
-    obj: StoredObject, deleted_at: datetime, reason: DeletionReason
-) -> RecordingDeleted | MetadataDeleted:
+def object_deleted(obj: StoredObject, deleted_at: datetime, reason: DeletionReason) -> ObjectDeleted:
     """The proof that every version of an archived object is gone.
 
     Its id comes from the object's identity and content, so a pass repeated after
     a crash proves the same deletion with the same id.
     """
-    type_ = data_class(obj.retention_class).deleted_event
-    kind = _DELETION_MODELS[type_]
-    return kind(
+    kind = data_class(obj.retention_class)
+    type_ = kind.deleted_event
+    return kind.deleted_model(
         event_id=deterministic_id(type_, obj.call_id, obj.bucket, obj.key, obj.sha256),
         call_id=obj.call_id,
         tenant=obj.tenant,
@@ -192,7 +182,7 @@ def deletion_refused(
         bucket=obj.bucket,
         key=obj.key,
         version_id=obj.versions[0] if obj.versions else "null",
-        retention_class=obj.retention_class.value,
+        retention_class=str(obj.retention_class),
         due_at=obj.due_at,
         answer=answer,
         first_refused_at=first_refused_at,

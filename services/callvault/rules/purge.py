@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from callvault.rules.call_ref import call_ref
 from callvault.rules.durations import CalendarDuration, add_duration
-from callvault.rules.retention import RetentionClass, RetentionPolicy
+from callvault.rules.retention import RetentionPolicy
 
 _TICK = timedelta(microseconds=1)
 
@@ -30,7 +30,7 @@ class Due(StrEnum):
 
 
 def period_due(
-    first_day: date, last_day: date, retention_class: RetentionClass, policy: RetentionPolicy, as_of: datetime
+    first_day: date, last_day: date, retention_class: str, policy: RetentionPolicy, as_of: datetime
 ) -> Due:
     """How much of the keys dated `first_day`..`last_day` (UTC, inclusive) is due at `as_of`."""
     return period_due_within(first_day, last_day, [policy.duration_for(retention_class)], policy.zone, as_of)
@@ -77,7 +77,7 @@ class StoredObject:
     key: str
     tenant: str
     call_id: str
-    retention_class: RetentionClass
+    retention_class: str
     due_at: datetime
     sha256: str
     size_bytes: int

@@ -17,6 +17,11 @@ from callvault.rules.durations import CalendarDuration, add_duration
 
 
 class RetentionClass(StrEnum):
+    """The names of the built-in data classes (`rules.data_classes` declares each; a test ties the two).
+
+    Code that handles every class takes a class's name as a plain `str`, so a class
+    added to the registry needs no member here."""
+
     RECORDING = "recording"
     METADATA = "metadata"
 
@@ -25,20 +30,20 @@ class RetentionClass(StrEnum):
 class RetentionPolicy:
     """The term of each data class (see `rules.data_classes`) for one tenant, queue and instant."""
 
-    terms: Mapping[RetentionClass, CalendarDuration]
+    terms: Mapping[str, CalendarDuration]  # by data-class name
     zone: ZoneInfo
 
-    def duration_for(self, retention_class: RetentionClass) -> CalendarDuration:
+    def duration_for(self, retention_class: str) -> CalendarDuration:
         try:
-            return self.terms[RetentionClass(retention_class)]
+            return self.terms[retention_class]
         except KeyError:
             raise ValueError(f"no term is set for {retention_class}") from None
 
-    def expires_at(self, retention_class: RetentionClass, started_at: datetime) -> datetime:
+    def expires_at(self, retention_class: str, started_at: datetime) -> datetime:
         """The instant (UTC) from which the object must no longer exist."""
         return add_duration(started_at, self.duration_for(retention_class), self.zone)
 
-    def has_elapsed(self, retention_class: RetentionClass, started_at: datetime, now: datetime) -> bool:
+    def has_elapsed(self, retention_class: str, started_at: datetime, now: datetime) -> bool:
         return now >= self.expires_at(retention_class, started_at)
 
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from callvault.rules.audit_replay import ARCHIVED, DELETED
 from callvault.rules.call_ref import call_ref
+from callvault.rules.data_classes import archived_events, deleted_events
 from callvault.rules.purge import Due
 
 
@@ -76,18 +76,19 @@ class LogView:
 
 def log_view(events: Iterable[dict[str, Any]]) -> LogView:
     view = LogView({}, {})
+    archived, deleted = archived_events(), deleted_events()
     for event in events:
         kind = event.get("type")
         obj = event.get("object") or {}
         where = (str(obj.get("bucket", "")), str(obj.get("key", "")))
-        if kind in ARCHIVED:
+        if kind in archived:
             view.archived[where] = str(event.get("event_id"))
             view.calls[where] = (str(event.get("tenant")), str(event.get("call_id")))
             if obj.get("version_id"):
                 view.versions.setdefault(where, set()).add(str(obj["version_id"]))
             if obj.get("sha256"):
                 view.sha256s.setdefault(where, set()).add(str(obj["sha256"]))
-        elif kind in DELETED:
+        elif kind in deleted:
             view.deleted[where] = str(event.get("event_id"))
     return view
 

@@ -12,7 +12,7 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
 from callvault.rules.client_policy import terms_ever
-from callvault.rules.data_classes import DATA_CLASSES, RECORDING, DataClass
+from callvault.rules.data_classes import RECORDING, DataClass, data_classes
 from callvault.rules.durations import CalendarDuration
 from callvault.rules.retention import backstop_days
 from callvault.settings import Settings
@@ -60,7 +60,7 @@ def _backstops(data_class: DataClass, settings: Settings, book: PolicyBook) -> t
         for tenant, history in sorted(book.items())
     }
     widest = max([backstop_days(defaults.retention.duration_for(data_class.name)), *by_tenant.values()])
-    name = data_class.name.value
+    name = data_class.name
     rules: list[Expiration] = [(f"backstop-{name}", name, widest, "")]
     rules += [(f"backstop-{name}-{t}", name, days, f"{t}/") for t, days in by_tenant.items() if days < widest]
     return tuple(rules)
@@ -73,7 +73,8 @@ def bucket_plans(settings: Settings, book: PolicyBook | None = None) -> list[Buc
     """
     rec_days = max(rule[2] for rule in _backstops(RECORDING, settings, book or {}))
     archives = [
-        BucketPlan(c.bucket(settings), True, True, _backstops(c, settings, book or {})) for c in DATA_CLASSES
+        BucketPlan(c.bucket(settings), True, True, _backstops(c, settings, book or {}))
+        for c in data_classes()
     ]
     return [
         # Staging holds raw uploads only until the worker decides; a stray one must
@@ -188,7 +189,7 @@ def apply_lifecycle(s3: BaseClient, plan: BucketPlan, report: BucketReport) -> N
 
 def apply_backstops(s3: BaseClient, settings: Settings, book: PolicyBook) -> list[BucketReport]:
     """The archive buckets' backstop rules brought in step with the client policies (after a change)."""
-    archive_buckets = {c.bucket(settings) for c in DATA_CLASSES}
+    archive_buckets = {c.bucket(settings) for c in data_classes()}
     reports = []
     for plan in bucket_plans(settings, book):
         if plan.name in archive_buckets:

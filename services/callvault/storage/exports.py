@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import json
 import zipfile
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from botocore.client import BaseClient
 
 from callvault.contract.fields import format_rfc3339
+from callvault.rules.data_classes import data_classes
+from callvault.rules.retention import RetentionClass
 from callvault.rules.subject_export import manifest, subject_view
 from callvault.storage.archive import delete_object
 from callvault.storage.errors import is_not_found
@@ -29,14 +33,25 @@ EXPIRES_META = "callvault-expires-at"
 ABOUT_META = ("callvault-tenant", "callvault-subject", "callvault-request-id")
 
 
+# The call's document: what the subject is shown of it (`subject_view`), and without which a call is gone.
+DOCUMENT = RetentionClass.METADATA
+
+
 @dataclass
 class BuiltExport:
     uri: str
     calls: int = 0
-    recordings: int = 0
-    metadata: int = 0
+    by_class: Counter[str] = field(default_factory=Counter)  # objects exported, by data-class name
     size_bytes: int = 0
     multipart: bool = False  # written in parts: larger than one PUT may carry
+
+    @property
+    def recordings(self) -> int:
+        return self.by_class[RetentionClass.RECORDING]
+
+    @property
+    def metadata(self) -> int:
+        return self.by_class[RetentionClass.METADATA]
 
 
 def export_key(tenant: str, request_id: str) -> str:
@@ -55,8 +70,7 @@ def _get(s3: BaseClient, bucket: str, key: str) -> Any | None:
 def build_export(
     s3: BaseClient,
     *,
-    metadata_bucket: str,
-    recordings_bucket: str,
+    buckets: Mapping[str, str],
     exports_bucket: str,
     entries: list[IndexEntry],
     subject: str,
@@ -68,6 +82,8 @@ def build_export(
     part_bytes: int = DEFAULT_PART_BYTES,
 ) -> BuiltExport:
     """Write the ZIP straight into the exports bucket, a part at a time (see `PartUpload`).
+
+    `buckets`: each data class's bucket, by its name. Every class the registry exports goes in.
 
     Nothing of it stays behind if building fails: the multipart upload is aborted.
     """
@@ -92,7 +108,7 @@ def build_export(
         with zipfile.ZipFile(upload, "w", compression=zipfile.ZIP_DEFLATED) as archive:  # type: ignore[arg-type]
             listed = []
             for entry in entries:
-                item = _add_call(s3, archive, entry, subject, built, metadata_bucket, recordings_bucket)
+                item = _add_call(s3, archive, entry, subject, built, buckets)
                 if item is not None:
                     listed.append(item)
             about = manifest(
@@ -120,28 +136,33 @@ def _add_call(
     entry: IndexEntry,
     subject: str,
     built: BuiltExport,
-    metadata_bucket: str,
-    recordings_bucket: str,
+    buckets: Mapping[str, str],
 ) -> dict[str, Any] | None:
-    """One call's document and recording into the ZIP; None when its metadata is gone already."""
-    body = _get(s3, metadata_bucket, entry.metadata_key)
+    """One call's document and its other objects into the ZIP; None when its document is gone already."""
+    key = entry.objects.get(DOCUMENT)
+    body = _get(s3, buckets[DOCUMENT], key) if key else None
     if body is None:
         return None
     doc = json.loads(body.read())
     name = f"calls/{entry.call_id}.json"
     archive.writestr(name, json.dumps(subject_view(doc, subject), indent=2, sort_keys=True))
-    item: dict[str, Any] = {"call_id": entry.call_id, "metadata": name, "recording": None}
-    built.metadata += 1
-    audio = _get(s3, recordings_bucket, entry.recording_key) if entry.recording_key else None
-    if audio is not None:
-        ext = entry.recording_key.rsplit(".", 1)[-1] if entry.recording_key else "bin"
-        item["recording"] = f"recordings/{entry.call_id}.{ext}"
+    item: dict[str, Any] = {"call_id": entry.call_id, DOCUMENT: name}
+    built.by_class[DOCUMENT] += 1
+    for kind in data_classes():
+        if kind.name == DOCUMENT or not kind.in_export:
+            continue
+        item[kind.name] = None
+        key = entry.objects.get(kind.name)
+        found = _get(s3, buckets[kind.name], key) if key else None
+        if found is None or key is None:
+            continue
+        item[kind.name] = f"{kind.name}s/{entry.call_id}.{key.rsplit('.', 1)[-1]}"
         # Audio is already compressed (or not worth the CPU): stored as is, streamed.
-        with archive.open(zipfile.ZipInfo(item["recording"]), "w", force_zip64=True) as out:
-            while chunk := audio.read(1024 * 1024):
+        with archive.open(zipfile.ZipInfo(item[kind.name]), "w", force_zip64=True) as out:
+            while chunk := found.read(1024 * 1024):
                 out.write(chunk)
-        audio.close()
-        built.recordings += 1
+        found.close()
+        built.by_class[kind.name] += 1
     return item
 
 

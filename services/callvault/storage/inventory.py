@@ -20,7 +20,7 @@ from botocore.client import BaseClient
 from callvault.rules.client_policy import Dated, Defaults, PolicyVersion, redated_from_archive
 from callvault.rules.durations import CalendarDuration, add_duration
 from callvault.rules.purge import Due, StoredObject, month_span, period_due_within, period_start, year_span
-from callvault.rules.retention import RetentionClass, RetentionPolicy
+from callvault.rules.retention import RetentionPolicy
 from callvault.storage.archive import EXPIRES_META, SHA_META
 from callvault.storage.errors import error_code, is_not_found
 from callvault.storage.layout import (
@@ -132,7 +132,7 @@ class DueWalk:
 def due_periods(
     s3: BaseClient,
     bucket: str,
-    retention_class: RetentionClass,
+    retention_class: str,
     policy: RetentionPolicy,
     as_of: datetime,
     terms_of: Callable[[str], Sequence[CalendarDuration]] | None = None,
@@ -291,7 +291,7 @@ def delete_versions(s3: BaseClient, bucket: str, targets: list[tuple[str, str]])
 
 
 def find_object(
-    s3: BaseClient, bucket: str, key: str, retention_class: RetentionClass, tenant: str, call_id: str
+    s3: BaseClient, bucket: str, key: str, retention_class: str, tenant: str, call_id: str
 ) -> StoredObject | None:
     """One archived key as the purger would see it, for deleting it outside a pass; None if gone."""
     entry = next((k for k in list_versions(s3, bucket, key) if k.key == key), None)
@@ -307,7 +307,7 @@ def stored_object(
     bucket: str,
     entry: KeyVersions,
     info: Described,
-    retention_class: RetentionClass,
+    retention_class: str,
     tenant: str,
     call_id: str,
 ) -> StoredObject:
@@ -329,7 +329,7 @@ def stored_object(
 
 def dated_now(
     info: Described,
-    retention_class: RetentionClass,
+    retention_class: str,
     day_end: datetime,
     history: Sequence[PolicyVersion],
     defaults: Defaults,

@@ -8,7 +8,6 @@ from datetime import UTC, date, datetime
 from urllib.parse import quote
 
 from callvault.contract.fields import format_rfc3339
-from callvault.rules.retention import RetentionClass
 
 
 def _date_prefix(tenant: str, moment: datetime) -> str:
@@ -35,10 +34,10 @@ def metadata_key_of_day(tenant: str, call_id: str, day: date) -> str:
 
 
 def lifecycle_tags(
-    retention_class: RetentionClass, expires_at: datetime, tenant: str, policy_version: int | None = None
+    retention_class: str, expires_at: datetime, tenant: str, policy_version: int | None = None
 ) -> dict[str, str]:
     tags = {
-        "retention-class": retention_class.value,
+        "retention-class": str(retention_class),
         "expires-at": format_rfc3339(expires_at),
         "tenant": tenant,
     }

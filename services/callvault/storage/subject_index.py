@@ -16,9 +16,10 @@ deletes the entries of that call with it. Blocking (boto3): call off the loop.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from botocore.client import BaseClient
-from pydantic import BaseModel
+from pydantic import BaseModel, model_validator
 
 from callvault.contract.fields import CallId, Tenant
 from callvault.storage.archive import delete_all_versions
@@ -32,10 +33,20 @@ class IndexEntry(BaseModel):
     call_id: CallId
     tenant: Tenant
     subjects: list[str]  # every participant of the call, so erasing one call removes all its entries
-    metadata_key: str
-    recording_key: str | None = None  # set when the recording was archived
+    # The call's archived objects by data-class name (`rules.data_classes`): what erasure and exports take.
+    objects: dict[str, str]
     call_started_at: datetime
     expires_at: datetime  # the metadata's
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_field_per_class(cls, data: Any) -> Any:
+        """Entries written before the registry named the keys had a field per class."""
+        if isinstance(data, dict) and "objects" not in data:
+            data = dict(data)
+            named = {"metadata": data.pop("metadata_key", None), "recording": data.pop("recording_key", None)}
+            data["objects"] = {name: key for name, key in named.items() if key}
+        return data
 
 
 def entry_key(tenant: str, subject: str, call_id: str) -> str:

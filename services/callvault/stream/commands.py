@@ -21,6 +21,7 @@ from callvault.contract.commands import (
 )
 from callvault.rules import evidence
 from callvault.rules.call_ref import call_ref
+from callvault.rules.data_classes import data_classes
 from callvault.settings import Settings
 from callvault.storage import holds as registry
 from callvault.storage.layout import parse_archive_key
@@ -28,11 +29,12 @@ from callvault.stream.bus import Emit
 from callvault.stream.command_errors import CommandRefused
 from callvault.stream.offloop import S3Runner
 from callvault.stream.subjects import SubjectHandler
+from callvault.stream.worker_part import WorkerPart
 
 log = logging.getLogger("callvault.commands")
 
 
-class CommandHandler:
+class CommandHandler(WorkerPart):
     def __init__(
         self,
         settings: Settings,
@@ -42,12 +44,9 @@ class CommandHandler:
         on_hold: Callable[[str, bool], None] = lambda ref, held: None,  # `{tenant}/{call_id}`
         on_objection: Callable[[str], None] = lambda tenant_subject: None,
     ) -> None:
-        self.settings = settings
+        super().__init__(settings, s3, emit, clock)
         # Tells this worker's archiver at once; other workers reread the registry.
         self.on_hold = on_hold
-        self.s3 = s3
-        self.emit = emit
-        self.clock = clock
         self.subjects = SubjectHandler(settings, s3, emit, clock, on_objection=on_objection)
 
     async def handle(self, command: Command) -> None:
@@ -63,7 +62,7 @@ class CommandHandler:
     async def _call_objects(self, call_id: str, tenant: str | None) -> dict[str, list[tuple[str, str]]]:
         """The call's versions in each bucket: of that tenant, or (tenant unknown) of every tenant."""
         found = {}
-        for bucket in (self.settings.recordings_bucket, self.settings.metadata_bucket):
+        for bucket in (c.bucket(self.settings) for c in data_classes()):
             found[bucket] = await self.s3.run(
                 f"finding the objects of call {call_id}", registry.find_call_versions, bucket, call_id, tenant
             )

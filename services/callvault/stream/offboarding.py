@@ -40,7 +40,7 @@ from callvault.clock import Clock
 from callvault.contract.base import deterministic_id
 from callvault.contract.fields import format_rfc3339
 from callvault.contract.lifecycle import TenantEnabled, TenantErased, TenantReturned
-from callvault.rules.data_classes import DATA_CLASSES, DataClass
+from callvault.rules.data_classes import DataClass, data_classes
 from callvault.rules.purge import StoredObject, batches
 from callvault.settings import Settings
 from callvault.storage import inventory, offboarding, tenants
@@ -50,8 +50,8 @@ from callvault.storage.layout import parse_archive_key
 from callvault.storage.subject_flags import SubjectFlag
 from callvault.storage.subject_index import INDEX_PREFIX
 from callvault.storage.subject_requests import REQUESTS_PREFIX
-from callvault.stream.deletion import Deleter
 from callvault.stream.offloop import S3Runner
+from callvault.stream.worker_part import WorkerPart
 
 log = logging.getLogger("callvault.offboarding")
 
@@ -82,7 +82,7 @@ def parse_destination(uri: str) -> tuple[str, str]:
     return bucket, prefix.strip("/")
 
 
-class Offboarding:
+class Offboarding(WorkerPart):
     def __init__(
         self,
         settings: Settings,
@@ -92,14 +92,9 @@ class Offboarding:
         dest: BaseClient | None = None,
         progress: Progress = lambda step, done, total: None,
     ) -> None:
-        self.settings = settings
-        self.s3 = s3
-        self.emit = emit
-        self.clock = clock
+        super().__init__(settings, s3, emit, clock)
         self.dest = dest
         self.progress = progress
-        self.meta = settings.metadata_bucket
-        self.deleter = Deleter(s3, self.meta, emit, clock, settings.deletion_in_flight_s)
 
     async def run(self, tenant: str, *, reason: str, by: str, return_to: str | None, erase: bool) -> Outcome:
         if not (return_to or erase):
@@ -109,7 +104,7 @@ class Offboarding:
         destination = parse_destination(return_to) if return_to else None
         if destination is not None and self.dest is None:
             raise OffboardingRefused("no client for the return destination")
-        own = {c.bucket(self.settings) for c in DATA_CLASSES} | {
+        own = {c.bucket(self.settings) for c in data_classes()} | {
             self.meta,
             self.settings.staging_bucket,
             self.settings.audit_bucket,
@@ -165,7 +160,7 @@ class Offboarding:
         bucket, prefix = destination
         files: list[dict[str, Any]] = []
         todo: list[tuple[DataClass, str, str, str, str]] = []  # class, key, version, sha, path
-        for data_class in DATA_CLASSES:
+        for data_class in data_classes():
             source = data_class.bucket(self.settings)
             listed = await self.s3.run(f"listing {tenant} in {source}", _keys, source, tenant)
             archived = [
@@ -174,9 +169,9 @@ class Offboarding:
             for entry, info in zip(archived, await self._describe(source, archived), strict=True):
                 if info is None:
                     continue  # not callvault's writing: no hash to vouch for it
-                path = f"{data_class.name.value}/{entry.key}"
+                path = f"{data_class.name}/{entry.key}"
                 todo.append((data_class, entry.key, entry.data_version, info.sha256, path))
-                files.append({"path": path, "class": data_class.name.value, "sha256": info.sha256,
+                files.append({"path": path, "class": data_class.name, "sha256": info.sha256,
                               "size_bytes": info.size_bytes})  # fmt: skip
         done = 0
         semaphore = asyncio.Semaphore(COPY_THREADS)
@@ -223,7 +218,7 @@ class Offboarding:
             if ref.startswith(f"{tenant}/")
         }
         outcome.held_calls = sorted(held)
-        for data_class in DATA_CLASSES:
+        for data_class in data_classes():
             await self._erase_class(tenant, data_class, held, outcome)
         await self._erase_the_rest(tenant, held, outcome)
         await self.emit(
@@ -273,15 +268,15 @@ class Offboarding:
             obj = inventory.stored_object(bucket, entry, info, data_class.name, tenant, parsed.call_id)
             due.append(obj)
         done = 0
-        self.progress(f"erasing {data_class.name.value}s", 0, len(due))
+        self.progress(f"erasing {data_class.name}s", 0, len(due))
         for batch in batches(due, self.settings.purge_batch_keys):
             gone, failed = await self.deleter.delete(bucket, batch, "contract_end")
             if failed:
                 key, why = next(iter(failed.items()))
                 raise StorageFault(f"the store refused to erase s3://{bucket}/{key}: {why}")
             done += len(gone)
-            outcome.erased[data_class.name.value] += len(gone)
-            self.progress(f"erasing {data_class.name.value}s", done, len(due))
+            outcome.erased[data_class.name] += len(gone)
+            self.progress(f"erasing {data_class.name}s", done, len(due))
         if leftovers:
             failed = await self.s3.run("erasing the rest", inventory.delete_versions, bucket, leftovers)
             if failed:

@@ -47,16 +47,16 @@ from callvault.storage.layout import dating_metadata, lifecycle_tags, metadata_k
 from callvault.storage.policies import PolicyBook
 from callvault.storage.subject_index import SUBJECTS_META, IndexEntry, put_entries
 from callvault.stream.bus import Emit
-from callvault.stream.deletion import Deleter
 from callvault.stream.messages import CallMessage
 from callvault.stream.offloop import S3Runner, SourceUnreadable
+from callvault.stream.worker_part import WorkerPart
 
 log = logging.getLogger("callvault.worker")
 
 StateStore = MutableMapping[bytes, dict[str, Any]]
 
 
-class CallProcessor:
+class CallProcessor(WorkerPart):
     def __init__(
         self,
         settings: Settings,
@@ -67,11 +67,8 @@ class CallProcessor:
         staging_s3: BaseClient | None = None,
         registries: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        self.settings = settings
+        super().__init__(settings, s3, emit, clock)
         self.store = store
-        self.s3 = s3
-        self.emit = emit
-        self.clock = clock
         # Set when uploads live in another store: recordings are then streamed across.
         self.staging_s3 = staging_s3
         # Each tenant's client-policy history, refreshed by the worker from the store.
@@ -85,7 +82,6 @@ class CallProcessor:
         self._registries = registries
         self.retry_backoff = CalendarDuration.parse(settings.source_retry_backoff).as_timedelta()
         self.ttl = _ttl(settings.settled_state_ttl)
-        self.deleter = Deleter(s3, settings.metadata_bucket, emit, clock, settings.deletion_in_flight_s)
         # state key (`{tenant}/{call_id}`) -> next wake-up; rebuilt from the table after a rebalance.
         self.wakes: dict[bytes, datetime] = {}
         # Calls under a legal hold (`{tenant}/{call_id}`), refreshed by the worker from the
@@ -388,8 +384,7 @@ class CallProcessor:
                 call_id=state.call_id,
                 tenant=state.tenant,
                 subjects=subjects,
-                metadata_key=key,
-                recording_key=(doc.get("recording") or {}).get("key"),
+                objects=_archived_objects(key, (doc.get("recording") or {}).get("key")),
                 call_started_at=started_at,
                 expires_at=expires,
             )
@@ -433,3 +428,11 @@ def _ttl(text: str) -> timedelta:
     if duration.is_exact:
         return duration.as_timedelta()
     return timedelta(days=duration.years * 366 + duration.months * 31 + duration.days)
+
+
+def _archived_objects(metadata: str, recording: str | None) -> dict[str, str]:
+    """The call's keys by data class, as its subject-index entries name them."""
+    objects = {str(RetentionClass.METADATA): metadata}
+    if recording:
+        objects[str(RetentionClass.RECORDING)] = recording
+    return objects

@@ -27,10 +27,9 @@ from callvault.contract.lifecycle import DeletionReason, LifecycleBase
 from callvault.observability.metrics import DELETIONS_REFUSED
 from callvault.rules import evidence
 from callvault.rules.client_policy import terms_ever
-from callvault.rules.data_classes import DATA_CLASSES
+from callvault.rules.data_classes import data_classes
 from callvault.rules.durations import CalendarDuration
 from callvault.rules.purge import Hold, RefusalStreaks, StoredObject, batches, period_end, plan_pass
-from callvault.rules.retention import RetentionClass
 from callvault.settings import Settings
 from callvault.storage import exports, inventory, policies
 from callvault.storage import holds as registry
@@ -38,8 +37,8 @@ from callvault.storage.client import make_s3_client
 from callvault.storage.errors import error_code
 from callvault.storage.layout import parse_archive_key
 from callvault.stream.bus import Emit, make_producer, send_lifecycle, start_client
-from callvault.stream.deletion import Deleter
 from callvault.stream.offloop import S3Runner
+from callvault.stream.worker_part import WorkerPart
 
 log = logging.getLogger("callvault.purger")
 
@@ -75,18 +74,14 @@ class Scan:
     markers_removed: int = 0
 
 
-class Purger:
+class Purger(WorkerPart):
     def __init__(self, settings: Settings, s3: S3Runner, emit: Emit, clock: Clock) -> None:
-        self.settings = settings
-        self.s3 = s3
-        self.emit = emit
-        self.clock = clock
+        super().__init__(settings, s3, emit, clock)
         self.policy = settings.retention
         # Each tenant's client-policy history, as of the last listing; versions read once each.
         self.policies: policies.PolicyBook = {}
         self._policy_cache: policies.VersionCache = {}
         self._exports: dict[str, exports.StoredExport] = {}  # what was read of each export, by key
-        self.deleter = Deleter(s3, settings.metadata_bucket, emit, clock, settings.deletion_in_flight_s)
         self._described: dict[tuple[str, str, str], inventory.Described | None] = {}
         # What the last scan found in (partly) due periods, and when to scan again.
         self._known: dict[tuple[str, str], StoredObject] = {}
@@ -97,9 +92,9 @@ class Purger:
         self._refusals = RefusalStreaks()  # due objects the store refuses to delete, pass after pass
 
     @property
-    def buckets(self) -> list[tuple[RetentionClass, str]]:
+    def buckets(self) -> list[tuple[str, str]]:
         """Each data class's bucket, from the registry."""
-        return [(c.name, c.bucket(self.settings)) for c in DATA_CLASSES]
+        return [(c.name, c.bucket(self.settings)) for c in data_classes()]
 
     async def run_pass(self, *, dry_run: bool = False, as_of: datetime | None = None) -> PassReport:
         """A pass at `as_of`; only a dry run may look at another instant than now."""
@@ -261,7 +256,7 @@ class Purger:
     async def _objects(
         self,
         bucket: str,
-        retention_class: RetentionClass,
+        retention_class: str,
         prefix: str,
         scan: Scan,
         seen: set[tuple[str, str, str]],
@@ -300,7 +295,7 @@ class Purger:
             self.policies = book
             self._next_scan_at = None
 
-    def _terms_of(self, retention_class: RetentionClass) -> Callable[[str], list[CalendarDuration]]:
+    def _terms_of(self, retention_class: str) -> Callable[[str], list[CalendarDuration]]:
         defaults = self.settings.policy_defaults
         return lambda tenant: terms_ever(retention_class, self.policies.get(tenant, ()), defaults)
 

@@ -15,6 +15,7 @@ next purge pass. A call under a legal hold is reported and left alone.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from zoneinfo import ZoneInfo
@@ -26,9 +27,10 @@ from callvault.contract.commands import SubjectExtend, SubjectRequest
 from callvault.contract.lifecycle import DeletionReason, LifecycleBase, lifecycle_adapter
 from callvault.rules import evidence
 from callvault.rules.call_ref import call_ref
-from callvault.rules.data_classes import SUBJECT_INDEX, class_of_bucket
+from callvault.rules.data_classes import SUBJECT_INDEX, DataClass, data_classes
 from callvault.rules.durations import CalendarDuration, add_duration
 from callvault.rules.purge import StoredObject
+from callvault.rules.retention import RetentionClass
 from callvault.rules.subject_requests import (
     ExtensionRefused,
     RequestRecord,
@@ -46,8 +48,8 @@ from callvault.storage.subject_flags import FlagRecord, SubjectFlag, put_flag, r
 from callvault.storage.subject_index import IndexEntry, calls_of, remove_entries
 from callvault.stream.bus import Emit
 from callvault.stream.command_errors import CommandRefused
-from callvault.stream.deletion import Deleter
 from callvault.stream.offloop import S3Runner
+from callvault.stream.worker_part import WorkerPart
 
 log = logging.getLogger("callvault.subjects")
 
@@ -61,12 +63,28 @@ class Erasure:
     """What an erasure (or an objection's) did, for its outcome event."""
 
     calls: int = 0
-    recordings: int = 0
-    metadata: int = 0
+    by_class: Counter[str] = field(default_factory=Counter)  # objects deleted, by data-class name
     held_calls: list[str] = field(default_factory=list)
 
+    @property
+    def recordings(self) -> int:
+        return self.by_class[RetentionClass.RECORDING]
 
-class SubjectHandler:
+    @property
+    def metadata(self) -> int:
+        return self.by_class[RetentionClass.METADATA]
+
+    def counts(self) -> dict[str, object]:
+        """The outcome event's fields (the contract counts recordings and metadata)."""
+        return {
+            "calls": self.calls,
+            "recordings": self.recordings,
+            "metadata": self.metadata,
+            "held_calls": self.held_calls,
+        }
+
+
+class SubjectHandler(WorkerPart):
     def __init__(
         self,
         settings: Settings,
@@ -75,14 +93,9 @@ class SubjectHandler:
         clock: Clock,
         on_objection: Callable[[str], None] = lambda tenant_subject: None,
     ) -> None:
-        self.settings = settings
-        self.s3 = s3
-        self.emit = emit
-        self.clock = clock
+        super().__init__(settings, s3, emit, clock)
         # Tells this worker's archiver at once; other workers reread the registry.
         self.on_objection = on_objection
-        self.deleter = Deleter(s3, settings.metadata_bucket, emit, clock, settings.deletion_in_flight_s)
-        self.meta = settings.metadata_bucket
 
     async def handle(self, command: SubjectRequest | SubjectExtend) -> None:
         if isinstance(command, SubjectExtend):
@@ -145,10 +158,10 @@ class SubjectHandler:
         if record.kind == "object":
             await self._flag(record, SubjectFlag.OBJECTING, on=True)
             self.on_objection(f"{record.tenant}/{record.subject}")
-            done = await self._erase(entries, "objection", recordings_only=True)
-            return evidence.subject_outcome(record, self.clock.now(), **vars(done))
-        done = await self._erase(entries, "erasure_request", recordings_only=False)
-        return evidence.subject_outcome(record, self.clock.now(), **vars(done))
+            done = await self._erase(entries, "objection", objection=True)
+            return evidence.subject_outcome(record, self.clock.now(), **done.counts())
+        done = await self._erase(entries, "erasure_request", objection=False)
+        return evidence.subject_outcome(record, self.clock.now(), **done.counts())
 
     async def _flag(self, record: RequestRecord, flag: SubjectFlag, on: bool) -> None:
         if not on:
@@ -174,8 +187,7 @@ class SubjectHandler:
             built = await self.s3.run(
                 f"building the export of request {record.request_id}",
                 exports.build_export,
-                metadata_bucket=self.meta,
-                recordings_bucket=self.settings.recordings_bucket,
+                buckets={c.name: c.bucket(self.settings) for c in data_classes()},
                 exports_bucket=self.settings.exports_bucket,
                 entries=entries,
                 subject=record.subject,
@@ -204,23 +216,24 @@ class SubjectHandler:
             export_expires_at=expires,
         )
 
-    async def _erase(
-        self, entries: list[IndexEntry], reason: DeletionReason, *, recordings_only: bool
-    ) -> Erasure:
+    async def _erase(self, entries: list[IndexEntry], reason: DeletionReason, *, objection: bool) -> Erasure:
+        """Every indexed object of the subject's calls (an objection: of the classes it erases), class by
+        class in the registry's order, each batch journaled and proven; held calls are left and named."""
         held = await self.s3.run("reading legal holds", held_calls, self.meta)
         done = Erasure()
-        recordings: list[StoredObject] = []
-        metadata: list[StoredObject] = []
+        classes = [c for c in data_classes() if c.erased_on_objection or not objection]
+        batches: dict[str, list[StoredObject]] = {c.name: [] for c in classes}
         for entry in entries:
             if call_ref(entry.tenant, entry.call_id) in held:
                 done.held_calls.append(entry.call_id)
                 continue
-            if entry.recording_key:
-                found = await self._find(self.settings.recordings_bucket, entry.recording_key, entry)
-                recordings.extend(found)
-            if not recordings_only:
-                found = await self._find(self.meta, entry.metadata_key, entry)
-                if not found:  # the metadata went already: only its index entries are left
+            for kind in classes:
+                key = entry.objects.get(kind.name)
+                if key is None:
+                    continue
+                found = await self._find(kind, key, entry)
+                if not found and SUBJECT_INDEX in kind.dependents:
+                    # What the index goes with went already: only its entries are left.
                     await self.s3.run(
                         "dropping stale index entries",
                         remove_entries,
@@ -229,28 +242,26 @@ class SubjectHandler:
                         entry.subjects,
                         entry.call_id,
                     )
-                metadata.extend(found)
+                batches[kind.name].extend(found)
         refused: dict[str, str] = {}
-        for bucket, batch in ((self.settings.recordings_bucket, recordings), (self.meta, metadata)):
-            if batch:
-                gone, failed = await self.deleter.delete(bucket, batch, reason)
+        for kind in classes:
+            if batches[kind.name]:
+                gone, failed = await self.deleter.delete(
+                    kind.bucket(self.settings), batches[kind.name], reason
+                )
                 refused.update(failed)
-                if bucket == self.meta:
-                    done.metadata = len(gone)
-                else:
-                    done.recordings = len(gone)
+                done.by_class[kind.name] = len(gone)
         if refused:
             key, why = next(iter(refused.items()))
             raise CommandRefused(
                 f"the store refused to delete {len(refused)} objects (first: {key}: {why}); "
                 "the rest is deleted and proven, and sending the command again retries"
             )
-        done.calls = len({o.call_id for o in recordings + metadata})
+        done.calls = len({o.call_id for batch in batches.values() for o in batch})
         return done
 
-    async def _find(self, bucket: str, key: str, entry: IndexEntry) -> list[StoredObject]:
-        kind = class_of_bucket(self.settings, bucket)
-        assert kind is not None, f"{bucket} holds no data class"
+    async def _find(self, kind: DataClass, key: str, entry: IndexEntry) -> list[StoredObject]:
+        bucket = kind.bucket(self.settings)
         obj = await self.s3.run(
             f"looking at s3://{bucket}/{key}",
             inventory.find_object,
