@@ -7,6 +7,7 @@ import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,7 +15,7 @@ from callvault.embedded.processes import ChildProcess, free_port
 from callvault.embedded.worker_process import start_api_process, start_worker_process
 from callvault.rules.audit_checkpoint import private_key, public_hex
 from callvault.rules.command_signature import new_identity, seed_text
-from callvault.settings import Settings
+from callvault.settings import Settings, bucket_settings
 from callvault.storage.bootstrap import init_storage
 from callvault.storage.client import make_s3_client, make_staging_s3_client
 from callvault.stream.bus import ensure_callvault_topics
@@ -56,11 +57,8 @@ def make_settings(servers: Servers, tag: str, **overrides: object) -> Settings:
         "s3_secret_key": servers.s3_secret_key,
         "topic_prefix": f"t{tag}.",
         "app_id": f"callvault-test-{tag}",
-        "staging_bucket": f"cvt-{tag}-staging",
-        "recordings_bucket": f"cvt-{tag}-recordings",
-        "metadata_bucket": f"cvt-{tag}-metadata",
-        "audit_bucket": f"cvt-{tag}-audit",
-        "exports_bucket": f"cvt-{tag}-exports",
+        # Every bucket setting (each data class's among them): cvt-{tag}-recordings, -metadata, ...
+        **{name: f"cvt-{tag}-{name.removesuffix('_bucket')}" for name in bucket_settings()},
         **WORKER_TUNING,
     }
     if servers.kind.startswith("embedded (Tansu"):
@@ -121,31 +119,60 @@ def servers() -> Iterator[Servers]:
         yield found
 
 
-@pytest.fixture(scope="session")
-def settings(servers: Servers) -> Settings:
-    s = make_settings(servers, secrets.token_hex(3))
-    prepare(s)
-    return s
+def stack_fixtures(
+    name: str, tag: str, *, api: bool = False, scope: str = "module", **overrides: object
+) -> tuple[Any, ...]:
+    """Fixtures for a stack of a test module's own: `{name}_settings` (topics and buckets of their
+    own, made), `{name}_worker` (a worker over them), `{name}_worker_url` (its health and metrics)
+    and, with `api`, `api_urls` and `api_url` (`callvault api` over them: its base and ops URLs).
+    `overrides` are settings. Assign what it returns to module-level names, where pytest finds them:
+
+        purge_settings, purge_worker, purge_url = stack_fixtures("purge", "p", metadata_retention="PT1H")
+
+    An empty `name` gives the session's own: `settings`, `worker`, `worker_url`.
+    """
+    prefix = f"{name}_" if name else ""
+    ports: dict[str, int] = {}
+
+    @pytest.fixture(scope=scope, name=f"{prefix}settings")  # type: ignore[call-overload]
+    def made(servers: Servers) -> Settings:
+        settings = make_settings(servers, tag + secrets.token_hex(3), **overrides)
+        prepare(settings)
+        return settings
+
+    @pytest.fixture(scope=scope, name=f"{prefix}worker")  # type: ignore[call-overload]
+    def worker(request: pytest.FixtureRequest) -> Iterator[ChildProcess]:
+        ports["worker"] = free_port()
+        settings = request.getfixturevalue(f"{prefix}settings")
+        proc = spawn_worker(settings, http_port=ports["worker"])  # test-artifacts/worker-{app_id}.log
+        yield proc
+        proc.stop()
+
+    @pytest.fixture(scope=scope, name=f"{prefix}worker_url")  # type: ignore[call-overload]
+    def worker_url(request: pytest.FixtureRequest) -> str:
+        request.getfixturevalue(f"{prefix}worker")
+        return f"http://127.0.0.1:{ports['worker']}"
+
+    if not api:
+        return made, worker, worker_url
+
+    @pytest.fixture(scope=scope, name="api_urls")  # type: ignore[call-overload]
+    def api_urls(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
+        request.getfixturevalue(f"{prefix}worker")
+        # Its log: test-artifacts/api-{app_id}.log.
+        proc, url, ops = spawn_api(request.getfixturevalue(f"{prefix}settings"))
+        yield url, ops
+        proc.stop()
+
+    @pytest.fixture(scope=scope, name="api_url")  # type: ignore[call-overload]
+    def api_url(api_urls: tuple[str, str]) -> str:
+        return api_urls[0]
+
+    return made, worker, worker_url, api_urls, api_url
 
 
-@pytest.fixture(scope="session")
-def worker(settings: Settings) -> Iterator[ChildProcess]:
-    proc = spawn_worker(settings)
-    yield proc
-    proc.stop()
-
-
-@pytest.fixture(scope="session")
-def api_urls(settings: Settings, worker: ChildProcess) -> Iterator[tuple[str, str]]:
-    """The QA API over the session's worker and settings: its base URL and its ops URL."""
-    proc, url, ops = spawn_api(settings)
-    yield url, ops
-    proc.stop()
-
-
-@pytest.fixture(scope="session")
-def api_url(api_urls: tuple[str, str]) -> str:
-    return api_urls[0]
+# The session's stack, which most integration tests share.
+settings, worker, worker_url, api_urls, api_url = stack_fixtures("", "", api=True, scope="session")
 
 
 @pytest.fixture(autouse=True)

@@ -12,10 +12,8 @@ export them.
 from __future__ import annotations
 
 import asyncio
-import secrets
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,29 +24,17 @@ from callvault.cli.main import app
 from callvault.embedded.processes import ChildProcess
 from callvault.settings import Settings
 from callvault.stream.bus import BrokerUnreachable
-from tests.conftest import make_settings, prepare, settings_env, spawn_worker
+from tests.conftest import settings_env, stack_fixtures
 from tests.docs_commands import ROOT, Shown, every_shown_command, is_run_by_the_docs_test, output_matches
 from tests.integration.helpers import Bus
-from tests.stack import Servers
 
 SITES = "be-machelen=BE,nl-weert=NL,ma-rabat=MA"
 
 
-@pytest.fixture(scope="module")
-def docs_settings(servers: Servers) -> Settings:
-    # Segments flushed and checkpoints signed every second, so the auditors' `audit verify` has both.
-    settings = make_settings(
-        servers, "doc" + secrets.token_hex(3), sites=SITES, audit_flush_s=1.0, audit_checkpoint_s=1.0
-    )
-    prepare(settings)
-    return settings
-
-
-@pytest.fixture(scope="module")
-def docs_worker(docs_settings: Settings) -> Iterator[ChildProcess]:
-    proc = spawn_worker(docs_settings, "worker-docs")
-    yield proc
-    proc.stop()
+# Segments flushed and checkpoints signed every second, so the auditors' `audit verify` has both.
+docs_settings, docs_worker, _ = stack_fixtures(
+    "docs", "doc", sites=SITES, audit_flush_s=1.0, audit_checkpoint_s=1.0
+)
 
 
 async def _the_calls_the_guides_speak_of(settings: Settings) -> None:

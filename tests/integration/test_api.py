@@ -26,47 +26,29 @@ from callvault.rules.retention import RetentionClass
 from callvault.settings import Settings
 from callvault.storage.subject_flags import FlagRecord, SubjectFlag, put_flag, remove_flag
 from tests.cli import run_callvault
-from tests.conftest import ARTIFACTS, make_settings, prepare, settings_env, spawn_api, spawn_worker
+from tests.conftest import (
+    ARTIFACTS,
+    settings_env,
+    spawn_api,
+    stack_fixtures,
+)
 from tests.integration.helpers import CALLEE, CALLER, Bus, CallScript
 from tests.integration.ops_probe import scrape, value
-from tests.stack import Servers
 
 pytestmark = pytest.mark.integration
 
 PURPOSE = {"purpose": "coaching session with agent-7"}
 
 
-@pytest.fixture(scope="module")
-def api_settings(servers: Servers) -> Settings:
-    settings = make_settings(
-        servers,
-        "a" + secrets.token_hex(3),
-        purge_interval_s=1.0,
-        purge_rescan_s=1.0,
-        api_restrictions_ttl_s=0.5,
-        api_trusted_proxies="127.0.0.1",  # the tests' client is a trusted proxy: its X-Request-ID is kept
-    )
-    prepare(settings)
-    return settings
-
-
-@pytest.fixture(scope="module")
-def api_worker(api_settings: Settings) -> Iterator[ChildProcess]:
-    proc = spawn_worker(api_settings, "worker-api")
-    yield proc
-    proc.stop()
-
-
-@pytest.fixture(scope="module")
-def api_urls(api_settings: Settings, api_worker: ChildProcess) -> Iterator[tuple[str, str]]:
-    proc, url, ops = spawn_api(api_settings)
-    yield url, ops
-    proc.stop()
-
-
-@pytest.fixture(scope="module")
-def api_url(api_urls: tuple[str, str]) -> str:
-    return api_urls[0]
+api_settings, api_worker, _, api_urls, api_url = stack_fixtures(
+    "api",
+    "a",
+    api=True,
+    purge_interval_s=1.0,
+    purge_rescan_s=1.0,
+    api_restrictions_ttl_s=0.5,
+    api_trusted_proxies="127.0.0.1",  # the tests' client is a trusted proxy: its X-Request-ID is kept
+)
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,7 @@ test: in production a term is at least a day), `week` keeps them 7 days and
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -22,32 +20,16 @@ from callvault.storage.client import make_s3_client
 from callvault.storage.policies import load_book
 from callvault.stream.purger import standalone_pass
 from tests.cli import run_callvault
-from tests.conftest import make_settings, prepare, settings_env, spawn_worker
+from tests.conftest import settings_env, stack_fixtures
 from tests.integration.helpers import Bus
 from tests.integration.ops_probe import scrape, value, worker_ops
-from tests.stack import Servers
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def policy_settings(servers: Servers) -> Settings:
-    settings = make_settings(
-        servers,
-        "q" + secrets.token_hex(3),
-        policy_shortest_term="PT1S",
-        purge_interval_s=1.0,
-        purge_rescan_s=1.0,
-    )
-    prepare(settings)
-    return settings
-
-
-@pytest.fixture(scope="module")
-def policy_worker(policy_settings: Settings) -> Iterator[ChildProcess]:
-    proc = spawn_worker(policy_settings, "worker-policies")
-    yield proc
-    proc.stop()
+policy_settings, policy_worker, _ = stack_fixtures(
+    "policy", "q", policy_shortest_term="PT1S", purge_interval_s=1.0, purge_rescan_s=1.0
+)
 
 
 def policy(settings: Settings, *args: str) -> str:

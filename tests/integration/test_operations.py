@@ -8,42 +8,27 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from callvault.embedded.processes import ChildProcess, free_port
+from callvault.embedded.processes import ChildProcess
 from callvault.settings import Settings
-from tests.conftest import make_settings, prepare, spawn_worker
+from tests.conftest import stack_fixtures
 from tests.integration.helpers import CALLER, Bus
 from tests.integration.ops_probe import scrape, total, value, wait_ok
-from tests.stack import Servers
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def ops_settings(servers: Servers) -> Settings:
-    settings = make_settings(servers, "o" + secrets.token_hex(3), log_format="json")
-    prepare(settings)
-    return settings
-
-
-@pytest.fixture(scope="module")
-def ops_worker(ops_settings: Settings) -> Iterator[tuple[ChildProcess, str]]:
-    port = free_port()
-    proc = spawn_worker(ops_settings, "worker-ops", http_port=port)
-    yield proc, f"http://127.0.0.1:{port}"
-    proc.stop()
+ops_settings, ops_worker, ops_worker_url = stack_fixtures("ops", "o", log_format="json")
 
 
 async def test_probes_and_metrics_count_what_the_worker_did(
-    ops_settings: Settings, ops_worker: tuple[ChildProcess, str]
+    ops_settings: Settings, ops_worker: ChildProcess, ops_worker_url: str
 ) -> None:
-    proc, base = ops_worker
+    proc, base = ops_worker, ops_worker_url
     topic = ops_settings.call_events_topic
     await wait_ok(f"{base}/healthz", 30)
     ready = await wait_ok(f"{base}/readyz", 60)

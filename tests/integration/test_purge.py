@@ -12,7 +12,6 @@ import base64
 import json
 import secrets
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -24,7 +23,7 @@ from callvault.storage import journal as purge_journal
 from callvault.storage.client import make_s3_client
 from callvault.storage.layout import metadata_key, recording_key
 from tests.cli import run_callvault
-from tests.conftest import make_settings, prepare, prepare_async, settings_env, spawn_worker
+from tests.conftest import make_settings, prepare, prepare_async, settings_env, spawn_worker, stack_fixtures
 from tests.integration.helpers import Bus
 from tests.integration.ops_probe import passes_after, sharing
 from tests.stack import Servers
@@ -35,25 +34,14 @@ RETENTION_S = 12  # long enough to archive and place a hold, short enough to wai
 INTERVAL_S = 1.0
 
 
-@pytest.fixture(scope="module")
-def purge_settings(servers: Servers) -> Settings:
-    settings = make_settings(
-        servers,
-        "p" + secrets.token_hex(3),
-        recording_retention=f"PT{RETENTION_S}S",
-        metadata_retention="PT1H",
-        purge_interval_s=INTERVAL_S,
-        purge_rescan_s=INTERVAL_S,  # archives arrive seconds before they are due: look every pass
-    )
-    prepare(settings)
-    return settings
-
-
-@pytest.fixture(scope="module")
-def purge_worker(purge_settings: Settings) -> Iterator[ChildProcess]:
-    proc = spawn_worker(purge_settings, "worker-purge")
-    yield proc
-    proc.stop()
+purge_settings, purge_worker, _ = stack_fixtures(
+    "purge",
+    "p",
+    recording_retention=f"PT{RETENTION_S}S",
+    metadata_retention="PT1H",
+    purge_interval_s=INTERVAL_S,
+    purge_rescan_s=INTERVAL_S,  # archives arrive seconds before they are due: look every pass
+)
 
 
 def _recording_now(bus: Bus):  # noqa: ANN202 - a CallScript whose recording starts now

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 from botocore.client import BaseClient
 
-from callvault.settings import Settings
+from callvault.settings import Settings, bucket_settings
 from callvault.storage.bootstrap import BucketReport, init_storage
 from callvault.storage.client import make_s3_client
 from tests.stores.lanes import LANES, Lane, open_lane
@@ -43,11 +43,7 @@ def store(lane: Lane) -> Store:
         s3_region=lane.region,
         s3_access_key=lane.keys[0],
         s3_secret_key=lane.keys[1],
-        staging_bucket=f"{tag}-staging",
-        recordings_bucket=f"{tag}-recordings",
-        metadata_bucket=f"{tag}-metadata",
-        audit_bucket=f"{tag}-audit",
-        exports_bucket=f"{tag}-exports",
+        **{name: f"{tag}-{name.removesuffix('_bucket')}" for name in bucket_settings()},  # type: ignore[arg-type]
     )
     s3 = make_s3_client(settings, attempts=2)
     return Store(lane, s3, settings, init_storage(s3, settings))
