@@ -266,6 +266,11 @@ class Settings(BaseSettings):
     # Subject requests (beyond the contract's table, additive).
     exports_bucket: str = Field("callvault-exports", description="where access-request exports wait")
     export_retention: IsoDuration = Field("P7D", description="how long an export exists")
+    identity_check_max: IsoDuration = Field(
+        "P1M",
+        description="how long a request filed with --identity-pending may wait for its identity check "
+        "before it shows as overdue",
+    )
     export_link_s: int = Field(
         86400, ge=60, le=604800, description="how long an export's download link lasts (S3: 7 days at most)"
     )
@@ -623,6 +628,10 @@ class Settings(BaseSettings):
     @property
     def token_max_lifetime(self) -> timedelta:
         return CalendarDuration.parse(self.api_token_max_lifetime).as_timedelta()
+
+    @cached_property
+    def identity_check(self) -> CalendarDuration:
+        return CalendarDuration.parse(self.identity_check_max)
 
     @cached_property
     def zone(self) -> ZoneInfo:

@@ -54,7 +54,7 @@ from callvault.stream.command_gate import CommandGate, accepted_event, refused_e
 from callvault.stream.commands import CommandHandler
 from callvault.stream.messages import CallMessage, to_fact, wake_message
 from callvault.stream.offloop import S3Runner
-from callvault.stream.policy_changes import cancel_policy, change_policy, change_site
+from callvault.stream.policy_changes import cancel_policy, change_policy, change_role, change_site
 from callvault.stream.processor import CallProcessor
 from callvault.stream.purger import Purger
 
@@ -206,6 +206,21 @@ class Harness:
         """`callvault policy allow-site` (allow) or `deny-site`; then the timers."""
         version = await change_site(
             self.s3, self.settings, self._emit, tenant, site, allow=allow, changed_by="dpo@harness",
+            reason=reason, now=self.clock.now(),
+        )  # fmt: skip
+        await self._timers()
+        return version
+
+    async def set_role(
+        self,
+        tenant: str,
+        role: str | None,
+        contact: str | None = None,
+        reason: str = "data processing agreement",
+    ) -> PolicyVersion:
+        """`callvault policy set TENANT --role ... --contact ...`; then the timers."""
+        version = await change_role(
+            self.s3, self.settings, self._emit, tenant, role, contact, changed_by="dpo@harness",  # type: ignore[arg-type]
             reason=reason, now=self.clock.now(),
         )  # fmt: skip
         await self._timers()

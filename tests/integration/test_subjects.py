@@ -194,7 +194,7 @@ async def test_an_open_request_is_extended_once_to_three_months(settings: Settin
     # Recorded, not yet carried out (its command still queued, say): the registry entry alone.
     received = datetime.now(UTC) - timedelta(days=20)
     command = new_command(settings, "erase", new_number(), received_at=received)
-    record = new_record(command, settings.zone)
+    record = new_record(command, settings.zone, settings.identity_check)
     await asyncio.to_thread(put_request, bus.s3, settings.metadata_bucket, record)
     extend = SubjectExtend(
         event_id=uuid.uuid4(),
@@ -212,6 +212,61 @@ async def test_an_open_request_is_extended_once_to_three_months(settings: Settin
     again = extend.model_copy(update={"event_id": uuid.uuid4(), "reason": "more"})
     refused = await submit_command(settings, again, 30)
     assert isinstance(refused, str) and "already extended" in refused
+
+
+async def test_a_request_waits_for_its_identity_check_from_the_command_line(
+    settings: Settings, bus: Bus, worker: ChildProcess
+) -> None:
+    number = new_number()
+    call = await archived_call(bus, number)
+    env = settings_env(settings)
+    args = ("subject", "erase", number, "--tenant", "acme", "--reason", "a letter", "--identity-pending")
+    filed = await asyncio.to_thread(run_callvault, *args, env=env, timeout=120)
+    assert filed.returncode == 0, filed.stderr
+    assert "it waits for the identity check" in filed.stdout and number not in filed.stdout
+    request_id = filed.stdout.split()[1].rstrip(":")
+
+    listed = await asyncio.to_thread(run_callvault, "subject", "requests", "--tenant", "acme", env=env)
+    assert "identity check pending for 0.0 days" in " ".join(listed.stdout.split()), listed.stdout
+    received = await bus.lifecycle_where(lambda e: e.get("request_id") == request_id, timeout=30)
+    assert received["type"] == "subject.request_received" and received["identity_pending"] is True
+    ours = [k for k in keys_of(bus, settings.recordings_bucket, call.tenant) if call.call_id in k]
+    assert ours, "nothing is erased before the identity check"
+
+    args = ("subject", "identity-verified", request_id, "--tenant", "acme", "--verified-by", "front desk")
+    checked = await asyncio.to_thread(run_callvault, *args, env=env, timeout=120)
+    assert checked.returncode == 0, checked.stderr
+    assert "identity verified" in checked.stdout and "done (subject.erased): 1 calls" in checked.stdout
+    assert not [k for k in keys_of(bus, settings.recordings_bucket, call.tenant) if call.call_id in k]
+
+
+async def test_a_processor_tenants_request_is_forwarded_and_executed_on_instruction(
+    settings: Settings, bus: Bus, worker: ChildProcess
+) -> None:
+    tenant = f"client-{random.randrange(10**6):06d}"  # its own tenant: the role is the tenant's policy
+    number = new_number()
+    call = await archived_call(bus, number, tenant=tenant)
+    env = settings_env(settings)
+    contact = "privacy@client.example"
+    args = ("policy", "set", tenant, "--role", "processor", "--contact", contact, "--reason", "DPA clause 7")
+    role = await asyncio.to_thread(run_callvault, *args, env=env, timeout=120)
+    assert role.returncode == 0, role.stderr
+    assert f"processor, subjects' requests forwarded to {contact}" in role.stdout
+
+    args = ("subject", "erase", number, "--tenant", tenant, "--reason", "e-mail", "--verified-by", "desk")
+    filed = await asyncio.to_thread(run_callvault, *args, env=env, timeout=120)
+    assert filed.returncode == 0, filed.stderr
+    said = " ".join(filed.stdout.split())
+    assert f"forwarded to the client ({contact})" in said and "tell the subject so" in said, said
+    request_id = filed.stdout.split()[1].rstrip(":")
+    ours = [k for k in keys_of(bus, settings.recordings_bucket, tenant) if call.call_id in k]
+    assert ours, "not erased: the client decides"
+
+    args = ("subject", "execute", request_id, "--tenant", tenant, "--instructed-by", "client ticket 311")
+    done = await asyncio.to_thread(run_callvault, *args, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "done (subject.erased): 1 calls" in done.stdout
+    assert not [k for k in keys_of(bus, settings.recordings_bucket, tenant) if call.call_id in k]
 
 
 async def _topic_bytes(settings: Settings) -> dict[str, bytes]:

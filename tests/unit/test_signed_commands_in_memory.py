@@ -167,14 +167,18 @@ async def test_the_request_record_follows_the_signed_command_not_what_was_filed(
     )  # fmt: skip
     from callvault.rules.subject_requests import new_record
 
-    filed = new_record(command, h.settings.zone).model_copy(update={"kind": "erase"})  # changed in the bucket
+    filed = new_record(command, h.settings.zone, h.settings.identity_check).model_copy(
+        update={"kind": "erase"}
+    )  # changed in the bucket
     put_request(h.s3, h.settings.metadata_bucket, filed)
     await h.command(command)
     assert "another kind or subject than the signed command" in h.dead_letters[-1].error
     assert not [e for e in h.events if e["type"] == "subject.erased"]
 
     honest = command.model_copy(update={"event_id": uuid.uuid4()})
-    put_request(h.s3, h.settings.metadata_bucket, new_record(honest, h.settings.zone))
+    put_request(
+        h.s3, h.settings.metadata_bucket, new_record(honest, h.settings.zone, h.settings.identity_check)
+    )
     await h.command(honest)
     (received,) = [e for e in h.events if e["type"] == "subject.request_received" and
                    e["request_id"] == str(honest.event_id)]  # fmt: skip

@@ -106,6 +106,8 @@ def test_replay_flags_an_unanswered_request_past_its_deadline_and_a_late_answer(
         _req(
             "subject.request_extended", RECEIVED, "extended", due_at=format_rfc3339(DUE + timedelta(days=59))
         ),
+        # The subject told of it at once (without this, `extension_not_notified`: test_subject_identity...).
+        _req("subject.extension_notified", RECEIVED, "extended", notified_on=format_rfc3339(RECEIVED)),
     ]
     result = replay(events, as_of=DUE + timedelta(days=10), tolerance=timedelta(minutes=5))
     rules = sorted((v.rule, v.detail.split()[2]) for v in result.violations)

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from callvault.api.deps import GrantDep, Refused, Services, SvcDep
 from callvault.api.sites import check_site, site_refusal_for
-from callvault.contract.commands import Command, SubjectExtend
+from callvault.contract.commands import Command, SubjectExecute, SubjectExtend, SubjectVerifyIdentity
 from callvault.contract.fields import TENANT_PATTERN, Timestamp
 from callvault.rules import evidence
 from callvault.rules.access import Grant, Want
@@ -35,10 +35,27 @@ class NewRequest(BaseModel):
     reason: str = Field(min_length=1, max_length=2000, description="the request as received")
     verified_by: str | None = Field(None, description="who verified the requester's identity")
     received_at: Timestamp | None = Field(None, description="when it reached you; the deadline runs from it")
+    identity_pending: bool = Field(
+        False,
+        description="the identity is still to be checked: not carried out, its month not running, until "
+        "POST .../identity-verified",
+    )
 
 
 class Extension(BaseModel):
     reason: str = Field(min_length=1, max_length=2000, description="why the request is complex or numerous")
+    notified_on: Timestamp | None = Field(None, description="when the subject was told of it; now if absent")
+
+
+class Instruction(BaseModel):
+    instructed_by: str = Field(
+        min_length=1, max_length=256, description="who at the client instructed it, how"
+    )
+
+
+class IdentityCheck(BaseModel):
+    verified_by: str = Field(min_length=1, max_length=256, description="who checked the requester's identity")
+    verified_at: Timestamp | None = Field(None, description="when; now if absent")
 
 
 class RequestView(BaseModel):
@@ -53,6 +70,10 @@ class RequestView(BaseModel):
     status: str
     extended_reason: str | None
     verified_by: str | None
+    identity_pending: bool = Field(description="filed before the requester's identity was checked")
+    identity_verified_at: datetime | None
+    forwarded_to: str | None = Field(description="a processor tenant's contact the request was passed to")
+    instructed_by: str | None = Field(description="who at the client instructed a forwarded request")
     requested_by: str
     refusal: str | None
     outcome: dict[str, Any] | None
@@ -71,6 +92,10 @@ def _view(record: RequestRecord, now: datetime, link: str | None = None) -> Requ
                 "due_at",
                 "extended_reason",
                 "verified_by",
+                "identity_pending",
+                "identity_verified_at",
+                "forwarded_to",
+                "instructed_by",
                 "requested_by",
                 "refusal",
                 "outcome",
@@ -114,10 +139,11 @@ def install(app: FastAPI) -> None:
                 received_at=body.received_at,
                 now=now,
                 on_behalf_of=grant.subject,  # the command is signed by the API's own key
+                identity_pending=body.identity_pending,
             )
         except BadRequest as exc:
             raise Refused(422, str(exc)) from None
-        record = new_record(command, svc.settings.zone)
+        record = new_record(command, svc.settings.zone, svc.settings.identity_check)
         meta = svc.settings.metadata_bucket
         await svc.reader.runner.run("recording the request", put_request, meta, record)
         await _send(svc, command)
@@ -198,6 +224,58 @@ def install(app: FastAPI) -> None:
             request_id=request_id,
             tenant=tenant,
             on_behalf_of=grant.subject,
+            notified_on=body.notified_on,
+        )
+        await _send(svc, command)
+        return _view(record, svc.clock.now())
+
+    @app.post("/api/v1/subject-requests/{tenant}/{request_id}/execute", status_code=202,
+              response_model=RequestView, tags=["subjects"],
+              summary="Carry out a forwarded request on the client's instruction (dpo)")  # fmt: skip
+    async def execute(
+        request: Request, tenant: TenantPath, request_id: RequestPath, body: Instruction, grant: GrantDep,
+        svc: SvcDep,
+    ) -> RequestView:  # fmt: skip
+        _dpo_of(grant, tenant)
+        await check_site(svc, request, grant, tenant, None, "subject_request")
+        record = await _record(svc, tenant, request_id)
+        if record.forwarded_to is None:
+            raise Refused(409, f"request {request_id} was not forwarded to a client: callvault answers it")
+        command = SubjectExecute(
+            event_id=uuid.uuid4(),
+            requested_by=grant.subject,
+            requested_at=svc.clock.now(),
+            reason="the client's instruction",
+            request_id=request_id,
+            tenant=tenant,
+            on_behalf_of=grant.subject,
+            instructed_by=body.instructed_by,
+        )
+        await _send(svc, command)
+        return _view(record, svc.clock.now())
+
+    @app.post("/api/v1/subject-requests/{tenant}/{request_id}/identity-verified", status_code=202,
+              response_model=RequestView, tags=["subjects"],
+              summary="The identity is checked: its month starts, it is carried out (dpo)")  # fmt: skip
+    async def identity_verified(
+        request: Request, tenant: TenantPath, request_id: RequestPath, body: IdentityCheck, grant: GrantDep,
+        svc: SvcDep,
+    ) -> RequestView:  # fmt: skip
+        _dpo_of(grant, tenant)
+        await check_site(svc, request, grant, tenant, None, "subject_request")
+        record = await _record(svc, tenant, request_id)
+        if not record.awaiting_identity:
+            raise Refused(409, f"request {request_id} does not wait for an identity check")
+        command = SubjectVerifyIdentity(
+            event_id=uuid.uuid4(),
+            requested_by=grant.subject,
+            requested_at=svc.clock.now(),
+            reason="identity verified",
+            request_id=request_id,
+            tenant=tenant,
+            on_behalf_of=grant.subject,
+            verified_by=body.verified_by,
+            verified_at=body.verified_at,
         )
         await _send(svc, command)
         return _view(record, svc.clock.now())

@@ -39,7 +39,7 @@ from callvault.storage import policies
 from callvault.storage.client import make_s3_client
 from callvault.storage.errors import describe
 from callvault.stream.bus import lifecycle_emitter
-from callvault.stream.policy_changes import cancel_policy, change_policy, change_site
+from callvault.stream.policy_changes import cancel_policy, change_policy, change_role, change_site
 
 app = typer.Typer(
     help="Client policies: each tenant's retention terms, grace and recording.", no_args_is_help=True
@@ -81,10 +81,21 @@ def set_policy(
     effective: str = typer.Option(
         None, "--effective", help="RFC 3339 instant it takes effect (default: now)"
     ),
+    role: str = typer.Option(
+        None,
+        "--role",
+        help="controller (the company's own QA data, the default) or processor (the client's, processed on "
+        "its instructions: its subjects' requests are forwarded to --contact)",
+    ),
+    contact: str = typer.Option(None, "--contact", help="who at the client takes its subjects' requests"),
 ) -> None:
     """Store a new version of a tenant's policy (or a queue rule) and prove it on `lifecycle`."""
     if no_recording and allow_recording:
         raise UserError("--no-recording and --allow-recording say opposite things; give one")
+    if role is not None or contact is not None:
+        _set_role(tenant, role, contact, reason, recording or metadata or queue or grace or no_recording
+                  or allow_recording or effective)  # fmt: skip
+        return
     terms = {name: text for name, text in (("recording", recording), ("metadata", metadata)) if text}
     allowed = False if no_recording else (True if allow_recording else None)
     change = Scope(terms=terms, grace=grace, recording_allowed=allowed)
@@ -97,6 +108,24 @@ def set_policy(
     console.print(
         f"policy of {tenant} is now version {version.version}, in force from "
         f"{format_rfc3339(version.effective_at)}: {_described(version.change)}"
+    )
+
+
+def _set_role(tenant: str, role: str | None, contact: str | None, reason: str, mixed: object) -> None:
+    if mixed:
+        raise UserError(
+            "--role and --contact change whose data the calls are; give them in a change of their own"
+        )
+    if role is not None and role not in ("controller", "processor"):
+        raise UserError(f"--role is controller or processor, not {role!r}")
+    settings = load_settings()
+    version = _run(
+        settings, tenant, change_role, role, contact, changed_by=requester(), reason=reason,
+        now=SystemClock().now(),
+    )  # fmt: skip
+    Console().print(
+        f"policy of {tenant} is now version {version.version}: {version.role}"
+        + (f", subjects' requests forwarded to {version.contact}" if version.role == "processor" else "")
     )
 
 
@@ -189,6 +218,8 @@ def show(tenant: str = typer.Argument(..., help="the client tenant")) -> None:
     console.print(f"processing sites outside the EEA allowed: {sites}")
     for version in pending_versions(history, now):
         console.print(f"version {version.version} takes effect at {format_rfc3339(version.effective_at)}")
+    if current is not None and current.role == "processor":
+        console.print(f"processor: the client is the controller; requests are forwarded to {current.contact}")
 
 
 @app.command("history")

@@ -2,9 +2,11 @@
 
 `access|erase|restrict|unrestrict|object PHONE --tenant T` pseudonymize the number
 first (it is never written, logged or printed), record the request with its
-deadline, send the command and wait for the answer. `requests` lists the open
-ones with the days left; `extend` gives a complex request up to 3 months;
-`export-link` hands out a fresh link to an access request's export.
+deadline, send the command and wait for the answer. With `--identity-pending`
+the request waits, its month not running, until `identity-verified`. `requests`
+lists the open ones with the days left; `extend` gives a complex request up to
+3 months (and records when the subject was told); `export-link` hands out a
+fresh link to an access request's export.
 """
 
 from __future__ import annotations
@@ -27,9 +29,15 @@ from callvault.cli.errors import UserError, describe_validation_error
 from callvault.cli.options import instant_option, requester
 from callvault.clock import SystemClock
 from callvault.contract.base import ContractModel
-from callvault.contract.commands import SubjectExtend
+from callvault.contract.commands import SubjectExecute, SubjectExtend, SubjectVerifyIdentity
 from callvault.rules import evidence
-from callvault.rules.subject_requests import RequestRecord, days_left, is_overdue, open_requests
+from callvault.rules.subject_requests import (
+    RequestRecord,
+    RequestStatus,
+    days_left,
+    is_overdue,
+    open_requests,
+)
 from callvault.settings import Settings
 from callvault.storage.client import make_s3_client
 from callvault.storage.errors import describe
@@ -69,6 +77,7 @@ def _file(
     verified_by: str | None,
     received_at: str | None,
     wait: float,
+    identity_pending: bool = False,
 ) -> None:
     settings = load_settings()
     now = SystemClock().now()
@@ -84,14 +93,23 @@ def _file(
             verified_by=verified_by,
             received_at=instant_option("--received-at", received_at),
             now=now,
+            identity_pending=identity_pending,
         )
     except BadRequest as exc:
         raise UserError(str(exc)) from None
     try:
-        record, answer = asyncio.run(file_request(settings, command, wait))
+        record, answer = asyncio.run(file_request(settings, command, 0 if identity_pending else wait))
     except (BotoCoreError, ClientError) as exc:
         raise UserError(describe(exc, settings.s3_endpoint)) from exc
     console = Console()
+    if identity_pending:
+        console.print(
+            f"request {record.request_id}: {kind} for subject {_short(record.subject)} in tenant {tenant}; "
+            f"received {record.received_at:%Y-%m-%d}; it waits for the identity check, due "
+            f"{record.due_at:%Y-%m-%d}, and its month runs from `callvault subject identity-verified "
+            f"{record.request_id} --tenant {tenant} --verified-by NAME`"
+        )
+        return
     console.print(
         f"request {record.request_id}: {kind} for subject {_short(record.subject)} in tenant {tenant}; "
         f"received {record.received_at:%Y-%m-%d}, due {record.due_at:%Y-%m-%d}"
@@ -114,6 +132,13 @@ def _file(
 
 
 def _answer_line(answer: dict[str, Any]) -> str:
+    if answer["type"] == "subject.forwarded":
+        return (
+            f"forwarded to the client ({answer['contact']}): tenant {answer['tenant']}'s calls are processed "
+            "on its instructions, so it is the controller, answers the subject and keeps the deadline; tell "
+            f"the subject so. `callvault subject execute {answer['request_id']} --tenant {answer['tenant']} "
+            "--instructed-by NAME` carries the request out when the client instructs it"
+        )
     line = (
         f"done ({answer['type']}): {answer.get('calls', 0)} calls, "
         f"{answer.get('recordings', 0)} recordings, {answer.get('metadata', 0)} metadata documents"
@@ -136,8 +161,14 @@ def _request_command(kind: str) -> None:
             None, "--received-at", help="when the request reached you (RFC 3339); the deadline runs from it"
         ),
         wait: float = typer.Option(60.0, help=WAIT_HELP),
+        identity_pending: bool = typer.Option(
+            False,
+            "--identity-pending",
+            help="the requester's identity is still to be checked: record the request, carry it out and "
+            "start its month only at `identity-verified`",
+        ),
     ) -> None:
-        _file(kind, phone, tenant, reason, verified_by, received_at, wait)
+        _file(kind, phone, tenant, reason, verified_by, received_at, wait, identity_pending)
 
     command.__doc__ = f"{kind.capitalize()} request: {WHAT[kind]}."
     app.command(kind)(command)
@@ -152,9 +183,14 @@ def extend_request(
     request_id: str = typer.Argument(..., help="the request to extend"),
     tenant: str = typer.Option(..., "--tenant", help="the tenant the request was filed for"),
     reason: str = typer.Option(..., "--reason", help="why the request is complex or numerous"),
+    notified_on: str = typer.Option(
+        None,
+        "--notified-on",
+        help="when the subject was told of the extension and why (RFC 3339); now if absent",
+    ),
     wait: float = typer.Option(30.0, help=WAIT_HELP),
 ) -> None:
-    """Extend a request's deadline to 3 months after receipt (once, with a reason)."""
+    """Extend a request's deadline to 3 months after receipt (once, with a reason; the subject told)."""
     settings = load_settings()
     try:
         command = SubjectExtend(
@@ -164,6 +200,7 @@ def extend_request(
             reason=reason,
             request_id=request_id,  # type: ignore[arg-type]
             tenant=tenant,
+            notified_on=instant_option("--notified-on", notified_on),
         )
     except ValidationError as exc:
         raise UserError(describe_validation_error(exc)) from None
@@ -175,6 +212,83 @@ def extend_request(
             f"no worker answered within {wait:.0f}s; the extension is sent and will be carried out"
         )
     Console().print(f"request {request_id} now due {answer['due_at']}")
+
+
+@app.command("execute")
+def execute(
+    request_id: str = typer.Argument(..., help="a request forwarded to a processor tenant's client"),
+    tenant: str = typer.Option(..., "--tenant", help="the tenant the request was filed for"),
+    instructed_by: str = typer.Option(
+        ..., "--instructed-by", help="who at the client instructed it, and how (a ticket, a letter)"
+    ),
+    reason: str = typer.Option("the client's instruction", "--reason", help="the instruction as received"),
+    wait: float = typer.Option(60.0, help=WAIT_HELP),
+) -> None:
+    """Carry out a forwarded request on the client's instruction (the client is the controller)."""
+    settings = load_settings()
+    try:
+        command = SubjectExecute(
+            event_id=uuid.uuid4(),
+            requested_by=requester(),
+            requested_at=SystemClock().now(),
+            reason=reason,
+            request_id=request_id,  # type: ignore[arg-type]
+            tenant=tenant,
+            instructed_by=instructed_by,
+        )
+    except ValidationError as exc:
+        raise UserError(describe_validation_error(exc)) from None
+    answer = asyncio.run(submit_command(settings, command, wait))
+    if isinstance(answer, str):
+        raise UserError(f"the worker refused to carry it out: {answer}")
+    if answer is None:
+        if wait > 0:
+            raise UserError(
+                f"no worker answered within {wait:.0f}s; the instruction is sent and will be done"
+            )
+        Console().print("sent; `callvault subject requests` shows the request until it is carried out")
+        return
+    Console().print(_answer_line(answer))
+
+
+@app.command("identity-verified")
+def identity_verified(
+    request_id: str = typer.Argument(..., help="a request filed with --identity-pending"),
+    tenant: str = typer.Option(..., "--tenant", help="the tenant the request was filed for"),
+    verified_by: str = typer.Option(..., "--verified-by", help="who checked the requester's identity"),
+    verified_at: str = typer.Option(
+        None, "--verified-at", help="when the identity was checked (RFC 3339); now if absent"
+    ),
+    reason: str = typer.Option("identity verified", "--reason", help="how it was checked"),
+    wait: float = typer.Option(60.0, help=WAIT_HELP),
+) -> None:
+    """The requester's identity is checked: the request's month runs from now, and it is carried out."""
+    settings = load_settings()
+    try:
+        command = SubjectVerifyIdentity(
+            event_id=uuid.uuid4(),
+            requested_by=requester(),
+            requested_at=SystemClock().now(),
+            reason=reason,
+            request_id=request_id,  # type: ignore[arg-type]
+            tenant=tenant,
+            verified_by=verified_by,
+            verified_at=instant_option("--verified-at", verified_at),
+        )
+    except ValidationError as exc:
+        raise UserError(describe_validation_error(exc)) from None
+    answer = asyncio.run(submit_command(settings, command, wait))
+    if isinstance(answer, str):
+        raise UserError(f"the worker refused the identity check: {answer}")
+    if answer is None:
+        if wait > 0:
+            raise UserError(
+                f"no worker answered within {wait:.0f}s; the check is sent and the request will be done"
+            )
+        Console().print("sent; `callvault subject requests` shows the request until it is carried out")
+        return
+    Console().print(f"identity verified; request {request_id} carried out")
+    Console().print(_answer_line(answer))
 
 
 def _load(settings: Settings, tenant: str | None) -> list[RequestRecord]:
@@ -217,6 +331,11 @@ def requests(
             else (f"{left:.1f}" if r.is_open else "-")
         )
         status = r.status.value + (" (extended)" if r.extended_reason else "")
+        if r.awaiting_identity:
+            age = (now - r.received_at).total_seconds() / 86400
+            status += f", identity check pending for {age:.1f} days"
+        if r.forwarded_to and r.status is RequestStatus.FORWARDED:
+            status += f" to {r.forwarded_to}: the client's deadline"
         table.add_row(
             r.request_id,
             r.tenant,

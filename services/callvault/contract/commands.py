@@ -63,6 +63,13 @@ class SubjectCommandBase(CommandBase):
         default=None, description="when the request reached the controller; `requested_at` if absent"
     )
 
+    # Additive (2026-12-06): the requester's identity still to be checked; see `SubjectVerifyIdentity`.
+    identity_pending: bool = Field(
+        default=False,
+        description="filed before the requester's identity was checked: not carried out, and its month "
+        "not running, until `subject.verify_identity`",
+    )
+
     @property
     def request_received_at(self) -> datetime:
         return self.received_at or self.requested_at
@@ -94,6 +101,39 @@ class SubjectExtend(CommandBase):
     type: Literal["subject.extend"] = "subject.extend"
     request_id: uuid.UUID = Field(description="the `event_id` of the subject command to extend")
     tenant: Tenant
+    # Additive (2026-12-06): the subject must be told of an extension, and why, within the first month.
+    notified_on: Timestamp | None = Field(
+        default=None, description="when the subject was told of the extension; `requested_at` if absent"
+    )
+
+
+class SubjectVerifyIdentity(CommandBase):
+    """Additive (2026-12-06): the identity check a request filed with `identity_pending` waited for is
+    done; the request's month runs from `verified_at`, and the worker carries it out."""
+
+    type: Literal["subject.verify_identity"] = "subject.verify_identity"
+    request_id: uuid.UUID = Field(
+        description="the `event_id` of the subject command whose identity was checked"
+    )
+    tenant: Tenant
+    verified_by: Annotated[str, Field(min_length=1, max_length=256)] = Field(
+        description="who checked the requester's identity (outside callvault)"
+    )
+    verified_at: Timestamp | None = Field(
+        default=None, description="when the identity was checked; `requested_at` if absent"
+    )
+
+
+class SubjectExecute(CommandBase):
+    """Additive (2026-12-06): a request forwarded to a processor tenant's client, carried out now that
+    the client (the controller) instructs it."""
+
+    type: Literal["subject.execute"] = "subject.execute"
+    request_id: uuid.UUID = Field(description="the `event_id` of the forwarded request")
+    tenant: Tenant
+    instructed_by: Annotated[str, Field(min_length=1, max_length=256)] = Field(
+        description="who at the client instructed it, and how (a ticket, a letter)"
+    )
 
 
 Command = Annotated[
@@ -104,7 +144,9 @@ Command = Annotated[
     | SubjectRestrict
     | SubjectUnrestrict
     | SubjectObject
-    | SubjectExtend,
+    | SubjectExtend
+    | SubjectVerifyIdentity
+    | SubjectExecute,
     Field(discriminator="type"),
 ]
 command_adapter: TypeAdapter[Command] = TypeAdapter(Command)

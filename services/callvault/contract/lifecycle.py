@@ -316,6 +316,10 @@ class SubjectEventBase(ContractModel):
     calls: Annotated[int, Field(ge=0)] = 0
     recordings: Annotated[int, Field(ge=0)] = 0
     metadata: Annotated[int, Field(ge=0)] = 0
+    instructed_by: str | None = Field(
+        None,
+        description="additive (2026-12-06): a forwarded request, carried out on the client's instruction",
+    )
 
 
 class SubjectAccessFulfilled(SubjectEventBase):
@@ -350,11 +354,27 @@ class SubjectRequestReceived(SubjectEventBase):
     type: Literal["subject.request_received"] = "subject.request_received"
     kind: Literal["access", "erase", "restrict", "unrestrict", "object"]
     received_at: Timestamp
-    due_at: Timestamp
+    due_at: Timestamp = Field(
+        description="the answer's deadline; with `identity_pending`, the identity check's (2026-12-06)"
+    )
     requested_by: str = Field(description="the name of the key that signed the command")
     on_behalf_of: str | None = Field(None, description="additive (2026-12-02): for whom the API sent it")
     verified_by: str | None = None
     reason: str
+    identity_pending: bool = Field(
+        False,
+        description="additive (2026-12-06): waits for `subject.identity_verified`; its month not running",
+    )
+
+
+class SubjectIdentityVerified(SubjectEventBase):
+    """Additive (2026-12-06): the identity check a request waited for is done; its month runs from now."""
+
+    type: Literal["subject.identity_verified"] = "subject.identity_verified"
+    verified_by: str
+    verified_at: Timestamp
+    due_at: Timestamp = Field(description="the answer's deadline: 1 month after `verified_at`")
+    requested_by: str = Field(description="the name of the key that signed the command")
 
 
 class SubjectRequestExtended(SubjectEventBase):
@@ -363,6 +383,25 @@ class SubjectRequestExtended(SubjectEventBase):
     requested_by: str = Field(description="the name of the key that signed the command")
     on_behalf_of: str | None = Field(None, description="additive (2026-12-02): for whom the API sent it")
     reason: str
+
+
+class SubjectForwarded(SubjectEventBase):
+    """Additive (2026-12-06): a request on the calls of a tenant whose data callvault processes for the
+    client (policy `role: processor`) is not carried out but passed to the client, the controller, who
+    answers the subject and whose deadline it is; `subject.execute` carries it out on its instruction."""
+
+    type: Literal["subject.forwarded"] = "subject.forwarded"
+    kind: Literal["access", "erase", "restrict", "unrestrict", "object"]
+    contact: str = Field(description="where the client takes its subjects' requests (its policy's contact)")
+
+
+class SubjectExtensionNotified(SubjectEventBase):
+    """Additive (2026-12-06): when the subject was told of the extension (and why), which the law wants
+    within the first month; the replay flags an extension without it."""
+
+    type: Literal["subject.extension_notified"] = "subject.extension_notified"
+    notified_on: Timestamp
+    due_at: Timestamp = Field(description="the extended deadline the subject was told")
 
 
 class SubjectExportDeleted(SubjectEventBase):
@@ -408,6 +447,9 @@ LifecycleEvent = Annotated[
     | SubjectObjected
     | SubjectRequestReceived
     | SubjectRequestExtended
+    | SubjectIdentityVerified
+    | SubjectExtensionNotified
+    | SubjectForwarded
     | SubjectExportDeleted
     | SubjectExportAccessed
     | PolicyChanged

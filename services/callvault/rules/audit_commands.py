@@ -28,6 +28,7 @@ EFFECTS: dict[str, str] = {
     "subject.restricted": "request_id",
     "subject.unrestricted": "request_id",
     "subject.objected": "request_id",
+    "subject.forwarded": "request_id",
 }
 
 Commands = dict[str, dict[str, Any]]  # command id -> {"accepted": {...}, "effects": [[event_id, kind, ...]]}

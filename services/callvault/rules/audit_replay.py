@@ -454,26 +454,90 @@ def _conflict(event: dict[str, Any], event_id: str) -> Violation:
 
 
 def _follow_request(requests: dict[str, dict[str, Any]], event: dict[str, Any], kind: str) -> None:
-    """A request's story: received (with its deadline), maybe extended, answered."""
+    """A request's story: received (with its deadline), maybe its identity checked and its deadline
+    extended (the subject told), answered."""
     request = requests.setdefault(str(event.get("request_id")), {"request_id": str(event.get("request_id"))})
     request.setdefault("tenant", str(event.get("tenant")))
     if kind == "subject.request_received":
-        request.update({name: event.get(name) for name in ("kind", "received_at", "due_at", "event_id")})
+        names = ("kind", "received_at", "due_at", "event_id", "identity_pending")
+        request.update({name: event.get(name) for name in names})
+    elif kind == "subject.identity_verified":
+        request.update(verified_at=event.get("verified_at"), verified_due_at=event.get("due_at"))
     elif kind == "subject.request_extended":
-        request["extended_due_at"] = event.get("due_at")
-    elif kind != "subject.export_deleted" and "answered_at" not in request:
+        request.update(extended_due_at=event.get("due_at"), extended_id=event.get("event_id"))
+    elif kind == "subject.extension_notified":
+        request["notified_on"] = event.get("notified_on")
+    elif kind == "subject.forwarded":
+        request["forwarded_to"] = event.get("contact")
+    elif kind not in {"subject.export_deleted", "subject.export_accessed"} and "answered_at" not in request:
         request["answered_at"], request["answer_id"] = event.get("occurred_at"), event.get("event_id")
+        request["instructed_by"] = event.get("instructed_by")
+
+
+def _check_forwarded(request: dict[str, Any], result: ReplayResult) -> None:
+    """A request passed to the client (the controller): its deadline is the client's; carried out only on
+    the client's instruction, which the answer names."""
+    rid, tenant, answered = request["request_id"], request["tenant"], request.get("answered_at")
+    status = "forwarded"
+    if answered is not None:
+        status = "executed on instruction"
+        if not request.get("instructed_by"):
+            status = "executed without instruction"
+            detail = (
+                f"{request.get('kind')} request {rid} was forwarded to {request['forwarded_to']} and "
+                "carried out with no instruction from the client"
+            )
+            evidence = (str(request.get("event_id") or rid), str(request.get("answer_id")))
+            result.violations.append(
+                Violation("forwarded_executed_without_instruction", "", tenant, detail, evidence)
+            )
+    result.subject_requests.append(
+        {
+            **{k: request.get(k) for k in ("request_id", "tenant", "kind", "received_at")},
+            "due_at": None,
+            "answered_at": answered,
+            "status": status,
+            "days_left": None,
+            "forwarded_to": request["forwarded_to"],
+        }  # fmt: skip
+    )
+
+
+def _notified_in_time(request: dict[str, Any]) -> bool:
+    """Whether the subject was told of the extension within the month the request first had."""
+    told = request.get("notified_on")
+    first_due = request.get("verified_due_at") or request.get("due_at")
+    return told is not None and (first_due is None or _at(told) <= _at(first_due))
 
 
 def _check_request(request: dict[str, Any], as_of: datetime, result: ReplayResult) -> None:
-    """An unanswered request past its deadline is overdue; one answered after it was late."""
+    """An unanswered request past its deadline is overdue; one answered after it was late. The deadline
+    counts from the identity check where the request waited for one (until then, the check is due)."""
     if "due_at" not in request:
         return  # answered, but received before this log began (or outside the filters)
-    due = _at(request.get("extended_due_at") or request["due_at"])
-    answered = request.get("answered_at")
-    status = "fulfilled" if answered else "open"
     rid, tenant = request["request_id"], request["tenant"]
-    if answered is None and as_of > due:
+    if request.get("forwarded_to") is not None:
+        _check_forwarded(request, result)
+        return
+    waiting = bool(request.get("identity_pending")) and request.get("verified_at") is None
+    due = _at(request.get("extended_due_at") or request.get("verified_due_at") or request["due_at"])
+    answered = request.get("answered_at")
+    status = "fulfilled" if answered else ("identity pending" if waiting else "open")
+    if request.get("extended_due_at") and not _notified_in_time(request):
+        detail = (
+            f"{request['kind']} request {rid} was extended to {format_due(due)} and the subject was not told "
+            "within the first month"
+            + (f" (told {request['notified_on']})" if request.get("notified_on") else "")
+        )
+        evidence = (str(request.get("extended_id") or request["event_id"]),)
+        result.violations.append(Violation("extension_not_notified", "", tenant, detail, evidence))
+    if waiting and answered is None and as_of > due:
+        status = "identity check overdue"
+        detail = f"{request['kind']} request {rid} waits for an identity check due {format_due(due)}"
+        result.violations.append(
+            Violation("identity_check_overdue", "", tenant, detail, (request["event_id"],))
+        )
+    elif answered is None and as_of > due:
         status = "overdue"
         detail = f"{request['kind']} request {rid} was due {format_due(due)} and is not answered"
         result.violations.append(
@@ -525,6 +589,7 @@ def _policy_version(event: dict[str, Any]) -> PolicyVersion | None:
             reason=event.get("reason", ""),
             tenant_rules=policy.get("tenant_rules", {}), queues=policy.get("queues", {}),
             allowed_sites=policy.get("allowed_sites", []),
+            role=policy.get("role", "controller"), contact=policy.get("contact"),
             change=event.get("changes", {}),
         )  # fmt: skip
     except (KeyError, ValueError):

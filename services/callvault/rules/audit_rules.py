@@ -27,7 +27,14 @@ REPLAY_RULES: dict[str, str] = {
     "signed by a key the auditor holds proves",
     "conflicting_event": "two events under one `event_id` that differ in a fact the audit relies on",
     "subject_request_overdue": "a data-subject request still open past its deadline",
-    "subject_request_late": "a data-subject request answered after its deadline",
+    "subject_request_late": "a data-subject request answered after its deadline (counted from the identity "
+    "check where the request waited for one)",
+    "identity_check_overdue": "a request filed with its identity pending still waits for the check past "
+    "`CALLVAULT_IDENTITY_CHECK_MAX`",
+    "forwarded_executed_without_instruction": "a request on a processor tenant's calls, forwarded to the "
+    "client, was carried out with no instruction from the client named",
+    "extension_not_notified": "a request's deadline was extended and no `subject.extension_notified` shows "
+    "the subject told within the first month",
 }
 
 # `report.json` → `chain.breaks[].kind`, and `callvault audit verify`: what the log's own form shows.

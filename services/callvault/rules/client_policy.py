@@ -39,7 +39,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -50,6 +50,7 @@ from callvault.rules.durations import CalendarDuration, add_duration
 from callvault.rules.retention import RetentionPolicy
 
 QUEUE_PATTERN = r"^[a-z0-9._-]{1,64}$"
+Role = Literal["controller", "processor"]
 Queue = Annotated[str, Field(pattern=QUEUE_PATTERN)]
 
 
@@ -97,6 +98,12 @@ class PolicyVersion(BaseModel):
         default_factory=list, description="processing sites outside the EEA the client allows (issue 17)"
     )
     change: dict[str, Any] = Field(default_factory=dict, description="what this version changed")
+    # Whose data the tenant's calls are: the company's own (its QA, as controller, the default), or the
+    # client's, processed on its instructions; then data-subject requests go to `contact`.
+    role: Role = "controller"
+    contact: str | None = Field(
+        None, description="where requests on a processor tenant's calls are forwarded"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,12 +315,15 @@ def next_versions(
             tenant_rules, queues = _with_scope(pending, queue, carried)
             out.append(
                 _version(tenant, number(), pending.effective_at, author, tenant_rules, queues,
-                         pending.allowed_sites, {"carried_into": pending.version, **_where(queue, described)})
+                         pending.allowed_sites, {"carried_into": pending.version, **_where(queue, described)},
+                         pending)
             )  # fmt: skip
     tenant_rules, queues = _with_scope(base, queue, _scope_of(base, queue).merged(change))
     sites = base.allowed_sites if base else []
     out.append(
-        _version(tenant, number(), effective, author, tenant_rules, queues, sites, _where(queue, described))
+        _version(
+            tenant, number(), effective, author, tenant_rules, queues, sites, _where(queue, described), base
+        )
     )
     return out
 
@@ -331,7 +341,9 @@ def _version(
     queues: dict[str, Scope],
     sites: Iterable[str],
     change: dict[str, Any],
+    standing: PolicyVersion | None,
 ) -> PolicyVersion:
+    """A version; its role and contact those of `standing` (what it is built on) unless it changes them."""
     return PolicyVersion(
         tenant=tenant,
         version=number,
@@ -343,6 +355,8 @@ def _version(
         queues=queues,
         allowed_sites=sorted(sites),
         change=change,
+        role=change.get("role", standing.role if standing else "controller"),
+        contact=change["contact"] if "contact" in change else (standing.contact if standing else None),
     )
 
 
@@ -379,19 +393,21 @@ def site_versions(
             raise PolicyRefused(f"tenant {tenant!r} allows the site {site!r} already")
         sites = {*(base.allowed_sites if base else ()), site}
         rules, queues = _with_scope(base, None, _scope_of(base, None))
-        return [_version(tenant, number(), changed_at, author, rules, queues, sites, {"allow_site": site})]
+        return [
+            _version(tenant, number(), changed_at, author, rules, queues, sites, {"allow_site": site}, base)
+        ]
     holding = [v for v in (base, *later) if v is not None and site in v.allowed_sites]
     if not holding:
         raise PolicyRefused(f"tenant {tenant!r} does not allow the site {site!r}; nothing to deny")
     out = [
         _version(tenant, number(), v.effective_at, author, v.tenant_rules, dict(v.queues),
-                 set(v.allowed_sites) - {site}, {"deny_site": site, "carried_into": v.version})
+                 set(v.allowed_sites) - {site}, {"deny_site": site, "carried_into": v.version}, v)
         for v in later if site in v.allowed_sites
     ]  # fmt: skip
     if base is not None and site in base.allowed_sites:
         out.append(
             _version(tenant, number(), changed_at, author, base.tenant_rules, dict(base.queues),
-                     set(base.allowed_sites) - {site}, {"deny_site": site})
+                     set(base.allowed_sites) - {site}, {"deny_site": site}, base)
         )  # fmt: skip
     return out
 
@@ -433,8 +449,61 @@ def cancel_version(
     author = Author(changed_by, reason, changed_at)
     number = _numbered(history)
     return _version(
-        tenant, number(), target.effective_at, author, rules, queues, sites, {"cancels": cancelled}
+        tenant, number(), target.effective_at, author, rules, queues, sites, {"cancels": cancelled}, before
     )
+
+
+def role_versions(
+    history: Sequence[PolicyVersion],
+    tenant: str,
+    role: Role | None,
+    contact: str | None,
+    *,
+    changed_by: str,
+    reason: str,
+    changed_at: datetime,
+) -> list[PolicyVersion]:
+    """The version that says whose data the tenant's calls are (and where its requests go), at once.
+
+    A processor tenant needs a contact: its subjects' requests are forwarded there. Refused while a
+    version is pending, which, built before, would undo it when it takes effect.
+    """
+    if not reason.strip():
+        raise PolicyRefused("a policy change needs a reason (--reason): the auditor reads it")
+    if role is None and contact is None:
+        raise PolicyRefused("give --role, --contact or both")
+    if contact is not None and not contact.strip():
+        raise PolicyRefused("--contact is empty: say where the client takes its subjects' requests")
+    later = pending_versions(history, changed_at)
+    if later:
+        first = later[0]
+        raise PolicyRefused(
+            f"version {first.version} takes effect at {first.effective_at:%Y-%m-%dT%H:%M:%SZ}; change the "
+            f"role once it has, or cancel it first: callvault policy cancel {tenant} {first.version} "
+            "--reason ..."
+        )
+    base = version_at(history, changed_at)
+    change: dict[str, Any] = {}
+    if role is not None:
+        change["role"] = role
+    if contact is not None:
+        change["contact"] = contact.strip()
+    becomes = change.get("role", base.role if base else "controller")
+    if becomes == "processor" and not change.get("contact", base.contact if base else None):
+        raise PolicyRefused(
+            f"a processor tenant's subject requests are forwarded to the client: give --contact (who at "
+            f"{tenant} takes them)"
+        )
+    rules, queues = _with_scope(base, None, _scope_of(base, None))
+    sites = base.allowed_sites if base else []
+    author = Author(changed_by, reason, changed_at)
+    return [_version(tenant, _numbered(history)(), changed_at, author, rules, queues, sites, change, base)]
+
+
+def role_at(history: Sequence[PolicyVersion], at: datetime) -> tuple[Role, str | None]:
+    """Whose data the tenant's calls were at `at`, and where its requests go: the controller's by default."""
+    version = version_at(history, at)
+    return (version.role, version.contact) if version is not None else ("controller", None)
 
 
 def allowed_sites_at(history: Sequence[PolicyVersion], at: datetime) -> frozenset[str]:

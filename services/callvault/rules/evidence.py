@@ -35,6 +35,9 @@ from callvault.contract.lifecycle import (
     SubjectEventBase,
     SubjectExportAccessed,
     SubjectExportDeleted,
+    SubjectExtensionNotified,
+    SubjectForwarded,
+    SubjectIdentityVerified,
     SubjectObjected,
     SubjectRequestExtended,
     SubjectRequestReceived,
@@ -287,6 +290,37 @@ def subject_request_received(record: RequestRecord, now: datetime) -> SubjectReq
         on_behalf_of=record.on_behalf_of,
         verified_by=record.verified_by,
         reason=record.reason,
+        identity_pending=record.identity_pending,
+    )
+
+
+def subject_identity_verified(
+    record: RequestRecord, requested_by: str, now: datetime
+) -> SubjectIdentityVerified:
+    """The identity check done; the answer's month runs from it (one id per request)."""
+    assert record.identity_verified_at is not None
+    return SubjectIdentityVerified(
+        **_about_request(record, "subject.identity_verified", now),
+        verified_by=record.verified_by or requested_by,
+        verified_at=record.identity_verified_at,
+        due_at=record.due_at,
+        requested_by=requested_by,
+    )
+
+
+def subject_forwarded(record: RequestRecord, now: datetime) -> SubjectForwarded:
+    assert record.forwarded_to is not None
+    return SubjectForwarded(
+        **_about_request(record, "subject.forwarded", now), kind=record.kind, contact=record.forwarded_to
+    )
+
+
+def subject_extension_notified(record: RequestRecord, now: datetime) -> SubjectExtensionNotified:
+    assert record.extension_notified_on is not None
+    return SubjectExtensionNotified(
+        **_about_request(record, "subject.extension_notified", now),
+        notified_on=record.extension_notified_on,
+        due_at=record.due_at,
     )
 
 
@@ -313,7 +347,7 @@ def subject_outcome(record: RequestRecord, now: datetime, **fields: Any) -> Subj
     """How the request was answered, with its counts: the event that closes it."""
     kind = OUTCOMES[record.kind]
     type_ = str(kind.model_fields["type"].default)
-    return kind(**_about_request(record, type_, now), **fields)
+    return kind(**_about_request(record, type_, now), instructed_by=record.instructed_by, **fields)
 
 
 def export_deleted(
@@ -388,5 +422,7 @@ def policy_changed(version: PolicyVersion) -> PolicyChanged:
         changed_by=version.changed_by,
         reason=version.reason,
         effective_at=version.effective_at,
-        policy=version.model_dump(mode="json", include={"tenant_rules", "queues", "allowed_sites"}),
+        policy=version.model_dump(
+            mode="json", include={"tenant_rules", "queues", "allowed_sites", "role", "contact"}
+        ),
     )

@@ -14,11 +14,27 @@ from typing import Any
 
 from aiokafka.errors import TopicAuthorizationFailedError
 
-from callvault.contract.commands import Command, SubjectCommandBase, SubjectExtend
+from callvault.contract.commands import (
+    Command,
+    SubjectCommandBase,
+    SubjectExecute,
+    SubjectExtend,
+    SubjectVerifyIdentity,
+)
 from callvault.rules.command_signature import sign_document
 from callvault.settings import Settings
 from callvault.stream.bus import BrokerUnreachable, make_producer, start_client
 from callvault.stream.watch import TopicWatcher
+
+# What a request's story says before its answer: that it arrived, and what became of its clock.
+NOT_AN_OUTCOME = frozenset(
+    {
+        "subject.request_received",
+        "subject.identity_verified",
+        "subject.request_extended",
+        "subject.extension_notified",
+    }
+)
 
 
 def answers(command: Command) -> Callable[[dict[str, Any]], bool]:
@@ -30,8 +46,11 @@ def answers(command: Command) -> Callable[[dict[str, Any]], bool]:
         return lambda e: (
             e.get("type") == "subject.request_extended" and e.get("request_id") == str(command.request_id)
         )
+    if isinstance(command, SubjectVerifyIdentity | SubjectExecute):  # the request, carried out now
+        asked = str(command.request_id)
+        return lambda e: e.get("request_id") == asked and e.get("type") not in NOT_AN_OUTCOME
     if isinstance(command, SubjectCommandBase):
-        return lambda e: e.get("request_id") == wanted and e.get("type") != "subject.request_received"
+        return lambda e: e.get("request_id") == wanted and e.get("type") not in NOT_AN_OUTCOME
     # `command.accepted` names it too, but says only that the worker took it: what it did comes after.
     return lambda e: (
         e.get("command_id") == wanted and e.get("type") not in {"command.accepted", "command.refused"}

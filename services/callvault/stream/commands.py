@@ -17,7 +17,9 @@ from callvault.contract.commands import (
     LegalHoldPlace,
     LegalHoldRelease,
     SubjectCommandBase,
+    SubjectExecute,
     SubjectExtend,
+    SubjectVerifyIdentity,
 )
 from callvault.rules import evidence
 from callvault.rules.call_ref import call_ref
@@ -54,7 +56,7 @@ class CommandHandler(WorkerPart):
             await self._place(command)
         elif isinstance(command, LegalHoldRelease):
             await self._release(command)
-        elif isinstance(command, SubjectCommandBase | SubjectExtend):
+        elif isinstance(command, SubjectCommandBase | SubjectExtend | SubjectVerifyIdentity | SubjectExecute):
             await self.subjects.handle(command)  # type: ignore[arg-type]
         else:
             raise CommandRefused(f"{command.type} is not carried out by this version of callvault")

@@ -34,9 +34,11 @@ from callvault.rules import evidence
 from callvault.rules.client_policy import (
     PolicyRefused,
     PolicyVersion,
+    Role,
     Scope,
     cancel_version,
     next_versions,
+    role_versions,
     site_versions,
 )
 from callvault.rules.sites import in_eea
@@ -160,6 +162,28 @@ async def change_site(
     def make(history: list[PolicyVersion]) -> list[PolicyVersion]:
         return site_versions(
             history, tenant, site, allow, changed_by=changed_by, reason=reason, changed_at=now
+        )
+
+    return await _prove(s3, settings, emit, tenant, make)
+
+
+async def change_role(
+    s3: BaseClient,
+    settings: Settings,
+    emit: Emit,
+    tenant: str,
+    role: Role | None,
+    contact: str | None,
+    *,
+    changed_by: str,
+    reason: str,
+    now: datetime,
+) -> PolicyVersion:
+    """Say whose data the tenant's calls are, and where its subjects' requests go; in force at once."""
+
+    def make(history: list[PolicyVersion]) -> list[PolicyVersion]:
+        return role_versions(
+            history, tenant, role, contact, changed_by=changed_by, reason=reason, changed_at=now
         )
 
     return await _prove(s3, settings, emit, tenant, make)

@@ -61,6 +61,7 @@ def subject_command(
     received_at: datetime | None,
     now: datetime,
     on_behalf_of: str | None = None,
+    identity_pending: bool = False,
 ) -> SubjectRequest:
     if kind not in KINDS:
         raise BadRequest(f"kind {kind!r} is not one of {', '.join(KINDS)}")
@@ -84,6 +85,7 @@ def subject_command(
             verified_by=verified_by,
             received_at=received_at,
             on_behalf_of=on_behalf_of,
+            identity_pending=identity_pending,
         )
     except ValidationError as exc:
         raise BadRequest(describe_errors(exc.errors(include_url=False))) from None
@@ -93,7 +95,7 @@ async def file_request(
     settings: Settings, command: SubjectRequest, wait_s: float
 ) -> tuple[RequestRecord, dict[str, Any] | str | None]:
     """Record the request, send it, and (if `wait_s`) wait for the worker's answer."""
-    record = new_record(command, settings.zone)
+    record = new_record(command, settings.zone, settings.identity_check)
 
     def put() -> None:  # building a boto3 client blocks too: both off the loop
         put_request(make_s3_client(settings, attempts=2), settings.metadata_bucket, record)

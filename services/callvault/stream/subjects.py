@@ -23,24 +23,28 @@ from zoneinfo import ZoneInfo
 from botocore.exceptions import BotoCoreError, ClientError
 
 from callvault.clock import Clock
-from callvault.contract.commands import SubjectExtend, SubjectRequest
-from callvault.contract.lifecycle import DeletionReason, LifecycleBase, lifecycle_adapter
+from callvault.contract.commands import SubjectExecute, SubjectExtend, SubjectRequest, SubjectVerifyIdentity
+from callvault.contract.lifecycle import DeletionReason, LifecycleBase, SubjectEventBase, lifecycle_adapter
 from callvault.rules import evidence
 from callvault.rules.call_ref import call_ref
+from callvault.rules.client_policy import role_at
 from callvault.rules.data_classes import SUBJECT_INDEX, DataClass, data_classes
 from callvault.rules.durations import CalendarDuration, add_duration
 from callvault.rules.purge import StoredObject
 from callvault.rules.retention import RetentionClass
 from callvault.rules.subject_requests import (
     ExtensionRefused,
+    IdentityRefused,
     RequestRecord,
     RequestStatus,
+    due_at,
     extend,
     latest_due_at,
     new_record,
+    verify_identity,
 )
 from callvault.settings import Settings
-from callvault.storage import exports, inventory
+from callvault.storage import exports, inventory, policies
 from callvault.storage import subject_requests as requests_registry
 from callvault.storage.errors import StorageFault, describe
 from callvault.storage.holds import held_calls
@@ -97,14 +101,61 @@ class SubjectHandler(WorkerPart):
         # Tells this worker's archiver at once; other workers reread the registry.
         self.on_objection = on_objection
 
-    async def handle(self, command: SubjectRequest | SubjectExtend) -> None:
+    async def handle(
+        self, command: SubjectRequest | SubjectExtend | SubjectVerifyIdentity | SubjectExecute
+    ) -> None:
         if isinstance(command, SubjectExtend):
             await self._extend(command)
             return
-        record = await self._receive(command)
+        if isinstance(command, SubjectVerifyIdentity):
+            record = await self._verify_identity(command)
+        elif isinstance(command, SubjectExecute):
+            record = await self._instructed(command)
+        else:
+            record = await self._receive(command)
         if record.status is RequestStatus.FULFILLED and record.outcome is not None:
             await self.emit([lifecycle_adapter.validate_python(record.outcome)])  # type: ignore[list-item]
             return
+        if record.instructed_by is None:  # the client's instruction decides the rest (identity included)
+            if await self._forwarded(record):
+                return
+            if record.awaiting_identity:
+                log.info("subject request %s waits for its identity check", record.request_id)
+                return
+        await self._execute(record)
+
+    async def _forwarded(self, record: RequestRecord) -> bool:
+        """Whether the request is the client's to answer (its tenant a processor's when it was received):
+        then it is passed to the client's contact and proven, not carried out."""
+        if record.status is not RequestStatus.FORWARDED:
+            history = await self.s3.run("reading the policy", policies.history, self.meta, record.tenant)
+            role, contact = role_at(history, record.received_at)
+            if role != "processor":
+                return False
+            record = record.model_copy(
+                update={"status": RequestStatus.FORWARDED, "forwarded_to": contact or "the client"}
+            )
+            await self.s3.run("recording the forwarding", requests_registry.put_request, self.meta, record)
+            log.info("subject request %s forwarded to %s's contact", record.request_id, record.tenant)
+        await self.emit([evidence.subject_forwarded(record, self.clock.now())])
+        return True
+
+    async def _instructed(self, command: SubjectExecute) -> RequestRecord:
+        """A forwarded request the client now instructs: recorded with who instructed it, then carried out."""
+        record = await self._recorded(command.tenant, str(command.request_id))
+        if record.forwarded_to is None:
+            raise CommandRefused(
+                f"request {record.request_id} was not forwarded to a client: callvault answers it as the "
+                "controller, with no instruction to wait for"
+            )
+        if record.instructed_by is None:
+            record = record.model_copy(
+                update={"instructed_by": command.instructed_by, "status": RequestStatus.RECEIVED}
+            )
+            await self.s3.run("recording the instruction", requests_registry.put_request, self.meta, record)
+        return record
+
+    async def _execute(self, record: RequestRecord) -> None:
         try:
             answer = await self._carry_out(record)
         except CommandRefused as exc:
@@ -128,7 +179,7 @@ class SubjectHandler(WorkerPart):
         record = await self.s3.run(
             "reading the request", requests_registry.get_request, self.meta, tenant, request_id
         )
-        signed = new_record(command, self.settings.zone)
+        signed = new_record(command, self.settings.zone, self.settings.identity_check)
         if record is None:
             record = signed
             await self.s3.run("recording the request", requests_registry.put_request, self.meta, record)
@@ -278,13 +329,37 @@ class SubjectHandler(WorkerPart):
             obj = replace(obj, subjects=tuple(sorted(set(entry.subjects))))
         return [obj]
 
-    async def _extend(self, command: SubjectExtend) -> None:
-        request_id, tenant = str(command.request_id), command.tenant
+    async def _recorded(self, tenant: str, request_id: str) -> RequestRecord:
         record = await self.s3.run(
             "reading the request", requests_registry.get_request, self.meta, tenant, request_id
         )
         if record is None:
             raise CommandRefused(f"no subject request {request_id} is recorded for tenant {tenant!r}")
+        return record
+
+    async def _verify_identity(self, command: SubjectVerifyIdentity) -> RequestRecord:
+        """The identity check recorded (its month runs from it) and proven; a redelivery says it again."""
+        record = await self._recorded(command.tenant, str(command.request_id))
+        at = command.verified_at or command.requested_at
+        if record.identity_verified_at is None:
+            try:
+                record = verify_identity(record, command.verified_by, at, self.settings.zone)
+            except IdentityRefused as exc:
+                raise CommandRefused(str(exc)) from exc
+            await self.s3.run(
+                "recording the identity check", requests_registry.put_request, self.meta, record
+            )
+        elif (record.identity_verified_at, record.verified_by) != (at, command.verified_by):
+            raise CommandRefused(
+                f"request {record.request_id}'s identity was verified already, at "
+                f"{record.identity_verified_at:%Y-%m-%d %H:%M} by {record.verified_by}"
+            )
+        await self.emit([evidence.subject_identity_verified(record, command.requested_by, self.clock.now())])
+        return record
+
+    async def _extend(self, command: SubjectExtend) -> None:
+        request_id, tenant = str(command.request_id), command.tenant
+        record = await self._recorded(tenant, request_id)
         if (
             record.extended_reason is not None
             and record.extended_by == command.requested_by
@@ -298,19 +373,31 @@ class SubjectHandler(WorkerPart):
                 )
             except ExtensionRefused as exc:
                 raise CommandRefused(str(exc)) from exc
+            told = command.notified_on or command.requested_at
+            extended = extended.model_copy(update={"extension_notified_on": told})
             await self.s3.run("recording the extension", requests_registry.put_request, self.meta, extended)
-        await self.emit([evidence.subject_request_extended(extended, self.clock.now())])
+        now = self.clock.now()
+        said: list[LifecycleBase | SubjectEventBase] = [evidence.subject_request_extended(extended, now)]
+        if extended.extension_notified_on is not None:
+            said.append(evidence.subject_extension_notified(extended, now))
+        await self.emit(said)
 
 
 def _signed_facts(record: RequestRecord, signed: RequestRecord, zone: ZoneInfo) -> dict[str, object]:
     """What of a request record the signed command decides: who asked (the verified key), for whom,
     who checked the identity, why, and when it was received, which dates its deadline (an extended
     one included)."""
-    facts: dict[str, object] = {
-        name: getattr(signed, name) for name in ("requested_by", "on_behalf_of", "verified_by", "reason")
-    }
-    if record.received_at != signed.received_at:
+    names = ["requested_by", "on_behalf_of", "reason", "identity_pending"]
+    if record.identity_verified_at is None:  # else who checked the identity is the check's own word
+        names.append("verified_by")
+    facts: dict[str, object] = {name: getattr(signed, name) for name in names}
+    if record.received_at != signed.received_at or record.identity_pending != signed.identity_pending:
         facts["received_at"] = signed.received_at
-        extended = record.extended_reason is not None
-        facts["due_at"] = latest_due_at(signed.received_at, zone) if extended else signed.due_at
+        started = record.identity_verified_at or signed.received_at
+        if record.extended_reason is not None:
+            facts["due_at"] = latest_due_at(started, zone)
+        elif record.identity_verified_at is not None:
+            facts["due_at"] = due_at(started, zone)
+        else:
+            facts["due_at"] = signed.due_at
     return facts
