@@ -120,8 +120,15 @@ def _acl_rows() -> list[str]:
     return acl_rows(Settings().kafka_topics())
 
 
+def _record_rows() -> list[str]:
+    from callvault.rules.processing_record import record_rows
+
+    return record_rows()
+
+
 # (page, section) -> what writes it
 SECTIONS = {
+    ("docs/dpo.md", "processing-record"): _record_rows,
     ("docs/operators.md", "kafka-acls"): _acl_rows,
     ("docs/auditors.md", "rules"): _rule_rows,
     ("docs/commands.md", "commands"): rows,
