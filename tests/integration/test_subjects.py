@@ -269,6 +269,58 @@ async def test_a_processor_tenants_request_is_forwarded_and_executed_on_instruct
     assert not [k for k in keys_of(bus, settings.recordings_bucket, tenant) if call.call_id in k]
 
 
+async def test_a_portable_export_is_delivered_to_another_organisation_from_the_command_line(
+    settings: Settings, bus: Bus, worker: ChildProcess
+) -> None:
+    number = new_number()
+    call = await archived_call(bus, number)
+    recipient = f"cvt-recipient-{random.randrange(10**6):06d}"
+    await bus.create_bucket(recipient)
+    env = settings_env(settings)
+    args = ("subject", "access", number, "--tenant", "acme", "--reason", "portability, e-mail",
+            "--format", "portable", "--deliver-to", f"s3://{recipient}/inbox")  # fmt: skip
+    done = await asyncio.to_thread(run_callvault, *args, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    said = " ".join(done.stdout.split())
+    assert (
+        "portable (manifest.json lists every file with its SHA-256)" in said
+        and f"s3://{recipient}/inbox/" in said
+    )
+    (key,) = [o["Key"] for o in bus.s3.list_objects_v2(Bucket=recipient)["Contents"]]
+    sent = bus.s3.get_object(Bucket=recipient, Key=key)["Body"].read()
+    with zipfile.ZipFile(io.BytesIO(sent)) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+        assert manifest["format"] == "callvault.portable/v1"
+        assert {f"calls/{call.call_id}.json", f"recordings/{call.call_id}.wav"} <= {
+            f["path"] for f in manifest["files"]
+        }
+    assert number not in sent.decode("latin-1")
+
+
+async def test_a_call_is_rectified_from_the_command_line_and_no_value_reaches_a_topic(
+    settings: Settings, bus: Bus, worker: ChildProcess
+) -> None:
+    number = new_number()
+    call = await archived_call(bus, number)
+    env = settings_env(settings)
+    args = ("subject", "rectify", number, "--tenant", "acme", "--call", call.call_id, "--field", "language",
+            "--statement", "spoken in Walloon", "--reason", "letter")  # fmt: skip
+    done = await asyncio.to_thread(run_callvault, *args, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    said = " ".join(done.stdout.split())
+    assert (
+        f"done (subject.rectified): language of call {call.call_id} completed with the subject's statement"
+        in said
+    )
+    key = f"acme/{call.start.astimezone(UTC):%Y/%m/%d}/{call.call_id}.json"
+    doc = json.loads(bus.s3.get_object(Bucket=settings.metadata_bucket, Key=key)["Body"].read())
+    assert doc["rectifications"][0]["statement"] == "spoken in Walloon"
+    topics = await _topic_bytes(settings)
+    assert not [t for t, data in topics.items() if b"Walloon" in data], (
+        "the statement is in the registry only"
+    )
+
+
 async def _topic_bytes(settings: Settings) -> dict[str, bytes]:
     """Every record of every topic callvault writes (all but `call-events`), dead letters decoded."""
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)

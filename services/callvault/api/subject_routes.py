@@ -25,16 +25,32 @@ from callvault.rules.access import Grant, Want
 from callvault.rules.subject_requests import RequestRecord, days_left, is_overdue, new_record, open_requests
 from callvault.storage.subject_requests import get_request, list_requests, put_request
 from callvault.stream.command_client import CannotSign, submit_command
-from callvault.stream.subject_client import BadRequest, export_link, export_link_expiry, subject_command
+from callvault.stream.subject_client import (
+    BadRequest,
+    export_link,
+    export_link_expiry,
+    subject_command,
+    with_values,
+)
 
 
 class NewRequest(BaseModel):
-    kind: Literal["access", "erase", "restrict", "unrestrict", "object"]
+    kind: Literal["access", "erase", "restrict", "unrestrict", "object", "rectify"]
     phone: str = Field(description="the participant's number, E.164; pseudonymized at once, never stored")
     tenant: str = Field(pattern=TENANT_PATTERN)
     reason: str = Field(min_length=1, max_length=2000, description="the request as received")
     verified_by: str | None = Field(None, description="who verified the requester's identity")
     received_at: Timestamp | None = Field(None, description="when it reached you; the deadline runs from it")
+    format: Literal["standard", "portable"] = Field(
+        "standard", description="an access request's export: portable = published JSON schema, SHA-256s"
+    )
+    deliver_to: str | None = Field(None, description="a portable export also sent to s3://BUCKET/PREFIX")
+    call_id: str | None = Field(None, description="a rectification's call")
+    field: str | None = Field(None, description="a rectification's field (see `callvault subject rectify`)")
+    value: str | None = Field(
+        None, description="a correction's value (a participant's: E.164, pseudonymized)"
+    )
+    statement: str | None = Field(None, description="a completion's statement")
     identity_pending: bool = Field(
         False,
         description="the identity is still to be checked: not carried out, its month not running, until "
@@ -126,6 +142,14 @@ def install(app: FastAPI) -> None:
         _dpo_of(grant, body.tenant)
         await check_site(svc, request, grant, body.tenant, None, "subject_request")
         now = svc.clock.now()
+        asked = None
+        if body.kind == "rectify":
+            asked = {
+                "call_id": body.call_id,
+                "field": body.field,
+                "value": body.value,
+                "statement": body.statement,
+            }
         try:
             command = subject_command(
                 svc.settings,
@@ -140,10 +164,15 @@ def install(app: FastAPI) -> None:
                 now=now,
                 on_behalf_of=grant.subject,  # the command is signed by the API's own key
                 identity_pending=body.identity_pending,
+                export_format=body.format,
+                deliver_to=body.deliver_to,
+                rectify=asked,
+            )
+            record = with_values(
+                svc.settings, new_record(command, svc.settings.zone, svc.settings.identity_check), asked
             )
         except BadRequest as exc:
             raise Refused(422, str(exc)) from None
-        record = new_record(command, svc.settings.zone, svc.settings.identity_check)
         meta = svc.settings.metadata_bucket
         await svc.reader.runner.run("recording the request", put_request, meta, record)
         await _send(svc, command)

@@ -31,6 +31,7 @@ from callvault.clock import SystemClock
 from callvault.contract.base import ContractModel
 from callvault.contract.commands import SubjectExecute, SubjectExtend, SubjectVerifyIdentity
 from callvault.rules import evidence
+from callvault.rules.rectification import RECTIFIABLE, RectificationRefused, check_field
 from callvault.rules.subject_requests import (
     RequestRecord,
     RequestStatus,
@@ -78,6 +79,9 @@ def _file(
     received_at: str | None,
     wait: float,
     identity_pending: bool = False,
+    export_format: str = "standard",
+    deliver_to: str | None = None,
+    rectify: dict[str, str | None] | None = None,
 ) -> None:
     settings = load_settings()
     now = SystemClock().now()
@@ -94,11 +98,16 @@ def _file(
             received_at=instant_option("--received-at", received_at),
             now=now,
             identity_pending=identity_pending,
+            export_format=export_format,
+            deliver_to=deliver_to,
+            rectify=rectify,
         )
     except BadRequest as exc:
         raise UserError(str(exc)) from None
     try:
-        record, answer = asyncio.run(file_request(settings, command, 0 if identity_pending else wait))
+        record, answer = asyncio.run(
+            file_request(settings, command, 0 if identity_pending else wait, rectify)
+        )
     except (BotoCoreError, ClientError) as exc:
         raise UserError(describe(exc, settings.s3_endpoint)) from exc
     console = Console()
@@ -132,6 +141,18 @@ def _file(
 
 
 def _answer_line(answer: dict[str, Any]) -> str:
+    if answer["type"] == "subject.rectified":
+        what = "completed with the subject's statement" if answer.get("statement_added") else "corrected"
+        told = answer.get("recipients") or []
+        return (
+            f"done (subject.rectified): {answer['field']} of call {answer['call_id']} {what} "
+            f"(document version {answer.get('document_version')}); "
+            + (
+                f"earlier exports to tell (art. 19): {', '.join(told)}"
+                if told
+                else "no earlier export to tell"
+            )
+        )
     if answer["type"] == "subject.forwarded":
         return (
             f"forwarded to the client ({answer['contact']}): tenant {answer['tenant']}'s calls are processed "
@@ -146,6 +167,10 @@ def _answer_line(answer: dict[str, Any]) -> str:
     held = answer.get("held_calls") or []
     if held:
         line += f"; kept under a legal hold: {', '.join(held)}"
+    if answer.get("export_format") == "portable":
+        line += "; portable (manifest.json lists every file with its SHA-256)"
+    if answer.get("delivered_to"):
+        line += f"; delivered to {answer['delivered_to']}"
     return line
 
 
@@ -175,7 +200,80 @@ def _request_command(kind: str) -> None:
 
 
 for _kind in WHAT:
-    _request_command(_kind)
+    if _kind != "access":
+        _request_command(_kind)
+
+
+@app.command("access")
+def access(
+    phone: str = typer.Argument(..., help="the participant's number, E.164 (+32470123456)"),
+    tenant: str = typer.Option(..., "--tenant", help="the client tenant the calls were made for"),
+    reason: str = typer.Option(..., "--reason", help="the request as received: channel, reference"),
+    verified_by: str = typer.Option(
+        None, "--verified-by", help="who verified the requester's identity (outside callvault)"
+    ),
+    received_at: str = typer.Option(
+        None, "--received-at", help="when the request reached you (RFC 3339); the deadline runs from it"
+    ),
+    wait: float = typer.Option(60.0, help=WAIT_HELP),
+    identity_pending: bool = typer.Option(
+        False,
+        "--identity-pending",
+        help="the requester's identity is still to be checked: record the request, carry it out and "
+        "start its month only at `identity-verified`",
+    ),
+    export_format: str = typer.Option(
+        "standard",
+        "--format",
+        help="standard, or portable (GDPR art. 20): each call as JSON of a published schema, with a "
+        "manifest of SHA-256s",
+    ),
+    deliver_to: str = typer.Option(
+        None,
+        "--deliver-to",
+        help="send the portable export to another organisation's bucket (s3://BUCKET/PREFIX)",
+    ),
+) -> None:
+    """Access request: an export of the subject's metadata and recordings, with a download link."""
+    if export_format not in ("standard", "portable"):
+        raise UserError(f"--format is standard or portable, not {export_format!r}")
+    _file("access", phone, tenant, reason, verified_by, received_at, wait, identity_pending, export_format,
+          deliver_to)  # fmt: skip
+
+
+@app.command("rectify")
+def rectify(
+    phone: str = typer.Argument(..., help="the participant's number, E.164 (+32470123456)"),
+    tenant: str = typer.Option(..., "--tenant", help="the client tenant the call was made for"),
+    call: str = typer.Option(..., "--call", help="the call whose metadata is wrong or incomplete"),
+    field: str = typer.Option(..., "--field", help=f"one of {', '.join(RECTIFIABLE)}"),
+    value: str = typer.Option(
+        None, "--value", help="the correct value (a participant's number, E.164, becomes its pseudonym)"
+    ),
+    statement: str = typer.Option(
+        None, "--statement", help="the subject's supplementary statement, where they ask for completion"
+    ),
+    reason: str = typer.Option(..., "--reason", help="the request as received: channel, reference"),
+    verified_by: str = typer.Option(
+        None, "--verified-by", help="who verified the requester's identity (outside callvault)"
+    ),
+    received_at: str = typer.Option(
+        None, "--received-at", help="when the request reached you (RFC 3339); the deadline runs from it"
+    ),
+    wait: float = typer.Option(60.0, help=WAIT_HELP),
+    identity_pending: bool = typer.Option(
+        False, "--identity-pending", help="the requester's identity is still to be checked"
+    ),
+) -> None:
+    """Rectification request: a call's metadata corrected (--value) or completed (--statement)."""
+    try:
+        check_field(field)
+    except RectificationRefused as exc:
+        raise UserError(str(exc)) from None
+    if (value is None) == (statement is None):
+        raise UserError("give either --value (a correction) or --statement (a completion)")
+    asked = {"call_id": call, "field": field, "value": value, "statement": statement}
+    _file("rectify", phone, tenant, reason, verified_by, received_at, wait, identity_pending, rectify=asked)
 
 
 @app.command("extend")

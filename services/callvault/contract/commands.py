@@ -77,6 +77,32 @@ class SubjectCommandBase(CommandBase):
 
 class SubjectAccess(SubjectCommandBase):
     type: Literal["subject.access"] = "subject.access"
+    # Additive (2026-12-06): portability (GDPR art. 20).
+    format: Literal["standard", "portable"] = Field(
+        default="standard",
+        description="portable: each call as a published schema's JSON and a manifest of SHA-256s",
+    )
+    deliver_to: Annotated[str, Field(pattern=r"^s3://[a-z0-9.-]{3,63}(/.*)?$")] | None = Field(
+        default=None,
+        description="another organisation's bucket (s3://bucket/prefix) to send the export to",
+    )
+
+
+class SubjectRectify(SubjectCommandBase):
+    """Additive (2026-12-06): a correction or a completion of one call's metadata (see
+    `callvault.rules.rectification` for the fields). The corrected value or the subject's statement is
+    not in the command (nor, so, in `command.accepted` and the audit log): the request's registry entry
+    holds it, and the command signs its HMAC under the tenant's pseudonym key, which the worker checks."""
+
+    type: Literal["subject.rectify"] = "subject.rectify"
+    call_id: CallId
+    field: Literal["participants.caller", "participants.callee", "agent_id", "queue", "language"]
+    value_digest: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = Field(
+        default=None, description="HMAC of the corrected value (a participant's: of its pseudonym)"
+    )
+    statement_digest: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = Field(
+        default=None, description="HMAC of the subject's supplementary statement"
+    )
 
 
 class SubjectErase(SubjectCommandBase):
@@ -144,6 +170,7 @@ Command = Annotated[
     | SubjectRestrict
     | SubjectUnrestrict
     | SubjectObject
+    | SubjectRectify
     | SubjectExtend
     | SubjectVerifyIdentity
     | SubjectExecute,
@@ -151,4 +178,6 @@ Command = Annotated[
 ]
 command_adapter: TypeAdapter[Command] = TypeAdapter(Command)
 
-SubjectRequest = SubjectAccess | SubjectErase | SubjectRestrict | SubjectUnrestrict | SubjectObject
+SubjectRequest = (
+    SubjectAccess | SubjectErase | SubjectRestrict | SubjectUnrestrict | SubjectObject | SubjectRectify
+)

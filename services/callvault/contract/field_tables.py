@@ -18,6 +18,7 @@ _GROUPS = {
     "lifecycle": "Lifecycle events (`lifecycle`, written by callvault: the audit log)",
     "commands": "Commands (`commands`, written by the DPO's tools and the API)",
     "deadletter": "Dead letters (`deadletter`, written by callvault)",
+    "exports": "Portable exports (what a data subject takes to another organisation; on no topic)",
 }
 
 

@@ -326,6 +326,10 @@ class SubjectAccessFulfilled(SubjectEventBase):
     type: Literal["subject.access_fulfilled"] = "subject.access_fulfilled"
     export_uri: str | None = None
     export_expires_at: Timestamp | None = None
+    export_format: Literal["standard", "portable"] = Field("standard", description="additive (2026-12-06)")
+    delivered_to: str | None = Field(
+        None, description="additive (2026-12-06): see `subject.export_delivered`"
+    )
 
 
 class SubjectErased(SubjectEventBase):
@@ -352,7 +356,7 @@ class SubjectObjected(SubjectEventBase):
 # an answered request from an overdue one without any other source.
 class SubjectRequestReceived(SubjectEventBase):
     type: Literal["subject.request_received"] = "subject.request_received"
-    kind: Literal["access", "erase", "restrict", "unrestrict", "object"]
+    kind: Literal["access", "erase", "restrict", "unrestrict", "object", "rectify"]
     received_at: Timestamp
     due_at: Timestamp = Field(
         description="the answer's deadline; with `identity_pending`, the identity check's (2026-12-06)"
@@ -385,14 +389,43 @@ class SubjectRequestExtended(SubjectEventBase):
     reason: str
 
 
+class SubjectRectified(SubjectEventBase):
+    """Additive (2026-12-06): a call's metadata corrected or completed at the subject's request. Never the
+    values: the field, the document's new version, a digest of what it said before."""
+
+    type: Literal["subject.rectified"] = "subject.rectified"
+    call_id: CallId
+    field: str
+    document_version: str | None = Field(description="the metadata document's version that holds it")
+    previous_digest: str | None = Field(
+        None, description="HMAC pseudonym of the previous value (the tenant's key); None for a completion"
+    )
+    statement_added: bool = False
+    recipients: list[str] = Field(
+        default_factory=list,
+        description="earlier exports of the subject's data (their request ids, and where one was delivered), "
+        "whom the DPO tells of the correction (art. 19)",
+    )
+
+
 class SubjectForwarded(SubjectEventBase):
     """Additive (2026-12-06): a request on the calls of a tenant whose data callvault processes for the
     client (policy `role: processor`) is not carried out but passed to the client, the controller, who
     answers the subject and whose deadline it is; `subject.execute` carries it out on its instruction."""
 
     type: Literal["subject.forwarded"] = "subject.forwarded"
-    kind: Literal["access", "erase", "restrict", "unrestrict", "object"]
+    kind: Literal["access", "erase", "restrict", "unrestrict", "object", "rectify"]
     contact: str = Field(description="where the client takes its subjects' requests (its policy's contact)")
+
+
+class SubjectExportDelivered(SubjectEventBase):
+    """Additive (2026-12-06): a portable export sent, as the subject asked, to another organisation."""
+
+    type: Literal["subject.export_delivered"] = "subject.export_delivered"
+    export_uri: str = Field(description="the export in callvault's exports bucket")
+    delivered_to: str = Field(description="s3://bucket/key it was copied to")
+    sha256: Sha256Hex = Field(description="of the ZIP as delivered")
+    size_bytes: Annotated[int, Field(ge=0)]
 
 
 class SubjectExtensionNotified(SubjectEventBase):
@@ -450,6 +483,8 @@ LifecycleEvent = Annotated[
     | SubjectIdentityVerified
     | SubjectExtensionNotified
     | SubjectForwarded
+    | SubjectRectified
+    | SubjectExportDelivered
     | SubjectExportDeleted
     | SubjectExportAccessed
     | PolicyChanged

@@ -12,6 +12,7 @@ from callvault.contract.call_events import CallEvent
 from callvault.contract.commands import Command
 from callvault.contract.deadletter import DeadLetter
 from callvault.contract.lifecycle import LifecycleEvent
+from callvault.contract.portable import SCHEMA_IDS, PortableCall, PortableManifest
 
 
 def _members(union: object) -> list[type[BaseModel]]:
@@ -37,6 +38,12 @@ def all_schemas() -> dict[str, dict[str, object]]:
             schema["$id"] = f"https://callvault.dev/schemas/v1/{group}/{_type_name(model)}.json"
             schema["title"] = _type_name(model)
             out[f"{group}/{_type_name(model)}.json"] = schema
+    # What a portable export holds (contract/portable.py): read by the organisation it is taken to.
+    for name, model in (("portable.call", PortableCall), ("portable.manifest", PortableManifest)):
+        schema = model.model_json_schema(mode="serialization", by_alias=True)
+        schema["$id"] = SCHEMA_IDS[name]
+        schema["title"] = name
+        out[f"exports/{name}.json"] = schema
     return out
 
 

@@ -29,6 +29,7 @@ EFFECTS: dict[str, str] = {
     "subject.unrestricted": "request_id",
     "subject.objected": "request_id",
     "subject.forwarded": "request_id",
+    "subject.rectified": "request_id",
 }
 
 Commands = dict[str, dict[str, Any]]  # command id -> {"accepted": {...}, "effects": [[event_id, kind, ...]]}

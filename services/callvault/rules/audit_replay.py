@@ -302,6 +302,9 @@ def fold(events: Iterable[dict[str, Any]], calls: CallStories, ids: SeenEvents) 
         result.events += 1
         call_id, kind = event.get("call_id"), str(event.get("type"))
         audit_commands.note(folded.commands, event, kind)
+        if kind.startswith("subject.") and event.get("request_id"):  # a request's, even naming a call
+            _follow_request(requests, event, kind)
+            continue
         if not call_id:
             if kind.startswith("subject."):  # subject-rights events name a request, not a call
                 _follow_request(requests, event, kind)
@@ -472,6 +475,8 @@ def _follow_request(requests: dict[str, dict[str, Any]], event: dict[str, Any], 
     elif kind not in {"subject.export_deleted", "subject.export_accessed"} and "answered_at" not in request:
         request["answered_at"], request["answer_id"] = event.get("occurred_at"), event.get("event_id")
         request["instructed_by"] = event.get("instructed_by")
+        if kind == "subject.rectified":
+            request["rectified_call"] = event.get("call_id")
 
 
 def _check_forwarded(request: dict[str, Any], result: ReplayResult) -> None:
@@ -513,9 +518,18 @@ def _notified_in_time(request: dict[str, Any]) -> bool:
 def _check_request(request: dict[str, Any], as_of: datetime, result: ReplayResult) -> None:
     """An unanswered request past its deadline is overdue; one answered after it was late. The deadline
     counts from the identity check where the request waited for one (until then, the check is due)."""
-    if "due_at" not in request:
-        return  # answered, but received before this log began (or outside the filters)
     rid, tenant = request["request_id"], request["tenant"]
+    if "due_at" not in request:
+        if request.get("rectified_call") is not None:  # a change of the data, on no request the log shows
+            detail = (
+                f"call {request['rectified_call']}'s metadata was rectified for request {rid}, which the log "
+            )
+            detail += "never shows received"
+            result.violations.append(
+                Violation("rectification_without_request", str(request["rectified_call"]), tenant, detail,
+                          (str(request.get("answer_id")),))
+            )  # fmt: skip
+        return  # otherwise answered, but received before this log began (or outside the filters)
     if request.get("forwarded_to") is not None:
         _check_forwarded(request, result)
         return

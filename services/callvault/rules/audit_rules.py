@@ -31,6 +31,8 @@ REPLAY_RULES: dict[str, str] = {
     "check where the request waited for one)",
     "identity_check_overdue": "a request filed with its identity pending still waits for the check past "
     "`CALLVAULT_IDENTITY_CHECK_MAX`",
+    "rectification_without_request": "a call's metadata was rectified (`subject.rectified`) for a request "
+    "the log never shows received",
     "forwarded_executed_without_instruction": "a request on a processor tenant's calls, forwarded to the "
     "client, was carried out with no instruction from the client named",
     "extension_not_notified": "a request's deadline was extended and no `subject.extension_notified` shows "

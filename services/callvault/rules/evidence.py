@@ -35,10 +35,12 @@ from callvault.contract.lifecycle import (
     SubjectEventBase,
     SubjectExportAccessed,
     SubjectExportDeleted,
+    SubjectExportDelivered,
     SubjectExtensionNotified,
     SubjectForwarded,
     SubjectIdentityVerified,
     SubjectObjected,
+    SubjectRectified,
     SubjectRequestExtended,
     SubjectRequestReceived,
     SubjectRestricted,
@@ -147,6 +149,27 @@ def metadata_archived(
         policy_version=policy_version,
         policy_known=policy_known,
         queue=state.queue,
+    )
+
+
+def metadata_rewritten(
+    tenant: str, call_id: str, obj: ObjectRef, doc: dict[str, Any], dating: dict[str, str], now: datetime
+) -> MetadataArchived:
+    """The archive event of a metadata document's new version written outside the call's processing (a
+    rectification): the log names every version that holds data, so `audit verify-store` knows it."""
+    known = dating.get("policy-known")
+    version = dating.get("policy-version")
+    return MetadataArchived(
+        event_id=deterministic_id("metadata.archived", call_id, obj.key, obj.sha256),
+        call_id=call_id,
+        tenant=tenant,
+        occurred_at=now,
+        object=obj,
+        call_started_at=doc["started_at"],
+        expires_at=doc["expires_at"],
+        policy_version=int(version) if version else None,
+        policy_known=int(known) if known else None,
+        queue=dating.get("queue"),
     )
 
 
@@ -315,6 +338,15 @@ def subject_forwarded(record: RequestRecord, now: datetime) -> SubjectForwarded:
     )
 
 
+def export_delivered(
+    record: RequestRecord, export_uri: str, delivered_to: str, sha256: str, size: int, now: datetime
+) -> SubjectExportDelivered:
+    return SubjectExportDelivered(
+        **_about_request(record, "subject.export_delivered", now),
+        export_uri=export_uri, delivered_to=delivered_to, sha256=sha256, size_bytes=size,
+    )  # fmt: skip
+
+
 def subject_extension_notified(record: RequestRecord, now: datetime) -> SubjectExtensionNotified:
     assert record.extension_notified_on is not None
     return SubjectExtensionNotified(
@@ -335,6 +367,7 @@ def subject_request_extended(record: RequestRecord, now: datetime) -> SubjectReq
 
 
 OUTCOMES: dict[str, type[SubjectEventBase]] = {
+    "rectify": SubjectRectified,
     "access": SubjectAccessFulfilled,
     "erase": SubjectErased,
     "restrict": SubjectRestricted,

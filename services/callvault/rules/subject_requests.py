@@ -30,7 +30,7 @@ from callvault.rules.durations import CalendarDuration, add_duration
 
 ANSWER_WITHIN = CalendarDuration(months=1)
 EXTENDED_AT_MOST = CalendarDuration(months=3)
-RequestKind = Literal["access", "erase", "restrict", "unrestrict", "object"]
+RequestKind = Literal["access", "erase", "restrict", "unrestrict", "object", "rectify"]
 
 
 class RequestStatus(StrEnum):
@@ -65,6 +65,12 @@ class RequestRecord(BaseModel):
     identity_verified_at: datetime | None = None
     extension_notified_on: datetime | None = None  # when the subject was told of the extension
     forwarded_to: str | None = None  # a processor tenant's contact, the request passed to it
+    export_format: Literal["standard", "portable"] = "standard"  # an access request's
+    deliver_to: str | None = None  # an access request's export sent there too (s3://bucket/prefix)
+    # A rectification's: the call, the field and the digests the command signed; and, written by the
+    # DPO's tools beside them, the corrected value (a participant's as its pseudonym) or the statement.
+    # Only here, in the registry, which the DPO and the worker read: never on a topic.
+    rectify: dict[str, str | None] | None = None
     instructed_by: str | None = None  # who at the client instructed a forwarded request carried out
 
     @property
@@ -101,6 +107,16 @@ def new_record(
         verified_by=command.verified_by,
         reason=command.reason,
         identity_pending=pending,
+        export_format=getattr(command, "format", "standard"),
+        deliver_to=getattr(command, "deliver_to", None),
+        rectify=(
+            {
+                name: getattr(command, name)
+                for name in ("call_id", "field", "value_digest", "statement_digest")
+            }
+            if command.type == "subject.rectify"
+            else None
+        ),
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -417,6 +418,49 @@ def put_document(
         **governance(s3, bucket, retain_until),
     )
     return _ref(bucket, key, sha256, len(body), response.get("VersionId"))
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDocument:
+    """A JSON document as the store holds it now: what a rewrite keeps of it."""
+
+    doc: dict[str, Any]
+    version_id: str | None
+    tags: dict[str, str]
+    metadata: dict[str, str]  # user metadata, the content hash and due date left out
+    retain_until: datetime | None
+
+
+def read_document(s3: BaseClient, bucket: str, key: str) -> StoredDocument | None:
+    try:
+        answer = s3.get_object(Bucket=bucket, Key=key)
+    except Exception as exc:
+        if is_not_found(exc):
+            return None
+        raise
+    version = answer.get("VersionId")
+    kept = {k: v for k, v in (answer.get("Metadata") or {}).items() if k not in (SHA_META, EXPIRES_META)}
+    return StoredDocument(
+        doc=json.loads(answer["Body"].read()),
+        version_id=version if version and version != "null" else None,
+        tags=object_tags(s3, bucket, key, version if version and version != "null" else None),
+        metadata=kept,
+        retain_until=answer.get("ObjectLockRetainUntilDate"),
+    )
+
+
+def rewrite_document(
+    s3: BaseClient, bucket: str, key: str, stored: StoredDocument, body: bytes, extra: dict[str, str]
+) -> ObjectRef:
+    """A new version of the document with `body`, its tags, dates and lock as before (`extra` updates its
+    user metadata); then the version it replaces is removed, so only the new one holds the data."""
+    ref = put_document(
+        s3, bucket=bucket, key=key, body=body, sha256=hashlib.sha256(body).hexdigest(), tags=stored.tags,
+        extra_metadata={**stored.metadata, **extra}, retain_until=stored.retain_until,
+    )  # fmt: skip
+    if stored.version_id is not None and stored.version_id != ref.version_id:
+        _delete_version(s3, bucket, key, stored.version_id)
+    return ref
 
 
 def delete_object(s3: BaseClient, bucket: str, key: str) -> int:

@@ -9,6 +9,7 @@ many calls has many recordings. Blocking (boto3): call off the loop.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import zipfile
 from collections import Counter
@@ -20,9 +21,10 @@ from typing import Any
 from botocore.client import BaseClient
 
 from callvault.contract.fields import format_rfc3339
+from callvault.contract.portable import SCHEMA_IDS, PortableFile, PortableManifest
 from callvault.rules.data_classes import data_classes
 from callvault.rules.retention import RetentionClass
-from callvault.rules.subject_export import manifest, subject_view
+from callvault.rules.subject_export import PORTABLE_ABOUT, manifest, portable_call, subject_view
 from callvault.storage.archive import delete_object
 from callvault.storage.errors import is_not_found
 from callvault.storage.layout import tagging_header
@@ -44,6 +46,7 @@ class BuiltExport:
     by_class: Counter[str] = field(default_factory=Counter)  # objects exported, by data-class name
     size_bytes: int = 0
     multipart: bool = False  # written in parts: larger than one PUT may carry
+    sha256: str = ""  # of the ZIP as stored
 
     @property
     def recordings(self) -> int:
@@ -80,10 +83,13 @@ def build_export(
     expires_at: datetime,
     single_put_limit: int,
     part_bytes: int = DEFAULT_PART_BYTES,
+    portable: bool = False,
 ) -> BuiltExport:
     """Write the ZIP straight into the exports bucket, a part at a time (see `PartUpload`).
 
     `buckets`: each data class's bucket, by its name. Every class the registry exports goes in.
+    `portable`: the calls as `contract.portable.PortableCall` and a manifest naming every file with its
+    SHA-256 (GDPR art. 20), instead of the archived documents as the subject's view of them.
 
     Nothing of it stays behind if building fails: the multipart upload is aborted.
     """
@@ -107,18 +113,25 @@ def build_export(
     try:
         with zipfile.ZipFile(upload, "w", compression=zipfile.ZIP_DEFLATED) as archive:  # type: ignore[arg-type]
             listed = []
+            files: list[PortableFile] | None = [] if portable else None
             for entry in entries:
-                item = _add_call(s3, archive, entry, subject, built, buckets)
+                item = _add_call(s3, archive, entry, subject, built, buckets, files)
                 if item is not None:
                     listed.append(item)
-            about = manifest(
-                request_id=request_id,
-                tenant=tenant,
-                subject=subject,
-                generated_at=now,
-                expires_at=expires_at,
-                calls=listed,
-            )
+            if files is not None:
+                about: dict[str, Any] = PortableManifest(
+                    request_id=request_id, tenant=tenant, subject=subject, generated_at=now, files=files,
+                    about=PORTABLE_ABOUT,
+                ).model_dump(mode="json", by_alias=True)  # fmt: skip
+            else:
+                about = manifest(
+                    request_id=request_id,
+                    tenant=tenant,
+                    subject=subject,
+                    generated_at=now,
+                    expires_at=expires_at,
+                    calls=listed,
+                )
             archive.writestr("manifest.json", json.dumps(about, indent=2, sort_keys=True))
         upload.close()
     except BaseException:
@@ -127,6 +140,7 @@ def build_export(
     built.calls = len(listed)
     built.size_bytes = upload.size
     built.multipart = upload.multipart
+    built.sha256 = upload.digest.hexdigest()
     return built
 
 
@@ -137,17 +151,46 @@ def _add_call(
     subject: str,
     built: BuiltExport,
     buckets: Mapping[str, str],
+    files: list[PortableFile] | None = None,
 ) -> dict[str, Any] | None:
-    """One call's document and its other objects into the ZIP; None when its document is gone already."""
+    """One call's document and its other objects into the ZIP; None when its document is gone already.
+    `files`: a portable export's list of what it holds, each file with its SHA-256."""
     key = entry.objects.get(DOCUMENT)
     body = _get(s3, buckets[DOCUMENT], key) if key else None
     if body is None:
         return None
     doc = json.loads(body.read())
     name = f"calls/{entry.call_id}.json"
-    archive.writestr(name, json.dumps(subject_view(doc, subject), indent=2, sort_keys=True))
     item: dict[str, Any] = {"call_id": entry.call_id, DOCUMENT: name}
     built.by_class[DOCUMENT] += 1
+    others = _add_others(s3, archive, entry, built, buckets, item, files)
+    if files is None:
+        archive.writestr(name, json.dumps(subject_view(doc, subject), indent=2, sort_keys=True))
+        return item
+    recording = others.get(str(RetentionClass.RECORDING))
+    shown = portable_call(doc, subject, recording).model_dump_json(indent=2).encode()
+    archive.writestr(name, shown)
+    files.insert(len(files) - len(others), _file(name, shown, SCHEMA_IDS["portable.call"]))
+    return item
+
+
+def _file(path: str, data: bytes, schema: str | None = None) -> PortableFile:
+    return PortableFile(
+        path=path, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data), schema=schema
+    )
+
+
+def _add_others(
+    s3: BaseClient,
+    archive: zipfile.ZipFile,
+    entry: IndexEntry,
+    built: BuiltExport,
+    buckets: Mapping[str, str],
+    item: dict[str, Any],
+    files: list[PortableFile] | None,
+) -> dict[str, str]:
+    """The call's objects of every other exported class, streamed in; their paths by class."""
+    written: dict[str, str] = {}
     for kind in data_classes():
         if kind.name == DOCUMENT or not kind.in_export:
             continue
@@ -156,14 +199,38 @@ def _add_call(
         found = _get(s3, buckets[kind.name], key) if key else None
         if found is None or key is None:
             continue
-        item[kind.name] = f"{kind.name}s/{entry.call_id}.{key.rsplit('.', 1)[-1]}"
+        path = item[kind.name] = f"{kind.name}s/{entry.call_id}.{key.rsplit('.', 1)[-1]}"
+        digest, size = hashlib.sha256(), 0
         # Audio is already compressed (or not worth the CPU): stored as is, streamed.
-        with archive.open(zipfile.ZipInfo(item[kind.name]), "w", force_zip64=True) as out:
+        with archive.open(zipfile.ZipInfo(path), "w", force_zip64=True) as out:
             while chunk := found.read(1024 * 1024):
                 out.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
         found.close()
         built.by_class[kind.name] += 1
-    return item
+        written[kind.name] = path
+        if files is not None:
+            files.append(PortableFile(path=path, sha256=digest.hexdigest(), size_bytes=size))
+    return written
+
+
+def deliver(s3: BaseClient, export_uri: str, destination: str, request_id: str) -> tuple[str, int]:
+    """Copy an export to another organisation's bucket (`s3://bucket/prefix`), server-side; where it went
+    and its size as the destination holds it."""
+    source_bucket, _, source_key = export_uri.removeprefix("s3://").partition("/")
+    bucket, _, prefix = destination.removeprefix("s3://").partition("/")
+    key = f"{prefix.strip('/')}/callvault-export-{request_id}.zip".lstrip("/")
+    s3.copy_object(
+        Bucket=bucket,
+        Key=key,
+        CopySource={"Bucket": source_bucket, "Key": source_key},
+        MetadataDirective="REPLACE",  # callvault's own metadata and tags stay home
+        TaggingDirective="REPLACE",
+        ContentType="application/zip",
+    )
+    size = int(s3.head_object(Bucket=bucket, Key=key)["ContentLength"])
+    return f"s3://{bucket}/{key}", size
 
 
 def presign(s3: BaseClient, bucket: str, key: str, seconds: int) -> str:

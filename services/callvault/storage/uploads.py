@@ -9,6 +9,7 @@ outgrows a part, or the single-PUT limit, it becomes a multipart upload. Blockin
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -44,6 +45,7 @@ class PartUpload:
         self._parts: list[dict[str, Any]] = []
         self.size = 0
         self.closed = False
+        self.digest = hashlib.sha256()  # of every byte written: the object's SHA-256 once closed
 
     @property
     def multipart(self) -> bool:
@@ -55,6 +57,7 @@ class PartUpload:
     def write(self, data: bytes) -> int:
         self._buffer += data
         self.size += len(data)
+        self.digest.update(data)
         while self._part_due():
             size = min(len(self._buffer), self._part_bytes)
             self._send_part(bytes(self._buffer[:size]))

@@ -33,6 +33,7 @@ NOT_AN_OUTCOME = frozenset(
         "subject.identity_verified",
         "subject.request_extended",
         "subject.extension_notified",
+        "subject.export_delivered",
     }
 )
 

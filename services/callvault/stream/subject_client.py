@@ -19,6 +19,7 @@ from callvault.contract.commands import (
     SubjectAccess,
     SubjectErase,
     SubjectObject,
+    SubjectRectify,
     SubjectRequest,
     SubjectRestrict,
     SubjectUnrestrict,
@@ -39,6 +40,7 @@ KINDS: dict[str, type[SubjectRequest]] = {
     "restrict": SubjectRestrict,
     "unrestrict": SubjectUnrestrict,
     "object": SubjectObject,
+    "rectify": SubjectRectify,
 }
 _phone: TypeAdapter[str] = TypeAdapter(E164)
 _tenant: TypeAdapter[str] = TypeAdapter(Tenant)
@@ -62,9 +64,21 @@ def subject_command(
     now: datetime,
     on_behalf_of: str | None = None,
     identity_pending: bool = False,
+    export_format: str = "standard",
+    deliver_to: str | None = None,
+    rectify: dict[str, str | None] | None = None,
 ) -> SubjectRequest:
+    """The command for a request; a phone number (the subject's, and a rectified participant's) goes no
+    further than here: it becomes the tenant's pseudonym. `rectify`: call_id, field, value or statement."""
     if kind not in KINDS:
         raise BadRequest(f"kind {kind!r} is not one of {', '.join(KINDS)}")
+    if kind != "access" and (export_format != "standard" or deliver_to is not None):
+        raise BadRequest("a format and a recipient belong to an access request")
+    if deliver_to is not None and export_format != "portable":
+        raise BadRequest("--deliver-to sends a portable export: give --format portable too")
+    extra: dict[str, Any] = {"format": export_format, "deliver_to": deliver_to} if kind == "access" else {}
+    if (kind == "rectify") != (rectify is not None):
+        raise BadRequest("a rectification names a call and a field, and only a rectification does")
     for adapter, value, name in ((_tenant, tenant, "tenant"), (_phone, phone, "phone")):
         try:
             adapter.validate_python(value)
@@ -73,7 +87,12 @@ def subject_command(
             raise BadRequest(describe_errors(exc.errors(include_url=False), lambda _, n=name: n)) from None
     if received_at is not None and received_at > now:
         raise BadRequest("received_at: a request cannot be received in the future")
-    subject = pseudonymize(settings.pseudonym_key.get_secret_value().encode(), tenant, phone)
+    key = settings.pseudonym_key.get_secret_value().encode()
+    subject = pseudonymize(key, tenant, phone)
+    if rectify is not None:  # the values stay in the registry; the command signs their HMAC
+        extra = {"call_id": rectify.get("call_id"), "field": rectify.get("field")}
+        for name, text in rectify_values(settings, tenant, rectify).items():
+            extra[f"{name}_digest"] = pseudonymize(key, tenant, text) if text is not None else None
     try:
         return KINDS[kind](
             event_id=command_id,
@@ -86,16 +105,42 @@ def subject_command(
             received_at=received_at,
             on_behalf_of=on_behalf_of,
             identity_pending=identity_pending,
+            **extra,
         )
     except ValidationError as exc:
         raise BadRequest(describe_errors(exc.errors(include_url=False))) from None
 
 
+def rectify_values(settings: Settings, tenant: str, rectify: dict[str, str | None]) -> dict[str, str | None]:
+    """What the registry keeps of a rectification: the corrected value (a participant's number as its
+    pseudonym) or the statement."""
+    value = rectify.get("value")
+    if value is not None and str(rectify.get("field", "")).startswith("participants."):
+        try:
+            _phone.validate_python(value)
+        except ValidationError:
+            raise BadRequest("value: a participant is corrected to an E.164 number (+32470123456)") from None
+        value = pseudonymize(settings.pseudonym_key.get_secret_value().encode(), tenant, value)
+    return {"value": value, "statement": rectify.get("statement")}
+
+
+def with_values(
+    settings: Settings, record: RequestRecord, rectify: dict[str, str | None] | None
+) -> RequestRecord:
+    """The registry entry with a rectification's values beside the digests its command signs."""
+    if rectify is None or record.rectify is None:
+        return record
+    return record.model_copy(
+        update={"rectify": {**record.rectify, **rectify_values(settings, record.tenant, rectify)}}
+    )
+
+
 async def file_request(
-    settings: Settings, command: SubjectRequest, wait_s: float
+    settings: Settings, command: SubjectRequest, wait_s: float, rectify: dict[str, str | None] | None = None
 ) -> tuple[RequestRecord, dict[str, Any] | str | None]:
-    """Record the request, send it, and (if `wait_s`) wait for the worker's answer."""
-    record = new_record(command, settings.zone, settings.identity_check)
+    """Record the request (a rectification's values in the registry only), send it, and (if `wait_s`)
+    wait for the worker's answer."""
+    record = with_values(settings, new_record(command, settings.zone, settings.identity_check), rectify)
 
     def put() -> None:  # building a boto3 client blocks too: both off the loop
         put_request(make_s3_client(settings, attempts=2), settings.metadata_bucket, record)

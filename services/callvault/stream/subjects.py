@@ -30,7 +30,10 @@ from callvault.rules.call_ref import call_ref
 from callvault.rules.client_policy import role_at
 from callvault.rules.data_classes import SUBJECT_INDEX, DataClass, data_classes
 from callvault.rules.durations import CalendarDuration, add_duration
+from callvault.rules.metadata_doc import canonical_bytes
+from callvault.rules.pseudonym import pseudonymize
 from callvault.rules.purge import StoredObject
+from callvault.rules.rectification import PARTICIPANT_FIELDS, RectificationRefused, participants_of, rectified
 from callvault.rules.retention import RetentionClass
 from callvault.rules.subject_requests import (
     ExtensionRefused,
@@ -44,12 +47,14 @@ from callvault.rules.subject_requests import (
     verify_identity,
 )
 from callvault.settings import Settings
+from callvault.storage import archive as s3ops
 from callvault.storage import exports, inventory, policies
 from callvault.storage import subject_requests as requests_registry
 from callvault.storage.errors import StorageFault, describe
 from callvault.storage.holds import held_calls
+from callvault.storage.location import destination_problem
 from callvault.storage.subject_flags import FlagRecord, SubjectFlag, put_flag, remove_flag
-from callvault.storage.subject_index import IndexEntry, calls_of, remove_entries
+from callvault.storage.subject_index import SUBJECTS_META, IndexEntry, calls_of, put_entries, remove_entries
 from callvault.stream.bus import Emit
 from callvault.stream.command_errors import CommandRefused
 from callvault.stream.offloop import S3Runner
@@ -203,6 +208,8 @@ class SubjectHandler(WorkerPart):
         )
         if record.kind == "access":
             return await self._access(record, entries)
+        if record.kind == "rectify":
+            return await self._rectify(record, entries)
         if record.kind in ("restrict", "unrestrict"):
             await self._flag(record, SubjectFlag.RESTRICTED, on=record.kind == "restrict")
             return evidence.subject_outcome(record, self.clock.now(), calls=len(entries))
@@ -234,6 +241,11 @@ class SubjectHandler(WorkerPart):
         now = self.clock.now()
         life = CalendarDuration.parse(self.settings.export_retention)
         expires = add_duration(now, life, self.settings.zone)
+        if record.deliver_to is not None:  # checked first: a refused recipient costs no export
+            bucket = record.deliver_to.removeprefix("s3://").partition("/")[0]
+            problem = await self.s3.run("checking the recipient", destination_problem, self.settings, bucket)
+            if problem is not None:
+                raise CommandRefused(f"the export of request {record.request_id} was not sent: {problem}")
         try:
             built = await self.s3.run(
                 f"building the export of request {record.request_id}",
@@ -248,6 +260,7 @@ class SubjectHandler(WorkerPart):
                 expires_at=expires,
                 single_put_limit=self.settings.s3_max_put_bytes,
                 attempts=EXPORT_ATTEMPTS,
+                portable=record.export_format == "portable",
             )
         except (BotoCoreError, ClientError, StorageFault) as exc:
             # Rebuilding the whole ZIP again and again would hold the commands agent for ever.
@@ -257,6 +270,18 @@ class SubjectHandler(WorkerPart):
                 "stays open: file it again once the store takes it"
             ) from exc
         log.info("export of request %s: %d calls, %d bytes", record.request_id, built.calls, built.size_bytes)
+        where = None
+        if record.deliver_to is not None:
+            where, size = await self.s3.run(
+                f"delivering the export of request {record.request_id}",
+                exports.deliver,
+                built.uri,
+                record.deliver_to,
+                record.request_id,
+            )
+            await self.emit(
+                [evidence.export_delivered(record, built.uri, where, built.sha256, size, self.clock.now())]
+            )
         return evidence.subject_outcome(
             record,
             self.clock.now(),
@@ -265,7 +290,72 @@ class SubjectHandler(WorkerPart):
             metadata=built.metadata,
             export_uri=built.uri,
             export_expires_at=expires,
+            export_format=record.export_format,
+            delivered_to=where,
         )
+
+    async def _rectify(self, record: RequestRecord, entries: list[IndexEntry]) -> LifecycleBase:
+        """The call's metadata corrected or completed as a new version (the old one removed), its subject
+        index following a corrected participant, proven by `metadata.archived` and `subject.rectified`."""
+        asked = record.rectify or {}
+        call_id, field = str(asked.get("call_id")), str(asked.get("field"))
+        entry = next((e for e in entries if e.call_id == call_id), None)
+        key = entry.objects.get(str(RetentionClass.METADATA)) if entry else None
+        stored = await self.s3.run("reading the call", s3ops.read_document, self.meta, key) if key else None
+        if entry is None or key is None or stored is None:
+            raise CommandRefused(
+                f"no call {call_id!r} of this subject is kept in tenant {record.tenant!r} (never archived, "
+                "or erased already): nothing to rectify"
+            )
+        key_bytes = self.settings.pseudonym_key.get_secret_value().encode()
+        for name in ("value", "statement"):
+            text, signed = asked.get(name), asked.get(f"{name}_digest")
+            if (text is None) != (signed is None) or (
+                text is not None and pseudonymize(key_bytes, record.tenant, text) != signed
+            ):
+                raise CommandRefused(
+                    f"the registry's {name} for request {record.request_id} is not the one its command signs "
+                    "(or is missing): file the request again"
+                )
+        now = self.clock.now()
+        try:
+            doc, previous = rectified(
+                stored.doc, subject=record.subject, field=field, value=asked.get("value"),
+                statement=asked.get("statement"), request_id=record.request_id, at=now,
+            )  # fmt: skip
+        except RectificationRefused as exc:
+            raise CommandRefused(str(exc)) from exc
+        subjects = sorted(participants_of(doc))
+        moved = field in PARTICIPANT_FIELDS and sorted(entry.subjects) != subjects
+        if moved:  # the index follows the participant: the new one's entries first, as at archive time
+            named = entry.model_copy(update={"subjects": subjects})
+            await self.s3.run("indexing the rectified call", put_entries, self.meta, named, stored.tags)
+        ref = await self.s3.run(
+            f"writing the rectified metadata of call {call_id}", s3ops.rewrite_document, self.meta, key,
+            stored, canonical_bytes(doc), {SUBJECTS_META: " ".join(subjects)},
+        )  # fmt: skip
+        if moved:
+            gone = sorted(set(entry.subjects) - set(subjects))
+            await self.s3.run(
+                "dropping the old index entries", remove_entries, self.meta, entry.tenant, gone, call_id
+            )
+        # What it said before, only as the tenant's pseudonym of it.
+        digest = pseudonymize(key_bytes, record.tenant, str(previous)) if previous is not None else None
+        await self.emit([evidence.metadata_rewritten(record.tenant, call_id, ref, doc, stored.metadata, now)])
+        earlier = await self.s3.run(
+            "finding earlier exports", requests_registry.list_requests, self.meta, record.tenant
+        )
+        recipients = sorted(
+            r.request_id + (f" (delivered to {r.deliver_to})" if r.deliver_to else "")
+            for r in earlier
+            if r.subject == record.subject and r.kind == "access" and r.status is RequestStatus.FULFILLED
+        )
+        return evidence.subject_outcome(
+            record, self.clock.now(), calls=1, metadata=1, call_id=call_id, field=field,
+            document_version=ref.version_id,
+            previous_digest=digest,
+            statement_added=asked.get("statement") is not None, recipients=recipients,
+        )  # fmt: skip
 
     async def _erase(self, entries: list[IndexEntry], reason: DeletionReason, *, objection: bool) -> Erasure:
         """Every indexed object of the subject's calls (an objection: of the classes it erases), class by
@@ -391,6 +481,8 @@ def _signed_facts(record: RequestRecord, signed: RequestRecord, zone: ZoneInfo) 
     if record.identity_verified_at is None:  # else who checked the identity is the check's own word
         names.append("verified_by")
     facts: dict[str, object] = {name: getattr(signed, name) for name in names}
+    if signed.rectify is not None:  # what the command signs decides; the values stay the registry's
+        facts["rectify"] = {**(record.rectify or {}), **signed.rectify}
     if record.received_at != signed.received_at or record.identity_pending != signed.identity_pending:
         facts["received_at"] = signed.received_at
         started = record.identity_verified_at or signed.received_at
