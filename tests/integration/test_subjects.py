@@ -321,6 +321,23 @@ async def test_a_call_is_rectified_from_the_command_line_and_no_value_reaches_a_
     )
 
 
+async def test_an_agent_is_a_subject_from_the_command_line(
+    settings: Settings, bus: Bus, worker: ChildProcess
+) -> None:
+    tenant = f"agents-{random.randrange(10**6):06d}"  # agent-7 takes every call of the suite: a tenant apart
+    call = await archived_call(bus, new_number(), tenant=tenant)
+    env = settings_env(settings)
+    args = ("subject", "erase", "--agent", "agent-7", "--tenant", tenant, "--reason", "left the company")
+    done = await asyncio.to_thread(run_callvault, *args, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "done (subject.erased): 1 calls, 0 recordings, 1 metadata documents" in done.stdout
+    key = f"{tenant}/{call.start.astimezone(UTC):%Y/%m/%d}/{call.call_id}.json"
+    doc = json.loads(bus.s3.get_object(Bucket=settings.metadata_bucket, Key=key)["Body"].read())
+    assert doc["agent_id"] is None
+    ours = [k for k in keys_of(bus, settings.recordings_bucket, tenant) if call.call_id in k]
+    assert ours, "the recording keeps its term"
+
+
 async def _topic_bytes(settings: Settings) -> dict[str, bytes]:
     """Every record of every topic callvault writes (all but `call-events`), dead letters decoded."""
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)

@@ -43,7 +43,7 @@ async def test_index_entries_written_after_the_listing_go_with_the_metadata(h: H
     await h.advance(minutes=10)  # a listing sees that document
 
     await h.send(call.started())  # the document is rewritten naming both participants; they are indexed
-    assert len(index_of(h, call.call_id)) == 2
+    assert len(index_of(h, call.call_id)) == 3  # the caller, the callee and the agent
 
     await h.advance(hours=1, minutes=50)  # due: the first pass works from the listing of that document
 
@@ -62,7 +62,7 @@ async def _archived_then_rewritten_thin(h: Harness, call_id: str) -> CallScript:
     h.upload(call.staging_key, call.audio)
     await h.send(call.started(), call.disclosure(), call.stored(), call.ended())
     await h.advance(minutes=6)
-    assert len(index_of(h, call.call_id)) == 2
+    assert len(index_of(h, call.call_id)) == 3  # the caller, the callee and the agent
     await h.advance(days=2)
     late = {**call.ended(), "event_id": str(uuid.uuid4())}
     await h.send(late)
@@ -100,7 +100,7 @@ async def test_a_crash_before_the_entries_go_is_finished_by_the_next_pass(
             await h.advance(days=190)
         assert crashes, "the pass reached the index entries"
         assert "metadata.deleted" not in h.types(call.call_id), "no proof while its entries remain"
-        assert len(index_of(h, call.call_id)) == 2
+        assert len(index_of(h, call.call_id)) == 3  # the caller, the callee and the agent
         monkeypatch.setattr(deletion, "remove_entries", real_remove)  # the worker restarted
 
         await h.advance(minutes=1)  # the journal entry is older than deletion_in_flight_s now

@@ -36,7 +36,10 @@ from callvault.stream.subject_client import (
 
 class NewRequest(BaseModel):
     kind: Literal["access", "erase", "restrict", "unrestrict", "object", "rectify"]
-    phone: str = Field(description="the participant's number, E.164; pseudonymized at once, never stored")
+    phone: str | None = Field(
+        None, description="the participant's number, E.164; pseudonymized at once, never stored"
+    )
+    agent: str | None = Field(None, description="in place of a number: the subject is an agent, by their id")
     tenant: str = Field(pattern=TENANT_PATTERN)
     reason: str = Field(min_length=1, max_length=2000, description="the request as received")
     verified_by: str | None = Field(None, description="who verified the requester's identity")
@@ -154,7 +157,7 @@ def install(app: FastAPI) -> None:
             command = subject_command(
                 svc.settings,
                 body.kind,
-                body.phone,
+                body.phone or "",
                 body.tenant,
                 command_id=uuid.uuid4(),
                 requested_by=grant.subject,
@@ -167,6 +170,7 @@ def install(app: FastAPI) -> None:
                 export_format=body.format,
                 deliver_to=body.deliver_to,
                 rectify=asked,
+                agent=body.agent,
             )
             record = with_values(
                 svc.settings, new_record(command, svc.settings.zone, svc.settings.identity_check), asked

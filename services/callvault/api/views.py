@@ -75,7 +75,9 @@ def participants(doc: dict[str, Any]) -> set[str]:
 
 
 def is_restricted(doc: dict[str, Any], restricted: frozenset[str]) -> bool:
-    return bool(restricted) and not participants(doc).isdisjoint(restricted)
+    """Whether a participant of the call, or its agent, has restricted the processing of their data."""
+    subjects = participants(doc) | ({doc["agent_pseudonym"]} if doc.get("agent_pseudonym") else set())
+    return bool(restricted) and not subjects.isdisjoint(restricted)
 
 
 def outcome(doc: dict[str, Any]) -> str:

@@ -64,6 +64,10 @@ WHAT = {
     "object": "the subject's future recordings refused and the existing ones erased",
 }
 WAIT_HELP = "seconds to wait for the worker's answer; 0 = do not wait"
+AGENT_HELP = (
+    "the subject is an agent, named by their id in place of a number (erasure removes the id from the "
+    "calls' metadata; the recordings keep their term)"
+)
 
 
 def _short(subject: str) -> str:
@@ -82,7 +86,10 @@ def _file(
     export_format: str = "standard",
     deliver_to: str | None = None,
     rectify: dict[str, str | None] | None = None,
+    agent: str | None = None,
 ) -> None:
+    if (phone is None) == (agent is None):
+        raise UserError("name the subject by a number or by --agent AGENT_ID, one of them")
     settings = load_settings()
     now = SystemClock().now()
     try:
@@ -101,6 +108,7 @@ def _file(
             export_format=export_format,
             deliver_to=deliver_to,
             rectify=rectify,
+            agent=agent,
         )
     except BadRequest as exc:
         raise UserError(str(exc)) from None
@@ -176,7 +184,7 @@ def _answer_line(answer: dict[str, Any]) -> str:
 
 def _request_command(kind: str) -> None:
     def command(
-        phone: str = typer.Argument(..., help="the participant's number, E.164 (+32470123456)"),
+        phone: str = typer.Argument(None, help="the participant's number, E.164 (+32470123456)"),
         tenant: str = typer.Option(..., "--tenant", help="the client tenant the calls were made for"),
         reason: str = typer.Option(..., "--reason", help="the request as received: channel, reference"),
         verified_by: str = typer.Option(
@@ -192,8 +200,9 @@ def _request_command(kind: str) -> None:
             help="the requester's identity is still to be checked: record the request, carry it out and "
             "start its month only at `identity-verified`",
         ),
+        agent: str = typer.Option(None, "--agent", help=AGENT_HELP),
     ) -> None:
-        _file(kind, phone, tenant, reason, verified_by, received_at, wait, identity_pending)
+        _file(kind, phone, tenant, reason, verified_by, received_at, wait, identity_pending, agent=agent)
 
     command.__doc__ = f"{kind.capitalize()} request: {WHAT[kind]}."
     app.command(kind)(command)
@@ -206,7 +215,7 @@ for _kind in WHAT:
 
 @app.command("access")
 def access(
-    phone: str = typer.Argument(..., help="the participant's number, E.164 (+32470123456)"),
+    phone: str = typer.Argument(None, help="the participant's number, E.164 (+32470123456)"),
     tenant: str = typer.Option(..., "--tenant", help="the client tenant the calls were made for"),
     reason: str = typer.Option(..., "--reason", help="the request as received: channel, reference"),
     verified_by: str = typer.Option(
@@ -233,12 +242,13 @@ def access(
         "--deliver-to",
         help="send the portable export to another organisation's bucket (s3://BUCKET/PREFIX)",
     ),
+    agent: str = typer.Option(None, "--agent", help=AGENT_HELP),
 ) -> None:
     """Access request: an export of the subject's metadata and recordings, with a download link."""
     if export_format not in ("standard", "portable"):
         raise UserError(f"--format is standard or portable, not {export_format!r}")
     _file("access", phone, tenant, reason, verified_by, received_at, wait, identity_pending, export_format,
-          deliver_to)  # fmt: skip
+          deliver_to, agent=agent)  # fmt: skip
 
 
 @app.command("rectify")

@@ -63,6 +63,12 @@ class SubjectCommandBase(CommandBase):
         default=None, description="when the request reached the controller; `requested_at` if absent"
     )
 
+    # Additive (2026-12-06): the subject is an agent (`subject` their id's pseudonym): see `subject.erase`.
+    agent: bool = Field(
+        default=False,
+        description="the subject is an agent: an erasure removes their id from the calls' metadata (the "
+        "recordings follow their own term), an objection refuses later recordings of their calls",
+    )
     # Additive (2026-12-06): the requester's identity still to be checked; see `SubjectVerifyIdentity`.
     identity_pending: bool = Field(
         default=False,

@@ -52,6 +52,9 @@ class StartFacts(BaseModel):
     agent_id: str
     language: str
     queue: str | None = None
+    # The agent as a data subject (`rules.pseudonym.agent_pseudonym`): indexed, and checked against
+    # restrictions and objections, like the participants. Absent from states written before.
+    agent: str | None = None
 
 
 CallFact = Annotated[
@@ -117,6 +120,12 @@ class CallState(BaseModel):
         if self.started is None:
             return ()
         return tuple(sorted({self.started.caller, self.started.callee}))
+
+    @property
+    def subjects(self) -> tuple[str, ...]:
+        """Everyone the call's data is about, by pseudonym: the participants, and the agent."""
+        agent = self.started.agent if self.started is not None else None
+        return tuple(sorted({*self.participants, *([agent] if agent else [])}))
 
     @property
     def recording_final(self) -> bool:

@@ -51,6 +51,8 @@ def metadata_document(
         "recording": None,
         "expires_at": _ts(expires_at or policy.expires_at(RetentionClass.METADATA, started_at)),
     }
+    if started is not None and started.agent is not None:  # the agent as a subject, for restrictions
+        doc["agent_pseudonym"] = started.agent
     if rec is not None and verdict is not None:
         doc["disclosure"] = {
             "verdict": verdict.detail.value,

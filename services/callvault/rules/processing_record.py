@@ -60,8 +60,8 @@ BUCKETS: tuple[Place, ...] = (
 REGISTRIES: tuple[Place, ...] = (
     Place(
         "`_callvault/subject-index/` (metadata bucket)",
-        "which calls each participant took part in",
-        "callers and callees",
+        "which calls each participant, and each agent, took part in",
+        "callers, callees and agents",
         "pseudonymized",
         "as the call's metadata (deleted with it)",
         "the worker",

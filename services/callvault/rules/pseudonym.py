@@ -10,6 +10,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+AGENT = "agent:"  # an agent's id is pseudonymized in a namespace of its own, apart from numbers
+
+
+def agent_pseudonym(key: bytes, tenant: str, agent_id: str) -> str:
+    """An agent as a data subject: their id, pseudonymized like a number (GDPR: agents are subjects too)."""
+    return pseudonymize(key, tenant, f"{AGENT}{agent_id}")
+
 
 def pseudonymize(key: bytes, tenant: str, e164: str) -> str:
     message = f"{tenant}\x00{e164}".encode()

@@ -28,7 +28,10 @@ def subject_view(doc: dict[str, Any], subject: str) -> dict[str, Any]:
     view = dict(doc)
     participants = doc.get("participants") or {}
     roles = sorted(role for role, pseudonym in participants.items() if pseudonym == subject)
+    if doc.get("agent_pseudonym") == subject:
+        roles.append("agent")
     view["participants"] = {"subject_was": roles}
+    view.pop("agent_pseudonym", None)
     return view
 
 

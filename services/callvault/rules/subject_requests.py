@@ -62,6 +62,7 @@ class RequestRecord(BaseModel):
     outcome: dict[str, Any] | None = Field(None, description="the lifecycle event that answered it")
     # Additive (2026-12-06): the identity check, where one was needed (see the module's docstring).
     identity_pending: bool = False
+    agent: bool = False  # the subject is an agent (their id's pseudonym), not a caller or callee
     identity_verified_at: datetime | None = None
     extension_notified_on: datetime | None = None  # when the subject was told of the extension
     forwarded_to: str | None = None  # a processor tenant's contact, the request passed to it
@@ -107,6 +108,7 @@ def new_record(
         verified_by=command.verified_by,
         reason=command.reason,
         identity_pending=pending,
+        agent=command.agent,
         export_format=getattr(command, "format", "standard"),
         deliver_to=getattr(command, "deliver_to", None),
         rectify=(

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from callvault.contract.call_events import CallEvent, CallStarted
 from callvault.rules.call_ref import call_ref, parse_call_ref
 from callvault.rules.call_state import CallFact, StartFacts
-from callvault.rules.pseudonym import pseudonymize
+from callvault.rules.pseudonym import agent_pseudonym, pseudonymize
 
 
 class CallMessage(BaseModel):
@@ -72,6 +72,7 @@ def to_fact(event: CallEvent, key: bytes) -> CallFact:
             caller=pseudonymize(key, event.tenant, event.caller),
             callee=pseudonymize(key, event.tenant, event.callee),
             agent_id=event.agent_id,
+            agent=agent_pseudonym(key, event.tenant, event.agent_id),
             language=event.language,
             queue=event.queue,
         )

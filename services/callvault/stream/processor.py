@@ -176,7 +176,7 @@ class CallProcessor(WorkerPart):
         self.save(key, state, now)
 
     async def _advance(self, state: CallState, now: datetime) -> CallState:
-        objected = any(f"{state.tenant}/{p}" in self.objecting for p in state.participants)
+        objected = any(f"{state.tenant}/{p}" in self.objecting for p in state.subjects)
         terms = self.terms(state, now)
         step = next_recording_step(
             state,
@@ -377,7 +377,7 @@ class CallProcessor(WorkerPart):
             return state  # its own window has passed: writing it now would keep it too long
         tags = lifecycle_tags(RetentionClass.METADATA, expires, state.tenant, version)
         dating = dating_metadata(started_at, now, state.queue, version, self.known_version(state))
-        subjects = list(state.participants)
+        subjects = list(state.subjects)
         if subjects:
             # The index first: an erasure that finds the metadata must find it by its subjects too.
             entry = IndexEntry(

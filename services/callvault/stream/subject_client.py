@@ -26,7 +26,7 @@ from callvault.contract.commands import (
 )
 from callvault.contract.explain import describe_errors
 from callvault.contract.fields import E164, Tenant
-from callvault.rules.pseudonym import pseudonymize
+from callvault.rules.pseudonym import agent_pseudonym, pseudonymize
 from callvault.rules.subject_requests import RequestRecord, new_record
 from callvault.settings import Settings
 from callvault.storage.client import make_s3_client
@@ -67,6 +67,7 @@ def subject_command(
     export_format: str = "standard",
     deliver_to: str | None = None,
     rectify: dict[str, str | None] | None = None,
+    agent: str | None = None,
 ) -> SubjectRequest:
     """The command for a request; a phone number (the subject's, and a rectified participant's) goes no
     further than here: it becomes the tenant's pseudonym. `rectify`: call_id, field, value or statement."""
@@ -79,7 +80,13 @@ def subject_command(
     extra: dict[str, Any] = {"format": export_format, "deliver_to": deliver_to} if kind == "access" else {}
     if (kind == "rectify") != (rectify is not None):
         raise BadRequest("a rectification names a call and a field, and only a rectification does")
-    for adapter, value, name in ((_tenant, tenant, "tenant"), (_phone, phone, "phone")):
+    if agent is not None and (phone or kind in ("rectify",)):
+        raise BadRequest("an agent is named by --agent in place of a number, on access, erase, restrict, "
+                         "unrestrict and object")  # fmt: skip
+    if agent is not None and not (0 < len(agent) <= 64):
+        raise BadRequest("agent: an agent id of 1 to 64 characters")
+    checks = [(_tenant, tenant, "tenant")] + ([] if agent is not None else [(_phone, phone, "phone")])
+    for adapter, value, name in checks:
         try:
             adapter.validate_python(value)
         except ValidationError as exc:
@@ -88,7 +95,7 @@ def subject_command(
     if received_at is not None and received_at > now:
         raise BadRequest("received_at: a request cannot be received in the future")
     key = settings.pseudonym_key.get_secret_value().encode()
-    subject = pseudonymize(key, tenant, phone)
+    subject = agent_pseudonym(key, tenant, agent) if agent is not None else pseudonymize(key, tenant, phone)
     if rectify is not None:  # the values stay in the registry; the command signs their HMAC
         extra = {"call_id": rectify.get("call_id"), "field": rectify.get("field")}
         for name, text in rectify_values(settings, tenant, rectify).items():
@@ -105,6 +112,7 @@ def subject_command(
             received_at=received_at,
             on_behalf_of=on_behalf_of,
             identity_pending=identity_pending,
+            agent=agent is not None,
             **extra,
         )
     except ValidationError as exc:

@@ -24,6 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from callvault.clock import Clock
 from callvault.contract.commands import SubjectExecute, SubjectExtend, SubjectRequest, SubjectVerifyIdentity
+from callvault.contract.fields import format_rfc3339
 from callvault.contract.lifecycle import DeletionReason, LifecycleBase, SubjectEventBase, lifecycle_adapter
 from callvault.rules import evidence
 from callvault.rules.call_ref import call_ref
@@ -216,10 +217,54 @@ class SubjectHandler(WorkerPart):
         if record.kind == "object":
             await self._flag(record, SubjectFlag.OBJECTING, on=True)
             self.on_objection(f"{record.tenant}/{record.subject}")
+            if record.agent:  # later recordings of their calls are refused; the archived follow their term
+                return evidence.subject_outcome(record, self.clock.now(), calls=len(entries))
             done = await self._erase(entries, "objection", objection=True)
             return evidence.subject_outcome(record, self.clock.now(), **done.counts())
+        if record.agent:
+            return await self._erase_agent(record, entries)
         done = await self._erase(entries, "erasure_request", objection=False)
         return evidence.subject_outcome(record, self.clock.now(), **done.counts())
+
+    async def _erase_agent(self, record: RequestRecord, entries: list[IndexEntry]) -> LifecycleBase:
+        """An agent's erasure: what the company may erase of them. Their id and pseudonym leave every call's
+        metadata (a new version, the old one removed, proven by `metadata.archived`) and their index
+        entries go; the recordings, the calls' own data and the access log (which names coaches, not
+        agents) keep their own terms."""
+        held = await self.s3.run("reading legal holds", held_calls, self.meta)
+        kept: list[str] = []
+        rewritten = 0
+        for entry in entries:
+            if call_ref(entry.tenant, entry.call_id) in held:
+                kept.append(entry.call_id)
+                continue
+            key = entry.objects.get(str(RetentionClass.METADATA))
+            stored = (
+                await self.s3.run("reading the call", s3ops.read_document, self.meta, key) if key else None
+            )
+            if key is not None and stored is not None and stored.doc.get("agent_pseudonym") == record.subject:
+                doc = {**stored.doc, "agent_id": None}
+                doc.pop("agent_pseudonym", None)
+                doc["rectifications"] = [*(stored.doc.get("rectifications") or []), {
+                    "field": "agent_id", "kind": "erased", "at": format_rfc3339(self.clock.now()),
+                    "request_id": record.request_id,
+                }]  # fmt: skip
+                subjects = sorted(set(entry.subjects) - {record.subject})
+                ref = await self.s3.run(
+                    f"erasing the agent from call {entry.call_id}", s3ops.rewrite_document, self.meta, key,
+                    stored, canonical_bytes(doc), {SUBJECTS_META: " ".join(subjects)},
+                )  # fmt: skip
+                dating = stored.metadata
+                await self.emit([evidence.metadata_rewritten(record.tenant, entry.call_id, ref, doc, dating,
+                                                             self.clock.now())])  # fmt: skip
+                rewritten += 1
+            await self.s3.run(
+                "dropping the agent's index entry", remove_entries, self.meta, entry.tenant, [record.subject],
+                entry.call_id,
+            )  # fmt: skip
+        return evidence.subject_outcome(
+            record, self.clock.now(), calls=len(entries) - len(kept), metadata=rewritten, held_calls=kept
+        )
 
     async def _flag(self, record: RequestRecord, flag: SubjectFlag, on: bool) -> None:
         if not on:
