@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     metadata_retention: IsoDuration = "P6M"
     timezone: str = "Europe/Brussels"
     disclosure_grace: IsoDuration = "PT5M"
+    payment_margin: IsoDuration = Field(
+        "PT2S", description="how far a recording pause must reach beyond each payment window, on both sides"
+    )
     pseudonym_key: SecretStr = SecretStr(DEV_PSEUDONYM_KEY)
 
     # Beyond the contract. Producers' uploads may live in another store than the
@@ -281,7 +284,7 @@ class Settings(BaseSettings):
         "P1Y", description="how far ahead of its change a client-policy version may take effect"
     )
 
-    @field_validator("disclosure_grace", "source_retry_backoff", "api_token_max_lifetime")
+    @field_validator("disclosure_grace", "source_retry_backoff", "api_token_max_lifetime", "payment_margin")
     @classmethod
     def _exact(cls, value: str) -> str:
         if not CalendarDuration.parse(value).is_exact:

@@ -29,7 +29,7 @@ from callvault.cli.errors import UserError, describe_validation_error
 from callvault.cli.options import instant_option, requester
 from callvault.clock import SystemClock
 from callvault.contract.base import ContractModel
-from callvault.contract.commands import SubjectExecute, SubjectExtend, SubjectVerifyIdentity
+from callvault.contract.commands import CommandBase, SubjectExecute, SubjectExtend, SubjectVerifyIdentity
 from callvault.rules import evidence
 from callvault.rules.rectification import RECTIFIABLE, RectificationRefused, check_field
 from callvault.rules.subject_requests import (
@@ -322,6 +322,32 @@ def extend_request(
     Console().print(f"request {request_id} now due {answer['due_at']}")
 
 
+def _on_request(kind: type[CommandBase], fields: dict[str, Any]) -> Any:
+    """A command about a request already filed, from these fields and who types it; a sentence if bad."""
+    try:
+        return kind(
+            event_id=uuid.uuid4(), requested_by=requester(), requested_at=SystemClock().now(), **fields
+        )
+    except ValidationError as exc:
+        raise UserError(describe_validation_error(exc)) from None
+
+
+def _carried_out(command: Any, wait: float, refused: str, pending: str) -> None:
+    """Send the command and print the request's answer: `refused` says what the worker refused,
+    `pending` what was sent when no answer came in time."""
+    answer = asyncio.run(submit_command(load_settings(), command, wait))
+    if isinstance(answer, str):
+        raise UserError(f"the worker refused {refused}: {answer}")
+    if answer is None:
+        if wait > 0:
+            raise UserError(
+                f"no worker answered within {wait:.0f}s; {pending} is sent and will be carried out"
+            )
+        Console().print("sent; `callvault subject requests` shows the request until it is carried out")
+        return
+    Console().print(_answer_line(answer))
+
+
 @app.command("execute")
 def execute(
     request_id: str = typer.Argument(..., help="a request forwarded to a processor tenant's client"),
@@ -333,30 +359,8 @@ def execute(
     wait: float = typer.Option(60.0, help=WAIT_HELP),
 ) -> None:
     """Carry out a forwarded request on the client's instruction (the client is the controller)."""
-    settings = load_settings()
-    try:
-        command = SubjectExecute(
-            event_id=uuid.uuid4(),
-            requested_by=requester(),
-            requested_at=SystemClock().now(),
-            reason=reason,
-            request_id=request_id,  # type: ignore[arg-type]
-            tenant=tenant,
-            instructed_by=instructed_by,
-        )
-    except ValidationError as exc:
-        raise UserError(describe_validation_error(exc)) from None
-    answer = asyncio.run(submit_command(settings, command, wait))
-    if isinstance(answer, str):
-        raise UserError(f"the worker refused to carry it out: {answer}")
-    if answer is None:
-        if wait > 0:
-            raise UserError(
-                f"no worker answered within {wait:.0f}s; the instruction is sent and will be done"
-            )
-        Console().print("sent; `callvault subject requests` shows the request until it is carried out")
-        return
-    Console().print(_answer_line(answer))
+    fields = {"reason": reason, "request_id": request_id, "tenant": tenant, "instructed_by": instructed_by}
+    _carried_out(_on_request(SubjectExecute, fields), wait, "to carry it out", "the instruction")
 
 
 @app.command("identity-verified")
@@ -371,32 +375,13 @@ def identity_verified(
     wait: float = typer.Option(60.0, help=WAIT_HELP),
 ) -> None:
     """The requester's identity is checked: the request's month runs from now, and it is carried out."""
-    settings = load_settings()
-    try:
-        command = SubjectVerifyIdentity(
-            event_id=uuid.uuid4(),
-            requested_by=requester(),
-            requested_at=SystemClock().now(),
-            reason=reason,
-            request_id=request_id,  # type: ignore[arg-type]
-            tenant=tenant,
-            verified_by=verified_by,
-            verified_at=instant_option("--verified-at", verified_at),
-        )
-    except ValidationError as exc:
-        raise UserError(describe_validation_error(exc)) from None
-    answer = asyncio.run(submit_command(settings, command, wait))
-    if isinstance(answer, str):
-        raise UserError(f"the worker refused the identity check: {answer}")
-    if answer is None:
-        if wait > 0:
-            raise UserError(
-                f"no worker answered within {wait:.0f}s; the check is sent and the request will be done"
-            )
-        Console().print("sent; `callvault subject requests` shows the request until it is carried out")
-        return
-    Console().print(f"identity verified; request {request_id} carried out")
-    Console().print(_answer_line(answer))
+    fields = {
+        "reason": reason, "request_id": request_id, "tenant": tenant, "verified_by": verified_by,
+        "verified_at": instant_option("--verified-at", verified_at),
+    }  # fmt: skip
+    command = _on_request(SubjectVerifyIdentity, fields)
+    Console().print(f"identity verified; request {request_id} is carried out")
+    _carried_out(command, wait, "the identity check", "the check")
 
 
 def _load(settings: Settings, tenant: str | None) -> list[RequestRecord]:

@@ -110,8 +110,60 @@ class RecordingObjected(CallEventBase):
     type: Literal["recording.objected"] = "recording.objected"
 
 
+class _PauseEvent(CallEventBase):
+    offset_ms: Annotated[int, Field(ge=0)] | None = Field(
+        default=None, description="where in the recording, where the platform knows it"
+    )
+    mode: Literal["silence", "skip"] = Field(
+        description="silence: the paused span is in the audio, silent; skip: it is left out of the audio"
+    )
+
+
+class RecordingPaused(_PauseEvent):
+    """Additive (2026-12-06): the platform paused the recording (Secure Pause, SuspendContactRecording)."""
+
+    type: Literal["recording.paused"] = "recording.paused"
+
+
+class RecordingResumed(_PauseEvent):
+    """Additive (2026-12-06): the platform resumed the recording."""
+
+    type: Literal["recording.resumed"] = "recording.resumed"
+
+
+# A card number is 13 to 19 digits: a payment event holding a run of 13 or more anywhere is refused whole
+# (a dead letter, its digits redacted), so no card number travels further than `call-events`.
+CARD_DIGITS = 13
+
+
+class _PaymentEvent(CallEventBase):
+    payment_id: Annotated[Text, Field(min_length=1, max_length=64)] | None = Field(
+        default=None, description="the platform's id of the payment, never card data"
+    )
+
+
+class PaymentStarted(_PaymentEvent):
+    """Additive (2026-12-06): card data may be spoken or keyed from now on."""
+
+    type: Literal["payment.started"] = "payment.started"
+
+
+class PaymentEnded(_PaymentEvent):
+    """Additive (2026-12-06): the payment's window is over."""
+
+    type: Literal["payment.ended"] = "payment.ended"
+
+
 CallEvent = Annotated[
-    CallStarted | DisclosurePlayed | RecordingStored | CallEnded | RecordingObjected,
+    CallStarted
+    | DisclosurePlayed
+    | RecordingStored
+    | CallEnded
+    | RecordingObjected
+    | RecordingPaused
+    | RecordingResumed
+    | PaymentStarted
+    | PaymentEnded,
     Field(discriminator="type"),
 ]
 # Every call event type, read off the union above: a type added there is here too (redaction reads this).

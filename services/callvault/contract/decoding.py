@@ -6,12 +6,20 @@ it can put in a dead letter.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
-from callvault.contract.call_events import CallEvent, RecordingStored, call_event_adapter
+from callvault.contract.call_events import (
+    CARD_DIGITS,
+    CallEvent,
+    PaymentEnded,
+    PaymentStarted,
+    RecordingStored,
+    call_event_adapter,
+)
 from callvault.contract.json_text import JsonRefused, parse_untrusted
 
 T = TypeVar("T")
@@ -101,6 +109,9 @@ def decode_with(
         return Rejected(f"the {kind} could not be read ({type(exc).__name__})")
 
 
+_CARD_RUN = re.compile(rb"\d{%d,}" % CARD_DIGITS)
+
+
 def decode_call_event(
     key: bytes | None,
     value: bytes | None,
@@ -123,6 +134,11 @@ def decode_call_event(
         return Rejected(
             f"the record key ({len(key)} bytes) is not the event's call_id {event.call_id!r}; "
             "call events are keyed by call_id so that one call stays in order"
+        )
+    if isinstance(event, PaymentStarted | PaymentEnded) and value is not None and _CARD_RUN.search(value):
+        return Rejected(
+            f"the {event.type} event is refused: it holds a run of {CARD_DIGITS} or more digits, which may "
+            "be a card number, and a payment event carries no card data (its digits are redacted here)"
         )
     if isinstance(event, RecordingStored) and source_buckets is not None:
         problem = event.source_problem(source_buckets)

@@ -23,11 +23,15 @@ RejectReason = Literal[
     "retention_elapsed",
     "source_unreadable",  # additive (2026-12-01): the store refuses the source for good
     "recording_not_allowed",  # additive (2026-12-01): the tenant's client policy forbids recording
+    "card_data_exposed",  # additive (2026-12-06): a payment window outside a recording pause
 ]
 # Additive (2026-12-02): why a command does not count (see callvault.rules.command_signature).
 CommandRefusalReason = Literal["unsigned", "unknown_key", "bad_signature", "replayed", "too_old"]
 # "contract_end": additive (2026-12-01), the client's data erased at the end of its contract.
-DeletionReason = Literal["retention_elapsed", "erasure_request", "objection", "contract_end"]
+# "card_data_exposed": additive (2026-12-06), a late payment event showed card data in an archived recording.
+DeletionReason = Literal[
+    "retention_elapsed", "erasure_request", "objection", "contract_end", "card_data_exposed"
+]
 
 
 class ObjectRef(ContractModel):

@@ -21,7 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from callvault.contract.call_events import (
     CallEnded,
     DisclosurePlayed,
+    PaymentEnded,
+    PaymentStarted,
     RecordingObjected,
+    RecordingPaused,
+    RecordingResumed,
     RecordingStored,
 )
 from callvault.contract.fields import CallId, Tenant, Timestamp
@@ -31,6 +35,7 @@ from callvault.rules.disclosure import (
     DisclosureVerdict,
     disclosure_verdict,
 )
+from callvault.rules.payments import PaymentVerdict, Span, judge, pause_spans, payment_windows
 from callvault.rules.retention import RetentionClass, RetentionPolicy
 
 SEEN_IDS_KEPT = 256
@@ -58,7 +63,15 @@ class StartFacts(BaseModel):
 
 
 CallFact = Annotated[
-    StartFacts | DisclosurePlayed | RecordingStored | CallEnded | RecordingObjected,
+    StartFacts
+    | DisclosurePlayed
+    | RecordingStored
+    | CallEnded
+    | RecordingObjected
+    | RecordingPaused
+    | RecordingResumed
+    | PaymentStarted
+    | PaymentEnded,
     Field(discriminator="type"),
 ]
 
@@ -72,6 +85,7 @@ class Outcome(StrEnum):
     RETENTION_ELAPSED = "retention_elapsed"
     SOURCE_UNREADABLE = "source_unreadable"
     RECORDING_NOT_ALLOWED = "recording_not_allowed"
+    CARD_DATA_EXPOSED = "card_data_exposed"  # additive (2026-12-06): a payment outside a pause
 
 
 # A producer may fix these by uploading again and sending a new `recording.stored`.
@@ -88,6 +102,9 @@ class CallState(BaseModel):
     ended: CallEnded | None = None
     disclosures: tuple[DisclosurePlayed, ...] = ()
     objected: RecordingObjected | None = None
+    # Additive (2026-12-06): the recording's pauses and the call's payment windows (`rules.payments`).
+    pauses: tuple[RecordingPaused | RecordingResumed, ...] = ()
+    payments: tuple[PaymentStarted | PaymentEnded, ...] = ()
     recording: RecordingStored | None = None
     recording_seen_at: Timestamp | None = None
     recording_outcome: Outcome | None = None
@@ -183,6 +200,10 @@ def apply_fact(state: CallState | None, fact: CallFact, now: datetime) -> tuple[
                 update["objected"] = fact
         case RecordingStored():
             update.update(_take_recording(state, fact, now))
+        case RecordingPaused() | RecordingResumed():
+            update["pauses"] = (*state.pauses, fact)
+        case PaymentStarted() | PaymentEnded():
+            update["payments"] = (*state.payments, fact)
     return state.model_copy(update=update), True
 
 
@@ -239,6 +260,7 @@ def next_recording_step(
     grace: timedelta,
     subject_objected: bool = False,
     recording_allowed: bool = True,
+    payment_margin: timedelta = timedelta(seconds=2),
 ) -> RecordingStep:
     """The outcome of a pending recording, in the order the contract's table implies.
 
@@ -269,10 +291,16 @@ def next_recording_step(
             f"ended at {expires:%Y-%m-%dT%H:%M:%SZ}, before it reached callvault",
         )
     verdict = state.verdict()
+    grace_ends = state.recording_seen_at + grace
     if verdict.compliant:
         assert verdict.evidence is not None
+        paid = payment_verdict(state, payment_margin, now, grace_ends)
+        if paid.state == "waiting":
+            assert paid.until is not None
+            return Wait(paid.until)
+        if paid.state == "exposed":
+            return Reject(Outcome.CARD_DATA_EXPOSED, paid.detail)
         return Archive(verdict.evidence, expires)
-    grace_ends = state.recording_seen_at + grace
     if now < grace_ends:
         return Wait(grace_ends)
     return Reject(Outcome.DISCLOSURE_MISSING, _missing_sentence(verdict.detail), verdict.detail)
@@ -351,6 +379,40 @@ def wake_at(
     if forget is not None:
         moments.append(forget)
     return min(moments) if moments else None
+
+
+def payment_verdict(
+    state: CallState, margin: timedelta, now: datetime, wait_until: datetime, *, ended: bool = False
+) -> PaymentVerdict:
+    """The card-data verdict of the call's recording (`rules.payments`); an event's place in the recording
+    is its `offset_ms` where the platform gave one, else when it happened. `ended`: judge a payment not
+    ended yet as running to the recording's end (after the archive, there is nothing left to wait for)."""
+    rec = state.recording
+    assert rec is not None
+    start, end = rec.recording_started_at, rec.recording_ended_at
+
+    def placed(event: RecordingPaused | RecordingResumed) -> datetime:
+        if event.offset_ms is None:
+            return event.occurred_at
+        return start + timedelta(milliseconds=event.offset_ms)
+
+    spans = pause_spans([(placed(p), isinstance(p, RecordingPaused)) for p in state.pauses], end)
+    windows = payment_windows(
+        [(p.occurred_at, isinstance(p, PaymentStarted), p.payment_id) for p in state.payments]
+    )
+    if ended:
+        windows = tuple(w if w.end is not None else Span(w.start, max(w.start, end)) for w in windows)
+    return judge(spans, windows, margin=margin, recording=Span(start, end), now=now, wait_until=wait_until)
+
+
+def card_data_erases_recording(state: CallState, margin: timedelta, now: datetime) -> bool:
+    """A payment event arriving after the archive shows card data in the recording: it must go now (a
+    payment not ended yet counts as running to the recording's end: callvault fails closed)."""
+    if state.recording_outcome is not Outcome.ARCHIVED or state.recording_erased_at is not None:
+        return False
+    if not state.payments:
+        return False
+    return payment_verdict(state, margin, now, now, ended=True).state == "exposed"
 
 
 def objection_erases_recording(state: CallState) -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 from botocore.client import BaseClient
 
 from callvault.clock import Clock
-from callvault.contract.lifecycle import LifecycleBase, ObjectRef
+from callvault.contract.lifecycle import DeletionReason, LifecycleBase, ObjectRef
 from callvault.rules import evidence
 from callvault.rules.call_ref import call_ref
 from callvault.rules.call_state import (
@@ -27,6 +27,7 @@ from callvault.rules.call_state import (
     Outcome,
     Reject,
     apply_fact,
+    card_data_erases_recording,
     evict_at,
     is_settled,
     metadata_ready,
@@ -81,6 +82,7 @@ class CallProcessor(WorkerPart):
         # Reads the holds, objections and policies above; awaited once before the first call.
         self._registries = registries
         self.retry_backoff = CalendarDuration.parse(settings.source_retry_backoff).as_timedelta()
+        self.payment_margin = CalendarDuration.parse(settings.payment_margin).as_timedelta()
         self.ttl = _ttl(settings.settled_state_ttl)
         # state key (`{tenant}/{call_id}`) -> next wake-up; rebuilt from the table after a rebalance.
         self.wakes: dict[bytes, datetime] = {}
@@ -185,6 +187,7 @@ class CallProcessor(WorkerPart):
             terms.grace,
             subject_objected=objected,
             recording_allowed=terms.recording_allowed,
+            payment_margin=self.payment_margin,
         )
         if isinstance(step, Archive):
             state = await self._archive(state, step, now, terms.version)
@@ -192,13 +195,18 @@ class CallProcessor(WorkerPart):
             state = await self._reject(state, step, now)
         if objection_erases_recording(state):
             state = await self._erase_objected(state, now)
+        elif card_data_erases_recording(state, self.payment_margin, now):
+            state = await self._erase_objected(state, now, reason="card_data_exposed")
         state = await self._write_metadata(state, now)
         if state.settled_at is None and is_settled(state):
             state = state.model_copy(update={"settled_at": now})
         return state
 
-    async def _erase_objected(self, state: CallState, now: datetime) -> CallState:
-        """The participant objected after the archive: erase the recording (a legal hold keeps it)."""
+    async def _erase_objected(
+        self, state: CallState, now: datetime, reason: DeletionReason = "objection"
+    ) -> CallState:
+        """The participant objected after the archive, or a late payment event showed card data in the
+        recording: erase it now, proven with that reason (a legal hold keeps it)."""
         if self._held(state):
             log.info("call %s: objection after archiving; a legal hold keeps the recording", state.call_id)
             return state
@@ -213,7 +221,7 @@ class CallProcessor(WorkerPart):
             state.call_id,
         )
         if obj is not None:
-            _, failed = await self.deleter.delete(bucket, [obj], "objection")
+            _, failed = await self.deleter.delete(bucket, [obj], reason)
             if failed:
                 log.warning("call %s: the store refused to erase %s: %s", state.call_id, key, failed[key])
                 return state  # tried again at the call's next event or wake-up
