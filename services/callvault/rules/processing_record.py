@@ -145,7 +145,8 @@ TOPICS: tuple[Place, ...] = (
         "`internal.calls`",
         "validated events and wake-ups",
         "callers and callees, agents",
-        "pseudonymized",
+        "numbers pseudonymized; the agent's id in clear beside its pseudonym (the metadata coaches read "
+        "needs it)",
         "7 days",
         "the worker",
     ),
@@ -177,7 +178,7 @@ TOPICS: tuple[Place, ...] = (
         "`{app_id}-call-state-changelog` (faust)",
         "each open call's state",
         "participants, agents",
-        "pseudonymized",
+        "numbers pseudonymized; the agent's id in clear beside its pseudonym",
         "compacted; a call's entry goes `CALLVAULT_SETTLED_STATE_TTL` after it is decided",
         "the worker",
     ),

@@ -24,17 +24,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from callvault.clock import Clock
 from callvault.contract.commands import SubjectExecute, SubjectExtend, SubjectRequest, SubjectVerifyIdentity
-from callvault.contract.fields import format_rfc3339
 from callvault.contract.lifecycle import DeletionReason, LifecycleBase, SubjectEventBase, lifecycle_adapter
 from callvault.rules import evidence
 from callvault.rules.call_ref import call_ref
 from callvault.rules.client_policy import role_at
 from callvault.rules.data_classes import SUBJECT_INDEX, DataClass, data_classes
 from callvault.rules.durations import CalendarDuration, add_duration
-from callvault.rules.metadata_doc import canonical_bytes
-from callvault.rules.pseudonym import pseudonymize
 from callvault.rules.purge import StoredObject
-from callvault.rules.rectification import PARTICIPANT_FIELDS, RectificationRefused, participants_of, rectified
 from callvault.rules.retention import RetentionClass
 from callvault.rules.subject_requests import (
     ExtensionRefused,
@@ -48,18 +44,17 @@ from callvault.rules.subject_requests import (
     verify_identity,
 )
 from callvault.settings import Settings
-from callvault.storage import archive as s3ops
 from callvault.storage import exports, inventory, policies
 from callvault.storage import subject_requests as requests_registry
 from callvault.storage.errors import StorageFault, describe
 from callvault.storage.holds import held_calls
 from callvault.storage.location import destination_problem
 from callvault.storage.subject_flags import FlagRecord, SubjectFlag, put_flag, remove_flag
-from callvault.storage.subject_index import SUBJECTS_META, IndexEntry, calls_of, put_entries, remove_entries
+from callvault.storage.subject_index import IndexEntry, calls_of, remove_entries
 from callvault.stream.bus import Emit
 from callvault.stream.command_errors import CommandRefused
 from callvault.stream.offloop import S3Runner
-from callvault.stream.worker_part import WorkerPart
+from callvault.stream.subject_rewrites import MetadataRewrites
 
 log = logging.getLogger("callvault.subjects")
 
@@ -94,7 +89,7 @@ class Erasure:
         }
 
 
-class SubjectHandler(WorkerPart):
+class SubjectHandler(MetadataRewrites):
     def __init__(
         self,
         settings: Settings,
@@ -226,46 +221,6 @@ class SubjectHandler(WorkerPart):
         done = await self._erase(entries, "erasure_request", objection=False)
         return evidence.subject_outcome(record, self.clock.now(), **done.counts())
 
-    async def _erase_agent(self, record: RequestRecord, entries: list[IndexEntry]) -> LifecycleBase:
-        """An agent's erasure: what the company may erase of them. Their id and pseudonym leave every call's
-        metadata (a new version, the old one removed, proven by `metadata.archived`) and their index
-        entries go; the recordings, the calls' own data and the access log (which names coaches, not
-        agents) keep their own terms."""
-        held = await self.s3.run("reading legal holds", held_calls, self.meta)
-        kept: list[str] = []
-        rewritten = 0
-        for entry in entries:
-            if call_ref(entry.tenant, entry.call_id) in held:
-                kept.append(entry.call_id)
-                continue
-            key = entry.objects.get(str(RetentionClass.METADATA))
-            stored = (
-                await self.s3.run("reading the call", s3ops.read_document, self.meta, key) if key else None
-            )
-            if key is not None and stored is not None and stored.doc.get("agent_pseudonym") == record.subject:
-                doc = {**stored.doc, "agent_id": None}
-                doc.pop("agent_pseudonym", None)
-                doc["rectifications"] = [*(stored.doc.get("rectifications") or []), {
-                    "field": "agent_id", "kind": "erased", "at": format_rfc3339(self.clock.now()),
-                    "request_id": record.request_id,
-                }]  # fmt: skip
-                subjects = sorted(set(entry.subjects) - {record.subject})
-                ref = await self.s3.run(
-                    f"erasing the agent from call {entry.call_id}", s3ops.rewrite_document, self.meta, key,
-                    stored, canonical_bytes(doc), {SUBJECTS_META: " ".join(subjects)},
-                )  # fmt: skip
-                dating = stored.metadata
-                await self.emit([evidence.metadata_rewritten(record.tenant, entry.call_id, ref, doc, dating,
-                                                             self.clock.now())])  # fmt: skip
-                rewritten += 1
-            await self.s3.run(
-                "dropping the agent's index entry", remove_entries, self.meta, entry.tenant, [record.subject],
-                entry.call_id,
-            )  # fmt: skip
-        return evidence.subject_outcome(
-            record, self.clock.now(), calls=len(entries) - len(kept), metadata=rewritten, held_calls=kept
-        )
-
     async def _flag(self, record: RequestRecord, flag: SubjectFlag, on: bool) -> None:
         if not on:
             await self.s3.run(
@@ -338,69 +293,6 @@ class SubjectHandler(WorkerPart):
             export_format=record.export_format,
             delivered_to=where,
         )
-
-    async def _rectify(self, record: RequestRecord, entries: list[IndexEntry]) -> LifecycleBase:
-        """The call's metadata corrected or completed as a new version (the old one removed), its subject
-        index following a corrected participant, proven by `metadata.archived` and `subject.rectified`."""
-        asked = record.rectify or {}
-        call_id, field = str(asked.get("call_id")), str(asked.get("field"))
-        entry = next((e for e in entries if e.call_id == call_id), None)
-        key = entry.objects.get(str(RetentionClass.METADATA)) if entry else None
-        stored = await self.s3.run("reading the call", s3ops.read_document, self.meta, key) if key else None
-        if entry is None or key is None or stored is None:
-            raise CommandRefused(
-                f"no call {call_id!r} of this subject is kept in tenant {record.tenant!r} (never archived, "
-                "or erased already): nothing to rectify"
-            )
-        key_bytes = self.settings.pseudonym_key.get_secret_value().encode()
-        for name in ("value", "statement"):
-            text, signed = asked.get(name), asked.get(f"{name}_digest")
-            if (text is None) != (signed is None) or (
-                text is not None and pseudonymize(key_bytes, record.tenant, text) != signed
-            ):
-                raise CommandRefused(
-                    f"the registry's {name} for request {record.request_id} is not the one its command signs "
-                    "(or is missing): file the request again"
-                )
-        now = self.clock.now()
-        try:
-            doc, previous = rectified(
-                stored.doc, subject=record.subject, field=field, value=asked.get("value"),
-                statement=asked.get("statement"), request_id=record.request_id, at=now,
-            )  # fmt: skip
-        except RectificationRefused as exc:
-            raise CommandRefused(str(exc)) from exc
-        subjects = sorted(participants_of(doc))
-        moved = field in PARTICIPANT_FIELDS and sorted(entry.subjects) != subjects
-        if moved:  # the index follows the participant: the new one's entries first, as at archive time
-            named = entry.model_copy(update={"subjects": subjects})
-            await self.s3.run("indexing the rectified call", put_entries, self.meta, named, stored.tags)
-        ref = await self.s3.run(
-            f"writing the rectified metadata of call {call_id}", s3ops.rewrite_document, self.meta, key,
-            stored, canonical_bytes(doc), {SUBJECTS_META: " ".join(subjects)},
-        )  # fmt: skip
-        if moved:
-            gone = sorted(set(entry.subjects) - set(subjects))
-            await self.s3.run(
-                "dropping the old index entries", remove_entries, self.meta, entry.tenant, gone, call_id
-            )
-        # What it said before, only as the tenant's pseudonym of it.
-        digest = pseudonymize(key_bytes, record.tenant, str(previous)) if previous is not None else None
-        await self.emit([evidence.metadata_rewritten(record.tenant, call_id, ref, doc, stored.metadata, now)])
-        earlier = await self.s3.run(
-            "finding earlier exports", requests_registry.list_requests, self.meta, record.tenant
-        )
-        recipients = sorted(
-            r.request_id + (f" (delivered to {r.deliver_to})" if r.deliver_to else "")
-            for r in earlier
-            if r.subject == record.subject and r.kind == "access" and r.status is RequestStatus.FULFILLED
-        )
-        return evidence.subject_outcome(
-            record, self.clock.now(), calls=1, metadata=1, call_id=call_id, field=field,
-            document_version=ref.version_id,
-            previous_digest=digest,
-            statement_added=asked.get("statement") is not None, recipients=recipients,
-        )  # fmt: skip
 
     async def _erase(self, entries: list[IndexEntry], reason: DeletionReason, *, objection: bool) -> Erasure:
         """Every indexed object of the subject's calls (an objection: of the classes it erases), class by
