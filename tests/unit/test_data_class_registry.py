@@ -240,3 +240,21 @@ def test_the_registry_is_as_it_was_once_the_test_class_is_gone() -> None:
     with registered(TRANSCRIPT):
         assert data_class("transcript") is TRANSCRIPT
     assert data_classes() == BUILT_IN
+
+
+def test_two_classes_registered_in_turn_do_not_share_the_replays_tables() -> None:
+    class NotesDeleted(ObjectDeleted):
+        type: Literal["note.deleted"] = "note.deleted"
+
+    notes = DataClass(
+        name="note", bucket_setting="notes_bucket", default_term_setting="note_retention",
+        counts_from="call_started_at", archived_event="note.archived", deleted_model=NotesDeleted,
+        key_layout="{tenant}/{YYYY}/{MM}/{DD}/{call_id}.md", served_as="note",
+    )  # fmt: skip
+    from callvault.rules.audit_replay import _tables
+
+    with registered(TRANSCRIPT):
+        assert "transcript.deleted" in _tables().deleted
+    with registered(notes):
+        assert "note.deleted" in _tables().deleted and "transcript.deleted" not in _tables().deleted
+    assert set(_tables().deleted) == {"recording.deleted", "metadata.deleted"}

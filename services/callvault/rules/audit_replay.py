@@ -203,7 +203,7 @@ class _Tables:
 
 
 @functools.lru_cache(maxsize=4)
-def _tables_of(_generation: int) -> _Tables:
+def _tables_of(_generation: int) -> _Tables:  # the registry's state, by its change count
     kept = dict(_KEPT_OTHER)
     for c in data_classes():
         base = ("type", "event_id", "occurred_at", *c.archived_facts, c.counts_from)

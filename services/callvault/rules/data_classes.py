@@ -95,6 +95,7 @@ METADATA = DataClass(
 
 BUILT_IN: tuple[DataClass, ...] = (RECORDING, METADATA)
 _registry: list[tuple[DataClass, ...]] = [BUILT_IN]
+_changes = [0]  # how often the registry changed: two registrations in turn must not share derived tables
 
 
 def data_classes() -> tuple[DataClass, ...]:
@@ -103,18 +104,20 @@ def data_classes() -> tuple[DataClass, ...]:
 
 
 def generation() -> int:
-    """Changes whenever the registry does: a key for tables derived from it."""
-    return len(_registry)
+    """Changes whenever the registry does, never to a value it had: a key for tables derived from it."""
+    return _changes[0]
 
 
 @contextmanager
 def registered(*extra: DataClass) -> Iterator[None]:
     """The registry with `extra` classes added for the duration (a test's throwaway class)."""
     _registry.append((*_registry[-1], *extra))
+    _changes[0] += 1
     try:
         yield
     finally:
         _registry.pop()
+        _changes[0] += 1
 
 
 def data_class(name: str) -> DataClass:
