@@ -242,19 +242,24 @@ def test_the_registry_is_as_it_was_once_the_test_class_is_gone() -> None:
     assert data_classes() == BUILT_IN
 
 
-def test_two_classes_registered_in_turn_do_not_share_the_replays_tables() -> None:
-    class NotesDeleted(ObjectDeleted):
-        type: Literal["note.deleted"] = "note.deleted"
+class NoteDeleted(ObjectDeleted):
+    type: Literal["note.deleted"] = "note.deleted"
 
-    notes = DataClass(
-        name="note", bucket_setting="notes_bucket", default_term_setting="note_retention",
-        counts_from="call_started_at", archived_event="note.archived", deleted_model=NotesDeleted,
-        key_layout="{tenant}/{YYYY}/{MM}/{DD}/{call_id}.md", served_as="note",
-    )  # fmt: skip
+
+# A second throwaway class: a coach's notes, with the texts the record of processing shows.
+NOTE = DataClass(
+    name="note", bucket_setting="notes_bucket", default_term_setting="note_retention",
+    counts_from="call_started_at", archived_event="note.archived", deleted_model=NoteDeleted,
+    key_layout="{tenant}/{YYYY}/{MM}/{DD}/{call_id}.md", served_as="note",
+    holds="a coach's notes on the call", subjects="agents", readers="QA coaches",
+)  # fmt: skip
+
+
+def test_two_classes_registered_in_turn_do_not_share_the_replays_tables() -> None:
     from callvault.rules.audit_replay import _tables
 
     with registered(TRANSCRIPT):
         assert "transcript.deleted" in _tables().deleted
-    with registered(notes):
+    with registered(NOTE):
         assert "note.deleted" in _tables().deleted and "transcript.deleted" not in _tables().deleted
     assert set(_tables().deleted) == {"recording.deleted", "metadata.deleted"}

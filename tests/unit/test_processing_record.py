@@ -7,17 +7,16 @@ import importlib
 import pkgutil
 import re
 from pathlib import Path
-from typing import Literal
 
 import yaml
 
 import callvault.storage
-from callvault.contract.lifecycle import ObjectDeleted
-from callvault.rules.data_classes import DataClass, data_classes, registered
+from callvault.rules.data_classes import data_classes, registered
 from callvault.rules.processing_record import record, record_rows
 from callvault.settings import Settings, bucket_settings
 from callvault.storage.subject_flags import SubjectFlag
 from callvault.stream.app import STATE_TABLE
+from tests.unit.test_data_class_registry import NOTE
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,16 +55,7 @@ def test_every_topic_callvault_or_faust_creates_is_named() -> None:
 
 
 def test_a_new_data_class_is_in_the_record_as_soon_as_it_is_registered() -> None:
-    class NotesDeleted(ObjectDeleted):
-        type: Literal["note.deleted"] = "note.deleted"
-
-    notes = DataClass(
-        name="note", bucket_setting="notes_bucket", default_term_setting="note_retention",
-        counts_from="call_started_at", archived_event="note.archived", deleted_model=NotesDeleted,
-        key_layout="{tenant}/{YYYY}/{MM}/{DD}/{call_id}.md", served_as="note",
-        holds="a coach's notes on the call", subjects="agents", readers="QA coaches",
-    )  # fmt: skip
-    with registered(notes):
+    with registered(NOTE):
         row = next(line for line in record_rows() if "`notes_bucket`" in line)
     assert "a coach's notes on the call" in row and "`CALLVAULT_NOTE_RETENTION`" in row
 
