@@ -77,6 +77,13 @@ class Settings(BaseSettings):
     payment_margin: IsoDuration = Field(
         "PT2S", description="how far a recording pause must reach beyond each payment window, on both sides"
     )
+    pause_silence_dbfs: float = Field(
+        -50.0,
+        le=0,
+        ge=-100,
+        description="the loudest a paused span of a PCM WAV recording may be (dBFS, 100 ms windows); "
+        "louder is pause_not_silent",
+    )
     pseudonym_key: SecretStr = SecretStr(DEV_PSEUDONYM_KEY)
 
     # Beyond the contract. Producers' uploads may live in another store than the

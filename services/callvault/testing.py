@@ -38,7 +38,7 @@ from callvault.contract.base import ContractModel
 from callvault.contract.commands import Command, command_adapter
 from callvault.contract.deadletter import DeadLetter, SourcePosition
 from callvault.contract.decoding import Rejected, decode_call_event, decode_with
-from callvault.rules.client_policy import PolicyVersion, Scope
+from callvault.rules.client_policy import Payments, PolicyVersion, Scope
 from callvault.rules.command_signature import Refusal, new_identity, seed_text, sign_document
 from callvault.rules.dead_letters import dead_letter_for
 from callvault.settings import Settings
@@ -190,11 +190,12 @@ class Harness:
         effective_at: datetime | None = None,
         recording_allowed: bool | None = None,
         grace: str | None = None,
+        payments: Payments | None = None,
         **terms: str,
     ) -> PolicyVersion:
         """A client-policy change as `callvault policy set` makes it (`recording="P7D"`, ...);
         then the timers, so that the worker and the purger apply it."""
-        change = Scope(terms=terms, grace=grace, recording_allowed=recording_allowed)
+        change = Scope(terms=terms, grace=grace, recording_allowed=recording_allowed, payments=payments)
         version = await change_policy(
             self.s3, self.settings, self._emit, tenant, change, queue=queue, changed_by="dpo@harness",
             reason=reason, now=self.clock.now(), effective_at=effective_at,

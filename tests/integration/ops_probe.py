@@ -69,6 +69,8 @@ async def passes_after(procs: list[ChildProcess], more: int, timeout: float = 60
             value(scrape(worker_ops(proc)), "callvault_purge_passes_total", result="done") for proc in procs
         )
 
+    for proc in procs:  # a worker can purge before its metrics endpoint is up: wait for it first
+        await wait_ok(f"{worker_ops(proc)}/metrics", timeout)
     start = await asyncio.to_thread(finished)
     deadline = time.monotonic() + timeout
     while await asyncio.to_thread(finished) < start + more:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from callvault.contract.fields import format_rfc3339
+from callvault.simulation.audio import make_wav
 from callvault.testing import Harness
 from tests.integration.helpers import CallScript
 from tests.unit.test_subjects_in_memory import keys, new_number
@@ -42,6 +43,40 @@ def payment(call: CallScript, start: float, end: float | None) -> list[dict[str,
     return out + ([event(call, "payment.ended", end, payment_id="pay-1")] if end is not None else [])
 
 
+def recording(*silent: tuple[float, float], seconds: float = 30.0, marker_hz: float | None = None) -> bytes:
+    """The call's 30 s of audio, silent (down to a line's noise floor) in these spans of seconds."""
+    return make_wav(int(uuid.uuid4().int % 10_000), seconds, silent, marker_hz)
+
+
+# case: (audio, pause mode, marker tone declared on the pause, expected outcome)
+CASES: dict[str, tuple[bytes, str, float | None, str]] = {
+    "no payment": (recording(), "silence", None, "archived"),
+    "clean": (recording((0, 25)), "silence", None, "archived"),
+    "resume forgotten": (recording((0, 30)), "silence", None, "archived"),
+    "pause late": (recording((0.5, 25)), "silence", None, "card_data_exposed"),
+    "no pause at all": (recording(), "silence", None, "card_data_exposed"),
+    "end never comes": (recording((0, 25)), "silence", None, "card_data_exposed"),
+    "pause claimed, audio speech": (recording(), "silence", None, "pause_not_silent"),
+    "speech leaks at the pause's end": (recording((0, 21)), "silence", None, "pause_not_silent"),
+    "the declared marker tone": (recording((0, 25), marker_hz=1000), "silence", 1000.0, "archived"),
+    "a tone not declared": (recording((0, 25), marker_hz=1000), "silence", None, "pause_not_silent"),
+    "skip: the span left out": (recording(seconds=5.0), "skip", None, "archived"),
+    "skip: the span still there": (recording(), "skip", None, "pause_not_silent"),
+}
+
+
+def timeline(case: str, c: CallScript, mode: str, marker: float | None) -> list[dict[str, Any]]:
+    pause = event(c, "recording.paused", -5, mode=mode, **({"marker_tone_hz": marker} if marker else {}))
+    resume = event(c, "recording.resumed", 25, mode=mode)
+    return {
+        "no payment": [],
+        "resume forgotten": [pause, *payment(c, -2, 20)],
+        "pause late": [*payment(c, -2, 20), paused(c, 0.5), resumed(c, 25)],  # half a second in
+        "no pause at all": payment(c, -2, 20),
+        "end never comes": [pause, *payment(c, -2, None), resume],
+    }.get(case, [pause, *payment(c, -2, 20), resume])
+
+
 def outcome(h: Harness, call: CallScript) -> str:
     if "recording.archived" in h.types(call.call_id):
         return "archived"
@@ -49,38 +84,76 @@ def outcome(h: Harness, call: CallScript) -> str:
     return str(rejected[0]["reason"]) if rejected else "pending"
 
 
-@pytest.mark.parametrize(
-    ("case", "expected"),
-    [
-        ("no payment", "archived"),
-        ("clean", "archived"),
-        ("resume forgotten", "archived"),
-        ("pause late", "card_data_exposed"),
-        ("no pause at all", "card_data_exposed"),
-        ("end never comes", "card_data_exposed"),
-    ],
-)
-async def test_payment_outcomes(h: Harness, case: str, expected: str) -> None:
-    def timeline(c: CallScript) -> list[dict[str, Any]]:
-        return {
-            "no payment": [],
-            "clean": [paused(c, -5), *payment(c, -2, 20), resumed(c, 25)],
-            "resume forgotten": [paused(c, -5), *payment(c, -2, 20)],
-            "pause late": [*payment(c, -2, 20), paused(c, 0.5), resumed(c, 25)],  # half a second in
-            "no pause at all": payment(c, -2, 20),
-            "end never comes": [paused(c, -5), *payment(c, -2, None), resumed(c, 25)],
-        }[case]
-
-    call = CallScript(call_id=f"c-{uuid.uuid4().hex[:10]}", caller=new_number(), start=h.clock.now())
+@pytest.mark.parametrize("case", list(CASES))
+async def test_payment_outcomes(h: Harness, case: str) -> None:
+    audio, mode, marker, expected = CASES[case]
+    call = CallScript(
+        call_id=f"c-{uuid.uuid4().hex[:10]}", caller=new_number(), start=h.clock.now(), audio=audio
+    )
     h.upload(call.staging_key, call.audio)
-    await h.send(call.started(), call.disclosure(), *timeline(call), call.stored(), call.ended())
+    await h.send(
+        call.started(), call.disclosure(), *timeline(case, call, mode, marker), call.stored(), call.ended()
+    )
     await h.advance(minutes=6)  # past the grace: every verdict is final
     assert outcome(h, call) == expected
-    if expected == "card_data_exposed":
+    if expected != "archived":
         assert keys(h, h.settings.staging_bucket, call) == [], "the source is deleted at once"
         assert keys(h, h.settings.recordings_bucket, call) == []
         (rejected,) = h.lifecycle(call.call_id, "recording.rejected")
         assert "card data" in rejected["detail"]
+        assert "payment.secured" not in h.types(call.call_id)
+        (meta,) = h.lifecycle(call.call_id, "metadata.archived")  # the call is recorded, its audio not
+    elif case != "no payment":
+        (secured,) = h.lifecycle(call.call_id, "payment.secured")
+        assert secured["audio_checked"] and len(secured["windows"]) == 1 and len(secured["pauses"]) == 1
+        if mode == "silence":
+            assert secured["loudest_paused_dbfs"] < h.settings.pause_silence_dbfs
+    else:
+        assert "payment.secured" not in h.types(call.call_id)
+
+
+async def test_a_not_silent_pause_says_how_loud_it_was(h: Harness) -> None:
+    audio, mode, _, _ = CASES["pause claimed, audio speech"]
+    call = CallScript(
+        call_id=f"c-{uuid.uuid4().hex[:10]}", caller=new_number(), start=h.clock.now(), audio=audio
+    )
+    h.upload(call.staging_key, call.audio)
+    await h.send(call.started(), call.disclosure(), *timeline("clean", call, mode, None), call.stored())
+    (rejected,) = h.lifecycle(call.call_id, "recording.rejected")
+    assert rejected["reason"] == "pause_not_silent"
+    loud = float(rejected["detail"].split("peaks at ")[1].split(" dBFS")[0])
+    assert -30 < loud < 0, rejected["detail"]  # the tone the simulator writes is about -14 dBFS
+
+
+async def test_a_format_not_measured_is_judged_by_its_events_and_says_so(h: Harness) -> None:
+    call = CallScript(
+        call_id=f"c-{uuid.uuid4().hex[:10]}", caller=new_number(), start=h.clock.now(), audio=recording()
+    )
+    h.upload(call.staging_key, call.audio)
+    stored = {**call.stored(), "content_type": "audio/mpeg"}
+    await h.send(call.started(), call.disclosure(), *timeline("clean", call, "silence", None), stored)
+    (secured,) = h.lifecycle(call.call_id, "payment.secured")
+    assert secured["audio_checked"] is False and "audio/mpeg" in secured["detail"]
+    assert secured.get("loudest_paused_dbfs") is None
+    assert "recording.archived" in h.types(call.call_id)
+
+
+async def test_a_client_that_forbids_payments_gets_a_paused_payment_call_rejected(h: Harness) -> None:
+    await h.set_policy("acme", payments="forbidden", reason="no payments on recorded lines")
+    (changed,) = h.lifecycle(type_="policy.changed")
+    calls = []
+    for case in ("clean", "no payment"):
+        audio = CASES[case][0]
+        call = CallScript(
+            call_id=f"c-{uuid.uuid4().hex[:10]}", caller=new_number(), start=h.clock.now(), audio=audio
+        )
+        h.upload(call.staging_key, call.audio)
+        await h.send(call.started(), call.disclosure(), *timeline(case, call, "silence", None), call.stored())
+        calls.append(call)
+    assert outcome(h, calls[0]) == "card_data_exposed"
+    assert "forbids payments" in h.lifecycle(calls[0].call_id, "recording.rejected")[0]["detail"]
+    assert outcome(h, calls[1]) == "archived", "a call with no payment is not touched by the rule"
+    assert changed["changes"]["payments"] == "forbidden"
 
 
 async def test_a_late_payment_event_erases_an_archived_recording(h: Harness) -> None:

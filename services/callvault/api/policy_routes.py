@@ -21,6 +21,7 @@ from callvault.contract.fields import TENANT_PATTERN, Timestamp
 from callvault.rules.access import Grant, Want
 from callvault.rules.client_policy import (
     QUEUE_PATTERN,
+    Payments,
     PolicyRefused,
     PolicyVersion,
     Scope,
@@ -42,6 +43,10 @@ class PolicyChange(BaseModel):
     queue: str | None = Field(None, pattern=QUEUE_PATTERN, description="a rule for this queue of the tenant")
     grace: str | None = Field(None, description="how long to wait for a disclosure, e.g. PT2M")
     recording_allowed: bool | None = Field(None, description="false: every recording is rejected")
+    payments: Payments | None = Field(
+        None,
+        description="forbidden: a recording spanning any payment window is rejected (additive, 2026-12-06)",
+    )
     reason: str = Field(min_length=1, max_length=2000, description="the contract clause or instruction")
     effective_at: Timestamp | None = Field(None, description="when it takes effect; now if absent")
 
@@ -55,6 +60,7 @@ class ScopeView(BaseModel):
     terms: dict[str, str]
     grace_s: float
     recording_allowed: bool
+    payments_forbidden: bool = False
 
 
 class PolicyView(BaseModel):
@@ -91,6 +97,7 @@ def _view(tenant: str, history: list[PolicyVersion], now: datetime, svc: Service
                 terms={c.name: str(terms.retention.duration_for(c.name)) for c in data_classes()},
                 grace_s=terms.grace.total_seconds(),
                 recording_allowed=terms.recording_allowed,
+                payments_forbidden=terms.payments_forbidden,
             )
         )
     return PolicyView(
@@ -118,7 +125,12 @@ def install(app: FastAPI) -> None:
               summary="A new version of a tenant's policy, proven by policy.changed (dpo)")  # fmt: skip
     async def change(tenant: TenantPath, body: PolicyChange, grant: GrantDep, svc: SvcDep) -> PolicyVersion:
         _may(grant, tenant, change=True)
-        scope = Scope(terms=body.terms, grace=body.grace, recording_allowed=body.recording_allowed)
+        scope = Scope(
+            terms=body.terms,
+            grace=body.grace,
+            recording_allowed=body.recording_allowed,
+            payments=body.payments,
+        )
         try:
             return await change_policy(
                 svc.reader.s3, svc.settings, _emitter(svc), tenant, scope, queue=body.queue,

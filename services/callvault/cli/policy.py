@@ -88,17 +88,25 @@ def set_policy(
         "its instructions: its subjects' requests are forwarded to --contact)",
     ),
     contact: str = typer.Option(None, "--contact", help="who at the client takes its subjects' requests"),
+    payments: str = typer.Option(
+        None,
+        "--payments",
+        help="allowed_in_pause (the default: each payment window must lie inside a recording pause) or "
+        "forbidden (a recording spanning any payment is rejected)",
+    ),
 ) -> None:
     """Store a new version of a tenant's policy (or a queue rule) and prove it on `lifecycle`."""
     if no_recording and allow_recording:
         raise UserError("--no-recording and --allow-recording say opposite things; give one")
     if role is not None or contact is not None:
         _set_role(tenant, role, contact, reason, recording or metadata or queue or grace or no_recording
-                  or allow_recording or effective)  # fmt: skip
+                  or allow_recording or effective or payments)  # fmt: skip
         return
+    if payments is not None and payments not in ("allowed_in_pause", "forbidden"):
+        raise UserError(f"--payments is allowed_in_pause or forbidden, not {payments!r}")
     terms = {name: text for name, text in (("recording", recording), ("metadata", metadata)) if text}
     allowed = False if no_recording else (True if allow_recording else None)
-    change = Scope(terms=terms, grace=grace, recording_allowed=allowed)
+    change = Scope(terms=terms, grace=grace, recording_allowed=allowed, payments=payments)
     settings = load_settings()
     version = _run(
         settings, tenant, change_policy, change, queue=queue, changed_by=requester(), reason=reason,
@@ -202,7 +210,7 @@ def show(tenant: str = typer.Argument(..., help="the client tenant")) -> None:
     console = Console()
     title = f"{tenant}: version {current.version}" if current else f"{tenant}: no policy, the defaults apply"
     table = Table(title=title)
-    for column in ("scope", *(c.name for c in data_classes()), "grace", "recording"):
+    for column in ("scope", *(c.name for c in data_classes()), "grace", "recording", "payments"):
         table.add_column(column)
     scopes: list[str | None] = [None, *sorted(current.queues)] if current else [None]
     for queue in scopes:
@@ -212,6 +220,7 @@ def show(tenant: str = typer.Argument(..., help="the client tenant")) -> None:
             *(str(terms.retention.duration_for(c.name)) for c in data_classes()),
             f"{terms.grace.total_seconds():.0f} s",
             "allowed" if terms.recording_allowed else "not allowed",
+            "forbidden" if terms.payments_forbidden else "in a pause",
         )
     console.print(table)
     sites = ", ".join(current.allowed_sites) if current and current.allowed_sites else "none"

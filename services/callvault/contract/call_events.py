@@ -112,7 +112,9 @@ class RecordingObjected(CallEventBase):
 
 class _PauseEvent(CallEventBase):
     offset_ms: Annotated[int, Field(ge=0)] | None = Field(
-        default=None, description="where in the recording, where the platform knows it"
+        default=None,
+        description="where in the recording, where the platform knows it: milliseconds since the recording "
+        "started, paused time included (else `occurred_at` places it)",
     )
     mode: Literal["silence", "skip"] = Field(
         description="silence: the paused span is in the audio, silent; skip: it is left out of the audio"
@@ -123,6 +125,11 @@ class RecordingPaused(_PauseEvent):
     """Additive (2026-12-06): the platform paused the recording (Secure Pause, SuspendContactRecording)."""
 
     type: Literal["recording.paused"] = "recording.paused"
+    marker_tone_hz: Annotated[float, Field(gt=20, lt=20000)] | None = Field(
+        default=None,
+        description="additive (2026-12-06): a tone the platform plays into the paused span (silence mode); "
+        "the audio check takes it out before measuring",
+    )
 
 
 class RecordingResumed(_PauseEvent):

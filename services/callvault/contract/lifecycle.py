@@ -24,6 +24,7 @@ RejectReason = Literal[
     "source_unreadable",  # additive (2026-12-01): the store refuses the source for good
     "recording_not_allowed",  # additive (2026-12-01): the tenant's client policy forbids recording
     "card_data_exposed",  # additive (2026-12-06): a payment window outside a recording pause
+    "pause_not_silent",  # additive (2026-12-06): the audio of a recording pause is not silent
 ]
 # Additive (2026-12-02): why a command does not count (see callvault.rules.command_signature).
 CommandRefusalReason = Literal["unsigned", "unknown_key", "bad_signature", "replayed", "too_old"]
@@ -106,6 +107,40 @@ class RecordingRejected(LifecycleBase):
     detail: str = Field(description="a sentence for a person")
     source_uri: str
     source_deleted: bool
+
+
+class PausedSpan(ContractModel):
+    """A recording pause: on the clock, and where it lies in the audio (milliseconds from its start)."""
+
+    started_at: Timestamp
+    ended_at: Timestamp
+    mode: Literal["silence", "skip"]
+    audio_start_ms: Annotated[int, Field(ge=0)]
+    audio_end_ms: Annotated[int, Field(ge=0)]
+    resumed: bool = Field(description="false: never resumed, the pause ran to the recording's end")
+
+
+class PaymentWindow(ContractModel):
+    started_at: Timestamp
+    ended_at: Timestamp
+
+
+class PaymentSecured(LifecycleBase):
+    """Additive (2026-12-06): an archived recording spans payments, each inside a pause, its audio checked."""
+
+    type: Literal["payment.secured"] = "payment.secured"
+    recording_event_id: uuid.UUID
+    pauses: list[PausedSpan]
+    windows: list[PaymentWindow]
+    margin_s: Annotated[float, Field(ge=0, description="how far each pause reached beyond each window")]
+    audio_checked: bool = Field(
+        description="false: a format judged by the events alone (`detail` says which)"
+    )
+    loudest_paused_dbfs: float | None = Field(
+        description="the loudest 100 ms window of the paused audio, in dBFS (-120: digital silence)"
+    )
+    silence_threshold_dbfs: float
+    detail: str = Field(description="a sentence for a person")
 
 
 class MetadataArchived(LifecycleBase):
@@ -468,6 +503,7 @@ class SubjectExportAccessed(SubjectEventBase):
 
 LifecycleEvent = Annotated[
     DisclosureVerified
+    | PaymentSecured
     | DisclosureMissing
     | RecordingArchived
     | RecordingRejected

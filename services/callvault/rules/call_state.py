@@ -11,7 +11,7 @@ enters as `StartFacts`, participants already pseudonymized.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -35,6 +35,7 @@ from callvault.rules.disclosure import (
     DisclosureVerdict,
     disclosure_verdict,
 )
+from callvault.rules.pause_audio import PausedPart
 from callvault.rules.payments import PaymentVerdict, Span, judge, pause_spans, payment_windows
 from callvault.rules.retention import RetentionClass, RetentionPolicy
 
@@ -86,6 +87,7 @@ class Outcome(StrEnum):
     SOURCE_UNREADABLE = "source_unreadable"
     RECORDING_NOT_ALLOWED = "recording_not_allowed"
     CARD_DATA_EXPOSED = "card_data_exposed"  # additive (2026-12-06): a payment outside a pause
+    PAUSE_NOT_SILENT = "pause_not_silent"  # additive (2026-12-06): a paused span of the audio is not silent
 
 
 # A producer may fix these by uploading again and sending a new `recording.stored`.
@@ -229,6 +231,9 @@ class Archive:
 
     evidence: DisclosureFact
     expires_at: datetime
+    # The card-data verdict when the recording spans a payment: its paused audio is measured before the
+    # copy (`rules.pause_audio`), and `payment.secured` proves it after.
+    payments: PaymentVerdict | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,12 +266,14 @@ def next_recording_step(
     subject_objected: bool = False,
     recording_allowed: bool = True,
     payment_margin: timedelta = timedelta(seconds=2),
+    payments_forbidden: bool = False,
 ) -> RecordingStep:
     """The outcome of a pending recording, in the order the contract's table implies.
 
     `subject_objected`: a participant has objected through a subject request
     (`subject.object`), which covers every later call of theirs.
     `recording_allowed`: False when the tenant's client policy (or its queue's rule) forbids recording.
+    `payments_forbidden`: the client policy says `payments: forbidden`: any payment window rejects it.
     """
     if not state.recording_pending:
         return Nothing()
@@ -300,7 +307,13 @@ def next_recording_step(
             return Wait(paid.until)
         if paid.state == "exposed":
             return Reject(Outcome.CARD_DATA_EXPOSED, paid.detail)
-        return Archive(verdict.evidence, expires)
+        if paid.state == "secured" and payments_forbidden:
+            return Reject(
+                Outcome.CARD_DATA_EXPOSED,
+                f"the client policy of tenant {state.tenant!r} forbids payments in recorded calls, "
+                "paused or not",
+            )
+        return Archive(verdict.evidence, expires, paid if paid.state == "secured" else None)
     if now < grace_ends:
         return Wait(grace_ends)
     return Reject(Outcome.DISCLOSURE_MISSING, _missing_sentence(verdict.detail), verdict.detail)
@@ -403,6 +416,46 @@ def payment_verdict(
     if ended:
         windows = tuple(w if w.end is not None else Span(w.start, max(w.start, end)) for w in windows)
     return judge(spans, windows, margin=margin, recording=Span(start, end), now=now, wait_until=wait_until)
+
+
+def paused_parts(state: CallState) -> list[PausedPart]:
+    """The call's pauses as they lie in the audio (`rules.pause_audio`), in order; a pause never resumed
+    runs to the recording's end. A skip-mode pause leaves its span out of the audio, so what follows it
+    sits earlier in the audio than on the clock."""
+    rec = state.recording
+    assert rec is not None
+    start = rec.recording_started_at
+    recording_ms = _ms(rec.recording_ended_at - start)
+
+    def at_ms(event: RecordingPaused | RecordingResumed) -> int:
+        return event.offset_ms if event.offset_ms is not None else _ms(event.occurred_at - start)
+
+    ordered = sorted(state.pauses, key=lambda e: (at_ms(e), isinstance(e, RecordingResumed)))
+    parts: list[PausedPart] = []
+    opened: RecordingPaused | None = None
+    for event in ordered:
+        if isinstance(event, RecordingPaused) and opened is None:
+            opened = event
+        elif isinstance(event, RecordingResumed) and opened is not None:
+            parts.append(_part(opened, at_ms(opened), at_ms(event), True))
+            opened = None
+    if opened is not None:
+        parts.append(_part(opened, at_ms(opened), max(at_ms(opened), recording_ms), False))
+    placed: list[PausedPart] = []
+    skipped = 0
+    for part in parts:  # clock milliseconds to audio milliseconds
+        placed.append(replace(part, start_ms=part.start_ms - skipped, end_ms=part.end_ms - skipped))
+        if part.mode == "skip":  # only what lay inside the recording was left out of it
+            skipped += max(0, min(part.end_ms, recording_ms) - max(part.start_ms, 0))
+    return placed
+
+
+def _part(paused: RecordingPaused, start_ms: int, end_ms: int, resumed: bool) -> PausedPart:
+    return PausedPart(start_ms, end_ms, paused.mode, paused.marker_tone_hz, start_ms, end_ms, resumed)
+
+
+def _ms(delta: timedelta) -> int:
+    return int(delta.total_seconds() * 1000)
 
 
 def card_data_erases_recording(state: CallState, margin: timedelta, now: datetime) -> bool:

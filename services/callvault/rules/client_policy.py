@@ -51,6 +51,9 @@ from callvault.rules.retention import RetentionPolicy
 
 QUEUE_PATTERN = r"^[a-z0-9._-]{1,64}$"
 Role = Literal["controller", "processor"]
+# Additive (2026-12-06): whether a recorded call may take a payment at all (`rules.payments` judges the
+# pauses when it may; `forbidden` rejects any recording spanning a payment window).
+Payments = Literal["allowed_in_pause", "forbidden"]
 Queue = Annotated[str, Field(pattern=QUEUE_PATTERN)]
 
 
@@ -62,6 +65,7 @@ class Scope(BaseModel):
     terms: dict[str, str] = Field(default_factory=dict, description="data class -> ISO 8601 duration")
     grace: str | None = None
     recording_allowed: bool | None = None
+    payments: Payments | None = None
 
     def merged(self, change: Scope) -> Scope:
         return Scope(
@@ -70,6 +74,7 @@ class Scope(BaseModel):
             recording_allowed=(
                 change.recording_allowed if change.recording_allowed is not None else self.recording_allowed
             ),
+            payments=change.payments if change.payments is not None else self.payments,
         )
 
     def described(self) -> dict[str, Any]:
@@ -78,6 +83,8 @@ class Scope(BaseModel):
             out["grace"] = self.grace
         if self.recording_allowed is not None:
             out["recording_allowed"] = self.recording_allowed
+        if self.payments is not None:
+            out["payments"] = self.payments
         return out
 
 
@@ -136,6 +143,7 @@ class Terms:
     grace: timedelta
     recording_allowed: bool
     version: int | None  # None: no policy, the defaults
+    payments_forbidden: bool = False
 
 
 class PolicyRefused(ValueError):
@@ -191,8 +199,15 @@ def _checked_change(
     """The instant a change takes effect, once what it says is within the bounds; refused otherwise."""
     if not reason.strip():
         raise PolicyRefused("a policy change needs a reason (--reason): the auditor reads it")
-    if not change.terms and change.grace is None and change.recording_allowed is None:
-        raise PolicyRefused("the change sets nothing: give a term, a grace or --no-recording/--recording")
+    if (
+        not change.terms
+        and change.grace is None
+        and change.recording_allowed is None
+        and change.payments is None
+    ):
+        raise PolicyRefused(
+            "the change sets nothing: give a term, a grace, --no-recording/--recording or --payments"
+        )
     check_scope(change, bounds)
     effective = effective_at or changed_at
     if effective < changed_at:
@@ -215,7 +230,7 @@ def _not_longer(term: CalendarDuration, than: CalendarDuration) -> bool:
 def _tightens(change: Scope, base: PolicyVersion | None, queue: str | None, defaults: Defaults) -> bool:
     """Whether the change only makes callvault stricter than `base` for this scope: shorter terms, or
     recording no longer allowed. Only such a change may apply while another version is pending."""
-    if change.grace is not None or change.recording_allowed is True:
+    if change.grace is not None or change.recording_allowed is True or change.payments == "allowed_in_pause":
         return False
     standing = _scope_terms(base, queue, defaults).retention
     return all(
@@ -251,7 +266,8 @@ def _carried(change: Scope, into: PolicyVersion, queue: str | None, defaults: De
         if not _not_longer(standing.duration_for(data_class(name).name), CalendarDuration.parse(text)):
             terms[name] = text
     allowed = False if change.recording_allowed is False else scope.recording_allowed
-    carried = Scope(terms=terms, grace=scope.grace, recording_allowed=allowed)
+    payments = "forbidden" if change.payments == "forbidden" else scope.payments
+    carried = Scope(terms=terms, grace=scope.grace, recording_allowed=allowed, payments=payments)
     if carried == scope and (change.recording_allowed is not False or scope.recording_allowed is False):
         return None
     return carried
@@ -549,6 +565,7 @@ def _scope_terms(version: PolicyVersion | None, queue: str | None, defaults: Def
         grace=grace.as_timedelta(),
         recording_allowed=scope.recording_allowed is not False,
         version=version.version if version is not None else None,
+        payments_forbidden=scope.payments == "forbidden",
     )
 
 

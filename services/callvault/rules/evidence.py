@@ -24,6 +24,9 @@ from callvault.contract.lifecycle import (
     MetadataArchived,
     ObjectDeleted,
     ObjectRef,
+    PausedSpan,
+    PaymentSecured,
+    PaymentWindow,
     PolicyCancelled,
     PolicyChanged,
     RecordingAccessed,
@@ -51,6 +54,8 @@ from callvault.rules.call_state import CallState, Outcome
 from callvault.rules.client_policy import PolicyVersion
 from callvault.rules.data_classes import data_class
 from callvault.rules.disclosure import DisclosureDetail, DisclosureFact
+from callvault.rules.pause_audio import AudioFinding, PausedPart
+from callvault.rules.payments import PaymentVerdict
 from callvault.rules.purge import StoredObject, lateness_s
 from callvault.rules.subject_requests import RequestRecord
 
@@ -116,6 +121,44 @@ def recording_archived(
         policy_version=policy_version,
         policy_known=policy_known,
         queue=state.queue,
+    )
+
+
+def payment_secured(
+    state: CallState,
+    verdict: PaymentVerdict,
+    parts: list[PausedPart],
+    finding: AudioFinding,
+    margin: timedelta,
+    threshold_dbfs: float,
+    now: datetime,
+) -> PaymentSecured:
+    """The proof that an archived recording's payments lay inside pauses, and what its paused audio
+    measured."""
+    start = _rec(state).recording_started_at
+
+    def at(ms: int) -> datetime:
+        return start + timedelta(milliseconds=ms)
+
+    return PaymentSecured(
+        **_about_recording(state, now, "payment.secured"),
+        pauses=[
+            PausedSpan(
+                started_at=at(p.clock_start_ms),
+                ended_at=at(p.clock_end_ms),
+                mode=p.mode,
+                audio_start_ms=max(0, p.start_ms),
+                audio_end_ms=max(0, p.end_ms),
+                resumed=p.resumed,
+            )  # fmt: skip
+            for p in parts
+        ],
+        windows=[PaymentWindow(started_at=w.start, ended_at=w.end or w.start) for w in verdict.windows],
+        margin_s=margin.total_seconds(),
+        audio_checked=finding.checked,
+        loudest_paused_dbfs=finding.loudest_dbfs,
+        silence_threshold_dbfs=threshold_dbfs,
+        detail=f"{verdict.detail}; {finding.detail}",
     )
 
 

@@ -69,10 +69,11 @@ def _bucket_exists(s3: BaseClient, bucket: str) -> bool:
     return True
 
 
-def _on_source(fn: Any, s3: BaseClient, bucket: str, key: str) -> Any:
-    """`fn(s3, bucket, key)` on a producer's source: what fails is the source's fault, not the archive's."""
+def on_source(fn: Any, s3: BaseClient, bucket: str, key: str, *args: Any) -> Any:
+    """`fn(s3, bucket, key, *args)` on a producer's source: what fails is the source's fault, not the
+    archive's."""
     try:
-        return fn(s3, bucket, key)
+        return fn(s3, bucket, key, *args)
     except Exception as exc:
         raise SourceFault(exc) from exc
 
@@ -88,7 +89,7 @@ def _read_first_byte(s3: BaseClient, bucket: str, key: str) -> None:
 
 def delete_source(s3: BaseClient, bucket: str, key: str) -> int:
     """Erase a producer's source (every version); the store's refusal is the source's fault."""
-    return int(_on_source(delete_object, s3, bucket, key))
+    return int(on_source(delete_object, s3, bucket, key))
 
 
 def _user_metadata(sha256: str, tags: dict[str, str], extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -248,7 +249,7 @@ def copy_recording(
         ensure_tags(s3, target_bucket, target_key, done.version_id, tags)
         retain(s3, target_bucket, target_key, done.version_id, retain_until)
         return CopyOutcome("archived", done, "already archived")
-    source = _on_source(head_source, source_s3 or s3, source_bucket, source_key)
+    source = on_source(head_source, source_s3 or s3, source_bucket, source_key)
     if source is None:
         return CopyOutcome("source_missing", detail=f"s3://{source_bucket}/{source_key} does not exist")
     actual_size = int(source["ContentLength"])
@@ -280,7 +281,7 @@ def copy_recording(
         )
     except Exception as exc:
         if is_permanent(exc):
-            _on_source(_read_first_byte, s3, source_bucket, source_key)  # the source's fault, if it fails
+            on_source(_read_first_byte, s3, source_bucket, source_key)  # the source's fault, if it fails
         raise  # otherwise the archive's: callvault's own bucket
     version = response.get("VersionId")
     checksum = response.get("CopyObjectResult", {}).get("ChecksumSHA256")
@@ -365,7 +366,7 @@ def _stream_across_stores(
     extra_args: dict[str, Any],
 ) -> CopyOutcome:
     extra_args = {**extra_args, "Tagging": tagging_header(tags)}
-    body = _on_source(_open_body, source_s3, source_bucket, source_key)
+    body = on_source(_open_body, source_s3, source_bucket, source_key)
     reader = _HashingReader(body)
     config = TransferConfig(
         multipart_threshold=STREAM_PART, multipart_chunksize=STREAM_PART, use_threads=False

@@ -33,18 +33,21 @@ from callvault.rules.call_state import (
     metadata_ready,
     next_recording_step,
     objection_erases_recording,
+    paused_parts,
     source_retry_at,
     wake_at,
 )
 from callvault.rules.client_policy import Terms, terms_at
 from callvault.rules.durations import CalendarDuration
 from callvault.rules.metadata_doc import canonical_bytes, metadata_document, sha256_hex
+from callvault.rules.pause_audio import AudioFinding
 from callvault.rules.retention import RetentionClass
 from callvault.settings import Settings
 from callvault.storage import archive as s3ops
 from callvault.storage import inventory
 from callvault.storage.holds import set_object_lock_hold
 from callvault.storage.layout import dating_metadata, lifecycle_tags, metadata_key, recording_key
+from callvault.storage.pause_reads import measure_paused_audio
 from callvault.storage.policies import PolicyBook
 from callvault.storage.subject_index import SUBJECTS_META, IndexEntry, put_entries
 from callvault.stream.bus import Emit
@@ -188,6 +191,7 @@ class CallProcessor(WorkerPart):
             subject_objected=objected,
             recording_allowed=terms.recording_allowed,
             payment_margin=self.payment_margin,
+            payments_forbidden=terms.payments_forbidden,
         )
         if isinstance(step, Archive):
             state = await self._archive(state, step, now, terms.version)
@@ -251,6 +255,9 @@ class CallProcessor(WorkerPart):
         try:
             if outside is not None:  # decoded before the upload buckets changed: never read it
                 raise SourceUnreadable(outside)
+            heard = await self._hear_pauses(state) if step.payments is not None else None
+            if heard is not None and not heard.silent:
+                return await self._reject(state, Reject(Outcome.PAUSE_NOT_SILENT, heard.detail), now)
             outcome = await self._copy(state, step, target, now, version)
         except SourceUnreadable as exc:
             detail = f"the source cannot be read: {exc}"
@@ -261,14 +268,26 @@ class CallProcessor(WorkerPart):
             assert outcome.object is not None
             await self._lock_if_held(state, outcome.object)
             await self._delete_source(state)
-            await self.emit(
-                [
-                    evidence.disclosure_verified(state, step.evidence, now),
-                    evidence.recording_archived(
-                        state, outcome.object, step.expires_at, now, version, self.known_version(state)
-                    ),
-                ]
-            )
+            proofs: list[LifecycleBase] = [
+                evidence.disclosure_verified(state, step.evidence, now),
+                evidence.recording_archived(
+                    state, outcome.object, step.expires_at, now, version, self.known_version(state)
+                ),
+            ]
+            if step.payments is not None:
+                heard = heard or AudioFinding(False, True, "the source was gone before its pauses were heard")
+                proofs.append(
+                    evidence.payment_secured(
+                        state,
+                        step.payments,
+                        paused_parts(state),
+                        heard,
+                        self.payment_margin,
+                        self.settings.pause_silence_dbfs,
+                        now,
+                    )  # fmt: skip
+                )
+            await self.emit(proofs)
             dated = {"recording_expires_at": step.expires_at, "recording_policy_version": version}
             return self._decided(state, Outcome.ARCHIVED, now, **dated)
         if outcome.status == "source_missing":
@@ -284,6 +303,26 @@ class CallProcessor(WorkerPart):
             [evidence.recording_rejected(state, Outcome.CHECKSUM_MISMATCH, outcome.detail, False, now)]
         )
         return self._decided(state, Outcome.CHECKSUM_MISMATCH, now)
+
+    async def _hear_pauses(self, state: CallState) -> AudioFinding | None:
+        """What the source's audio says of its pauses (`rules.pause_audio`), read before the copy so a
+        pause that is not silent never reaches the archive; None while the source is not there yet."""
+        rec = state.recording
+        assert rec is not None
+        return await self.s3.run(
+            f"hearing the pauses of call {state.call_id}",
+            measure_paused_audio,
+            rec.source_bucket,
+            rec.source_key,
+            object_size=rec.size_bytes,
+            content_type=rec.content_type,
+            parts=paused_parts(state),
+            recording_ms=int((rec.recording_ended_at - rec.recording_started_at).total_seconds() * 1000),
+            threshold_dbfs=self.settings.pause_silence_dbfs,
+            on=self.staging_s3,
+            stuck_after_s=self.settings.source_stuck_s,
+            still_answering=self._sources_answer,
+        )
 
     async def _copy(
         self, state: CallState, step: Archive, target: str, now: datetime, version: int | None
