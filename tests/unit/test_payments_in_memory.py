@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from callvault.contract.fields import format_rfc3339
+from callvault.rules.audit_replay import replay
 from callvault.simulation.audio import make_wav
 from callvault.testing import Harness
 from tests.integration.helpers import CallScript
@@ -179,3 +180,38 @@ async def test_a_payment_event_with_a_card_number_is_a_dead_letter_with_its_digi
         dead.key or ""
     )  # as the dead letter holds them
     assert b"card-" in kept and card.encode() not in kept, kept
+
+
+async def test_the_audit_replay_counts_payment_calls_per_tenant_and_judges_their_evidence_again(
+    h: Harness,
+) -> None:
+    for case in ("clean", "pause late", "pause claimed, audio speech", "no payment"):
+        audio, mode, marker, _ = CASES[case]
+        call = CallScript(
+            call_id=f"c-{uuid.uuid4().hex[:10]}", caller=new_number(), start=h.clock.now(), audio=audio
+        )
+        h.upload(call.staging_key, call.audio)
+        await h.send(call.started(), call.disclosure(), *timeline(case, call, mode, marker), call.stored())
+    late = CallScript(call_id=f"c-{uuid.uuid4().hex[:10]}", caller=new_number(), start=h.clock.now())
+    h.upload(late.staging_key, late.audio)
+    await h.send(late.started(), late.disclosure(), late.stored(), *payment(late, 0.2, 0.6))
+    events = h.lifecycle()
+    result = replay(events, h.clock.now(), timedelta(minutes=5), h.settings.policy_defaults)
+    assert [v.rule for v in result.violations] == []
+    assert dict(result.payments_by_tenant["acme"]) == {
+        "secured": 1,
+        "rejected_card_data_exposed": 1,
+        "rejected_pause_not_silent": 1,
+        "erased_card_data_exposed": 1,
+    }
+    # The evidence judged again: a payment.secured whose window ends as its pause does, without the margin
+    # (a forged or mistaken proof), is found, and so is one whose paused audio was loud.
+    (secured,) = [e for e in events if e["type"] == "payment.secured"]
+    resumed_at = secured["pauses"][0]["ended_at"]
+    early = {**secured, "windows": [{**secured["windows"][0], "ended_at": resumed_at}]}
+    loud = {**secured, "loudest_paused_dbfs": -12.5}
+    for forged, said in ((early, "not inside a recording pause"), (loud, "-12.5 dBFS")):
+        others = [e for e in events if e["event_id"] != secured["event_id"]]
+        found = replay([*others, forged], h.clock.now(), timedelta(minutes=5), h.settings.policy_defaults)
+        (violation,) = found.violations
+        assert violation.rule == "payment_not_secured" and said in violation.detail, violation.detail

@@ -98,6 +98,7 @@ def partial_document(
             "accesses_by_role": dict(result.accesses_by_role),
             "accesses_by_purpose": dict(result.accesses_by_purpose),
             "contract_ends": result.contract_ends,
+            "payments_by_tenant": {t: dict(c) for t, c in result.payments_by_tenant.items()},
             "policy_history": {
                 t: [v.model_dump(mode="json") for v in versions]
                 for t, versions in result.policy_history.items()
@@ -135,6 +136,9 @@ def read_partial(doc: dict[str, Any]) -> tuple[ReplayResult, dict[str, dict[str,
         accesses_by_role=Counter(r["accesses_by_role"]),
         accesses_by_purpose=Counter(r["accesses_by_purpose"]),
         contract_ends=r["contract_ends"],
+        payments_by_tenant=defaultdict(
+            Counter, {t: Counter(c) for t, c in r.get("payments_by_tenant", {}).items()}
+        ),
         policy_history={
             t: [PolicyVersion.model_validate(v) for v in vs] for t, vs in r["policy_history"].items()
         },

@@ -18,7 +18,7 @@ from typing import Any
 
 from callvault.audit.sources import AuditLog
 from callvault.contract.fields import format_rfc3339
-from callvault.rules.audit_replay import LATENESS_BUCKETS_S, ReplayResult
+from callvault.rules.audit_replay import LATENESS_BUCKETS_S, PAYMENT_OUTCOMES, ReplayResult
 
 SHOWN_PER_RULE = 5  # violations listed on the page for each rule; all of them are in report.json
 DISCLOSURE_RULES = ("archived_without_disclosure", "disclosure_after_start")
@@ -110,6 +110,7 @@ def report_document(
             t: {
                 "outcomes": dict(result.outcomes_by_tenant[t]),
                 "compliance_rate": round(result.compliance_rate(t), 4),
+                "payments": {name: result.payments_by_tenant[t][name] for name in PAYMENT_OUTCOMES.values()},
             }
             for t in tenants
         },
@@ -266,6 +267,13 @@ def report_html(doc: dict[str, Any]) -> str:
         f"<td>{v['outcomes'].get('archived', 0)}</td><td>{100 * v['compliance_rate']:.1f} %</td></tr>"
         for t, v in doc["tenants"].items()
     )
+    payment_rows = "".join(
+        f"<tr><td>{escape(t)}</td>"
+        + "".join(f"<td>{v['payments'].get(name, 0)}</td>" for name in PAYMENT_OUTCOMES.values())
+        + "</tr>"
+        for t, v in doc["tenants"].items()
+        if any(v.get("payments", {}).values())
+    )
     requests = doc.get("subject_requests", [])
     request_rows = "".join(
         f'<tr class="{"bad" if r["status"] in ("overdue", "late") else ""}">'
@@ -319,6 +327,12 @@ hash chain <strong>{escape(chain_text)}</strong>; {doc["sources"]["archived_even
 {_weekly_columns("Calls per week (week starting)", doc["outcomes_by_week"])}
 <h2>Compliance by tenant</h2>
 <table><tr><th>tenant</th><th>calls</th><th>archived</th><th>compliance rate</th></tr>{tenant_rows}</table>
+<h2>Payments (card data)</h2>
+<p>Calls with payment windows: archived with every window inside a pause and the paused audio silent
+(<code>payment.secured</code>), rejected because a window lay outside a pause or a pause was not silent,
+and archived recordings erased when a late payment event showed them exposed.</p>
+<table><tr><th>tenant</th><th>secured</th><th>rejected: card data exposed</th>
+<th>rejected: pause not silent</th><th>erased: card data exposed</th></tr>{payment_rows}</table>
 <h2>Subject requests</h2>
 <p>{len(requests)} request(s); {sum(r["status"] == "overdue" for r in requests)} overdue,
 {sum(r["status"] == "late" for r in requests)} answered late.</p>

@@ -130,6 +130,8 @@ class PaymentSecured(LifecycleBase):
 
     type: Literal["payment.secured"] = "payment.secured"
     recording_event_id: uuid.UUID
+    recording_started_at: Timestamp
+    recording_ended_at: Timestamp
     pauses: list[PausedSpan]
     windows: list[PaymentWindow]
     margin_s: Annotated[float, Field(ge=0, description="how far each pause reached beyond each window")]

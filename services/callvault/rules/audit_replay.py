@@ -30,6 +30,7 @@ from callvault.rules.client_policy import (
     redated_from_archive,
 )
 from callvault.rules.data_classes import DataClass, archived_events, data_classes, deleted_events, generation
+from callvault.rules.payments import Span, judge, pause_spans
 from callvault.rules.sites import in_eea
 
 LATENESS_BUCKETS_S = (10, 60, 600, 3600, 86400)  # upper bounds of the histogram's bars
@@ -57,6 +58,7 @@ class _Call:
     holds: list[tuple[datetime, datetime | None, str]] = field(default_factory=list)  # from, to, event id
     accesses: list[dict[str, Any]] = field(default_factory=list)
     refused: list[dict[str, Any]] = field(default_factory=list)  # deletion.refused: a late deletion's cause
+    payments: list[dict[str, Any]] = field(default_factory=list)  # payment.secured: judged again
 
 
 @dataclass
@@ -76,6 +78,8 @@ class ReplayResult:
     accesses_by_role: Counter[str] = field(default_factory=Counter)
     accesses_by_purpose: Counter[str] = field(default_factory=Counter)  # the purpose as declared, cut short
     contract_ends: list[dict[str, Any]] = field(default_factory=list)  # tenant.returned/erased/enabled
+    # Payment calls by what became of them (`PAYMENT_OUTCOMES`), per tenant (issue 28).
+    payments_by_tenant: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
 
     def compliance_rate(self, tenant: str) -> float:
         """Share of the tenant's calls with no violation."""
@@ -170,6 +174,17 @@ def _hold_at(holds: list[tuple[datetime, datetime | None, str]], moment: datetim
 _KEPT_OTHER = {
     "disclosure.verified": ("event_id", "played_at"),
     "deletion.refused": ("event_id", "key", "due_at", "answer", "first_refused_at", "passes"),
+    "payment.secured": (
+        "event_id",
+        "recording_started_at",
+        "recording_ended_at",
+        "pauses",
+        "windows",
+        "margin_s",
+        "audio_checked",
+        "loudest_paused_dbfs",
+        "silence_threshold_dbfs",
+    ),
     "recording.accessed": (
         "event_id",
         "occurred_at",
@@ -351,6 +366,8 @@ def fold(events: Iterable[dict[str, Any]], calls: CallStories, ids: SeenEvents) 
                 call.holds[open_holds[-1]] = (begin, _at(event["occurred_at"]), placed_id)
         elif kind == "deletion.refused":
             call.refused.append(_slim(event, kind))
+        elif kind == "payment.secured":
+            call.payments.append(_slim(event, kind))
         elif kind == "recording.accessed":
             call.accesses.append(_slim(event, kind))
             result.accesses_by_role[str(event.get("role"))] += 1
@@ -359,6 +376,9 @@ def fold(events: Iterable[dict[str, Any]], calls: CallStories, ids: SeenEvents) 
             outcome = "archived" if kind == "recording.archived" else str(event.get("reason"))
             result.outcomes_by_tenant[call.tenant][outcome] += 1
             result.outcomes_by_day[str(event["occurred_at"])[:10]][outcome] += 1
+        payment = payment_outcome(kind, event.get("reason"))
+        if payment is not None:
+            result.payments_by_tenant[call.tenant][payment] += 1
     return folded
 
 
@@ -442,6 +462,8 @@ def merge_results(parts: Iterable[ReplayResult]) -> ReplayResult:
         merged.subject_requests.extend(part.subject_requests)
         merged.accesses_by_site.update(part.accesses_by_site)
         merged.contract_ends.extend(part.contract_ends)
+        for tenant, counts in part.payments_by_tenant.items():
+            merged.payments_by_tenant[tenant].update(counts)
         merged.policy_history = part.policy_history or merged.policy_history
     return canonical(merged)
 
@@ -574,6 +596,53 @@ def _check_request(request: dict[str, Any], as_of: datetime, result: ReplayResul
     )
 
 
+# What a payment call became, as the report counts it: by the kind of event and its reason.
+PAYMENT_OUTCOMES = {
+    ("payment.secured", None): "secured",
+    ("recording.rejected", "card_data_exposed"): "rejected_card_data_exposed",
+    ("recording.rejected", "pause_not_silent"): "rejected_pause_not_silent",
+    ("recording.deleted", "card_data_exposed"): "erased_card_data_exposed",
+}
+
+
+def payment_outcome(kind: str, reason: object) -> str | None:
+    return PAYMENT_OUTCOMES.get((kind, None if kind == "payment.secured" else str(reason)))
+
+
+def _payment_exposed(secured: dict[str, Any]) -> str | None:
+    """Why a `payment.secured` does not prove what it says (the rule judged again from its own
+    spans, margin and measurement), or None."""
+    try:
+        recording = Span(_at(secured["recording_started_at"]), _at(secured["recording_ended_at"]))
+        pauses = pause_spans(
+            [
+                (_at(p[end]), end == "started_at")
+                for p in secured["pauses"]
+                for end in ("started_at", "ended_at")
+            ],
+            recording.end or recording.start,
+        )
+        windows = tuple(Span(_at(w["started_at"]), _at(w["ended_at"])) for w in secured["windows"])
+        margin = timedelta(seconds=float(secured["margin_s"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        return f"the payment evidence cannot be read: {exc}"
+    verdict = judge(pauses, windows, margin=margin, recording=recording, now=recording.start,
+                    wait_until=recording.start)  # fmt: skip
+    if verdict.state == "exposed":
+        return f"the recording was archived, yet its own payment evidence says: {verdict.detail}"
+    loudest, threshold = secured.get("loudest_paused_dbfs"), secured.get("silence_threshold_dbfs")
+    if (
+        secured.get("audio_checked")
+        and loudest is not None
+        and threshold is not None
+        and loudest >= threshold
+    ):
+        return (
+            f"the recording was archived with a paused span at {loudest} dBFS, at or above {threshold} dBFS"
+        )
+    return None
+
+
 def format_due(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
@@ -647,6 +716,10 @@ def _check(
     def flag(rule: str, detail: str, *evidence: str) -> None:
         found.append(Violation(rule, call_id, call.tenant, detail, tuple(evidence)))
 
+    for secured in call.payments:
+        exposed = _payment_exposed(secured)
+        if exposed is not None:
+            flag("payment_not_secured", exposed, secured["event_id"])
     for refusal in call.refused:
         flag("deletion_refused", f"the store refused to delete {refusal['key']} (due {refusal['due_at']}) "
              f"from {refusal['first_refused_at']}: {refusal['answer']}", refusal["event_id"])  # fmt: skip

@@ -20,6 +20,8 @@ REPLAY_RULES: dict[str, str] = {
     "deletion_refused": "the store refused to delete a due object (an object-lock hold set outside "
     "callvault, a bucket policy): the cause of a late deletion, with the store's answer",
     "deleted_during_hold": "an object was deleted while a legal hold on its call was in force",
+    "payment_not_secured": "a recording was archived although its own `payment.secured` shows a payment "
+    "window outside a pause with the margin, or a paused span at or above the silence threshold",
     "access_after_deletion": "a recording or its metadata was read after its deletion was proven",
     "access_outside_rights": "a read by a role or for a purpose the access rules do not allow",
     "access_from_site_not_allowed": "a read from a processing site the client's policy did not allow",

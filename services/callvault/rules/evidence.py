@@ -135,13 +135,16 @@ def payment_secured(
 ) -> PaymentSecured:
     """The proof that an archived recording's payments lay inside pauses, and what its paused audio
     measured."""
-    start = _rec(state).recording_started_at
+    rec = _rec(state)
+    start = rec.recording_started_at
 
     def at(ms: int) -> datetime:
         return start + timedelta(milliseconds=ms)
 
     return PaymentSecured(
         **_about_recording(state, now, "payment.secured"),
+        recording_started_at=start,
+        recording_ended_at=rec.recording_ended_at,
         pauses=[
             PausedSpan(
                 started_at=at(p.clock_start_ms),
