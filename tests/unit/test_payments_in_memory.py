@@ -215,3 +215,42 @@ async def test_the_audit_replay_counts_payment_calls_per_tenant_and_judges_their
         found = replay([*others, forged], h.clock.now(), timedelta(minutes=5), h.settings.policy_defaults)
         (violation,) = found.violations
         assert violation.rule == "payment_not_secured" and said in violation.detail, violation.detail
+
+
+@pytest.mark.parametrize(
+    ("case", "proof"), [("clean", "payment.secured"), ("pause claimed, audio speech", "recording.deleted")]
+)
+async def test_payment_events_after_the_archive_get_the_archived_audio_heard(
+    h: Harness, case: str, proof: str
+) -> None:
+    audio, mode, marker, _ = CASES[case]
+    call = CallScript(
+        call_id=f"c-{uuid.uuid4().hex[:10]}", caller=new_number(), start=h.clock.now(), audio=audio
+    )
+    h.upload(call.staging_key, call.audio)
+    pause, *pay, resume = timeline("clean", call, mode, marker)
+    await h.send(call.started(), call.disclosure(), pause, resume, call.stored())
+    assert outcome(h, call) == "archived" and "payment.secured" not in h.types(call.call_id)
+    await h.send(*pay)  # the platform's payment events arrive after the archive
+    (event,) = h.lifecycle(call.call_id, proof)
+    if proof == "recording.deleted":
+        assert event["reason"] == "card_data_exposed"
+        assert keys(h, h.settings.recordings_bucket, call) == []
+    else:
+        assert event["audio_checked"] and event["loudest_paused_dbfs"] < -50
+        await h.send(*[{**e, "event_id": str(uuid.uuid4())} for e in pay])  # said again: proven once
+        assert len(h.lifecycle(call.call_id, proof)) == 1
+
+
+async def test_a_late_payment_whose_end_never_comes_is_waited_for_one_grace_then_erases(h: Harness) -> None:
+    audio, mode, marker, _ = CASES["clean"]
+    call = CallScript(
+        call_id=f"c-{uuid.uuid4().hex[:10]}", caller=new_number(), start=h.clock.now(), audio=audio
+    )
+    h.upload(call.staging_key, call.audio)
+    pause, started, _, resume = timeline("clean", call, mode, marker)
+    await h.send(call.started(), call.disclosure(), pause, resume, call.stored(), started)
+    assert outcome(h, call) == "archived" and "recording.deleted" not in h.types(call.call_id)
+    await h.advance(minutes=6)  # one grace later, with no payment.ended: the window runs to the end
+    (deleted,) = h.lifecycle(call.call_id, "recording.deleted")
+    assert deleted["reason"] == "card_data_exposed"

@@ -117,6 +117,11 @@ class CallState(BaseModel):
     metadata_key: str | None = None
     settled_at: Timestamp | None = None
     recording_erased_at: Timestamp | None = None  # an objection after archiving erased it
+    # Additive (2026-12-06): `payment.secured` was emitted for the archived recording (its audio heard).
+    payment_proven: bool = False
+    # Additive (2026-12-06): when the newest payment event arrived; a late payment's end is waited for
+    # one grace from then, as a disclosure is.
+    payment_seen_at: Timestamp | None = None
     # The due dates written into the archived objects' tags, and the client-policy versions
     # that gave them: a rewrite of the metadata may only bring its date earlier.
     recording_expires_at: Timestamp | None = None
@@ -206,6 +211,7 @@ def apply_fact(state: CallState | None, fact: CallFact, now: datetime) -> tuple[
             update["pauses"] = (*state.pauses, fact)
         case PaymentStarted() | PaymentEnded():
             update["payments"] = (*state.payments, fact)
+            update["payment_seen_at"] = now
     return state.model_copy(update=update), True
 
 
@@ -379,6 +385,7 @@ def wake_at(
     grace: timedelta,
     ttl: timedelta,
     recording_allowed: bool = True,
+    payment_margin: timedelta = timedelta(seconds=2),
 ) -> datetime | None:
     """The next moment the call needs the worker's attention without any new event."""
     moments: list[datetime] = []
@@ -391,6 +398,9 @@ def wake_at(
     forget = evict_at(state, policy, ttl)
     if forget is not None:
         moments.append(forget)
+    late = late_payment_wait(state, payment_margin, now, grace)
+    if late is not None:
+        moments.append(late)
     return min(moments) if moments else None
 
 
@@ -458,14 +468,41 @@ def _ms(delta: timedelta) -> int:
     return int(delta.total_seconds() * 1000)
 
 
-def card_data_erases_recording(state: CallState, margin: timedelta, now: datetime) -> bool:
-    """A payment event arriving after the archive shows card data in the recording: it must go now (a
-    payment not ended yet counts as running to the recording's end: callvault fails closed)."""
+def _late_payment_verdict(
+    state: CallState, margin: timedelta, now: datetime, grace: timedelta
+) -> PaymentVerdict | None:
+    """The card-data verdict of payment events that came after the archive; None when there is none to
+    judge. A window whose end has not come is waited for one grace from the newest payment event, then
+    runs to the recording's end (callvault fails closed)."""
     if state.recording_outcome is not Outcome.ARCHIVED or state.recording_erased_at is not None:
-        return False
+        return None
     if not state.payments:
+        return None
+    wait_until = (state.payment_seen_at or now) + grace
+    return payment_verdict(state, margin, now, wait_until, ended=now >= wait_until)
+
+
+def card_data_erases_recording(state: CallState, margin: timedelta, now: datetime, grace: timedelta) -> bool:
+    """A payment event arriving after the archive shows card data in the recording: it must go now."""
+    verdict = _late_payment_verdict(state, margin, now, grace)
+    return verdict is not None and verdict.state == "exposed"
+
+
+def late_payment_to_prove(state: CallState, margin: timedelta, now: datetime, grace: timedelta) -> bool:
+    """Payment events came after the archive and put every window inside a pause: the archived audio
+    must still be heard and the payment proven (`payment.secured`), as it would have been before."""
+    if state.payment_proven:
         return False
-    return payment_verdict(state, margin, now, now, ended=True).state == "exposed"
+    verdict = _late_payment_verdict(state, margin, now, grace)
+    return verdict is not None and verdict.state == "secured"
+
+
+def late_payment_wait(
+    state: CallState, margin: timedelta, now: datetime, grace: timedelta
+) -> datetime | None:
+    """When to judge late payment events again: a window's end is still awaited."""
+    verdict = _late_payment_verdict(state, margin, now, grace)
+    return verdict.until if verdict is not None and verdict.state == "waiting" else None
 
 
 def objection_erases_recording(state: CallState) -> bool:

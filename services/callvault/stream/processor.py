@@ -30,10 +30,12 @@ from callvault.rules.call_state import (
     card_data_erases_recording,
     evict_at,
     is_settled,
+    late_payment_to_prove,
     metadata_ready,
     next_recording_step,
     objection_erases_recording,
     paused_parts,
+    payment_verdict,
     source_retry_at,
     wake_at,
 )
@@ -111,7 +113,9 @@ class CallProcessor(WorkerPart):
 
     def save(self, key: bytes, state: CallState, now: datetime) -> None:
         terms = self.terms(state, now)
-        wake = wake_at(state, now, terms.retention, terms.grace, self.ttl, terms.recording_allowed)
+        wake = wake_at(
+            state, now, terms.retention, terms.grace, self.ttl, terms.recording_allowed, self.payment_margin
+        )
         self.store[key] = {
             "state": state.model_dump(mode="json", exclude_none=True),
             "wake_at": wake.isoformat() if wake else None,
@@ -199,8 +203,10 @@ class CallProcessor(WorkerPart):
             state = await self._reject(state, step, now)
         if objection_erases_recording(state):
             state = await self._erase_objected(state, now)
-        elif card_data_erases_recording(state, self.payment_margin, now):
+        elif card_data_erases_recording(state, self.payment_margin, now, terms.grace):
             state = await self._erase_objected(state, now, reason="card_data_exposed")
+        elif late_payment_to_prove(state, self.payment_margin, now, terms.grace):
+            state = await self._prove_late_payment(state, now)
         state = await self._write_metadata(state, now)
         if state.settled_at is None and is_settled(state):
             state = state.model_copy(update={"settled_at": now})
@@ -230,6 +236,22 @@ class CallProcessor(WorkerPart):
                 log.warning("call %s: the store refused to erase %s: %s", state.call_id, key, failed[key])
                 return state  # tried again at the call's next event or wake-up
         return state.model_copy(update={"recording_erased_at": now})
+
+    async def _prove_late_payment(self, state: CallState, now: datetime) -> CallState:
+        """Payment events that came after the archive, every window inside a pause: hear the archived
+        audio's pauses now; silent, prove it (`payment.secured`); not silent, erase it at once."""
+        verdict = payment_verdict(state, self.payment_margin, now, now, ended=True)
+        heard = await self._hear_pauses(state, (self.settings.recordings_bucket, self._target_key(state)))
+        if heard is not None and not heard.silent:
+            log.warning("call %s: a late payment's pause is not silent in the archived audio", state.call_id)
+            return await self._erase_objected(state, now, reason="card_data_exposed")
+        heard = heard or AudioFinding(False, True, "the archived recording was gone before it was heard")
+        parts = paused_parts(state)
+        await self.emit(
+            [evidence.payment_secured(state, verdict, parts, heard, self.payment_margin,
+                                      self.settings.pause_silence_dbfs, now)]
+        )  # fmt: skip
+        return state.model_copy(update={"payment_proven": True})
 
     def _target_key(self, state: CallState) -> str:
         rec = state.recording
@@ -289,7 +311,8 @@ class CallProcessor(WorkerPart):
                 )
             await self.emit(proofs)
             dated = {"recording_expires_at": step.expires_at, "recording_policy_version": version}
-            return self._decided(state, Outcome.ARCHIVED, now, **dated)
+            proven = {"payment_proven": step.payments is not None}
+            return self._decided(state, Outcome.ARCHIVED, now, **dated, **proven)
         if outcome.status == "source_missing":
             checks = state.source_checks + 1
             retry = source_retry_at(checks, now, self.settings.source_retries, self.retry_backoff)
@@ -304,22 +327,26 @@ class CallProcessor(WorkerPart):
         )
         return self._decided(state, Outcome.CHECKSUM_MISMATCH, now)
 
-    async def _hear_pauses(self, state: CallState) -> AudioFinding | None:
+    async def _hear_pauses(
+        self, state: CallState, archived: tuple[str, str] | None = None
+    ) -> AudioFinding | None:
         """What the source's audio says of its pauses (`rules.pause_audio`), read before the copy so a
-        pause that is not silent never reaches the archive; None while the source is not there yet."""
+        pause that is not silent never reaches the archive; None while the source is not there yet.
+        `archived`: hear the archived copy (bucket, key) instead, for payment events that came late."""
         rec = state.recording
         assert rec is not None
+        bucket, key = archived or (rec.source_bucket, rec.source_key)
         return await self.s3.run(
             f"hearing the pauses of call {state.call_id}",
             measure_paused_audio,
-            rec.source_bucket,
-            rec.source_key,
+            bucket,
+            key,
             object_size=rec.size_bytes,
             content_type=rec.content_type,
             parts=paused_parts(state),
             recording_ms=int((rec.recording_ended_at - rec.recording_started_at).total_seconds() * 1000),
             threshold_dbfs=self.settings.pause_silence_dbfs,
-            on=self.staging_s3,
+            on=None if archived else self.staging_s3,
             stuck_after_s=self.settings.source_stuck_s,
             still_answering=self._sources_answer,
         )
