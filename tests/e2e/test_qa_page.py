@@ -22,8 +22,12 @@ SECONDS = 3.0
 
 async def _archive_a_call(settings: Settings) -> str:
     async with Bus(settings) as bus:
-        call = bus.script(audio=make_wav(4242, SECONDS))
-        await bus.send_call(call)
+        call = bus.script(audio=make_wav(4242, SECONDS, [(1.0, 2.0)]))
+        pause = [
+            call.at("recording.paused", 1, mode="silence"),
+            call.at("recording.resumed", 2, mode="silence"),
+        ]
+        await bus.send_call(call, call.started(), call.disclosure(), *pause, call.stored(), call.ended())
         await bus.wait_types(call.call_id, "recording.archived", "metadata.archived")
         return call.call_id
 
@@ -50,6 +54,8 @@ def test_a_coach_logs_in_finds_a_call_and_plays_it(settings: Settings, api_url: 
         page.click("#open")
         page.wait_for_selector("#disclosure:has-text('compliant')")
         assert "day" in page.inner_text("#days-left")
+        assert "1.0–2.0 s (silence)" in page.inner_text("#d-pauses")  # the pause, on its timeline too
+        assert page.locator("#d-timeline .pause").count() == 1
         duration = page.evaluate(
             """() => new Promise((resolve, reject) => {
                 const player = document.getElementById('player');

@@ -95,6 +95,21 @@ class CallScript:
     def objected(self) -> dict[str, Any]:
         return self._base("recording.objected", self.start + timedelta(seconds=2))
 
+    def at(self, type_: str, offset_s: float, **fields: Any) -> dict[str, Any]:
+        """An event `offset_s` seconds into the recording (pauses, payments)."""
+        return {**self._base(type_, self.recording_start + timedelta(seconds=offset_s)), **fields}
+
+    def paused_payment(self, *, pause_s: float = -5, resume_s: float | None = 25) -> list[dict[str, Any]]:
+        """A pause, a card payment from 2 s to 20 s into the recording, and the resume (None: never)."""
+        events = [
+            self.at("recording.paused", pause_s, mode="silence"),
+            self.at("payment.started", 2, payment_id="pay-1"),
+            self.at("payment.ended", 20, payment_id="pay-1"),
+        ]
+        return events + (
+            [self.at("recording.resumed", resume_s, mode="silence")] if resume_s is not None else []
+        )
+
 
 class Bus:
     """A producer and watchers of `lifecycle` and `deadletter`, for one test."""

@@ -25,6 +25,15 @@ class DisclosureView(BaseModel):
     event_id: str | None = Field(description="the disclosure.played event that proves it")
 
 
+class PauseView(BaseModel):
+    """Additive (2026-12-06): a span where the recording was paused, in milliseconds of its audio."""
+
+    start_ms: int
+    end_ms: int
+    mode: str = Field(description="silence: in the audio, silent; skip: left out of the audio")
+    resumed: bool = Field(True, description="false: never resumed, it ran to the recording's end")
+
+
 class RecordingView(BaseModel):
     outcome: str | None
     content_type: str | None
@@ -34,6 +43,7 @@ class RecordingView(BaseModel):
     ended_at: datetime | None
     expires_at: datetime | None
     days_left: int | None = Field(description="whole days before the recording is erased")
+    pauses: list[PauseView] = Field(default_factory=list, description="where the recording was paused")
 
 
 class CallSummary(BaseModel):
@@ -164,6 +174,7 @@ def detail(doc: dict[str, Any], day: date, now: datetime) -> CallDetail:
             ended_at=_when(rec.get("ended_at")),
             expires_at=rec_expires,
             days_left=days_left(rec_expires, now) if rec_expires else None,
+            pauses=[PauseView.model_validate(p) for p in rec.get("pauses") or [] if isinstance(p, dict)],
         )
     archived = bool(rec and rec.get("outcome") == "archived" and rec.get("key"))
     return CallDetail(

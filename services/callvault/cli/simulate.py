@@ -69,6 +69,13 @@ def simulate(
     after_start: float = typer.Option(0.05, min=0, max=1, help="share disclosed after recording began"),
     objected: float = typer.Option(0.03, min=0, max=1, help="share where the participant objects"),
     mismatch: float = typer.Option(0.0, min=0, max=1, help="share announcing a wrong checksum"),
+    payments: float = typer.Option(
+        0.0,
+        min=0,
+        max=1,
+        help="share taking a card payment: clean, resume forgotten, pause late, "
+        "pause not silent, payment events late",
+    ),
     duplicates: float = typer.Option(0.05, min=0, max=1, help="share with one event sent twice"),
     backdate_months: int = typer.Option(0, min=0, help="spread some calls over this many past months"),
     backdated: float = typer.Option(0.1, min=0, max=1, help="share of calls backdated"),
@@ -80,7 +87,7 @@ def simulate(
     tenant_list = tuple(t.strip() for t in tenants.split(",") if t.strip())
     opts = TrafficOptions(
         calls=calls, tenants=tenant_list, missing=missing, late=late, after_start=after_start,
-        objected=objected, mismatch=mismatch, duplicates=duplicates,
+        objected=objected, mismatch=mismatch, payments=payments, duplicates=duplicates,
         backdate_months=backdate_months, backdated=backdated, audio_seconds=audio_seconds,
         seed=seed, staging_bucket=settings.staging_bucket,
     )  # fmt: skip

@@ -271,7 +271,7 @@ def run_demo(console: Console, calls: int = 300, timeout: float = 90.0) -> DemoR
 
             opts = TrafficOptions(
                 calls=calls, tenants=("acme", "globex", "initech"), missing=0.1, late=0.1,
-                after_start=0.05, objected=0.03, mismatch=0.02, duplicates=0.05,
+                after_start=0.05, objected=0.03, mismatch=0.02, payments=0.1, duplicates=0.05,
                 backdate_months=3, backdated=0.08, seed=7, staging_bucket=settings.staging_bucket,
             )  # fmt: skip
             plan = plan_traffic(

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from callvault.contract.fields import format_rfc3339
-from callvault.rules.call_state import CallState, Outcome
+from callvault.rules.call_state import CallState, Outcome, paused_parts
 from callvault.rules.retention import RetentionClass, RetentionPolicy
 
 METADATA_SCHEMA = "callvault.metadata/v1"
@@ -81,6 +81,16 @@ def metadata_document(
         }
         if state.recording_erased_at is not None:
             doc["recording"]["erased_at"] = _ts(state.recording_erased_at)
+        if state.pauses:  # where the recording was paused, for the coaches' timeline (issue 28)
+            doc["recording"]["pauses"] = [
+                {
+                    "start_ms": max(0, p.start_ms),
+                    "end_ms": max(0, p.end_ms),
+                    "mode": p.mode,
+                    "resumed": p.resumed,
+                }
+                for p in paused_parts(state)
+            ]
     if state.objected is not None:
         doc["objected_at"] = _ts(state.objected.occurred_at)
     return doc

@@ -26,7 +26,18 @@ SCENARIOS = (
     "after_start",
     "objected",
     "checksum_mismatch",
+    *(f"payment_{kind}" for kind in ("clean", "resume_forgotten", "pause_late", "not_silent", "late_events")),
 )
+# Each payment call's outcome under the contract (issue 28); `payment_late_events` sends its payment events
+# after the recording's, so the archived audio is heard then.
+PAYMENT_OUTCOMES = {
+    "payment_clean": "archived",
+    "payment_resume_forgotten": "archived",
+    "payment_pause_late": "card_data_exposed",
+    "payment_not_silent": "pause_not_silent",
+    "payment_late_events": "archived",
+}
+PAYMENT_SECONDS = 12.0  # a payment call's recording: pause at 2 s, payment 4.5-8 s, resume at 10.5 s
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,7 @@ class TrafficOptions:
     after_start: float = 0.05
     objected: float = 0.03
     mismatch: float = 0.0
+    payments: float = 0.0  # share of calls taking a payment, spread over the payment scenarios
     duplicates: float = 0.05
     backdate_months: int = 0
     backdated: float = 0.1
@@ -69,6 +81,9 @@ def _phone(rng: random.Random) -> str:
 
 def _scenario(rng: random.Random, opts: TrafficOptions) -> str:
     roll = rng.random()
+    if roll < opts.payments:
+        return rng.choice(sorted(PAYMENT_OUTCOMES))
+    roll -= opts.payments
     for name, share in (
         ("missing", opts.missing),
         ("late_disclosure", opts.late),
@@ -98,7 +113,7 @@ def plan_traffic(
         scenario = _scenario(rng, opts)
         tenant = opts.tenants[n % len(opts.tenants)]
         call_id = f"sim-{run}-{n:06d}"
-        talk_s = 20 + rng.randrange(0, 400)
+        talk_s = int(PAYMENT_SECONDS) if scenario in PAYMENT_OUTCOMES else 20 + rng.randrange(0, 400)
         if opts.backdate_months and rng.random() < opts.backdated:
             started = now - timedelta(days=rng.uniform(1, 31 * opts.backdate_months))
         else:
@@ -122,7 +137,10 @@ def _call(
     ts = format_rfc3339
     rec_start = started + timedelta(seconds=6)
     rec_end = rec_start + timedelta(seconds=talk_s)
-    audio = make_wav(rng.getrandbits(32), opts.audio_seconds)
+    if scenario in PAYMENT_OUTCOMES:
+        audio = make_wav(rng.getrandbits(32), talk_s, _payment_silence(scenario, talk_s))
+    else:
+        audio = make_wav(rng.getrandbits(32), opts.audio_seconds)
     key = f"{tenant}/{call_id}.wav"
     sha = hashlib.sha256(audio).hexdigest()
     if scenario == "checksum_mismatch":
@@ -158,6 +176,11 @@ def _call(
         events += [disclosure, stored, ended]
     if scenario == "objected":
         events.insert(1, objection)
+    if scenario in PAYMENT_OUTCOMES:
+        pay = _payment_events(rng, scenario, base, rec_start)
+        late = scenario == "payment_late_events"  # its payment events come after the recording's
+        events[1:1] = [e for e in pay if not late or e["type"].startswith("recording.")]
+        events += [e for e in pay if late and e["type"].startswith("payment.")]
     if rng.random() < opts.duplicates:
         events.append(dict(rng.choice(events)))
     return SimulatedCall(
@@ -172,6 +195,35 @@ def _call(
     )
 
 
+def _payment_silence(scenario: str, seconds: float) -> list[tuple[float, float]]:
+    """Where the audio of a payment call is silent (seconds): its pause, unless the pause was not kept."""
+    return {
+        "payment_not_silent": [],
+        "payment_resume_forgotten": [(2.0, seconds)],
+        "payment_pause_late": [(5.0, 10.5)],
+    }.get(scenario, [(2.0, 10.5)])
+
+
+def _payment_events(
+    rng: random.Random, scenario: str, base: dict[str, str], rec_start: datetime
+) -> list[dict[str, Any]]:
+    """The pause and payment events of a payment call, at seconds into its recording."""
+
+    def at(kind: str, s: float, **fields: Any) -> dict[str, Any]:
+        when = format_rfc3339(rec_start + timedelta(seconds=s))
+        return {**base, "type": kind, "event_id": _uuid(rng), "occurred_at": when, **fields}
+
+    pause_at = 5.0 if scenario == "payment_pause_late" else 2.0
+    out = [at("recording.paused", pause_at, mode="silence", offset_ms=int(pause_at * 1000))]
+    if scenario != "payment_resume_forgotten":
+        out.append(at("recording.resumed", 10.5, mode="silence", offset_ms=10_500))
+    payment_id = f"pay-{rng.randrange(10**6):06d}"
+    return out + [
+        at("payment.started", 4.5, payment_id=payment_id),
+        at("payment.ended", 8.0, payment_id=payment_id),
+    ]
+
+
 def _expected(scenario: str, rec_start: datetime, now: datetime, policy: RetentionPolicy) -> str:
     if scenario == "objected":
         return "objected"
@@ -183,4 +235,5 @@ def _expected(scenario: str, rec_start: datetime, now: datetime, policy: Retenti
         "missing": "disclosure_missing",
         "after_start": "disclosure_missing",
         "checksum_mismatch": "checksum_mismatch",
+        **PAYMENT_OUTCOMES,
     }[scenario]

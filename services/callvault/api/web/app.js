@@ -111,6 +111,28 @@ function select(call, tr) {
   $("purpose").focus();
 }
 
+// The recording's pauses (card payments) as spans on a bar as long as the recording.
+function showPauses(rec) {
+  const pauses = rec?.pauses ?? [];
+  const bar = $("d-timeline");
+  bar.replaceChildren();
+  const secs = (ms) => (ms / 1000).toFixed(1);
+  text("d-pauses", pauses.length
+    ? pauses.map((p) => `${secs(p.start_ms)}–${secs(p.end_ms)} s (${p.mode}${p.resumed ? "" : ", never resumed"})`).join("; ")
+    : "none");
+  const length = rec?.started_at && rec?.ended_at ? Date.parse(rec.ended_at) - Date.parse(rec.started_at) : 0;
+  if (!pauses.length || length <= 0) { show("d-timeline", false); return; }
+  for (const p of pauses) {
+    const span = document.createElement("span");
+    span.className = "pause";
+    span.style.left = `${Math.min(100, (100 * p.start_ms) / length)}%`;
+    span.style.width = `${Math.max(0.5, Math.min(100, (100 * (p.end_ms - p.start_ms)) / length))}%`;
+    span.title = `paused ${secs(p.start_ms)}–${secs(p.end_ms)} s`;
+    bar.append(span);
+  }
+  show("d-timeline", true);
+}
+
 async function openCall() {
   const call = state.selected;
   const purpose = $("purpose").value.trim();
@@ -125,6 +147,7 @@ async function openCall() {
     const rec = detail.recording;
     text("d-recording", rec ? `${rec.outcome}, ${rec.content_type ?? ""}, ${rec.size_bytes ?? "?"} bytes` : null);
     text("days-left", rec ? days(rec.days_left) : null);
+    showPauses(rec);
     text("d-meta-left", days(detail.metadata_days_left));
     show("detail-body", true);
     if (detail.audio_href) {
