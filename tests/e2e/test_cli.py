@@ -41,9 +41,11 @@ def test_demo_prints_the_summary_and_leaves_no_process_behind() -> None:
     assert "outcomes by reason" in out and "archived" in out and "dead letters" in out
     assert "demo finished" in out
     assert "data-subject requests" in out and "no answer" not in out
-    # globex's client policy keeps recordings 7 days: a dry run in 8 days shows only its recordings.
+    # globex's client policy keeps recordings 7 days: a dry run in 8 days shows its recordings, beside
+    # at most a few of the others' calls backdated by 23 to 31 days (their month ends by then too).
     (eight_days,) = [line for line in out.splitlines() if "dry run in 8 days" in line]
-    assert "globex" in eight_days and "acme" not in eight_days and "initech" not in eight_days, eight_days
+    due = {t: int(n) for t, n in re.findall(r"(acme|globex|initech) (\d+)", eight_days)}
+    assert due.get("globex", 0) > due.get("acme", 0) + due.get("initech", 0), eight_days
     assert re.search(r"erase\s*│\s*\w+\s*│\s*\d+\s*│\s*\d+\s*│\s*\d+\s*│\s*1\s*│", out), "the held call kept"
     # The simulated traffic, replayed by the auditor's rules: clean.
     assert re.search(r"audit replay of the lifecycle log", out)

@@ -133,3 +133,39 @@ def test_partials_one_per_partition_merge_into_the_report_of_one_replay(
 def _scratch_folders(tmp_path: Path) -> None:
     for name in ("whole", "p0", "p1"):
         (tmp_path / name).mkdir()
+
+
+def test_a_forgery_keyed_onto_another_partition_is_a_conflict_in_the_split_replay_too(
+    tmp_path: Path,
+) -> None:
+    """Issue 31, item 3: a forged copy of a real event (another reason, under its `event_id`) written
+    with another key lands on partition 1; the replay split in two shares finds it as one process
+    does, with the same report."""
+    with mock_aws():
+        settings = Settings(partitions=2, audit_bucket="cvt-audit-forged", s3_endpoint="")
+        pinned = public_hex(private_key(settings.audit_signing_key.get_secret_value()))
+        settings = settings.model_copy(update={"audit_public_key": pinned})
+        s3 = make_s3_client(settings)
+        init_storage(s3, settings)
+        calls = _calls()
+        deleted = next(e for e in calls if e["type"] == "recording.deleted")
+        forged = {**deleted, "reason": "objection"}
+        for partition, events in ((0, calls), (1, [*_elsewhere(), forged])):
+            records = [
+                LoggedRecord(partition, n, e.get("call_id"), json.dumps(e)) for n, e in enumerate(events)
+            ]
+            header, body = segment_body(records, GENESIS)
+            key = segments.segment_key(partition, header.first_offset)
+            segments.write_segment(s3, settings.audit_bucket, key, body, AS_OF + timedelta(days=1))
+            segments.write_head(s3, settings.audit_bucket, partition,
+                                segments.Head(key, header.last_offset, digest(body)))  # fmt: skip
+        (tmp_path / "one").mkdir()
+        (tmp_path / "two").mkdir()
+        one = replay_partitions(settings, tmp_path / "one", AS_OF, TOLERANCE, processes=1, tail=False)
+        two = replay_partitions(
+            settings, tmp_path / "two", AS_OF, TOLERANCE, processes=2, tail=False, in_process=True
+        )
+    assert two.processes == 2
+    found = [(v.rule, v.evidence) for v in two.result.violations if v.rule == "conflicting_event"]
+    assert found == [("conflicting_event", (deleted["event_id"],))]
+    assert _report(two.result, two.log) == _report(one.result, one.log)

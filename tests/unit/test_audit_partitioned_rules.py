@@ -21,7 +21,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from callvault.audit.spill import SpilledSeen, SpilledStories
+from callvault.audit.spill import SpilledSeen, SpilledStories, first_copies_elsewhere
 from callvault.contract.fields import format_rfc3339
 from callvault.rules.audit_replay import (
     ReplayResult,
@@ -134,6 +134,7 @@ logs = st.tuples(
     st.lists(st.booleans(), max_size=4),  # subject requests, answered or not
     st.lists(st.integers(0, 1000), max_size=4),  # events repeated as they were
     st.lists(st.integers(0, 1000), max_size=3),  # events forged under a real id
+    st.lists(st.integers(0, 1000), max_size=3),  # events forged under a real id, keyed elsewhere
     st.lists(st.sampled_from(TENANTS), max_size=3, unique=True),  # tenants that allow ma-rabat
 )
 
@@ -150,13 +151,28 @@ def _split(events: list[dict[str, Any]], shares: int) -> list[list[dict[str, Any
     return parts
 
 
-def _partitioned(events: list[dict[str, Any]], shares: int, scratch: Path) -> ReplayResult:
-    folded, stories = [], []
-    for i, part in enumerate(_split(events, shares)):
-        calls = SpilledStories(scratch / f"calls-{i}.sqlite", keep=3)
-        folded.append(fold(part, calls, SpilledSeen(scratch / f"seen-{i}.sqlite", batch=5)))
-        calls.flush()
-        stories.append(calls)
+def _fold_part(part: list[dict[str, Any]], i: int, scratch: Path, elsewhere: dict[str, bytes]) -> Any:
+    calls = SpilledStories(scratch / f"calls-{i}.sqlite", keep=3)
+    seen = SpilledSeen(scratch / f"seen-{i}.sqlite", batch=5)
+    seen.rank = i  # the share's partition: the order one process reads them in
+    folded = fold(part, calls, seen, elsewhere)
+    calls.flush()
+    seen.close()
+    return folded, calls
+
+
+def _partitioned(parts: list[list[dict[str, Any]]], scratch: Path) -> ReplayResult:
+    """As `audit.partitioned` does: each share folded apart, the ids in several shares found, those
+    shares folded again, then checked against the joined policies and merged."""
+    done = [_fold_part(part, i, scratch, {}) for i, part in enumerate(parts)]
+    elsewhere = first_copies_elsewhere([scratch / f"seen-{i}.sqlite" for i in range(len(parts))])
+    for i, ids in enumerate(elsewhere):
+        if ids:
+            done[i][1].close()
+            for name in (f"calls-{i}.sqlite", f"seen-{i}.sqlite"):
+                (scratch / name).unlink()
+            done[i] = _fold_part(parts[i], i, scratch, ids)
+    folded, stories = [d[0] for d in done], [d[1] for d in done]
     history = policy_history(f.policies for f in folded)
     parts = [
         check_calls(f.result, s, history, AS_OF, TOLERANCE, DEFAULTS)
@@ -183,19 +199,46 @@ def _as_dict(result: ReplayResult) -> dict[str, Any]:
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(logs, st.integers(2, 4))
 def test_partition_replays_merged_give_the_report_of_one_replay(log: tuple[Any, ...], shares: int) -> None:
-    plans, requests, repeats, forgeries, allowing = log
+    plans, requests, repeats, forgeries, keyed_elsewhere, allowing = log
     events = [e for n, plan in enumerate(plans) for e in _call_events(n, plan)]
     events += [e for n, answered in enumerate(requests) for e in _request(n, answered)]
     events = [_policy(t, 7, ["ma-rabat"]) for t in allowing] + events
     events += [dict(events[i % len(events)]) for i in repeats]
-    # Forged under a real id and key (a forger who picks another key lands on another partition, where the
-    # event is read as new and checked on its own merits: see the docs' known edges).
+    # Forged under a real id and key (the same partition), and under a real id with another key: on
+    # another partition, where a share reading it alone would take it as new (issue 31, item 3).
     events += [{**events[i % len(events)], "recording_event_id": str(uuid.uuid4())} for i in forgeries]
+    parts = _split(events, shares)
+    keyed = 0
+    for n, i in enumerate(keyed_elsewhere):
+        forged = {**events[i % len(events)], "recording_event_id": str(uuid.uuid4())}
+        home = next(k for k, part in enumerate(parts) for e in part if e["event_id"] == forged["event_id"])
+        if home < shares - 1:  # a later partition than its call's (an earlier one: the test below)
+            parts[home + 1 + n % (shares - 1 - home)].append(forged)
+            keyed += 1
 
-    whole = replay(events, AS_OF, TOLERANCE, DEFAULTS)
+    whole = replay([e for part in parts for e in part], AS_OF, TOLERANCE, DEFAULTS)  # by partition
     with tempfile.TemporaryDirectory() as scratch:
-        split = _partitioned(events, shares, Path(scratch))
+        split = _partitioned(parts, Path(scratch))
 
     assert _as_dict(split) == _as_dict(whole)
+    if keyed:
+        assert any(v.rule == "conflicting_event" for v in whole.violations), "the forgery is found"
     if any(p["deletion"] == "late" and not p["held"] for p in plans):
         assert any(v.rule == "late_deletion" for v in whole.violations), "the planted violations are found"
+
+
+def test_a_forgery_keyed_onto_an_earlier_partition_is_found_by_both_replays(tmp_path: Path) -> None:
+    """One process takes the first copy in partition order as the event: here the forged one, so the
+    call's own copy is the conflict; the split replay keeps the call's copy in its story. Both report
+    the id as `conflicting_event` (the known edge: which copy the story keeps differs)."""
+    events = _call_events(0, {"tenant": "acme", "disclosed": True, "late_disclosure": False,
+                              "deletion": "on_time", "held": False, "access": "none", "offset_h": 0,
+                              "version": None})  # fmt: skip
+    deleted = next(e for e in events if e["type"] == "recording.deleted")
+    forged = {**deleted, "reason": "objection", "deleted_at": deleted["due_at"]}
+    parts = [[forged], events]  # the forgery on partition 0, the call on partition 1
+    whole = replay([e for part in parts for e in part], AS_OF, TOLERANCE, DEFAULTS)
+    split = _partitioned(parts, tmp_path)
+    for result in (whole, split):
+        conflicts = [v for v in result.violations if v.rule == "conflicting_event"]
+        assert [v.evidence for v in conflicts] == [(deleted["event_id"],)], result.violations

@@ -23,14 +23,14 @@ import asyncio
 import multiprocessing
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from callvault.audit.partial import global_policies
 from callvault.audit.sources import AuditLog, archive_events, read_tail, signed_heads
-from callvault.audit.spill import SpilledSeen, SpilledStories, disk_used
+from callvault.audit.spill import SpilledSeen, SpilledStories, disk_used, first_copies_elsewhere
 from callvault.rules import audit_commands
 from callvault.rules.audit_replay import (
     Folded,
@@ -82,6 +82,8 @@ class Share:
     keep_event: EventFilter
     signed: dict[str, tuple[int, str]]
     tail: bool = True  # the records still only in the topic; False where no broker is to be asked
+    # Ids whose first copy another share holds (`audit.spill.first_copies_elsewhere`): read a second time.
+    first_elsewhere: Mapping[str, bytes] = field(default_factory=dict)
 
     @property
     def stories_path(self) -> Path:
@@ -108,13 +110,16 @@ def _fold_share(share: Share) -> ShareRead:
     s3 = make_s3_client(settings, attempts=2)
 
     def events() -> Any:
-        yield from archive_events(s3, settings, log, partitions=share.partitions, signed=share.signed)
+        for partition in share.partitions:  # ranked as one process reads them: by partition, then the tail
+            seen.rank = partition
+            yield from archive_events(s3, settings, log, partitions=[partition], signed=share.signed)
+        seen.rank = TAIL_RANK + min(share.partitions, default=0)
         if share.tail:
             asyncio.run(read_tail(settings, log, partitions=share.partitions))
         tail, log.tail = log.tail, []
         yield from tail
 
-    folded = fold((e for e in events() if share.keep_event(e)), stories, seen)
+    folded = fold((e for e in events() if share.keep_event(e)), stories, seen, share.first_elsewhere)
     stories.flush()
     stories.close()
     seen.close()
@@ -156,12 +161,14 @@ def replay_partitions(
     only: list[int] | None = None,
     tail: bool = True,
     command_keys: Mapping[str, str] | None = None,
+    in_process: bool = False,
 ) -> PartitionedReplay:
     """The log replayed by `processes` (default: the cores, at most one per partition).
 
     `only`: just these partitions, for a partial result (`audit.partial`): the
     policy history then comes from a pass over every partition first, and the
-    subject requests are left for the merge to check.
+    subject requests are left for the merge to check. `in_process`: the shares one after the other in
+    this process (the same steps, for a debugger or a store mocked in this process).
     """
     chosen = sorted(set(only)) if only is not None else list(range(settings.partitions))
     s3 = make_s3_client(settings, attempts=2)
@@ -178,13 +185,23 @@ def replay_partitions(
         for i in range(count)
     ]
     step(f"reading {len(chosen)} partition(s) on {count} process(es)")
-    with _pool(count) as pool:
-        reads = pool.map(_fold_share, shares) if count > 1 else [_fold_share(shares[0])]
+    with _pool(count, in_process) as pool:
+        reads = pool.map(_fold_share, shares)
+        elsewhere = first_copies_elsewhere([share.seen_path for share in shares]) if count > 1 else []
+        again = [i for i, ids in enumerate(elsewhere) if ids]
+        if again:  # an id in several shares (a forgery keyed elsewhere): those shares read once more
+            step(f"{sum(len(elsewhere[i]) for i in again)} event id(s) in several shares: reading again")
+            for i in again:
+                shares[i].stories_path.unlink(missing_ok=True)
+                shares[i].seen_path.unlink(missing_ok=True)
+                shares[i] = replace(shares[i], first_elsewhere=elsewhere[i])
+            for i, read in zip(again, pool.map(_fold_share, [shares[i] for i in again]), strict=True):
+                reads[i] = read
         history = policy_history([everywhere, *(read.folded.policies for read in reads)])
         step("checking every call")
         jobs = [(share, read.folded.result, history, as_of, tolerance, settings.policy_defaults)
                 for share, read in zip(shares, reads, strict=True)]  # fmt: skip
-        parts = pool.map(_check_share, jobs) if count > 1 else [_check_share(jobs[0])]
+        parts = pool.map(_check_share, jobs)
     merged = merge_results(parts)
     merged.policy_history = history
     requests = merge_requests(read.folded.requests for read in reads)
@@ -196,6 +213,9 @@ def replay_partitions(
         log.join(read.log)
     return PartitionedReplay(log, canonical(merged), count, disk_used(scratch), chosen, requests, commands)
 
+
+# The rank of a share's tail events: after every archived event, as one process reads them.
+TAIL_RANK = 1 << 20
 
 # A process started for a share costs seconds (it imports callvault afresh); below this many segments
 # (a quarter of a million events) one process reads the log sooner than two.
@@ -209,16 +229,21 @@ def _processes_for(s3: Any, settings: Settings, partitions: list[int]) -> int:
 
 
 class _NoPool:
+    """The shares in turn, in this process."""
+
     def __enter__(self) -> _NoPool:
         return self
 
     def __exit__(self, *exc: object) -> None:
         return None
 
+    def map(self, fn: Callable[[Any], Any], items: Any) -> list[Any]:
+        return [fn(item) for item in items]
 
-def _pool(count: int) -> Any:
+
+def _pool(count: int, in_process: bool = False) -> Any:
     """Fresh processes (spawned, not forked: the command's own threads, a progress bar's or boto3's,
     must not be copied mid-lock); none for one share."""
-    if count == 1:
+    if count == 1 or in_process:
         return _NoPool()
     return multiprocessing.get_context("spawn").Pool(count)

@@ -137,32 +137,78 @@ class SpilledSeen:
 
     def __init__(self, path: Path, batch: int = 50_000) -> None:
         self.db = _connect(path)
-        self.db.execute("CREATE TABLE IF NOT EXISTS seen (id BLOB PRIMARY KEY, facts BLOB) WITHOUT ROWID")
-        self._pending: dict[bytes, bytes] = {}
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS seen (id BLOB PRIMARY KEY, facts BLOB, rank INTEGER) WITHOUT ROWID"
+        )
+        self._pending: dict[bytes, tuple[bytes, int]] = {}
         self._on_disk = Bloom()
         self.batch = batch
+        # Where the events being read sit in the order one process reads the whole log (the partition,
+        # the tail after every archive): set by the reader as it moves on, kept with each id's first copy,
+        # so that copies of one id in several shares can be ordered (`first_copies_elsewhere`).
+        self.rank = 0
 
     def note(self, event_id: str, digest: bytes) -> Seen:
         key = event_id.encode()
-        first = self._pending.get(key)
+        pending = self._pending.get(key)
+        first = pending[0] if pending is not None else None
         if first is None and key in self._on_disk:
             row = self.db.execute("SELECT facts FROM seen WHERE id = ?", (key,)).fetchone()
             first = row[0] if row else None
         if first is not None:
             return "duplicate" if first == digest else "conflict"
-        self._pending[key] = digest
+        self._pending[key] = (digest, self.rank)
         if len(self._pending) >= self.batch:
             self._flush()
         return "new"
 
     def _flush(self) -> None:
-        self.db.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?)", sorted(self._pending.items()))
+        rows = sorted((key, digest, rank) for key, (digest, rank) in self._pending.items())
+        self.db.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?, ?)", rows)
         for key in self._pending:
             self._on_disk.add(key)
         self._pending.clear()
 
     def close(self) -> None:
+        """Every id to disk and committed (the merge reads them all), then closed."""
+        self._flush()
+        self.db.execute("COMMIT")
         self.db.close()
+
+
+def first_copies_elsewhere(paths: list[Path]) -> list[dict[str, bytes]]:
+    """For each share's id set (`SpilledSeen` files), the ids whose first copy in the whole log's order
+    lies in another share, with that copy's facts digest.
+
+    One process reading every partition takes the first copy of an id as the event and compares every
+    later one with it: a repeat, or a conflict (a forgery under a real id, written with another key so
+    it lands on another partition). Shares read apart each see their own copy as new; this finds them,
+    by joining the shares' id sets on disk pairwise, so each share can read its later copies as the one
+    process would.
+    """
+    copies: dict[bytes, list[tuple[int, int, bytes]]] = {}  # id -> (rank, share, digest)
+    db = sqlite3.connect(":memory:")
+    try:
+        for i, path in enumerate(paths):
+            db.execute(f"ATTACH DATABASE ? AS s{i}", (str(path),))
+        for i in range(len(paths)):
+            for j in range(i + 1, len(paths)):
+                both = f"s{i}.seen a JOIN s{j}.seen b ON a.id = b.id"
+                pairs = db.execute(f"SELECT a.id, a.facts, a.rank, b.facts, b.rank FROM {both}")  # noqa: S608
+                for key, facts_a, rank_a, facts_b, rank_b in pairs:
+                    found = copies.setdefault(key, [])
+                    for entry in ((rank_a, i, facts_a), (rank_b, j, facts_b)):
+                        if entry not in found:
+                            found.append(entry)
+    finally:
+        db.close()
+    elsewhere: list[dict[str, bytes]] = [{} for _ in paths]
+    for key, found in copies.items():
+        _, winner, digest = min(found)
+        for _, share, _ in found:
+            if share != winner:
+                elsewhere[share][key.decode()] = digest
+    return elsewhere
 
 
 def disk_used(folder: Path) -> int:

@@ -300,14 +300,29 @@ class Folded:
     commands: audit_commands.Commands = field(default_factory=dict)  # what verified commands caused
 
 
-def fold(events: Iterable[dict[str, Any]], calls: CallStories, ids: SeenEvents) -> Folded:
-    """Each event once, into its call's story (or a request's, or the policies)."""
+def fold(
+    events: Iterable[dict[str, Any]],
+    calls: CallStories,
+    ids: SeenEvents,
+    first_elsewhere: Mapping[str, bytes] | None = None,
+) -> Folded:
+    """Each event once, into its call's story (or a request's, or the policies).
+
+    `first_elsewhere`: ids whose first copy another share of the log holds, with its facts' digest
+    (`audit.spill.first_copies_elsewhere`): every copy here is then a repeat or a conflict, as it is
+    for one process reading the whole log."""
     folded = Folded()
     result, policies, requests = folded.result, folded.policies, folded.requests
     tables = _tables()
+    elsewhere = first_elsewhere or {}
     for event in events:
         event_id = str(event.get("event_id"))
-        verdict = ids.note(event_id, facts_digest(event))
+        digest = facts_digest(event)
+        first = elsewhere.get(event_id)
+        if first is not None:
+            verdict: Seen = "duplicate" if first == digest else "conflict"
+        else:
+            verdict = ids.note(event_id, digest)
         if verdict == "duplicate":
             result.duplicates += 1
             continue
@@ -426,7 +441,11 @@ def _violation_order(v: Violation) -> tuple[str, str, str, tuple[str, ...]]:
     # A call's violations keep the order its checks found them in (the sort is stable, and one share
     # holds all of a call's story); those of no call (requests, conflicts of requests or policies) come
     # from several shares, so they are ordered by what they say.
-    return (v.tenant, v.call_id, "", ()) if v.call_id else (v.tenant, "", v.rule, v.evidence)
+    # A conflict is found while the log is read, before any call is checked: first, ordered by what it
+    # names (copies of one id may sit in several shares, read in any order).
+    if v.call_id and v.rule == "conflicting_event":
+        return (v.tenant, v.call_id, "0", v.evidence)
+    return (v.tenant, v.call_id, "1", ()) if v.call_id else (v.tenant, "", v.rule, v.evidence)
 
 
 def canonical(result: ReplayResult) -> ReplayResult:
