@@ -22,7 +22,13 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from callvault.audit.partial import coverage_problems, merge_partials, partial_document
+from callvault.audit.partial import (
+    binding_problems,
+    coverage_problems,
+    merge_partials,
+    partial_document,
+    store_problems,
+)
 from callvault.audit.partitioned import replay_partitions
 from callvault.audit.report import report_document
 from callvault.contract.fields import format_rfc3339
@@ -169,3 +175,45 @@ def test_a_forgery_keyed_onto_another_partition_is_a_conflict_in_the_split_repla
     found = [(v.rule, v.evidence) for v in two.result.violations if v.rule == "conflicting_event"]
     assert found == [("conflicting_event", (deleted["event_id"],))]
     assert _report(two.result, two.log) == _report(one.result, one.log)
+
+
+def _partials(settings: Settings, tmp_path: Path) -> list[dict[str, Any]]:
+    docs = []
+    for partition in (0, 1):
+        scratch = tmp_path / f"p{partition}"
+        part = replay_partitions(
+            settings, scratch, AS_OF, TOLERANCE, processes=1, tail=False, only=[partition]
+        )
+        doc = partial_document(part.result, part.requests, part.commands, part.log, part.partitions, 2, AS_OF)
+        docs.append(json.loads(json.dumps(doc)))
+    return docs
+
+
+def test_partials_that_did_not_read_one_log_at_one_instant_are_refused_with_a_sentence(
+    archived: Settings, tmp_path: Path
+) -> None:
+    """Issue 33, item 4: a partial names the log it read (its checkpoint, its segments' hashes) and the
+    policy facts it judged by; the merge refuses partials that part on any of them."""
+    docs = _partials(archived, tmp_path)
+    s3 = make_s3_client(archived)
+    assert binding_problems(docs) == [] and store_problems(s3, archived, docs) == []
+    assert set(docs[0]["bound"]["segments"]) == {segments.segment_key(0, n) for n in range(0, 48, 10)}
+
+    old = {**docs[1], "as_of": format_rfc3339(AS_OF - timedelta(days=730))}  # two years old
+    assert "replayed 730 days, 0:00:00 apart" in " ".join(binding_problems([docs[0], old]))
+
+    other_terms = json.loads(json.dumps(docs[1]))
+    other_terms["bound"]["policies_sha256"] = "0" * 64  # judged by a P3M history where the log says P7D
+    assert "disagree on the client policies" in " ".join(binding_problems([docs[0], other_terms]))
+
+    cut = {k: v for k, v in docs[1].items() if k != "bound"}
+    assert "missing bound" in " ".join(binding_problems([docs[0], cut]))
+
+    forged = json.loads(json.dumps(docs[1]))
+    forged["bound"]["segments"][segments.segment_key(1, 9000)] = "f" * 64
+    (said,) = store_problems(s3, archived, [docs[0], forged])
+    assert "does not hold" in said and "00000000000000009000" in said
+    elsewhere = json.loads(json.dumps(docs[1]))
+    elsewhere["bound"]["checkpoint"] = {"seq": 3, "sha256": "ab" * 32}  # a checkpoint of another log
+    (said,) = store_problems(s3, archived, [docs[0], elsewhere])
+    assert "names checkpoint 3" in said and "does not hold" in said

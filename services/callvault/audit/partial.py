@@ -14,11 +14,12 @@ machine.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from callvault.rules.audit_replay import (
 from callvault.rules.client_policy import PolicyVersion
 from callvault.settings import Settings
 from callvault.storage import audit_archive as segments
+from callvault.storage import audit_checkpoints
 
 FORMAT = "callvault.audit.partial/1"
 
@@ -106,6 +108,13 @@ def partial_document(
         },
         "requests": requests,
         "commands": commands,
+        # What binds this partial to one log (issue 33): the newest checkpoint it trusted, every segment
+        # it read, and the policy facts it judged by; the merge refuses partials that disagree.
+        "bound": {
+            "checkpoint": log.checkpoint,
+            "segments": dict(sorted(log.segment_sha256.items())),
+            "policies_sha256": _policies_digest(result),
+        },
         "log": {
             "segments": log.segments,
             "checkpoints": log.checkpoints,
@@ -196,6 +205,77 @@ def coverage_problems(docs: list[dict[str, Any]]) -> list[str]:
     missing = sorted(set(range(of.pop())) - set(count))
     if missing:
         problems.append(f"no partial covers partition(s) {', '.join(map(str, missing))}")
+    return problems
+
+
+def _policies_digest(result: ReplayResult) -> str:
+    history = {t: [v.model_dump(mode="json") for v in vs] for t, vs in sorted(result.policy_history.items())}
+    return hashlib.sha256(json.dumps(history, sort_keys=True).encode()).hexdigest()
+
+
+REQUIRED = ("format", "partitions", "of_partitions", "as_of", "result", "log", "bound")
+
+# Partials of one run are replayed within this of each other (the pods of one Job); further apart,
+# they are not one replay (a forged partial two years old is not).
+MERGE_WINDOW = timedelta(hours=1)
+
+
+def binding_problems(docs: list[dict[str, Any]]) -> list[str]:
+    """Partials merge only when they read one log at one time: their as-of instants within
+    `MERGE_WINDOW` of each other, and the same policy facts; each sentence says where they part. That
+    each read this store's log is `store_problems`'."""
+    problems: list[str] = []
+    for doc in docs:
+        missing = [name for name in REQUIRED if name not in doc]
+        if doc.get("format") != FORMAT or missing:
+            said = f"missing {', '.join(missing)}" if missing else f"format {doc.get('format')!r}"
+            problems.append(f"a partial is not a {FORMAT} document ({said}): written by another version?")
+    if problems:
+        return problems
+    try:
+        instants = [datetime.fromisoformat(doc["as_of"]) for doc in docs]
+    except (TypeError, ValueError) as exc:
+        return [f"a partial's as_of is not an instant: {exc}"]
+    if instants and max(instants) - min(instants) > MERGE_WINDOW:
+        shown = "; ".join(f"partitions {doc['partitions']}: {doc['as_of']}" for doc in docs)
+        problems.append(
+            f"the partials were replayed {max(instants) - min(instants)} apart, more than {MERGE_WINDOW}: "
+            f"not one replay ({shown})"
+        )
+    policies = {str(doc["bound"].get("policies_sha256")) for doc in docs}
+    if len(policies) > 1:
+        shown = "; ".join(f"partitions {d['partitions']}: {d['bound'].get('policies_sha256')}" for d in docs)
+        problems.append(f"the partials disagree on the client policies the calls were judged by ({shown})")
+    return problems
+
+
+def store_problems(s3: BaseClient, settings: Settings, docs: list[dict[str, Any]]) -> list[str]:
+    """The log each partial read is the one in this store: the checkpoint it names is there, with the
+    same bytes (it signs every partition's chain up to it), and every segment it read is listed (a
+    partial of another log, or a forged one, is not). Listings and checkpoints: no segment is read."""
+    problems: list[str] = []
+    versions = audit_checkpoints.checkpoint_versions(s3, settings.audit_bucket)
+    for doc in docs:
+        named = doc["bound"].get("checkpoint")
+        if named is not None:
+            key = audit_checkpoints.checkpoint_key(int(named["seq"]))
+            stored = [audit_checkpoints.read_checkpoint(s3, settings.audit_bucket, key, v).sha256()
+                      for v in versions.get(key, [])]  # fmt: skip
+            if named["sha256"] not in stored:
+                problems.append(
+                    f"the partial of partitions {doc['partitions']} names checkpoint {named['seq']} "
+                    f"({str(named['sha256'])[:12]}…), which this store does not hold: it was read from "
+                    "another log, or forged"
+                )
+        read = set(doc["bound"].get("segments", {}))
+        bucket = settings.audit_bucket
+        stored_keys = {key for p in doc["partitions"] for key in segments.segment_keys(s3, bucket, p)}
+        if read - stored_keys:
+            problems.append(
+                f"the partial of partitions {doc['partitions']} read {len(read - stored_keys)} segment(s) "
+                f"this store does not hold (e.g. {min(read - stored_keys)}): it was read from another log, "
+                "or forged"
+            )
     return problems
 
 

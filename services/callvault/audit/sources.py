@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -34,6 +35,10 @@ class AuditLog:
     tail_events: int = 0
     last_offsets: dict[int, int] = field(default_factory=dict)  # partition -> last archived offset
     tail: list[dict[str, Any]] = field(default_factory=list)  # read after the archive; small
+    # What the replay read, to bind a partial result to this very log (issue 33): the newest checkpoint
+    # trusted (`seq`, `sha256` of its stored form) and the SHA-256 of every segment read.
+    checkpoint: dict[str, Any] | None = None
+    segment_sha256: dict[str, str] = field(default_factory=dict)
 
     def join(self, part: AuditLog) -> None:
         """Add what reading one share of the partitions found (a process's, or a partial's)."""
@@ -42,6 +47,8 @@ class AuditLog:
         self.archived_events += part.archived_events
         self.tail_events += part.tail_events
         self.last_offsets.update(part.last_offsets)
+        self.segment_sha256.update(part.segment_sha256)
+        self.checkpoint = self.checkpoint or part.checkpoint
 
 
 def _values(records: Iterator[str]) -> Iterator[dict[str, Any]]:
@@ -97,6 +104,7 @@ def archive_events(
             if on_segment is not None:
                 on_segment(log.segments, total)
             parsed = chain.add(name, body)
+            log.segment_sha256[name] = hashlib.sha256(body).hexdigest()
             del body
             if name in signed and signed[name][1] != chain.previous_sha:
                 detail = f"it is not the segment checkpoint {signed[name][0]} signed"
@@ -149,6 +157,8 @@ def signed_heads(s3: BaseClient, settings: Settings, log: AuditLog) -> dict[str,
         log.checkpoints += 1
         signed.update({head.segment: (cp.seq, head.sha256) for cp in found for head in cp.heads.values()})
     log.breaks.extend(ChainBreak("unsigned", "checkpoints/", problem) for problem in trail.problems)
+    if trail.last is not None:
+        log.checkpoint = {"seq": trail.last.seq, "sha256": trail.last.sha256()}
     return signed
 
 

@@ -16,10 +16,12 @@ from rich.console import Console
 from rich.progress import Progress
 
 from callvault.audit.partial import (
+    binding_problems,
     coverage_problems,
     merge_partials,
     partial_document,
     read_partials,
+    store_problems,
     write_partial,
 )
 from callvault.audit.partitioned import EventFilter, replay_partitions
@@ -205,7 +207,12 @@ def merge_command(
         raise UserError(describe(exc, settings.s3_endpoint)) from exc
     except ValueError as exc:
         raise UserError(f"a partial replay cannot be read: {exc}") from exc
-    problems = coverage_problems(docs)
+    problems = binding_problems(docs) or coverage_problems(docs)
+    if not problems:
+        try:
+            problems = store_problems(make_s3_client(settings, attempts=2), settings, docs)
+        except (BotoCoreError, ClientError) as exc:
+            raise UserError(describe(exc, settings.s3_endpoint)) from exc
     if problems:
         raise UserError("the partials do not make one replay: " + "; ".join(problems))
     try:
