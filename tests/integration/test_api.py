@@ -746,6 +746,14 @@ async def test_a_site_outside_the_eea_reads_a_client_only_once_the_client_allows
             if (r.get("type"), r.get("tenant"), r.get("site")) == ("recording.accessed", tenant, "ma-rabat")
         ]  # fmt: skip
         assert access["site_country"] == "MA"
+        # Issue 33, item 7: a link handed out while the site was allowed (on main it played on after a
+        # deny-site, until it expired).
+        handed = await client.post(
+            f"{done.path}/audio-link", json={"purpose": "coaching at rabat"}, headers=rabat
+        )
+        assert handed.status_code == 200, handed.text
+        link = handed.json()["url"]
+        assert (await client.get(link)).status_code == 200
 
         # Issue 32: a version pending a month out must not hold the withdrawal back (on main,
         # deny-site answered "change the sites after it has" and the site kept reading).
@@ -761,3 +769,6 @@ async def test_a_site_outside_the_eea_reads_a_client_only_once_the_client_allows
         assert denied.returncode == 0, denied.stderr
         assert "no longer allows the site ma-rabat" in denied.stdout
         await until_status(client, done.path, rabat, 403)
+        await until_status(client, link, {}, 403)
+        played = await client.get(link)
+        assert "outside the EEA" in played.json()["error"], played.text

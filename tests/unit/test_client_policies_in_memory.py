@@ -15,7 +15,10 @@ import pytest
 
 from callvault.contract.fields import format_rfc3339
 from callvault.rules.audit_replay import replay
+from callvault.rules.client_policy import Scope
 from callvault.rules.durations import CalendarDuration, add_duration
+from callvault.storage import policies
+from callvault.stream.policy_changes import change_policy
 from callvault.testing import Harness
 from tests.integration.helpers import CallScript
 
@@ -313,3 +316,33 @@ async def test_a_lengthening_waits_for_a_backstop_the_store_will_change(h: Harne
     assert shorter.version == 2
     h.s3.meta.events.unregister("before-call.s3.PutBucketLifecycleConfiguration", refuse)
     assert (await h.set_policy("acme", recording="P3M", reason="three months")).version == 3
+
+
+async def test_a_version_whose_proof_was_not_sent_is_not_applied_and_is_proven_by_the_next_change(
+    h: Harness,
+) -> None:
+    """Issue 33, item 2: on main, a failed emit left version 1 stored and applied with no event, and
+    the next change's event stood for two versions."""
+
+    async def broker_down(events: Any) -> None:
+        raise ConnectionError("the broker is not answering")
+
+    with pytest.raises(ConnectionError):
+        await change_policy(
+            h.s3, h.settings, broker_down, "acme", Scope(terms={"recording": "P7D"}), queue=None,
+            changed_by="dpo", reason="clause 9", now=h.clock.now(),
+        )  # fmt: skip
+    bucket = h.settings.metadata_bucket
+    assert [v.version for v in policies.unproven(h.s3, bucket, "acme")] == [1]
+    assert policies.history(h.s3, bucket, "acme") == [], "stored, but not applied: nothing proves it"
+    await h.advance(seconds=30)  # the worker rereads the policies
+    between = await archived(h, "acme")
+    assert one(h, between, "recording.archived").get("policy_version") is None, "dated by the defaults"
+
+    await h.set_policy("acme", recording="P14D", reason="clause 9, as amended")
+    proofs = sorted(e["version"] for e in h.lifecycle(type_="policy.changed"))
+    assert proofs == [1, 2], "version 1 proven by its own event, first"
+    assert [v.version for v in policies.history(h.s3, bucket, "acme")] == [1, 2]
+    after = await archived(h, "acme")
+    assert one(h, after, "recording.archived")["policy_version"] == 2
+    assert replayed(h) == []

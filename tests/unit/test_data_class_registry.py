@@ -222,7 +222,7 @@ async def test_offboarding_returns_and_erases_a_new_class(h: Harness) -> None:
     call = await archived_call(h, new_number(), tenant="leaving")
     key = await transcribe(h, call)
 
-    await Offboarding(h.settings, h._runner, h._emit, h.clock, dest=h.s3).run(
+    await Offboarding(h.settings, h._runner, h._emit, h.clock, dest=h.s3, settle_s=0).run(
         "leaving", reason="contract ended", by="dpo", return_to="s3://leaving-own/out", erase=True
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import uuid
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from callvault.rules.audit_replay import replay
+from callvault.storage.client import make_s3_client
 from callvault.storage.holds import HoldRecord, put_hold
 from callvault.storage.subject_index import INDEX_PREFIX
 from callvault.stream.offboarding import Offboarding, OffboardingRefused, enable
@@ -40,7 +42,7 @@ async def call_of(h: Harness, tenant: str) -> CallScript:
 
 
 def job(h: Harness) -> Offboarding:
-    return Offboarding(h.settings, h._runner, h._emit, h.clock, dest=h.s3)
+    return Offboarding(h.settings, h._runner, h._emit, h.clock, dest=h.s3, settle_s=0)
 
 
 def of_tenant(h: Harness, tenant: str) -> list[str]:
@@ -120,6 +122,49 @@ async def test_an_offboarding_says_what_to_do(h: Harness) -> None:
     with pytest.raises(OffboardingRefused, match="is not s3://bucket/prefix"):
         await job(h).run("leaving", reason="r", by="dpo", return_to="/tmp/x", erase=False)
     own = h.settings.recordings_bucket
-    with pytest.raises(OffboardingRefused, match=f"names {own}, one of callvault's own buckets"):
+    with pytest.raises(OffboardingRefused, match=f"s3://{own} is callvault's own bucket"):
         await job(h).run("leaving", reason="r", by="dpo", return_to=f"s3://{own}/x", erase=True)
     assert not h.lifecycle(type_="recording.deleted"), "refused before anything was touched"
+
+
+async def test_callvaults_own_buckets_are_refused_as_a_destination_whatever_the_endpoint(h: Harness) -> None:
+    """Issue 33, item 5: on main, a destination client of another endpoint (here another region of the
+    same store) passed the guard and the returned data landed in callvault's metadata bucket."""
+    elsewhere = make_s3_client(h.settings.model_copy(update={"s3_region": "eu-central-1"}))
+    assert elsewhere.meta.endpoint_url != h.s3.meta.endpoint_url
+    offboarding = Offboarding(h.settings, h._runner, h._emit, h.clock, dest=elsewhere, settle_s=0)
+    for bucket in (h.settings.metadata_bucket, h.settings.staging_bucket):
+        with pytest.raises(OffboardingRefused, match=f"s3://{bucket} is callvault's own bucket"):
+            await offboarding.run("leaving", reason="r", by="dpo", return_to=f"s3://{bucket}/x", erase=False)
+    with pytest.raises(OffboardingRefused, match="does not exist in its store"):
+        await offboarding.run("leaving", reason="r", by="dpo", return_to="s3://nobody-made-it/x", erase=False)
+    assert not h.lifecycle(type_="tenant.returned")
+
+
+async def test_a_call_archived_while_workers_learn_the_tenant_is_closed_is_erased_too(h: Harness) -> None:
+    """Issue 33, item 5: on main, what a worker archived between the erasure's listing and its next read
+    of the registries survived `tenant.erased`. Now a second listing, once every worker has read that
+    the tenant is closed, erases it, and the counts include it."""
+    await call_of(h, "leaving")
+    waiting = asyncio.Event()
+
+    def progress(step: str, done: int, total: int) -> None:
+        if step.startswith("waiting") and done == 0:
+            waiting.set()
+
+    offboarding = Offboarding(
+        h.settings, h._runner, h._emit, h.clock, dest=h.s3, progress=progress, settle_s=0.3
+    )
+    running = asyncio.create_task(
+        offboarding.run("leaving", reason="contract ended", by="dpo", return_to=None, erase=True)
+    )
+    await asyncio.wait_for(waiting.wait(), 10)
+    late = await call_of(h, "leaving")  # this worker has not read the registries since
+    assert "recording.archived" in h.types(late.call_id)
+    await asyncio.wait_for(running, 10)
+    assert of_tenant(h, "leaving") == []
+    (erased,) = h.lifecycle(type_="tenant.erased")
+    assert erased["counts"]["recording"] == 2 and erased["counts"]["metadata"] == 2
+    assert h.objects(h.settings.staging_bucket) == [] or all(
+        not k.startswith("leaving/") for k in h.objects(h.settings.staging_bucket)
+    )

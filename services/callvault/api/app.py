@@ -44,7 +44,7 @@ from callvault.clock import Clock, SystemClock
 from callvault.contract.explain import describe_errors
 from callvault.contract.fields import CALL_ID_PATTERN, EARLIEST_YEAR, LATEST_YEAR, TENANT_PATTERN
 from callvault.observability.metrics import CONTENT_TYPE_LATEST, exposition
-from callvault.rules.access import Answer, Grant, Verdict, Want, decide
+from callvault.rules.access import Answer, Grant, Role, Verdict, Want, decide
 from callvault.rules.call_ref import call_ref
 from callvault.rules.call_state import Outcome
 from callvault.rules.client_policy import terms_ever
@@ -488,6 +488,9 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
                 expires_at=expires,
                 access_id=event_id,
                 subject=grant.subject,
+                role=grant.role.value,
+                site=grant.site,
+                token_id=grant.token_id,
             )
             token = issue_audio_link(svc.settings.api_token_secret.get_secret_value(), link)
             url = str(request.url_for("play", link=token).path)
@@ -520,6 +523,10 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
             log.warning("an audio link names an object outside its call's recording; refused")
             raise Refused(403, "this audio link does not name its call's recording")
         request.state.link_access = found.access_id
+        if found.role is not None:  # the site rule as it stands now: a deny-site reaches issued links
+            tenants = frozenset({found.tenant})
+            holder = Grant(found.subject, Role(found.role), tenants, found.token_id, found.site)
+            await check_site(svc, request, holder, found.tenant, found.call_id, Want.AUDIO.value)
         byte_range = _range_or_416(range_, found.size_bytes)
         chunks = await _open_audio(svc, found.bucket, found.key, byte_range)
         return _audio_response(chunks, byte_range, found.size_bytes, found.content_type, found.sha256)

@@ -190,6 +190,11 @@ class AudioLink:
     expires_at: datetime
     access_id: str
     subject: str
+    # Additive (issue 33): who asked, from where: played, the link is judged again by the tenant's site
+    # rule as it stands then, so a `deny-site` reaches links already handed out.
+    role: str | None = None
+    site: str | None = None
+    token_id: str = ""
 
 
 def link_opens_its_recording(link: AudioLink, recordings_bucket: str) -> bool:
@@ -215,6 +220,9 @@ def issue_audio_link(secret: str, link: AudioLink) -> str:
         "sha": link.sha256,
         "rexp": int(link.recording_expires_at.timestamp()) if link.recording_expires_at else None,
         "access": link.access_id,
+        "role": link.role,
+        "site": link.site,
+        "tid": link.token_id,
     }
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
@@ -241,4 +249,7 @@ def _audio_link(claims: dict[str, Any], rexp: Any) -> AudioLink:
         expires_at=datetime.fromtimestamp(claims["exp"], UTC),
         access_id=claims["access"],
         subject=claims["sub"],
+        role=claims.get("role"),
+        site=claims.get("site"),
+        token_id=str(claims.get("tid") or ""),
     )

@@ -22,7 +22,7 @@ from callvault.cli.errors import UserError
 from callvault.cli.options import requester
 from callvault.clock import SystemClock
 from callvault.settings import Settings
-from callvault.storage.client import make_return_s3_client, make_s3_client
+from callvault.storage.client import make_return_s3_client, make_s3_client, make_staging_s3_client
 from callvault.storage.errors import StorageFault, describe
 from callvault.stream.bus import lifecycle_emitter
 from callvault.stream.offboarding import Offboarding, OffboardingRefused, Outcome, enable
@@ -69,7 +69,10 @@ async def _offboard(settings: Settings, console: Console, dest: Any, **how: Any)
                         tasks[name] = progress.add_task(name, total=total)
                     progress.update(tasks[name], completed=done, total=total)
 
-                job = Offboarding(settings, runner, emit, SystemClock(), dest=dest, progress=step)
+                staging = make_staging_s3_client(settings) if settings.staging_is_separate else None
+                job = Offboarding(
+                    settings, runner, emit, SystemClock(), dest=dest, progress=step, staging=staging
+                )
                 return await job.run(**how)
     finally:
         runner.close()

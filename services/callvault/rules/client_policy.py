@@ -111,6 +111,10 @@ class PolicyVersion(BaseModel):
     contact: str | None = Field(
         None, description="where requests on a processor tenant's calls are forwarded"
     )
+    # Additive (issue 33): written True since versions are proven before they apply: such a version is
+    # applied only once its `policy.changed` was sent (a marker beside it says so); older ones were
+    # proven as they were stored.
+    needs_proof: bool = False
 
 
 @dataclass(frozen=True, slots=True)

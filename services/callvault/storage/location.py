@@ -68,19 +68,26 @@ def _problem(s3: BaseClient, bucket: str, settings: Settings, basis: str, host: 
     return residency_problem(bucket, reported, settings.allowed_places, None)
 
 
-def destination_problem(s3: BaseClient, settings: Settings, bucket: str) -> str | None:
-    """Why callvault may not send a subject's export to `bucket` (another organisation's, in the archive's
-    store): none of callvault's own or producers' buckets, an existing bucket, and where the residency
-    rule allows, as for callvault's own buckets. None if it may."""
+def destination_problem(
+    s3: BaseClient, settings: Settings, bucket: str, endpoint: str | None = None
+) -> str | None:
+    """Why callvault may not send data to `bucket` (another organisation's: a subject's export, a
+    client's data at its contract's end): none of callvault's own or producers' buckets, whatever the
+    store (a name is refused on any endpoint: fail closed), an existing bucket, and where the residency
+    rule allows, as for callvault's own buckets. `endpoint`: the recipient's store, when it is not the
+    archive's (its location is then asked of it; the archive's declared country says nothing of it).
+    None if it may."""
     if bucket in settings.own_buckets or bucket in settings.upload_buckets:
         return f"s3://{bucket} is callvault's own bucket or a producers' upload bucket, not a recipient's"
-    host = endpoint_host(settings.s3_endpoint) if settings.s3_endpoint else None
-    basis = residency_basis(host, settings.storage_country, settings.dev_values_allowed)
+    archive_host = endpoint_host(settings.s3_endpoint) if settings.s3_endpoint else None
+    host = endpoint_host(endpoint) if endpoint else archive_host
+    country = settings.storage_country if host == archive_host else None
+    basis = residency_basis(host, country, settings.dev_values_allowed)
     try:
         s3.head_bucket(Bucket=bucket)
     except ClientError as exc:
         if error_code(exc) in {"NoSuchBucket", "404"}:
-            return f"s3://{bucket} does not exist in the archive's store; the recipient must create it first"
+            return f"s3://{bucket} does not exist in its store; the recipient must create it first"
         if error_code(exc) in {"AccessDenied", "403"}:
             return (
                 f"callvault may not write to s3://{bucket} ({error_code(exc)}); the recipient must grant it"

@@ -33,6 +33,22 @@ def _key(tenant: str, version: int) -> str:
     return f"{POLICIES_PREFIX}{tenant}/v{version:06d}.json"
 
 
+def _proof_key(tenant: str, version: int) -> str:
+    """Beside a version: its `policy.changed` was sent. A version that needs proof applies only then."""
+    return f"{POLICIES_PREFIX}{tenant}/v{version:06d}.proven"
+
+
+def mark_proven(s3: BaseClient, bucket: str, version: PolicyVersion) -> None:
+    s3.put_object(Bucket=bucket, Key=_proof_key(version.tenant, version.version), Body=b"")
+
+
+def unproven(s3: BaseClient, bucket: str, tenant: str) -> list[PolicyVersion]:
+    """The tenant's stored versions whose `policy.changed` was never sent (a failed emit): to re-send."""
+    every = load_book(s3, bucket, prefix=f"{POLICIES_PREFIX}{tenant}/", proven_only=False).get(tenant, [])
+    applied = {v.version for v in history(s3, bucket, tenant)}
+    return [v for v in every if v.version not in applied]
+
+
 class VersionTaken(RuntimeError):
     """Another change wrote this version number first: read the history again and retry."""
 
@@ -47,9 +63,12 @@ def put_version(s3: BaseClient, bucket: str, version: PolicyVersion) -> None:
         raise VersionTaken(f"version {version.version} of {version.tenant}'s policy exists already")
 
 
-def history(s3: BaseClient, bucket: str, tenant: str, bounds: Bounds | None = None) -> list[PolicyVersion]:
+def history(
+    s3: BaseClient, bucket: str, tenant: str, bounds: Bounds | None = None, *, proven_only: bool = True
+) -> list[PolicyVersion]:
     """Every version of one tenant's policy that can be applied, oldest first; empty when it has none."""
-    return load_book(s3, bucket, bounds=bounds, prefix=f"{POLICIES_PREFIX}{tenant}/").get(tenant, [])
+    prefix = f"{POLICIES_PREFIX}{tenant}/"
+    return load_book(s3, bucket, bounds=bounds, prefix=prefix, proven_only=proven_only).get(tenant, [])
 
 
 def load_book(
@@ -59,6 +78,7 @@ def load_book(
     *,
     bounds: Bounds | None = None,
     prefix: str = POLICIES_PREFIX,
+    proven_only: bool = True,
 ) -> PolicyBook:
     """Every tenant's history: what the worker, the purger and the replay apply.
 
@@ -66,12 +86,17 @@ def load_book(
     Whatever is stored under the prefix is input: a file that is not a policy version, whose name
     and body disagree on tenant or number, or (with `bounds`) whose terms are outside them is left
     out with a warning, never the whole book (issue 33): one bad file must not stop every worker.
+    A version that needs proof and has none (its `policy.changed` never sent) is not applied either
+    (`proven_only`; a change reads them all, to number the next one and re-send them).
     """
     cache: VersionCache = known if known is not None else {}
     book: PolicyBook = {}
+    proven: set[str] = set()
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", ()):
             key = item["Key"]
+            if key.endswith(".proven"):
+                proven.add(key)
             if not key.endswith(".json"):
                 continue
             ident = (key, str(item.get("ETag", "")))
@@ -82,6 +107,12 @@ def load_book(
             version = cache[ident]
             if isinstance(version, PolicyVersion):
                 book.setdefault(version.tenant, []).append(version)
+    if proven_only:
+        book = {
+            tenant: kept
+            for tenant, versions in book.items()
+            if (kept := [v for v in versions if not v.needs_proof or _proof_key(tenant, v.version) in proven])
+        }
     for versions in book.values():
         versions.sort(key=lambda v: v.version)
     return book

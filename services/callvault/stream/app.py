@@ -61,11 +61,12 @@ from callvault.stream.offloop import S3Runner
 from callvault.stream.processor import CallProcessor
 from callvault.stream.purger import Purger
 from callvault.stream.residency_gate import ResidencyGate
+from callvault.stream.worker_part import REGISTRIES_REFRESH_S
 
 log = logging.getLogger("callvault.worker")
 
 STATE_TABLE = "call-state"
-HOLDS_REFRESH_S = 5.0  # how often each worker rereads the held calls (one listing)
+HOLDS_REFRESH_S = REGISTRIES_REFRESH_S  # how often each worker rereads the held calls (one listing)
 
 
 def broker_urls(bootstrap: str) -> list[str]:

@@ -47,11 +47,12 @@ from callvault.storage import inventory, offboarding, tenants
 from callvault.storage.errors import StorageFault, error_code
 from callvault.storage.holds import held_calls
 from callvault.storage.layout import parse_archive_key
+from callvault.storage.location import destination_problem
 from callvault.storage.subject_flags import SubjectFlag
 from callvault.storage.subject_index import INDEX_PREFIX
 from callvault.storage.subject_requests import REQUESTS_PREFIX
 from callvault.stream.offloop import S3Runner
-from callvault.stream.worker_part import WorkerPart
+from callvault.stream.worker_part import REGISTRIES_REFRESH_S, WorkerPart
 
 log = logging.getLogger("callvault.offboarding")
 
@@ -91,10 +92,18 @@ class Offboarding(WorkerPart):
         clock: Clock,
         dest: BaseClient | None = None,
         progress: Progress = lambda step, done, total: None,
+        staging: BaseClient | None = None,
+        settle_s: float = 2 * REGISTRIES_REFRESH_S,
     ) -> None:
         super().__init__(settings, s3, emit, clock)
         self.dest = dest
         self.progress = progress
+        # The store producers upload to, when it is not the archive's: its uploads are swept there.
+        self.staging = staging
+        # How long until every running worker has read that the tenant is closed (each rereads the
+        # registries every REGISTRIES_REFRESH_S): what one archived before then is erased by a second
+        # listing after it.
+        self.settle_s = settle_s
 
     async def run(self, tenant: str, *, reason: str, by: str, return_to: str | None, erase: bool) -> Outcome:
         if not (return_to or erase):
@@ -104,18 +113,15 @@ class Offboarding(WorkerPart):
         destination = parse_destination(return_to) if return_to else None
         if destination is not None and self.dest is None:
             raise OffboardingRefused("no client for the return destination")
-        own = {c.bucket(self.settings) for c in data_classes()} | {
-            self.meta,
-            self.settings.staging_bucket,
-            self.settings.audit_bucket,
-            self.settings.exports_bucket,
-        }
-        same_store = self.dest is not None and self.dest.meta.endpoint_url == self.s3.s3.meta.endpoint_url
-        if destination is not None and destination[0] in own and same_store:
-            raise OffboardingRefused(
-                f"--return-to names {destination[0]}, one of callvault's own buckets; "
-                "the data goes to a bucket the client owns"
-            )
+        if destination is not None and self.dest is not None:
+            # Callvault's own and the producers' bucket names are refused on any store (an endpoint's
+            # spelling proves nothing), and the client's bucket must be where the residency rule allows.
+            problem = await self.s3.run(
+                "checking the return destination", destination_problem, self.settings, destination[0],
+                self.dest.meta.endpoint_url, on=self.dest, attempts=3,
+            )  # fmt: skip
+            if problem is not None:
+                raise OffboardingRefused(f"--return-to: {problem}")
         record, outcome = await self._begin(tenant, reason, by, return_to, erase)
         await self.deleter.finish_journal(reason="contract_end")
         if destination is not None and not record.returned:
@@ -220,6 +226,13 @@ class Offboarding(WorkerPart):
         outcome.held_calls = sorted(held)
         for data_class in data_classes():
             await self._erase_class(tenant, data_class, held, outcome)
+        # A worker archives the tenant's calls until its next read of the registries: once every one
+        # has read it, a second listing erases what they archived meanwhile (issue 33).
+        self.progress(f"waiting {self.settle_s:.0f} s for every worker to read that {tenant} is closed", 0, 1)
+        await asyncio.sleep(self.settle_s)
+        self.progress(f"waiting {self.settle_s:.0f} s for every worker to read that {tenant} is closed", 1, 1)
+        for data_class in data_classes():
+            await self._erase_class(tenant, data_class, held, outcome)
         await self._erase_the_rest(tenant, held, outcome)
         await self.emit(
             [
@@ -298,11 +311,18 @@ class Offboarding(WorkerPart):
                 for flag in SubjectFlag
             ),
             ("exports", self.settings.exports_bucket, f"{tenant}/", lambda key: False),
-            ("uploads", self.settings.staging_bucket, f"{tenant}/", lambda key: False),
         ]
-        for what, bucket, prefix, keep in sweeps:
+        # Every bucket producers upload to (the staging bucket and CALLVAULT_SOURCE_BUCKETS), in the
+        # store they live in: a tenant's uploads sit under its name there.
+        uploads = [
+            ("uploads", b, f"{tenant}/", lambda key: False) for b in sorted(self.settings.upload_buckets)
+        ]
+        for what, bucket, prefix, keep in [*sweeps, *uploads]:
+            on = self.staging if what == "uploads" else None
             try:
-                count = await self.s3.run(f"erasing {what}", offboarding.erase_prefix, bucket, prefix, keep)
+                count = await self.s3.run(
+                    f"erasing {what}", offboarding.erase_prefix, bucket, prefix, keep, on=on
+                )
             except Exception as exc:
                 if error_code(exc) != "NoSuchBucket":  # a bucket this store never had (exports, say)
                     raise

@@ -63,9 +63,10 @@ def _store_next(
     stored: list[PolicyVersion] = []
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            made = make(policies.history(s3, bucket, tenant))
+            made = make(policies.history(s3, bucket, tenant, proven_only=False))
             _backstops_first(s3, settings, tenant, made)
             for version in made:
+                version = version.model_copy(update={"needs_proof": True})
                 policies.put_version(s3, bucket, version)
                 stored.append(version)
             break
@@ -79,7 +80,7 @@ def _store_next(
             if not stored:
                 raise
             break  # a retry found the change made meanwhile: what was stored stands, and is proven
-    reports = apply_backstops(s3, settings, policies.load_book(s3, bucket))
+    reports = apply_backstops(s3, settings, policies.load_book(s3, bucket, proven_only=False))
     for report in reports:
         for note in report.notes:
             log.warning("backstop of %s: %s", report.bucket, note)
@@ -94,7 +95,7 @@ def _backstops_first(s3: BaseClient, settings: Settings, tenant: str, made: list
     refused with a sentence. One that only shortens goes on (the old, longer rules expire nothing
     early): a withdrawal must never wait on a permission.
     """
-    before = policies.load_book(s3, settings.metadata_bucket)
+    before = policies.load_book(s3, settings.metadata_bucket, proven_only=False)
     after = {**before, tenant: [*before.get(tenant, []), *made]}
     refused = [r for r in apply_backstops(s3, settings, after) if r.lifecycle_refused]
     if refused and _needs_longer_rules(bucket_plans(settings, before), bucket_plans(settings, after)):
@@ -221,9 +222,25 @@ async def _prove(
     make: Callable[[list[PolicyVersion]], list[PolicyVersion]],
 ) -> PolicyVersion:
     """Store, then prove each stored version; the last is the change itself (earlier ones carry it
-    into pending versions)."""
+    into pending versions).
+
+    A version applies only once proven (issue 33): its `policy.changed` sent, then a marker beside it.
+    A version stored before by a change whose emit failed is re-sent first (the same event id), so no
+    version stands applied without its event, nor one event for two versions."""
+    bucket = settings.metadata_bucket
+    owed = await asyncio.to_thread(policies.unproven, s3, bucket, tenant)
+    if owed:
+        log.warning("policy of %s: re-sending the proof of version(s) %s", tenant, [v.version for v in owed])
+        await _send_proof(s3, bucket, emit, owed)
     stored = await asyncio.to_thread(_store_next, s3, settings, tenant, make)
-    await emit([evidence.policy_changed(version) for version in stored])
+    await _send_proof(s3, bucket, emit, stored)
     for version in stored:
         log.info("policy of %s: version %d stored (from %s)", tenant, version.version, version.effective_at)
     return stored[-1]
+
+
+async def _send_proof(s3: BaseClient, bucket: str, emit: Emit, versions: list[PolicyVersion]) -> None:
+    """`policy.changed` for each version, then its marker: from then on workers apply it."""
+    await emit([evidence.policy_changed(version) for version in versions])
+    for version in versions:
+        await asyncio.to_thread(policies.mark_proven, s3, bucket, version)

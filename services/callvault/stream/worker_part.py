@@ -15,6 +15,10 @@ from callvault.stream.bus import Emit
 from callvault.stream.deletion import Deleter
 from callvault.stream.offloop import S3Runner
 
+# How often each worker rereads the registries in the metadata bucket (legal holds, objections, closed
+# tenants, client policies): one listing each. What a change there waits for, at most, to be applied.
+REGISTRIES_REFRESH_S = 5.0
+
 
 class WorkerPart:
     def __init__(self, settings: Settings, s3: S3Runner, emit: Emit, clock: Clock) -> None:
