@@ -15,6 +15,7 @@ import pytest
 
 from callvault.embedded.processes import ChildProcess
 from callvault.settings import Settings
+from callvault.storage.client import make_s3_client
 from tests.conftest import stack_fixtures
 from tests.integration.helpers import CALLER, Bus
 from tests.integration.ops_probe import scrape, total, value, wait_ok
@@ -32,7 +33,16 @@ async def test_probes_and_metrics_count_what_the_worker_did(
     topic = ops_settings.call_events_topic
     await wait_ok(f"{base}/healthz", 30)
     ready = await wait_ok(f"{base}/readyz", 60)
-    assert ready.json() == {"status": "ready", "problems": []}
+    assert ready.json() == {"status": "ready", "problems": [], "notes": []}
+    # A file planted under the policies' prefix: skipped, noted by tenant, and the worker stays ready.
+    s3 = make_s3_client(ops_settings)
+    planted = "_callvault/policies/initech/v000001.json"
+    s3.put_object(Bucket=ops_settings.metadata_bucket, Key=planted, Body=b"not a policy")
+    deadline = asyncio.get_running_loop().time() + 30
+    while not (notes := (await wait_ok(f"{base}/readyz", 10)).json()["notes"]):
+        assert asyncio.get_running_loop().time() < deadline, "no note of the planted policy file"
+        await asyncio.sleep(0.5)
+    assert len(notes) == 1 and "tenant 'initech'" in notes[0] and planted in notes[0], notes
 
     async with Bus(ops_settings) as bus:
         good = [bus.script() for _ in range(3)]

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from callvault.audit.store_walk import policy_findings
 from callvault.contract.fields import format_rfc3339
 from callvault.rules.audit_replay import replay
 from callvault.rules.client_policy import Scope
@@ -282,6 +283,16 @@ async def test_a_policy_file_written_by_hand_is_not_applied_and_one_bad_file_sto
     book = policies.load_book(h.s3, meta, known, bounds=h.settings.policy_bounds)
     assert {t: [v.version for v in vs] for t, vs in book.items()} == {"globex": [1]}
     assert policies.refused_count(known) == 3, "the misnamed copy, the out-of-bounds term, the garbage"
+    # Flagged per tenant for an auditor (`audit verify-store`) and an operator (/readyz notes).
+    found = {(f.rule, f.tenant, f.key) for f in policy_findings(h.s3, h.settings)}
+    assert found == {
+        ("policy_file_not_applied", tenant, f"_callvault/policies/{tenant}/{name}")
+        for tenant, name in (
+            ("globex", "v000002.json"),
+            ("acme", "v000001.json"),
+            ("initech", "v000001.json"),
+        )
+    }
     call = await archived(h, "acme")
     assert h.dead_letters == [], "every call is still taken in"
     await h.advance(minutes=10)

@@ -28,7 +28,7 @@ from callvault.settings import Settings
 from callvault.storage.archive import version_sha256
 from callvault.storage.inventory import all_days, dated_now, describe, list_versions
 from callvault.storage.layout import day_prefix, parse_archive_key
-from callvault.storage.policies import load_book
+from callvault.storage.policies import VersionCache, load_book, not_applied, tenant_of
 
 
 def walk_store(
@@ -132,3 +132,14 @@ class _LastView:
         if self._last is None or self._last[0] != (bucket, day):
             self._last = ((bucket, day), self.facts.view_of(bucket, day))
         return self._last[1]
+
+
+def policy_findings(s3: BaseClient, settings: Settings) -> list[StoreFinding]:
+    """A finding per file under the client policies' prefix that no process applies (issue 33): each is
+    skipped alone, so the book stands, but an auditor sees it, with why."""
+    known: VersionCache = {}
+    load_book(s3, settings.metadata_bucket, known, bounds=settings.policy_bounds)
+    return [
+        StoreFinding("policy_file_not_applied", settings.metadata_bucket, key, tenant_of(key), "", why)
+        for key, why in not_applied(known)
+    ]

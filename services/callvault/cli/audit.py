@@ -29,7 +29,7 @@ from callvault.audit.period import verify_period
 from callvault.audit.report import report_document, write_report
 from callvault.audit.sources import AuditLog, log_events
 from callvault.audit.store_facts import LogFacts
-from callvault.audit.store_walk import compare_by_day
+from callvault.audit.store_walk import compare_by_day, policy_findings
 from callvault.cli.config import load_settings
 from callvault.cli.errors import UserError
 from callvault.cli.options import instant_option
@@ -247,6 +247,7 @@ def verify_store(
                     progress.update(task, description=f"walking {bucket}", completed=done, total=total)
 
                 keys_checked, findings = compare_by_day(s3, settings, facts, held, now, slack, on_day)
+            findings += policy_findings(s3, settings)
         except (BotoCoreError, ClientError) as exc:
             raise UserError(describe(exc, settings.s3_endpoint)) from exc
         finally:

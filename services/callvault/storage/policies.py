@@ -118,6 +118,16 @@ def load_book(
     return book
 
 
+def not_applied(known: VersionCache) -> list[tuple[str, str]]:
+    """Each stored file under the policies' prefix that is not applied, with why: (key, sentence)."""
+    return sorted((key, why) for (key, _), why in known.items() if isinstance(why, str))
+
+
+def tenant_of(key: str) -> str:
+    """The tenant a file under the policies' prefix is filed under (its folder)."""
+    return key.removeprefix(POLICIES_PREFIX).split("/", 1)[0]
+
+
 def refused_count(known: VersionCache) -> int:
     """How many stored files under the policies' prefix are not applied (a metric, readiness)."""
     return sum(isinstance(v, str) for v in known.values())

@@ -45,7 +45,7 @@ from callvault.settings import Settings
 from callvault.storage import store_profile
 from callvault.storage.client import make_s3_client, make_staging_s3_client
 from callvault.storage.holds import held_calls
-from callvault.storage.policies import VersionCache, load_book, refused_count
+from callvault.storage.policies import VersionCache, load_book, not_applied, refused_count, tenant_of
 from callvault.storage.subject_flags import SubjectFlag, flagged_everywhere
 from callvault.storage.tenants import closed_tenants, offboarded_sentence
 from callvault.stream import faust_fixes, faust_stop
@@ -192,6 +192,7 @@ class Worker:
             readiness=self._readiness,
             store_check=self._store_answers,
             before_scrape=self._update_gauges,
+            notes=self._notes,
         )
         self._wire()
 
@@ -245,6 +246,14 @@ class Worker:
         """What /readyz lists: the residency check first (it is about S3, so the gauge leaves it out)."""
         waiting = [self.residency.waiting_for] if self.residency.waiting_for else []
         return waiting + self.not_ready_because()
+
+    def _notes(self) -> list[str]:
+        """What /readyz shows beside its status: each client-policy file skipped, by tenant and why."""
+        return [
+            f"client policy of tenant {tenant_of(key)!r}: s3://{self.settings.metadata_bucket}/{key} is not "
+            f"applied: {why}"
+            for key, why in not_applied(self._policy_cache)
+        ]
 
     async def _store_answers(self) -> None:
         await asyncio.to_thread(self.s3.s3.head_bucket, Bucket=self.settings.recordings_bucket)

@@ -35,8 +35,10 @@ class HealthServer(Service):
         readiness: Callable[[], list[str]],
         store_check: Callable[[], Awaitable[None]],
         before_scrape: Callable[[], None],
+        notes: Callable[[], list[str]] = list,
     ) -> None:
         super().__init__()
+        self._notes = notes  # what an operator should see that does not make the worker unready
         self._host, self._port = host, port
         self._readiness = readiness  # why the worker is not ready yet; empty when it is
         self._store_check = store_check
@@ -79,7 +81,7 @@ class HealthServer(Service):
         store = await self._store_problem_now()
         if store:
             problems.append(store)
-        body = {"status": "unready" if problems else "ready", "problems": problems}
+        body = {"status": "unready" if problems else "ready", "problems": problems, "notes": self._notes()}
         return web.json_response(body, status=503 if problems else 200)
 
     async def _store_problem_now(self) -> str:
