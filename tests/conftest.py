@@ -63,6 +63,8 @@ def make_settings(servers: Servers, tag: str, **overrides: object) -> Settings:
     }
     if servers.kind.startswith("embedded (Tansu"):
         values["producer_max_batch_bytes"] = 1  # Tansu's end offsets: see the setting
+    if servers.kind.startswith("embedded"):
+        values["kms_endpoint"] = servers.s3_endpoint  # moto's server answers KMS as well as S3
     if servers.kind.startswith("containers"):
         values["storage_country"] = "BE"  # MinIO answers us-east-1 as its location wherever it runs
 

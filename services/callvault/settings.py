@@ -77,6 +77,14 @@ class Settings(BaseSettings):
     payment_margin: IsoDuration = Field(
         "PT2S", description="how far a recording pause must reach beyond each payment window, on both sides"
     )
+    kms_endpoint: str = Field(
+        "",
+        description="the KMS holding each client's key (issue 29, in progress); empty: AWS KMS in the region",
+    )
+    kms_region: str = Field("", description="the KMS's region; empty: CALLVAULT_S3_REGION's")
+    kms_deletion_days: int = Field(
+        7, ge=7, le=30, description="how long KMS waits before it destroys a shredded client's key (7 to 30)"
+    )
     pause_silence_dbfs: float = Field(
         -50.0,
         le=0,

@@ -24,6 +24,7 @@ from callvault.clock import SystemClock
 from callvault.settings import Settings
 from callvault.storage.client import make_return_s3_client, make_s3_client, make_staging_s3_client
 from callvault.storage.errors import StorageFault, describe
+from callvault.storage.tenant_keys import alias_of, ensure_tenant_key, make_kms_client
 from callvault.stream.bus import lifecycle_emitter
 from callvault.stream.offboarding import Offboarding, OffboardingRefused, Outcome, enable
 from callvault.stream.offloop import S3Runner
@@ -163,3 +164,22 @@ def enable_tenant(
     except (BotoCoreError, ClientError) as exc:
         raise UserError(describe(exc, settings.s3_endpoint)) from exc
     Console().print(f"tenant {tenant} is enabled: its events are accepted again")
+
+
+keys_app = typer.Typer(
+    help="Each client's key in the KMS (issue 29, in progress: objects are not sealed with it yet).",
+    no_args_is_help=True,
+)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def create_key(tenant: str = typer.Argument(..., help="the client tenant")) -> None:
+    """Make the tenant's KMS key, alias/callvault/TENANT, if it has none; print its ARN."""
+    settings = load_settings()
+    kms = make_kms_client(settings)
+    try:
+        arn, made = ensure_tenant_key(kms, tenant)
+    except (BotoCoreError, ClientError) as exc:
+        raise UserError(describe(exc, settings.kms_endpoint or "AWS KMS")) from exc
+    Console().print(f"{alias_of(tenant)}: {arn} ({'made now' if made else 'there already'})")

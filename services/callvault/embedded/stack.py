@@ -75,7 +75,11 @@ class EmbeddedStack:
 
     def env(self) -> dict[str, str]:
         """The variables that point callvault at this stack."""
-        env = {"CALLVAULT_KAFKA_BOOTSTRAP": self.kafka_bootstrap, "CALLVAULT_S3_ENDPOINT": self.s3_endpoint}
+        env = {
+            "CALLVAULT_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+            "CALLVAULT_S3_ENDPOINT": self.s3_endpoint,
+            "CALLVAULT_KMS_ENDPOINT": self.s3_endpoint,  # moto's server answers KMS as well as S3
+        }
         if self._kafka is None:
             env["CALLVAULT_PRODUCER_MAX_BATCH_BYTES"] = "1"  # Tansu's end offsets: see the setting
         return env
