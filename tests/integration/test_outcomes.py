@@ -22,7 +22,6 @@ from callvault.contract.fields import format_rfc3339
 from callvault.embedded.processes import ChildProcess
 from callvault.rules.retention import RetentionClass
 from callvault.settings import Settings
-from callvault.simulation.audio import make_wav
 from callvault.storage.layout import metadata_key, recording_key
 from tests.integration.helpers import CALLEE, CALLER, Bus
 
@@ -102,31 +101,3 @@ async def test_no_phone_number_reaches_any_topic_but_call_events(
                 assert number.encode() not in blob, f"{number} found on {topic}"
                 assert number[1:].encode() not in blob, f"{number} found on {topic}"
                 assert base64.b64encode(number.encode()) not in blob
-
-
-async def test_payment_calls_are_secured_or_rejected_with_their_source_gone(
-    settings: Settings, worker: ChildProcess
-) -> None:
-    """Card data (issue 28) through the worker process and a real store: a payment inside a silent pause
-    is archived and proven; one the pause starts too late for, or whose paused audio is speech, is
-    rejected, its upload deleted at once and nothing archived."""
-    async with Bus(settings) as bus:
-        clean = bus.script(audio=make_wav(281, 30.0, [(0.0, 25.0)]))
-        late = bus.script(audio=make_wav(282, 30.0, [(3.0, 25.0)]))
-        loud = bus.script(audio=make_wav(283, 30.0))
-        for call, pause_s in ((clean, -5.0), (late, 3.0), (loud, -5.0)):
-            events = [call.started(), call.disclosure(), *call.paused_payment(pause_s=pause_s), call.stored()]
-            await bus.send_call(call, *events, call.ended())
-        await bus.wait_types(clean.call_id, "recording.archived", "payment.secured", "metadata.archived")
-        (secured,) = bus.events_of(clean.call_id, "payment.secured")
-        assert secured["audio_checked"] and secured["loudest_paused_dbfs"] < settings.pause_silence_dbfs
-        body = bus.s3.get_object(Bucket=settings.recordings_bucket, Key=_rec_key(clean))["Body"].read()
-        assert body == clean.audio
-        for call, reason in ((late, "card_data_exposed"), (loud, "pause_not_silent")):
-            await bus.wait_types(call.call_id, "recording.rejected", "metadata.archived")
-            (rejected,) = bus.events_of(call.call_id, "recording.rejected")
-            assert rejected["reason"] == reason and rejected["source_deleted"], rejected
-            left = bus.s3.list_object_versions(Bucket=settings.staging_bucket, Prefix=call.staging_key)
-            assert not left.get("Versions"), "the upload is gone at once, every version"
-            assert not bus.exists(settings.recordings_bucket, _rec_key(call))
-            assert bus.events_of(call.call_id, "payment.secured") == []
