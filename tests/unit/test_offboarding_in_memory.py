@@ -15,6 +15,7 @@ from callvault.rules.audit_replay import replay
 from callvault.storage.client import make_s3_client
 from callvault.storage.holds import HoldRecord, put_hold
 from callvault.storage.subject_index import INDEX_PREFIX
+from callvault.storage.tenant_keys import ensure_tenant_key, make_kms_client, tenant_key
 from callvault.stream.offboarding import Offboarding, OffboardingRefused, enable
 from callvault.testing import Harness
 from tests.integration.helpers import CallScript
@@ -168,3 +169,32 @@ async def test_a_call_archived_while_workers_learn_the_tenant_is_closed_is_erase
     assert h.objects(h.settings.staging_bucket) == [] or all(
         not k.startswith("leaving/") for k in h.objects(h.settings.staging_bucket)
     )
+
+
+async def test_the_clients_key_is_destroyed_after_its_erasure_and_the_report_says_so(h: Harness) -> None:
+    """Issue 29, item 4 (crypto-shredding), its first part: the key goes once the data has; another
+    client's key stays; a held call keeps its client's key (its data must stay readable)."""
+    kms = make_kms_client(h.settings)
+    leaving, _ = ensure_tenant_key(kms, "leaving")
+    ensure_tenant_key(kms, "staying")
+    await call_of(h, "leaving")
+    shredder = Offboarding(h.settings, h._runner, h._emit, h.clock, dest=h.s3, settle_s=0, kms=kms)
+    outcome = await shredder.run("leaving", reason="contract ended", by="dpo", return_to=None, erase=True)
+    (destroyed,) = h.lifecycle(type_="tenant.key_destroyed")
+    assert destroyed["key_id"] == leaving and destroyed["tenant"] == "leaving"
+    assert outcome.key is not None and "destroyed by the KMS on" in outcome.key
+    assert tenant_key(kms, "leaving")["KeyState"] == "PendingDeletion"  # type: ignore[index]
+    assert tenant_key(kms, "staying")["KeyState"] == "Enabled"  # type: ignore[index]
+    result = replay(h.lifecycle(), h.clock.now(), timedelta(minutes=5), h.settings.policy_defaults)
+    (ended,) = [e for e in result.contract_ends if e["type"] == "tenant.key_destroyed"]
+    assert ended["key_id"] == leaving and ended["deletion_date"]
+
+    held = await call_of(h, "staying")
+    put_hold(h.s3, h.settings.metadata_bucket, HoldRecord(
+        call_id=held.call_id, tenant="staying", reason="dispute", placed_by="legal", placed_at=h.clock.now(),
+        command_id=str(uuid.uuid4()),
+    ))  # fmt: skip
+    outcome = await shredder.run("staying", reason="contract ended", by="dpo", return_to=None, erase=True)
+    assert outcome.key is not None and "kept: 1 held call(s)" in outcome.key
+    assert tenant_key(kms, "staying")["KeyState"] == "Enabled"  # type: ignore[index]
+    assert len(h.lifecycle(type_="tenant.key_destroyed")) == 1

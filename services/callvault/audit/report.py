@@ -259,6 +259,13 @@ def write_report(doc: dict[str, Any], out: Path) -> None:
     (out / "report.html").write_text(report_html(doc))
 
 
+def _key_line(event: dict[str, Any]) -> str:
+    """A client's key destroyed at its contract's end: which, and when the KMS deletes it."""
+    if event.get("type") != "tenant.key_destroyed":
+        return ""
+    return f"{event.get('key_id')}, destroyed on {str(event.get('deletion_date'))[:10]}"
+
+
 def report_html(doc: dict[str, Any]) -> str:
     violations = doc["violations"]
     chain = doc["chain"]
@@ -292,7 +299,8 @@ def report_html(doc: dict[str, Any]) -> str:
     )
     ends = "".join(
         f"<tr><td>{escape(str(e.get('occurred_at')))}</td><td>{escape(str(e.get('tenant')))}</td>"
-        f"<td>{escape(str(e.get('type')))} {escape(str(e.get('destination') or ''))}</td>"
+        f"<td>{escape(str(e.get('type')))} {escape(str(e.get('destination') or ''))}"
+        f"{escape(_key_line(e))}</td>"
         f"<td>{escape(', '.join(f'{k} {n}' for k, n in (e.get('counts') or {}).items()))}</td>"
         f"<td>{escape(', '.join(e.get('held_calls') or []))}</td></tr>"
         for e in doc.get("contract_ends", [])

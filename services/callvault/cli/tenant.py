@@ -71,8 +71,10 @@ async def _offboard(settings: Settings, console: Console, dest: Any, **how: Any)
                     progress.update(tasks[name], completed=done, total=total)
 
                 staging = make_staging_s3_client(settings) if settings.staging_is_separate else None
+                # The client's key is destroyed after its erasure where a KMS is configured (issue 29).
+                kms = make_kms_client(settings) if settings.kms_endpoint else None
                 job = Offboarding(
-                    settings, runner, emit, SystemClock(), dest=dest, progress=step, staging=staging
+                    settings, runner, emit, SystemClock(), dest=dest, progress=step, staging=staging, kms=kms
                 )
                 return await job.run(**how)
     finally:
@@ -136,6 +138,8 @@ def offboard(
         console.print(f"erased: {counts}")
         if outcome.held_calls:
             console.print(f"kept by legal holds: {', '.join(outcome.held_calls)}")
+        if outcome.key is not None:
+            console.print(f"the client's key: {outcome.key}")
     console.print(
         f"tenant {tenant} is offboarded: its new events are dead-lettered until `callvault tenant enable`"
     )

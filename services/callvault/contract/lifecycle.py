@@ -340,6 +340,15 @@ class TenantErased(_TenantEvent):
     held_calls: list[CallId] = Field(default_factory=list, description="calls a legal hold keeps; left")
 
 
+class TenantKeyDestroyed(_TenantEvent):
+    """Additive (2026-12-06, issue 29): the client's KMS key scheduled for destruction after its erasure:
+    from then on nothing sealed under it opens, a replica or a restored old version included."""
+
+    type: Literal["tenant.key_destroyed"] = "tenant.key_destroyed"
+    key_id: str = Field(description="the KMS key's ARN")
+    deletion_date: Timestamp = Field(description="when the KMS destroys it (its pending window ends)")
+
+
 class TenantEnabled(_TenantEvent):
     """An offboarded tenant taken on again: its events are accepted from now."""
 
@@ -535,6 +544,7 @@ LifecycleEvent = Annotated[
     | RecordingAccessRefused
     | TenantReturned
     | TenantErased
+    | TenantKeyDestroyed
     | TenantEnabled
     | CommandAccepted
     | CommandRefusedEvent,

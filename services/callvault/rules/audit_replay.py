@@ -351,6 +351,8 @@ def fold(
                             "counts",
                             "held_calls",
                             "manifest_sha256",
+                            "key_id",
+                            "deletion_date",
                         )
                         if k in event
                     }  # fmt: skip

@@ -32,6 +32,7 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from botocore.client import BaseClient
@@ -39,11 +40,11 @@ from botocore.client import BaseClient
 from callvault.clock import Clock
 from callvault.contract.base import deterministic_id
 from callvault.contract.fields import format_rfc3339
-from callvault.contract.lifecycle import TenantEnabled, TenantErased, TenantReturned
+from callvault.contract.lifecycle import TenantEnabled, TenantErased, TenantKeyDestroyed, TenantReturned
 from callvault.rules.data_classes import DataClass, data_classes
 from callvault.rules.purge import StoredObject, batches
 from callvault.settings import Settings
-from callvault.storage import inventory, offboarding, tenants
+from callvault.storage import inventory, offboarding, tenant_keys, tenants
 from callvault.storage.errors import StorageFault, error_code
 from callvault.storage.holds import held_calls
 from callvault.storage.layout import parse_archive_key
@@ -73,6 +74,7 @@ class Outcome:
     erased: Counter[str] = field(default_factory=Counter)
     held_calls: list[str] = field(default_factory=list)
     resumed: bool = False
+    key: str | None = None  # what became of the client's KMS key (issue 29)
 
 
 def parse_destination(uri: str) -> tuple[str, str]:
@@ -94,6 +96,7 @@ class Offboarding(WorkerPart):
         progress: Progress = lambda step, done, total: None,
         staging: BaseClient | None = None,
         settle_s: float = 2 * REGISTRIES_REFRESH_S,
+        kms: BaseClient | None = None,
     ) -> None:
         super().__init__(settings, s3, emit, clock)
         self.dest = dest
@@ -104,6 +107,8 @@ class Offboarding(WorkerPart):
         # registries every REGISTRIES_REFRESH_S): what one archived before then is erased by a second
         # listing after it.
         self.settle_s = settle_s
+        # The KMS holding the client's key (issue 29): destroyed once its data is erased. None: no KMS.
+        self.kms = kms
 
     async def run(self, tenant: str, *, reason: str, by: str, return_to: str | None, erase: bool) -> Outcome:
         if not (return_to or erase):
@@ -247,6 +252,43 @@ class Offboarding(WorkerPart):
                 )  # fmt: skip
             ]
         )
+        await self._shred(tenant, record, outcome)
+
+    async def _shred(self, tenant: str, record: tenants.TenantRecord, outcome: Outcome) -> None:
+        """Crypto-shredding: the client's KMS key scheduled for destruction, the shortest window the
+        setting allows, proven by `tenant.key_destroyed`. A held call keeps the key for now (its data
+        must stay readable until the hold is released): the key is left, and the outcome says so."""
+        if self.kms is None:
+            return
+        found = await self.s3.run("looking up the client's key", _key_of, tenant, on=self.kms, attempts=3)
+        if found is None:
+            outcome.key = "none (the client had no key)"
+            return
+        arn, state = found
+        if outcome.held_calls:
+            outcome.key = f"{arn} kept: {len(outcome.held_calls)} held call(s) still need it"
+            return
+        if state == "PendingDeletion":
+            outcome.key = f"{arn} already scheduled for destruction"
+            return
+        days = self.settings.kms_deletion_days
+        when = await self.s3.run(
+            "scheduling the key's destruction", _destroy, arn, days, on=self.kms, attempts=3
+        )
+        await self.emit(
+            [
+                TenantKeyDestroyed(
+                    event_id=deterministic_id("tenant.key_destroyed", tenant, record.since.isoformat()),
+                    tenant=tenant,
+                    occurred_at=self.clock.now(),
+                    requested_by=record.by,
+                    reason=record.reason,
+                    key_id=arn,
+                    deletion_date=when,
+                )  # fmt: skip
+            ]
+        )
+        outcome.key = f"{arn} destroyed by the KMS on {when:%Y-%m-%d}"
 
     async def _describe(
         self, bucket: str, entries: list[inventory.KeyVersions]
@@ -329,6 +371,15 @@ class Offboarding(WorkerPart):
                 count = 0
             if count:
                 outcome.erased[what] += count
+
+
+def _key_of(kms: BaseClient, tenant: str) -> tuple[str, str] | None:
+    found = tenant_keys.tenant_key(kms, tenant)
+    return None if found is None else (str(found["Arn"]), str(found.get("KeyState", "")))
+
+
+def _destroy(kms: BaseClient, arn: str, days: int) -> datetime:
+    return tenant_keys.schedule_destruction(kms, arn, days)
 
 
 def _keys(s3: BaseClient, bucket: str, tenant: str) -> list[inventory.KeyVersions]:
