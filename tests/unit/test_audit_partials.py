@@ -82,46 +82,54 @@ def _elsewhere() -> list[dict[str, Any]]:
     return [shorter, request]
 
 
+def _write_log(bucket: str, logs: dict[int, list[dict[str, Any]]]) -> Settings:
+    """Settings for a log in `bucket` (inside moto's mock), each partition's events written in chained
+    segments of ten, as the audit agent writes them; the auditor's key pinned, as off the embedded stack."""
+    settings = Settings(partitions=2, audit_bucket=bucket, s3_endpoint="")
+    pinned = public_hex(private_key(settings.audit_signing_key.get_secret_value()))
+    settings = settings.model_copy(update={"audit_public_key": pinned})
+    s3 = make_s3_client(settings)
+    init_storage(s3, settings)
+    for partition, events in logs.items():
+        records = [LoggedRecord(partition, n, e.get("call_id"), json.dumps(e)) for n, e in enumerate(events)]
+        previous = GENESIS
+        for start in range(0, len(records), 10):
+            header, body = segment_body(records[start : start + 10], previous)
+            key = segments.segment_key(partition, header.first_offset)
+            segments.write_segment(s3, settings.audit_bucket, key, body, AS_OF + timedelta(days=1))
+            previous = digest(body)
+            segments.write_head(s3, settings.audit_bucket, partition,
+                                segments.Head(key, header.last_offset, previous))  # fmt: skip
+    return settings
+
+
 @pytest.fixture
 def archived() -> Iterator[Settings]:
     with mock_aws():
-        settings = Settings(partitions=2, audit_bucket="cvt-audit-partials", s3_endpoint="")
-        # Off the embedded stack (AWS's endpoint) the auditor pins the key checkpoints are checked with.
-        pinned = public_hex(private_key(settings.audit_signing_key.get_secret_value()))
-        settings = settings.model_copy(update={"audit_public_key": pinned})
-        s3 = make_s3_client(settings)
-        init_storage(s3, settings)
-        for partition, events in ((0, _calls()), (1, _elsewhere())):
-            records = [
-                LoggedRecord(partition, n, e.get("call_id"), json.dumps(e)) for n, e in enumerate(events)
-            ]
-            previous = GENESIS
-            for start in range(0, len(records), 10):  # segments of ten, chained
-                header, body = segment_body(records[start : start + 10], previous)
-                key = segments.segment_key(partition, header.first_offset)
-                segments.write_segment(s3, settings.audit_bucket, key, body, AS_OF + timedelta(days=1))
-                previous = digest(body)
-                segments.write_head(s3, settings.audit_bucket, partition,
-                                    segments.Head(key, header.last_offset, previous))  # fmt: skip
-        yield settings
+        yield _write_log("cvt-audit-partials", {0: _calls(), 1: _elsewhere()})
 
 
 def _report(result: Any, log: Any) -> dict[str, Any]:
     return report_document(result, log, AS_OF, {})
 
 
-def test_partials_one_per_partition_merge_into_the_report_of_one_replay(
-    archived: Settings, tmp_path: Path
-) -> None:
-    whole = replay_partitions(archived, tmp_path / "whole", AS_OF, TOLERANCE, processes=1, tail=False)
+def _partials(settings: Settings, tmp_path: Path) -> list[dict[str, Any]]:
     docs = []
     for partition in (0, 1):
         scratch = tmp_path / f"p{partition}"
         part = replay_partitions(
-            archived, scratch, AS_OF, TOLERANCE, processes=1, tail=False, only=[partition]
+            settings, scratch, AS_OF, TOLERANCE, processes=1, tail=False, only=[partition]
         )
         doc = partial_document(part.result, part.requests, part.commands, part.log, part.partitions, 2, AS_OF)
         docs.append(json.loads(json.dumps(doc)))  # as it travels through a bucket
+    return docs
+
+
+def test_partials_one_per_partition_merge_into_the_report_of_one_replay(
+    archived: Settings, tmp_path: Path
+) -> None:
+    whole = replay_partitions(archived, tmp_path / "whole", AS_OF, TOLERANCE, processes=1, tail=False)
+    docs = _partials(archived, tmp_path)
 
     assert coverage_problems(docs) == [] and coverage_problems(docs[:1]) == [
         "no partial covers partition(s) 1"
@@ -148,23 +156,10 @@ def test_a_forgery_keyed_onto_another_partition_is_a_conflict_in_the_split_repla
     with another key lands on partition 1; the replay split in two shares finds it as one process
     does, with the same report."""
     with mock_aws():
-        settings = Settings(partitions=2, audit_bucket="cvt-audit-forged", s3_endpoint="")
-        pinned = public_hex(private_key(settings.audit_signing_key.get_secret_value()))
-        settings = settings.model_copy(update={"audit_public_key": pinned})
-        s3 = make_s3_client(settings)
-        init_storage(s3, settings)
         calls = _calls()
         deleted = next(e for e in calls if e["type"] == "recording.deleted")
         forged = {**deleted, "reason": "objection"}
-        for partition, events in ((0, calls), (1, [*_elsewhere(), forged])):
-            records = [
-                LoggedRecord(partition, n, e.get("call_id"), json.dumps(e)) for n, e in enumerate(events)
-            ]
-            header, body = segment_body(records, GENESIS)
-            key = segments.segment_key(partition, header.first_offset)
-            segments.write_segment(s3, settings.audit_bucket, key, body, AS_OF + timedelta(days=1))
-            segments.write_head(s3, settings.audit_bucket, partition,
-                                segments.Head(key, header.last_offset, digest(body)))  # fmt: skip
+        settings = _write_log("cvt-audit-forged", {0: calls, 1: [*_elsewhere(), forged]})
         (tmp_path / "one").mkdir()
         (tmp_path / "two").mkdir()
         one = replay_partitions(settings, tmp_path / "one", AS_OF, TOLERANCE, processes=1, tail=False)
@@ -175,18 +170,6 @@ def test_a_forgery_keyed_onto_another_partition_is_a_conflict_in_the_split_repla
     found = [(v.rule, v.evidence) for v in two.result.violations if v.rule == "conflicting_event"]
     assert found == [("conflicting_event", (deleted["event_id"],))]
     assert _report(two.result, two.log) == _report(one.result, one.log)
-
-
-def _partials(settings: Settings, tmp_path: Path) -> list[dict[str, Any]]:
-    docs = []
-    for partition in (0, 1):
-        scratch = tmp_path / f"p{partition}"
-        part = replay_partitions(
-            settings, scratch, AS_OF, TOLERANCE, processes=1, tail=False, only=[partition]
-        )
-        doc = partial_document(part.result, part.requests, part.commands, part.log, part.partitions, 2, AS_OF)
-        docs.append(json.loads(json.dumps(doc)))
-    return docs
 
 
 def test_partials_that_did_not_read_one_log_at_one_instant_are_refused_with_a_sentence(

@@ -208,11 +208,7 @@ class Offboarding(WorkerPart):
         await self.emit(
             [
                 TenantReturned(
-                    event_id=deterministic_id("tenant.returned", tenant, record.since.isoformat(), digest),
-                    tenant=tenant,
-                    occurred_at=self.clock.now(),
-                    requested_by=record.by,
-                    reason=record.reason,
+                    **self._about(tenant, record, "tenant.returned", digest),
                     destination=uri,
                     counts=outcome.returned,
                     manifest_sha256=digest,
@@ -233,26 +229,33 @@ class Offboarding(WorkerPart):
             await self._erase_class(tenant, data_class, held, outcome)
         # A worker archives the tenant's calls until its next read of the registries: once every one
         # has read it, a second listing erases what they archived meanwhile (issue 33).
-        self.progress(f"waiting {self.settle_s:.0f} s for every worker to read that {tenant} is closed", 0, 1)
+        waiting = f"waiting {self.settle_s:.0f} s for every worker to read that {tenant} is closed"
+        self.progress(waiting, 0, 1)
         await asyncio.sleep(self.settle_s)
-        self.progress(f"waiting {self.settle_s:.0f} s for every worker to read that {tenant} is closed", 1, 1)
+        self.progress(waiting, 1, 1)
         for data_class in data_classes():
             await self._erase_class(tenant, data_class, held, outcome)
         await self._erase_the_rest(tenant, held, outcome)
         await self.emit(
             [
                 TenantErased(
-                    event_id=deterministic_id("tenant.erased", tenant, record.since.isoformat()),
-                    tenant=tenant,
-                    occurred_at=self.clock.now(),
-                    requested_by=record.by,
-                    reason=record.reason,
+                    **self._about(tenant, record, "tenant.erased"),
                     counts=dict(outcome.erased),
                     held_calls=outcome.held_calls,
                 )  # fmt: skip
             ]
         )
         await self._shred(tenant, record, outcome)
+
+    def _about(self, tenant: str, record: tenants.TenantRecord, type_: str, *more: str) -> dict[str, Any]:
+        """What every event of one offboarding shares; its id from the offboarding, the type and `more`."""
+        return {
+            "event_id": deterministic_id(type_, tenant, record.since.isoformat(), *more),
+            "tenant": tenant,
+            "occurred_at": self.clock.now(),
+            "requested_by": record.by,
+            "reason": record.reason,
+        }
 
     async def _shred(self, tenant: str, record: tenants.TenantRecord, outcome: Outcome) -> None:
         """Crypto-shredding: the client's KMS key scheduled for destruction, the shortest window the
@@ -278,11 +281,7 @@ class Offboarding(WorkerPart):
         await self.emit(
             [
                 TenantKeyDestroyed(
-                    event_id=deterministic_id("tenant.key_destroyed", tenant, record.since.isoformat()),
-                    tenant=tenant,
-                    occurred_at=self.clock.now(),
-                    requested_by=record.by,
-                    reason=record.reason,
+                    **self._about(tenant, record, "tenant.key_destroyed"),
                     key_id=arn,
                     deletion_date=when,
                 )  # fmt: skip
