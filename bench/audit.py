@@ -221,7 +221,9 @@ async def main(events: int) -> dict[str, Any]:
             peak_mb = sampler.stop()
             run = subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr)
             report = json.loads((Path(out) / "report.json").read_text())
-    summary = run.stdout.strip().splitlines()[0] if run.stdout.strip() else run.stderr[-2000:]
+    # The line that sums the replay up (the one before it names the key the checkpoints were checked with).
+    lines = [line for line in run.stdout.splitlines() if "events replayed" in line]
+    summary = lines[0] if lines else run.stderr[-2000:]
     print(summary)
     scratch = summary.rsplit("; ", 1)[-1] if "scratch" in summary else "not reported"
     if run.returncode != 0:

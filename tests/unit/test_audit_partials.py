@@ -32,7 +32,7 @@ from callvault.audit.partial import (
 from callvault.audit.partitioned import replay_partitions
 from callvault.audit.report import report_document
 from callvault.contract.fields import format_rfc3339
-from callvault.rules.audit_chain import GENESIS, LoggedRecord, digest, segment_body
+from callvault.rules.audit_chain import GENESIS, LoggedRecord, digest, parse_segment, segment_body
 from callvault.rules.audit_checkpoint import private_key, public_hex
 from callvault.settings import Settings
 from callvault.storage import audit_archive as segments
@@ -200,3 +200,33 @@ def test_partials_that_did_not_read_one_log_at_one_instant_are_refused_with_a_se
     elsewhere["bound"]["checkpoint"] = {"seq": 3, "sha256": "ab" * 32}  # a checkpoint of another log
     (said,) = store_problems(s3, archived, [docs[0], elsewhere])
     assert "names checkpoint 3" in said and "does not hold" in said
+
+
+@pytest.mark.parametrize("rewound", [False, True])
+def test_a_log_cut_by_hand_is_a_break_for_the_split_replay_as_for_one_process(
+    tmp_path: Path, rewound: bool
+) -> None:
+    """Issue 33, item 1, in the partition replay: the newest segment of partition 0 deleted (a delete
+    marker over its locked version), and its head pointed back at the segment before to hide it. One
+    process and two shares report the same break and the same report."""
+    with mock_aws():
+        settings = _write_log("cvt-audit-cut", {0: _calls(), 1: _elsewhere()})
+        s3 = make_s3_client(settings)
+        bucket = settings.audit_bucket
+        names = segments.segment_keys(s3, bucket, 0)
+        s3.delete_object(Bucket=bucket, Key=names[-1])
+        if rewound:
+            body = segments.read_segment(s3, bucket, names[-2])
+            header, _ = parse_segment(body)
+            segments.write_head(s3, bucket, 0, segments.Head(names[-2], header.last_offset, digest(body)))
+        (tmp_path / "one").mkdir()
+        (tmp_path / "two").mkdir()
+        one = replay_partitions(settings, tmp_path / "one", AS_OF, TOLERANCE, processes=1, tail=False)
+        two = replay_partitions(
+            settings, tmp_path / "two", AS_OF, TOLERANCE, processes=2, tail=False, in_process=True
+        )
+    assert ("deleted", names[-1]) in {(b.kind, b.segment) for b in one.log.breaks}, one.log.breaks
+    assert sorted((b.kind, b.segment) for b in two.log.breaks) == sorted(
+        (b.kind, b.segment) for b in one.log.breaks
+    )
+    assert _report(two.result, two.log) == _report(one.result, one.log)
