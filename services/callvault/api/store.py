@@ -25,6 +25,7 @@ from callvault.api.ranges import ByteRange
 from callvault.api.search import Address
 from callvault.settings import Settings
 from callvault.storage import inventory
+from callvault.storage.archive import get_or_none
 from callvault.storage.errors import is_not_found
 from callvault.storage.holds import held_calls
 from callvault.storage.layout import day_prefix, parse_archive_key
@@ -56,12 +57,9 @@ def _list_day(s3: BaseClient, bucket: str, tenant: str, day: date) -> list[tuple
 
 
 def _read_json(s3: BaseClient, bucket: str, key: str) -> tuple[dict[str, Any], str] | None:
-    try:
-        answer = s3.get_object(Bucket=bucket, Key=key)
-    except Exception as exc:
-        if is_not_found(exc):
-            return None
-        raise
+    answer = get_or_none(s3, bucket, key)
+    if answer is None:
+        return None
     return json.loads(answer["Body"].read()), answer.get("ETag", "")
 
 

@@ -20,6 +20,7 @@ from callvault.api.deps import GrantDep, Refused, Services, SvcDep
 from callvault.api.sites import check_site, site_refusal_for
 from callvault.contract.commands import Command, SubjectExecute, SubjectExtend, SubjectVerifyIdentity
 from callvault.contract.fields import TENANT_PATTERN, Timestamp
+from callvault.contract.lifecycle import AccessedWhat
 from callvault.rules import evidence
 from callvault.rules.access import Grant, Want
 from callvault.rules.subject_requests import RequestRecord, days_left, is_overdue, new_record, open_requests
@@ -212,9 +213,7 @@ def install(app: FastAPI) -> None:
             Query(min_length=3, max_length=200, description="why the export's link is handed out; logged"),
         ] = "answering the access request",
     ) -> RequestView:
-        _dpo_of(grant, tenant)
-        await check_site(svc, request, grant, tenant, None, "export")
-        record = await _record(svc, tenant, request_id)
+        record = await _filed(svc, request, grant, tenant, request_id, "export")
         now = svc.clock.now()
         outcome = record.outcome or {}
         link = None
@@ -244,22 +243,11 @@ def install(app: FastAPI) -> None:
         request: Request, tenant: TenantPath, request_id: RequestPath, body: Extension, grant: GrantDep,
         svc: SvcDep,
     ) -> RequestView:  # fmt: skip
-        _dpo_of(grant, tenant)
-        await check_site(svc, request, grant, tenant, None, "subject_request")
-        record = await _record(svc, tenant, request_id)
+        record = await _filed(svc, request, grant, tenant, request_id)
         if not record.is_open:
             raise Refused(409, f"request {request_id} is already fulfilled")
-        command = SubjectExtend(
-            event_id=uuid.uuid4(),
-            requested_by=grant.subject,
-            requested_at=svc.clock.now(),
-            reason=body.reason,
-            request_id=request_id,
-            tenant=tenant,
-            on_behalf_of=grant.subject,
-            notified_on=body.notified_on,
-        )
-        await _send(svc, command)
+        about = _about_request(svc, grant, tenant, request_id, body.reason)
+        await _send(svc, SubjectExtend(**about, notified_on=body.notified_on))
         return _view(record, svc.clock.now())
 
     @app.post("/api/v1/subject-requests/{tenant}/{request_id}/execute", status_code=202,
@@ -269,22 +257,11 @@ def install(app: FastAPI) -> None:
         request: Request, tenant: TenantPath, request_id: RequestPath, body: Instruction, grant: GrantDep,
         svc: SvcDep,
     ) -> RequestView:  # fmt: skip
-        _dpo_of(grant, tenant)
-        await check_site(svc, request, grant, tenant, None, "subject_request")
-        record = await _record(svc, tenant, request_id)
+        record = await _filed(svc, request, grant, tenant, request_id)
         if record.forwarded_to is None:
             raise Refused(409, f"request {request_id} was not forwarded to a client: callvault answers it")
-        command = SubjectExecute(
-            event_id=uuid.uuid4(),
-            requested_by=grant.subject,
-            requested_at=svc.clock.now(),
-            reason="the client's instruction",
-            request_id=request_id,
-            tenant=tenant,
-            on_behalf_of=grant.subject,
-            instructed_by=body.instructed_by,
-        )
-        await _send(svc, command)
+        about = _about_request(svc, grant, tenant, request_id, "the client's instruction")
+        await _send(svc, SubjectExecute(**about, instructed_by=body.instructed_by))
         return _view(record, svc.clock.now())
 
     @app.post("/api/v1/subject-requests/{tenant}/{request_id}/identity-verified", status_code=202,
@@ -294,24 +271,44 @@ def install(app: FastAPI) -> None:
         request: Request, tenant: TenantPath, request_id: RequestPath, body: IdentityCheck, grant: GrantDep,
         svc: SvcDep,
     ) -> RequestView:  # fmt: skip
-        _dpo_of(grant, tenant)
-        await check_site(svc, request, grant, tenant, None, "subject_request")
-        record = await _record(svc, tenant, request_id)
+        record = await _filed(svc, request, grant, tenant, request_id)
         if not record.awaiting_identity:
             raise Refused(409, f"request {request_id} does not wait for an identity check")
-        command = SubjectVerifyIdentity(
-            event_id=uuid.uuid4(),
-            requested_by=grant.subject,
-            requested_at=svc.clock.now(),
-            reason="identity verified",
-            request_id=request_id,
-            tenant=tenant,
-            on_behalf_of=grant.subject,
-            verified_by=body.verified_by,
-            verified_at=body.verified_at,
+        about = _about_request(svc, grant, tenant, request_id, "identity verified")
+        await _send(
+            svc, SubjectVerifyIdentity(**about, verified_by=body.verified_by, verified_at=body.verified_at)
         )
-        await _send(svc, command)
         return _view(record, svc.clock.now())
+
+
+async def _filed(
+    svc: Services,
+    request: Request,
+    grant: Grant,
+    tenant: str,
+    request_id: uuid.UUID,
+    what: AccessedWhat = "subject_request",
+) -> RequestRecord:
+    """A filed request a DPO reads or acts on: the role, the tenant and the reader's site checked (a
+    refusal logged as reading `what`), then the request read."""
+    _dpo_of(grant, tenant)
+    await check_site(svc, request, grant, tenant, None, what)
+    return await _record(svc, tenant, request_id)
+
+
+def _about_request(
+    svc: Services, grant: Grant, tenant: str, request_id: uuid.UUID, reason: str
+) -> dict[str, Any]:
+    """What every command on a filed request carries: new id, the token's subject, now, the reason."""
+    return {
+        "event_id": uuid.uuid4(),
+        "requested_by": grant.subject,
+        "requested_at": svc.clock.now(),
+        "reason": reason,
+        "request_id": request_id,
+        "tenant": tenant,
+        "on_behalf_of": grant.subject,
+    }
 
 
 async def _send(svc: Services, command: Command) -> None:

@@ -69,6 +69,26 @@ AGENT_HELP = (
     "calls' metadata; the recordings keep their term)"
 )
 
+# The options every request verb takes, declared once: typer reads each parameter's default for its
+# option, so the verbs below share these.
+PHONE = typer.Argument(None, help="the participant's number, E.164 (+32470123456)")
+TENANT = typer.Option(..., "--tenant", help="the client tenant the calls were made for")
+REASON = typer.Option(..., "--reason", help="the request as received: channel, reference")
+VERIFIED_BY = typer.Option(
+    None, "--verified-by", help="who verified the requester's identity (outside callvault)"
+)
+RECEIVED_AT = typer.Option(
+    None, "--received-at", help="when the request reached you (RFC 3339); the deadline runs from it"
+)
+WAIT = typer.Option(60.0, help=WAIT_HELP)
+IDENTITY_PENDING = typer.Option(
+    False,
+    "--identity-pending",
+    help="the requester's identity is still to be checked: record the request, carry it out and "
+    "start its month only at `identity-verified`",
+)
+AGENT = typer.Option(None, "--agent", help=AGENT_HELP)
+
 
 def _short(subject: str) -> str:
     return f"{subject[:12]}…"
@@ -184,23 +204,14 @@ def _answer_line(answer: dict[str, Any]) -> str:
 
 def _request_command(kind: str) -> None:
     def command(
-        phone: str = typer.Argument(None, help="the participant's number, E.164 (+32470123456)"),
-        tenant: str = typer.Option(..., "--tenant", help="the client tenant the calls were made for"),
-        reason: str = typer.Option(..., "--reason", help="the request as received: channel, reference"),
-        verified_by: str = typer.Option(
-            None, "--verified-by", help="who verified the requester's identity (outside callvault)"
-        ),
-        received_at: str = typer.Option(
-            None, "--received-at", help="when the request reached you (RFC 3339); the deadline runs from it"
-        ),
-        wait: float = typer.Option(60.0, help=WAIT_HELP),
-        identity_pending: bool = typer.Option(
-            False,
-            "--identity-pending",
-            help="the requester's identity is still to be checked: record the request, carry it out and "
-            "start its month only at `identity-verified`",
-        ),
-        agent: str = typer.Option(None, "--agent", help=AGENT_HELP),
+        phone: str = PHONE,
+        tenant: str = TENANT,
+        reason: str = REASON,
+        verified_by: str = VERIFIED_BY,
+        received_at: str = RECEIVED_AT,
+        wait: float = WAIT,
+        identity_pending: bool = IDENTITY_PENDING,
+        agent: str = AGENT,
     ) -> None:
         _file(kind, phone, tenant, reason, verified_by, received_at, wait, identity_pending, agent=agent)
 
@@ -215,22 +226,13 @@ for _kind in WHAT:
 
 @app.command("access")
 def access(
-    phone: str = typer.Argument(None, help="the participant's number, E.164 (+32470123456)"),
-    tenant: str = typer.Option(..., "--tenant", help="the client tenant the calls were made for"),
-    reason: str = typer.Option(..., "--reason", help="the request as received: channel, reference"),
-    verified_by: str = typer.Option(
-        None, "--verified-by", help="who verified the requester's identity (outside callvault)"
-    ),
-    received_at: str = typer.Option(
-        None, "--received-at", help="when the request reached you (RFC 3339); the deadline runs from it"
-    ),
-    wait: float = typer.Option(60.0, help=WAIT_HELP),
-    identity_pending: bool = typer.Option(
-        False,
-        "--identity-pending",
-        help="the requester's identity is still to be checked: record the request, carry it out and "
-        "start its month only at `identity-verified`",
-    ),
+    phone: str = PHONE,
+    tenant: str = TENANT,
+    reason: str = REASON,
+    verified_by: str = VERIFIED_BY,
+    received_at: str = RECEIVED_AT,
+    wait: float = WAIT,
+    identity_pending: bool = IDENTITY_PENDING,
     export_format: str = typer.Option(
         "standard",
         "--format",
@@ -242,7 +244,7 @@ def access(
         "--deliver-to",
         help="send the portable export to another organisation's bucket (s3://BUCKET/PREFIX)",
     ),
-    agent: str = typer.Option(None, "--agent", help=AGENT_HELP),
+    agent: str = AGENT,
 ) -> None:
     """Access request: an export of the subject's metadata and recordings, with a download link."""
     if export_format not in ("standard", "portable"):
@@ -263,17 +265,11 @@ def rectify(
     statement: str = typer.Option(
         None, "--statement", help="the subject's supplementary statement, where they ask for completion"
     ),
-    reason: str = typer.Option(..., "--reason", help="the request as received: channel, reference"),
-    verified_by: str = typer.Option(
-        None, "--verified-by", help="who verified the requester's identity (outside callvault)"
-    ),
-    received_at: str = typer.Option(
-        None, "--received-at", help="when the request reached you (RFC 3339); the deadline runs from it"
-    ),
-    wait: float = typer.Option(60.0, help=WAIT_HELP),
-    identity_pending: bool = typer.Option(
-        False, "--identity-pending", help="the requester's identity is still to be checked"
-    ),
+    reason: str = REASON,
+    verified_by: str = VERIFIED_BY,
+    received_at: str = RECEIVED_AT,
+    wait: float = WAIT,
+    identity_pending: bool = IDENTITY_PENDING,
 ) -> None:
     """Rectification request: a call's metadata corrected (--value) or completed (--statement)."""
     try:

@@ -161,18 +161,19 @@ class PaymentEnded(_PaymentEvent):
     type: Literal["payment.ended"] = "payment.ended"
 
 
-CallEvent = Annotated[
-    CallStarted
-    | DisclosurePlayed
+# Every event of a call but its start: the worker keeps these as they came (`rules.call_state.CallFact`
+# adds the start as pseudonymised facts), so they are listed once, here.
+AfterStart = (
+    DisclosurePlayed
     | RecordingStored
     | CallEnded
     | RecordingObjected
     | RecordingPaused
     | RecordingResumed
     | PaymentStarted
-    | PaymentEnded,
-    Field(discriminator="type"),
-]
+    | PaymentEnded
+)
+CallEvent = Annotated[CallStarted | AfterStart, Field(discriminator="type")]
 # Every call event type, read off the union above: a type added there is here too (redaction reads this).
 CALL_EVENT_TYPES: tuple[type[CallEventBase], ...] = get_args(get_args(CallEvent)[0])
 call_event_adapter: TypeAdapter[CallEvent] = TypeAdapter(CallEvent)

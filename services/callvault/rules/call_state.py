@@ -19,6 +19,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from callvault.contract.call_events import (
+    AfterStart,
     CallEnded,
     DisclosurePlayed,
     PaymentEnded,
@@ -63,18 +64,7 @@ class StartFacts(BaseModel):
     agent: str | None = None
 
 
-CallFact = Annotated[
-    StartFacts
-    | DisclosurePlayed
-    | RecordingStored
-    | CallEnded
-    | RecordingObjected
-    | RecordingPaused
-    | RecordingResumed
-    | PaymentStarted
-    | PaymentEnded,
-    Field(discriminator="type"),
-]
+CallFact = Annotated[StartFacts | AfterStart, Field(discriminator="type")]
 
 
 class Outcome(StrEnum):

@@ -138,10 +138,9 @@ def loudest_dbfs(pcm: bytes, layout: WavLayout, marker_tone_hz: float | None = N
     frames = samples.reshape(-1, layout.channels)
     if frames.shape[0] == 0:
         return FLOOR_DBFS
-    window = max(1, layout.rate * WINDOW_MS // 1000)
-    count = max(1, frames.shape[0] // window)
-    frames = frames[: count * window] if frames.shape[0] >= window else frames
-    window = frames.shape[0] // count
+    window = min(frames.shape[0], max(1, layout.rate * WINDOW_MS // 1000))  # a short span: one window
+    count = frames.shape[0] // window
+    frames = frames[: count * window]  # a last part shorter than a window is left out
     # (window, count * channels): every column is one window of one channel.
     columns = frames.reshape(count, window, layout.channels).transpose(1, 0, 2).reshape(window, -1)
     if marker_tone_hz:

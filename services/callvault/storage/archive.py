@@ -432,19 +432,27 @@ class StoredDocument:
     retain_until: datetime | None
 
 
-def read_document(s3: BaseClient, bucket: str, key: str) -> StoredDocument | None:
+def get_or_none(s3: BaseClient, bucket: str, key: str) -> dict[str, Any] | None:
+    """The store's answer to a GET of `key` (its body still to read), or None when it is not there."""
     try:
-        answer = s3.get_object(Bucket=bucket, Key=key)
+        return dict(s3.get_object(Bucket=bucket, Key=key))
     except Exception as exc:
         if is_not_found(exc):
             return None
         raise
-    version = answer.get("VersionId")
+
+
+def read_document(s3: BaseClient, bucket: str, key: str) -> StoredDocument | None:
+    answer = get_or_none(s3, bucket, key)
+    if answer is None:
+        return None
+    found = answer.get("VersionId")
+    version = found if found and found != "null" else None
     kept = {k: v for k, v in (answer.get("Metadata") or {}).items() if k not in (SHA_META, EXPIRES_META)}
     return StoredDocument(
         doc=json.loads(answer["Body"].read()),
-        version_id=version if version and version != "null" else None,
-        tags=object_tags(s3, bucket, key, version if version and version != "null" else None),
+        version_id=version,
+        tags=object_tags(s3, bucket, key, version),
         metadata=kept,
         retain_until=answer.get("ObjectLockRetainUntilDate"),
     )

@@ -44,9 +44,8 @@ def mark_proven(s3: BaseClient, bucket: str, version: PolicyVersion) -> None:
 
 def unproven(s3: BaseClient, bucket: str, tenant: str) -> list[PolicyVersion]:
     """The tenant's stored versions whose `policy.changed` was never sent (a failed emit): to re-send."""
-    every = load_book(s3, bucket, prefix=f"{POLICIES_PREFIX}{tenant}/", proven_only=False).get(tenant, [])
-    applied = {v.version for v in history(s3, bucket, tenant)}
-    return [v for v in every if v.version not in applied]
+    book, proven = _read_book(s3, bucket, {}, None, f"{POLICIES_PREFIX}{tenant}/")
+    return [v for v in book.get(tenant, []) if not _applies(v, proven)]
 
 
 class VersionTaken(RuntimeError):
@@ -89,7 +88,22 @@ def load_book(
     A version that needs proof and has none (its `policy.changed` never sent) is not applied either
     (`proven_only`; a change reads them all, to number the next one and re-send them).
     """
-    cache: VersionCache = known if known is not None else {}
+    book, proven = _read_book(s3, bucket, known if known is not None else {}, bounds, prefix)
+    if not proven_only:
+        return book
+    applied = {t: [v for v in versions if _applies(v, proven)] for t, versions in book.items()}
+    return {t: versions for t, versions in applied.items() if versions}
+
+
+def _applies(version: PolicyVersion, proven: set[str]) -> bool:
+    """A version applies once proven; those stored before proofs were kept applied as they were."""
+    return not version.needs_proof or _proof_key(version.tenant, version.version) in proven
+
+
+def _read_book(
+    s3: BaseClient, bucket: str, cache: VersionCache, bounds: Bounds | None, prefix: str
+) -> tuple[PolicyBook, set[str]]:
+    """One listing: every readable version by tenant, oldest first, and the proof markers found."""
     book: PolicyBook = {}
     proven: set[str] = set()
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
@@ -107,15 +121,9 @@ def load_book(
             version = cache[ident]
             if isinstance(version, PolicyVersion):
                 book.setdefault(version.tenant, []).append(version)
-    if proven_only:
-        book = {
-            tenant: kept
-            for tenant, versions in book.items()
-            if (kept := [v for v in versions if not v.needs_proof or _proof_key(tenant, v.version) in proven])
-        }
     for versions in book.values():
         versions.sort(key=lambda v: v.version)
-    return book
+    return book, proven
 
 
 def not_applied(known: VersionCache) -> list[tuple[str, str]]:

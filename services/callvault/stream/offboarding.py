@@ -32,7 +32,6 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from botocore.client import BaseClient
@@ -263,7 +262,7 @@ class Offboarding(WorkerPart):
         must stay readable until the hold is released): the key is left, and the outcome says so."""
         if self.kms is None:
             return
-        found = await self.s3.run("looking up the client's key", _key_of, tenant, on=self.kms, attempts=3)
+        found = await asyncio.to_thread(_key_of, self.kms, tenant)  # KMS, not S3: its client retries
         if found is None:
             outcome.key = "none (the client had no key)"
             return
@@ -275,9 +274,7 @@ class Offboarding(WorkerPart):
             outcome.key = f"{arn} already scheduled for destruction"
             return
         days = self.settings.kms_deletion_days
-        when = await self.s3.run(
-            "scheduling the key's destruction", _destroy, arn, days, on=self.kms, attempts=3
-        )
+        when = await asyncio.to_thread(tenant_keys.schedule_destruction, self.kms, arn, days)
         await self.emit(
             [
                 TenantKeyDestroyed(
@@ -375,10 +372,6 @@ class Offboarding(WorkerPart):
 def _key_of(kms: BaseClient, tenant: str) -> tuple[str, str] | None:
     found = tenant_keys.tenant_key(kms, tenant)
     return None if found is None else (str(found["Arn"]), str(found.get("KeyState", "")))
-
-
-def _destroy(kms: BaseClient, arn: str, days: int) -> datetime:
-    return tenant_keys.schedule_destruction(kms, arn, days)
 
 
 def _keys(s3: BaseClient, bucket: str, tenant: str) -> list[inventory.KeyVersions]:
