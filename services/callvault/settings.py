@@ -79,7 +79,17 @@ class Settings(BaseSettings):
     )
     kms_endpoint: str = Field(
         "",
-        description="the KMS holding each client's key (issue 29, in progress); empty: AWS KMS in the region",
+        description="the KMS holding each client's key; empty: AWS KMS in the region (moto's server, "
+        "CALLVAULT_S3_ENDPOINT, when that is the embedded stack's)",
+    )
+    encryption: Literal["on", "off"] = Field(
+        "on",
+        description="on: recordings and metadata are sealed under their client's key before they are "
+        "written; off only with CALLVAULT_ENCRYPTION_OFF_REASON",
+    )
+    encryption_off_reason: str = Field(
+        "",
+        description="why new objects are stored unsealed (CALLVAULT_ENCRYPTION=off); printed at every start",
     )
     kms_region: str = Field("", description="the KMS's region; empty: CALLVAULT_S3_REGION's")
     kms_deletion_days: int = Field(
@@ -268,7 +278,9 @@ class Settings(BaseSettings):
         "PT24H", description="longest a token may be valid, issued or presented (hours, minutes)"
     )
     api_audio_mode: Literal["stream", "presigned"] = Field(
-        "stream", description="stream: audio through the API; presigned: a short-lived S3 URL"
+        "stream",
+        description="stream: audio through the API; presigned: a short-lived S3 URL for a recording "
+        "stored unsealed (a sealed one is streamed all the same: the store holds only its ciphertext)",
     )
     api_audio_link_s: int = Field(
         300, ge=10, le=3600, description="how long an audio link handed to a player stays valid"
@@ -621,6 +633,32 @@ class Settings(BaseSettings):
         return (
             f"Kafka in plain text ({self.kafka_security_protocol}) to {self.kafka_bootstrap}, because: "
             f"{self.kafka_allow_plaintext_reason.strip()}"
+        )
+
+    @model_validator(mode="after")
+    def _encryption_off_says_why(self) -> Settings:
+        if self.encryption == "off" and not self.encryption_off_reason.strip():
+            raise ValueError(
+                "CALLVAULT_ENCRYPTION=off stores new recordings and metadata readable by anyone who can read "
+                "the buckets; say why that is acceptable in CALLVAULT_ENCRYPTION_OFF_REASON"
+            )
+        return self
+
+    @property
+    def kms_url(self) -> str | None:
+        """The KMS's endpoint: CALLVAULT_KMS_ENDPOINT; unset, moto's server where the store is the embedded
+        stack's, else None (AWS KMS in the region)."""
+        if self.kms_endpoint:
+            return self.kms_endpoint
+        return self.s3_endpoint if self.s3_endpoint == EMBEDDED_S3 else None
+
+    def encryption_notice(self) -> str | None:
+        """The line every start prints when new objects are stored unsealed, and why."""
+        if self.encryption == "on":
+            return None
+        return (
+            "new recordings and metadata are stored unsealed (CALLVAULT_ENCRYPTION=off), because: "
+            f"{self.encryption_off_reason.strip()}"
         )
 
     @model_validator(mode="after")

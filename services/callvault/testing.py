@@ -47,6 +47,7 @@ from callvault.storage.bootstrap import init_storage
 from callvault.storage.client import make_s3_client
 from callvault.storage.holds import held_calls
 from callvault.storage.policies import load_book
+from callvault.storage.sealing import Keyring, read_plain
 from callvault.storage.subject_flags import SubjectFlag, flagged_everywhere
 from callvault.storage.tenants import closed_tenants, offboarded_sentence
 from callvault.stream.command_errors import CommandRefused
@@ -61,6 +62,11 @@ from callvault.stream.purger import Purger
 DEFAULT_START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 # moto answers for any credentials; these only satisfy boto3, and name no real store.
 _IN_PROCESS = {"s3_endpoint": "", "s3_access_key": "testing", "s3_secret_key": SecretStr("testing")}
+
+
+def read_archived(s3: Any, settings: Settings, bucket: str, key: str, version: str | None = None) -> bytes:
+    """An archived object's plaintext, opened under its client's key (the stored bytes are sealed)."""
+    return read_plain(s3, Keyring.for_settings(settings), bucket, key, version)[0]
 
 
 class Harness:
@@ -254,6 +260,11 @@ class Harness:
 
     def types(self, call_id: str) -> set[str]:
         return {str(e["type"]) for e in self.lifecycle(call_id)}
+
+    def read(self, bucket: str, key: str, version: str | None = None) -> bytes:
+        """An archived object's plaintext, opened under its client's key as callvault's readers open it
+        (`get_object` gives the stored bytes, sealed)."""
+        return read_archived(self.s3, self.settings, bucket, key, version)
 
     def objects(self, bucket: str) -> list[str]:
         """Every key in a bucket (all versions counted once), sorted."""

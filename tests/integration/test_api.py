@@ -377,20 +377,21 @@ async def test_search_filters_and_pages_newest_first(
     assert none.json()["calls"] == []
 
 
-async def test_presigned_mode_hands_a_short_lived_s3_url_and_logs_the_access(
+async def test_presigned_mode_streams_a_sealed_recording_and_logs_the_access(
     api_settings: Settings, bus: Bus, api_worker: ChildProcess
 ) -> None:
+    """A presigned URL would serve the store's bytes, sealed under the client's key: the API hands its own
+    link instead (a recording stored unsealed still gets a presigned one: tests/stores)."""
     done = await archive(bus)
     presigned = api_settings.model_copy(update={"api_audio_mode": "presigned", "api_audio_link_s": 60})
     proc, url, _ = spawn_api(presigned, "api-presigned")
     try:
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
             answer = await client.post(done.path + "/audio-link", json=PURPOSE, headers=auth(api_settings))
-        link = answer.json()
-        assert answer.status_code == 200 and link["mode"] == "presigned", answer.text
-        assert link["url"].startswith(api_settings.s3_endpoint) and "Expires=" in link["url"]
-        async with httpx.AsyncClient(timeout=30) as plain:
-            fetched = await plain.get(link["url"], headers={"Range": "bytes=0-99"})
+            link = answer.json()
+            assert answer.status_code == 200 and link["mode"] == "stream", answer.text
+            assert link["url"].startswith("/api/v1/audio/")
+            fetched = await client.get(link["url"], headers={"Range": "bytes=0-99"})
         assert fetched.status_code == 206 and fetched.content == done.call.audio[:100]
         await bus.lifecycle.wait_for(
             lambda w: any(

@@ -23,6 +23,7 @@ from callvault.embedded.processes import ChildProcess
 from callvault.rules.retention import RetentionClass
 from callvault.settings import Settings
 from callvault.storage.layout import metadata_key, recording_key
+from callvault.testing import read_archived
 from tests.integration.helpers import CALLEE, CALLER, Bus
 
 pytestmark = pytest.mark.integration
@@ -50,8 +51,7 @@ async def test_compliant_recording_is_archived_with_tags_and_metadata(
         assert archived["object"]["bucket"] == settings.recordings_bucket
         assert archived["object"]["key"] == _rec_key(call)
         assert archived["object"]["sha256"] == hashlib.sha256(call.audio).hexdigest()
-        body = bus.s3.get_object(Bucket=settings.recordings_bucket, Key=_rec_key(call))["Body"].read()
-        assert body == call.audio
+        assert read_archived(bus.s3, settings, settings.recordings_bucket, _rec_key(call)) == call.audio
         tags = {t["Key"]: t["Value"] for t in bus.s3.get_object_tagging(
             Bucket=settings.recordings_bucket, Key=_rec_key(call))["TagSet"]}  # fmt: skip
         expected_expiry = settings.retention.expires_at(RetentionClass.RECORDING, call.recording_start)
@@ -69,7 +69,7 @@ async def test_compliant_recording_is_archived_with_tags_and_metadata(
         meta_events = bus.events_of(call.call_id, "metadata.archived")
         meta_key = meta_events[-1]["object"]["key"]
         assert meta_key == _meta_key(call)
-        raw = bus.s3.get_object(Bucket=settings.metadata_bucket, Key=meta_key)["Body"].read()
+        raw = read_archived(bus.s3, settings, settings.metadata_bucket, meta_key)
         doc = json.loads(raw)
         assert doc["recording"]["outcome"] == "archived"
         assert doc["disclosure"]["verdict"] == "compliant"

@@ -13,6 +13,7 @@ from callvault.embedded.processes import ChildProcess
 from callvault.settings import Settings
 from callvault.simulation.audio import make_wav
 from callvault.storage.layout import recording_key
+from callvault.testing import read_archived
 from tests.integration.helpers import Bus
 
 pytestmark = pytest.mark.integration
@@ -38,7 +39,7 @@ async def test_payment_calls_are_secured_or_rejected_with_their_source_gone(
         await bus.wait_types(clean.call_id, "recording.archived", "payment.secured", "metadata.archived")
         (secured,) = bus.events_of(clean.call_id, "payment.secured")
         assert secured["audio_checked"] and secured["loudest_paused_dbfs"] < settings.pause_silence_dbfs
-        body = bus.s3.get_object(Bucket=settings.recordings_bucket, Key=_rec_key(clean))["Body"].read()
+        body = read_archived(bus.s3, settings, settings.recordings_bucket, _rec_key(clean))
         assert body == clean.audio
         for call, reason in ((late, "card_data_exposed"), (loud, "pause_not_silent")):
             await bus.wait_types(call.call_id, "recording.rejected", "metadata.archived")

@@ -11,6 +11,7 @@ import pytest
 from callvault.embedded.stack import EmbeddedStack
 from callvault.storage.client import make_s3_client, make_staging_s3_client
 from callvault.storage.layout import recording_key
+from callvault.testing import read_archived
 from tests.conftest import make_settings, prepare_async, spawn_worker
 from tests.integration.helpers import Bus
 from tests.stack import Servers
@@ -40,7 +41,7 @@ async def test_recordings_are_streamed_from_a_separate_staging_store(servers: Se
 
                 await bus.wait_types(good.call_id, "recording.archived", "metadata.archived", timeout=60)
                 key = recording_key(good.tenant, good.call_id, good.recording_start, "wav")
-                body = archive.get_object(Bucket=settings.recordings_bucket, Key=key)["Body"].read()
+                body = read_archived(archive, settings, settings.recordings_bucket, key)
                 assert hashlib.sha256(body).hexdigest() == hashlib.sha256(good.audio).hexdigest()
                 assert not bus.exists(settings.staging_bucket, good.staging_key), "source deleted there"
 

@@ -29,10 +29,12 @@ from callvault.rules.access import Role
 from callvault.rules.pseudonym import pseudonymize
 from callvault.rules.subject_requests import new_record
 from callvault.settings import Settings
+from callvault.storage.sealing import Keyring, read_plain
 from callvault.storage.subject_requests import put_request
 from callvault.stream.bus import read_topic
 from callvault.stream.command_client import submit_command
 from callvault.stream.subject_client import export_link, file_request, subject_command
+from callvault.testing import read_archived
 from tests.cli import run_callvault
 from tests.conftest import ARTIFACTS, settings_env
 from tests.integration.helpers import CALLEE, Bus, CallScript
@@ -313,7 +315,7 @@ async def test_a_call_is_rectified_from_the_command_line_and_no_value_reaches_a_
         in said
     )
     key = f"acme/{call.start.astimezone(UTC):%Y/%m/%d}/{call.call_id}.json"
-    doc = json.loads(bus.s3.get_object(Bucket=settings.metadata_bucket, Key=key)["Body"].read())
+    doc = json.loads(read_archived(bus.s3, settings, settings.metadata_bucket, key))
     assert doc["rectifications"][0]["statement"] == "spoken in Walloon"
     topics = await _topic_bytes(settings)
     assert not [t for t, data in topics.items() if b"Walloon" in data], (
@@ -332,7 +334,7 @@ async def test_an_agent_is_a_subject_from_the_command_line(
     assert done.returncode == 0, done.stderr
     assert "done (subject.erased): 1 calls, 0 recordings, 1 metadata documents" in done.stdout
     key = f"{tenant}/{call.start.astimezone(UTC):%Y/%m/%d}/{call.call_id}.json"
-    doc = json.loads(bus.s3.get_object(Bucket=settings.metadata_bucket, Key=key)["Body"].read())
+    doc = json.loads(read_archived(bus.s3, settings, settings.metadata_bucket, key))
     assert doc["agent_id"] is None
     ours = [k for k in keys_of(bus, settings.recordings_bucket, tenant) if call.call_id in k]
     assert ours, "the recording keeps its term"
@@ -365,8 +367,9 @@ async def _topic_bytes(settings: Settings) -> dict[str, bytes]:
 
 
 def _object_bytes(bus: Bus, settings: Settings) -> dict[str, bytes]:
-    """Every version of every object in every bucket, ZIP members unpacked."""
+    """Every version of every object in every bucket, opened where it is sealed, ZIP members unpacked."""
     found: dict[str, bytes] = {}
+    keyring = Keyring.for_settings(settings)
     buckets = (
         settings.recordings_bucket,
         settings.metadata_bucket,
@@ -377,8 +380,7 @@ def _object_bytes(bus: Bus, settings: Settings) -> dict[str, bytes]:
     for bucket in buckets:
         for page in bus.s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
             for version in page.get("Versions", ()):
-                body = bus.s3.get_object(Bucket=bucket, Key=version["Key"], VersionId=version["VersionId"])
-                data = body["Body"].read()
+                data = read_plain(bus.s3, keyring, bucket, version["Key"], version["VersionId"])[0]
                 if version["Key"].endswith(".zip"):
                     with zipfile.ZipFile(io.BytesIO(data)) as archive:
                         data = b"\n".join(archive.read(n) for n in archive.namelist())
@@ -577,5 +579,5 @@ async def test_an_objection_event_after_the_archive_erases_the_recording(
     assert proof["reason"] == "objection" and proof["object"]["key"] == rec
     assert rec not in keys_of(bus, settings.recordings_bucket, rec)
     await bus.lifecycle.wait_for(lambda w: len(bus.events_of(call.call_id, "metadata.archived")) == 2, 20)
-    doc = json.loads(bus.s3.get_object(Bucket=settings.metadata_bucket, Key=meta)["Body"].read())
+    doc = json.loads(read_archived(bus.s3, settings, settings.metadata_bucket, meta))
     assert doc["objected_at"] and doc["recording"]["erased_at"]

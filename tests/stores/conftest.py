@@ -12,6 +12,7 @@ from botocore.client import BaseClient
 from callvault.settings import Settings, bucket_settings
 from callvault.storage.bootstrap import BucketReport, init_storage
 from callvault.storage.client import make_s3_client
+from callvault.storage.sealing import Keyring
 from tests.stores.lanes import LANES, Lane, open_lane
 
 
@@ -28,6 +29,12 @@ class Store:
     settings: Settings
     reports: list[BucketReport]
 
+    def keyring(self) -> Keyring:
+        """The lane's KMS, to seal and open with; the test skips where the lane has none."""
+        if self.lane.kms_endpoint is None:
+            pytest.skip("this lane names no KMS (CALLVAULT_TEST_KMS): sealing is checked on the others")
+        return Keyring.for_settings(self.settings)
+
     def lenient(self, what: str) -> None:
         """Skip here when this store is known to let `what` pass: the check holds on stricter ones."""
         if what in self.lane.lenient:
@@ -43,6 +50,7 @@ def store(lane: Lane) -> Store:
         s3_region=lane.region,
         s3_access_key=lane.keys[0],
         s3_secret_key=lane.keys[1],
+        kms_endpoint=lane.kms_endpoint or "",
         **{name: f"{tag}-{name.removesuffix('_bucket')}" for name in bucket_settings()},  # type: ignore[arg-type]
     )
     s3 = make_s3_client(settings, attempts=2)

@@ -38,6 +38,9 @@ class Lane:
     lenient: frozenset[str]
     location: str | None  # what the store reports as a bucket's location; None: not known up front
     fetch: Callable[[str], tuple[int, bytes]]  # a plain HTTP GET, as a coach's browser does
+    # The KMS that holds the clients' keys: "" for boto3's own endpoint (moto in-process answers it),
+    # None where the lane has none (objects are not sealed there).
+    kms_endpoint: str | None = ""
 
 
 def _urllib_get(url: str) -> tuple[int, bytes]:
@@ -72,17 +75,33 @@ def open_lane(name: str) -> Iterator[Lane]:
         stack.start_store()
         try:
             yield Lane(name, stack.s3_endpoint, ("testing", "testing"), region, MOTO_LENIENCE, region,
-                       _urllib_get)  # fmt: skip
+                       _urllib_get, stack.s3_endpoint)  # fmt: skip
         finally:
             stack.stop()
     elif name == "ceph rgw":
         why = rgw.missing()
         if why:
             pytest.skip(why)
-        with rgw.CephRGW() as gateway:
-            # RGW knows no AWS region; asking for one proves `storage init` copes.
-            yield Lane(name, gateway.endpoint, (rgw.ACCESS_KEY, rgw.SECRET_KEY), region, frozenset(),
-                       "default", _urllib_get)  # fmt: skip
+        from callvault.embedded.stack import EmbeddedStack
+
+        kms = EmbeddedStack()  # RGW has no KMS API: moto's server holds the keys, RGW the bytes
+        kms.start_store()
+        # A KMS elsewhere than the store is reached with the default credential chain, as in
+        # production (pod identity); here, moto's server takes any.
+        saved = {name: os.environ.get(name) for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+        os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
+        try:
+            with rgw.CephRGW() as gateway:
+                # RGW knows no AWS region; asking for one proves `storage init` copes.
+                yield Lane(name, gateway.endpoint, (rgw.ACCESS_KEY, rgw.SECRET_KEY), region, frozenset(),
+                           "default", _urllib_get, kms.s3_endpoint)  # fmt: skip
+        finally:
+            kms.stop()
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
     elif name == "CALLVAULT_TEST_S3":
         endpoint = os.environ.get("CALLVAULT_TEST_S3")
         if not endpoint:
@@ -92,6 +111,6 @@ def open_lane(name: str) -> Iterator[Lane]:
             os.environ.get("CALLVAULT_TEST_S3_SECRET_KEY", "callvault-dev-secret"),
         )
         yield Lane(name, endpoint, keys, os.environ.get("CALLVAULT_TEST_S3_REGION", "us-east-1"),
-                   frozenset(), None, _urllib_get)  # fmt: skip
+                   frozenset(), None, _urllib_get, os.environ.get("CALLVAULT_TEST_KMS"))  # fmt: skip
     else:  # pragma: no cover - a typo in LANES
         raise ValueError(f"no store lane called {name!r}")

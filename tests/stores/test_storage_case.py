@@ -26,7 +26,7 @@ from callvault.rules.audit_checkpoint import next_checkpoint, private_key
 from callvault.rules.client_policy import PolicyVersion, Scope
 from callvault.rules.retention import RetentionClass
 from callvault.storage import audit_checkpoints, policies, store_profile
-from callvault.storage.archive import copy_recording, delete_object, object_tags, put_document
+from callvault.storage.archive import copy_recording, delete_object, object_tags, put_document, read_document
 from callvault.storage.audit_archive import write_segment
 from callvault.storage.bootstrap import bucket_plans, init_storage
 from callvault.storage.client import make_s3_client
@@ -36,6 +36,9 @@ from callvault.storage.holds import set_object_lock_hold
 from callvault.storage.inventory import delete_versions
 from callvault.storage.location import reported_location, residency_problems
 from callvault.storage.registry import write_entry
+from callvault.storage.rewrapping import rewrap_object
+from callvault.storage.sealing import Keyring, SealedRefused, open_plain, read_plain
+from callvault.storage.tenant_keys import ensure_hold_key
 from callvault.storage.uploads import MIN_PART_BYTES, PartUpload
 from tests.stores.conftest import Store
 from tests.stores.lanes import ACCEPTS_TAMPERED_LINKS, ACCEPTS_WRONG_MD5, SHORTENS_COMPLIANCE
@@ -163,7 +166,7 @@ def test_a_document_is_written_with_its_tags_and_the_store_checks_its_bytes(stor
     bucket, body = store.settings.metadata_bucket, b'{"call_id": "c-1"}'
     tags = {"retention-class": RetentionClass.METADATA.value}
     ref = put_document(store.s3, bucket=bucket, key="acme/c-1.json", body=body,
-                       sha256=hashlib.sha256(body).hexdigest(), tags=tags)  # fmt: skip
+                       sha256=hashlib.sha256(body).hexdigest(), tags=tags).ref  # fmt: skip
     assert object_tags(store.s3, bucket, ref.key, ref.version_id) == tags
     with pytest.raises(ValueError, match="do not have the SHA-256"):
         put_document(store.s3, bucket=bucket, key="acme/c-2.json", body=body,
@@ -214,7 +217,7 @@ def test_an_archived_object_refuses_a_delete_from_outside_and_callvault_still_de
     document = put_document(
         store.s3, bucket=store.settings.metadata_bucket, key="acme/c-1.json", body=b"{}",
         sha256=hashlib.sha256(b"{}").hexdigest(), tags=TAGS, retain_until=until,
-    )  # fmt: skip
+    ).ref  # fmt: skip
     for ref in (outcome.object, document):
         (version,) = _versions(store, ref.bucket, ref.key)
         with pytest.raises(ClientError) as refused:
@@ -425,3 +428,102 @@ def test_a_checkpoint_number_is_written_once_under_compliance_retention(store: S
     assert audit_checkpoints.checkpoint_keys(store.s3, bucket) == [audit_checkpoints.checkpoint_key(0)]
     (stored,) = audit_checkpoints.checkpoint_versions(store.s3, bucket).values()
     assert len(stored) == 1 and audit_checkpoints.last_checkpoint(store.s3, bucket) == first
+
+
+# -- sealed under the client's key (issue 29) ---------------------------------------------------------
+
+
+def _plain_chunks_in(plain: bytes, stored: bytes) -> list[bytes]:
+    """Every 32-byte piece of the plaintext that the stored bytes hold: none, where they are sealed."""
+    return [plain[i : i + 32] for i in range(0, len(plain) - 32, 32) if plain[i : i + 32] in stored]
+
+
+def test_a_sealed_recording_holds_no_plaintext_and_reads_back_whole_and_by_range(store: Store) -> None:
+    keyring = store.keyring()
+    body = os.urandom(150 * 1024)  # three segments
+    outcome = _archive(store, _staged(store, body), body, seal=keyring.seal_for("acme", "recording"))
+    assert outcome.status == "archived" and outcome.object is not None and outcome.sealing is not None
+    bucket, key = outcome.object.bucket, outcome.object.key
+    at_rest = store.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert at_rest.startswith(b"CVS1") and not _plain_chunks_in(body, at_rest)
+    assert outcome.sealing.stored_sha256 == hashlib.sha256(at_rest).hexdigest()
+    assert object_tags(store.s3, bucket, key) == TAGS, "a sealed copy keeps its own tags"
+    assert open_plain(store.s3, keyring, bucket, key).read() == body
+    for first, last in ((0, 99), (65_530, 65_545), (131_072, len(body) - 1), (70_000, 70_000)):
+        assert open_plain(store.s3, keyring, bucket, key, first, last).read() == body[first : last + 1]
+    again = _archive(store, _staged(store, body), body, seal=keyring.seal_for("acme", "recording"))
+    assert again.detail == "already archived" and len(_versions(store, bucket, key)) == 1
+
+
+def test_a_sealed_recording_streamed_in_parts_reads_back(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from callvault.storage import archive
+
+    keyring = store.keyring()
+    monkeypatch.setattr(archive, "STREAM_PART", MIN_PART_BYTES)  # S3's smallest part: two of them
+    body = os.urandom(MIN_PART_BYTES + 300 * 1024)
+    outcome = _archive(store, _staged(store, body), body, seal=keyring.seal_for("acme", "recording"))
+    assert outcome.status == "archived" and outcome.object is not None and outcome.sealing is not None
+    bucket, key = outcome.object.bucket, outcome.object.key
+    at_rest = store.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert outcome.sealing.stored_sha256 == hashlib.sha256(at_rest).hexdigest()
+    assert (
+        open_plain(store.s3, keyring, bucket, key, MIN_PART_BYTES - 10, MIN_PART_BYTES + 10).read()
+        == (body[MIN_PART_BYTES - 10 : MIN_PART_BYTES + 11])
+    )
+    wrong = _archive(store, _staged(store, body, "t/c-2.wav"), body, hashlib.sha256(b"x").hexdigest(),
+                     seal=keyring.seal_for("acme", "recording"))  # fmt: skip
+    assert (
+        wrong.status == "mismatch"
+        and _versions(store, store.settings.recordings_bucket, "acme/t/c-2.wav") == []
+    )
+
+
+def test_a_sealed_object_altered_in_the_store_is_refused(store: Store) -> None:
+    keyring = store.keyring()
+    body = os.urandom(100 * 1024)
+    outcome = _archive(store, _staged(store, body), body, seal=keyring.seal_for("acme", "recording"))
+    assert outcome.object is not None
+    bucket, key = outcome.object.bucket, outcome.object.key
+    answer = store.s3.get_object(Bucket=bucket, Key=key)
+    data = bytearray(answer["Body"].read())
+    data[-5000] ^= 0x40  # a bit of the second segment
+    store.s3.put_object(Bucket=bucket, Key=key, Body=bytes(data), Metadata=answer["Metadata"])
+    assert open_plain(store.s3, keyring, bucket, key, 0, 99).read() == body[:100], (
+        "the first segment is intact"
+    )
+    with pytest.raises(
+        SealedRefused, match="segment 1 does not open under its key: the stored object was altered"
+    ):
+        open_plain(store.s3, keyring, bucket, key).read()
+
+
+def test_a_sealed_document_reads_back_and_is_moved_to_another_key_without_re_encrypting(store: Store) -> None:
+    keyring = store.keyring()
+    bucket, body = store.settings.metadata_bucket, b'{"call_id": "c-1", "agent_id": "a-17"}'
+    until = datetime.now(UTC) + timedelta(days=2)
+    written = put_document(
+        store.s3, bucket=bucket, key="acme/c-1.json", body=body, sha256=hashlib.sha256(body).hexdigest(),
+        tags=TAGS, retain_until=until, seal=keyring.seal_for("acme", "metadata"),
+    )  # fmt: skip
+    assert (
+        written.sealing is not None
+        and b"a-17" not in store.s3.get_object(Bucket=bucket, Key="acme/c-1.json")["Body"].read()
+    )
+    stored = read_document(store.s3, keyring, bucket, "acme/c-1.json")
+    assert stored is not None and stored.doc["agent_id"] == "a-17"
+    (before,) = _versions(store, bucket, "acme/c-1.json")
+    set_object_lock_hold(store.s3, bucket, [("acme/c-1.json", before)], True)
+    hold_key = ensure_hold_key(keyring.kms)
+    after = rewrap_object(store.s3, keyring, bucket, "acme/c-1.json", hold_key, datetime.now(UTC), held=True)
+    assert after is not None and _versions(store, bucket, "acme/c-1.json") == [after]
+    assert read_plain(store.s3, Keyring.for_settings(store.settings), bucket, "acme/c-1.json")[0] == body
+    head = store.s3.head_object(Bucket=bucket, Key="acme/c-1.json")
+    assert (
+        head["Metadata"]["key-id"] != written.sealing.key_id
+        and object_tags(store.s3, bucket, "acme/c-1.json") == TAGS
+    )
+    with pytest.raises(ClientError):
+        store.s3.delete_object(Bucket=bucket, Key="acme/c-1.json", VersionId=after)  # still held
+    set_object_lock_hold(store.s3, bucket, [("acme/c-1.json", after)], False)

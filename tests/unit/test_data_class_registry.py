@@ -134,7 +134,7 @@ async def transcribe(h: Harness, call: CallScript) -> str:
     ref = s3ops.put_document(
         h.s3, bucket=bucket, key=key, body=body, sha256=sha, tags=tags,
         extra_metadata=dating_metadata(call.start, now, None, None), retain_until=expires,
-    )  # fmt: skip
+    ).ref  # fmt: skip
     for entry in calls_of(
         h.s3, settings.metadata_bucket, call.tenant, pseudonym(h, call.caller, call.tenant)
     ):

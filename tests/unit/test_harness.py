@@ -114,8 +114,7 @@ async def test_a_checksum_mismatch_keeps_the_source_and_a_resend_is_archived(h: 
     h.upload(call.staging_key, call.audio)  # the producer uploads the right bytes and says so again
     await h.send(call.stored())
     assert {"recording.archived", "metadata.archived"} <= h.types("c-sum")
-    body = h.s3.get_object(Bucket=h.settings.recordings_bucket, Key="acme/2026/03/02/c-sum.wav")["Body"]
-    assert body.read() == call.audio
+    assert h.read(h.settings.recordings_bucket, "acme/2026/03/02/c-sum.wav") == call.audio
 
 
 async def test_a_missing_source_is_looked_for_then_rejected(h: Harness) -> None:
@@ -277,9 +276,7 @@ async def test_metadata_is_written_again_once_the_start_is_known(h: Harness) -> 
     assert "recording.archived" in h.types("c-nostart")
     await h.send(call.started(), call.ended())
     last = h.lifecycle("c-nostart", "metadata.archived")[-1]
-    doc = json.loads(
-        h.s3.get_object(Bucket=h.settings.metadata_bucket, Key=last["object"]["key"])["Body"].read()
-    )
+    doc = json.loads(h.read(h.settings.metadata_bucket, last["object"]["key"]))
     assert doc["start_reported"] is True and doc["duration_s"] == 38.0
 
 

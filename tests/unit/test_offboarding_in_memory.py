@@ -96,7 +96,11 @@ async def test_a_tenants_data_is_returned_then_erased_but_what_a_hold_keeps(h: H
 
     # The auditor's replay shows the contract end, and finds nothing wrong with the erasure.
     result = replay(h.events, h.clock.now(), timedelta(minutes=10), h.settings.policy_defaults)
-    assert [e["type"] for e in result.contract_ends] == ["tenant.returned", "tenant.erased"]
+    assert [e["type"] for e in result.contract_ends] == [
+        "tenant.returned",
+        "tenant.erased",
+        "tenant.key_destroyed",
+    ]
     assert not [v for v in result.violations if v.tenant == "leaving"], result.violations
 
 
@@ -170,8 +174,8 @@ async def test_a_call_archived_while_workers_learn_the_tenant_is_closed_is_erase
 
 
 async def test_the_clients_key_is_destroyed_after_its_erasure_and_the_report_says_so(h: Harness) -> None:
-    """Issue 29, item 4 (crypto-shredding), its first part: the key goes once the data has; another
-    client's key stays; a held call keeps its client's key (its data must stay readable)."""
+    """Issue 29, item 4 (crypto-shredding): the key goes once the data has; another client's key stays;
+    a held call's objects are wrapped under the hold key first, and stay readable."""
     kms = make_kms_client(h.settings)
     leaving, _ = ensure_tenant_key(kms, "leaving")
     ensure_tenant_key(kms, "staying")
@@ -193,6 +197,11 @@ async def test_the_clients_key_is_destroyed_after_its_erasure_and_the_report_say
         command_id=str(uuid.uuid4()),
     ))  # fmt: skip
     outcome = await shredder.run("staying", reason="contract ended", by="dpo", return_to=None, erase=True)
-    assert outcome.key is not None and "kept: 1 held call(s)" in outcome.key
-    assert tenant_key(kms, "staying")["KeyState"] == "Enabled"  # type: ignore[index]
-    assert len(h.lifecycle(type_="tenant.key_destroyed")) == 1
+    assert (
+        outcome.key is not None and "(2 object(s) of 1 held call(s) kept under the hold key)" in outcome.key
+    )
+    assert tenant_key(kms, "staying")["KeyState"] == "PendingDeletion"  # type: ignore[index]
+    assert len(h.lifecycle(type_="tenant.key_destroyed")) == 2
+    assert h.read(
+        h.settings.recordings_bucket, h.lifecycle(held.call_id, "recording.archived")[0]["object"]["key"]
+    )

@@ -43,7 +43,7 @@ def pseudonym_of(h: Harness, agent: str = AGENT) -> str:
 
 def metadata(h: Harness, call: Any) -> dict[str, Any]:
     key = f"acme/{call.start:%Y/%m/%d}/{call.call_id}.json"
-    return json.loads(h.s3.get_object(Bucket=h.settings.metadata_bucket, Key=key)["Body"].read())
+    return json.loads(h.read(h.settings.metadata_bucket, key))
 
 
 async def test_an_agent_is_indexed_by_pseudonym_and_gets_access_to_their_calls(h: Harness) -> None:

@@ -56,7 +56,7 @@ async def filed(h: Harness, made: tuple[Any, dict[str, Any]]) -> Any:
 def document(h: Harness, call: Any) -> tuple[dict[str, Any], list[str]]:
     """The call's metadata as the API reads it (the current version), and every version the bucket holds."""
     key = f"acme/{call.start:%Y/%m/%d}/{call.call_id}.json"
-    doc = json.loads(h.s3.get_object(Bucket=h.settings.metadata_bucket, Key=key)["Body"].read())
+    doc = json.loads(h.read(h.settings.metadata_bucket, key))
     listed = h.s3.list_object_versions(Bucket=h.settings.metadata_bucket, Prefix=key).get("Versions", [])
     return doc, [v["VersionId"] for v in listed]
 

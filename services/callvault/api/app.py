@@ -472,7 +472,11 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
             expires = min(expires, rec_expires)  # never outlive the recording
         event_id = await _log_access(svc, request, grant, call, Want.AUDIO, body.purpose)
         bucket = svc.settings.recordings_bucket
-        if svc.settings.api_audio_mode == "presigned":
+        # A presigned URL serves the stored bytes: a recording sealed under its client's key is streamed.
+        mode = svc.settings.api_audio_mode
+        if mode == "presigned" and await svc.reader.stored_sealed(bucket, rec["key"]):
+            mode = "stream"
+        if mode == "presigned":
             seconds = max(1, int((expires - now).total_seconds()))
             url = svc.reader.presign(bucket, rec["key"], rec["content_type"], seconds)
         else:
@@ -494,9 +498,7 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
             )
             token = issue_audio_link(svc.settings.api_token_secret.get_secret_value(), link)
             url = str(request.url_for("play", link=token).path)
-        return AudioLinkOut(
-            url=url, expires_at=expires, mode=svc.settings.api_audio_mode, access_event_id=event_id
-        )
+        return AudioLinkOut(url=url, expires_at=expires, mode=mode, access_event_id=event_id)
 
     @app.get(
         "/api/v1/audio/{link}",

@@ -25,11 +25,12 @@ from callvault.api.ranges import ByteRange
 from callvault.api.search import Address
 from callvault.settings import Settings
 from callvault.storage import inventory
-from callvault.storage.archive import get_or_none
+from callvault.storage.archive import get_or_none, head
 from callvault.storage.errors import is_not_found
 from callvault.storage.holds import held_calls
 from callvault.storage.layout import day_prefix, parse_archive_key
 from callvault.storage.policies import PolicyBook, VersionCache, load_book
+from callvault.storage.sealing import Keyring, is_sealed, open_plain, opened
 from callvault.storage.subject_flags import SubjectFlag, flagged_subjects
 from callvault.stream.offloop import S3Runner
 
@@ -56,17 +57,19 @@ def _list_day(s3: BaseClient, bucket: str, tenant: str, day: date) -> list[tuple
     return found
 
 
-def _read_json(s3: BaseClient, bucket: str, key: str) -> tuple[dict[str, Any], str] | None:
+def _read_json(s3: BaseClient, keyring: Keyring, bucket: str, key: str) -> tuple[dict[str, Any], str] | None:
     answer = get_or_none(s3, bucket, key)
     if answer is None:
         return None
-    return json.loads(answer["Body"].read()), answer.get("ETag", "")
+    return json.loads(opened(keyring, answer)), answer.get("ETag", "")
 
 
-def _open(s3: BaseClient, bucket: str, key: str, byte_range: ByteRange | None) -> Any:
-    kwargs = {"Range": byte_range.header()} if byte_range else {}
+def _open(s3: BaseClient, keyring: Keyring, bucket: str, key: str, byte_range: ByteRange | None) -> Any:
+    """The recording's plaintext bytes in the range: only the segments it covers are fetched and
+    opened where the recording is sealed under its client's key."""
+    first, last = (byte_range.first, byte_range.last) if byte_range else (None, None)
     try:
-        return s3.get_object(Bucket=bucket, Key=key, **kwargs)["Body"]
+        return open_plain(s3, keyring, bucket, key, first, last)
     except Exception as exc:
         if is_not_found(exc):
             raise AudioMissing(key) from exc
@@ -101,6 +104,7 @@ class ArchiveReader:
     def __init__(self, runner: S3Runner, settings: Settings) -> None:
         self._runner = runner
         self._settings = settings
+        self.keyring = Keyring.for_settings(settings)  # opens what is sealed under each client's key
         self._documents: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()
         self._restricted: dict[str, tuple[float, frozenset[str]]] = {}
         self._held: tuple[float, frozenset[str]] | None = None
@@ -137,7 +141,9 @@ class ArchiveReader:
         return await self.document(entry.key)
 
     async def document(self, key: str) -> dict[str, Any] | None:
-        found = await self._runner.run("read metadata", _read_json, self._settings.metadata_bucket, key)
+        found = await self._runner.run(
+            "read metadata", _read_json, self.keyring, self._settings.metadata_bucket, key
+        )
         if found is None:
             self._documents.pop(key, None)
             return None
@@ -207,8 +213,13 @@ class ArchiveReader:
 
     async def open_audio(self, bucket: str, key: str, byte_range: ByteRange | None) -> AudioStream:
         """The bytes, streamed: opened before returning, so a missing object fails here, not mid-response."""
-        body = await self._runner.run("open recording", _open, bucket, key, byte_range)
+        body = await self._runner.run("open recording", _open, self.keyring, bucket, key, byte_range)
         return AudioStream(self._runner, body)
+
+    async def stored_sealed(self, bucket: str, key: str) -> bool:
+        """Whether the recording is stored sealed (one HEAD): a presigned URL would serve its ciphertext."""
+        found = await self._runner.run("describe recording", head, bucket, key)
+        return found is not None and is_sealed(found.get("Metadata"))
 
     def presign(self, bucket: str, key: str, content_type: str, seconds: int) -> str:
         """Computed locally (a signature, no request): fine on the loop."""

@@ -33,7 +33,7 @@ class LogFacts:
             self.db.execute(f"PRAGMA {pragma}")
         self.db.execute(
             "CREATE TABLE facts (bucket TEXT, day TEXT, key TEXT, type TEXT, event_id TEXT, tenant TEXT, "
-            "call_id TEXT, version_id TEXT, sha256 TEXT)"
+            "call_id TEXT, version_id TEXT, sha256 TEXT, stored_sha256 TEXT)"
         )
         self._pending: list[tuple[str | None, ...]] = []
         self.events = 0
@@ -49,7 +49,8 @@ class LogFacts:
             bucket, key = str(obj.get("bucket", "")), str(obj.get("key", ""))
             self._pending.append(
                 (bucket, day_of(key), key, str(kind), str(event.get("event_id")), str(event.get("tenant")),
-                 str(event.get("call_id")), obj.get("version_id"), obj.get("sha256"))
+                 str(event.get("call_id")), obj.get("version_id"), obj.get("sha256"),
+                 event.get("stored_sha256"))
             )  # fmt: skip
             self.events += 1
             if len(self._pending) >= BATCH:
@@ -59,21 +60,22 @@ class LogFacts:
 
     def _flush(self) -> None:
         self.db.execute("BEGIN")
-        self.db.executemany("INSERT INTO facts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", self._pending)
+        self.db.executemany("INSERT INTO facts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", self._pending)
         self.db.execute("COMMIT")
         self._pending.clear()
 
     def view_of(self, bucket: str, day: str) -> LogView:
         """The log's word on one tenant-day of one bucket, in log order."""
         rows = self.db.execute(
-            "SELECT key, type, event_id, tenant, call_id, version_id, sha256 FROM facts "
+            "SELECT key, type, event_id, tenant, call_id, version_id, sha256, stored_sha256 FROM facts "
             "WHERE bucket = ? AND day = ? ORDER BY rowid",
             (bucket, day),
         )
         return log_view(
             {"type": kind, "event_id": event_id, "tenant": tenant, "call_id": call_id,
-             "object": {"bucket": bucket, "key": key, "version_id": version, "sha256": sha}}
-            for key, kind, event_id, tenant, call_id, version, sha in rows
+             "object": {"bucket": bucket, "key": key, "version_id": version, "sha256": sha},
+             "stored_sha256": stored}
+            for key, kind, event_id, tenant, call_id, version, sha, stored in rows
         )  # fmt: skip
 
     def days(self, bucket: str) -> Iterator[str]:

@@ -71,10 +71,9 @@ async def _offboard(settings: Settings, console: Console, dest: Any, **how: Any)
                     progress.update(tasks[name], completed=done, total=total)
 
                 staging = make_staging_s3_client(settings) if settings.staging_is_separate else None
-                # The client's key is destroyed after its erasure where a KMS is configured (issue 29).
-                kms = make_kms_client(settings) if settings.kms_endpoint else None
+                # The client's key is destroyed after its erasure where objects are sealed (issue 29).
                 job = Offboarding(
-                    settings, runner, emit, SystemClock(), dest=dest, progress=step, staging=staging, kms=kms
+                    settings, runner, emit, SystemClock(), dest=dest, progress=step, staging=staging
                 )
                 return await job.run(**how)
     finally:

@@ -88,6 +88,18 @@ def _queue(when: str) -> Any:
     return Field(None, description=f"additive (2026-12-01): the call's queue, if known {when}")
 
 
+def _stored_sha256() -> Any:
+    return Field(
+        None,
+        description="SHA-256 of the stored bytes, sealed under the client's key (object.sha256 stays the "
+        "plaintext's); absent: stored unsealed",
+    )
+
+
+def _key_id() -> Any:
+    return Field(None, description="the KMS key that wrapped the object's data key; absent: stored unsealed")
+
+
 class RecordingArchived(LifecycleBase):
     type: Literal["recording.archived"] = "recording.archived"
     recording_event_id: uuid.UUID
@@ -98,6 +110,8 @@ class RecordingArchived(LifecycleBase):
     policy_version: int | None = _policy_version()
     policy_known: int | None = _policy_known()
     queue: str | None = _queue("at archive")
+    stored_sha256: Sha256Hex | None = _stored_sha256()
+    key_id: str | None = _key_id()
 
 
 class RecordingRejected(LifecycleBase):
@@ -153,6 +167,8 @@ class MetadataArchived(LifecycleBase):
     policy_version: int | None = _policy_version()
     policy_known: int | None = _policy_known()
     queue: str | None = _queue("when written")
+    stored_sha256: Sha256Hex | None = _stored_sha256()
+    key_id: str | None = _key_id()
 
 
 class ObjectDeleted(LifecycleBase):

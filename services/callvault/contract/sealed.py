@@ -17,7 +17,12 @@ Byte by byte (docs/contract.md, "Sealed objects"):
     object key  HKDF-SHA256(data key, salt, info b"callvault sealed object v1"), 32 bytes
     nonce       12 bytes: the segment's index, big-endian in the first 11, then 0x01 for the last
                 segment and 0x00 for the others (a segment cannot move, and the end cannot be cut)
-    AAD         SHA-256 of magic, header_len and header (a segment cannot change object or header)
+    AAD         SHA-256 of magic and the bound fields' JSON (keys sorted, no spaces: alg, context, length,
+                salt, segment): a segment cannot move to another object, and the header cannot be edited
+                unseen. The wrapping (key_id, wrapped_key) is left out, so it can be replaced (a key
+                rotated, a held call re-wrapped under the hold key) without re-encrypting a byte: the
+                object's user metadata carries the current wrapping, the header the one it was sealed
+                with. A wrong wrapped key unwraps to a wrong data key, and no segment opens under it.
     n           ceil(length / segment), at least 1 (an empty plaintext is one empty segment)
 
 A segment that was altered, moved, dropped or added fails to open, and the reader says so: it never
@@ -32,7 +37,7 @@ import json
 import os
 import struct
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -80,6 +85,18 @@ class SealedHeader:
     @property
     def size(self) -> int:
         return len(self.encoded())
+
+    def bound(self) -> bytes:
+        """The associated data of every segment: what the segments are bound to (not the wrapping)."""
+        fields = {"alg": ALG, "context": dict(sorted(self.context.items())), "length": self.length,
+                  "salt": base64.b64encode(self.salt).decode(), "segment": self.segment}  # fmt: skip
+        return hashlib.sha256(
+            MAGIC + json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+        ).digest()
+
+    def rewrapped(self, key_id: str, wrapped_key: bytes) -> SealedHeader:
+        """The same header with the data key wrapped as given (the object's metadata says how, now)."""
+        return replace(self, key_id=key_id, wrapped_key=wrapped_key)
 
     @property
     def segments(self) -> int:
@@ -164,7 +181,7 @@ def _nonce(index: int, last: bool) -> bytes:
 def seal(header: SealedHeader, data_key: bytes, chunks: Iterable[bytes]) -> Iterator[bytes]:
     """The sealed object, piece by piece: the header, then each segment as the plaintext arrives.
     The plaintext must be exactly `header.length` bytes; a shorter or longer one is refused."""
-    aead, aad = _object_key(data_key, header), hashlib.sha256(header.encoded()).digest()
+    aead, aad = _object_key(data_key, header), header.bound()
     yield header.encoded()
     pending, index, seen = b"", 0, 0
     for chunk in chunks:
@@ -184,7 +201,7 @@ def seal(header: SealedHeader, data_key: bytes, chunks: Iterable[bytes]) -> Iter
 def open_segments(header: SealedHeader, data_key: bytes, stored: bytes, first_segment: int) -> bytes:
     """The plaintext of consecutive segments from `first_segment`, from their stored bytes (as
     `cipher_range` names them); refused with a sentence when any was altered, moved or cut."""
-    aead, aad = _object_key(data_key, header), hashlib.sha256(header.encoded()).digest()
+    aead, aad = _object_key(data_key, header), header.bound()
     step = header.segment + TAG_BYTES
     out = bytearray()
     index, pos = first_segment, 0

@@ -110,7 +110,9 @@ def recording_archived(
     now: datetime,
     policy_version: int | None = None,
     policy_known: int | None = None,
+    sealed: tuple[str, str] | None = None,
 ) -> RecordingArchived:
+    """`sealed`: the key id and the stored bytes' SHA-256 of a recording sealed under its client's key."""
     rec = _rec(state)
     return RecordingArchived(
         **_about_recording(state, now, "recording.archived"),
@@ -121,7 +123,12 @@ def recording_archived(
         policy_version=policy_version,
         policy_known=policy_known,
         queue=state.queue,
+        **_sealed(sealed),
     )
+
+
+def _sealed(sealed: tuple[str, str] | None) -> dict[str, str]:
+    return {"key_id": sealed[0], "stored_sha256": sealed[1]} if sealed else {}
 
 
 def payment_secured(
@@ -186,6 +193,7 @@ def metadata_archived(
     now: datetime,
     policy_version: int | None = None,
     policy_known: int | None = None,
+    sealed: tuple[str, str] | None = None,
 ) -> MetadataArchived:
     return MetadataArchived(
         **_about(state, now, "metadata.archived", obj.key, obj.sha256),
@@ -195,12 +203,14 @@ def metadata_archived(
         policy_version=policy_version,
         policy_known=policy_known,
         queue=state.queue,
+        **_sealed(sealed),
     )
 
 
 def metadata_rewritten(
-    tenant: str, call_id: str, obj: ObjectRef, doc: dict[str, Any], dating: dict[str, str], now: datetime
-) -> MetadataArchived:
+    tenant: str, call_id: str, obj: ObjectRef, doc: dict[str, Any], dating: dict[str, str], now: datetime,
+    sealed: tuple[str, str] | None = None,
+) -> MetadataArchived:  # fmt: skip
     """The archive event of a metadata document's new version written outside the call's processing (a
     rectification): the log names every version that holds data, so `audit verify-store` knows it."""
     known = dating.get("policy-known")
@@ -216,6 +226,7 @@ def metadata_rewritten(
         policy_version=int(version) if version else None,
         policy_known=int(known) if known else None,
         queue=dating.get("queue"),
+        **_sealed(sealed),
     )
 
 

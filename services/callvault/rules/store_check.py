@@ -86,8 +86,10 @@ def log_view(events: Iterable[dict[str, Any]]) -> LogView:
             view.calls[where] = (str(event.get("tenant")), str(event.get("call_id")))
             if obj.get("version_id"):
                 view.versions.setdefault(where, set()).add(str(obj["version_id"]))
-            if obj.get("sha256"):
-                view.sha256s.setdefault(where, set()).add(str(obj["sha256"]))
+            # The bytes a version may hold: the plaintext's, or the stored ones where it was sealed.
+            for sha in (obj.get("sha256"), event.get("stored_sha256")):
+                if sha:
+                    view.sha256s.setdefault(where, set()).add(str(sha))
         elif kind in deleted:
             view.deleted[where] = str(event.get("event_id"))
     return view

@@ -53,7 +53,7 @@ def plant(
         )
         due = settings.retention.expires_at(retention_class, start)
         body = os.urandom(size_bytes)
-        put_document(
+        put_document(  # unsealed: a benchmark's filler, whose bytes nobody opens
             s3,
             bucket=bucket,
             key=key,

@@ -20,10 +20,24 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
 from callvault.contract.lifecycle import ObjectRef
+from callvault.contract.sealed import SealedRefused
 from callvault.storage.errors import SourceFault, StorageFault, error_code, is_not_found, is_permanent
 from callvault.storage.layout import tagging_header
+from callvault.storage.sealing import (
+    SEALING_META,
+    STORED_META,
+    Keyring,
+    Seal,
+    SealingReader,
+    is_sealed,
+    open_plain,
+    opened,
+    seal_bytes,
+    sealed_metadata,
+)
 
-SHA_META = "sha256"  # user metadata on archived objects: the expected content hash
+SHA_META = "sha256"  # user metadata on archived objects: the expected content hash (the plaintext's)
+PLAIN_SIZE_META = "plain-size"  # ... and, on a sealed one, the plaintext's length
 # ... and its due date, copied from the `expires-at` tag: a HEAD tells the purger
 # both what it deletes and when, where reading tags would take a second request.
 EXPIRES_META = "expires-at"
@@ -102,8 +116,9 @@ def _ref(bucket: str, key: str, sha: str, size: int, version: str | None) -> Obj
 
 
 def archived_copy(
-    s3: BaseClient, bucket: str, key: str, sha256: str, *, remove_mismatch: bool = False
-) -> ObjectRef | None:
+    s3: BaseClient, bucket: str, key: str, sha256: str, *, remove_mismatch: bool = False,
+    keyring: Keyring | None = None,
+) -> ObjectRef | None:  # fmt: skip
     """The object at `key` if it already holds content with this SHA-256.
 
     The store's own checksum decides, not the hash callvault wrote beside it: a copy
@@ -116,11 +131,48 @@ def archived_copy(
     if found is None or found.get("Metadata", {}).get(SHA_META) != sha256:
         return None
     version = found.get("VersionId")
+    if is_sealed(found.get("Metadata")):
+        return _archived_sealed(s3, bucket, key, sha256, found, remove_mismatch, keyring)
     if _stored_sha256(s3, bucket, key, version, found.get("ChecksumSHA256")) != sha256:
         if remove_mismatch:
             _delete_version(s3, bucket, key, version)
         return None
     return _ref(bucket, key, sha256, int(found["ContentLength"]), version)
+
+
+def _archived_sealed(
+    s3: BaseClient, bucket: str, key: str, sha256: str, found: dict[str, Any], remove_mismatch: bool,
+    keyring: Keyring | None,
+) -> ObjectRef | None:  # fmt: skip
+    """A sealed copy counts when its stored bytes are the ones its metadata names (the store's checksum
+    says so); where it names none (an upload in parts), when its plaintext, opened, has the SHA-256."""
+    version, meta = found.get("VersionId"), found.get("Metadata", {})
+    stored = meta.get(STORED_META)
+    if stored and _stored_sha256(s3, bucket, key, version, found.get("ChecksumSHA256")) == stored:
+        size = int(meta.get(PLAIN_SIZE_META) or 0)
+        return _ref(bucket, key, sha256, size, version)
+    plain = None
+    if keyring is not None and not stored:
+        try:
+            plain = _plain_sha256(s3, keyring, bucket, key, version)
+        except SealedRefused:
+            plain = None
+    if plain is not None and plain[0] == sha256:
+        return _ref(bucket, key, sha256, plain[1], version)
+    if remove_mismatch:
+        _delete_version(s3, bucket, key, version)
+    return None
+
+
+def _plain_sha256(
+    s3: BaseClient, keyring: Keyring, bucket: str, key: str, version: str | None
+) -> tuple[str, int]:
+    body = open_plain(s3, keyring, bucket, key, version=version)
+    digest, size = hashlib.sha256(), 0
+    for chunk in iter(lambda: body.read(1024 * 1024), b""):
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
 
 
 # Buckets whose object-lock configuration this process has read: archived objects go under GOVERNANCE
@@ -189,10 +241,33 @@ def _stored_sha256(s3: BaseClient, bucket: str, key: str, version: str | None, c
 
 
 @dataclass(frozen=True, slots=True)
+class Sealing:
+    """What a sealed object's archive event says of it: the key that wrapped its data key, and the
+    SHA-256 of its stored bytes (`ObjectRef.sha256` stays the plaintext's)."""
+
+    key_id: str
+    stored_sha256: str
+
+    @staticmethod
+    def pair(sealing: Sealing | None) -> tuple[str, str] | None:
+        """(key id, stored SHA-256), as the archive events take it."""
+        return (sealing.key_id, sealing.stored_sha256) if sealing is not None else None
+
+
+@dataclass(frozen=True, slots=True)
 class CopyOutcome:
     status: Literal["archived", "source_missing", "mismatch"]
     object: ObjectRef | None = None
     detail: str = ""
+    sealing: Sealing | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """A document written: its reference, and how it was sealed (None: stored as it is)."""
+
+    ref: ObjectRef
+    sealing: Sealing | None = None
 
 
 def version_sha256(s3: BaseClient, bucket: str, key: str, version: str) -> str | None:
@@ -235,6 +310,7 @@ def copy_recording(
     extra_metadata: dict[str, str],
     retain_until: datetime | None = None,
     check_tags: bool = True,
+    seal: Seal | None = None,
 ) -> CopyOutcome:
     """Copy a recording into the archive and prove its bytes are the announced ones.
 
@@ -243,8 +319,11 @@ def copy_recording(
     upload and hashed on the way. A recording already in the archive with this
     SHA-256 (a replay after a crash, before or after its source was deleted)
     counts as archived and is not copied again: one version per recording.
+    With `seal`, the recording is read, sealed under its tenant's key and
+    written (`_seal_recording`): a store-side copy would keep it readable.
     """
-    done = archived_copy(s3, target_bucket, target_key, sha256, remove_mismatch=True)
+    keyring = seal.keyring if seal is not None else None
+    done = archived_copy(s3, target_bucket, target_key, sha256, remove_mismatch=True, keyring=keyring)
     if done is not None:  # a replay: its tags are checked too, or a store losing them would pass
         ensure_tags(s3, target_bucket, target_key, done.version_id, tags)
         retain(s3, target_bucket, target_key, done.version_id, retain_until)
@@ -259,6 +338,11 @@ def copy_recording(
             detail=f"the source has {actual_size} bytes but the event announced {size_bytes}",
         )
     metadata = _user_metadata(sha256, tags, extra_metadata)
+    if seal is not None:
+        return _seal_recording(
+            source_s3 or s3, s3, source_bucket, source_key, target_bucket, target_key, sha256, size_bytes,
+            tags, {"ContentType": content_type, "Metadata": metadata}, seal, retain_until,
+        )  # fmt: skip
     if source_s3 is not None:
         outcome = _stream_across_stores(
             source_s3, s3, source_bucket, source_key, target_bucket, target_key,
@@ -386,6 +470,70 @@ def _stream_across_stores(
     return CopyOutcome("mismatch", detail=f"the source's SHA-256 is {actual}, the event announced {sha256}")
 
 
+def _checked_put_args(body: bytes) -> dict[str, Any]:
+    """Both hashes of a body, for the store to check what it got (see `put_document`)."""
+    return {
+        "ChecksumAlgorithm": "SHA256",
+        "ChecksumSHA256": base64.b64encode(hashlib.sha256(body).digest()).decode(),
+        "ContentMD5": base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode(),
+    }
+
+
+def _seal_recording(
+    source_s3: BaseClient, s3: BaseClient, source_bucket: str, source_key: str, target_bucket: str,
+    target_key: str, sha256: str, size_bytes: int, tags: dict[str, str], extra_args: dict[str, Any],
+    how: Seal, retain_until: datetime | None,
+) -> CopyOutcome:  # fmt: skip
+    """Read the source, seal it and write it: in one PUT (checked by the store, retained as written, no
+    byte written unless the plaintext has the announced SHA-256) up to `STREAM_PART`, in parts beyond
+    (the plaintext hashed on the way, the written version removed if it is not the announced one)."""
+    body = on_source(_open_body, source_s3, source_bucket, source_key)
+    extra_args = {**extra_args, "Tagging": tagging_header(tags)}
+    extra_args["Metadata"] = {**extra_args["Metadata"], PLAIN_SIZE_META: str(size_bytes)}
+    try:
+        if size_bytes <= STREAM_PART:
+            plain = on_source(lambda *_: body.read(), source_s3, source_bucket, source_key)
+            actual = hashlib.sha256(plain).hexdigest()
+            if actual != sha256 or len(plain) != size_bytes:
+                return CopyOutcome(
+                    "mismatch", detail=f"the source's SHA-256 is {actual}, the event announced {sha256}"
+                )
+            sealed = seal_bytes(how, plain)
+            extra_args["Metadata"] = {**extra_args["Metadata"], **sealed.metadata()}
+            response = s3.put_object(
+                Bucket=target_bucket, Key=target_key, Body=sealed.body, **extra_args,
+                **_checked_put_args(sealed.body), **governance(s3, target_bucket, retain_until),
+            )  # fmt: skip
+            ref = _ref(target_bucket, target_key, sha256, size_bytes, response.get("VersionId"))
+            return CopyOutcome("archived", ref, sealing=Sealing(sealed.key_id, sealed.stored_sha256))
+        reader = SealingReader(how, body, size_bytes)
+        # The stored bytes' SHA-256 is not known before the last part: the event names it.
+        extra_args["Metadata"] = {**extra_args["Metadata"], **sealed_metadata(reader.header)}
+        config = TransferConfig(
+            multipart_threshold=STREAM_PART, multipart_chunksize=STREAM_PART, use_threads=False
+        )
+        refused = ""
+        try:
+            s3.upload_fileobj(reader, target_bucket, target_key, ExtraArgs=extra_args, Config=config)
+        except SealedRefused as exc:  # the source was longer or shorter than announced
+            refused = str(exc)
+    finally:
+        body.close()
+    actual = reader.plain_digest.hexdigest()
+    written = head(s3, target_bucket, target_key)
+    if refused or actual != sha256 or reader.plain_size != size_bytes:
+        if written is not None and not refused:
+            _delete_version(s3, target_bucket, target_key, written.get("VersionId"))
+        return CopyOutcome(
+            "mismatch", detail=refused or f"the source's SHA-256 is {actual}, the event announced {sha256}"
+        )
+    version = (written or {}).get("VersionId")
+    ensure_tags(s3, target_bucket, target_key, version, tags)
+    retain(s3, target_bucket, target_key, version, retain_until)
+    ref = _ref(target_bucket, target_key, sha256, size_bytes, version)
+    return CopyOutcome("archived", ref, sealing=Sealing(reader.key_id, reader.stored_digest.hexdigest()))
+
+
 def put_document(
     s3: BaseClient,
     *,
@@ -396,29 +544,35 @@ def put_document(
     tags: dict[str, str],
     extra_metadata: dict[str, str] | None = None,
     retain_until: datetime | None = None,
-) -> ObjectRef:
-    """Write a JSON document; the store checks the bytes it got against the hashes we send.
+    seal: Seal | None = None,
+) -> Written:
+    """Write a JSON document (sealed under its tenant's key with `seal`); the store checks the bytes it
+    got against the hashes we send.
 
-    Both hashes of the body go: the SHA-256 checksum, which AWS and MinIO verify,
-    and Content-MD5, which AWS, MinIO and Ceph RGW verify (RGW 16.2 accepts a wrong
-    SHA-256 checksum without a word; moto checks neither). A `sha256` that is not
-    the body's is callvault's own mistake, refused before anything is sent.
+    Both hashes of the stored bytes go: the SHA-256 checksum, which AWS and MinIO
+    verify, and Content-MD5, which AWS, MinIO and Ceph RGW verify (RGW 16.2 accepts
+    a wrong SHA-256 checksum without a word; moto checks neither). A `sha256` that
+    is not the body's is callvault's own mistake, refused before anything is sent.
     """
     if hashlib.sha256(body).hexdigest() != sha256:
         raise ValueError(f"s3://{bucket}/{key}: the document's bytes do not have the SHA-256 {sha256}")
+    metadata = _user_metadata(sha256, tags, extra_metadata)
+    stored, sealing = body, None
+    if seal is not None:
+        sealed = seal_bytes(seal, body)
+        stored, sealing = sealed.body, Sealing(sealed.key_id, sealed.stored_sha256)
+        metadata = {**metadata, **sealed.metadata(), PLAIN_SIZE_META: str(len(body))}
     response = s3.put_object(
         Bucket=bucket,
         Key=key,
-        Body=body,
+        Body=stored,
         ContentType="application/json",
-        Metadata=_user_metadata(sha256, tags, extra_metadata),
+        Metadata=metadata,
         Tagging=tagging_header(tags),
-        ChecksumAlgorithm="SHA256",
-        ChecksumSHA256=base64.b64encode(bytes.fromhex(sha256)).decode(),
-        ContentMD5=base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode(),
+        **_checked_put_args(stored),
         **governance(s3, bucket, retain_until),
     )
-    return _ref(bucket, key, sha256, len(body), response.get("VersionId"))
+    return Written(_ref(bucket, key, sha256, len(body), response.get("VersionId")), sealing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -442,15 +596,17 @@ def get_or_none(s3: BaseClient, bucket: str, key: str) -> dict[str, Any] | None:
         raise
 
 
-def read_document(s3: BaseClient, bucket: str, key: str) -> StoredDocument | None:
+def read_document(s3: BaseClient, keyring: Keyring, bucket: str, key: str) -> StoredDocument | None:
+    """The document at `key` (opened, where it is sealed), or None when there is none."""
     answer = get_or_none(s3, bucket, key)
     if answer is None:
         return None
     found = answer.get("VersionId")
     version = found if found and found != "null" else None
-    kept = {k: v for k, v in (answer.get("Metadata") or {}).items() if k not in (SHA_META, EXPIRES_META)}
+    written = (SHA_META, EXPIRES_META, PLAIN_SIZE_META, *SEALING_META)
+    kept = {k: v for k, v in (answer.get("Metadata") or {}).items() if k not in written}
     return StoredDocument(
-        doc=json.loads(answer["Body"].read()),
+        doc=json.loads(opened(keyring, answer)),
         version_id=version,
         tags=object_tags(s3, bucket, key, version),
         metadata=kept,
@@ -459,17 +615,19 @@ def read_document(s3: BaseClient, bucket: str, key: str) -> StoredDocument | Non
 
 
 def rewrite_document(
-    s3: BaseClient, bucket: str, key: str, stored: StoredDocument, body: bytes, extra: dict[str, str]
-) -> ObjectRef:
-    """A new version of the document with `body`, its tags, dates and lock as before (`extra` updates its
-    user metadata); then the version it replaces is removed, so only the new one holds the data."""
-    ref = put_document(
+    s3: BaseClient, bucket: str, key: str, stored: StoredDocument, body: bytes, extra: dict[str, str],
+    seal: Seal | None = None,
+) -> Written:  # fmt: skip
+    """A new version of the document with `body` (sealed afresh with `seal`), its tags, dates and lock as
+    before (`extra` updates its user metadata); then the version it replaces is removed, so only the new
+    one holds the data."""
+    written = put_document(
         s3, bucket=bucket, key=key, body=body, sha256=hashlib.sha256(body).hexdigest(), tags=stored.tags,
-        extra_metadata={**stored.metadata, **extra}, retain_until=stored.retain_until,
+        extra_metadata={**stored.metadata, **extra}, retain_until=stored.retain_until, seal=seal,
     )  # fmt: skip
-    if stored.version_id is not None and stored.version_id != ref.version_id:
+    if stored.version_id is not None and stored.version_id != written.ref.version_id:
         _delete_version(s3, bucket, key, stored.version_id)
-    return ref
+    return written
 
 
 def delete_object(s3: BaseClient, bucket: str, key: str) -> int:

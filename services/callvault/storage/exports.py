@@ -28,6 +28,7 @@ from callvault.rules.subject_export import PORTABLE_ABOUT, manifest, portable_ca
 from callvault.storage.archive import delete_object
 from callvault.storage.errors import is_not_found
 from callvault.storage.layout import tagging_header
+from callvault.storage.sealing import Keyring, open_plain
 from callvault.storage.subject_index import IndexEntry
 from callvault.storage.uploads import DEFAULT_PART_BYTES, PartUpload
 
@@ -61,9 +62,11 @@ def export_key(tenant: str, request_id: str) -> str:
     return f"{tenant}/{request_id}.zip"
 
 
-def _get(s3: BaseClient, bucket: str, key: str) -> Any | None:
+def _get(s3: BaseClient, keyring: Keyring, bucket: str, key: str) -> Any | None:
+    """The object's plaintext as a body (opened under its client's key where it is sealed: an export is
+    for the subject to read), or None when it is gone."""
     try:
-        return s3.get_object(Bucket=bucket, Key=key)["Body"]
+        return open_plain(s3, keyring, bucket, key)
     except Exception as exc:
         if is_not_found(exc):
             return None  # erased meanwhile (its retention ended): nothing of it to give
@@ -84,6 +87,7 @@ def build_export(
     single_put_limit: int,
     part_bytes: int = DEFAULT_PART_BYTES,
     portable: bool = False,
+    keyring: Keyring,
 ) -> BuiltExport:
     """Write the ZIP straight into the exports bucket, a part at a time (see `PartUpload`).
 
@@ -115,7 +119,7 @@ def build_export(
             listed = []
             files: list[PortableFile] | None = [] if portable else None
             for entry in entries:
-                item = _add_call(s3, archive, entry, subject, built, buckets, files)
+                item = _add_call(s3, keyring, archive, entry, subject, built, buckets, files)
                 if item is not None:
                     listed.append(item)
             if files is not None:
@@ -146,6 +150,7 @@ def build_export(
 
 def _add_call(
     s3: BaseClient,
+    keyring: Keyring,
     archive: zipfile.ZipFile,
     entry: IndexEntry,
     subject: str,
@@ -156,14 +161,14 @@ def _add_call(
     """One call's document and its other objects into the ZIP; None when its document is gone already.
     `files`: a portable export's list of what it holds, each file with its SHA-256."""
     key = entry.objects.get(DOCUMENT)
-    body = _get(s3, buckets[DOCUMENT], key) if key else None
+    body = _get(s3, keyring, buckets[DOCUMENT], key) if key else None
     if body is None:
         return None
     doc = json.loads(body.read())
     name = f"calls/{entry.call_id}.json"
     item: dict[str, Any] = {"call_id": entry.call_id, DOCUMENT: name}
     built.by_class[DOCUMENT] += 1
-    others = _add_others(s3, archive, entry, built, buckets, item, files)
+    others = _add_others(s3, keyring, archive, entry, built, buckets, item, files)
     if files is None:
         archive.writestr(name, json.dumps(subject_view(doc, subject), indent=2, sort_keys=True))
         return item
@@ -182,6 +187,7 @@ def _file(path: str, data: bytes, schema: str | None = None) -> PortableFile:
 
 def _add_others(
     s3: BaseClient,
+    keyring: Keyring,
     archive: zipfile.ZipFile,
     entry: IndexEntry,
     built: BuiltExport,
@@ -196,7 +202,7 @@ def _add_others(
             continue
         item[kind.name] = None
         key = entry.objects.get(kind.name)
-        found = _get(s3, buckets[kind.name], key) if key else None
+        found = _get(s3, keyring, buckets[kind.name], key) if key else None
         if found is None or key is None:
             continue
         path = item[kind.name] = f"{kind.name}s/{entry.call_id}.{key.rsplit('.', 1)[-1]}"

@@ -21,7 +21,7 @@ from callvault.rules.client_policy import Dated, Defaults, PolicyVersion, redate
 from callvault.rules.durations import CalendarDuration, add_duration
 from callvault.rules.purge import Due, StoredObject, month_span, period_due_within, period_start, year_span
 from callvault.rules.retention import RetentionPolicy
-from callvault.storage.archive import EXPIRES_META, SHA_META
+from callvault.storage.archive import EXPIRES_META, PLAIN_SIZE_META, SHA_META
 from callvault.storage.errors import error_code, is_not_found
 from callvault.storage.layout import (
     ARCHIVED_META,
@@ -230,7 +230,7 @@ def describe(s3: BaseClient, bucket: str, key: str, version: str) -> Described |
     return Described(
         datetime.fromisoformat(due_text),
         sha,
-        int(head["ContentLength"]),
+        int(meta.get(PLAIN_SIZE_META) or head["ContentLength"]),  # a sealed object's plaintext's
         subjects_of(meta),
         started_at=_instant(meta.get(STARTED_META)),
         archived_at=_instant(meta.get(ARCHIVED_META)) or head.get("LastModified"),

@@ -21,6 +21,7 @@ from callvault.storage.archive import SHA_META
 from callvault.storage.errors import StorageFault, is_not_found
 from callvault.storage.inventory import KeyVersions, all_days, delete_versions, list_versions
 from callvault.storage.layout import day_prefix
+from callvault.storage.sealing import Keyring, open_plain
 
 MANIFEST = "manifest.json"
 _TRANSFER = TransferConfig(multipart_threshold=64 * 1024 * 1024, multipart_chunksize=16 * 1024 * 1024)
@@ -56,8 +57,10 @@ def copy_out(
     dest: BaseClient,
     dest_bucket: str,
     dest_key: str,
+    keyring: Keyring,
 ) -> bool:
-    """Copy one archived version to the client's store; False when it is there already."""
+    """Copy one archived version to the client's store, opened (the client gets its data back, not
+    bytes sealed under a key that is about to be shredded); False when it is there already."""
     try:
         there = dest.head_object(Bucket=dest_bucket, Key=dest_key)
         if there.get("Metadata", {}).get(SHA_META) == sha256:
@@ -65,8 +68,7 @@ def copy_out(
     except Exception as exc:
         if not is_not_found(exc):
             raise
-    kwargs = {} if version == "null" else {"VersionId": version}
-    body = source.get_object(Bucket=bucket, Key=key, **kwargs)["Body"]
+    body = open_plain(source, keyring, bucket, key, version=None if version == "null" else version)
     reader = _Hashing(body)
     dest.upload_fileobj(
         reader, dest_bucket, dest_key, ExtraArgs={"Metadata": {SHA_META: sha256}}, Config=_TRANSFER

@@ -30,6 +30,9 @@ from callvault.settings import Settings
 from callvault.storage.errors import error_code
 
 ALIAS_PREFIX = "alias/callvault/"
+# The key of calls under legal hold whose client's key was shredded (not under ALIAS_PREFIX: no tenant
+# name can collide with it).
+HOLD_ALIAS = "alias/callvault-hold"
 USABLE = "Enabled"
 
 
@@ -44,7 +47,7 @@ def alias_of(tenant: str) -> str:
 def make_kms_client(settings: Settings, *, attempts: int = 3) -> BaseClient:
     """The KMS: `CALLVAULT_KMS_ENDPOINT` (moto's server on the embedded stack), else AWS's for the
     region; the store's credentials where the KMS is the store's own endpoint."""
-    endpoint = settings.kms_endpoint or None
+    endpoint = settings.kms_url
     keys = settings.s3_keys() if endpoint and endpoint == settings.s3_endpoint else None
     return boto3.client(
         "kms",
@@ -68,23 +71,47 @@ def tenant_key(kms: BaseClient, tenant: str) -> dict[str, Any] | None:
 
 def ensure_tenant_key(kms: BaseClient, tenant: str) -> tuple[str, bool]:
     """The tenant's key ARN, made (with its alias) if it had none; and whether it was made now."""
-    found = tenant_key(kms, tenant)
-    if found is not None:
-        return str(found["Arn"]), False
-    made = kms.create_key(
-        Description=f"callvault: recordings and metadata of tenant {tenant}",
-        KeyUsage="ENCRYPT_DECRYPT",
-        Tags=[{"TagKey": "callvault-tenant", "TagValue": tenant}],
-    )["KeyMetadata"]
+    return _ensure_key(
+        kms, alias_of(tenant), f"callvault: recordings and metadata of tenant {tenant}", tenant
+    )
+
+
+def ensure_hold_key(kms: BaseClient) -> str:
+    """The hold key's ARN, made if there is none: held calls of a shredded client are wrapped under it."""
+    about = "callvault: calls under legal hold whose client's key was shredded"
+    return _ensure_key(kms, HOLD_ALIAS, about)[0]
+
+
+def _ensure_key(kms: BaseClient, alias: str, description: str, tenant: str = "") -> tuple[str, bool]:
     try:
-        kms.create_alias(AliasName=alias_of(tenant), TargetKeyId=made["KeyId"])
+        return str(kms.describe_key(KeyId=alias)["KeyMetadata"]["Arn"]), False
+    except ClientError as exc:
+        if error_code(exc) != "NotFoundException":
+            raise
+    tags = [{"TagKey": "callvault-tenant", "TagValue": tenant}] if tenant else []
+    made = kms.create_key(Description=description, KeyUsage="ENCRYPT_DECRYPT", Tags=tags)["KeyMetadata"]
+    try:
+        kms.create_alias(AliasName=alias, TargetKeyId=made["KeyId"])
     except ClientError as exc:
         if error_code(exc) != "AlreadyExistsException":
             raise
         # Another process made one at the same moment: use that, and retire this one at once.
         kms.schedule_key_deletion(KeyId=made["KeyId"], PendingWindowInDays=7)
-        return ensure_tenant_key(kms, tenant)[0], False
+        return _ensure_key(kms, alias, description, tenant)[0], False
     return str(made["Arn"]), True
+
+
+def rewrap(kms: BaseClient, header: SealedHeader, to_key: str) -> tuple[str, bytes]:
+    """The object's data key wrapped under `to_key` instead (KMS ReEncrypt: the data key never leaves
+    KMS in the clear), with the same encryption context; the key id and the new wrapped key."""
+    answer = kms.re_encrypt(
+        CiphertextBlob=header.wrapped_key,
+        SourceKeyId=header.key_id,
+        SourceEncryptionContext=header.context,
+        DestinationKeyId=to_key,
+        DestinationEncryptionContext=header.context,
+    )
+    return str(answer["KeyId"]), bytes(answer["CiphertextBlob"])
 
 
 def context_of(tenant: str, data_class: str) -> dict[str, str]:

@@ -517,8 +517,9 @@ def run_worker(settings: Settings) -> None:
     """Run the worker in the foreground until SIGINT/SIGTERM."""
     settings.check_production_ready()
     said = logging.getLogger("callvault.worker")
-    if (notice := settings.plaintext_notice()) is not None:
-        said.warning("%s", notice)
+    for notice in (settings.plaintext_notice(), settings.encryption_notice()):
+        if notice is not None:
+            said.warning("%s", notice)
     if not settings.trusted_command_keys:
         said.warning(
             "CALLVAULT_COMMAND_KEYS names no key: every command (holds, subject requests) will be refused "

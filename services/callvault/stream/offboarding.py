@@ -43,7 +43,7 @@ from callvault.contract.lifecycle import TenantEnabled, TenantErased, TenantKeyD
 from callvault.rules.data_classes import DataClass, data_classes
 from callvault.rules.purge import StoredObject, batches
 from callvault.settings import Settings
-from callvault.storage import inventory, offboarding, tenant_keys, tenants
+from callvault.storage import inventory, offboarding, rewrapping, tenant_keys, tenants
 from callvault.storage.errors import StorageFault, error_code
 from callvault.storage.holds import held_calls
 from callvault.storage.layout import parse_archive_key
@@ -106,8 +106,9 @@ class Offboarding(WorkerPart):
         # registries every REGISTRIES_REFRESH_S): what one archived before then is erased by a second
         # listing after it.
         self.settle_s = settle_s
-        # The KMS holding the client's key (issue 29): destroyed once its data is erased. None: no KMS.
-        self.kms = kms
+        # The KMS holding the client's key (issue 29): destroyed once its data is erased. By default the
+        # keyring's, where objects are sealed; None: no KMS, nothing to shred.
+        self.kms = kms if kms is not None else (self.keyring.kms if settings.encryption == "on" else None)
 
     async def run(self, tenant: str, *, reason: str, by: str, return_to: str | None, erase: bool) -> Outcome:
         if not (return_to or erase):
@@ -192,7 +193,7 @@ class Offboarding(WorkerPart):
             async with semaphore:
                 await asyncio.to_thread(
                     offboarding.copy_out, self.s3.s3, data_class.bucket(self.settings), key, version, sha,
-                    self.dest, bucket, f"{prefix}/{path}" if prefix else path,
+                    self.dest, bucket, f"{prefix}/{path}" if prefix else path, self.keyring,
                 )  # fmt: skip
             done += 1
             self.progress("returning", done, len(todo))
@@ -258,8 +259,9 @@ class Offboarding(WorkerPart):
 
     async def _shred(self, tenant: str, record: tenants.TenantRecord, outcome: Outcome) -> None:
         """Crypto-shredding: the client's KMS key scheduled for destruction, the shortest window the
-        setting allows, proven by `tenant.key_destroyed`. A held call keeps the key for now (its data
-        must stay readable until the hold is released): the key is left, and the outcome says so."""
+        setting allows, proven by `tenant.key_destroyed`. A held call's objects are first wrapped under
+        the hold key (`storage.rewrapping`), so the hold outlives the shred; every other copy sealed
+        under the client's key (a replica, a backup, an old version restored) opens no more."""
         if self.kms is None:
             return
         found = await asyncio.to_thread(_key_of, self.kms, tenant)  # KMS, not S3: its client retries
@@ -267,12 +269,10 @@ class Offboarding(WorkerPart):
             outcome.key = "none (the client had no key)"
             return
         arn, state = found
-        if outcome.held_calls:
-            outcome.key = f"{arn} kept: {len(outcome.held_calls)} held call(s) still need it"
-            return
         if state == "PendingDeletion":
             outcome.key = f"{arn} already scheduled for destruction"
             return
+        kept = await self._rewrap_held(tenant, set(outcome.held_calls)) if outcome.held_calls else 0
         days = self.settings.kms_deletion_days
         when = await asyncio.to_thread(tenant_keys.schedule_destruction, self.kms, arn, days)
         await self.emit(
@@ -285,6 +285,29 @@ class Offboarding(WorkerPart):
             ]
         )
         outcome.key = f"{arn} destroyed by the KMS on {when:%Y-%m-%d}"
+        if kept:
+            outcome.key += (
+                f" ({kept} object(s) of {len(outcome.held_calls)} held call(s) kept under the hold key)"
+            )
+
+    async def _rewrap_held(self, tenant: str, held: set[str]) -> int:
+        """Every object of the tenant's held calls wrapped under the hold key; how many."""
+        hold_key = await asyncio.to_thread(tenant_keys.ensure_hold_key, self.kms)
+        now, done = self.clock.now(), 0
+        for data_class in data_classes():
+            bucket = data_class.bucket(self.settings)
+            listed = await self.s3.run(f"listing {tenant} in {bucket}", _keys, bucket, tenant)
+            for entry in listed:
+                parsed = parse_archive_key(entry.key)
+                if parsed is None or parsed.call_id not in held or entry.data_version is None:
+                    continue
+                self.progress("keeping held calls under the hold key", done, done + 1)
+                moved = await self.s3.run(
+                    f"wrapping {entry.key} under the hold key", rewrapping.rewrap_object, self.keyring,
+                    bucket, entry.key, hold_key, now, held=True,
+                )  # fmt: skip
+                done += moved is not None
+        return done
 
     async def _describe(
         self, bucket: str, entries: list[inventory.KeyVersions]

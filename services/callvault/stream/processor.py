@@ -293,8 +293,14 @@ class CallProcessor(WorkerPart):
             proofs: list[LifecycleBase] = [
                 evidence.disclosure_verified(state, step.evidence, now),
                 evidence.recording_archived(
-                    state, outcome.object, step.expires_at, now, version, self.known_version(state)
-                ),
+                    state,
+                    outcome.object,
+                    step.expires_at,
+                    now,
+                    version,
+                    self.known_version(state),
+                    s3ops.Sealing.pair(outcome.sealing),
+                ),  # fmt: skip
             ]
             if step.payments is not None:
                 heard = heard or AudioFinding(False, True, "the source was gone before its pauses were heard")
@@ -346,6 +352,7 @@ class CallProcessor(WorkerPart):
             parts=paused_parts(state),
             recording_ms=int((rec.recording_ended_at - rec.recording_started_at).total_seconds() * 1000),
             threshold_dbfs=self.settings.pause_silence_dbfs,
+            keyring=self.keyring if archived else None,
             on=None if archived else self.staging_s3,
             stuck_after_s=self.settings.source_stuck_s,
             still_answering=self._sources_answer,
@@ -374,6 +381,7 @@ class CallProcessor(WorkerPart):
             extra_metadata={"call-id": state.call_id, "tenant": state.tenant, **dating},
             retain_until=step.expires_at,
             check_tags=not self.copy_tags_kept,
+            seal=self.keyring.seal_for(state.tenant, RetentionClass.RECORDING.value),
             stuck_after_s=self.settings.source_stuck_s,
             still_answering=self._sources_answer,
         )
@@ -388,6 +396,7 @@ class CallProcessor(WorkerPart):
             self.settings.recordings_bucket,
             self._target_key(state),
             rec.sha256,
+            keyring=self.keyring,
         )
         if already is not None:
             log.info("call %s: late duplicate of an archived recording, ignored", state.call_id)
@@ -464,7 +473,7 @@ class CallProcessor(WorkerPart):
             )
             meta = self.settings.metadata_bucket
             await self.s3.run(f"indexing call {state.call_id}", put_entries, meta, entry, tags)
-        ref = await self.s3.run(
+        written = await self.s3.run(
             f"writing metadata of call {state.call_id}",
             s3ops.put_document,
             bucket=self.settings.metadata_bucket,
@@ -474,10 +483,15 @@ class CallProcessor(WorkerPart):
             tags=tags,
             extra_metadata={**dating, SUBJECTS_META: " ".join(subjects)} if subjects else dating,
             retain_until=expires,
+            seal=self.keyring.seal_for(state.tenant, RetentionClass.METADATA.value),
         )
+        ref = written.ref
         await self._lock_if_held(state, ref)
         known = self.known_version(state)
-        await self.emit([evidence.metadata_archived(state, ref, started_at, expires, now, version, known)])
+        sealed = s3ops.Sealing.pair(written.sealing)
+        await self.emit(
+            [evidence.metadata_archived(state, ref, started_at, expires, now, version, known, sealed)]
+        )
         update = {
             "metadata_sha256": sha,
             "metadata_key": key,

@@ -25,6 +25,18 @@ from callvault.stream.worker_part import WorkerPart
 
 
 class MetadataRewrites(WorkerPart):
+    async def _read(self, key: str | None) -> s3ops.StoredDocument | None:
+        """The call's metadata document, opened under its client's key; None when it has none."""
+        return (
+            await self.s3.run("reading the call", s3ops.read_document, self.keyring, self.meta, key)
+            if key
+            else None
+        )
+
+    def _seal(self, tenant: str) -> s3ops.Seal | None:
+        """How a rewritten document is sealed: under its client's key, as when it was first written."""
+        return self.keyring.seal_for(tenant, str(RetentionClass.METADATA))
+
     async def _rectify(self, record: RequestRecord, entries: list[IndexEntry]) -> LifecycleBase:
         """The call's metadata corrected or completed as a new version (the old one removed), its subject
         index following a corrected participant, proven by `metadata.archived` and `subject.rectified`."""
@@ -32,7 +44,7 @@ class MetadataRewrites(WorkerPart):
         call_id, field = str(asked.get("call_id")), str(asked.get("field"))
         entry = next((e for e in entries if e.call_id == call_id), None)
         key = entry.objects.get(str(RetentionClass.METADATA)) if entry else None
-        stored = await self.s3.run("reading the call", s3ops.read_document, self.meta, key) if key else None
+        stored = await self._read(key)
         if entry is None or key is None or stored is None:
             raise CommandRefused(
                 f"no call {call_id!r} of this subject is kept in tenant {record.tenant!r} (never archived, "
@@ -61,10 +73,11 @@ class MetadataRewrites(WorkerPart):
         if moved:  # the index follows the participant: the new one's entries first, as at archive time
             named = entry.model_copy(update={"subjects": subjects})
             await self.s3.run("indexing the rectified call", put_entries, self.meta, named, stored.tags)
-        ref = await self.s3.run(
+        written = await self.s3.run(
             f"writing the rectified metadata of call {call_id}", s3ops.rewrite_document, self.meta, key,
-            stored, canonical_bytes(doc), {SUBJECTS_META: " ".join(subjects)},
+            stored, canonical_bytes(doc), {SUBJECTS_META: " ".join(subjects)}, self._seal(record.tenant),
         )  # fmt: skip
+        ref = written.ref
         if moved:
             gone = sorted(set(entry.subjects) - set(subjects))
             await self.s3.run(
@@ -72,7 +85,10 @@ class MetadataRewrites(WorkerPart):
             )
         # What it said before, only as the tenant's pseudonym of it.
         digest = pseudonymize(key_bytes, record.tenant, str(previous)) if previous is not None else None
-        await self.emit([evidence.metadata_rewritten(record.tenant, call_id, ref, doc, stored.metadata, now)])
+        sealed = s3ops.Sealing.pair(written.sealing)
+        await self.emit(
+            [evidence.metadata_rewritten(record.tenant, call_id, ref, doc, stored.metadata, now, sealed)]
+        )
         earlier = await self.s3.run(
             "finding earlier exports", requests_registry.list_requests, self.meta, record.tenant
         )
@@ -101,9 +117,7 @@ class MetadataRewrites(WorkerPart):
                 kept.append(entry.call_id)
                 continue
             key = entry.objects.get(str(RetentionClass.METADATA))
-            stored = (
-                await self.s3.run("reading the call", s3ops.read_document, self.meta, key) if key else None
-            )
+            stored = await self._read(key)
             if key is not None and stored is not None and stored.doc.get("agent_pseudonym") == record.subject:
                 doc = {**stored.doc, "agent_id": None}
                 doc.pop("agent_pseudonym", None)
@@ -112,13 +126,15 @@ class MetadataRewrites(WorkerPart):
                     "request_id": record.request_id,
                 }]  # fmt: skip
                 subjects = sorted(set(entry.subjects) - {record.subject})
-                ref = await self.s3.run(
+                written = await self.s3.run(
                     f"erasing the agent from call {entry.call_id}", s3ops.rewrite_document, self.meta, key,
                     stored, canonical_bytes(doc), {SUBJECTS_META: " ".join(subjects)},
+                    self._seal(entry.tenant),
                 )  # fmt: skip
-                dating = stored.metadata
-                await self.emit([evidence.metadata_rewritten(record.tenant, entry.call_id, ref, doc, dating,
-                                                             self.clock.now())])  # fmt: skip
+                await self.emit([evidence.metadata_rewritten(
+                    record.tenant, entry.call_id, written.ref, doc, stored.metadata, self.clock.now(),
+                    s3ops.Sealing.pair(written.sealing),
+                )])  # fmt: skip
                 rewritten += 1
             await self.s3.run(
                 "dropping the agent's index entry", remove_entries, self.meta, entry.tenant, [record.subject],

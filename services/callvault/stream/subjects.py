@@ -49,6 +49,7 @@ from callvault.storage import subject_requests as requests_registry
 from callvault.storage.errors import StorageFault, describe
 from callvault.storage.holds import held_calls
 from callvault.storage.location import destination_problem
+from callvault.storage.sealing import KeyRefused, SealedRefused
 from callvault.storage.subject_flags import FlagRecord, SubjectFlag, put_flag, remove_flag
 from callvault.storage.subject_index import IndexEntry, calls_of, remove_entries
 from callvault.stream.bus import Emit
@@ -261,7 +262,13 @@ class SubjectHandler(MetadataRewrites):
                 single_put_limit=self.settings.s3_max_put_bytes,
                 attempts=EXPORT_ATTEMPTS,
                 portable=record.export_format == "portable",
+                keyring=self.keyring,
             )
+        except (KeyRefused, SealedRefused) as exc:
+            raise CommandRefused(
+                f"the export of request {record.request_id} could not be built: a stored object does not "
+                f"open ({exc}); nothing was handed out and the request stays open"
+            ) from exc
         except (BotoCoreError, ClientError, StorageFault) as exc:
             # Rebuilding the whole ZIP again and again would hold the commands agent for ever.
             raise CommandRefused(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from callvault.clock import Clock
 from callvault.settings import Settings
+from callvault.storage.sealing import Keyring
 from callvault.stream.bus import Emit
 from callvault.stream.deletion import Deleter
 from callvault.stream.offloop import S3Runner
@@ -27,5 +28,7 @@ class WorkerPart:
         self.emit = emit
         self.clock = clock
         self.meta = settings.metadata_bucket  # where the registries and the deletion journal live
+        # Seals what it writes under each client's key (CALLVAULT_ENCRYPTION) and opens what it reads.
+        self.keyring = Keyring.for_settings(settings)
         # Its own deleter: a deletion's journal entry, its batch and its proof, whoever deletes.
         self.deleter = Deleter(s3, self.meta, emit, clock, settings.deletion_in_flight_s)

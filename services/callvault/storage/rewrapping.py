@@ -1,0 +1,82 @@
+"""An archived object's data key wrapped under another KMS key, without re-encrypting a byte of it.
+
+The segments of a sealed object are bound to its header's fixed fields, not to how its data key is
+wrapped (`contract.sealed`), and the object's user metadata names the wrapping in force. So moving an
+object to another key is: KMS re-encrypts the wrapped data key (`tenant_keys.rewrap`; the data key never
+leaves KMS in the clear), and the store copies the object onto itself with the new wrapping in its
+metadata (a server-side copy: no audio passes through here), under the same tags, retention and legal
+hold; then the version it replaces is removed, so no version under the old wrapping is left.
+
+Used for a held call at a contract's end (its client's key is shredded, the hold key keeps it readable)
+and by `callvault tenant keys rotate --rewrap`. Blocking (boto3): call off the event loop.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Any
+
+from botocore.client import BaseClient
+
+from callvault.storage.archive import ensure_tags, governance, head, object_tags
+from callvault.storage.errors import error_code
+from callvault.storage.sealing import KEY_META, WRAPPED_META, Keyring, is_sealed, sealed_header
+from callvault.storage.tenant_keys import rewrap
+
+REWRAPPED_META = "rewrapped-at"  # when the wrapping was last replaced: a resumed run skips it
+
+
+def rewrap_object(
+    s3: BaseClient, keyring: Keyring, bucket: str, key: str, to_key: str, now: datetime,
+    *, held: bool = False, since: datetime | None = None,
+) -> str | None:  # fmt: skip
+    """Wrap the newest version's data key under `to_key`; the new version's id, or None when there was
+    nothing to do (no such object, stored unsealed, or re-wrapped at or after `since` already)."""
+    found = head(s3, bucket, key)
+    if found is None or not is_sealed(found.get("Metadata")):
+        return None
+    meta: dict[str, str] = dict(found.get("Metadata") or {})
+    if since is not None and meta.get(REWRAPPED_META, "") >= since.isoformat():
+        return None  # a run that stopped half-way and is resumed: this one is done
+    old = found.get("VersionId")
+    tags = object_tags(s3, bucket, key, old)
+    header, _ = sealed_header(s3, bucket, key, old)
+    assert header is not None  # is_sealed said so
+    key_id, wrapped = rewrap(keyring.kms, header, to_key)
+    meta |= {
+        KEY_META: key_id,
+        WRAPPED_META: base64.b64encode(wrapped).decode(),
+        REWRAPPED_META: now.isoformat(),
+    }
+    source: dict[str, Any] = {"Bucket": bucket, "Key": key, **({"VersionId": old} if old else {})}
+    answer = s3.copy_object(
+        CopySource=source, Bucket=bucket, Key=key, Metadata=meta, MetadataDirective="REPLACE",
+        TaggingDirective="COPY", ContentType=found.get("ContentType", "application/octet-stream"),
+    )  # fmt: skip
+    new = answer.get("VersionId") or (head(s3, bucket, key) or {}).get("VersionId")
+    ensure_tags(s3, bucket, key, new, tags)  # Ceph RGW drops them on a copy that replaces the metadata
+    lock = governance(s3, bucket, found.get("ObjectLockRetainUntilDate"))
+    if new and lock:
+        s3.put_object_retention(
+            Bucket=bucket, Key=key, VersionId=new, BypassGovernanceRetention=True,
+            Retention={"Mode": lock["ObjectLockMode"], "RetainUntilDate": lock["ObjectLockRetainUntilDate"]},
+        )  # fmt: skip
+    if new and old and new != old:
+        if held or found.get("ObjectLockLegalHoldStatus") == "ON":
+            _legal_hold(s3, bucket, key, new, "ON")
+            _legal_hold(s3, bucket, key, old, "OFF")
+        s3.delete_object(Bucket=bucket, Key=key, VersionId=old, BypassGovernanceRetention=True)
+    return new
+
+
+def _legal_hold(s3: BaseClient, bucket: str, key: str, version: str, status: str) -> None:
+    try:
+        s3.put_object_legal_hold(Bucket=bucket, Key=key, VersionId=version, LegalHold={"Status": status})
+    except Exception as exc:
+        if error_code(exc) not in {
+            "InvalidRequest",
+            "NotImplemented",
+            "ObjectLockConfigurationNotFoundError",
+        }:
+            raise
