@@ -17,6 +17,8 @@ say so: they take a core's worth of CPU themselves and inflate the tail.
     .venv/bin/python bench/api.py [--clients 100] [--seconds 15] [--calls 40]
 
 Writes bench/out/api.json (100 clients) or bench/out/api-{clients}.json; `make bench` runs 20 and 100.
+By default each runs twice on one stack: objects stored unsealed, then sealed under each client's key
+(`--encryption on|off|both`), each with its own worker and API.
 """
 
 from __future__ import annotations
@@ -186,34 +188,45 @@ async def measure(
     return results
 
 
-async def main(clients: int, seconds: int, calls: int) -> dict[str, Any]:
+async def run_one(
+    stack: EmbeddedStack, encryption: str, clients: int, seconds: int, calls: int
+) -> dict[str, Any]:
+    """A worker and an API of their own, on topics and buckets of their own, sealing or not."""
+    off = {"encryption_off_reason": "the benchmark's unsealed run, to compare"} if encryption == "off" else {}
+    settings = make_settings(
+        embedded_servers(stack), "bapi" + secrets.token_hex(2), encryption=encryption, **off
+    )  # type: ignore[arg-type]
+    await prepare_async(settings)
+    worker = spawn_worker(settings, f"bench-worker-{encryption}")
+    api, base, _ = spawn_api(settings, f"bench-api-{encryption}")
+    try:
+        print(f"encryption {encryption}: archiving {calls} calls of {AUDIO_S:.0f} s ...", flush=True)
+        paths = await archive_calls(settings, calls)
+        pids = {
+            "api": api.pid,
+            "moto": stack.store.pid if stack.store else None,
+            "tansu": stack.broker.pid if stack.broker else None,
+            "worker": worker.pid,
+            "clients": os.getpid(),
+        }
+        return await measure(settings, base, paths, clients, seconds, pids)
+    finally:
+        api.stop()
+        worker.stop()
+
+
+async def main(clients: int, seconds: int, calls: int, modes: list[str]) -> dict[str, Any]:
     with EmbeddedStack() as stack:
-        servers = embedded_servers(stack)
-        settings = make_settings(servers, "bapi" + secrets.token_hex(2))
-        await prepare_async(settings)
-        worker = spawn_worker(settings, "bench-worker")
-        api, base, _ = spawn_api(settings, "bench-api")
-        try:
-            print(f"archiving {calls} calls of {AUDIO_S:.0f} s ...", flush=True)
-            paths = await archive_calls(settings, calls)
-            pids = {
-                "api": api.pid,
-                "moto": stack.store.pid if stack.store else None,
-                "tansu": stack.broker.pid if stack.broker else None,
-                "worker": worker.pid,
-                "clients": os.getpid(),
-            }
-            results = await measure(settings, base, paths, clients, seconds, pids)
-        finally:
-            api.stop()
-            worker.stop()
+        by_mode = {mode: await run_one(stack, mode, clients, seconds, calls) for mode in modes}
     return {
         "machine": machine(),
         "stack": "embedded (Tansu, moto), one `callvault api` process, clients on the same machine",
         "clients": clients,
         "seconds_per_kind": seconds,
         "calls": calls,
-        "results": results,
+        # `results`: sealed (the default) where it ran; `unsealed`: the same load, objects stored as they are.
+        "results": by_mode.get("on") or by_mode["off"],
+        **({"unsealed": by_mode["off"]} if "off" in by_mode and "on" in by_mode else {}),
     }
 
 
@@ -222,6 +235,11 @@ if __name__ == "__main__":
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--seconds", type=int, default=15, help="of load per kind")
     parser.add_argument("--calls", type=int, default=40)
+    parser.add_argument(
+        "--encryption", choices=["on", "off", "both"], default="both",
+        help="objects sealed under each client's key, stored as they are, or both in one run (off first)",
+    )  # fmt: skip
     args = parser.parse_args()
-    result = asyncio.run(main(args.clients, args.seconds, args.calls))
+    modes = ["off", "on"] if args.encryption == "both" else [args.encryption]
+    result = asyncio.run(main(args.clients, args.seconds, args.calls, modes))
     save("api" if args.clients == 100 else f"api-{args.clients}", result)  # make bench: 20 and 100

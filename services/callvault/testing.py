@@ -55,7 +55,13 @@ from callvault.stream.command_gate import CommandGate, accepted_event, refused_e
 from callvault.stream.commands import CommandHandler
 from callvault.stream.messages import CallMessage, to_fact, wake_message
 from callvault.stream.offloop import S3Runner
-from callvault.stream.policy_changes import cancel_policy, change_policy, change_role, change_site
+from callvault.stream.policy_changes import (
+    cancel_policy,
+    change_kms_key,
+    change_policy,
+    change_role,
+    change_site,
+)
 from callvault.stream.processor import CallProcessor
 from callvault.stream.purger import Purger
 
@@ -229,6 +235,17 @@ class Harness:
         version = await change_role(
             self.s3, self.settings, self._emit, tenant, role, contact, changed_by="dpo@harness",  # type: ignore[arg-type]
             reason=reason, now=self.clock.now(),
+        )  # fmt: skip
+        await self._timers()
+        return version
+
+    async def set_kms_key(
+        self, tenant: str, kms_key: str | None, reason: str = "the client brings its own key"
+    ) -> PolicyVersion:
+        """`callvault policy set TENANT --kms-key ARN` (None: `callvault`); then the timers."""
+        version = await change_kms_key(
+            self.s3, self.settings, self._emit, tenant, kms_key, changed_by="dpo@harness", reason=reason,
+            now=self.clock.now(),
         )  # fmt: skip
         await self._timers()
         return version

@@ -86,10 +86,6 @@ def open_lane(name: str) -> Iterator[Lane]:
 
         kms = EmbeddedStack()  # RGW has no KMS API: moto's server holds the keys, RGW the bytes
         kms.start_store()
-        # A KMS elsewhere than the store is reached with the default credential chain, as in
-        # production (pod identity); here, moto's server takes any.
-        saved = {name: os.environ.get(name) for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
-        os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
         try:
             with rgw.CephRGW() as gateway:
                 # RGW knows no AWS region; asking for one proves `storage init` copes.
@@ -97,11 +93,6 @@ def open_lane(name: str) -> Iterator[Lane]:
                            "default", _urllib_get, kms.s3_endpoint)  # fmt: skip
         finally:
             kms.stop()
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
     elif name == "CALLVAULT_TEST_S3":
         endpoint = os.environ.get("CALLVAULT_TEST_S3")
         if not endpoint:

@@ -104,15 +104,25 @@ def test_generated_secrets_pass(value: str) -> None:
 def test_on_loopback_with_env_dev_the_dev_values_run() -> None:
     Settings().check_production_ready()  # the embedded stack: dev, every endpoint this machine
     Settings(
-        kafka_bootstrap="localhost:9092,[::1]:9093", s3_endpoint="http://127.0.0.2:9000"
-    ).check_production_ready()
+        kafka_bootstrap="localhost:9092,[::1]:9093", s3_endpoint="http://127.0.0.2:9000",
+        kms_endpoint="http://127.0.0.2:9000",
+    ).check_production_ready()  # fmt: skip
     assert not Settings(kafka_bootstrap="127.0.0.1:9092,kafka:9092").on_loopback
     assert not Settings(s3_endpoint="").on_loopback  # AWS itself
+    # The clients' keys in AWS KMS (no KMS endpoint beside a store of one's own): not this machine.
+    assert not Settings(s3_endpoint="http://127.0.0.2:9000").on_loopback
+    assert Settings(
+        s3_endpoint="http://127.0.0.2:9000", encryption="off", encryption_off_reason="t"
+    ).on_loopback
 
 
 # Production behind sidecar proxies (a service mesh, Dapr, `kubectl port-forward`): every endpoint on
 # 127.0.0.1. On main before issue 25 the dev secrets ran there; loopback alone proves nothing.
-SIDECARS = {"kafka_bootstrap": "127.0.0.1:9092", "s3_endpoint": "http://127.0.0.1:9000"}
+SIDECARS = {
+    "kafka_bootstrap": "127.0.0.1:9092",
+    "s3_endpoint": "http://127.0.0.1:9000",
+    "kms_endpoint": "http://127.0.0.1:9001",
+}
 
 
 @pytest.mark.parametrize(

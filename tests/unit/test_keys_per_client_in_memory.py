@@ -6,15 +6,20 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from callvault.audit.store_walk import walk_store
 from callvault.contract.sealed import SEGMENT_BYTES
+from callvault.rules.client_policy import PolicyRefused
+from callvault.rules.store_check import check_store, log_view
 from callvault.settings import Settings
 from callvault.simulation.audio import make_wav
 from callvault.storage.archive import put_document
 from callvault.storage.holds import HoldRecord, put_hold
+from callvault.storage.rewrapping import Rewrap, rewrap_tenant
 from callvault.storage.sealing import KeyRefused, Keyring, SealedRefused, open_plain, read_plain
 from callvault.storage.tenant_keys import make_kms_client, tenant_key
 from callvault.stream.offboarding import Offboarding
@@ -170,3 +175,75 @@ def test_encryption_off_needs_a_reason() -> None:
     with pytest.raises(ValueError, match="CALLVAULT_ENCRYPTION_OFF_REASON"):
         Settings(encryption="off")
     assert Settings(encryption="off", encryption_off_reason="a test store").encryption_notice()
+
+
+async def test_a_rotated_key_re_wraps_every_object_once_and_a_stopped_run_resumes(h: Harness) -> None:
+    calls = [await archived(h) for _ in range(2)]
+    keyring = Keyring.for_settings(h.settings)
+    arn = str(tenant_key(keyring.kms, "acme")["Arn"])  # type: ignore[index]
+    keyring.kms.rotate_key_on_demand(KeyId=arn)
+    record = Rewrap(tenant="acme", key_id=arn, rotated_at=datetime.now(UTC))
+    buckets = [h.settings.recordings_bucket, h.settings.metadata_bucket]
+    seen: list[tuple[str, int, int]] = []
+    assert rewrap_tenant(h.s3, keyring, buckets, record, lambda *step: seen.append(step)) == 4
+    assert seen[-1] == (h.settings.metadata_bucket, 2, 2)
+    assert rewrap_tenant(h.s3, keyring, buckets, record) == 0, "a resumed run skips what is done"
+    for call in calls:
+        obj = event_of(h, call, "recording.archived")["object"]
+        versions = h.s3.list_object_versions(Bucket=obj["bucket"], Prefix=obj["key"])["Versions"]
+        assert len(versions) == 1 and h.read(obj["bucket"], obj["key"]) == call.audio
+        assert h.s3.head_object(Bucket=obj["bucket"], Key=obj["key"])["Metadata"]["rewrapped-at"]
+
+
+async def test_verify_store_with_decrypt_names_what_does_not_open_and_what_is_unsealed(h: Harness) -> None:
+    call = await archived(h)
+    obj = event_of(h, call, "recording.archived")["object"]
+    answer = h.s3.get_object(Bucket=obj["bucket"], Key=obj["key"])
+    data = bytearray(answer["Body"].read())
+    data[-3] ^= 1
+    h.s3.put_object(Bucket=obj["bucket"], Key=obj["key"], Body=bytes(data), Metadata=answer["Metadata"])
+    plain = json.dumps({"call_id": "c-old"}).encode()
+    put_document(h.s3, bucket=h.settings.metadata_bucket, key="acme/2026/03/02/c-old.json", body=plain,
+                 sha256=hashlib.sha256(plain).hexdigest(), tags={"retention-class": "metadata"})  # fmt: skip
+    found = {
+        f.key: f
+        for f in walk_store(h.s3, h.settings, h.clock.now(), keyring=Keyring.for_settings(h.settings))
+    }
+    assert found[obj["key"]].opened is not None and found[obj["key"]].opened[0] is True
+    assert "does not open: segment 0" in str(found[obj["key"]].opened[1])
+    assert found["acme/2026/03/02/c-old.json"].opened == (False, None), "unsealed, and intact"
+    meta_key = event_of(h, call, "metadata.archived")["object"]["key"]
+    assert found[meta_key].opened == (True, None)
+    view = log_view(h.lifecycle())
+    rules = [
+        f.rule
+        for f in check_store([found[obj["key"]]], view, set(), h.clock.now(), timedelta(minutes=5), set())
+    ]
+    assert "plaintext_not_proven" in rules
+
+
+async def test_a_client_brings_its_own_key_and_keeps_it_at_the_contracts_end(h: Harness) -> None:
+    kms = make_kms_client(h.settings)
+    own = str(kms.create_key(Description="acme's own key")["KeyMetadata"]["Arn"])
+    before = await archived(h)  # under callvault's key for acme
+    with pytest.raises(PolicyRefused, match="which CALLVAULT_ALLOWED_REGIONS does not allow"):
+        await h.set_kms_key("acme", own.replace("eu-west-1", "us-east-1"))
+    with pytest.raises(PolicyRefused, match="takes a KMS key's ARN"):
+        await h.set_kms_key("acme", "my-key")
+    version = await h.set_kms_key("acme", own)
+    assert version.kms_key == own and h.lifecycle(type_="policy.changed")[-1]["version"] == version.version
+    after = await archived(h)
+    assert event_of(h, after, "recording.archived")["key_id"] == own
+    assert event_of(h, after, "metadata.archived")["key_id"] == own
+    assert event_of(h, before, "recording.archived")["key_id"] != own
+    assert (
+        h.read(h.settings.recordings_bucket, event_of(h, after, "recording.archived")["object"]["key"])
+        == after.audio
+    )
+
+    outcome = await Offboarding(h.settings, h._runner, h._emit, h.clock, dest=h.s3, settle_s=0).run(
+        "acme", reason="contract ended", by="dpo", return_to=None, erase=True
+    )
+    assert outcome.key_note is not None and own in outcome.key_note
+    assert kms.describe_key(KeyId=own)["KeyMetadata"]["KeyState"] == "Enabled", "the client's, not ours"
+    assert tenant_key(kms, "acme")["KeyState"] == "PendingDeletion"  # type: ignore[index]  # callvault's

@@ -1,5 +1,8 @@
 """What `audit verify-store` reads: every key of the archive buckets, with versions and due dates.
 
+With `--decrypt` (a `keyring`), each key's newest version is also opened under its client's key and its
+plaintext hashed: whether it is stored sealed, and whether it opens to the bytes it was archived with.
+
 A walk of every tenant-day (unlike the purger's, which stops where nothing is
 due): data the log does not know of can be anywhere. Due dates come from the
 key's day where that alone decides (`rules.purge.period_due_within`, with every
@@ -25,10 +28,11 @@ from callvault.rules.data_classes import data_classes
 from callvault.rules.purge import Due, period_due_within, period_end
 from callvault.rules.store_check import FoundKey, LogView, StoreFinding, check_store
 from callvault.settings import Settings
-from callvault.storage.archive import version_sha256
+from callvault.storage.archive import plaintext_check, version_sha256
 from callvault.storage.inventory import all_days, dated_now, describe, list_versions
 from callvault.storage.layout import day_prefix, parse_archive_key
 from callvault.storage.policies import VersionCache, load_book, not_applied, tenant_of
+from callvault.storage.sealing import Keyring
 
 
 def walk_store(
@@ -37,6 +41,7 @@ def walk_store(
     judge_at: datetime,
     on_day: Callable[[str, int, int], None] | None = None,
     views: Callable[[str, str], LogView] | None = None,
+    keyring: Keyring | None = None,
 ) -> Iterator[FoundKey]:
     """Every archived key, tenant-day by tenant-day; `judge_at` is the instant due dates are judged at
     (now minus the tolerance). The log's word: `views(bucket, day)`, one tenant-day's, as
@@ -73,6 +78,11 @@ def walk_store(
                     if day_view is not None and where in day_view.archived
                     else ()
                 )
+                opened = (
+                    plaintext_check(s3, keyring, bucket, entry.key, entry.data_version)
+                    if keyring is not None and entry.data_version is not None
+                    else None
+                )
                 yield FoundKey(
                     bucket=bucket,
                     key=entry.key,
@@ -83,6 +93,7 @@ def walk_store(
                     day_due=day_due,
                     due_at=due_at,
                     unnamed_versions=unnamed,
+                    opened=opened,
                 )
             if on_day is not None:
                 on_day(bucket, done, len(days))
@@ -96,20 +107,25 @@ def compare_by_day(
     now: datetime,
     tolerance: timedelta,
     on_day: Callable[[str, int, int], None] | None = None,
+    keyring: Keyring | None = None,
+    seen: Callable[[FoundKey], None] = lambda found: None,
 ) -> tuple[int, list[StoreFinding]]:
     """The store against the log one tenant-day at a time: neither is ever held whole.
 
     Each day the walk lists is checked against that day's facts; then each day
     the log names and the store no longer has at all (every object of it lost)
-    is checked against an empty listing. The keys checked, and what was found.
+    is checked against an empty listing. The keys checked, and what was found;
+    `seen` is shown every key as it is walked.
     """
     views = _LastView(facts)
     findings: list[StoreFinding] = []
     walked: set[tuple[str, str]] = set()
     checked = 0
-    found = walk_store(s3, settings, now - tolerance, on_day, views=views)
+    found = walk_store(s3, settings, now - tolerance, on_day, views=views, keyring=keyring)
     for (bucket, day), keys in groupby(found, key=lambda f: (f.bucket, day_of(f.key))):
         day_keys = list(keys)
+        for key in day_keys:
+            seen(key)
         checked += len(day_keys)
         findings += check_store(day_keys, views(bucket, day), held, now, tolerance, {bucket})
         walked.add((bucket, day))

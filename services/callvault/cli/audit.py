@@ -40,10 +40,12 @@ from callvault.rules.audit_replay import (
     ReplayResult,
 )
 from callvault.rules.durations import CalendarDuration
+from callvault.rules.store_check import FoundKey
 from callvault.settings import Settings
 from callvault.storage.client import make_s3_client
 from callvault.storage.errors import describe
 from callvault.storage.holds import held_calls
+from callvault.storage.sealing import Keyring
 
 T = TypeVar("T")
 app = typer.Typer(help="For auditors: the audit log replayed and checked.", no_args_is_help=True)
@@ -228,6 +230,12 @@ def merge_command(
 def verify_store(
     tolerance: str = typer.Option("PT10M", help="how far past its date an object may still be there"),
     out: Path = typer.Option(Path("audit-report"), help="directory for verify-store.json"),
+    decrypt: bool = typer.Option(
+        False,
+        "--decrypt",
+        help="also open each object under its client's key and check its plaintext's "
+        "SHA-256 (reads every object); names the objects stored unsealed",
+    ),
 ) -> None:
     """Walk the archive buckets and check them against the log: objects past due, data with no event."""
     slack = _tolerance(tolerance)
@@ -246,7 +254,18 @@ def verify_store(
                 def on_day(bucket: str, done: int, total: int) -> None:
                     progress.update(task, description=f"walking {bucket}", completed=done, total=total)
 
-                keys_checked, findings = compare_by_day(s3, settings, facts, held, now, slack, on_day)
+                keyring = Keyring.for_settings(settings) if decrypt else None
+                unsealed: list[str] = []
+                sealed = [0]
+
+                def seen(found: FoundKey) -> None:
+                    if found.opened is not None and not found.opened[0]:
+                        unsealed.append(f"s3://{found.bucket}/{found.key}")
+                    sealed[0] += found.opened is not None and found.opened[0]
+
+                keys_checked, findings = compare_by_day(
+                    s3, settings, facts, held, now, slack, on_day, keyring, seen=seen
+                )
             findings += policy_findings(s3, settings)
         except (BotoCoreError, ClientError) as exc:
             raise UserError(describe(exc, settings.s3_endpoint)) from exc
@@ -262,11 +281,16 @@ def verify_store(
         "held_calls": len(held),
         "findings": [asdict(f) for f in findings],
     }
+    if decrypt:  # what is stored as it is (archived before encryption, or with it off): named, not flagged
+        doc["unsealed_objects"] = len(unsealed)
+        doc["unsealed"] = unsealed[:1000]
     (out / "verify-store.json").write_text(json.dumps(doc, indent=2) + "\n")
     console.print(
         f"{keys_checked} keys checked against {events_read} events "
         f"({len(held)} held calls), {len(findings)} finding(s); details in {out}/verify-store.json"
     )
+    if decrypt:
+        console.print(f"{sealed[0]} object(s) stored sealed, opened; {len(unsealed)} stored unsealed")
     for finding in findings[:20]:
         console.print(f"  [red]{finding.rule}[/red] s3://{finding.bucket}/{finding.key}: {finding.detail}")
     if findings:

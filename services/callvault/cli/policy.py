@@ -39,7 +39,13 @@ from callvault.storage import policies
 from callvault.storage.client import make_s3_client
 from callvault.storage.errors import describe
 from callvault.stream.bus import lifecycle_emitter
-from callvault.stream.policy_changes import cancel_policy, change_policy, change_role, change_site
+from callvault.stream.policy_changes import (
+    cancel_policy,
+    change_kms_key,
+    change_policy,
+    change_role,
+    change_site,
+)
 
 app = typer.Typer(
     help="Client policies: each tenant's retention terms, grace and recording.", no_args_is_help=True
@@ -88,6 +94,12 @@ def set_policy(
         "its instructions: its subjects' requests are forwarded to --contact)",
     ),
     contact: str = typer.Option(None, "--contact", help="who at the client takes its subjects' requests"),
+    kms_key: str = typer.Option(
+        None,
+        "--kms-key",
+        help="seal the client's new objects under its own KMS key (bring your own key): the key's ARN, in "
+        "a region CALLVAULT_ALLOWED_REGIONS allows; `callvault` to go back to callvault's key for it",
+    ),
     payments: str = typer.Option(
         None,
         "--payments",
@@ -98,6 +110,12 @@ def set_policy(
     """Store a new version of a tenant's policy (or a queue rule) and prove it on `lifecycle`."""
     if no_recording and allow_recording:
         raise UserError("--no-recording and --allow-recording say opposite things; give one")
+    others = (
+        recording or metadata or queue or grace or no_recording or allow_recording or effective or payments
+    )
+    if kms_key is not None:
+        _set_kms_key(tenant, kms_key, reason, others or role or contact)
+        return
     if role is not None or contact is not None:
         _set_role(tenant, role, contact, reason, recording or metadata or queue or grace or no_recording
                   or allow_recording or effective or payments)  # fmt: skip
@@ -116,6 +134,20 @@ def set_policy(
     console.print(
         f"policy of {tenant} is now version {version.version}, in force from "
         f"{format_rfc3339(version.effective_at)}: {_described(version.change)}"
+    )
+
+
+def _set_kms_key(tenant: str, kms_key: str, reason: str, mixed: object) -> None:
+    if mixed:
+        raise UserError("--kms-key changes the key the client's objects are sealed under; give it alone")
+    settings = load_settings()
+    version = _run(
+        settings, tenant, change_kms_key, None if kms_key == "callvault" else kms_key,
+        changed_by=requester(), reason=reason, now=SystemClock().now(),
+    )  # fmt: skip
+    Console().print(
+        f"policy of {tenant} is now version {version.version}: new objects sealed under "
+        + (f"the client's own key {version.kms_key}" if version.kms_key else "callvault's key for it")
     )
 
 
@@ -229,6 +261,8 @@ def show(tenant: str = typer.Argument(..., help="the client tenant")) -> None:
         console.print(f"version {version.version} takes effect at {format_rfc3339(version.effective_at)}")
     if current is not None and current.role == "processor":
         console.print(f"processor: the client is the controller; requests are forwarded to {current.contact}")
+    if current is not None and current.kms_key:
+        console.print(f"new objects sealed under the client's own key {current.kms_key}")
 
 
 @app.command("history")

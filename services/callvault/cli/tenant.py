@@ -21,10 +21,13 @@ from callvault.cli.config import load_settings
 from callvault.cli.errors import UserError
 from callvault.cli.options import requester
 from callvault.clock import SystemClock
+from callvault.rules.data_classes import data_classes
 from callvault.settings import Settings
+from callvault.storage import rewrapping
 from callvault.storage.client import make_return_s3_client, make_s3_client, make_staging_s3_client
 from callvault.storage.errors import StorageFault, describe
-from callvault.storage.tenant_keys import alias_of, ensure_tenant_key, make_kms_client
+from callvault.storage.sealing import Keyring
+from callvault.storage.tenant_keys import alias_of, ensure_tenant_key, make_kms_client, tenant_key
 from callvault.stream.bus import lifecycle_emitter
 from callvault.stream.offboarding import Offboarding, OffboardingRefused, Outcome, enable
 from callvault.stream.offloop import S3Runner
@@ -139,6 +142,8 @@ def offboard(
             console.print(f"kept by legal holds: {', '.join(outcome.held_calls)}")
         if outcome.key is not None:
             console.print(f"the client's key: {outcome.key}")
+        if outcome.key_note is not None:
+            console.print(outcome.key_note)
     console.print(
         f"tenant {tenant} is offboarded: its new events are dead-lettered until `callvault tenant enable`"
     )
@@ -170,7 +175,7 @@ def enable_tenant(
 
 
 keys_app = typer.Typer(
-    help="Each client's key in the KMS (issue 29, in progress: objects are not sealed with it yet).",
+    help="Each client's key in the KMS: what its recordings and metadata are sealed under.",
     no_args_is_help=True,
 )
 app.add_typer(keys_app, name="keys")
@@ -186,3 +191,56 @@ def create_key(tenant: str = typer.Argument(..., help="the client tenant")) -> N
     except (BotoCoreError, ClientError) as exc:
         raise UserError(describe(exc, settings.kms_endpoint or "AWS KMS")) from exc
     Console().print(f"{alias_of(tenant)}: {arn} ({'made now' if made else 'there already'})")
+
+
+@keys_app.command("rotate")
+def rotate_key(
+    tenant: str = typer.Argument(..., help="the client tenant"),
+    rewrap: bool = typer.Option(
+        False,
+        "--rewrap",
+        help="then re-wrap every existing object's data key under the new key version "
+        "(a metadata copy per object; no audio is re-encrypted). A run that stopped is resumed",
+    ),
+) -> None:
+    """New objects are sealed under a new version of the tenant's key; old ones stay readable."""
+    settings = load_settings()
+    keyring = Keyring.for_settings(settings)
+    s3 = make_s3_client(settings)
+    meta = settings.metadata_bucket
+    console = Console()
+    try:
+        record = rewrapping.rewrap_record(s3, meta, tenant) if rewrap else None
+        if record is not None and not record.done:
+            console.print(
+                f"resuming the re-wrap of {tenant} under {record.key_id} "
+                f"(rotated {record.rotated_at:%Y-%m-%d %H:%M:%S}Z)"
+            )
+        else:
+            found = tenant_key(keyring.kms, tenant)
+            if found is None:
+                raise UserError(f"tenant {tenant} has no key ({alias_of(tenant)}): nothing to rotate")
+            keyring.kms.rotate_key_on_demand(KeyId=found["KeyId"])
+            record = rewrapping.Rewrap(
+                tenant=tenant, key_id=str(found["Arn"]), rotated_at=SystemClock().now()
+            )
+            console.print(
+                f"{alias_of(tenant)}: {record.key_id} rotated; new objects are sealed under its new version"
+            )
+            if not rewrap:
+                return
+            rewrapping.save_rewrap(s3, meta, record)
+        buckets = [c.bucket(settings) for c in data_classes()]
+        with Progress(console=console, transient=True) as progress:
+            tasks: dict[str, Any] = {}
+
+            def step(bucket: str, done: int, total: int) -> None:
+                if bucket not in tasks:
+                    tasks[bucket] = progress.add_task(f"re-wrapping {bucket}", total=total)
+                progress.update(tasks[bucket], completed=done, total=total)
+
+            count = rewrapping.rewrap_tenant(s3, keyring, buckets, record, step)
+        rewrapping.save_rewrap(s3, meta, record.model_copy(update={"done": True}))
+    except (BotoCoreError, ClientError) as exc:
+        raise UserError(describe(exc, settings.kms_endpoint or settings.s3_endpoint)) from exc
+    console.print(f"{count} object(s) of {tenant} re-wrapped under {record.key_id}")

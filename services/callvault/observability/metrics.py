@@ -36,6 +36,11 @@ S3_REQUESTS = Counter(
     "S3 requests sent, by operation (each retry counts): what a call costs the store",
     ["operation"],
 )
+KMS_REQUESTS = Counter(
+    "callvault_kms_requests_total",
+    "KMS requests sent, by operation (each retry counts): data keys made, unwrapped, re-wrapped",
+    ["operation"],
+)
 DELETION_LATENESS = Histogram(
     "callvault_deletion_lateness_seconds",
     "Time from an object's due date to its proven deletion",

@@ -59,6 +59,8 @@ STORE_RULES: dict[str, str] = {
     "deleted_but_present": "the log proves a deletion, yet a version of the object is still stored",
     "missing_from_store": "the log archived an object and proves no deletion, yet no version is stored",
     "version_not_archived": "a stored version holds bytes that no archive event of its key names",
+    "plaintext_not_proven": "with `--decrypt`: the newest version does not open under its client's key (a "
+    "segment altered, the key destroyed) or its plaintext is not the SHA-256 it was archived with",
     "policy_file_not_applied": "a file under the client policies' prefix that no process applies (not a "
     "policy version, its name and body disagree, or its terms are out of bounds): skipped, never the book",
 }

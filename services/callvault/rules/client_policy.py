@@ -111,6 +111,11 @@ class PolicyVersion(BaseModel):
     contact: str | None = Field(
         None, description="where requests on a processor tenant's calls are forwarded"
     )
+    # Additive (issue 29): the client's own KMS key (bring your own key), its objects sealed under it;
+    # None: the key callvault keeps for the tenant (alias/callvault/{tenant}).
+    kms_key: str | None = Field(
+        None, description="the client's own KMS key ARN its objects are sealed under; none: callvault's"
+    )
     # Additive (issue 33): written True since versions are proven before they apply: such a version is
     # applied only once its `policy.changed` was sent (a marker beside it says so); older ones were
     # proven as they were stored.
@@ -377,7 +382,59 @@ def _version(
         change=change,
         role=change.get("role", standing.role if standing else "controller"),
         contact=change["contact"] if "contact" in change else (standing.contact if standing else None),
+        kms_key=change["kms_key"] if "kms_key" in change else (standing.kms_key if standing else None),
     )
+
+
+KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:([a-z0-9-]+):(\d{12}):(key|alias)/[A-Za-z0-9/_:-]{1,256}$")
+
+
+def key_versions(
+    history: Sequence[PolicyVersion],
+    tenant: str,
+    kms_key: str | None,
+    allowed_regions: frozenset[str],
+    *,
+    changed_by: str,
+    reason: str,
+    changed_at: datetime,
+) -> list[PolicyVersion]:
+    """The version that seals the tenant's new objects under the client's own KMS key (`kms_key`, an ARN
+    in a region the settings allow), or again under callvault's (None), at once. What was sealed before
+    stays under the key it was sealed with."""
+    if not reason.strip():
+        raise PolicyRefused("a policy change needs a reason (--reason): the auditor reads it")
+    if kms_key is not None:
+        found = KMS_KEY_ARN.match(kms_key)
+        if found is None:
+            raise PolicyRefused(
+                f"--kms-key takes a KMS key's ARN (arn:aws:kms:REGION:ACCOUNT:key/ID), not {kms_key!r}"
+            )
+        if found.group(1) not in allowed_regions:
+            raise PolicyRefused(
+                f"the key is in {found.group(1)}, which CALLVAULT_ALLOWED_REGIONS does not allow: the keys "
+                "that open the client's data stay where its data may be"
+            )
+    later = pending_versions(history, changed_at)
+    if later:
+        first = later[0]
+        raise PolicyRefused(
+            f"version {first.version} takes effect at {first.effective_at:%Y-%m-%dT%H:%M:%SZ}; change the "
+            f"key once it has, or cancel it first: callvault policy cancel {tenant} {first.version} "
+            "--reason ..."
+        )
+    base = version_at(history, changed_at)
+    rules, queues = _with_scope(base, None, _scope_of(base, None))
+    sites = base.allowed_sites if base else []
+    author = Author(changed_by, reason, changed_at)
+    change: dict[str, Any] = {"kms_key": kms_key}
+    return [_version(tenant, _numbered(history)(), changed_at, author, rules, queues, sites, change, base)]
+
+
+def kms_key_at(history: Sequence[PolicyVersion], at: datetime) -> str | None:
+    """The client's own KMS key at `at` (None: callvault's key for the tenant)."""
+    version = version_at(history, at)
+    return version.kms_key if version is not None else None
 
 
 def site_versions(

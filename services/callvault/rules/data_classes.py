@@ -44,6 +44,7 @@ class DataClass:
     needs_disclosure: bool = False  # archived only after a disclosure.verified the replay checks
     erased_on_objection: bool = False  # an objection erases it (erasure always does)
     in_export: bool = True  # a subject's access export carries it
+    sealed: bool = False  # written sealed under the client's KMS key (CALLVAULT_ENCRYPTION, issue 29)
     # The record of processing (docs/dpo.md, written from here by `make docs`): what an object holds of
     # whom, and who may read it.
     holds: str = "not declared"
@@ -73,6 +74,7 @@ RECORDING = DataClass(
     archived_facts=("recording_event_id",),
     needs_disclosure=True,
     erased_on_objection=True,
+    sealed=True,
     holds="the call's audio, as the platform recorded it after the disclosure",
     subjects="callers, callees and agents (their voices)",
     readers="QA coaches and auditors of the tenant through the API (each read logged), the DPO in exports",
@@ -88,6 +90,7 @@ METADATA = DataClass(
     served_as="metadata",
     # `_callvault/subject-index/{tenant}/{pseudonym}/{call_id}.json`: one per participant the document names.
     dependents=(SUBJECT_INDEX,),
+    sealed=True,
     holds="the call's metadata: times, queue, agent id, participants, the disclosure evidence, the outcome",
     subjects="callers and callees (by pseudonym), agents (by id)",
     readers="QA coaches and auditors of the tenant through the API (each read logged), the DPO in exports",

@@ -123,6 +123,14 @@ REGISTRIES: tuple[Place, ...] = (
         "the worker",
     ),
     Place(
+        "`_callvault/rewraps/` (metadata bucket)",
+        "a client's key rotation under way (`tenant keys rotate --rewrap`): the key and when",
+        "none",
+        "clear",
+        "kept",
+        "the operator's command",
+    ),
+    Place(
         "`_callvault/store-profile.json`, `_callvault/store-probe/` (metadata bucket)",
         "what `storage init` measured of the store",
         "none",
@@ -210,7 +218,9 @@ def class_place(kind: DataClass) -> Place:
         where=f"`{kind.bucket_setting}`: {kind.key_layout}",
         holds=kind.holds,
         subjects=kind.subjects,
-        form="clear (at rest as the store keeps it)",
+        form="sealed under the client's own KMS key (AES-256-GCM; unsealed with CALLVAULT_ENCRYPTION=off)"
+        if kind.sealed
+        else "clear (at rest as the store keeps it)",
         kept=f"`CALLVAULT_{kind.default_term_setting.upper()}` from its `{kind.counts_from}`, or the "
         "client's policy term; then deleted and proven",
         readers=kind.readers,

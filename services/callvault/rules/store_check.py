@@ -13,7 +13,10 @@ archive buckets is compared with what the lifecycle log says happened to it:
   back, or by a lifecycle rule that leaves no proof);
 - `version_not_archived`: a version holds bytes that no archive event of its
   key names (overwritten behind callvault's back): neither its version id nor
-  its SHA-256 is one the log recorded.
+  its SHA-256 is one the log recorded;
+- `plaintext_not_proven` (with `--decrypt`): the newest version does not open
+  under its client's key (a segment altered, the key destroyed) or its
+  plaintext is not the SHA-256 it was archived with.
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ class FoundKey:
     # The versions holding bytes that the log does not name by id, each with the SHA-256 of its bytes
     # as the walk read them (None: gone by then). Read only by a walk given the log's view.
     unnamed_versions: tuple[tuple[str, str | None], ...] = ()
+    # With --decrypt: whether the newest data version is stored sealed, and what is wrong with its
+    # plaintext (None: it opens and has its SHA-256). None: not opened.
+    opened: tuple[bool, str | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +141,10 @@ def check_store(
         if found.versions and where in log.deleted:
             detail = f"the log proves its deletion, yet {found.versions} version(s) are left"
             findings.append(_finding(found, "deleted_but_present", detail, log.deleted[where]))
+        if found.opened is not None and found.opened[1] is not None:
+            detail = f"the stored object {found.opened[1]}"
+            named = [log.archived[where]] if where in log.archived else []
+            findings.append(_finding(found, "plaintext_not_proven", detail, *named))
         if where in log.archived:
             for version, sha in found.unnamed_versions:
                 if sha is not None and sha not in log.sha256s.get(where, ()):

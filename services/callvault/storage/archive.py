@@ -24,8 +24,10 @@ from callvault.contract.sealed import SealedRefused
 from callvault.storage.errors import SourceFault, StorageFault, error_code, is_not_found, is_permanent
 from callvault.storage.layout import tagging_header
 from callvault.storage.sealing import (
+    KEY_META,
     SEALING_META,
     STORED_META,
+    KeyRefused,
     Keyring,
     Seal,
     SealingReader,
@@ -162,6 +164,23 @@ def _archived_sealed(
     if remove_mismatch:
         _delete_version(s3, bucket, key, version)
     return None
+
+
+def plaintext_check(
+    s3: BaseClient, keyring: Keyring, bucket: str, key: str, version: str
+) -> tuple[bool, str | None]:
+    """Whether this version is stored sealed, and what is wrong with its plaintext (None: it opens, and
+    hashes to the SHA-256 its metadata names): `audit verify-store --decrypt`, one version at a time."""
+    version_id = None if version == "null" else version
+    found = s3.head_object(Bucket=bucket, Key=key, **({"VersionId": version_id} if version_id else {}))
+    sealed, named = is_sealed(found.get("Metadata")), (found.get("Metadata") or {}).get(SHA_META)
+    try:
+        actual, _ = _plain_sha256(s3, keyring, bucket, key, version_id)
+    except (SealedRefused, KeyRefused) as exc:
+        return sealed, f"does not open: {exc}"
+    if named and actual != named:
+        return sealed, f"its plaintext hashes to {actual}, its metadata names {named}"
+    return sealed, None
 
 
 def _plain_sha256(
@@ -584,6 +603,7 @@ class StoredDocument:
     tags: dict[str, str]
     metadata: dict[str, str]  # user metadata, the content hash and due date left out
     retain_until: datetime | None
+    key_id: str | None = None  # the KMS key it is sealed under; None: stored unsealed
 
 
 def get_or_none(s3: BaseClient, bucket: str, key: str) -> dict[str, Any] | None:
@@ -611,6 +631,7 @@ def read_document(s3: BaseClient, keyring: Keyring, bucket: str, key: str) -> St
         tags=object_tags(s3, bucket, key, version),
         metadata=kept,
         retain_until=answer.get("ObjectLockRetainUntilDate"),
+        key_id=(answer.get("Metadata") or {}).get(KEY_META) if is_sealed(answer.get("Metadata")) else None,
     )
 
 

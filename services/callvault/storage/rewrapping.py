@@ -14,13 +14,17 @@ and by `callvault tenant keys rotate --rewrap`. Blocking (boto3): call off the e
 from __future__ import annotations
 
 import base64
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.client import BaseClient
+from pydantic import BaseModel
 
 from callvault.storage.archive import ensure_tags, governance, head, object_tags
 from callvault.storage.errors import error_code
+from callvault.storage.offboarding import tenant_keys
+from callvault.storage.registry import read_entry, write_entry
 from callvault.storage.sealing import KEY_META, WRAPPED_META, Keyring, is_sealed, sealed_header
 from callvault.storage.tenant_keys import rewrap
 
@@ -37,8 +41,10 @@ def rewrap_object(
     if found is None or not is_sealed(found.get("Metadata")):
         return None
     meta: dict[str, str] = dict(found.get("Metadata") or {})
-    if since is not None and meta.get(REWRAPPED_META, "") >= since.isoformat():
-        return None  # a run that stopped half-way and is resumed: this one is done
+    if since is not None and (
+        meta.get(REWRAPPED_META, "") >= since.isoformat() or found.get("LastModified", since) > since
+    ):
+        return None  # re-wrapped by a run that stopped half-way, or sealed after the rotation
     old = found.get("VersionId")
     tags = object_tags(s3, bucket, key, old)
     header, _ = sealed_header(s3, bucket, key, old)
@@ -80,3 +86,41 @@ def _legal_hold(s3: BaseClient, bucket: str, key: str, version: str, status: str
             "ObjectLockConfigurationNotFoundError",
         }:
             raise
+
+
+REWRAPS_PREFIX = "_callvault/rewraps/"
+
+
+class Rewrap(BaseModel):
+    """A tenant's re-wrap under way: resumed by the next `rotate --rewrap` instead of rotating again."""
+
+    tenant: str
+    key_id: str
+    rotated_at: datetime
+    done: bool = False
+
+
+def rewrap_record(s3: BaseClient, bucket: str, tenant: str) -> Rewrap | None:
+    return read_entry(s3, bucket, f"{REWRAPS_PREFIX}{tenant}.json", Rewrap)
+
+
+def save_rewrap(s3: BaseClient, bucket: str, record: Rewrap) -> None:
+    write_entry(s3, bucket, f"{REWRAPS_PREFIX}{record.tenant}.json", record)
+
+
+def rewrap_tenant(
+    s3: BaseClient, keyring: Keyring, buckets: list[str], record: Rewrap,
+    progress: Callable[[str, int, int], None] = lambda what, done, total: None,
+) -> int:  # fmt: skip
+    """Every sealed object of the tenant re-wrapped under its key's current version, those re-wrapped
+    since the rotation skipped (a resumed run); how many were re-wrapped now."""
+    done = 0
+    for bucket in buckets:
+        keys = [e.key for e in tenant_keys(s3, bucket, record.tenant) if e.data_version is not None]
+        for count, key in enumerate(keys, start=1):
+            moved = rewrap_object(
+                s3, keyring, bucket, key, record.key_id, datetime.now(UTC), since=record.rotated_at
+            )
+            done += moved is not None
+            progress(bucket, count, len(keys))
+    return done

@@ -26,6 +26,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from callvault.contract.sealed import SealedHeader
+from callvault.observability.metrics import KMS_REQUESTS
 from callvault.settings import Settings
 from callvault.storage.errors import error_code
 
@@ -46,10 +47,11 @@ def alias_of(tenant: str) -> str:
 
 def make_kms_client(settings: Settings, *, attempts: int = 3) -> BaseClient:
     """The KMS: `CALLVAULT_KMS_ENDPOINT` (moto's server on the embedded stack), else AWS's for the
-    region; the store's credentials where the KMS is the store's own endpoint."""
+    region. A KMS named by its endpoint is asked with the store's credentials (the embedded stack's, a
+    KMS beside an on-premises store); AWS KMS with the default chain (pod identity)."""
     endpoint = settings.kms_url
-    keys = settings.s3_keys() if endpoint and endpoint == settings.s3_endpoint else None
-    return boto3.client(
+    keys = settings.s3_keys() if endpoint else None
+    client = boto3.client(
         "kms",
         endpoint_url=endpoint,
         aws_access_key_id=keys[0] if keys else None,
@@ -57,6 +59,13 @@ def make_kms_client(settings: Settings, *, attempts: int = 3) -> BaseClient:
         config=Config(region_name=settings.kms_region or settings.s3_region,
                       retries={"max_attempts": attempts, "mode": "standard"}),
     )  # fmt: skip
+    # Every attempt on the wire, by operation: `callvault_kms_requests_total` and bench/ingest.py.
+    client.meta.events.register("before-send.kms", _count_request)
+    return client
+
+
+def _count_request(*, event_name: str = "", **_: Any) -> None:
+    KMS_REQUESTS.labels(event_name.rsplit(".", 1)[-1] or "unknown").inc()  # before-send.kms.Decrypt
 
 
 def tenant_key(kms: BaseClient, tenant: str) -> dict[str, Any] | None:
@@ -133,7 +142,7 @@ class DataKeys:
 
     def __init__(self, kms: BaseClient, *, ttl_s: float = 300.0, max_uses: int = 10_000) -> None:
         self.kms, self.ttl_s, self.max_uses = kms, ttl_s, max_uses
-        self._cache: dict[tuple[str, str], _Cached] = {}
+        self._cache: dict[tuple[str, str, str], _Cached] = {}
         self._lock = threading.Lock()
         self.requests = 0  # GenerateDataKey calls made: what the bench reports per 1,000 calls
 
@@ -142,7 +151,8 @@ class DataKeys:
         `key`: the client's own key (bring your own key), else the tenant's alias."""
         now = time.monotonic()
         with self._lock:
-            cached = self._cache.get((tenant, data_class))
+            slot = (tenant, data_class, key or "")  # a client bringing its own key starts a new one
+            cached = self._cache.get(slot)
             if cached is None or cached.until <= now or cached.uses >= self.max_uses:
                 answer = self.kms.generate_data_key(
                     KeyId=key or alias_of(tenant),
@@ -153,7 +163,7 @@ class DataKeys:
                 cached = _Cached(
                     answer["Plaintext"], answer["CiphertextBlob"], answer["KeyId"], now + self.ttl_s
                 )
-                self._cache[(tenant, data_class)] = cached
+                self._cache[slot] = cached
             cached.uses += 1
             return cached.plaintext, cached.wrapped, cached.key_id
 

@@ -40,10 +40,11 @@ from callvault.clock import Clock
 from callvault.contract.base import deterministic_id
 from callvault.contract.fields import format_rfc3339
 from callvault.contract.lifecycle import TenantEnabled, TenantErased, TenantKeyDestroyed, TenantReturned
+from callvault.rules.client_policy import kms_key_at
 from callvault.rules.data_classes import DataClass, data_classes
 from callvault.rules.purge import StoredObject, batches
 from callvault.settings import Settings
-from callvault.storage import inventory, offboarding, rewrapping, tenant_keys, tenants
+from callvault.storage import inventory, offboarding, policies, rewrapping, tenant_keys, tenants
 from callvault.storage.errors import StorageFault, error_code
 from callvault.storage.holds import held_calls
 from callvault.storage.layout import parse_archive_key
@@ -74,6 +75,7 @@ class Outcome:
     held_calls: list[str] = field(default_factory=list)
     resumed: bool = False
     key: str | None = None  # what became of the client's KMS key (issue 29)
+    key_note: str | None = None  # the client's own key (bring your own key): theirs to revoke
 
 
 def parse_destination(uri: str) -> tuple[str, str]:
@@ -264,6 +266,13 @@ class Offboarding(WorkerPart):
         under the client's key (a replica, a backup, an old version restored) opens no more."""
         if self.kms is None:
             return
+        book = await self.s3.run("reading client policies", policies.load_book, self.meta)
+        own = kms_key_at(book.get(tenant, []), self.clock.now())
+        if own is not None:  # the client's to revoke, not callvault's to destroy: say so
+            outcome.key_note = (
+                f"the client's own key {own} is the client's: revoking callvault's use of it closes what was "
+                "sealed under it"
+            )
         found = await asyncio.to_thread(_key_of, self.kms, tenant)  # KMS, not S3: its client retries
         if found is None:
             outcome.key = "none (the client had no key)"

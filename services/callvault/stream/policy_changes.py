@@ -37,6 +37,7 @@ from callvault.rules.client_policy import (
     Role,
     Scope,
     cancel_version,
+    key_versions,
     next_versions,
     role_versions,
     site_versions,
@@ -186,6 +187,28 @@ async def change_role(
         return role_versions(
             history, tenant, role, contact, changed_by=changed_by, reason=reason, changed_at=now
         )
+
+    return await _prove(s3, settings, emit, tenant, make)
+
+
+async def change_kms_key(
+    s3: BaseClient,
+    settings: Settings,
+    emit: Emit,
+    tenant: str,
+    kms_key: str | None,
+    *,
+    changed_by: str,
+    reason: str,
+    now: datetime,
+) -> PolicyVersion:
+    """Seal the tenant's new objects under the client's own KMS key (None: callvault's again), at once."""
+
+    def make(history: list[PolicyVersion]) -> list[PolicyVersion]:
+        return key_versions(
+            history, tenant, kms_key, settings.allowed_places, changed_by=changed_by, reason=reason,
+            changed_at=now,
+        )  # fmt: skip
 
     return await _prove(s3, settings, emit, tenant, make)
 

@@ -39,7 +39,7 @@ from callvault.rules.call_state import (
     source_retry_at,
     wake_at,
 )
-from callvault.rules.client_policy import Terms, terms_at
+from callvault.rules.client_policy import Terms, kms_key_at, terms_at
 from callvault.rules.durations import CalendarDuration
 from callvault.rules.metadata_doc import canonical_bytes, metadata_document, sha256_hex
 from callvault.rules.pause_audio import AudioFinding
@@ -105,6 +105,12 @@ class CallProcessor(WorkerPart):
         """What applies to this call at `at`: its tenant's (and queue's) client policy, else the defaults."""
         history = self.policies.get(state.tenant, ())
         return terms_at(history, state.queue, at, self.settings.policy_defaults)
+
+    def _seal(self, state: CallState, data_class: str, at: datetime) -> s3ops.Seal | None:
+        """How an object of this call is sealed: under the client's own key where its policy names one
+        (bring your own key), else callvault's key for the tenant; None when sealing is off."""
+        kms_key = kms_key_at(self.policies.get(state.tenant, ()), at)
+        return self.keyring.seal_for(state.tenant, data_class, kms_key)
 
     def known_version(self, state: CallState) -> int:
         """The newest version of the call's tenant's policy this worker has read (0: none): written
@@ -381,7 +387,7 @@ class CallProcessor(WorkerPart):
             extra_metadata={"call-id": state.call_id, "tenant": state.tenant, **dating},
             retain_until=step.expires_at,
             check_tags=not self.copy_tags_kept,
-            seal=self.keyring.seal_for(state.tenant, RetentionClass.RECORDING.value),
+            seal=self._seal(state, RetentionClass.RECORDING.value, now),
             stuck_after_s=self.settings.source_stuck_s,
             still_answering=self._sources_answer,
         )
@@ -483,7 +489,7 @@ class CallProcessor(WorkerPart):
             tags=tags,
             extra_metadata={**dating, SUBJECTS_META: " ".join(subjects)} if subjects else dating,
             retain_until=expires,
-            seal=self.keyring.seal_for(state.tenant, RetentionClass.METADATA.value),
+            seal=self._seal(state, RetentionClass.METADATA.value, now),
         )
         ref = written.ref
         await self._lock_if_held(state, ref)

@@ -33,9 +33,10 @@ class MetadataRewrites(WorkerPart):
             else None
         )
 
-    def _seal(self, tenant: str) -> s3ops.Seal | None:
-        """How a rewritten document is sealed: under its client's key, as when it was first written."""
-        return self.keyring.seal_for(tenant, str(RetentionClass.METADATA))
+    def _seal(self, tenant: str, stored: s3ops.StoredDocument) -> s3ops.Seal | None:
+        """How a rewritten document is sealed: under the key it was sealed under (its client's, the
+        client's own, or the hold key); a document stored unsealed, as a new one would be."""
+        return self.keyring.seal_for(tenant, str(RetentionClass.METADATA), stored.key_id)
 
     async def _rectify(self, record: RequestRecord, entries: list[IndexEntry]) -> LifecycleBase:
         """The call's metadata corrected or completed as a new version (the old one removed), its subject
@@ -75,7 +76,8 @@ class MetadataRewrites(WorkerPart):
             await self.s3.run("indexing the rectified call", put_entries, self.meta, named, stored.tags)
         written = await self.s3.run(
             f"writing the rectified metadata of call {call_id}", s3ops.rewrite_document, self.meta, key,
-            stored, canonical_bytes(doc), {SUBJECTS_META: " ".join(subjects)}, self._seal(record.tenant),
+            stored, canonical_bytes(doc), {SUBJECTS_META: " ".join(subjects)},
+            self._seal(record.tenant, stored),
         )  # fmt: skip
         ref = written.ref
         if moved:
@@ -129,7 +131,7 @@ class MetadataRewrites(WorkerPart):
                 written = await self.s3.run(
                     f"erasing the agent from call {entry.call_id}", s3ops.rewrite_document, self.meta, key,
                     stored, canonical_bytes(doc), {SUBJECTS_META: " ".join(subjects)},
-                    self._seal(entry.tenant),
+                    self._seal(entry.tenant, stored),
                 )  # fmt: skip
                 await self.emit([evidence.metadata_rewritten(
                     record.tenant, entry.call_id, written.ref, doc, stored.metadata, self.clock.now(),
