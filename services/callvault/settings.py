@@ -79,8 +79,8 @@ class Settings(BaseSettings):
     )
     kms_endpoint: str = Field(
         "",
-        description="the KMS holding each client's key; empty: AWS KMS in the region (moto's server, "
-        "CALLVAULT_S3_ENDPOINT, when that is the embedded stack's)",
+        description="the KMS holding each client's key; empty: AWS KMS in the region (with "
+        "CALLVAULT_ENV=dev and the store on loopback: the store's endpoint, moto answering KMS too)",
     )
     encryption: Literal["on", "off"] = Field(
         "on",
@@ -648,11 +648,13 @@ class Settings(BaseSettings):
 
     @property
     def kms_url(self) -> str | None:
-        """The KMS's endpoint: CALLVAULT_KMS_ENDPOINT; unset, moto's server where the store is the embedded
-        stack's, else None (AWS KMS in the region)."""
+        """The KMS's endpoint: CALLVAULT_KMS_ENDPOINT; unset, the store's own with CALLVAULT_ENV=dev and the
+        store on loopback (the embedded stack's moto answers KMS too), else None: AWS KMS in the region
+        (production behind a sidecar has its store on loopback as well, and says prod)."""
         if self.kms_endpoint:
             return self.kms_endpoint
-        return self.s3_endpoint if self.s3_endpoint == EMBEDDED_S3 else None
+        host = endpoint_host(self.s3_endpoint)
+        return self.s3_endpoint if self.env == "dev" and host is not None and is_loopback_host(host) else None
 
     def encryption_notice(self) -> str | None:
         """The line every start prints when new objects are stored unsealed, and why."""

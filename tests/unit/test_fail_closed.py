@@ -109,11 +109,12 @@ def test_on_loopback_with_env_dev_the_dev_values_run() -> None:
     ).check_production_ready()  # fmt: skip
     assert not Settings(kafka_bootstrap="127.0.0.1:9092,kafka:9092").on_loopback
     assert not Settings(s3_endpoint="").on_loopback  # AWS itself
-    # The clients' keys in AWS KMS (no KMS endpoint beside a store of one's own): not this machine.
-    assert not Settings(s3_endpoint="http://127.0.0.2:9000").on_loopback
-    assert Settings(
-        s3_endpoint="http://127.0.0.2:9000", encryption="off", encryption_off_reason="t"
-    ).on_loopback
+    # Dev on loopback: the store's endpoint answers KMS too (moto). The clients' keys in AWS KMS: not here.
+    assert Settings(s3_endpoint="http://127.0.0.2:9000").kms_url == "http://127.0.0.2:9000"
+    assert Settings(s3_endpoint="http://127.0.0.2:9000", env="prod").kms_url is None
+    assert not Settings(s3_endpoint="http://127.0.0.2:9000", env="prod").on_loopback
+    elsewhere = Settings(s3_endpoint="http://127.0.0.2:9000", kms_endpoint="https://kms.example.eu")
+    assert elsewhere.kms_url == "https://kms.example.eu" and not elsewhere.on_loopback
 
 
 # Production behind sidecar proxies (a service mesh, Dapr, `kubectl port-forward`): every endpoint on
