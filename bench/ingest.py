@@ -3,8 +3,11 @@
 On the embedded stack (Tansu + moto), in one run:
 1. callvault: N compliant calls (4 events each, audio already in staging) published
    as fast as possible to a running worker; the clock stops when the last call's
-   metadata is archived. Every call costs a server-side copy with SHA-256, a
-   metadata write, a source delete and three lifecycle events.
+   metadata is archived. Every call costs a read of its source, sealed under its
+   client's key and written (or, with encryption off, a server-side copy), a
+   metadata write, a source delete and three lifecycle events. The same calls
+   run first with CALLVAULT_ENCRYPTION=off, on buckets of their own: the two
+   rows give the cost of sealing, and KMS's requests per 1,000 calls.
 2. the floor: a bare aiokafka consume->produce loop moving the same number of
    events of the same size between two topics on the same broker.
 3. S3 requests per archived call, by operation, from the worker's own
@@ -129,8 +132,9 @@ def s3_requests(http_port: int, metric: str = "callvault_s3_requests_total") -> 
     return found
 
 
-# The purger's listings and the registries' reads run on timers, whatever the traffic: not the call's.
-PERIODIC = frozenset({"ListObjectsV2", "ListObjectVersions", "GetObject", "GetObjectLockConfiguration"})
+# The purger's listings run on timers, whatever the traffic: not the call's. (The registries' reads are
+# GETs too, a few every 5 s, counted with the call's own GET of its source, which it reads to seal it.)
+PERIODIC = frozenset({"ListObjectsV2", "ListObjectVersions", "GetObjectLockConfiguration"})
 
 
 def boto3_floor(settings: Settings, calls: int, per_call: dict[str, float]) -> dict[str, object]:
@@ -160,6 +164,9 @@ def boto3_floor(settings: Settings, calls: int, per_call: dict[str, float]) -> d
                 ChecksumAlgorithm="SHA256",
             ),  # fmt: skip
             "GetObjectTagging": lambda: s3.get_object_tagging(**target),
+            "GetObject": lambda: s3.get_object(Bucket=settings.staging_bucket, Key=f"{key}.wav")[
+                "Body"
+            ].read(),
             "PutObjectRetention": lambda: s3.put_object_retention(
                 **target, Retention={"Mode": "GOVERNANCE", "RetainUntilDate": until}
             ),
@@ -169,8 +176,12 @@ def boto3_floor(settings: Settings, calls: int, per_call: dict[str, float]) -> d
             ),
         }
         for op, count in per_call.items():
-            for _ in range(round(count)):
+            for n in range(round(count)):
                 try:
+                    if op == "PutObject" and n == 0 and "CopyObject" not in per_call:
+                        # The recording itself, sealed and written by one PUT: the audio's size.
+                        s3.put_object(**target, Body=audio, ChecksumAlgorithm="SHA256")
+                        continue
                     ops[op]()
                 except Exception:  # noqa: BLE001 - a HEAD of a missing key answers 404, as the worker's does
                     pass

@@ -124,6 +124,7 @@ class Keyring:
         self._opened: dict[tuple[str, bytes], tuple[bytes, float]] = {}
         self._keyed: set[str] = set()  # tenants whose key is known to exist
         self._lock = threading.Lock()
+        self._making = threading.Lock()
         self.unwraps = 0  # KMS Decrypt calls made: what the bench reports
 
     @classmethod
@@ -136,8 +137,10 @@ class Keyring:
 
     def new_object(self, how: Seal, length: int) -> tuple[SealedHeader, bytes]:
         if how.kms_key is None and how.tenant not in self._keyed:
-            ensure_tenant_key(self.kms, how.tenant)  # a client's first call: its key is made here
-            self._keyed.add(how.tenant)
+            with self._making:  # the S3 pool's threads seal side by side: one of them makes the key
+                if how.tenant not in self._keyed:
+                    ensure_tenant_key(self.kms, how.tenant)  # a client's first call: its key is made here
+                    self._keyed.add(how.tenant)
         plain, wrapped, key_id = self.data_keys.for_object(how.tenant, how.data_class, how.kms_key)
         context = {"tenant": how.tenant, "data_class": how.data_class}
         return new_header(key_id, wrapped, length, context), plain
