@@ -40,7 +40,14 @@ def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
              f"{r['worker_cpu_ms_per_call']} ms, {r['worker_cpu_over_boto3_floor']}× the floor",
              f"a bare boto3 client sending the same requests: "
              f"{r['boto3_floor']['cpu_ms_per_call']} ms a call"),
-        ] if "boto3_floor" in r else [])  # fmt: skip
+        ] if "boto3_floor" in r else []) + ([
+            ("ingest sealed under each client's key, against unsealed",
+             f"{cv['calls_per_s']} against {r['unsealed']['calls_per_s']} calls/s; worker "
+             f"{cv['worker_cpu_ms_per_call']} against {r['unsealed']['worker_cpu_ms_per_call']} ms CPU "
+             "a call",
+             f"the same {cv['calls']} calls in one run, buckets of their own; KMS "
+             f"{cv['kms_requests_per_1000_calls']} requests per 1,000 sealed calls"),
+        ] if "unsealed" in r else [])  # fmt: skip
     if name == "purge":
         t, late = r["throughput"], r["lateness"]
         ls = late["lateness_s"]
@@ -59,9 +66,13 @@ def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
             ("audio_whole_30s", "API, whole 30 s recording"),
         ):
             loaded = r["results"][kind]["loaded"]
+            plain = r["unsealed"][kind]["loaded"] if "unsealed" in r else None
+            unsealed = f" (unsealed: {plain['requests_per_s']} req/s, p99 {plain['p99_ms']:,.0f} ms)"
             rows.append((
-                label, f"{loaded['requests_per_s']} req/s, p99 {loaded['p99_ms']:,.0f} ms",
-                f"{r['clients']} connections ({r['results']['load_generator']}), {loaded['errors']} errors",
+                label, f"{loaded['requests_per_s']} req/s, p99 {loaded['p99_ms']:,.0f} ms"
+                + (unsealed if plain else ""),
+                f"{r['clients']} connections ({r['results']['load_generator']}), {loaded['errors']} errors"
+                + (", objects sealed under each client's key" if plain else ""),
             ))  # fmt: skip
         return rows
     if name.startswith("audit"):
