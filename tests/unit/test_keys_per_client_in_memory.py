@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 from callvault.audit.store_walk import walk_store
 from callvault.contract.sealed import SEGMENT_BYTES
@@ -18,9 +19,9 @@ from callvault.rules.store_check import check_store, log_view
 from callvault.settings import Settings
 from callvault.simulation.audio import make_wav
 from callvault.storage.archive import put_document
-from callvault.storage.holds import HoldRecord, put_hold
+from callvault.storage.holds import HoldRecord, put_hold, set_object_lock_hold
 from callvault.storage.rewrapping import Rewrap, rewrap_tenant
-from callvault.storage.sealing import KeyRefused, Keyring, SealedRefused, open_plain, read_plain
+from callvault.storage.sealing import KeyRefused, Keyring, Seal, SealedRefused, open_plain, read_plain
 from callvault.storage.tenant_keys import make_kms_client, tenant_key
 from callvault.stream.offboarding import Offboarding
 from callvault.testing import Harness
@@ -247,3 +248,57 @@ async def test_a_client_brings_its_own_key_and_keeps_it_at_the_contracts_end(h: 
     assert outcome.key_note is not None and own in outcome.key_note
     assert kms.describe_key(KeyId=own)["KeyMetadata"]["KeyState"] == "Enabled", "the client's, not ours"
     assert tenant_key(kms, "acme")["KeyState"] == "PendingDeletion"  # type: ignore[index]  # callvault's
+
+
+async def test_objects_archived_before_sealing_are_sealed_in_place_proven_and_resumed() -> None:
+    from callvault.cli.storage import _seal_one
+    from callvault.storage.layout import parse_archive_key
+    from callvault.storage.sealing_in_place import drop_replaced, seal_key
+
+    before = Settings(encryption="off", encryption_off_reason="archived before issue 29")
+    async with Harness(before) as h:
+        calls = [await archived(h), await archived(h)]
+        put_hold(h.s3, h.settings.metadata_bucket, HoldRecord(
+            call_id=calls[1].call_id, tenant="acme", reason="dispute", placed_by="legal",
+            placed_at=h.clock.now(), command_id=str(uuid.uuid4()),
+        ))  # fmt: skip
+        keyring = Keyring(make_kms_client(h.settings))
+        objs = [
+            event_of(h, c, t)["object"] for c in calls for t in ("recording.archived", "metadata.archived")
+        ]
+        held_rec = objs[2]  # the S3 legal hold `hold place` sets on a held call's objects
+        set_object_lock_hold(h.s3, held_rec["bucket"], [(held_rec["key"], held_rec["version_id"])], True)
+        assert all(stored(h, {"object": o}) == h.read(o["bucket"], o["key"]) for o in objs), "unsealed so far"
+        # A run cut short: the first recording sealed, never proven, its unsealed version still there.
+        first = objs[0]
+        how = Seal(keyring, "acme", "recording")
+        cut = seal_key(h.s3, first["bucket"], first["key"], how)
+        assert cut is not None and not cut.resumed
+        for obj in objs:
+            parsed = parse_archive_key(obj["key"])
+            assert parsed is not None
+            kind = "recording" if obj["bucket"] == h.settings.recordings_bucket else "metadata"
+            how_now = Seal(keyring, "acme", kind)
+            said = await _seal_one(h.s3, h._emit, obj["bucket"], obj["key"], parsed, how_now, Console())
+            assert said == ("finished" if obj is first else "sealed"), obj["key"]
+        for call, obj in zip([c for c in calls for _ in (0, 1)], objs, strict=True):
+            at_rest = stored(h, {"object": obj})
+            assert at_rest.startswith(b"CVS1") and len(h.s3.list_object_versions(
+                Bucket=obj["bucket"], Prefix=obj["key"])["Versions"]) == 1  # fmt: skip
+            if obj["bucket"] == h.settings.recordings_bucket:
+                assert h.read(obj["bucket"], obj["key"]) == call.audio
+        proofs = h.lifecycle(type_="object.sealed")
+        assert len(proofs) == 4 and {p["object"]["key"] for p in proofs} == {o["key"] for o in objs}
+        assert drop_replaced  # the one removal path, used by _seal_one
+        found = list(walk_store(h.s3, h.settings, h.clock.now(), views=lambda b, d: log_view(h.lifecycle())))
+        buckets = {h.settings.recordings_bucket, h.settings.metadata_bucket}
+        held = {f"acme/{calls[1].call_id}"}
+        findings = check_store(
+            found, log_view(h.lifecycle()), held, h.clock.now(), timedelta(minutes=5), buckets
+        )
+        assert [f for f in findings if f.rule == "version_not_archived"] == [], findings
+        version = h.s3.head_object(Bucket=held_rec["bucket"], Key=held_rec["key"])["VersionId"]
+        hold = h.s3.get_object_legal_hold(Bucket=held_rec["bucket"], Key=held_rec["key"], VersionId=version)
+        assert hold["LegalHold"]["Status"] == "ON", "the held call's sealed copy is held too"
+        assert await _seal_one(h.s3, h._emit, first["bucket"], first["key"], parse_archive_key(first["key"]),  # type: ignore[arg-type]
+                               how, Console()) == "already"  # fmt: skip

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from callvault.rules.data_classes import archived_events, deleted_events
-from callvault.rules.store_check import LogView, log_view
+from callvault.rules.store_check import SEALED_IN_PLACE, LogView, log_view
 
 BATCH = 10_000
 
@@ -40,7 +40,7 @@ class LogFacts:
 
     def add(self, events: Iterable[dict[str, Any]]) -> None:
         """Keep the archive and deletion events' facts; every other event is passed over."""
-        proofs = archived_events().keys() | deleted_events().keys()
+        proofs = archived_events().keys() | deleted_events().keys() | {SEALED_IN_PLACE}
         for event in events:
             kind = event.get("type")
             if kind not in proofs:

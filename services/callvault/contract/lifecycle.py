@@ -365,6 +365,18 @@ class TenantKeyDestroyed(_TenantEvent):
     deletion_date: Timestamp = Field(description="when the KMS destroys it (its pending window ends)")
 
 
+class ObjectSealed(LifecycleBase):
+    """Additive (2026-12-06, issue 29): an object archived before sealing, sealed in place by
+    `callvault storage encrypt-existing`: a new version under the client's key, the old one removed.
+    The log names every version that holds data, so `audit verify-store` knows the new one."""
+
+    type: Literal["object.sealed"] = "object.sealed"
+    object: ObjectRef = Field(description="the new, sealed version (sha256: its plaintext's, unchanged)")
+    replaced_version_ids: list[str] = Field(description="the unsealed versions it replaces, removed")
+    stored_sha256: Sha256Hex = Field(description="SHA-256 of the stored, sealed bytes")
+    key_id: str = Field(description="the KMS key that wraps its data key")
+
+
 class TenantEnabled(_TenantEvent):
     """An offboarded tenant taken on again: its events are accepted from now."""
 
@@ -561,6 +573,7 @@ LifecycleEvent = Annotated[
     | TenantReturned
     | TenantErased
     | TenantKeyDestroyed
+    | ObjectSealed
     | TenantEnabled
     | CommandAccepted
     | CommandRefusedEvent,

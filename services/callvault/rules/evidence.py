@@ -24,6 +24,7 @@ from callvault.contract.lifecycle import (
     MetadataArchived,
     ObjectDeleted,
     ObjectRef,
+    ObjectSealed,
     PausedSpan,
     PaymentSecured,
     PaymentWindow,
@@ -227,6 +228,24 @@ def metadata_rewritten(
         policy_known=int(known) if known else None,
         queue=dating.get("queue"),
         **_sealed(sealed),
+    )
+
+
+def object_sealed(
+    tenant: str, call_id: str, obj: ObjectRef, replaced: list[str], stored_sha256: str, key_id: str,
+    now: datetime,
+) -> ObjectSealed:  # fmt: skip
+    """The proof that an object archived unsealed was sealed in place; its id from the sealed version, so
+    a run resumed after a crash proves it again with the same id."""
+    return ObjectSealed(
+        event_id=deterministic_id("object.sealed", obj.bucket, obj.key, obj.version_id or "null"),
+        call_id=call_id,
+        tenant=tenant,
+        occurred_at=now,
+        object=obj,
+        replaced_version_ids=replaced,
+        stored_sha256=stored_sha256,
+        key_id=key_id,
     )
 
 

@@ -96,9 +96,18 @@ def log_view(events: Iterable[dict[str, Any]]) -> LogView:
             for sha in (obj.get("sha256"), event.get("stored_sha256")):
                 if sha:
                     view.sha256s.setdefault(where, set()).add(str(sha))
+        elif kind == SEALED_IN_PLACE:  # a version sealed in place: it holds data the log names
+            if obj.get("version_id"):
+                view.versions.setdefault(where, set()).add(str(obj["version_id"]))
+            for sha in (obj.get("sha256"), event.get("stored_sha256")):
+                if sha:
+                    view.sha256s.setdefault(where, set()).add(str(sha))
         elif kind in deleted:
             view.deleted[where] = str(event.get("event_id"))
     return view
+
+
+SEALED_IN_PLACE = "object.sealed"
 
 
 def is_past_due(found: FoundKey, as_of: datetime, tolerance: timedelta) -> bool:

@@ -489,7 +489,7 @@ def _stream_across_stores(
     return CopyOutcome("mismatch", detail=f"the source's SHA-256 is {actual}, the event announced {sha256}")
 
 
-def _checked_put_args(body: bytes) -> dict[str, Any]:
+def checked_put_args(body: bytes) -> dict[str, Any]:
     """Both hashes of a body, for the store to check what it got (see `put_document`)."""
     return {
         "ChecksumAlgorithm": "SHA256",
@@ -521,7 +521,7 @@ def _seal_recording(
             extra_args["Metadata"] = {**extra_args["Metadata"], **sealed.metadata()}
             response = s3.put_object(
                 Bucket=target_bucket, Key=target_key, Body=sealed.body, **extra_args,
-                **_checked_put_args(sealed.body), **governance(s3, target_bucket, retain_until),
+                **checked_put_args(sealed.body), **governance(s3, target_bucket, retain_until),
             )  # fmt: skip
             ref = _ref(target_bucket, target_key, sha256, size_bytes, response.get("VersionId"))
             return CopyOutcome("archived", ref, sealing=Sealing(sealed.key_id, sealed.stored_sha256))
@@ -588,7 +588,7 @@ def put_document(
         ContentType="application/json",
         Metadata=metadata,
         Tagging=tagging_header(tags),
-        **_checked_put_args(stored),
+        **checked_put_args(stored),
         **governance(s3, bucket, retain_until),
     )
     return Written(_ref(bucket, key, sha256, len(body), response.get("VersionId")), sealing)
