@@ -415,14 +415,7 @@ def key_versions(
                 f"the key is in {found.group(1)}, which CALLVAULT_ALLOWED_REGIONS does not allow: the keys "
                 "that open the client's data stay where its data may be"
             )
-    later = pending_versions(history, changed_at)
-    if later:
-        first = later[0]
-        raise PolicyRefused(
-            f"version {first.version} takes effect at {first.effective_at:%Y-%m-%dT%H:%M:%SZ}; change the "
-            f"key once it has, or cancel it first: callvault policy cancel {tenant} {first.version} "
-            "--reason ..."
-        )
+    _refuse_while_pending(history, tenant, changed_at, "key")
     base = version_at(history, changed_at)
     rules, queues = _with_scope(base, None, _scope_of(base, None))
     sites = base.allowed_sites if base else []
@@ -530,6 +523,19 @@ def cancel_version(
     )
 
 
+def _refuse_while_pending(history: Sequence[PolicyVersion], tenant: str, at: datetime, what: str) -> None:
+    """A change in force at once is refused while a version is pending: built before, that version would
+    undo it when it takes effect."""
+    later = pending_versions(history, at)
+    if later:
+        first = later[0]
+        raise PolicyRefused(
+            f"version {first.version} takes effect at {first.effective_at:%Y-%m-%dT%H:%M:%SZ}; change the "
+            f"{what} once it has, or cancel it first: callvault policy cancel {tenant} {first.version} "
+            "--reason ..."
+        )
+
+
 def role_versions(
     history: Sequence[PolicyVersion],
     tenant: str,
@@ -551,14 +557,7 @@ def role_versions(
         raise PolicyRefused("give --role, --contact or both")
     if contact is not None and not contact.strip():
         raise PolicyRefused("--contact is empty: say where the client takes its subjects' requests")
-    later = pending_versions(history, changed_at)
-    if later:
-        first = later[0]
-        raise PolicyRefused(
-            f"version {first.version} takes effect at {first.effective_at:%Y-%m-%dT%H:%M:%SZ}; change the "
-            f"role once it has, or cancel it first: callvault policy cancel {tenant} {first.version} "
-            "--reason ..."
-        )
+    _refuse_while_pending(history, tenant, changed_at, "role")
     base = version_at(history, changed_at)
     change: dict[str, Any] = {}
     if role is not None:

@@ -21,7 +21,7 @@ from typing import Any
 from botocore.client import BaseClient
 from pydantic import BaseModel
 
-from callvault.storage.archive import ensure_tags, governance, head, object_tags
+from callvault.storage.archive import NO_LOCK_CODES, ensure_tags, governance, head, object_tags
 from callvault.storage.errors import error_code
 from callvault.storage.offboarding import tenant_keys
 from callvault.storage.registry import read_entry, write_entry
@@ -80,11 +80,7 @@ def _legal_hold(s3: BaseClient, bucket: str, key: str, version: str, status: str
     try:
         s3.put_object_legal_hold(Bucket=bucket, Key=key, VersionId=version, LegalHold={"Status": status})
     except Exception as exc:
-        if error_code(exc) not in {
-            "InvalidRequest",
-            "NotImplemented",
-            "ObjectLockConfigurationNotFoundError",
-        }:
+        if error_code(exc) not in NO_LOCK_CODES:  # a bucket without object lock: no hold to carry
             raise
 
 

@@ -22,7 +22,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.client import BaseClient
 
 from callvault.storage import archive
-from callvault.storage.archive import PLAIN_SIZE_META, SHA_META, governance, object_tags
+from callvault.storage.archive import NO_LOCK_CODES, PLAIN_SIZE_META, SHA_META, governance, object_tags
 from callvault.storage.errors import error_code
 from callvault.storage.layout import tagging_header
 from callvault.storage.sealing import (
@@ -79,8 +79,7 @@ def _held(s3: BaseClient, bucket: str, key: str, version: str) -> bool:
             == "ON"
         )
     except Exception as exc:
-        if error_code(exc) in {"NoSuchObjectLockConfiguration", "InvalidRequest", "NotImplemented",
-                               "ObjectLockConfigurationNotFoundError"}:  # fmt: skip
+        if error_code(exc) in {*NO_LOCK_CODES, "NoSuchObjectLockConfiguration"}:
             return False
         raise
 
