@@ -75,14 +75,15 @@ dev: $(STAMP)
 # Then the Apache Kafka lane: the real-stack tests that prove the broker's part (the pipeline's outcomes,
 # offsets, a restarted worker's state, kill -9 at random, two workers and one killed, TLS and SCRAM
 # users, which start a secured broker of their own) on Apache Kafka,
-# a broker per test process. The two kill tests run there instead of on Tansu (Apache Kafka is the truth;
-# `make test-faults` still runs them on Tansu), which keeps both lanes within 10 minutes on 2 cores.
+# a broker per test process. The two kill tests and the restart test run there instead of on Tansu (Apache
+# Kafka is the truth; `make test-faults` and `make test-integration` still run them on Tansu), which keeps
+# both lanes within 10 minutes on 2 cores.
 # `make test-kafka` runs every real-stack test on Apache Kafka.
 KAFKA_LANE := tests/integration/test_outcomes.py tests/integration/test_broker_offsets.py \
 	tests/integration/test_restart.py tests/faults/test_killed_worker.py tests/faults/test_two_workers.py \
 	tests/integration/test_kafka_security.py
 KAFKA_ONLY := --ignore=tests/faults/test_killed_worker.py --ignore=tests/faults/test_two_workers.py \
-	--ignore=tests/integration/test_kafka_security.py
+	--ignore=tests/integration/test_kafka_security.py --ignore=tests/integration/test_restart.py
 test: $(STAMP) browser rgw kafka
 	@if [ -f $(KAFKA_STAMP) ]; then \
 	  $(BIN)/python -m pytest -q -n 2 --dist loadfile $(KAFKA_ONLY) && \
