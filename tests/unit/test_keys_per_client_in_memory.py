@@ -302,3 +302,19 @@ async def test_objects_archived_before_sealing_are_sealed_in_place_proven_and_re
         assert hold["LegalHold"]["Status"] == "ON", "the held call's sealed copy is held too"
         assert await _seal_one(h.s3, h._emit, first["bucket"], first["key"], parse_archive_key(first["key"]),  # type: ignore[arg-type]
                                how, Console()) == "already"  # fmt: skip
+
+
+async def test_a_clients_object_copied_under_another_clients_key_is_refused(h: Harness) -> None:
+    """Genuine bytes under the wrong client's key: they open, but are not served as that client's."""
+    globex = await archived(h, "globex")
+    acme = await archived(h, "acme")
+    source = event_of(h, globex, "recording.archived")["object"]
+    target = event_of(h, acme, "recording.archived")["object"]
+    answer = h.s3.get_object(Bucket=source["bucket"], Key=source["key"])
+    h.s3.put_object(Bucket=target["bucket"], Key=target["key"], Body=answer["Body"].read(),
+                    Metadata=answer["Metadata"])  # fmt: skip
+    with pytest.raises(SealedRefused, match="sealed for tenant 'globex' but stored under 'acme'"):
+        h.read(target["bucket"], target["key"])
+    keyring = Keyring.for_settings(h.settings)
+    with pytest.raises(SealedRefused, match="moved there"):
+        open_plain(h.s3, keyring, target["bucket"], target["key"], 0, 99)

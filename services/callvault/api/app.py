@@ -54,6 +54,7 @@ from callvault.rules.retention import RetentionClass
 from callvault.settings import Settings
 from callvault.storage.client import make_s3_client
 from callvault.storage.layout import metadata_key_of_day
+from callvault.storage.sealing import KeyRefused, SealedRefused
 from callvault.stream.offloop import S3Runner
 
 WEB = Path(__file__).parent / "web"
@@ -193,6 +194,22 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def unlogged(_: Request, exc: AccessNotLogged) -> JSONResponse:
         message = "the access could not be written to the audit log, so it was not allowed; try again"
         return JSONResponse({"error": message, "status": 503}, 503)
+
+    # A stored object that does not open under its client's key: the sentence names no other tenant and no
+    # key (what failed goes to the log, for the operators).
+    @app.exception_handler(KeyRefused)
+    async def shredded(request: Request, exc: KeyRefused) -> JSONResponse:
+        log.warning("%s %s: %s", request.method, request.url.path.split("/audio/")[0], exc)
+        message = "the client's key for this data is destroyed or disabled: it can no longer be read"
+        return JSONResponse({"error": message, "status": 410}, 410)
+
+    @app.exception_handler(SealedRefused)
+    async def altered(request: Request, exc: SealedRefused) -> JSONResponse:
+        log.error("%s %s: %s", request.method, request.url.path.split("/audio/")[0], exc)
+        message = (
+            "the stored object does not open under its client's key (altered or moved); nothing is served"
+        )
+        return JSONResponse({"error": message, "status": 500}, 500)
 
 
 def purpose_of(

@@ -61,7 +61,7 @@ def _read_json(s3: BaseClient, keyring: Keyring, bucket: str, key: str) -> tuple
     answer = get_or_none(s3, bucket, key)
     if answer is None:
         return None
-    return json.loads(opened(keyring, answer)), answer.get("ETag", "")
+    return json.loads(opened(keyring, answer, key)), answer.get("ETag", "")
 
 
 def _open(s3: BaseClient, keyring: Keyring, bucket: str, key: str, byte_range: ByteRange | None) -> Any:

@@ -626,7 +626,7 @@ def read_document(s3: BaseClient, keyring: Keyring, bucket: str, key: str) -> St
     written = (SHA_META, EXPIRES_META, PLAIN_SIZE_META, *SEALING_META)
     kept = {k: v for k, v in (answer.get("Metadata") or {}).items() if k not in written}
     return StoredDocument(
-        doc=json.loads(opened(keyring, answer)),
+        doc=json.loads(opened(keyring, answer, key)),
         version_id=version,
         tags=object_tags(s3, bucket, key, version),
         metadata=kept,

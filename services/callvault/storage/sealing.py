@@ -43,6 +43,7 @@ from callvault.contract.sealed import (
 )
 from callvault.settings import Settings
 from callvault.storage.errors import error_code
+from callvault.storage.layout import parse_archive_key
 from callvault.storage.tenant_keys import DataKeys, KeyRefused, ensure_tenant_key, make_kms_client, unwrap
 
 SEALED_META = "sealed"  # user metadata: the format's magic ("CVS1") on a sealed object
@@ -219,11 +220,27 @@ class SealingReader:
         return self.header.key_id
 
 
-def open_bytes(keyring: Keyring, data: bytes, metadata: dict[str, str] | None) -> bytes:
-    """An object's plaintext from its stored bytes and user metadata (unsealed objects as they are)."""
+def in_its_place(header: SealedHeader, key: str) -> SealedHeader:
+    """The header, once it is sure the object was sealed for the tenant whose key it is stored under: a
+    client's object copied under another client's key (whole, bytes and metadata) opens, as it is
+    genuine, but must not be served as the other client's."""
+    place = parse_archive_key(key)
+    sealed_for = header.context.get("tenant")
+    if place is not None and sealed_for != place.tenant:
+        raise SealedRefused(
+            f"sealed for tenant {sealed_for!r} but stored under {place.tenant!r}'s key: moved there, not "
+            "archived there"
+        )
+    return header
+
+
+def open_bytes(keyring: Keyring, data: bytes, metadata: dict[str, str] | None, key: str = "") -> bytes:
+    """An object's plaintext from its stored bytes and user metadata (unsealed objects as they are);
+    `key`: where it is stored, which must be its tenant's."""
     if not is_sealed(metadata):
         return data
-    return open_all(data, keyring.data_key(current(parse_header(data), metadata)))
+    header = in_its_place(current(parse_header(data), metadata), key)
+    return open_all(data, keyring.data_key(header))
 
 
 def read_plain(
@@ -232,12 +249,12 @@ def read_plain(
     """A whole object's plaintext, and the store's answer to its GET (its metadata, version, ETag)."""
     kwargs = {"VersionId": version} if version else {}
     answer = dict(s3.get_object(Bucket=bucket, Key=key, **kwargs))
-    return opened(keyring, answer), answer
+    return opened(keyring, answer, key), answer
 
 
-def opened(keyring: Keyring, answer: dict[str, Any]) -> bytes:
-    """The plaintext of a GET's answer (its body read here)."""
-    return open_bytes(keyring, answer["Body"].read(), answer.get("Metadata"))
+def opened(keyring: Keyring, answer: dict[str, Any], key: str) -> bytes:
+    """The plaintext of a GET's answer for `key` (its body read here)."""
+    return open_bytes(keyring, answer["Body"].read(), answer.get("Metadata"), key)
 
 
 def _get(s3: BaseClient, bucket: str, key: str, version: str | None, first: int, last: int) -> dict[str, Any]:
@@ -276,6 +293,11 @@ class PlainRange:
         self._pending += plain[offset : offset + plain_last - self._next + 1]
         self._next = plain_last + 1
 
+    def prefetch(self) -> None:
+        """Fetch and open the first group of segments, if none is waiting."""
+        if not self._pending and self._next <= self._last:
+            self._fill()
+
     def read(self, amount: int = -1) -> bytes:
         while (amount is None or amount < 0 or len(self._pending) < amount) and self._next <= self._last:
             self._fill()
@@ -307,7 +329,7 @@ def sealed_header(
     size = header_size(data)
     if size > len(data):
         data = _get(s3, bucket, key, version, 0, size - 1)["Body"].read()
-    return current(parse_header(data), answer.get("Metadata")), answer
+    return in_its_place(current(parse_header(data), answer.get("Metadata")), key), answer
 
 
 def open_plain(
@@ -325,4 +347,6 @@ def open_plain(
         return s3.get_object(Bucket=bucket, Key=key, **kwargs)["Body"]
     start = first or 0
     end = header.length - 1 if last is None else min(last, header.length - 1)
-    return PlainRange(s3, keyring, bucket, key, version, header, start, end)
+    body = PlainRange(s3, keyring, bucket, key, version, header, start, end)
+    body.prefetch()  # the first segments opened now: what does not open is refused before any byte is sent
+    return body
