@@ -146,17 +146,22 @@ def test_a_recording_streamed_from_another_store_keeps_its_tags_and_hash(store: 
     assert hashlib.sha256(read).hexdigest() == ref.sha256
 
 
-def test_a_source_in_a_bucket_the_store_has_not_got_is_unreadable_for_good(store: Store) -> None:
+@pytest.mark.parametrize("sealed", [False, True], ids=["copied", "sealed"])
+def test_a_source_in_a_bucket_the_store_has_not_got_is_unreadable_for_good(
+    store: Store, sealed: bool
+) -> None:
     """An allowed source bucket (CALLVAULT_SOURCE_BUCKETS) that does not exist: no retry can help.
 
     HEAD answers a bare 404 for it, like a missing key; on main the call ended as
-    `source_missing` after its lookups instead of `source_unreadable`.
+    `source_missing` after its lookups instead of `source_unreadable`. Sealed, the
+    recording is read by one GET, which names the missing bucket itself.
     """
+    seal = store.keyring().seal_for("acme", "recording") if sealed else None
     with pytest.raises(SourceFault) as caught:
         copy_recording(
             store.s3, source_bucket=f"{store.settings.staging_bucket}-gone", source_key="t/c-1.wav",
             target_bucket=store.settings.recordings_bucket, target_key="acme/t/c-1.wav",
-            sha256="0" * 64, size_bytes=1, content_type="audio/wav", tags=TAGS, extra_metadata={},
+            sha256="0" * 64, size_bytes=1, content_type="audio/wav", tags=TAGS, extra_metadata={}, seal=seal,
         )  # fmt: skip
     assert is_permanent(caught.value.cause) and error_code(caught.value.cause) == "NoSuchBucket"
     assert not _versions(store, store.settings.recordings_bucket, "acme/t/c-1.wav")
@@ -453,6 +458,12 @@ def test_a_sealed_recording_holds_no_plaintext_and_reads_back_whole_and_by_range
         assert open_plain(store.s3, keyring, bucket, key, first, last).read() == body[first : last + 1]
     again = _archive(store, _staged(store, body), body, seal=keyring.seal_for("acme", "recording"))
     assert again.detail == "already archived" and len(_versions(store, bucket, key)) == 1
+    gone = _archive(store, "t/never-uploaded.wav", body, seal=keyring.seal_for("acme", "recording"))
+    assert gone.status == "source_missing"
+    longer = _archive(
+        store, _staged(store, body + b"x", "t/c-3.wav"), body, seal=keyring.seal_for("acme", "recording")
+    )
+    assert longer.status == "mismatch" and "bytes but the event announced" in longer.detail
 
 
 def test_a_sealed_recording_streamed_in_parts_reads_back(

@@ -347,21 +347,17 @@ def copy_recording(
         ensure_tags(s3, target_bucket, target_key, done.version_id, tags)
         retain(s3, target_bucket, target_key, done.version_id, retain_until)
         return CopyOutcome("archived", done, "already archived")
-    source = on_source(head_source, source_s3 or s3, source_bucket, source_key)
-    if source is None:
-        return CopyOutcome("source_missing", detail=f"s3://{source_bucket}/{source_key} does not exist")
-    actual_size = int(source["ContentLength"])
-    if actual_size != size_bytes:
-        return CopyOutcome(
-            "mismatch",
-            detail=f"the source has {actual_size} bytes but the event announced {size_bytes}",
-        )
     metadata = _user_metadata(sha256, tags, extra_metadata)
-    if seal is not None:
+    if seal is not None:  # one GET, whose answer also says whether the source is there, and its size
         return _seal_recording(
             source_s3 or s3, s3, source_bucket, source_key, target_bucket, target_key, sha256, size_bytes,
             tags, {"ContentType": content_type, "Metadata": metadata}, seal, retain_until,
         )  # fmt: skip
+    source = on_source(head_source, source_s3 or s3, source_bucket, source_key)
+    if source is None:
+        return _missing(source_bucket, source_key)
+    if int(source["ContentLength"]) != size_bytes:
+        return _size_mismatch(int(source["ContentLength"]), size_bytes)
     if source_s3 is not None:
         outcome = _stream_across_stores(
             source_s3, s3, source_bucket, source_key, target_bucket, target_key,
@@ -498,6 +494,16 @@ def checked_put_args(body: bytes) -> dict[str, Any]:
     }
 
 
+def _missing(bucket: str, key: str) -> CopyOutcome:
+    return CopyOutcome("source_missing", detail=f"s3://{bucket}/{key} does not exist")
+
+
+def _size_mismatch(actual: int, announced: int) -> CopyOutcome:
+    return CopyOutcome(
+        "mismatch", detail=f"the source has {actual} bytes but the event announced {announced}"
+    )
+
+
 def _seal_recording(
     source_s3: BaseClient, s3: BaseClient, source_bucket: str, source_key: str, target_bucket: str,
     target_key: str, sha256: str, size_bytes: int, tags: dict[str, str], extra_args: dict[str, Any],
@@ -506,7 +512,17 @@ def _seal_recording(
     """Read the source, seal it and write it: in one PUT (checked by the store, retained as written, no
     byte written unless the plaintext has the announced SHA-256) up to `STREAM_PART`, in parts beyond
     (the plaintext hashed on the way, the written version removed if it is not the announced one)."""
-    body = on_source(_open_body, source_s3, source_bucket, source_key)
+    # None when the key is not there; a bucket that is not there answers NoSuchBucket, for good: a GET has
+    # a body to say so, unlike a HEAD (see `head_source`).
+    answer = on_source(get_or_none, source_s3, source_bucket, source_key)
+    if answer is None:
+        return _missing(source_bucket, source_key)
+    body = answer["Body"]
+    if (
+        int(answer["ContentLength"]) != size_bytes
+    ):  # not read: a source far larger than announced costs nothing
+        body.close()
+        return _size_mismatch(int(answer["ContentLength"]), size_bytes)
     extra_args = {**extra_args, "Tagging": tagging_header(tags)}
     extra_args["Metadata"] = {**extra_args["Metadata"], PLAIN_SIZE_META: str(size_bytes)}
     try:
