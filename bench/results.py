@@ -67,10 +67,14 @@ def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
         ):
             loaded = r["results"][kind]["loaded"]
             plain = r["unsealed"][kind]["loaded"] if "unsealed" in r else None
-            unsealed = f" (unsealed: {plain['requests_per_s']} req/s, p99 {plain['p99_ms']:,.0f} ms)"
+            unsealed = (
+                f" (unsealed: {plain['requests_per_s']} req/s, p99 {plain['p99_ms']:,.0f} ms)"
+                if plain
+                else ""
+            )
             rows.append((
                 label, f"{loaded['requests_per_s']} req/s, p99 {loaded['p99_ms']:,.0f} ms"
-                + (unsealed if plain else ""),
+                + unsealed,
                 f"{r['clients']} connections ({r['results']['load_generator']}), {loaded['errors']} errors"
                 + (", objects sealed under each client's key" if plain else ""),
             ))  # fmt: skip
