@@ -6,13 +6,14 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from rich.console import Console
 
 from callvault.audit.store_walk import walk_store
+from callvault.clock import SystemClock
 from callvault.contract.sealed import SEGMENT_BYTES
 from callvault.rules.client_policy import PolicyRefused
 from callvault.rules.store_check import check_store, log_view
@@ -183,12 +184,16 @@ async def test_a_rotated_key_re_wraps_every_object_once_and_a_stopped_run_resume
     keyring = Keyring.for_settings(h.settings)
     arn = str(tenant_key(keyring.kms, "acme")["Arn"])  # type: ignore[index]
     keyring.kms.rotate_key_on_demand(KeyId=arn)
-    record = Rewrap(tenant="acme", key_id=arn, rotated_at=datetime.now(UTC))
+    # The rotation's instant is compared with the store's own dates (LastModified): the wall clock's, as
+    # the command's.
+    record = Rewrap(tenant="acme", key_id=arn, rotated_at=SystemClock().now())
     buckets = [h.settings.recordings_bucket, h.settings.metadata_bucket]
     seen: list[tuple[str, int, int]] = []
-    assert rewrap_tenant(h.s3, keyring, buckets, record, lambda *step: seen.append(step)) == 4
+    assert rewrap_tenant(h.s3, keyring, buckets, record, SystemClock(), lambda *step: seen.append(step)) == 4
     assert seen[-1] == (h.settings.metadata_bucket, 2, 2)
-    assert rewrap_tenant(h.s3, keyring, buckets, record) == 0, "a resumed run skips what is done"
+    assert rewrap_tenant(h.s3, keyring, buckets, record, SystemClock()) == 0, (
+        "a resumed run skips what is done"
+    )
     for call in calls:
         obj = event_of(h, call, "recording.archived")["object"]
         versions = h.s3.list_object_versions(Bucket=obj["bucket"], Prefix=obj["key"])["Versions"]

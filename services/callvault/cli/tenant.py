@@ -239,7 +239,7 @@ def rotate_key(
                     tasks[bucket] = progress.add_task(f"re-wrapping {bucket}", total=total)
                 progress.update(tasks[bucket], completed=done, total=total)
 
-            count = rewrapping.rewrap_tenant(s3, keyring, buckets, record, step)
+            count = rewrapping.rewrap_tenant(s3, keyring, buckets, record, SystemClock(), step)
         rewrapping.save_rewrap(s3, meta, record.model_copy(update={"done": True}))
     except (BotoCoreError, ClientError) as exc:
         raise UserError(describe(exc, settings.kms_endpoint or settings.s3_endpoint)) from exc

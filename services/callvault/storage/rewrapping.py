@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from botocore.client import BaseClient
 from pydantic import BaseModel
 
+from callvault.clock import Clock
 from callvault.storage.archive import NO_LOCK_CODES, ensure_tags, governance, head, object_tags
 from callvault.storage.errors import error_code
 from callvault.storage.offboarding import tenant_keys
@@ -105,17 +106,17 @@ def save_rewrap(s3: BaseClient, bucket: str, record: Rewrap) -> None:
 
 
 def rewrap_tenant(
-    s3: BaseClient, keyring: Keyring, buckets: list[str], record: Rewrap,
+    s3: BaseClient, keyring: Keyring, buckets: list[str], record: Rewrap, clock: Clock,
     progress: Callable[[str, int, int], None] = lambda what, done, total: None,
 ) -> int:  # fmt: skip
     """Every sealed object of the tenant re-wrapped under its key's current version, those re-wrapped
-    since the rotation skipped (a resumed run); how many were re-wrapped now."""
+    since the rotation skipped (a resumed run); how many were re-wrapped now. `clock` dates each."""
     done = 0
     for bucket in buckets:
         keys = [e.key for e in tenant_keys(s3, bucket, record.tenant) if e.data_version is not None]
         for count, key in enumerate(keys, start=1):
             moved = rewrap_object(
-                s3, keyring, bucket, key, record.key_id, datetime.now(UTC), since=record.rotated_at
+                s3, keyring, bucket, key, record.key_id, clock.now(), since=record.rotated_at
             )
             done += moved is not None
             progress(bucket, count, len(keys))
