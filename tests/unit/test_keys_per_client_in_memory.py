@@ -323,3 +323,17 @@ async def test_a_clients_object_copied_under_another_clients_key_is_refused(h: H
     keyring = Keyring.for_settings(h.settings)
     with pytest.raises(SealedRefused, match="moved there"):
         open_plain(h.s3, keyring, target["bucket"], target["key"], 0, 99)
+
+
+async def test_an_object_hidden_by_a_delete_marker_is_not_brought_back_by_sealing() -> None:
+    from callvault.storage.sealing_in_place import SealRefused, seal_key
+
+    async with Harness(Settings(encryption="off", encryption_off_reason="archived before issue 29")) as h:
+        call = await archived(h)
+        obj = event_of(h, call, "metadata.archived")["object"]
+        h.s3.delete_object(Bucket=obj["bucket"], Key=obj["key"])  # a marker on top, the version beneath
+        how = Seal(Keyring(make_kms_client(h.settings)), "acme", "metadata")
+        with pytest.raises(SealRefused, match="a delete marker hides it"):
+            seal_key(h.s3, obj["bucket"], obj["key"], how)
+        with pytest.raises(Exception, match="Not Found|404"):
+            h.s3.head_object(Bucket=obj["bucket"], Key=obj["key"])

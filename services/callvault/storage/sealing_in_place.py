@@ -90,6 +90,8 @@ def seal_key(s3: BaseClient, bucket: str, key: str, how: Seal) -> SealedInPlace 
     versions = _versions(s3, bucket, key)
     if not versions:
         return None
+    if not versions[0].get("IsLatest"):  # a delete marker on top: sealing it would bring it back
+        raise SealRefused(f"s3://{bucket}/{key} is deleted (a delete marker hides it): left for the purger")
     newest = versions[0]["VersionId"] or "null"
     head = _head(s3, bucket, key, newest)
     meta = dict(head.get("Metadata") or {})
