@@ -150,17 +150,19 @@ def _archived_sealed(
     says so); where it names none (an upload in parts), when its plaintext, opened, has the SHA-256."""
     version, meta = found.get("VersionId"), found.get("Metadata", {})
     stored = meta.get(STORED_META)
-    if stored and _stored_sha256(s3, bucket, key, version, found.get("ChecksumSHA256")) == stored:
+    if stored:
         size = int(meta.get(PLAIN_SIZE_META) or 0)
-        return _ref(bucket, key, sha256, size, version)
-    plain = None
-    if keyring is not None and not stored:
+        proven = _stored_sha256(s3, bucket, key, version, found.get("ChecksumSHA256")) == stored
+    else:
+        if keyring is None:
+            raise ValueError(f"s3://{bucket}/{key} is sealed: checking it needs the keyring that opens it")
         try:
-            plain = _plain_sha256(s3, keyring, bucket, key, version)
-        except SealedRefused:
-            plain = None
-    if plain is not None and plain[0] == sha256:
-        return _ref(bucket, key, sha256, plain[1], version)
+            actual, size = _plain_sha256(s3, keyring, bucket, key, version)
+        except (SealedRefused, KeyRefused):
+            actual = ""  # it does not open: not a copy of this recording, whatever it claims
+        proven = actual == sha256
+    if proven:
+        return _ref(bucket, key, sha256, size, version)
     if remove_mismatch:
         _delete_version(s3, bucket, key, version)
     return None
@@ -330,6 +332,7 @@ def copy_recording(
     retain_until: datetime | None = None,
     check_tags: bool = True,
     seal: Seal | None = None,
+    keyring: Keyring | None = None,
 ) -> CopyOutcome:
     """Copy a recording into the archive and prove its bytes are the announced ones.
 
@@ -340,8 +343,9 @@ def copy_recording(
     counts as archived and is not copied again: one version per recording.
     With `seal`, the recording is read, sealed under its tenant's key and
     written (`_seal_recording`): a store-side copy would keep it readable.
+    `keyring` opens a copy sealed by an earlier run (sealing since turned off).
     """
-    keyring = seal.keyring if seal is not None else None
+    keyring = keyring or (seal.keyring if seal is not None else None)  # opens a copy sealed before
     done = archived_copy(s3, target_bucket, target_key, sha256, remove_mismatch=True, keyring=keyring)
     if done is not None:  # a replay: its tags are checked too, or a store losing them would pass
         ensure_tags(s3, target_bucket, target_key, done.version_id, tags)
@@ -509,64 +513,99 @@ def _seal_recording(
     target_key: str, sha256: str, size_bytes: int, tags: dict[str, str], extra_args: dict[str, Any],
     how: Seal, retain_until: datetime | None,
 ) -> CopyOutcome:  # fmt: skip
-    """Read the source, seal it and write it: in one PUT (checked by the store, retained as written, no
-    byte written unless the plaintext has the announced SHA-256) up to `STREAM_PART`, in parts beyond
-    (the plaintext hashed on the way, the written version removed if it is not the announced one)."""
+    """Read the source, seal it and write it (`write_sealed`)."""
     # None when the key is not there; a bucket that is not there answers NoSuchBucket, for good: a GET has
     # a body to say so, unlike a HEAD (see `head_source`).
     answer = on_source(get_or_none, source_s3, source_bucket, source_key)
     if answer is None:
         return _missing(source_bucket, source_key)
-    body = answer["Body"]
-    if (
-        int(answer["ContentLength"]) != size_bytes
-    ):  # not read: a source far larger than announced costs nothing
+    body, actual_size = answer["Body"], int(answer["ContentLength"])
+    if actual_size != size_bytes:  # not read: a source far larger than announced costs nothing
         body.close()
-        return _size_mismatch(int(answer["ContentLength"]), size_bytes)
-    extra_args = {**extra_args, "Tagging": tagging_header(tags)}
-    extra_args["Metadata"] = {**extra_args["Metadata"], PLAIN_SIZE_META: str(size_bytes)}
+        return _size_mismatch(actual_size, size_bytes)
     try:
-        if size_bytes <= STREAM_PART:
-            plain = on_source(lambda *_: body.read(), source_s3, source_bucket, source_key)
-            actual = hashlib.sha256(plain).hexdigest()
-            if actual != sha256 or len(plain) != size_bytes:
-                return CopyOutcome(
-                    "mismatch", detail=f"the source's SHA-256 is {actual}, the event announced {sha256}"
-                )
-            sealed = seal_bytes(how, plain)
-            extra_args["Metadata"] = {**extra_args["Metadata"], **sealed.metadata()}
-            response = s3.put_object(
-                Bucket=target_bucket, Key=target_key, Body=sealed.body, **extra_args,
-                **checked_put_args(sealed.body), **governance(s3, target_bucket, retain_until),
-            )  # fmt: skip
-            ref = _ref(target_bucket, target_key, sha256, size_bytes, response.get("VersionId"))
-            return CopyOutcome("archived", ref, sealing=Sealing(sealed.key_id, sealed.stored_sha256))
-        reader = SealingReader(how, body, size_bytes)
-        # The stored bytes' SHA-256 is not known before the last part: the event names it.
-        extra_args["Metadata"] = {**extra_args["Metadata"], **sealed_metadata(reader.header)}
-        config = TransferConfig(
-            multipart_threshold=STREAM_PART, multipart_chunksize=STREAM_PART, use_threads=False
-        )
-        refused = ""
-        try:
-            s3.upload_fileobj(reader, target_bucket, target_key, ExtraArgs=extra_args, Config=config)
-        except SealedRefused as exc:  # the source was longer or shorter than announced
-            refused = str(exc)
+        written = write_sealed(
+            s3, target_bucket, target_key, SourceBody(body, source_bucket, source_key), size_bytes, sha256,
+            how, tags=tags, extra_args=extra_args, retain_until=retain_until,
+            unlike=("the source", "the event announced"),
+        )  # fmt: skip
     finally:
         body.close()
-    actual = reader.plain_digest.hexdigest()
-    written = head(s3, target_bucket, target_key)
-    if refused or actual != sha256 or reader.plain_size != size_bytes:
-        if written is not None and not refused:
-            _delete_version(s3, target_bucket, target_key, written.get("VersionId"))
-        return CopyOutcome(
-            "mismatch", detail=refused or f"the source's SHA-256 is {actual}, the event announced {sha256}"
-        )
+    if isinstance(written, str):
+        return CopyOutcome("mismatch", detail=written)
+    ref = _ref(target_bucket, target_key, sha256, size_bytes, written.version_id)
+    return CopyOutcome("archived", ref, sealing=written.sealing)
+
+
+class SourceBody:
+    """A producer's body whose read failures are the source's fault (`SourceFault`), not the archive's."""
+
+    def __init__(self, body: Any, bucket: str, key: str) -> None:
+        self._body, self._where = body, (bucket, key)
+
+    def read(self, amount: int = -1) -> bytes:
+        try:
+            return bytes(self._body.read(amount) if amount is not None and amount >= 0 else self._body.read())
+        except Exception as exc:
+            raise SourceFault(exc) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class SealedWrite:
+    version_id: str | None
+    sealing: Sealing
+
+
+def write_sealed(
+    s3: BaseClient, bucket: str, key: str, body: Any, size: int, sha256: str, how: Seal, *,
+    tags: dict[str, str], extra_args: dict[str, Any], retain_until: datetime | None, held: bool = False,
+    unlike: tuple[str, str] = ("the plaintext", "it was announced as"),
+) -> SealedWrite | str:  # fmt: skip
+    """Seal a plaintext `body` of `size` bytes and write it as a new version of `key`, with its tags, its
+    GOVERNANCE retention and, `held`, its legal hold; its version and how it was sealed. Up to `STREAM_PART`
+    in one PUT, checked by the store, nothing written unless the plaintext has the SHA-256; beyond, in
+    parts, the plaintext hashed on the way and the version written removed if it has not. A sentence
+    instead (`unlike`: whose bytes, and whose word, it names) when the plaintext is not the one expected.
+    """
+    extra = {**extra_args, "Tagging": tagging_header(tags)}
+    meta = {**extra_args.get("Metadata", {}), PLAIN_SIZE_META: str(size)}
+
+    def mismatch(actual: str) -> str:
+        return f"{unlike[0]}'s SHA-256 is {actual}, {unlike[1]} {sha256}"
+
+    if size <= STREAM_PART:
+        plain = body.read()
+        if len(plain) != size or hashlib.sha256(plain).hexdigest() != sha256:
+            return mismatch(hashlib.sha256(plain).hexdigest())
+        sealed = seal_bytes(how, plain)
+        extra["Metadata"] = {**meta, **sealed.metadata()}
+        answer = s3.put_object(
+            Bucket=bucket, Key=key, Body=sealed.body, **extra,
+            **checked_put_args(sealed.body), **governance(s3, bucket, retain_until),
+            **({"ObjectLockLegalHoldStatus": "ON"} if held else {}),
+        )  # fmt: skip
+        return SealedWrite(answer.get("VersionId"), Sealing(sealed.key_id, sealed.stored_sha256))
+    reader = SealingReader(how, body, size)
+    # The stored bytes' SHA-256 is not known before the last part: the event names it, not the metadata.
+    extra["Metadata"] = {**meta, **sealed_metadata(reader.header)}
+    config = TransferConfig(
+        multipart_threshold=STREAM_PART, multipart_chunksize=STREAM_PART, use_threads=False
+    )
+    try:
+        s3.upload_fileobj(reader, bucket, key, ExtraArgs=extra, Config=config)
+    except SealedRefused as exc:  # longer or shorter than `size`: the upload was aborted
+        return str(exc)
+    written = head(s3, bucket, key)
     version = (written or {}).get("VersionId")
-    ensure_tags(s3, target_bucket, target_key, version, tags)
-    retain(s3, target_bucket, target_key, version, retain_until)
-    ref = _ref(target_bucket, target_key, sha256, size_bytes, version)
-    return CopyOutcome("archived", ref, sealing=Sealing(reader.key_id, reader.stored_digest.hexdigest()))
+    if reader.plain_digest.hexdigest() != sha256 or reader.plain_size != size:
+        if written is not None:
+            _delete_version(s3, bucket, key, version)
+        return mismatch(reader.plain_digest.hexdigest())
+    ensure_tags(s3, bucket, key, version, tags)
+    retain(s3, bucket, key, version, retain_until)
+    if held and version:
+        s3.put_object_legal_hold(Bucket=bucket, Key=key, VersionId=version, LegalHold={"Status": "ON"})
+    return SealedWrite(version, Sealing(reader.key_id, reader.stored_digest.hexdigest()))
 
 
 def put_document(

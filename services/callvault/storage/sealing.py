@@ -126,7 +126,6 @@ class Keyring:
         self._keyed: set[str] = set()  # tenants whose key is known to exist
         self._lock = threading.Lock()
         self._making = threading.Lock()
-        self.unwraps = 0  # KMS Decrypt calls made: what the bench reports
 
     @classmethod
     def for_settings(cls, settings: Settings) -> Keyring:
@@ -161,7 +160,6 @@ class Keyring:
                 raise KeyRefused(f"callvault may not use the key {header.key_id}: KMS denies it") from None
             raise
         with self._lock:
-            self.unwraps += 1
             if len(self._opened) > 10_000:
                 self._opened.clear()
             self._opened[slot] = (key, now + self.open_ttl_s)

@@ -14,26 +14,20 @@ next run (`written_over`).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from boto3.s3.transfer import TransferConfig
 from botocore.client import BaseClient
 
 from callvault.storage import archive
-from callvault.storage.archive import NO_LOCK_CODES, PLAIN_SIZE_META, SHA_META, governance, object_tags
+from callvault.storage.archive import NO_LOCK_CODES, PLAIN_SIZE_META, SHA_META, object_tags
 from callvault.storage.errors import error_code
-from callvault.storage.layout import tagging_header
 from callvault.storage.sealing import (
     KEY_META,
     STORED_META,
     Seal,
-    SealingReader,
     is_sealed,
     open_plain,
-    seal_bytes,
-    sealed_metadata,
 )
 
 
@@ -127,47 +121,23 @@ def _write_sealed(
     how: Seal, held: bool,
 ) -> SealedInPlace:  # fmt: skip
     size, sha = int(head["ContentLength"]), meta[SHA_META]
-    tags = object_tags(s3, bucket, key, None if version == "null" else version)
-    extra: dict[str, Any] = {
-        "ContentType": head.get("ContentType", "application/octet-stream"),
-        "Tagging": tagging_header(tags),
-    }
-    lock = governance(s3, bucket, head.get("ObjectLockRetainUntilDate"))
-    body = open_plain(s3, how.keyring, bucket, key, version=None if version == "null" else version)
+    version_id = None if version == "null" else version
+    body = open_plain(s3, how.keyring, bucket, key, version=version_id)
     try:
-        if size <= archive.STREAM_PART:
-            plain = body.read()
-            if hashlib.sha256(plain).hexdigest() != sha:
-                raise SealRefused(f"s3://{bucket}/{key} does not hash to the SHA-256 it was archived with")
-            sealed = seal_bytes(how, plain)
-            stored_sha, key_id = sealed.stored_sha256, sealed.key_id
-            answer = s3.put_object(
-                Bucket=bucket, Key=key, Body=sealed.body, **extra,
-                Metadata={**meta, **sealed.metadata(), PLAIN_SIZE_META: str(size)},
-                **archive.checked_put_args(sealed.body), **lock,
-                **({"ObjectLockLegalHoldStatus": "ON"} if held else {}),
-            )  # fmt: skip
-            new = answer.get("VersionId")
-        else:
-            reader = SealingReader(how, body, size)
-            extra["Metadata"] = {**meta, **sealed_metadata(reader.header), PLAIN_SIZE_META: str(size)}
-            config = TransferConfig(
-                multipart_threshold=archive.STREAM_PART, multipart_chunksize=archive.STREAM_PART,
-                use_threads=False,
-            )  # fmt: skip
-            s3.upload_fileobj(reader, bucket, key, ExtraArgs=extra, Config=config)
-            new = (archive.head(s3, bucket, key) or {}).get("VersionId")
-            if reader.plain_digest.hexdigest() != sha:
-                _drop(s3, bucket, key, [new or "null"], False)
-                raise SealRefused(f"s3://{bucket}/{key} does not hash to the SHA-256 it was archived with")
-            archive.ensure_tags(s3, bucket, key, new, tags)
-            archive.retain(s3, bucket, key, new, head.get("ObjectLockRetainUntilDate"))
-            if held and new:
-                s3.put_object_legal_hold(Bucket=bucket, Key=key, VersionId=new, LegalHold={"Status": "ON"})
-            stored_sha, key_id = reader.stored_digest.hexdigest(), reader.key_id
+        written = archive.write_sealed(
+            s3, bucket, key, body, size, sha, how, tags=object_tags(s3, bucket, key, version_id),
+            extra_args={"ContentType": head.get("ContentType", "application/octet-stream"), "Metadata": meta},
+            retain_until=head.get("ObjectLockRetainUntilDate"), held=held,
+            unlike=(f"s3://{bucket}/{key}", "it was archived with"),
+        )  # fmt: skip
     finally:
         body.close()
-    return SealedInPlace(bucket, key, new, sha, size, stored_sha, key_id, (version,), held)
+    if isinstance(written, str):
+        raise SealRefused(written)
+    sealing = written.sealing
+    return SealedInPlace(
+        bucket, key, written.version_id, sha, size, sealing.stored_sha256, sealing.key_id, (version,), held
+    )
 
 
 def drop_replaced(s3: BaseClient, done: SealedInPlace) -> None:

@@ -302,21 +302,27 @@ class Offboarding(WorkerPart):
     async def _rewrap_held(self, tenant: str, held: set[str]) -> int:
         """Every object of the tenant's held calls wrapped under the hold key; how many."""
         hold_key = await asyncio.to_thread(tenant_keys.ensure_hold_key, self.kms)
-        now, done = self.clock.now(), 0
+        targets: list[tuple[str, str]] = []  # bucket, key
         for data_class in data_classes():
             bucket = data_class.bucket(self.settings)
             listed = await self.s3.run(f"listing {tenant} in {bucket}", _keys, bucket, tenant)
-            for entry in listed:
-                parsed = parse_archive_key(entry.key)
-                if parsed is None or parsed.call_id not in held or entry.data_version is None:
-                    continue
-                self.progress("keeping held calls under the hold key", done, done + 1)
-                moved = await self.s3.run(
-                    f"wrapping {entry.key} under the hold key", rewrapping.rewrap_object, self.keyring,
-                    bucket, entry.key, hold_key, now, held=True,
-                )  # fmt: skip
-                done += moved is not None
-        return done
+            targets += [
+                (bucket, entry.key)
+                for entry in listed
+                if entry.data_version is not None
+                and (parsed := parse_archive_key(entry.key)) is not None
+                and parsed.call_id in held
+            ]
+        step, now, moved = "keeping held calls under the hold key", self.clock.now(), 0
+        for done, (bucket, key) in enumerate(targets):
+            self.progress(step, done, len(targets))
+            new = await self.s3.run(
+                f"wrapping {key} under the hold key", rewrapping.rewrap_object, self.keyring, bucket, key,
+                hold_key, now, held=True,
+            )  # fmt: skip
+            moved += new is not None
+        self.progress(step, len(targets), len(targets))
+        return moved
 
     async def _describe(
         self, bucket: str, entries: list[inventory.KeyVersions]

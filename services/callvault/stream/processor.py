@@ -388,6 +388,7 @@ class CallProcessor(WorkerPart):
             retain_until=step.expires_at,
             check_tags=not self.copy_tags_kept,
             seal=self._seal(state, RetentionClass.RECORDING.value, now),
+            keyring=self.keyring,
             stuck_after_s=self.settings.source_stuck_s,
             still_answering=self._sources_answer,
         )
