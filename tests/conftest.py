@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -103,12 +104,36 @@ def prepare(settings: Settings) -> None:
     asyncio.run(prepare_async(settings))
 
 
-def spawn_worker(settings: Settings, name: str = "worker", http_port: int | None = None) -> ChildProcess:
-    """A worker for these settings; its health and metrics on `http_port` (any free one by default)."""
+def spawn_worker(
+    settings: Settings, name: str = "worker", http_port: int | None = None, ready: bool = False
+) -> ChildProcess:
+    """A worker for these settings; its health and metrics on `http_port` (any free one by default).
+
+    `ready`: return only once its /readyz answers 200 (it has its partitions and its state), so
+    a test's own timeout measures the work it waits for, not how long a loaded machine took to
+    start a worker and join its group (the flake of stop 37: a first call not archived in 30 s).
+    """
     ARTIFACTS.mkdir(exist_ok=True)
     log = ARTIFACTS / f"{name}-{settings.app_id}.log"
-    env = {**settings_env(settings), "CALLVAULT_WORKER_HTTP_PORT": str(http_port or free_port())}
-    return start_worker_process(env, log, name=name)
+    port = http_port or free_port()
+    env = {**settings_env(settings), "CALLVAULT_WORKER_HTTP_PORT": str(port)}
+    proc = start_worker_process(env, log, name=name)
+    if ready:
+        try:
+            readyz = f"http://127.0.0.1:{port}/readyz"
+            proc.wait_ready(lambda: _answers_ready(readyz), WORKER_START_S, "ready")
+        except BaseException:
+            proc.stop()
+            raise
+    return proc
+
+
+WORKER_START_S = 120.0  # a worker's start and group join on a loaded 2-core machine, with room
+
+
+def _answers_ready(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=3) as answer:  # noqa: S310 - loopback, a test's own worker
+        return bool(answer.status == 200)
 
 
 def spawn_api(settings: Settings, name: str = "api") -> tuple[ChildProcess, str, str]:
@@ -151,7 +176,8 @@ def stack_fixtures(
     def worker(request: pytest.FixtureRequest) -> Iterator[ChildProcess]:
         ports["worker"] = free_port()
         settings = request.getfixturevalue(f"{prefix}settings")
-        proc = spawn_worker(settings, http_port=ports["worker"])  # test-artifacts/worker-{app_id}.log
+        # Its log: test-artifacts/worker-{app_id}.log.
+        proc = spawn_worker(settings, http_port=ports["worker"], ready=True)
         yield proc
         proc.stop()
 
