@@ -111,7 +111,7 @@ class Harness:
         self.state: dict[bytes, dict[str, Any]] = {}
         self.processor = CallProcessor(self.settings, self.state, runner, self._emit, self.clock)
         profile = await asyncio.to_thread(store_profile.load, self.s3, self.settings.metadata_bucket)
-        self.processor.copy_tags_kept = profile is not None and profile.keeps_copy_tags
+        self.processor.learn_store(profile)
         self.purger = Purger(self.settings, runner, self._emit, self.clock)
         self.gate = CommandGate(self.settings, runner, self.clock)
         self.commands = CommandHandler(

@@ -21,7 +21,15 @@ from botocore.exceptions import ClientError
 
 from callvault.contract.lifecycle import ObjectRef
 from callvault.contract.sealed import SealedRefused
-from callvault.storage.errors import SourceFault, StorageFault, error_code, is_not_found, is_permanent
+from callvault.storage.errors import (
+    NameTaken,
+    SourceFault,
+    StorageFault,
+    error_code,
+    is_not_found,
+    is_permanent,
+    name_taken,
+)
 from callvault.storage.layout import tagging_header
 from callvault.storage.sealing import (
     KEY_META,
@@ -333,6 +341,7 @@ def copy_recording(
     check_tags: bool = True,
     seal: Seal | None = None,
     keyring: Keyring | None = None,
+    write_once: bool = False,
 ) -> CopyOutcome:
     """Copy a recording into the archive and prove its bytes are the announced ones.
 
@@ -344,14 +353,46 @@ def copy_recording(
     With `seal`, the recording is read, sealed under its tenant's key and
     written (`_seal_recording`): a store-side copy would keep it readable.
     `keyring` opens a copy sealed by an earlier run (sealing since turned off).
+
+    `write_once` (the store was seen to refuse a second write of a name: `store_profile`): a sealed
+    recording of one PUT is written only if its name is free, and the archive is looked at only when
+    that write, or the source, says something is amiss: a request fewer for every call that is not a
+    replay. Elsewhere the archive is looked at first.
     """
     keyring = keyring or (seal.keyring if seal is not None else None)  # opens a copy sealed before
-    done = archived_copy(s3, target_bucket, target_key, sha256, remove_mismatch=True, keyring=keyring)
-    if done is not None:  # a replay: its tags are checked too, or a store losing them would pass
+
+    def replayed() -> CopyOutcome | None:
+        done = archived_copy(s3, target_bucket, target_key, sha256, remove_mismatch=True, keyring=keyring)
+        if done is None:
+            return None
+        # A replay: its tags are checked too, or a store losing them would pass.
         ensure_tags(s3, target_bucket, target_key, done.version_id, tags)
         retain(s3, target_bucket, target_key, done.version_id, retain_until)
         return CopyOutcome("archived", done, "already archived")
+
     metadata = _user_metadata(sha256, tags, extra_metadata)
+    if seal is not None and write_once and size_bytes <= STREAM_PART:
+        try:
+            outcome = _seal_recording(
+                source_s3 or s3, s3, source_bucket, source_key, target_bucket, target_key, sha256, size_bytes,
+                tags, {"ContentType": content_type, "Metadata": metadata}, seal, retain_until, if_absent=True,
+            )  # fmt: skip
+        except NameTaken:
+            outcome = None  # a copy is there: this recording's (a replay), or one removed now as no proof
+        if outcome is not None and outcome.status == "archived":
+            return outcome
+        # The source is gone or not the announced one, or the name is taken: a replay after the source's
+        # removal counts as archived, as it would have been found before.
+        done = replayed()
+        if done is not None:
+            return done
+        if outcome is not None:
+            return outcome
+        # The name was taken by a copy that proved nothing, and removed: written as any other.
+    else:
+        done = replayed()
+        if done is not None:
+            return done
     if seal is not None:  # one GET, whose answer also says whether the source is there, and its size
         return _seal_recording(
             source_s3 or s3, s3, source_bucket, source_key, target_bucket, target_key, sha256, size_bytes,
@@ -511,9 +552,9 @@ def _size_mismatch(actual: int, announced: int) -> CopyOutcome:
 def _seal_recording(
     source_s3: BaseClient, s3: BaseClient, source_bucket: str, source_key: str, target_bucket: str,
     target_key: str, sha256: str, size_bytes: int, tags: dict[str, str], extra_args: dict[str, Any],
-    how: Seal, retain_until: datetime | None,
+    how: Seal, retain_until: datetime | None, if_absent: bool = False,
 ) -> CopyOutcome:  # fmt: skip
-    """Read the source, seal it and write it (`write_sealed`)."""
+    """Read the source, seal it and write it (`write_sealed`; `if_absent`: only to a free name)."""
     # None when the key is not there; a bucket that is not there answers NoSuchBucket, for good: a GET has
     # a body to say so, unlike a HEAD (see `head_source`).
     answer = on_source(get_or_none, source_s3, source_bucket, source_key)
@@ -527,7 +568,7 @@ def _seal_recording(
         written = write_sealed(
             s3, target_bucket, target_key, SourceBody(body, source_bucket, source_key), size_bytes, sha256,
             how, tags=tags, extra_args=extra_args, retain_until=retain_until,
-            unlike=("the source", "the event announced"),
+            unlike=("the source", "the event announced"), if_absent=if_absent,
         )  # fmt: skip
     finally:
         body.close()
@@ -559,13 +600,14 @@ class SealedWrite:
 def write_sealed(
     s3: BaseClient, bucket: str, key: str, body: Any, size: int, sha256: str, how: Seal, *,
     tags: dict[str, str], extra_args: dict[str, Any], retain_until: datetime | None, held: bool = False,
-    unlike: tuple[str, str] = ("the plaintext", "it was announced as"),
+    unlike: tuple[str, str] = ("the plaintext", "it was announced as"), if_absent: bool = False,
 ) -> SealedWrite | str:  # fmt: skip
     """Seal a plaintext `body` of `size` bytes and write it as a new version of `key`, with its tags, its
     GOVERNANCE retention and, `held`, its legal hold; its version and how it was sealed. Up to `STREAM_PART`
     in one PUT, checked by the store, nothing written unless the plaintext has the SHA-256; beyond, in
     parts, the plaintext hashed on the way and the version written removed if it has not. A sentence
     instead (`unlike`: whose bytes, and whose word, it names) when the plaintext is not the one expected.
+    `if_absent`: the one PUT is sent with `If-None-Match: *`; `NameTaken` when the store refuses it.
     """
     extra = {**extra_args, "Tagging": tagging_header(tags)}
     meta = {**extra_args.get("Metadata", {}), PLAIN_SIZE_META: str(size)}
@@ -579,11 +621,17 @@ def write_sealed(
             return mismatch(hashlib.sha256(plain).hexdigest())
         sealed = seal_bytes(how, plain)
         extra["Metadata"] = {**meta, **sealed.metadata()}
-        answer = s3.put_object(
-            Bucket=bucket, Key=key, Body=sealed.body, **extra,
-            **checked_put_args(sealed.body), **governance(s3, bucket, retain_until),
-            **({"ObjectLockLegalHoldStatus": "ON"} if held else {}),
-        )  # fmt: skip
+        try:
+            answer = s3.put_object(
+                Bucket=bucket, Key=key, Body=sealed.body, **extra,
+                **checked_put_args(sealed.body), **governance(s3, bucket, retain_until),
+                **({"ObjectLockLegalHoldStatus": "ON"} if held else {}),
+                **({"IfNoneMatch": "*"} if if_absent else {}),
+            )  # fmt: skip
+        except ClientError as exc:
+            if if_absent and name_taken(exc):
+                raise NameTaken(f"s3://{bucket}/{key}") from exc
+            raise
         return SealedWrite(answer.get("VersionId"), Sealing(sealed.key_id, sealed.stored_sha256))
     reader = SealingReader(how, body, size)
     # The stored bytes' SHA-256 is not known before the last part: the event names it, not the metadata.

@@ -49,6 +49,19 @@ class SourceFault(Exception):
         self.cause = cause
 
 
+class NameTaken(Exception):
+    """A write made only if the name is free (`If-None-Match: *`) found it taken: look at what is there."""
+
+
+# 412: the name exists; 409 (AWS): another conditional write of the name is under way.
+_NAME_TAKEN_STATUS = frozenset({409, 412})
+
+
+def name_taken(exc: BaseException) -> bool:
+    """Whether the store refused a conditional write because the name is (being) taken."""
+    return isinstance(exc, ClientError) and _status(exc) in _NAME_TAKEN_STATUS
+
+
 class SourceUnreadable(Exception):
     """The store refuses a source for good (or fails on it alone for too long): the call ends."""
 

@@ -22,11 +22,9 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
 from callvault.storage.archive import head
-from callvault.storage.errors import StorageFault
+from callvault.storage.errors import StorageFault, name_taken
 
 CLAIM_SUFFIX = ".claim"
-# 412: the name exists; 409 (AWS): another conditional write of the name is under way.
-_NAME_TAKEN_STATUS = frozenset({409, 412})
 
 Put = Callable[..., Any]  # the write itself, given the extra arguments (IfNoneMatch) to send with it
 
@@ -37,7 +35,7 @@ def put_once(s3: BaseClient, bucket: str, key: str, put: Put, *, conditional: bo
         try:
             put(IfNoneMatch="*")
         except ClientError as exc:
-            if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") in _NAME_TAKEN_STATUS:
+            if name_taken(exc):
                 return False
             raise
         return True

@@ -374,7 +374,7 @@ class Worker:
         meta = self.settings.metadata_bucket
         if not self._profile_read:
             profile = await self.s3.run("reading what storage init measured", store_profile.load, meta)
-            self.processor.copy_tags_kept = profile is not None and profile.keeps_copy_tags
+            self.processor.learn_store(profile)
             self._profile_read = True
         self.processor.held_calls = await self.s3.run("reading legal holds", held_calls, meta)
         self.processor.objecting = set(

@@ -51,6 +51,7 @@ from callvault.storage.holds import set_object_lock_hold
 from callvault.storage.layout import dating_metadata, lifecycle_tags, metadata_key, recording_key
 from callvault.storage.pause_reads import measure_paused_audio
 from callvault.storage.policies import PolicyBook
+from callvault.storage.store_profile import StoreProfile
 from callvault.storage.subject_index import SUBJECTS_META, IndexEntry, put_entries
 from callvault.stream.bus import Emit
 from callvault.stream.messages import CallMessage
@@ -81,9 +82,11 @@ class CallProcessor(WorkerPart):
         self.policies: PolicyBook = {}
         # Tenants whose contract ended (offboarding or offboarded): none of their calls goes on.
         self.closed_tenants: set[str] = set()
-        # Whether `storage init` saw this store keep a copy's new tags (storage.store_profile);
-        # until the worker has read that, every copy's tags are read back and checked.
+        # What `storage init` measured of the store (`learn_store`): whether it keeps a copy's new tags
+        # (until known, every copy's tags are read back and checked) and refuses a second write of a
+        # name (then a sealed recording is written to a free name without looking first).
         self.copy_tags_kept = False
+        self.writes_once = False
         # Reads the holds, objections and policies above; awaited once before the first call.
         self._registries = registries
         self.retry_backoff = CalendarDuration.parse(settings.source_retry_backoff).as_timedelta()
@@ -96,6 +99,11 @@ class CallProcessor(WorkerPart):
         self.held_calls: set[str] = set()
         # `{tenant}/{pseudonym}` of subjects who objected (subject.object): their recordings are refused.
         self.objecting: set[str] = set()
+
+    def learn_store(self, profile: StoreProfile | None) -> None:
+        """Take what `storage init` measured of the store; None (nothing measured): check everything."""
+        self.copy_tags_kept = profile is not None and profile.keeps_copy_tags
+        self.writes_once = profile is not None and bool(profile.refuses_second_write)
 
     def load(self, key: bytes) -> CallState | None:
         raw = self.store.get(key)
@@ -389,6 +397,7 @@ class CallProcessor(WorkerPart):
             check_tags=not self.copy_tags_kept,
             seal=self._seal(state, RetentionClass.RECORDING.value, now),
             keyring=self.keyring,
+            write_once=self.writes_once,
             stuck_after_s=self.settings.source_stuck_s,
             still_answering=self._sources_answer,
         )
