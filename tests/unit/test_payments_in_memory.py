@@ -11,6 +11,7 @@ import pytest
 
 from callvault.contract.fields import format_rfc3339
 from callvault.rules.audit_replay import replay
+from callvault.settings import Settings
 from callvault.simulation.audio import make_wav
 from callvault.testing import Harness
 from tests.integration.helpers import CallScript
@@ -254,3 +255,34 @@ async def test_a_late_payment_whose_end_never_comes_is_waited_for_one_grace_then
     await h.advance(minutes=6)  # one grace later, with no payment.ended: the window runs to the end
     (deleted,) = h.lifecycle(call.call_id, "recording.deleted")
     assert deleted["reason"] == "card_data_exposed"
+
+
+@pytest.mark.parametrize("encryption", ["on", "off"])
+@pytest.mark.parametrize("case", ["clean", "pause claimed, audio speech"])
+async def test_a_payment_calls_source_is_read_once_where_it_is_sealed(encryption: str, case: str) -> None:
+    """Issue 28's cost: sealed, the source is read whole anyway, so its pauses are heard from those bytes
+    (one GET of the source, no ranged reads); unsealed (a store-side copy), by range as before. The
+    verdict is the same either way."""
+    settings = Settings(encryption=encryption, encryption_off_reason="the unsealed path, heard by range")
+    async with Harness(settings) as h:
+        audio, mode, marker, expected = CASES[case]
+        call = CallScript(
+            call_id=f"c-{uuid.uuid4().hex[:10]}", caller=new_number(), start=h.clock.now(), audio=audio
+        )
+        h.upload(call.staging_key, call.audio)
+        reads: list[dict[str, Any]] = []
+
+        def seen(params: dict[str, Any], **_: Any) -> None:
+            if params.get("Bucket") == h.settings.staging_bucket:
+                reads.append(params)
+
+        h.s3.meta.events.register("provide-client-params.s3.GetObject", seen)
+        events = timeline(case, call, mode, marker)
+        await h.send(call.started(), call.disclosure(), *events, call.stored(), call.ended())
+        await h.advance(minutes=6)
+        assert outcome(h, call) == expected
+        ranged = [r for r in reads if "Range" in r]
+        if encryption == "on":
+            assert len(reads) == 1 and not ranged, reads
+        else:
+            assert len(ranged) == 2 and len(reads) == 2, reads  # the header, then the paused span

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -342,6 +343,7 @@ def copy_recording(
     seal: Seal | None = None,
     keyring: Keyring | None = None,
     write_once: bool = False,
+    plain: bytes | None = None,
 ) -> CopyOutcome:
     """Copy a recording into the archive and prove its bytes are the announced ones.
 
@@ -358,6 +360,9 @@ def copy_recording(
     recording of one PUT is written only if its name is free, and the archive is looked at only when
     that write, or the source, says something is amiss: a request fewer for every call that is not a
     replay. Elsewhere the archive is looked at first.
+
+    `plain` (with `seal`): the source, already read whole (to hear its pauses: `pause_reads.hear_source`),
+    is sealed from these bytes instead of read again.
     """
     keyring = keyring or (seal.keyring if seal is not None else None)  # opens a copy sealed before
 
@@ -376,6 +381,7 @@ def copy_recording(
             outcome = _seal_recording(
                 source_s3 or s3, s3, source_bucket, source_key, target_bucket, target_key, sha256, size_bytes,
                 tags, {"ContentType": content_type, "Metadata": metadata}, seal, retain_until, if_absent=True,
+                plain=plain,
             )  # fmt: skip
         except NameTaken:
             outcome = None  # a copy is there: this recording's (a replay), or one removed now as no proof
@@ -396,7 +402,7 @@ def copy_recording(
     if seal is not None:  # one GET, whose answer also says whether the source is there, and its size
         return _seal_recording(
             source_s3 or s3, s3, source_bucket, source_key, target_bucket, target_key, sha256, size_bytes,
-            tags, {"ContentType": content_type, "Metadata": metadata}, seal, retain_until,
+            tags, {"ContentType": content_type, "Metadata": metadata}, seal, retain_until, plain=plain,
         )  # fmt: skip
     source = on_source(head_source, source_s3 or s3, source_bucket, source_key)
     if source is None:
@@ -552,12 +558,16 @@ def _size_mismatch(actual: int, announced: int) -> CopyOutcome:
 def _seal_recording(
     source_s3: BaseClient, s3: BaseClient, source_bucket: str, source_key: str, target_bucket: str,
     target_key: str, sha256: str, size_bytes: int, tags: dict[str, str], extra_args: dict[str, Any],
-    how: Seal, retain_until: datetime | None, if_absent: bool = False,
+    how: Seal, retain_until: datetime | None, if_absent: bool = False, plain: bytes | None = None,
 ) -> CopyOutcome:  # fmt: skip
-    """Read the source, seal it and write it (`write_sealed`; `if_absent`: only to a free name)."""
-    # None when the key is not there; a bucket that is not there answers NoSuchBucket, for good: a GET has
-    # a body to say so, unlike a HEAD (see `head_source`).
-    answer = on_source(get_or_none, source_s3, source_bucket, source_key)
+    """Read the source (or take its bytes, `plain`), seal it and write it (`write_sealed`; `if_absent`:
+    only to a free name)."""
+    if plain is not None:
+        answer: dict[str, Any] | None = {"Body": io.BytesIO(plain), "ContentLength": len(plain)}
+    else:
+        # None when the key is not there; a bucket that is not there answers NoSuchBucket, for good: a GET
+        # has a body to say so, unlike a HEAD (see `head_source`).
+        answer = on_source(get_or_none, source_s3, source_bucket, source_key)
     if answer is None:
         return _missing(source_bucket, source_key)
     body, actual_size = answer["Body"], int(answer["ContentLength"])

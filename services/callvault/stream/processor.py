@@ -49,7 +49,7 @@ from callvault.storage import archive as s3ops
 from callvault.storage import inventory
 from callvault.storage.holds import set_object_lock_hold
 from callvault.storage.layout import dating_metadata, lifecycle_tags, metadata_key, recording_key
-from callvault.storage.pause_reads import measure_paused_audio
+from callvault.storage.pause_reads import hear_source, measure_paused_audio
 from callvault.storage.policies import PolicyBook
 from callvault.storage.store_profile import StoreProfile
 from callvault.storage.subject_index import SUBJECTS_META, IndexEntry, put_entries
@@ -291,10 +291,12 @@ class CallProcessor(WorkerPart):
         try:
             if outside is not None:  # decoded before the upload buckets changed: never read it
                 raise SourceUnreadable(outside)
-            heard = await self._hear_pauses(state) if step.payments is not None else None
+            heard, plain = None, None
+            if step.payments is not None:
+                heard, plain = await self._hear_source(state, now)
             if heard is not None and not heard.silent:
                 return await self._reject(state, Reject(Outcome.PAUSE_NOT_SILENT, heard.detail), now)
-            outcome = await self._copy(state, step, target, now, version)
+            outcome = await self._copy(state, step, target, now, version, plain)
         except SourceUnreadable as exc:
             detail = f"the source cannot be read: {exc}"
             unreadable = evidence.recording_rejected(state, Outcome.SOURCE_UNREADABLE, detail, False, now)
@@ -347,15 +349,36 @@ class CallProcessor(WorkerPart):
         )
         return self._decided(state, Outcome.CHECKSUM_MISMATCH, now)
 
-    async def _hear_pauses(
-        self, state: CallState, archived: tuple[str, str] | None = None
-    ) -> AudioFinding | None:
-        """What the source's audio says of its pauses (`rules.pause_audio`), read before the copy so a
-        pause that is not silent never reaches the archive; None while the source is not there yet.
-        `archived`: hear the archived copy (bucket, key) instead, for payment events that came late."""
+    async def _hear_source(self, state: CallState, now: datetime) -> tuple[AudioFinding | None, bytes | None]:
+        """What the source's pauses say, read before the copy so a pause that is not silent never reaches
+        the archive; and, where the recording is to be sealed in one PUT, its bytes: read once, by one GET,
+        for both (`pause_reads.hear_source`)."""
         rec = state.recording
         assert rec is not None
-        bucket, key = archived or (rec.source_bucket, rec.source_key)
+        sealed = self._seal(state, RetentionClass.RECORDING.value, now) is not None
+        heard = await self.s3.run(
+            f"hearing the pauses of call {state.call_id}",
+            hear_source,
+            rec.source_bucket,
+            rec.source_key,
+            whole=sealed and rec.size_bytes <= s3ops.STREAM_PART,
+            object_size=rec.size_bytes,
+            content_type=rec.content_type,
+            parts=paused_parts(state),
+            recording_ms=_recording_ms(state),
+            threshold_dbfs=self.settings.pause_silence_dbfs,
+            on=self.staging_s3,
+            stuck_after_s=self.settings.source_stuck_s,
+            still_answering=self._sources_answer,
+        )
+        return heard.finding, heard.plain
+
+    async def _hear_pauses(self, state: CallState, archived: tuple[str, str]) -> AudioFinding | None:
+        """What the archived copy's (bucket, key) audio says of its pauses, for payment events that came
+        late (`rules.pause_audio`); None when it is not there."""
+        rec = state.recording
+        assert rec is not None
+        bucket, key = archived
         return await self.s3.run(
             f"hearing the pauses of call {state.call_id}",
             measure_paused_audio,
@@ -364,17 +387,15 @@ class CallProcessor(WorkerPart):
             object_size=rec.size_bytes,
             content_type=rec.content_type,
             parts=paused_parts(state),
-            recording_ms=int((rec.recording_ended_at - rec.recording_started_at).total_seconds() * 1000),
+            recording_ms=_recording_ms(state),
             threshold_dbfs=self.settings.pause_silence_dbfs,
-            keyring=self.keyring if archived else None,
-            on=None if archived else self.staging_s3,
-            stuck_after_s=self.settings.source_stuck_s,
-            still_answering=self._sources_answer,
+            keyring=self.keyring,
         )
 
     async def _copy(
-        self, state: CallState, step: Archive, target: str, now: datetime, version: int | None
-    ) -> s3ops.CopyOutcome:
+        self, state: CallState, step: Archive, target: str, now: datetime, version: int | None,
+        plain: bytes | None = None,
+    ) -> s3ops.CopyOutcome:  # fmt: skip
         rec = state.recording
         assert rec is not None
         dating = dating_metadata(
@@ -398,6 +419,7 @@ class CallProcessor(WorkerPart):
             seal=self._seal(state, RetentionClass.RECORDING.value, now),
             keyring=self.keyring,
             write_once=self.writes_once,
+            plain=plain,
             stuck_after_s=self.settings.source_stuck_s,
             still_answering=self._sources_answer,
         )
@@ -525,6 +547,12 @@ class CallProcessor(WorkerPart):
         target = [(ref.key, ref.version_id or "null")]
         said = await self.s3.run(f"holding {ref.key}", set_object_lock_hold, ref.bucket, target, True)
         log.info("call %s is under a legal hold: s3://%s/%s %s", state.call_id, ref.bucket, ref.key, said)
+
+
+def _recording_ms(state: CallState) -> int:
+    rec = state.recording
+    assert rec is not None
+    return int((rec.recording_ended_at - rec.recording_started_at).total_seconds() * 1000)
 
 
 def _ttl(text: str) -> timedelta:
