@@ -3,12 +3,15 @@
 On the embedded stack (Tansu + moto), in one run, each half with a worker of its own:
 1. N compliant calls of 30 s recordings (8 kHz 16-bit mono WAV) with no payment;
 2. N compliant payment calls of the same length: a pause from 2 s to 10.5 s around a payment from
-   4.5 s to 8 s (or a pause never resumed), so the worker reads the WAV header and the paused span by
-   range and measures it before the copy, and emits `payment.secured`.
+   4.5 s to 8 s (or a pause never resumed), so the worker hears the paused span before the copy and
+   emits `payment.secured`. Sealed (the default), the source is read whole by the one GET that sealing
+   needs anyway and heard in memory (`storage.pause_reads.hear_source`); stored as it is, its header and
+   paused span are read by range.
 Each half runs `--rounds` times, alternating, and the median is kept: a worker's CPU per call moves by a
-quarter from run to run on two shared cores. Then the audio check alone: this process hears the pauses
-of the payment calls' uploads with the worker's code (`storage.pause_reads`: two ranged GETs, numpy),
-its CPU per call measured around that loop, and the share of a call without payments that adds.
+quarter from run to run on two shared cores. Then the audio check alone, both ways, with the worker's
+code: this process hears the pauses of the payment calls' uploads by range (two ranged GETs, numpy) and
+in memory (the bytes already read), its CPU per call measured around each loop, and the share of a call
+without payments that adds.
 Prints the worker's CPU per archived call in each, their ratio (issue 28 asks at most 1.2) and the S3
 requests per call; writes bench/out/payments.json.
 
@@ -38,7 +41,7 @@ from callvault.rules.pause_audio import PausedPart  # noqa: E402
 from callvault.settings import Settings  # noqa: E402
 from callvault.simulation.plan import SimulatedCall, TrafficOptions, plan_traffic  # noqa: E402
 from callvault.storage.client import make_s3_client  # noqa: E402
-from callvault.storage.pause_reads import measure_paused_audio  # noqa: E402
+from callvault.storage.pause_reads import hear_in_memory, measure_paused_audio  # noqa: E402
 
 SECONDS = 30.0
 ARCHIVED_KINDS = ("payment_clean", "payment_resume_forgotten")
@@ -68,8 +71,9 @@ def per_call(run: dict[str, object]) -> dict[str, float]:
     }
 
 
-def hear_alone(settings: Settings, plan: list[SimulatedCall]) -> dict[str, float]:
-    """The audio check by itself on uploads of `plan`: CPU per call in this process, one thread."""
+def hear_alone(settings: Settings, plan: list[SimulatedCall], by_range: bool) -> dict[str, float]:
+    """The audio check by itself on uploads of `plan`: CPU per call in this process, one thread; by range
+    from the store (a recording stored as it is) or in memory (one to be sealed, already read whole)."""
     s3 = make_s3_client(settings, pool=4)
     for call in plan:
         s3.put_object(Bucket=settings.staging_bucket, Key=call.staging_key, Body=call.audio)
@@ -79,10 +83,14 @@ def hear_alone(settings: Settings, plan: list[SimulatedCall]) -> dict[str, float
         offsets = {e["type"]: e.get("offset_ms") for e in call.events}
         end = offsets.get("recording.resumed") or int(SECONDS * 1000)
         part = PausedPart(offsets["recording.paused"], end, "silence")
-        finding = measure_paused_audio(
-            s3, settings.staging_bucket, call.staging_key, object_size=len(call.audio),
-            content_type="audio/wav", parts=[part], recording_ms=int(SECONDS * 1000), threshold_dbfs=-50,
-        )  # fmt: skip
+        how = {"content_type": "audio/wav", "parts": [part], "recording_ms": int(SECONDS * 1000)}
+        if by_range:
+            finding = measure_paused_audio(
+                s3, settings.staging_bucket, call.staging_key, object_size=len(call.audio),
+                threshold_dbfs=-50, **how,
+            )  # fmt: skip
+        else:
+            finding = hear_in_memory(call.audio, threshold_dbfs=-50, **how)
         assert finding is not None and finding.silent, finding
         loudest.append(finding.loudest_dbfs or 0.0)
     cpu = time.process_time() - began
@@ -115,7 +123,9 @@ async def main(calls: int, rounds: int) -> dict[str, object]:
                 runs_of.append(await callvault_run(settings, plan, pids))
         settings = make_settings(servers, "p" + secrets.token_hex(3), disclosure_grace="PT30S")
         await prepare_async(settings)
-        alone = await asyncio.to_thread(hear_alone, settings, payment_plan(settings, calls))
+        plan = payment_plan(settings, calls)
+        alone = await asyncio.to_thread(hear_alone, settings, plan, True)
+        in_memory = await asyncio.to_thread(hear_alone, settings, plan, False)
     medians = {name: _median_run([per_call(r) for r in rs]) for name, rs in runs.items()}
     without, with_ = medians["without_payments"], medians["with_payments"]
     return {
@@ -130,6 +140,10 @@ async def main(calls: int, rounds: int) -> dict[str, object]:
         "worker_cpu_ms_each_round": {n: [per_call(r)["worker_cpu_ms"] for r in rs] for n, rs in runs.items()},
         "audio_check_alone": alone,
         "audio_check_share_of_a_call": round(alone["cpu_ms_per_call"] / without["worker_cpu_ms"], 3),
+        "audio_check_in_memory": in_memory,
+        "audio_check_in_memory_share_of_a_call": round(
+            in_memory["cpu_ms_per_call"] / without["worker_cpu_ms"], 3
+        ),
     }
 
 
@@ -148,10 +162,16 @@ def show(result: dict[str, Any]) -> None:
     )
     alone = result["audio_check_alone"]
     print(
-        f"audio check alone {alone['cpu_ms_per_call']} ms CPU per call ({alone['calls']} calls; loudest "
-        f"paused window {alone['loudest_dbfs']} dBFS), {result['audio_check_share_of_a_call']} of a call "
-        "without payments"
+        f"audio check alone {alone['cpu_ms_per_call']} ms CPU per call by range ({alone['calls']} calls; "
+        f"loudest paused window {alone['loudest_dbfs']} dBFS), {result['audio_check_share_of_a_call']} of "
+        "a call without payments"
     )
+    if "audio_check_in_memory" in result:
+        mem = result["audio_check_in_memory"]
+        print(
+            f"                  {mem['cpu_ms_per_call']} ms CPU per call in memory (the sealed path), "
+            f"{result['audio_check_in_memory_share_of_a_call']} of a call without payments"
+        )
 
 
 if __name__ == "__main__":
