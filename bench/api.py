@@ -226,6 +226,7 @@ async def main(clients: int, seconds: int, calls: int, modes: list[str]) -> dict
         "calls": calls,
         # `results`: sealed (the default) where it ran; `unsealed`: the same load, objects stored as they are.
         "results": by_mode.get("on") or by_mode["off"],
+        "sealed": "on" in by_mode,  # whether `results` are of objects sealed under each client's key
         **({"unsealed": by_mode["off"]} if "off" in by_mode and "on" in by_mode else {}),
     }
 

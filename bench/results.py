@@ -76,7 +76,7 @@ def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
                 label, f"{loaded['requests_per_s']} req/s, p99 {loaded['p99_ms']:,.0f} ms"
                 + unsealed,
                 f"{r['clients']} connections ({r['results']['load_generator']}), {loaded['errors']} errors"
-                + (", objects sealed under each client's key" if plain else ""),
+                + (", objects sealed under each client's key" if plain or r.get("sealed") else ""),
             ))  # fmt: skip
         return rows
     if name.startswith("audit"):

@@ -212,7 +212,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"error": message, "status": 500}, 500)
 
 
-def purpose_of(
+async def purpose_of(  # async: no worker thread (deps.py)
     purpose: Annotated[
         str | None, Query(max_length=200, description="why this call is opened; logged with the access")
     ] = None,
@@ -257,7 +257,7 @@ class CallAddress:
     call_id: str
 
 
-def call_address(grant: GrantDep, tenant: TenantPath, day: DayPath, call_id: CallPath) -> CallAddress:
+async def call_address(grant: GrantDep, tenant: TenantPath, day: DayPath, call_id: CallPath) -> CallAddress:
     """The call a route is about, once the token may see its tenant.
 
     Checked before anything else a route asks (a purpose, a body's fields), so a
