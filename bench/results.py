@@ -90,7 +90,9 @@ def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
         alone = r["audio_check_alone"]
         return [
             ("worker CPU per call, payment calls against plain ones",
-             f"{p['worker_cpu_ms']} ms against {w['worker_cpu_ms']} ms, {r['worker_cpu_ratio']}×",
+             f"{p['worker_cpu_ms']} ms against {w['worker_cpu_ms']} ms, {r['worker_cpu_ratio']}×"
+             + (f" (median of the rounds' own ratios {r['worker_cpu_ratio_median_of_rounds']}×)"
+                if "worker_cpu_ratio_median_of_rounds" in r else ""),
              f"{r['recording_seconds']:.0f} s WAV recordings, median of {r['rounds']} rounds; a payment call "
              f"has 8 events and 4 proofs to a plain call's 4 and 3, and {p['s3_requests']} S3 requests to "
              f"{w['s3_requests']}"),
