@@ -88,12 +88,11 @@ def _judge(
 
 
 def _not_wav(content_type: str) -> AudioFinding | None:
+    """The finding of a format that is not measured (judged by its events alone); None for WAV."""
     kind = content_type.split(";")[0].strip().lower()
-    return (
-        None
-        if kind in WAV_TYPES
-        else AudioFinding(False, True, f"{kind} audio is judged by the events alone")
-    )
+    if kind in WAV_TYPES:
+        return None
+    return AudioFinding(False, True, f"{kind} audio is judged by the events alone")
 
 
 def measure_paused_audio(

@@ -390,6 +390,8 @@ class CallProcessor(WorkerPart):
             recording_ms=_recording_ms(state),
             threshold_dbfs=self.settings.pause_silence_dbfs,
             keyring=self.keyring,
+            stuck_after_s=self.settings.source_stuck_s,
+            still_answering=self._sources_answer,
         )
 
     async def _copy(
