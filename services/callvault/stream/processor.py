@@ -349,6 +349,18 @@ class CallProcessor(WorkerPart):
         )
         return self._decided(state, Outcome.CHECKSUM_MISMATCH, now)
 
+    def _what_to_hear(self, state: CallState) -> dict[str, Any]:
+        """The recording's facts and the pauses to hear in it, as `storage.pause_reads` takes them."""
+        rec = state.recording
+        assert rec is not None
+        return {
+            "object_size": rec.size_bytes,
+            "content_type": rec.content_type,
+            "parts": paused_parts(state),
+            "recording_ms": int((rec.recording_ended_at - rec.recording_started_at).total_seconds() * 1000),
+            "threshold_dbfs": self.settings.pause_silence_dbfs,
+        }
+
     async def _hear_source(self, state: CallState, now: datetime) -> tuple[AudioFinding | None, bytes | None]:
         """What the source's pauses say, read before the copy so a pause that is not silent never reaches
         the archive; and, where the recording is to be sealed in one PUT, its bytes: read once, by one GET,
@@ -362,11 +374,7 @@ class CallProcessor(WorkerPart):
             rec.source_bucket,
             rec.source_key,
             whole=sealed and rec.size_bytes <= s3ops.STREAM_PART,
-            object_size=rec.size_bytes,
-            content_type=rec.content_type,
-            parts=paused_parts(state),
-            recording_ms=_recording_ms(state),
-            threshold_dbfs=self.settings.pause_silence_dbfs,
+            **self._what_to_hear(state),
             on=self.staging_s3,
             stuck_after_s=self.settings.source_stuck_s,
             still_answering=self._sources_answer,
@@ -376,19 +384,13 @@ class CallProcessor(WorkerPart):
     async def _hear_pauses(self, state: CallState, archived: tuple[str, str]) -> AudioFinding | None:
         """What the archived copy's (bucket, key) audio says of its pauses, for payment events that came
         late (`rules.pause_audio`); None when it is not there."""
-        rec = state.recording
-        assert rec is not None
         bucket, key = archived
         return await self.s3.run(
             f"hearing the pauses of call {state.call_id}",
             measure_paused_audio,
             bucket,
             key,
-            object_size=rec.size_bytes,
-            content_type=rec.content_type,
-            parts=paused_parts(state),
-            recording_ms=_recording_ms(state),
-            threshold_dbfs=self.settings.pause_silence_dbfs,
+            **self._what_to_hear(state),
             keyring=self.keyring,
             stuck_after_s=self.settings.source_stuck_s,
             still_answering=self._sources_answer,
@@ -549,12 +551,6 @@ class CallProcessor(WorkerPart):
         target = [(ref.key, ref.version_id or "null")]
         said = await self.s3.run(f"holding {ref.key}", set_object_lock_hold, ref.bucket, target, True)
         log.info("call %s is under a legal hold: s3://%s/%s %s", state.call_id, ref.bucket, ref.key, said)
-
-
-def _recording_ms(state: CallState) -> int:
-    rec = state.recording
-    assert rec is not None
-    return int((rec.recording_ended_at - rec.recording_started_at).total_seconds() * 1000)
 
 
 def _ttl(text: str) -> timedelta:
