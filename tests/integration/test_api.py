@@ -796,3 +796,35 @@ async def test_a_site_outside_the_eea_reads_a_client_only_once_the_client_allows
         await until_status(client, link, {}, 403)
         played = await client.get(link)
         assert "outside the EEA" in played.json()["error"], played.text
+
+
+async def test_the_dpo_names_the_clients_own_key_and_the_auditor_sees_it(
+    api_settings: Settings, bus: Bus, client: httpx.AsyncClient
+) -> None:
+    """Issue 29 through the API: `POST /api/v1/policies/{tenant}/key`, as `policy set --kms-key` does."""
+    tenant = f"key-{uuid.uuid4().hex[:6]}"
+    dpo = auth(api_settings, role=Role.DPO, tenants=(tenant,), who="dpo@centre")
+    auditor = auth(api_settings, role=Role.AUDITOR, tenants=(tenant,), who="auditor@dpa")
+    path = f"/api/v1/policies/{tenant}/key"
+    arn = "arn:aws:kms:eu-west-1:111122223333:key/0a1b2c3d-1111-2222-3333-444455556666"
+
+    made = await client.post(path, json={"kms_key": arn, "reason": "the client's BYOK clause"}, headers=dpo)
+
+    assert made.status_code == 201, made.text
+    assert made.json()["kms_key"] == arn and made.json()["changed_by"] == "dpo@centre"
+    assert (await client.get(f"/api/v1/policies/{tenant}", headers=auditor)).json()["kms_key"] == arn
+    await bus.lifecycle.wait_for(
+        lambda w: any(r.get("type") == "policy.changed" and r.get("tenant") == tenant for r in w.records),
+        30,
+        "policy.changed",
+    )
+    outside = arn.replace("eu-west-1", "us-east-1")
+    refused = await client.post(path, json={"kms_key": outside, "reason": "r"}, headers=dpo)
+    assert refused.status_code == 422 and "CALLVAULT_ALLOWED_REGIONS" in refused.json()["error"]
+    not_arn = await client.post(path, json={"kms_key": "alias/theirs", "reason": "r"}, headers=dpo)
+    assert not_arn.status_code == 422 and "ARN" in not_arn.json()["error"]
+    by_auditor = await client.post(path, json={"kms_key": "callvault", "reason": "r"}, headers=auditor)
+    assert by_auditor.status_code == 403
+    back = await client.post(path, json={"kms_key": "callvault", "reason": "contract ended"}, headers=dpo)
+    assert back.status_code == 201 and back.json()["kms_key"] is None
+    assert (await client.get(f"/api/v1/policies/{tenant}", headers=auditor)).json()["kms_key"] is None

@@ -25,13 +25,14 @@ from callvault.rules.client_policy import (
     PolicyRefused,
     PolicyVersion,
     Scope,
+    kms_key_at,
     pending_versions,
     terms_at,
     version_at,
 )
 from callvault.rules.data_classes import data_classes
 from callvault.storage import policies
-from callvault.stream.policy_changes import cancel_policy, change_policy
+from callvault.stream.policy_changes import CALLVAULT_KEY, cancel_policy, change_kms_key, change_policy
 
 TenantPath = Annotated[str, PathParam(pattern=TENANT_PATTERN)]
 
@@ -51,6 +52,15 @@ class PolicyChange(BaseModel):
     effective_at: Timestamp | None = Field(None, description="when it takes effect; now if absent")
 
 
+class KeyChange(BaseModel):
+    kms_key: str = Field(
+        min_length=1, max_length=2048,
+        description="the client's own KMS key's ARN (arn:aws:kms:REGION:ACCOUNT:key/ID, in an allowed "
+        "region), or `callvault` for callvault's key for the tenant again (additive, 2026-12-06)",
+    )  # fmt: skip
+    reason: str = Field(min_length=1, max_length=2000, description="the contract clause or instruction")
+
+
 class PolicyCancel(BaseModel):
     reason: str = Field(min_length=1, max_length=2000, description="why the pending version is cancelled")
 
@@ -66,6 +76,9 @@ class ScopeView(BaseModel):
 class PolicyView(BaseModel):
     tenant: str
     version: int | None = Field(description="the version in force; none: the defaults apply")
+    kms_key: str | None = Field(
+        None, description="the client's own KMS key new objects are sealed under; none: callvault's key"
+    )
     scopes: list[ScopeView]
     pending: list[PolicyVersion] = Field(
         description="versions that take effect later: for each later instant, the one that will stand"
@@ -103,6 +116,7 @@ def _view(tenant: str, history: list[PolicyVersion], now: datetime, svc: Service
     return PolicyView(
         tenant=tenant,
         version=current.version if current else None,
+        kms_key=kms_key_at(history, now),
         scopes=scopes,
         pending=pending_versions(history, now),
     )
@@ -136,6 +150,21 @@ def install(app: FastAPI) -> None:
                 svc.reader.s3, svc.settings, _emitter(svc), tenant, scope, queue=body.queue,
                 changed_by=grant.subject, reason=body.reason, now=svc.clock.now(),
                 effective_at=body.effective_at,
+            )  # fmt: skip
+        except PolicyRefused as exc:
+            raise Refused(422, f"the policy of {tenant!r} was not changed: {exc}") from None
+
+    @app.post(
+        "/api/v1/policies/{tenant}/key", status_code=201, response_model=PolicyVersion, tags=["policies"],
+        summary="New objects sealed under the client's own KMS key, or callvault's (dpo)",
+    )  # fmt: skip
+    async def key(tenant: TenantPath, body: KeyChange, grant: GrantDep, svc: SvcDep) -> PolicyVersion:
+        _may(grant, tenant, change=True)
+        try:
+            return await change_kms_key(
+                svc.reader.s3, svc.settings, _emitter(svc), tenant,
+                None if body.kms_key == CALLVAULT_KEY else body.kms_key,
+                changed_by=grant.subject, reason=body.reason, now=svc.clock.now(),
             )  # fmt: skip
         except PolicyRefused as exc:
             raise Refused(422, f"the policy of {tenant!r} was not changed: {exc}") from None

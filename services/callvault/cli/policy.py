@@ -40,6 +40,7 @@ from callvault.storage.client import make_s3_client
 from callvault.storage.errors import describe
 from callvault.stream.bus import lifecycle_emitter
 from callvault.stream.policy_changes import (
+    CALLVAULT_KEY,
     cancel_policy,
     change_kms_key,
     change_policy,
@@ -142,7 +143,7 @@ def _set_kms_key(tenant: str, kms_key: str, reason: str, mixed: object) -> None:
         raise UserError("--kms-key changes the key the client's objects are sealed under; give it alone")
     settings = load_settings()
     version = _run(
-        settings, tenant, change_kms_key, None if kms_key == "callvault" else kms_key,
+        settings, tenant, change_kms_key, None if kms_key == CALLVAULT_KEY else kms_key,
         changed_by=requester(), reason=reason, now=SystemClock().now(),
     )  # fmt: skip
     Console().print(

@@ -191,6 +191,9 @@ async def change_role(
     return await _prove(s3, settings, emit, tenant, make)
 
 
+CALLVAULT_KEY = "callvault"  # what `--kms-key` and the API's `kms_key` say for callvault's key for the tenant
+
+
 async def change_kms_key(
     s3: BaseClient,
     settings: Settings,
