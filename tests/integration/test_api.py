@@ -152,6 +152,29 @@ async def test_a_sealed_recording_is_served_whole_and_by_range_and_refused_once_
     assert refused.status_code == 500 and "does not open under its client's key" in refused.json()["error"]
 
 
+async def test_a_search_leaves_out_a_document_that_does_not_open_and_names_it(
+    api_settings: Settings, bus: Bus, client: httpx.AsyncClient
+) -> None:
+    """One metadata document altered in the store (one bit, its metadata kept) does not open under its
+    client's key: a search of its day still answers, shows the other calls and names that one."""
+    tenant = f"alt-{uuid.uuid4().hex[:6]}"
+    kept, altered = await archive(bus, tenant=tenant), await archive(bus, tenant=tenant)
+    obj = bus.events_of(altered.call.call_id, "metadata.archived")[-1]["object"]
+    stored = bus.s3.get_object(Bucket=obj["bucket"], Key=obj["key"])
+    at_rest, meta = bytearray(stored["Body"].read()), stored["Metadata"]
+    at_rest[len(at_rest) // 2] ^= 0x01
+    bus.s3.put_object(Bucket=obj["bucket"], Key=obj["key"], Body=bytes(at_rest), Metadata=meta)
+    headers = auth(api_settings, tenants=(tenant,), who=f"coach@{tenant}")
+
+    found = await client.get("/api/v1/calls", params={"tenant": tenant}, headers=headers)
+
+    assert found.status_code == 200, found.text
+    assert [c["call_id"] for c in found.json()["calls"]] == [kept.call.call_id]
+    assert found.json()["unreadable"] == [f"{tenant}/{altered.day}/{altered.call.call_id}"]
+    opened = await client.get(altered.path, params=PURPOSE, headers=headers)
+    assert opened.status_code == 500 and "does not open under its client's key" in opened.json()["error"]
+
+
 async def test_range_requests_return_the_right_bytes(
     api_settings: Settings, bus: Bus, client: httpx.AsyncClient
 ) -> None:

@@ -82,6 +82,12 @@ class SearchPage(BaseModel):
     partial: bool = Field(
         False, description="the search's budget ran out before the page was full; next_cursor goes on"
     )
+    unreadable: list[str] = Field(
+        default_factory=list,
+        description="`tenant/day/call_id` of calls in the range whose stored metadata does not open under "
+        "their client's key (altered or moved in the store, or the key destroyed): left out of `calls` and "
+        "logged, so one such document does not fail the search; tell the operators (additive, 2026-12-06)",
+    )
 
 
 SEARCH_READS_AT_ONCE = 16  # documents read concurrently within one search
@@ -565,12 +571,15 @@ async def _run_search(svc: Services, query: search.SearchQuery, now: datetime) -
     held = await svc.reader.held()
     cursor: search.Address | None = None
 
+    unreadable: list[str] = []
+
     def page(partial: bool) -> SearchPage:
         more = partial or len(found) == query.limit
         next_cursor = search.encode_cursor(cursor) if more and cursor is not None else None
         return SearchPage(
-            calls=found, next_cursor=next_cursor, searched_days=len(query.days()), partial=partial
-        )
+            calls=found, next_cursor=next_cursor, searched_days=len(query.days()), partial=partial,
+            unreadable=unreadable,
+        )  # fmt: skip
 
     for day in query.days_left_to_search():
         for tenant in sorted(query.tenants):
@@ -585,9 +594,12 @@ async def _run_search(svc: Services, query: search.SearchQuery, now: datetime) -
                 room = min(SEARCH_READS_AT_ONCE, max(1, budget.left), query.limit - len(found))
                 batch, listed = listed[:room], listed[room:]
                 budget.spend(min(len(batch), budget.left))
-                docs = await asyncio.gather(*(svc.reader.cached_document(e) for e in batch))
+                docs = await asyncio.gather(*(_opened(svc, e) for e in batch))
                 for entry, doc in zip(batch, docs, strict=True):
                     cursor = entry.address
+                    if isinstance(doc, Unopened):
+                        unreadable.append(doc.address)
+                        continue
                     shown = await _shown(svc, query, entry, doc, held, now)
                     if shown is not None:
                         found.append(shown)
@@ -596,7 +608,26 @@ async def _run_search(svc: Services, query: search.SearchQuery, now: datetime) -
                 if listed and budget.left == 0:
                     return page(partial=True)
             cursor = search.Address(day, tenant, search.TENANT_DONE)
-    return SearchPage(calls=found, next_cursor=None, searched_days=len(query.days()), partial=False)
+    return SearchPage(
+        calls=found, next_cursor=None, searched_days=len(query.days()), partial=False, unreadable=unreadable
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Unopened:
+    """A listed document that does not open under its client's key: `tenant/day/call_id`."""
+
+    address: str
+
+
+async def _opened(svc: Services, entry: Listed) -> dict[str, Any] | None | Unopened:
+    """A listed call's metadata for a search; `Unopened` where it does not open, said in the log."""
+    try:
+        return await svc.reader.cached_document(entry)
+    except (SealedRefused, KeyRefused) as exc:
+        a = entry.address
+        log.error("a search left out s3://%s/%s: %s", svc.settings.metadata_bucket, entry.key, exc)
+        return Unopened(f"{a.tenant}/{a.day.isoformat()}/{a.call_id}")
 
 
 async def _shown(

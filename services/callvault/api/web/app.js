@@ -72,6 +72,11 @@ async function search(more) {
     state.cursor = page.next_cursor;
     show("more", Boolean(page.next_cursor));
     text("result-count", `${body.rows.length} call${body.rows.length === 1 ? "" : "s"}`);
+    const unreadable = page.unreadable || [];
+    if (unreadable.length) {
+      text("search-error", `left out, their stored metadata does not open under the client's key ` +
+        `(altered in the store?): ${unreadable.join(", ")}; tell the operators`);
+    }
   } catch (error) {
     text("search-error", error.message);
   }
