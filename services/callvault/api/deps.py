@@ -37,7 +37,7 @@ class Services:
 
 
 # The dependencies below are `async def` though none awaits: FastAPI runs a plain `def` dependency in
-# a worker thread, and three thread hand-offs a request were a tenth of the API's CPU under load.
+# a worker thread, and four thread hand-offs a request were a tenth of the API's time under load.
 
 
 async def services(request: Request) -> Services:
