@@ -256,12 +256,16 @@ def verify_store(
 
                 keyring = Keyring.for_settings(settings) if decrypt else None
                 unsealed: list[str] = []
-                sealed = [0]
+                sealed = 0
 
                 def seen(found: FoundKey) -> None:
-                    if found.opened is not None and not found.opened[0]:
+                    nonlocal sealed
+                    if found.opened is None:
+                        return
+                    if found.opened[0]:
+                        sealed += 1
+                    else:
                         unsealed.append(f"s3://{found.bucket}/{found.key}")
-                    sealed[0] += found.opened is not None and found.opened[0]
 
                 keys_checked, findings = compare_by_day(
                     s3, settings, facts, held, now, slack, on_day, keyring, seen=seen
@@ -290,7 +294,7 @@ def verify_store(
         f"({len(held)} held calls), {len(findings)} finding(s); details in {out}/verify-store.json"
     )
     if decrypt:
-        console.print(f"{sealed[0]} object(s) stored sealed, opened; {len(unsealed)} stored unsealed")
+        console.print(f"{sealed} object(s) stored sealed, opened; {len(unsealed)} stored unsealed")
     for finding in findings[:20]:
         console.print(f"  [red]{finding.rule}[/red] s3://{finding.bucket}/{finding.key}: {finding.detail}")
     if findings:

@@ -118,8 +118,7 @@ def set_policy(
         _set_kms_key(tenant, kms_key, reason, others or role or contact)
         return
     if role is not None or contact is not None:
-        _set_role(tenant, role, contact, reason, recording or metadata or queue or grace or no_recording
-                  or allow_recording or effective or payments)  # fmt: skip
+        _set_role(tenant, role, contact, reason, others)
         return
     if payments is not None and payments not in ("allowed_in_pause", "forbidden"):
         raise UserError(f"--payments is allowed_in_pause or forbidden, not {payments!r}")

@@ -94,10 +94,21 @@ def encrypt_existing(
     )
 
 
+def _keys_to_seal(s3: BaseClient, bucket: str, tenant: str | None) -> list[tuple[str, ArchiveKey]]:
+    """Every archived key of the bucket (of one tenant, if given) holding data. Blocking: off the loop."""
+    return [
+        (entry.key, parsed)
+        for owner, day in all_days(s3, bucket, tenant)
+        for entry in list_versions(s3, bucket, f"{day_prefix(owner, day)}/")
+        if entry.data_version is not None and (parsed := parse_archive_key(entry.key)) is not None
+    ]
+
+
 async def _encrypt_existing(settings: Settings, tenant: str | None, console: Console) -> Counter[str]:
     s3 = make_s3_client(settings)
     keyring = Keyring.for_settings(settings)
-    book = load_book(s3, settings.metadata_bucket)
+    # boto3 off the loop, which carries the proofs' producer meanwhile.
+    book = await asyncio.to_thread(load_book, s3, settings.metadata_bucket)
     counts: Counter[str] = Counter(sealed=0, finished=0, left=0, already=0)
     async with lifecycle_emitter(settings) as emit:
         with Progress(console=console, transient=True) as progress:
@@ -105,12 +116,7 @@ async def _encrypt_existing(settings: Settings, tenant: str | None, console: Con
                 if not data_class.sealed:
                     continue
                 bucket = data_class.bucket(settings)
-                keys = [
-                    (entry.key, parsed)
-                    for owner, day in all_days(s3, bucket, tenant)
-                    for entry in list_versions(s3, bucket, f"{day_prefix(owner, day)}/")
-                    if entry.data_version is not None and (parsed := parse_archive_key(entry.key)) is not None
-                ]
+                keys = await asyncio.to_thread(_keys_to_seal, s3, bucket, tenant)
                 task = progress.add_task(f"sealing {bucket}", total=len(keys))
                 for key, parsed in keys:
                     policy_key = kms_key_at(book.get(parsed.tenant, []), SystemClock().now())

@@ -90,15 +90,10 @@ def log_view(events: Iterable[dict[str, Any]]) -> LogView:
         if kind in archived:
             view.archived[where] = str(event.get("event_id"))
             view.calls[where] = (str(event.get("tenant")), str(event.get("call_id")))
+        if kind in archived or kind == SEALED_IN_PLACE:  # a version sealed in place holds data the log names
             if obj.get("version_id"):
                 view.versions.setdefault(where, set()).add(str(obj["version_id"]))
             # The bytes a version may hold: the plaintext's, or the stored ones where it was sealed.
-            for sha in (obj.get("sha256"), event.get("stored_sha256")):
-                if sha:
-                    view.sha256s.setdefault(where, set()).add(str(sha))
-        elif kind == SEALED_IN_PLACE:  # a version sealed in place: it holds data the log names
-            if obj.get("version_id"):
-                view.versions.setdefault(where, set()).add(str(obj["version_id"]))
             for sha in (obj.get("sha256"), event.get("stored_sha256")):
                 if sha:
                     view.sha256s.setdefault(where, set()).add(str(sha))

@@ -376,29 +376,26 @@ def copy_recording(
         return CopyOutcome("archived", done, "already archived")
 
     metadata = _user_metadata(sha256, tags, extra_metadata)
+    first: CopyOutcome | None = None  # the write to a free name, where it was tried and did not archive
     if seal is not None and write_once and size_bytes <= STREAM_PART:
         try:
-            outcome = _seal_recording(
+            first = _seal_recording(
                 source_s3 or s3, s3, source_bucket, source_key, target_bucket, target_key, sha256, size_bytes,
                 tags, {"ContentType": content_type, "Metadata": metadata}, seal, retain_until, if_absent=True,
                 plain=plain,
             )  # fmt: skip
         except NameTaken:
-            outcome = None  # a copy is there: this recording's (a replay), or one removed now as no proof
-        if outcome is not None and outcome.status == "archived":
-            return outcome
-        # The source is gone or not the announced one, or the name is taken: a replay after the source's
-        # removal counts as archived, as it would have been found before.
-        done = replayed()
-        if done is not None:
-            return done
-        if outcome is not None:
-            return outcome
-        # The name was taken by a copy that proved nothing, and removed: written as any other.
-    else:
-        done = replayed()
-        if done is not None:
-            return done
+            first = None  # a copy is there: this recording's (a replay), or one removed below as no proof
+        if first is not None and first.status == "archived":
+            return first
+    # Looked at first where the store was not seen to refuse a second write; otherwise only now that the
+    # source is gone or not the announced one (a replay after its removal), or the name is taken.
+    done = replayed()
+    if done is not None:
+        return done
+    if first is not None:
+        return first
+    # Nothing there, or a copy that proved nothing and is removed now: written as any other.
     if seal is not None:  # one GET, whose answer also says whether the source is there, and its size
         return _seal_recording(
             source_s3 or s3, s3, source_bucket, source_key, target_bucket, target_key, sha256, size_bytes,
@@ -563,14 +560,14 @@ def _seal_recording(
     """Read the source (or take its bytes, `plain`), seal it and write it (`write_sealed`; `if_absent`:
     only to a free name)."""
     if plain is not None:
-        answer: dict[str, Any] | None = {"Body": io.BytesIO(plain), "ContentLength": len(plain)}
+        body, actual_size = io.BytesIO(plain), len(plain)
     else:
         # None when the key is not there; a bucket that is not there answers NoSuchBucket, for good: a GET
         # has a body to say so, unlike a HEAD (see `head_source`).
         answer = on_source(get_or_none, source_s3, source_bucket, source_key)
-    if answer is None:
-        return _missing(source_bucket, source_key)
-    body, actual_size = answer["Body"], int(answer["ContentLength"])
+        if answer is None:
+            return _missing(source_bucket, source_key)
+        body, actual_size = answer["Body"], int(answer["ContentLength"])
     if actual_size != size_bytes:  # not read: a source far larger than announced costs nothing
         body.close()
         return _size_mismatch(actual_size, size_bytes)

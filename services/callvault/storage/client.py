@@ -7,6 +7,7 @@ from typing import Any
 import boto3
 from botocore.client import BaseClient
 from botocore.config import Config
+from prometheus_client import Counter
 
 from callvault.observability.metrics import S3_REQUESTS
 from callvault.settings import Settings
@@ -56,13 +57,18 @@ def _client(
         aws_secret_access_key=keys[1] if keys else None,
         config=config,
     )
-    # Every attempt on the wire, by operation: `callvault_s3_requests_total` and bench/ingest.py.
-    client.meta.events.register("before-send.s3", _count_request)
+    count_requests(client, "s3", S3_REQUESTS)
     return client
 
 
-def _count_request(*, event_name: str = "", **_: Any) -> None:
-    S3_REQUESTS.labels(event_name.rsplit(".", 1)[-1] or "unknown").inc()  # before-send.s3.PutObject
+def count_requests(client: BaseClient, service: str, counter: Counter) -> None:
+    """Every attempt the client puts on the wire, by operation, in `counter`: `callvault_s3_requests_total`,
+    `callvault_kms_requests_total`, and what bench/ingest.py reads of them."""
+
+    def count(*, event_name: str = "", **_: Any) -> None:
+        counter.labels(event_name.rsplit(".", 1)[-1] or "unknown").inc()  # before-send.s3.PutObject
+
+    client.meta.events.register(f"before-send.{service}", count)
 
 
 def make_return_s3_client(

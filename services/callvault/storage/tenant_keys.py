@@ -28,6 +28,7 @@ from botocore.exceptions import ClientError
 from callvault.contract.sealed import SealedHeader
 from callvault.observability.metrics import KMS_REQUESTS
 from callvault.settings import Settings
+from callvault.storage.client import count_requests
 from callvault.storage.errors import error_code
 
 ALIAS_PREFIX = "alias/callvault/"
@@ -59,13 +60,8 @@ def make_kms_client(settings: Settings, *, attempts: int = 3) -> BaseClient:
         config=Config(region_name=settings.kms_region or settings.s3_region,
                       retries={"max_attempts": attempts, "mode": "standard"}),
     )  # fmt: skip
-    # Every attempt on the wire, by operation: `callvault_kms_requests_total` and bench/ingest.py.
-    client.meta.events.register("before-send.kms", _count_request)
+    count_requests(client, "kms", KMS_REQUESTS)
     return client
-
-
-def _count_request(*, event_name: str = "", **_: Any) -> None:
-    KMS_REQUESTS.labels(event_name.rsplit(".", 1)[-1] or "unknown").inc()  # before-send.kms.Decrypt
 
 
 def tenant_key(kms: BaseClient, tenant: str) -> dict[str, Any] | None:

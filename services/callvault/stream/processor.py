@@ -293,7 +293,7 @@ class CallProcessor(WorkerPart):
                 raise SourceUnreadable(outside)
             heard, plain = None, None
             if step.payments is not None:
-                heard, plain = await self._hear_source(state, now)
+                heard, plain = await self._hear_source(state)
             if heard is not None and not heard.silent:
                 return await self._reject(state, Reject(Outcome.PAUSE_NOT_SILENT, heard.detail), now)
             outcome = await self._copy(state, step, target, now, version, plain)
@@ -361,19 +361,18 @@ class CallProcessor(WorkerPart):
             "threshold_dbfs": self.settings.pause_silence_dbfs,
         }
 
-    async def _hear_source(self, state: CallState, now: datetime) -> tuple[AudioFinding | None, bytes | None]:
+    async def _hear_source(self, state: CallState) -> tuple[AudioFinding | None, bytes | None]:
         """What the source's pauses say, read before the copy so a pause that is not silent never reaches
         the archive; and, where the recording is to be sealed in one PUT, its bytes: read once, by one GET,
         for both (`pause_reads.hear_source`)."""
         rec = state.recording
         assert rec is not None
-        sealed = self._seal(state, RetentionClass.RECORDING.value, now) is not None
         heard = await self.s3.run(
             f"hearing the pauses of call {state.call_id}",
             hear_source,
             rec.source_bucket,
             rec.source_key,
-            whole=sealed and rec.size_bytes <= s3ops.STREAM_PART,
+            whole=self.keyring.sealing and rec.size_bytes <= s3ops.STREAM_PART,
             **self._what_to_hear(state),
             on=self.staging_s3,
             stuck_after_s=self.settings.source_stuck_s,
