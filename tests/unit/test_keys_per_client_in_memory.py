@@ -234,7 +234,7 @@ async def test_a_client_brings_its_own_key_and_keeps_it_at_the_contracts_end(h: 
     before = await archived(h)  # under callvault's key for acme
     with pytest.raises(PolicyRefused, match="which CALLVAULT_ALLOWED_REGIONS does not allow"):
         await h.set_kms_key("acme", own.replace("eu-west-1", "us-east-1"))
-    with pytest.raises(PolicyRefused, match="takes a KMS key's ARN"):
+    with pytest.raises(PolicyRefused, match="named by its KMS key ARN"):
         await h.set_kms_key("acme", "my-key")
     version = await h.set_kms_key("acme", own)
     assert version.kms_key == own and h.lifecycle(type_="policy.changed")[-1]["version"] == version.version

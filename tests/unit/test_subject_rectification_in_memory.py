@@ -132,3 +132,24 @@ async def test_the_replay_flags_a_rectification_no_request_shows(h: Harness) -> 
     without = [e for e in h.events if e["type"] != "subject.request_received"]
     rules = [v.rule for v in replay(without, h.clock.now(), TOLERANCE).violations]
     assert rules == ["rectification_without_request"]
+
+
+async def test_a_document_stored_before_sealing_is_rewritten_under_the_clients_own_key() -> None:
+    """A client that brought its own key: a rewrite of a document archived unsealed (before sealing was on)
+    is sealed under that key, as a new document would be, not under callvault's key for the client."""
+    from callvault.settings import Settings
+    from callvault.storage.sealing import Keyring
+    from callvault.storage.tenant_keys import make_kms_client
+
+    async with Harness(Settings(encryption="off", encryption_off_reason="archived before issue 29")) as h:
+        her = new_number()
+        call = await archived_call(h, her)
+        kms = make_kms_client(h.settings)
+        own = str(kms.create_key(Description="acme's own key")["KeyMetadata"]["Arn"])
+        await h.set_kms_key("acme", own)
+        h.commands.subjects.keyring = Keyring(kms)  # sealing turned on since the call was archived
+        await filed(h, rectify(h, her, call.call_id, "language", statement="The call was in Dutch."))
+        rewritten = h.lifecycle(type_="metadata.archived")[-1]
+        assert rewritten["call_id"] == call.call_id and rewritten["key_id"] == own, rewritten.get("key_id")
+        doc, versions = document(h, call)
+        assert doc["rectifications"][0]["statement"] == "The call was in Dutch." and len(versions) == 1

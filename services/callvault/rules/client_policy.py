@@ -408,7 +408,8 @@ def key_versions(
         found = KMS_KEY_ARN.match(kms_key)
         if found is None:
             raise PolicyRefused(
-                f"--kms-key takes a KMS key's ARN (arn:aws:kms:REGION:ACCOUNT:key/ID), not {kms_key!r}"
+                "a client's own key is named by its KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID), "
+                f"not {kms_key!r}"
             )
         if found.group(1) not in allowed_regions:
             raise PolicyRefused(

@@ -11,12 +11,14 @@ from callvault.contract.fields import format_rfc3339
 from callvault.contract.lifecycle import LifecycleBase
 from callvault.rules import evidence
 from callvault.rules.call_ref import call_ref
+from callvault.rules.client_policy import kms_key_at
 from callvault.rules.metadata_doc import canonical_bytes
 from callvault.rules.pseudonym import pseudonymize
 from callvault.rules.rectification import PARTICIPANT_FIELDS, RectificationRefused, participants_of, rectified
 from callvault.rules.retention import RetentionClass
 from callvault.rules.subject_requests import RequestRecord, RequestStatus
 from callvault.storage import archive as s3ops
+from callvault.storage import policies
 from callvault.storage import subject_requests as requests_registry
 from callvault.storage.holds import held_calls
 from callvault.storage.subject_index import SUBJECTS_META, IndexEntry, put_entries, remove_entries
@@ -33,10 +35,16 @@ class MetadataRewrites(WorkerPart):
             else None
         )
 
-    def _seal(self, tenant: str, stored: s3ops.StoredDocument) -> s3ops.Seal | None:
+    async def _seal(self, tenant: str, stored: s3ops.StoredDocument) -> s3ops.Seal | None:
         """How a rewritten document is sealed: under the key it was sealed under (its client's, the
-        client's own, or the hold key); a document stored unsealed, as a new one would be."""
-        return self.keyring.seal_for(tenant, str(RetentionClass.METADATA), stored.key_id)
+        client's own, or the hold key); a document stored unsealed, as a new one would be: under the key
+        the client's policy names now (bring your own key), else callvault's key for the client."""
+        if stored.key_id is not None or not self.keyring.sealing:
+            return self.keyring.seal_for(tenant, str(RetentionClass.METADATA), stored.key_id)
+        history = await self.s3.run("reading the client's policy", policies.history, self.meta, tenant)
+        return self.keyring.seal_for(
+            tenant, str(RetentionClass.METADATA), kms_key_at(history, self.clock.now())
+        )
 
     async def _rectify(self, record: RequestRecord, entries: list[IndexEntry]) -> LifecycleBase:
         """The call's metadata corrected or completed as a new version (the old one removed), its subject
@@ -77,7 +85,7 @@ class MetadataRewrites(WorkerPart):
         written = await self.s3.run(
             f"writing the rectified metadata of call {call_id}", s3ops.rewrite_document, self.meta, key,
             stored, canonical_bytes(doc), {SUBJECTS_META: " ".join(subjects)},
-            self._seal(record.tenant, stored),
+            await self._seal(record.tenant, stored),
         )  # fmt: skip
         ref = written.ref
         if moved:
@@ -131,7 +139,7 @@ class MetadataRewrites(WorkerPart):
                 written = await self.s3.run(
                     f"erasing the agent from call {entry.call_id}", s3ops.rewrite_document, self.meta, key,
                     stored, canonical_bytes(doc), {SUBJECTS_META: " ".join(subjects)},
-                    self._seal(entry.tenant, stored),
+                    await self._seal(entry.tenant, stored),
                 )  # fmt: skip
                 await self.emit([evidence.metadata_rewritten(
                     record.tenant, entry.call_id, written.ref, doc, stored.metadata, self.clock.now(),
