@@ -3,16 +3,15 @@
 Metadata documents are immutable once written, so a search caches them by key
 and ETag (a listing gives the ETag for free): repeated searches cost listings,
 not reads. A single call's metadata is always read afresh, since it is the
-moment that decides access. The restriction list is cached for a second or
-two per tenant (CALLVAULT_API_RESTRICTIONS_TTL_S): the price of one listing
-per request would be paid by every coach.
+moment that decides access. The restriction list, the legal holds and the
+client policies are copies at most CALLVAULT_API_RESTRICTIONS_TTL_S old,
+refreshed ahead of time (api/fresh_copy.py): the price of one listing per
+request would be paid by every coach.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any
 
 from botocore.client import BaseClient
 
+from callvault.api.fresh_copy import FreshCopies
 from callvault.api.ranges import ByteRange
 from callvault.api.search import Address
 from callvault.settings import Settings
@@ -106,11 +106,14 @@ class ArchiveReader:
         self._settings = settings
         self.keyring = Keyring.for_settings(settings)  # opens what is sealed under each client's key
         self._documents: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()
-        self._restricted: dict[str, tuple[float, frozenset[str]]] = {}
-        self._held: tuple[float, frozenset[str]] | None = None
-        self._policies: tuple[float, PolicyBook] | None = None
         self._policy_cache: VersionCache = {}
-        self._refreshing: dict[str, asyncio.Future[frozenset[str]]] = {}
+
+        def ttl() -> float:
+            return self._settings.api_restrictions_ttl_s
+
+        self._restricted = FreshCopies("restrictions", self._list_restricted, ttl)
+        self._held = FreshCopies("legal holds", self._list_held, ttl)
+        self._policies = FreshCopies("client policies", self._read_policies, ttl)
 
     @property
     def s3(self) -> BaseClient:
@@ -155,56 +158,38 @@ class ArchiveReader:
         return doc
 
     async def restricted(self, tenant: str) -> frozenset[str]:
-        """The tenant's restricted pseudonyms, at most the TTL old.
-
-        One listing per tenant at a time: when the copy expires under load, the
-        requests waiting on it share one refresh instead of each listing the store.
-        """
-        now = time.monotonic()
-        hit = self._restricted.get(tenant)
-        if hit is not None and now - hit[0] < self._settings.api_restrictions_ttl_s:
-            return hit[1]
-        pending = self._refreshing.get(tenant)
-        if pending is None:
-            pending = asyncio.ensure_future(self._refresh_restricted(tenant, now))
-            self._refreshing[tenant] = pending
-        return await asyncio.shield(pending)
-
-    async def _refresh_restricted(self, tenant: str, asked_at: float) -> frozenset[str]:
-        try:
-            subjects = await self._runner.run(
-                "list restrictions",
-                flagged_subjects,
-                self._settings.metadata_bucket,
-                SubjectFlag.RESTRICTED,
-                tenant,
-            )
-            self._restricted[tenant] = (asked_at, subjects)
-            return subjects
-        finally:
-            self._refreshing.pop(tenant, None)
+        """The tenant's restricted pseudonyms, at most the TTL old (see api/fresh_copy.py)."""
+        return await self._restricted.get(tenant)
 
     async def held(self) -> frozenset[str]:
         """The held calls, `{tenant}/{call_id}` (one listing), at most the restrictions' TTL old."""
-        now = time.monotonic()
-        if self._held is None or now - self._held[0] >= self._settings.api_restrictions_ttl_s:
-            ids = await self._runner.run("list legal holds", held_calls, self._settings.metadata_bucket)
-            self._held = (now, frozenset(ids))
-        return self._held[1]
+        return await self._held.get(None)
 
     async def policies(self) -> PolicyBook:
         """Every tenant's client-policy history (one listing; versions read once), at most the TTL old."""
-        now = time.monotonic()
-        if self._policies is None or now - self._policies[0] >= self._settings.api_restrictions_ttl_s:
-            book = await self._runner.run(
-                "reading client policies",
-                load_book,
-                self._settings.metadata_bucket,
-                self._policy_cache,
-                bounds=self._settings.policy_bounds,
-            )
-            self._policies = (now, book)
-        return self._policies[1]
+        return await self._policies.get(None)
+
+    async def _list_restricted(self, tenant: str) -> frozenset[str]:
+        return await self._runner.run(
+            "list restrictions",
+            flagged_subjects,
+            self._settings.metadata_bucket,
+            SubjectFlag.RESTRICTED,
+            tenant,
+        )
+
+    async def _list_held(self, _: None) -> frozenset[str]:
+        ids = await self._runner.run("list legal holds", held_calls, self._settings.metadata_bucket)
+        return frozenset(ids)
+
+    async def _read_policies(self, _: None) -> PolicyBook:
+        return await self._runner.run(
+            "reading client policies",
+            load_book,
+            self._settings.metadata_bucket,
+            self._policy_cache,
+            bounds=self._settings.policy_bounds,
+        )
 
     async def ready(self) -> None:
         """Raises unless both buckets the API reads answer."""

@@ -44,7 +44,7 @@ def serve(
     logging.config.dictConfig(log_config)
     logging.getLogger("callvault.api").setLevel(logging.INFO)
     log_json_lines()
-    public = create_app(settings)
+    public = create_app(settings, freeze_heap=True)
     common = {"access_log": False, "log_level": "warning", "log_config": log_config}
     servers = [
         uvicorn.Server(uvicorn.Config(public, host=settings.api_host, port=settings.api_port, **common))
