@@ -58,6 +58,15 @@ def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
              f"{late['objects']:,} falling due over {late['window_s']:.0f} s, "
              f"interval {late['interval_s']:.0f} s"),
         ]  # fmt: skip
+    if name == "api_floor":
+        loaded = r["loaded"]
+        return [
+            ("the floor under a metadata read: one S3 GET, one acknowledged event",
+             f"{loaded['requests_per_s']} req/s, p50 {loaded['p50_ms']:,.0f} ms, "
+             f"p99 {loaded['p99_ms']:,.0f} ms",
+             f"a bare ASGI app, {r['clients']} connections (wrk); CPU a request: "
+             + ", ".join(f"{who} {ms} ms" for who, ms in r["cpu_ms_per_request"].items())),
+        ]  # fmt: skip
     if name.startswith("api"):
         rows = []
         for kind, label in (
@@ -136,7 +145,10 @@ def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
     return []
 
 
-ORDER = ("ingest", "payments", "faust_floor", "purge", "api-20", "api", "audit", "audit-10m", "memory")
+ORDER = (
+    "ingest", "payments", "faust_floor", "purge", "api-20", "api_floor", "api", "audit", "audit-10m",
+    "memory",
+)  # fmt: skip
 
 
 def gather() -> dict[str, Any]:
