@@ -12,10 +12,12 @@ On the embedded stack (Tansu), a bare faust worker in a process of its own carri
 - plain: `bench/ingest.py`'s calls, 4 events each, and 3 emitted events;
 - payments: `bench/payments.py`'s payment calls (8 events, 7 where the resume is forgotten), and 4
   emitted events.
-Each runs `--rounds` times, alternating; the median round is kept. With the boto3 floor of a call's
-S3 requests (the same requests from a bare client: `bench/out/ingest.json`, else bench/results.json),
-it prints the lowest worker CPU ratios these two floors allow: payments over plain (issue 28 asks
-1.2), and a plain call over its boto3 floor (issue 25 asks 1.3).
+Beside them, callvault's own worker takes the payment calls' state-only events (pauses and payment
+windows of calls that have not started: no S3 request, no proof), for its CPU per event against the
+bare worker's. Each runs `--rounds` times, alternating; the median round is kept. With the boto3
+floor of a call's S3 requests (the same requests from a bare client: `bench/out/ingest.json`, else
+bench/results.json), it prints the lowest worker CPU ratios these two floors allow: payments over
+plain (issue 28 asks 1.2), and a plain call over its boto3 floor (issue 25 asks 1.3).
 
     .venv/bin/python bench/faust_floor.py [--calls 600] [--rounds 3]
 """
@@ -33,9 +35,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.conftest import make_settings  # noqa: E402
+from tests.conftest import make_settings, prepare_async, spawn_worker  # noqa: E402
 from tests.stack import embedded_servers  # noqa: E402
 
 from bench.report import cpu_seconds, machine, save  # noqa: E402
@@ -165,6 +169,74 @@ async def run_shape(bootstrap: str, partitions: int, shape: str, plan: list[Any]
     }
 
 
+# The events of a payment call that change only its state: no S3 request, no proof, while its call never
+# starts (the grace is long), so the worker's CPU per event is its own and faust's, nothing else.
+FACTS_ONLY = frozenset({"recording.paused", "recording.resumed", "payment.started", "payment.ended"})
+
+
+async def callvault_facts(servers: Any, plan: list[Any]) -> dict[str, Any]:
+    """callvault's own worker on the payment calls' state-only events: its CPU per event beside faust's."""
+    settings = make_settings(servers, f"facts{secrets.token_hex(3)}", disclosure_grace="PT30M")
+    await prepare_async(settings)
+    worker = spawn_worker(settings, "facts-worker", ready=True)
+    producer = make_producer(settings.kafka_bootstrap)
+    await producer.start()
+
+    async def publish(calls: list[Any]) -> int:
+        sent = 0
+        for c in calls:
+            for event in c.events:
+                if event["type"] in FACTS_ONLY:
+                    await producer.send(
+                        settings.call_events_topic, json.dumps(event).encode(), key=c.call_id.encode()
+                    )
+                    sent += 1
+        await producer.flush()
+        return sent
+
+    try:
+        await publish(plan[:20])
+        await _worker_caught_up(settings)
+        before = cpu_seconds(worker.pid)
+        began = time.perf_counter()
+        events = await publish(plan[20:])
+        await _worker_caught_up(settings)
+        elapsed = time.perf_counter() - began
+        cpu = cpu_seconds(worker.pid) - before
+    finally:
+        await producer.stop()
+        worker.stop()
+    return {
+        "events": events,
+        "elapsed_s": round(elapsed, 3),
+        "cpu_s": round(cpu, 2),
+        "cpu_ms_per_event": round(1000 * cpu / events, 3),
+    }
+
+
+async def _worker_caught_up(settings: Any, timeout: float = 300) -> None:
+    """The worker's group has committed every `call-events` record published so far, then every `calls`
+    record its intake sent for them: it has taken in, forwarded and handled them all. Read from the
+    broker (the group's committed offsets against each topic's end), not from the worker's own gauges,
+    whose high-water marks trail its fetches."""
+    watcher = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=settings.app_id)
+    await watcher.start()  # never subscribes: it only reads the group's offsets
+    await watcher.topics()  # the cluster's metadata, for the topics' partitions
+    deadline = time.monotonic() + timeout
+    try:
+        for topic in (settings.call_events_topic, settings.calls_topic):
+            parts = [TopicPartition(topic, p) for p in sorted(watcher.partitions_for_topic(topic) or ())]
+            if not parts:
+                raise RuntimeError(f"the broker names no partition of {topic}")
+            ends = await watcher.end_offsets(parts)
+            while [tp for tp in parts if ((await watcher.committed(tp)) or 0) < ends[tp]]:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the worker did not commit all of {topic} within {timeout:.0f} s")
+                await asyncio.sleep(0.2)
+    finally:
+        await watcher.stop()
+
+
 def _no_store() -> Any:
     """Servers for the simulator's settings only (its staging bucket's name): nothing here is reached."""
     from tests.stack import Servers
@@ -194,11 +266,15 @@ async def main(calls: int, rounds: int) -> dict[str, Any]:
         partitions = make_settings(embedded_servers(stack), "floor").partitions
         plans = {shape: plan_of(shape, calls) for shape in SHAPES}
         runs: dict[str, list[dict[str, Any]]] = {shape: [] for shape in SHAPES}
+        facts: list[dict[str, Any]] = []
         for _ in range(rounds):
             for shape in SHAPES:
                 runs[shape].append(await run_shape(bootstrap, partitions, shape, plans[shape]))
                 print(f"{shape:9} {runs[shape][-1]}", flush=True)
+            facts.append(await callvault_facts(embedded_servers(stack), plans["payments"]))
+            print(f"callvault {facts[-1]}", flush=True)
     plain, payments = _median(runs["plain"]), _median(runs["payments"])
+    own = sorted(facts, key=lambda f: f["cpu_ms_per_event"])[(len(facts) - 1) // 2]
     result: dict[str, Any] = {
         "benchmark": "faust_floor",
         "machine": machine(),
@@ -209,6 +285,8 @@ async def main(calls: int, rounds: int) -> dict[str, Any]:
         "payments": payments,
         "payments_over_plain_cpu": round(payments["cpu_ms_per_call"] / plain["cpu_ms_per_call"], 3),
         "extra_cpu_ms_of_a_payment_call": round(payments["cpu_ms_per_call"] - plain["cpu_ms_per_call"], 3),
+        "callvault_facts_runs": facts,
+        "callvault_facts": own,
     }
     floor_s3 = _boto3_floor()
     if floor_s3 is not None:
@@ -224,6 +302,13 @@ async def main(calls: int, rounds: int) -> dict[str, Any]:
 
 
 def show(result: dict[str, Any]) -> None:
+    if "callvault_facts" in result:
+        own = result["callvault_facts"]
+        print(
+            "callvault's worker on state-only events (pauses, payment windows; no S3): "
+            f"{own['cpu_ms_per_event']} ms CPU per event ({own['events']} events; "
+            f"median of {result['rounds']} rounds)"
+        )
     for shape in SHAPES:
         r = result[shape]
         print(

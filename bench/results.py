@@ -125,6 +125,16 @@ def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
                 f"{r['rounds']} rounds of {plain['calls']} calls",
             ),
         ]
+        if "callvault_facts" in r:
+            own = r["callvault_facts"]
+            rows.append((
+                "callvault's worker on state-only events, no S3",
+                f"{own['cpu_ms_per_event']} ms CPU an event, against faust's bare "
+                + " to ".join(str(v) for v in sorted({pay["cpu_ms_per_event"], plain["cpu_ms_per_event"]}))
+                + " ms",
+                f"{own['events']} pause and payment events of calls not started; "
+                f"median of {r['rounds']} rounds",
+            ))  # fmt: skip
         if "boto3_floor_ms_per_call" in r:
             rows.append(
                 (
