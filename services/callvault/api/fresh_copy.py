@@ -77,6 +77,7 @@ class FreshCopies(Generic[K, V]):
             self._refreshing.pop(key, None)
 
     def _said(self, done: asyncio.Future[V]) -> None:
-        """A refresh nobody waited for must not fail in silence: the copy ages towards its TTL meanwhile."""
+        """A failed refresh is said in the log, waited for or not: one in the background would otherwise
+        fail in silence while its copy ages towards the TTL."""
         if not done.cancelled() and done.exception() is not None:
             log.warning("could not refresh the %s: %r", self._what, done.exception())
