@@ -43,12 +43,12 @@ from tests.conftest import make_settings, prepare_async, spawn_worker  # noqa: E
 from tests.stack import embedded_servers  # noqa: E402
 
 from bench.report import cpu_seconds, machine, save  # noqa: E402
+from bench.results import RESULTS  # noqa: E402
 from callvault.embedded.stack import EmbeddedStack  # noqa: E402
 from callvault.stream.bus import ensure_topics, make_producer  # noqa: E402
 from callvault.stream.watch import TopicWatcher  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results.json"
 SHAPES = {"plain": 3, "payments": 4}  # events emitted once a call is decided
 
 

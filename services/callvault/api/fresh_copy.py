@@ -4,7 +4,7 @@ The API answers from copies of the restrictions, the legal holds and the client 
 listing the store on every request; a copy is never older than its TTL
 (CALLVAULT_API_RESTRICTIONS_TTL_S: how long a new restriction may take to reach a coach). When a copy
 expired, the requests of that moment waited for a listing, and for the policies and the holds each of
-them listed the store again (20 listings at once under 20 connections). So a copy is refreshed in the
+them listed the store again: as many listings as requests waiting. So a copy is refreshed in the
 background once it is half its TTL old, by one refresh at a time, while requests go on using it. A
 request waits only for a copy past its TTL (the first one, or after the store did not answer a
 refresh), and then shares the one refresh in flight. A copy counts as read when its refresh began, so

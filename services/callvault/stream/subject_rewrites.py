@@ -35,16 +35,20 @@ class MetadataRewrites(WorkerPart):
             else None
         )
 
-    async def _seal(self, tenant: str, stored: s3ops.StoredDocument) -> s3ops.Seal | None:
+    async def _seal(
+        self, tenant: str, stored: s3ops.StoredDocument, policy_keys: dict[str, str | None]
+    ) -> s3ops.Seal | None:
         """How a rewritten document is sealed: under the key it was sealed under (its client's, the
         client's own, or the hold key); a document stored unsealed, as a new one would be: under the key
-        the client's policy names now (bring your own key), else callvault's key for the client."""
+        the client's policy names now (bring your own key), else callvault's key for the client.
+        `policy_keys`: the request's own memo of that key by tenant, so a request that rewrites many
+        calls reads the policy once."""
         if stored.key_id is not None or not self.keyring.sealing:
             return self.keyring.seal_for(tenant, str(RetentionClass.METADATA), stored.key_id)
-        history = await self.s3.run("reading the client's policy", policies.history, self.meta, tenant)
-        return self.keyring.seal_for(
-            tenant, str(RetentionClass.METADATA), kms_key_at(history, self.clock.now())
-        )
+        if tenant not in policy_keys:
+            history = await self.s3.run("reading the client's policy", policies.history, self.meta, tenant)
+            policy_keys[tenant] = kms_key_at(history, self.clock.now())
+        return self.keyring.seal_for(tenant, str(RetentionClass.METADATA), policy_keys[tenant])
 
     async def _rectify(self, record: RequestRecord, entries: list[IndexEntry]) -> LifecycleBase:
         """The call's metadata corrected or completed as a new version (the old one removed), its subject
@@ -85,7 +89,7 @@ class MetadataRewrites(WorkerPart):
         written = await self.s3.run(
             f"writing the rectified metadata of call {call_id}", s3ops.rewrite_document, self.meta, key,
             stored, canonical_bytes(doc), {SUBJECTS_META: " ".join(subjects)},
-            await self._seal(record.tenant, stored),
+            await self._seal(record.tenant, stored, {}),
         )  # fmt: skip
         ref = written.ref
         if moved:
@@ -120,6 +124,7 @@ class MetadataRewrites(WorkerPart):
         entries go; the recordings, the calls' own data and the access log (which names coaches, not
         agents) keep their own terms."""
         held = await self.s3.run("reading legal holds", held_calls, self.meta)
+        policy_keys: dict[str, str | None] = {}
         kept: list[str] = []
         rewritten = 0
         for entry in entries:
@@ -139,7 +144,7 @@ class MetadataRewrites(WorkerPart):
                 written = await self.s3.run(
                     f"erasing the agent from call {entry.call_id}", s3ops.rewrite_document, self.meta, key,
                     stored, canonical_bytes(doc), {SUBJECTS_META: " ".join(subjects)},
-                    await self._seal(entry.tenant, stored),
+                    await self._seal(entry.tenant, stored, policy_keys),
                 )  # fmt: skip
                 await self.emit([evidence.metadata_rewritten(
                     record.tenant, entry.call_id, written.ref, doc, stored.metadata, self.clock.now(),
