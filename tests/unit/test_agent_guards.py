@@ -10,6 +10,7 @@ into a dead letter instead.
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,3 +102,18 @@ async def test_the_log_of_an_unforeseen_failure_names_no_input(
     await app_worker._intake(_Event(_Message(app_worker.settings.call_events_topic)))  # type: ignore[arg-type]  # noqa: SLF001
     assert "ValueError" in caplog.text and "test_agent_guards.py" in caplog.text  # where it happened
     assert "470123456" not in caplog.text
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+async def test_the_worker_process_freezes_its_heap_once_it_has_first_recovered(freeze: bool) -> None:
+    worker = Worker(
+        Settings(kafka_bootstrap="127.0.0.1:1", s3_endpoint="http://127.0.0.1:1"), freeze_heap=freeze
+    )
+    gc.unfreeze()
+    try:
+        assert gc.get_freeze_count() == 0
+        await worker.app.on_rebalance_complete.send()
+        assert (gc.get_freeze_count() > 0) is freeze, "only `callvault worker` freezes, not a test's worker"
+        assert worker.not_ready_because() != ["joining the consumer group and recovering call state"]
+    finally:
+        gc.unfreeze()  # the test session's heap is the collector's again
