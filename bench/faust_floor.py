@@ -45,6 +45,7 @@ from tests.stack import embedded_servers  # noqa: E402
 from bench.report import cpu_seconds, machine, save  # noqa: E402
 from bench.results import RESULTS  # noqa: E402
 from callvault.embedded.stack import EmbeddedStack  # noqa: E402
+from callvault.simulation.publish import send_events  # noqa: E402
 from callvault.stream.bus import ensure_topics, make_producer  # noqa: E402
 from callvault.stream.watch import TopicWatcher  # noqa: E402
 
@@ -130,13 +131,11 @@ async def run_shape(bootstrap: str, partitions: int, shape: str, plan: list[Any]
     producer = make_producer(bootstrap)
     await producer.start()
 
+    def marked(call: Any, n: int, event: dict[str, Any]) -> dict[str, Any]:
+        return {**event, "_last": True} if n == len(call.events) else event
+
     async def publish(some: list[Any]) -> None:
-        for c in some:
-            for n, event in enumerate(c.events, 1):
-                body = {**event, "_last": True} if n == len(c.events) else event
-                await producer.send(
-                    f"{prefix}-call-events", json.dumps(body).encode(), key=c.call_id.encode()
-                )
+        await send_events(producer, f"{prefix}-call-events", some, marked)
         await producer.flush()
 
     def decided(ids: list[str]) -> Any:
@@ -182,15 +181,11 @@ async def callvault_facts(servers: Any, plan: list[Any]) -> dict[str, Any]:
     producer = make_producer(settings.kafka_bootstrap)
     await producer.start()
 
+    def facts_only(call: Any, n: int, event: dict[str, Any]) -> dict[str, Any] | None:
+        return event if event["type"] in FACTS_ONLY else None
+
     async def publish(calls: list[Any]) -> int:
-        sent = 0
-        for c in calls:
-            for event in c.events:
-                if event["type"] in FACTS_ONLY:
-                    await producer.send(
-                        settings.call_events_topic, json.dumps(event).encode(), key=c.call_id.encode()
-                    )
-                    sent += 1
+        sent = await send_events(producer, settings.call_events_topic, calls, facts_only)
         await producer.flush()
         return sent
 

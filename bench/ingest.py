@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import re
 import secrets
@@ -49,6 +48,7 @@ from callvault.embedded.processes import free_port  # noqa: E402
 from callvault.embedded.stack import EmbeddedStack  # noqa: E402
 from callvault.settings import Settings  # noqa: E402
 from callvault.simulation.plan import SimulatedCall, TrafficOptions, plan_traffic  # noqa: E402
+from callvault.simulation.publish import send_events  # noqa: E402
 from callvault.storage.client import make_s3_client  # noqa: E402
 from callvault.stream.bus import ensure_topics, make_producer  # noqa: E402
 from callvault.stream.watch import TopicWatcher  # noqa: E402
@@ -203,11 +203,7 @@ async def _publish_events(settings: Settings, calls: list) -> None:  # noqa: ANN
     producer = make_producer(settings.kafka_bootstrap)
     await producer.start()
     try:
-        for call in calls:
-            for event in call.events:
-                await producer.send(
-                    settings.call_events_topic, json.dumps(event).encode(), key=call.call_id.encode()
-                )
+        await send_events(producer, settings.call_events_topic, calls)
         await producer.flush()
     finally:
         await producer.stop()

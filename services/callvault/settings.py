@@ -277,6 +277,11 @@ class Settings(BaseSettings):
     api_token_max_lifetime: IsoDuration = Field(
         "PT24H", description="longest a token may be valid, issued or presented (hours, minutes)"
     )
+    api_loop: Literal["auto", "uvloop", "asyncio"] = Field(
+        "auto",
+        description="the API's event loop: auto (uvloop where installed, as uvicorn chooses), uvloop, or "
+        "asyncio's own",
+    )
     api_audio_mode: Literal["stream", "presigned"] = Field(
         "stream",
         description="stream: audio through the API; presigned: a short-lived S3 URL for a recording "

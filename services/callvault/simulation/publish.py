@@ -5,12 +5,35 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
 
 from callvault.settings import Settings
 from callvault.simulation.plan import SimulatedCall
 from callvault.storage.client import make_s3_client
 from callvault.stream.bus import make_producer
+
+# What a bench sends in place of one of a call's events (`call`, its 1-based place, the event); None: nothing.
+EventShape = Callable[[SimulatedCall, int, dict[str, Any]], dict[str, Any] | None]
+
+
+async def send_events(
+    producer: AIOKafkaProducer, topic: str, calls: Iterable[SimulatedCall], shape: EventShape | None = None
+) -> int:
+    """Each call's events in their order, keyed by its call id, as a platform sends them. `shape` lets
+    the benches mark a call's last event or leave some types out. Returns how many were sent; the
+    caller flushes."""
+    sent = 0
+    for call in calls:
+        key = call.call_id.encode()
+        for n, event in enumerate(call.events, 1):
+            body = event if shape is None else shape(call, n, event)
+            if body is not None:
+                await producer.send(topic, json.dumps(body).encode(), key=key)
+                sent += 1
+    return sent
 
 
 async def publish_calls(
@@ -37,9 +60,7 @@ async def publish_calls(
                 Body=call.audio,
                 ContentType="audio/wav",
             )
-            key = call.call_id.encode()
-            for event in call.events:
-                await producer.send(settings.call_events_topic, json.dumps(event).encode(), key=key)
+            await send_events(producer, settings.call_events_topic, [call])
             if on_call is not None:
                 on_call(call)
 
