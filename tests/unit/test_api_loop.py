@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 import pytest
-import uvloop
 
 from callvault.cli.api import loop_factory
 from callvault.cli.errors import UserError
@@ -13,6 +12,7 @@ from callvault.settings import Settings
 
 
 def test_the_api_runs_on_uvloop_by_default() -> None:
+    uvloop = pytest.importorskip("uvloop")  # `make` installs it (uvicorn[standard]) on Linux
     assert Settings().api_loop == "auto"
     assert loop_factory("auto") is uvloop.new_event_loop
     assert loop_factory("uvloop") is uvloop.new_event_loop
