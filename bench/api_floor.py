@@ -24,14 +24,13 @@ import json
 import secrets
 import shutil
 import sys
-import urllib.request
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.conftest import make_settings, prepare_async, settings_env  # noqa: E402
+from tests.conftest import answers_ready, make_settings, prepare_async, settings_env  # noqa: E402
 from tests.stack import embedded_servers  # noqa: E402
 
 from bench.api import wrk_load  # noqa: E402
@@ -66,7 +65,10 @@ def serve(port: int) -> None:
             while True:
                 message = await receive()
                 if message["type"] == "lifespan.startup":
-                    producer = make_producer(settings, linger_ms=0)
+                    # The batch size the API's access log has on this stack (one record on Tansu).
+                    producer = make_producer(
+                        settings, linger_ms=0, max_batch_size=settings.producer_max_batch_bytes
+                    )
                     await producer.start()
                     producer_box.append(producer)
                     await send({"type": "lifespan.startup.complete"})
@@ -103,7 +105,7 @@ async def main(clients: int, seconds: int) -> dict[str, Any]:
         try:
             base = f"http://127.0.0.1:{port}"
             urls = [f"/doc/c{n}" for n in range(DOCUMENTS)]
-            await asyncio.to_thread(app.wait_ready, partial(_answers, base + urls[0]), 30, "answering")
+            await asyncio.to_thread(app.wait_ready, partial(answers_ready, base + urls[0]), 30, "answering")
             await asyncio.to_thread(wrk_load, base, urls, {}, 10, 3)  # warm-up
             alone = await asyncio.to_thread(wrk_load, base, urls, {}, 1, max(3, seconds // 3))
             pids = {
@@ -129,11 +131,6 @@ async def main(clients: int, seconds: int) -> dict[str, Any]:
         "loaded": loaded,
         "cpu_ms_per_request": {who: round(1000 * s / requests, 2) for who, s in spent.items()},
     }
-
-
-def _answers(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=3) as answer:  # noqa: S310 - loopback, the bench's own app
-        return bool(answer.status == 200)
 
 
 def show(result: dict[str, Any]) -> None:

@@ -53,8 +53,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SHAPES = {"plain": 3, "payments": 4}  # events emitted once a call is decided
 
 
-def serve(bootstrap: str, prefix: str, partitions: int, emits: int) -> None:
-    """The bare worker (a child process): callvault's faust settings and hops, none of its work."""
+def serve(bootstrap: str, prefix: str, partitions: int, emits: int, batch_bytes: int) -> None:
+    """The bare worker (a child process): callvault's faust settings and hops, none of its work.
+    `batch_bytes`: the producer's batch size callvault's worker has on this stack (one record a batch
+    on Tansu: `CALLVAULT_PRODUCER_MAX_BATCH_BYTES`)."""
     import faust
 
     app = faust.App(
@@ -66,6 +68,7 @@ def serve(bootstrap: str, prefix: str, partitions: int, emits: int) -> None:
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
         producer_acks=-1,
+        producer_max_batch_size=batch_bytes,
         web_enabled=False,
     )
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
@@ -118,13 +121,17 @@ def plan_of(shape: str, calls: int) -> list[Any]:
     return plan
 
 
-async def run_shape(bootstrap: str, partitions: int, shape: str, plan: list[Any]) -> dict[str, Any]:
+async def run_shape(settings: Any, shape: str, plan: list[Any]) -> dict[str, Any]:
     """A bare worker of its own, on topics of its own, carries the calls of `plan`; its CPU per call."""
     prefix = f"floor{secrets.token_hex(3)}"
     emits = SHAPES[shape]
+    bootstrap, partitions = settings.kafka_bootstrap, settings.partitions
     topics = [f"{prefix}-call-events", f"{prefix}-lifecycle"]
     await ensure_topics(bootstrap, topics, partitions)
-    argv = [sys.executable, __file__, "serve", bootstrap, prefix, str(partitions), str(emits)]
+    argv = [
+        sys.executable, __file__, "serve", bootstrap, prefix, str(partitions), str(emits),
+        str(settings.producer_max_batch_bytes),
+    ]  # fmt: skip
     log = open(ROOT / "test-artifacts" / f"{prefix}.log", "w")  # noqa: SIM115 - closed below
     child = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     watcher = await TopicWatcher(bootstrap, f"{prefix}-lifecycle").start()
@@ -257,14 +264,13 @@ def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 async def main(calls: int, rounds: int) -> dict[str, Any]:
     with EmbeddedStack() as stack:  # its moto stays idle: nothing here touches S3
-        bootstrap = embedded_servers(stack).kafka_bootstrap
-        partitions = make_settings(embedded_servers(stack), "floor").partitions
+        settings = make_settings(embedded_servers(stack), "floor")  # the worker's, as the tests make them
         plans = {shape: plan_of(shape, calls) for shape in SHAPES}
         runs: dict[str, list[dict[str, Any]]] = {shape: [] for shape in SHAPES}
         facts: list[dict[str, Any]] = []
         for _ in range(rounds):
             for shape in SHAPES:
-                runs[shape].append(await run_shape(bootstrap, partitions, shape, plans[shape]))
+                runs[shape].append(await run_shape(settings, shape, plans[shape]))
                 print(f"{shape:9} {runs[shape][-1]}", flush=True)
             facts.append(await callvault_facts(embedded_servers(stack), plans["payments"]))
             print(f"callvault {facts[-1]}", flush=True)
@@ -327,7 +333,7 @@ def show(result: dict[str, Any]) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "serve":
-        serve(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+        serve(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]))
         sys.exit(0)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=600)

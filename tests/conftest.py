@@ -121,7 +121,7 @@ def spawn_worker(
     if ready:
         try:
             readyz = f"http://127.0.0.1:{port}/readyz"
-            proc.wait_ready(lambda: _answers_ready(readyz), WORKER_START_S, "ready")
+            proc.wait_ready(lambda: answers_ready(readyz), WORKER_START_S, "ready")
         except BaseException:
             proc.stop()
             raise
@@ -131,8 +131,9 @@ def spawn_worker(
 WORKER_START_S = 120.0  # a worker's start and group join on a loaded 2-core machine, with room
 
 
-def _answers_ready(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=3) as answer:  # noqa: S310 - loopback, a test's own worker
+def answers_ready(url: str) -> bool:
+    """Whether `url` answers 200 now (a worker's /readyz, a bench's app)."""
+    with urllib.request.urlopen(url, timeout=3) as answer:  # noqa: S310 - loopback, a test's or a bench's own process
         return bool(answer.status == 200)
 
 
