@@ -74,16 +74,17 @@ dev: $(STAMP)
 # and three lanes overlap those waits on 2 cores (the CPU is 70 % busy, not more).
 # Each process starts its own broker and store. `make test LANES=2` for fewer.
 # Then the Apache Kafka lane: the real-stack tests that prove the broker's part (the pipeline's outcomes,
-# offsets, a restarted worker's state, kill -9 at random, two workers and one killed, TLS and SCRAM
-# users, which start a secured broker of their own) on Apache Kafka,
+# offsets, a restarted worker's state, kill -9 at random, two workers and one killed, workers joining
+# mid-call, TLS and SCRAM users, which start a secured broker of their own) on Apache Kafka,
 # a broker per test process. The two kill tests and the restart test run there instead of on Tansu (Apache
 # Kafka is the truth; `make test-faults` and `make test-integration` still run them on Tansu), which keeps
 # both lanes within 10 minutes on 2 cores.
 # `make test-kafka` runs every real-stack test on Apache Kafka.
 KAFKA_LANE := tests/integration/test_outcomes.py tests/integration/test_broker_offsets.py \
 	tests/integration/test_restart.py tests/faults/test_killed_worker.py tests/faults/test_two_workers.py \
-	tests/integration/test_kafka_security.py
+	tests/faults/test_workers_joining.py tests/integration/test_kafka_security.py
 KAFKA_ONLY := --ignore=tests/faults/test_killed_worker.py --ignore=tests/faults/test_two_workers.py \
+	--ignore=tests/faults/test_workers_joining.py \
 	--ignore=tests/integration/test_kafka_security.py --ignore=tests/integration/test_restart.py
 LANES ?= 3
 test: $(STAMP) browser rgw kafka

@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -46,7 +46,7 @@ from bench.report import cpu_seconds, machine, save  # noqa: E402
 from bench.results import RESULTS  # noqa: E402
 from callvault.embedded.stack import EmbeddedStack  # noqa: E402
 from callvault.simulation.publish import send_events  # noqa: E402
-from callvault.stream.bus import ensure_topics, make_producer  # noqa: E402
+from callvault.stream.bus import ensure_topics, make_producer, topic_partitions  # noqa: E402
 from callvault.stream.watch import TopicWatcher  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -223,11 +223,10 @@ async def _worker_caught_up(settings: Any, timeout: float = 300) -> None:
     whose high-water marks trail its fetches."""
     watcher = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=settings.app_id)
     await watcher.start()  # never subscribes: it only reads the group's offsets
-    await watcher.topics()  # the cluster's metadata, for the topics' partitions
     deadline = time.monotonic() + timeout
     try:
         for topic in (settings.call_events_topic, settings.calls_topic):
-            parts = [TopicPartition(topic, p) for p in sorted(watcher.partitions_for_topic(topic) or ())]
+            parts = await topic_partitions(watcher, topic)
             if not parts:
                 raise RuntimeError(f"the broker names no partition of {topic}")
             ends = await watcher.end_offsets(parts)

@@ -85,7 +85,9 @@ async def _diagnose(settings: Any, stuck: set[str]) -> None:
 
     (How the lost-messages bug fixed in `callvault.stream.faust_fixes` was found.)
     """
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import AIOKafkaConsumer
+
+    from callvault.stream.bus import topic_partitions
 
     for topic in (settings.call_events_topic, settings.calls_topic):
         consumer = AIOKafkaConsumer(
@@ -93,8 +95,7 @@ async def _diagnose(settings: Any, stuck: set[str]) -> None:
         )
         await consumer.start()
         try:
-            parts = sorted(consumer.partitions_for_topic(topic) or ())
-            tps = [TopicPartition(topic, p) for p in parts]
+            tps = await topic_partitions(consumer, topic)
             consumer.assign(tps)
             committed = {tp.partition: await consumer.committed(tp) for tp in tps}
             ends = await consumer.end_offsets(tps)
@@ -108,8 +109,8 @@ async def _diagnose(settings: Any, stuck: set[str]) -> None:
                     where[tp.partition] += [r.offset for r in records if r.key and r.key.decode() in stuck]
         finally:
             await consumer.stop()
-        for p in parts:
-            offs = where[p]
+        for tp in tps:
+            offs = where[tp.partition]
             span = f"{min(offs)}..{max(offs)} ({len(offs)})" if offs else "none"
-            end = ends[TopicPartition(topic, p)]
-            print(f"DIAG {topic}[{p}] committed {committed[p]} end {end} stuck {span}")
+            at = f"committed {committed[tp.partition]} end {ends[tp]}"
+            print(f"DIAG {topic}[{tp.partition}] {at} stuck {span}")

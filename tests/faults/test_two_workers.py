@@ -8,9 +8,9 @@ import secrets
 
 import pytest
 
-from callvault.embedded.processes import ChildProcess
 from callvault.simulation.publish import publish_calls
 from tests.conftest import make_settings, prepare_async, spawn_worker
+from tests.faults.shares import shares, until_shared
 from tests.faults.traffic import assert_one_expected_outcome_each, decided, mixed_traffic, volume
 from tests.integration.helpers import Bus
 from tests.stack import Servers
@@ -32,7 +32,7 @@ async def test_the_survivor_takes_over_and_nothing_is_lost(servers: Servers) -> 
             # The traffic starts once the group has shared the partitions: on Apache Kafka the second
             # worker's join can take longer than a third of the calls (a red CI run, the first worker
             # killed while it still held all of them).
-            await _until_shared(first, settings.calls_topic, 180)
+            await until_shared(first, settings.calls_topic, 180)
             publishing = asyncio.create_task(publish_calls(settings, plan))
             await bus.lifecycle.wait_for(lambda w: decided(bus, plan) >= CALLS // 3, 240, "a third decided")
             first.kill()
@@ -48,28 +48,6 @@ async def test_the_survivor_takes_over_and_nothing_is_lost(servers: Servers) -> 
     # They shared the partitions, then the survivor held all of them.
     survivor = second.log_path.read_text(errors="replace")
     shared = first.log_path.read_text(errors="replace")
-    held = _shares(shared, settings.calls_topic)
+    held = shares(shared, settings.calls_topic)
     assert any(h != "0-3" for h in held), f"the first worker never held a share of the partitions: {held}"
     assert re.search(rf"{re.escape(settings.calls_topic)}\s*\|\s*\{{0-3\}}", survivor)
-
-
-def _shares(log: str, topic: str) -> list[str]:
-    """The partitions of `topic` a worker's log says it was given, one entry per assignment.
-
-    faust prints a share as `{0, 2}` or as a range, `{0-1}` (Apache Kafka's assignments come contiguous).
-    """
-    return re.findall(rf"{re.escape(topic)}\s*\|\s*\{{([0-9, -]+)\}}", log)
-
-
-async def _until_shared(worker: ChildProcess, topic: str, timeout: float) -> None:
-    """Wait until the worker's log shows it holding a share of the partitions, not all four."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        held = _shares(worker.log_path.read_text(errors="replace"), topic)
-        if any(h != "0-3" for h in held):
-            return
-        assert worker.alive(), worker.tail(40)
-        assert asyncio.get_running_loop().time() < deadline, (
-            f"the workers never shared the partitions: {held}"
-        )
-        await asyncio.sleep(0.5)

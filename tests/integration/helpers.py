@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from callvault.contract.fields import format_rfc3339
 from callvault.settings import Settings
 from callvault.simulation.audio import make_wav
 from callvault.storage.client import make_s3_client
-from callvault.stream.bus import make_producer
+from callvault.stream.bus import make_producer, topic_partitions
 from callvault.stream.watch import TopicWatcher
 
 CALLER = "+32470123456"
@@ -236,10 +236,8 @@ async def committed_past_end(bootstrap: str, group: str, topic: str, timeout: fl
     await consumer.start()
     await admin.start()
     try:
-        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        if not parts:
-            await consumer.topics()  # metadata for a topic this consumer never asked about
-            parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        parts = await topic_partitions(consumer, topic)
+        assert parts, f"no topic {topic} on the broker"
         ends = {tp: end for tp, end in (await consumer.end_offsets(parts)).items() if end > 0}
         deadline = time.monotonic() + timeout
         behind = dict(ends)

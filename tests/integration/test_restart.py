@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 from callvault.settings import Settings
-from callvault.stream.bus import read_topic
+from callvault.stream.bus import read_records, read_topic
 from tests.conftest import make_settings, prepare_async, spawn_worker
 from tests.integration.helpers import Bus
 from tests.stack import Servers
@@ -66,3 +66,41 @@ async def test_state_survives_a_killed_worker(servers: Servers) -> None:
                 second.stop()
     finally:
         first.stop()
+
+
+async def test_a_calls_state_sits_in_the_changelog_partition_of_its_calls_partition(servers: Servers) -> None:
+    """The changelog partition a worker recovers for its share of `calls` must hold those calls' states.
+
+    faust recovers, for each `calls` partition a worker is given, the changelog partition of the same
+    number (and keeps nothing else after recovery). A state written anywhere else is found only by a
+    worker that happens to hold that other partition: with several workers, a call moved by a
+    rebalance would go on with no state (its disclosure forgotten, its recording rejected).
+    """
+    settings = make_settings(servers, "p" + secrets.token_hex(3))
+    assert settings.partitions > 1
+    await prepare_async(settings)
+    worker = spawn_worker(settings, "worker-placement")
+    try:
+        async with Bus(settings) as bus:
+            calls = [bus.script(tenant=tenant) for tenant in ("acme", "globex") for _ in range(6)]
+            for call in calls:
+                await bus.send(call.started(), call.disclosure())
+            await bus.caught_up()
+    finally:
+        worker.stop()
+
+    wanted = {call.call_id for call in calls}
+    on_calls: dict[str, set[int]] = {}
+    async for record in read_records(settings.kafka_bootstrap, settings.calls_topic):
+        if record.key is not None and record.key.decode() in wanted:
+            on_calls.setdefault(record.key.decode(), set()).add(record.partition)
+    in_changelog: dict[str, set[int]] = {}
+    changelog = f"{settings.app_id}-call-state-changelog"
+    async for record in read_records(settings.kafka_bootstrap, changelog):
+        call_id = (record.key or b"").decode().rpartition("/")[2]  # the table's key: {tenant}/{call_id}
+        if call_id in wanted:
+            in_changelog.setdefault(call_id, set()).add(record.partition)
+    assert set(on_calls) == wanted, sorted(on_calls)
+    assert set(in_changelog) == wanted, sorted(in_changelog)
+    misplaced = {c: (on_calls[c], in_changelog[c]) for c in wanted if in_changelog[c] != on_calls[c]}
+    assert not misplaced, f"calls partition against changelog partition: {misplaced}"

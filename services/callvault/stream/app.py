@@ -52,6 +52,7 @@ from callvault.storage.tenants import closed_tenants, offboarded_sentence
 from callvault.stream import faust_fixes, faust_stop
 from callvault.stream.audit_archiver import AuditArchiver
 from callvault.stream.bus import lifecycle_key
+from callvault.stream.call_state_table import CallStateTable
 from callvault.stream.command_errors import CommandRefused
 from callvault.stream.command_gate import CommandGate, accepted_event, refused_event
 from callvault.stream.commands import CommandHandler
@@ -121,15 +122,17 @@ class Worker:
             settings.lifecycle_topic,
             settings.commands_topic,
         }
-        # Keys are the raw call_id bytes, exactly as on `calls`, and the producer's
-        # partitioner places changelog entries: so a call's state always sits in the
-        # changelog partition of the same number as its `calls` partition.
-        self.table = self.app.Table(
-            STATE_TABLE,
-            default=None,
-            partitions=settings.partitions,
-            key_type=bytes,  # the raw serializer: changelog keys are `{tenant}/{call_id}` bytes
-            use_partitioner=True,
+        # A call's state sits in the changelog partition of the same number as its `calls`
+        # partition, which is what faust recovers for a worker holding it (see call_state_table).
+        self.table = self.app.tables.add(
+            CallStateTable(
+                self.app,
+                name=STATE_TABLE,
+                default=None,
+                beacon=self.app.tables.beacon,
+                partitions=settings.partitions,
+                key_type=bytes,  # the raw serializer: changelog keys are `{tenant}/{call_id}` bytes
+            )
         )
         # No S3 operation before the residency check passed (see stream/residency_gate.py).
         self.residency = ResidencyGate(settings, asyncio.Event())

@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
@@ -139,10 +139,32 @@ async def send_lifecycle(producer: AIOKafkaProducer, settings: Settings, events:
     count_emitted(events)
 
 
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """The partitions of `topic` (none if the broker has none) for a consumer that subscribed to nothing.
+
+    Such a consumer's metadata need not name the topic: Tansu answers its first request with every
+    topic, Apache Kafka with none. Asking for the topic by name works on both; `consumer.topics()`
+    does not, as it fetches metadata without keeping it.
+    """
+    partitions = consumer.partitions_for_topic(topic)
+    if not partitions:
+        await consumer._client.add_topic(topic)  # noqa: SLF001 - metadata that names this topic
+        partitions = consumer.partitions_for_topic(topic) or set()
+    return [TopicPartition(topic, p) for p in sorted(partitions)]
+
+
 async def read_topic(
     brokers: Brokers, topic: str, *, idle_s: float = 2.0, max_s: float = 60.0
 ) -> AsyncIterator[tuple[bytes | None, bytes | None]]:
-    """Every record of a topic from the beginning, until no new one arrived for `idle_s`.
+    """Every record's key and value of a topic from the beginning, until no new one arrived for `idle_s`."""
+    async for record in read_records(brokers, topic, idle_s=idle_s, max_s=max_s):
+        yield record.key, record.value
+
+
+async def read_records(
+    brokers: Brokers, topic: str, *, idle_s: float = 2.0, max_s: float = 60.0
+) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
+    """Every record of a topic from the beginning, with its partition, until none came for `idle_s`.
 
     Reads without a consumer group (manual assignment): no join wait, no offsets kept.
     """
@@ -152,11 +174,7 @@ async def read_topic(
     )
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - fresh topic metadata
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        tps = await topic_partitions(consumer, topic)
         if not tps:
             return
         consumer.assign(tps)
@@ -169,7 +187,7 @@ async def read_topic(
                 quiet_since = time.monotonic()
                 for records in batch.values():
                     for record in records:
-                        yield record.key, record.value
+                        yield record
             elif time.monotonic() - quiet_since >= idle_s:
                 return
     finally:

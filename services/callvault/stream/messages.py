@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from aiokafka.partitioner import murmur2
 from pydantic import BaseModel, ConfigDict
 
 from callvault.contract.call_events import CallEvent, CallStarted
@@ -49,6 +50,25 @@ class CallMessage(BaseModel):
 def topic_key(call_id: str) -> bytes:
     """The `calls` topic's key: the call id, as producers key `call-events` (see above)."""
     return call_id.encode()
+
+
+def calls_partition(call_id: str, partitions: int) -> int:
+    """The `calls` partition of a call: what the producer's default partitioner (Kafka's murmur2,
+    as aiokafka and the Java client compute it) makes of `topic_key(call_id)`."""
+    return (murmur2(topic_key(call_id)) & 0x7FFFFFFF) % partitions
+
+
+def state_partition(state_key: bytes, partitions: int) -> int:
+    """The changelog partition of a call's state: the number of the call's `calls` partition.
+
+    faust recovers, for each partition of `calls` a worker holds, the changelog partition of
+    that number, and nothing else: a state kept anywhere else would be missing after a rebalance.
+    The state key is `{tenant}/{call_id}`, or the bare id an older version used; either way the
+    call id decides, as it decides the `calls` partition.
+    """
+    text = state_key.decode()
+    ref = parse_call_ref(text)
+    return calls_partition(text if ref is None else ref.call_id, partitions)
 
 
 def wake_message(state_key: bytes) -> tuple[bytes, CallMessage]:
