@@ -31,6 +31,7 @@ import os
 import secrets
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,7 @@ def serve(bootstrap: str, prefix: str, partitions: int, emits: int, batch_bytes:
         f"{prefix}-app",
         broker=f"kafka://{bootstrap}",
         store="memory://",
+        datadir=str(Path(tempfile.gettempdir()) / f"{prefix}-app-data"),  # as the worker: not in the checkout
         topic_partitions=partitions,
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
