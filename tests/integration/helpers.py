@@ -14,6 +14,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import GroupCoordinatorNotAvailableError
+from aiokafka.partitioner import DefaultPartitioner
 
 from callvault.contract.fields import format_rfc3339
 from callvault.settings import Settings
@@ -159,6 +161,18 @@ class Bus:
                 self.settings.call_events_topic, json.dumps(event).encode(), key=k
             )
 
+    async def send_elsewhere(self, *events: dict[str, Any]) -> None:
+        """Send each event keyed by its call id, but on another partition than Kafka's default
+        partitioner would pick: as a producer with a partitioner of its own (librdkafka's crc32) may."""
+        partitions = self.settings.partitions
+        for event in events:
+            call_id = str(event["call_id"])
+            other = (placed_by_kafka(call_id, partitions) + 1) % partitions
+            value, key = json.dumps(event).encode(), call_id.encode()
+            await self.producer.send_and_wait(
+                self.settings.call_events_topic, value, key=key, partition=other
+            )
+
     async def send_raw(self, value: bytes, key: bytes | None) -> None:
         await self.producer.send_and_wait(self.settings.call_events_topic, value, key=key)
 
@@ -229,6 +243,12 @@ class Bus:
         return next(r for r in self.dead.records if predicate(r))
 
 
+def placed_by_kafka(call_id: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2, the Java client's and aiokafka's) gives a call id:
+    where `calls` places a call, and where the contract's keying puts its events on `call-events`."""
+    return int(DefaultPartitioner()(call_id.encode(), list(range(partitions)), []))
+
+
 async def committed_past_end(bootstrap: str, group: str, topic: str, timeout: float) -> None:
     """Wait until `group` has committed every partition of `topic` up to its end offset as of now."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
@@ -242,7 +262,10 @@ async def committed_past_end(bootstrap: str, group: str, topic: str, timeout: fl
         deadline = time.monotonic() + timeout
         behind = dict(ends)
         while behind:
-            committed = await admin.list_consumer_group_offsets(group, partitions=list(behind))
+            try:
+                committed = await admin.list_consumer_group_offsets(group, partitions=list(behind))
+            except GroupCoordinatorNotAvailableError:  # the group's coordinator is still loading
+                committed = {}
             behind = {
                 tp: end for tp, end in behind.items() if tp not in committed or committed[tp].offset < end
             }

@@ -12,7 +12,7 @@ import pytest
 from callvault.settings import Settings
 from callvault.stream.bus import read_records, read_topic
 from tests.conftest import make_settings, prepare_async, spawn_worker
-from tests.integration.helpers import Bus
+from tests.integration.helpers import Bus, placed_by_kafka
 from tests.stack import Servers
 
 pytestmark = pytest.mark.integration
@@ -75,32 +75,36 @@ async def test_a_calls_state_sits_in_the_changelog_partition_of_its_calls_partit
     number (and keeps nothing else after recovery). A state written anywhere else is found only by a
     worker that happens to hold that other partition: with several workers, a call moved by a
     rebalance would go on with no state (its disclosure forgotten, its recording rejected).
+    Half the calls' events are put where the contract's keying puts them, half on another partition
+    (as a producer with its own partitioner puts them): each state sits where `calls` places its call.
     """
     settings = make_settings(servers, "p" + secrets.token_hex(3))
     assert settings.partitions > 1
     await prepare_async(settings)
-    worker = spawn_worker(settings, "worker-placement")
+    worker = spawn_worker(settings, "worker-placement", ready=True)
     try:
         async with Bus(settings) as bus:
-            calls = [bus.script(tenant=tenant) for tenant in ("acme", "globex") for _ in range(6)]
-            for call in calls:
+            keyed = [bus.script(tenant=tenant) for tenant in ("acme", "globex") for _ in range(4)]
+            elsewhere = [bus.script(tenant=tenant) for tenant in ("acme", "globex") for _ in range(4)]
+            for call in keyed:
                 await bus.send(call.started(), call.disclosure())
+            for call in elsewhere:
+                await bus.send_elsewhere(call.started(), call.disclosure())
             await bus.caught_up()
     finally:
         worker.stop()
 
-    wanted = {call.call_id for call in calls}
-    on_calls: dict[str, set[int]] = {}
+    placed = {c.call_id: placed_by_kafka(c.call_id, settings.partitions) for c in [*keyed, *elsewhere]}
+    # A worker holding every partition processes each event where it lands; what went round sat there too.
     async for record in read_records(settings.kafka_bootstrap, settings.calls_topic):
-        if record.key is not None and record.key.decode() in wanted:
-            on_calls.setdefault(record.key.decode(), set()).add(record.partition)
+        if record.key is not None and record.key.decode() in placed:
+            assert record.partition == placed[record.key.decode()], record
     in_changelog: dict[str, set[int]] = {}
     changelog = f"{settings.app_id}-call-state-changelog"
     async for record in read_records(settings.kafka_bootstrap, changelog):
         call_id = (record.key or b"").decode().rpartition("/")[2]  # the table's key: {tenant}/{call_id}
-        if call_id in wanted:
+        if call_id in placed:
             in_changelog.setdefault(call_id, set()).add(record.partition)
-    assert set(on_calls) == wanted, sorted(on_calls)
-    assert set(in_changelog) == wanted, sorted(in_changelog)
-    misplaced = {c: (on_calls[c], in_changelog[c]) for c in wanted if in_changelog[c] != on_calls[c]}
-    assert not misplaced, f"calls partition against changelog partition: {misplaced}"
+    assert set(in_changelog) == set(placed), sorted(in_changelog)
+    misplaced = {c: (placed[c], in_changelog[c]) for c in placed if in_changelog[c] != {placed[c]}}
+    assert not misplaced, f"calls partition against changelog partitions: {misplaced}"

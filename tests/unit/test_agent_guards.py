@@ -18,6 +18,7 @@ import pytest
 
 from callvault.settings import Settings
 from callvault.stream.app import Worker
+from callvault.stream.messages import calls_partition
 
 
 @dataclass
@@ -45,7 +46,7 @@ async def test_an_unforeseen_failure_in_the_intake_is_a_dead_letter(
 ) -> None:
     letters: list[tuple[str, Any]] = []
 
-    async def boom(event: Any) -> str | None:
+    async def boom(event: Any, held: frozenset[int]) -> str | None:
         raise KeyError("+32470123456")  # its text quotes the input: it must not reach the sentence
 
     async def dead_letter(error: str, event: Any) -> None:
@@ -54,8 +55,35 @@ async def test_an_unforeseen_failure_in_the_intake_is_a_dead_letter(
     monkeypatch.setattr(app_worker, "_take_call_event", boom)
     monkeypatch.setattr(app_worker, "dead_letter", dead_letter)
     event = _Event(_Message(app_worker.settings.call_events_topic))
-    await app_worker._intake(event)  # type: ignore[arg-type]  # noqa: SLF001
+    assert await app_worker._intake(event, frozenset()) is None  # type: ignore[arg-type]  # noqa: SLF001
     assert letters == [("callvault could not take in this call event (KeyError)", event)]
+
+
+@pytest.mark.parametrize("holds_it", [True, False])
+async def test_the_intake_processes_a_call_whose_partition_it_holds_and_passes_on_the_others(
+    app_worker: Worker, monkeypatch: pytest.MonkeyPatch, holds_it: bool
+) -> None:
+    sent: list[tuple[bytes, bytes]] = []
+
+    async def send(key: bytes, value: bytes) -> None:
+        sent.append((key, value))
+
+    monkeypatch.setattr(app_worker.calls, "send", send)
+    started = (
+        b'{"type":"call.started","event_id":"6f1c1f55-9f1b-4a55-8f0e-7a0d2b1e1c12","call_id":"c-7",'
+        b'"tenant":"acme","occurred_at":"2026-12-06T10:00:00+00:00","direction":"inbound",'
+        b'"caller":"+32470123456","callee":"+3225550100","agent_id":"a-1","language":"nl"}'
+    )
+    event = _Event(_Message(app_worker.settings.call_events_topic, partition=3, key=b"c-7", value=started))
+    own = calls_partition("c-7", app_worker.settings.partitions)  # wherever the event itself sits
+    held = frozenset({own}) if holds_it else frozenset(range(app_worker.settings.partitions)) - {own}
+    message = await app_worker._intake(event, held)  # type: ignore[arg-type]  # noqa: SLF001
+    if holds_it:
+        assert message is not None and message.call_id == "c-7" and not sent
+    else:
+        assert message is None and [key for key, _ in sent] == [b"c-7"]
+    for text in [message.model_dump_json() if message else "", *(value.decode() for _, value in sent)]:
+        assert "470123456" not in text  # pseudonymized either way
 
 
 async def test_a_command_whose_handling_raises_is_a_dead_letter(
@@ -91,7 +119,7 @@ async def test_a_command_whose_handling_raises_is_a_dead_letter(
 async def test_the_log_of_an_unforeseen_failure_names_no_input(
     app_worker: Worker, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async def boom(event: Any) -> str | None:
+    async def boom(event: Any, held: frozenset[int]) -> str | None:
         raise ValueError(f"caller {event.message.key.decode()} is odd")  # the input, quoted
 
     async def dead_letter(error: str, event: Any) -> None:
@@ -99,7 +127,8 @@ async def test_the_log_of_an_unforeseen_failure_names_no_input(
 
     monkeypatch.setattr(app_worker, "_take_call_event", boom)
     monkeypatch.setattr(app_worker, "dead_letter", dead_letter)
-    await app_worker._intake(_Event(_Message(app_worker.settings.call_events_topic)))  # type: ignore[arg-type]  # noqa: SLF001
+    event = _Event(_Message(app_worker.settings.call_events_topic))
+    await app_worker._intake(event, frozenset())  # type: ignore[arg-type]  # noqa: SLF001
     assert "ValueError" in caplog.text and "test_agent_guards.py" in caplog.text  # where it happened
     assert "470123456" not in caplog.text
 

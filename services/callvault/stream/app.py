@@ -58,7 +58,7 @@ from callvault.stream.command_gate import CommandGate, accepted_event, refused_e
 from callvault.stream.commands import CommandHandler
 from callvault.stream.health import HealthServer
 from callvault.stream.kafka_security import faust_credentials
-from callvault.stream.messages import CallMessage, to_fact, topic_key, wake_message
+from callvault.stream.messages import CallMessage, calls_partition, to_fact, topic_key, wake_message
 from callvault.stream.offloop import S3Runner
 from callvault.stream.processor import CallProcessor
 from callvault.stream.purger import Purger
@@ -297,8 +297,18 @@ class Worker:
 
         @app.agent(self.call_events, name="intake")
         async def intake(stream: faust.StreamT) -> None:
-            async for event in stream.events():
-                await self._intake(event)
+            # As on `calls` (below): acked once the batch is done, a call's messages in order,
+            # calls side by side. The events this worker may process here are processed here;
+            # the others go round through `calls` (see _take_call_event).
+            batches = stream.take_events(self.settings.batch_size, within=self.settings.batch_wait_s)
+            async for events in batches:
+                held = self._calls_partitions_held()
+                by_call: dict[bytes, list[tuple[CallMessage, EventT]]] = {}
+                for event in events:
+                    message = await self._intake(event, held)
+                    if message is not None:
+                        by_call.setdefault(message.state_key, []).append((message, event))
+                await asyncio.gather(*(self._handle_in_order(group) for group in by_call.values()))
 
         @app.agent(self.calls, name="calls")
         async def calls(stream: faust.StreamT) -> None:
@@ -400,25 +410,36 @@ class Worker:
         POLICY_VERSIONS.set(sum(len(history) for history in book.values()))
         POLICY_VERSIONS_REFUSED.set(refused_count(self._policy_cache))
 
-    async def _intake(self, event: EventT) -> None:
-        """Raises for nothing about the event itself. faust restarts an agent that raises, and
+    async def _intake(self, event: EventT, held: frozenset[int]) -> CallMessage | None:
+        """The event's message, if this agent is to process it; None once it is forwarded or refused.
+
+        Raises for nothing about the event itself. faust restarts an agent that raises, and
         the message it was on counts as read: it would vanish with no dead letter. So
         anything unforeseen about an event becomes a dead letter. A broker failure is not
         the event's fault and is not dead-lettered: a good event must not be set aside
         because the broker blinked."""
         EVENTS_IN.labels(event.message.topic).inc()
         try:
-            refused = await self._take_call_event(event)
+            taken = await self._take_call_event(event, held)
         except KafkaError:
             raise
         except Exception as exc:  # noqa: BLE001 - see the docstring
             log.error("could not take in a call event: %s", where_it_failed(exc))
-            refused = f"callvault could not take in this call event ({type(exc).__name__})"
-        if refused is not None:
-            await self.dead_letter(refused, event)
+            taken = f"callvault could not take in this call event ({type(exc).__name__})"
+        if isinstance(taken, str):
+            await self.dead_letter(taken, event)
+            return None
+        return taken
 
-    async def _take_call_event(self, event: EventT) -> str | None:
-        """Decode one call event and pass it on to its call; the sentence if it is refused."""
+    async def _take_call_event(self, event: EventT, held: frozenset[int]) -> str | CallMessage | None:
+        """Decode one call event: the sentence if it is refused; its message if this worker holds its
+        call's `calls` partition (and so its state: it is processed here, a hop saved); else None,
+        once forwarded to `calls` for whoever holds that partition.
+
+        Forwarding is what a producer's own partitioner needs (Java's murmur2 and librdkafka's crc32
+        place a call differently): a call event may sit on any partition. Keyed as callvault keys
+        `calls`, on a topic of as many partitions, it sits on its call's own, and takes no hop.
+        """
         msg = event.message
         result = decode_call_event(
             msg.key, msg.value, self.settings.max_event_bytes, source_buckets=self.settings.upload_buckets
@@ -433,24 +454,46 @@ class Worker:
             call_id=call_event.call_id,
             fact=to_fact(call_event, self._pseudonym_key),
         )
+        if calls_partition(call_event.call_id, self.settings.partitions) in held:
+            return message
         await self.calls.send(
             key=topic_key(call_event.call_id), value=message.model_dump_json(exclude_none=True).encode()
         )
         return None
 
+    def _calls_partitions_held(self) -> frozenset[int]:
+        """The `calls` partitions this worker holds now: their calls' states are here.
+
+        None at all when `calls` has not as many partitions as callvault places states by
+        (a topic made by hand): then every event goes round, as `calls` itself places it.
+        """
+        topic = self.settings.calls_topic
+        if self.app.consumer.topic_partitions(topic) != self.settings.partitions:
+            return frozenset()
+        return frozenset(tp.partition for tp in self.app.consumer.assignment() if tp.topic == topic)
+
     async def _call_in_order(self, events: list[EventT]) -> None:
         for event in events:
-            await self._call(event)
+            try:
+                message = CallMessage.model_validate_json(event.message.value)
+            except Exception as exc:  # noqa: BLE001 - one bad message must not stop the others (see _intake)
+                log.error("could not read a message of call %r: %s", event.message.key, where_it_failed(exc))
+                await self.dead_letter(f"callvault could not read this message ({type(exc).__name__})", event)
+                continue
+            await self._handle(message, event)
 
-    async def _call(self, event: EventT) -> None:
-        msg = event.message
+    async def _handle_in_order(self, messages: list[tuple[CallMessage, EventT]]) -> None:
+        for message, event in messages:
+            await self._handle(message, event)
+
+    async def _handle(self, message: CallMessage, event: EventT) -> None:
+        """Process one message of a call; what fails becomes a dead letter of `event`, which brought it."""
         try:
-            message = CallMessage.model_validate_json(msg.value)
             await self.processor.handle(message)
         except TenantConflict as exc:
             await self.dead_letter(str(exc), event)
         except Exception as exc:  # noqa: BLE001 - one bad call must not stop the others (see _intake)
-            log.error("could not process a message of call %r: %s", msg.key, where_it_failed(exc))
+            log.error("could not process a message of call %r: %s", message.call_id, where_it_failed(exc))
             await self.dead_letter(f"callvault could not process this message ({type(exc).__name__})", event)
 
     def _hold_changed(self, ref: str, held: bool) -> None:

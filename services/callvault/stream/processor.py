@@ -54,6 +54,7 @@ from callvault.storage.policies import PolicyBook
 from callvault.storage.store_profile import StoreProfile
 from callvault.storage.subject_index import SUBJECTS_META, IndexEntry, put_entries
 from callvault.stream.bus import Emit
+from callvault.stream.call_locks import CallLocks
 from callvault.stream.messages import CallMessage
 from callvault.stream.offloop import S3Runner, SourceUnreadable
 from callvault.stream.worker_part import WorkerPart
@@ -92,6 +93,7 @@ class CallProcessor(WorkerPart):
         self.retry_backoff = CalendarDuration.parse(settings.source_retry_backoff).as_timedelta()
         self.payment_margin = CalendarDuration.parse(settings.payment_margin).as_timedelta()
         self.ttl = _ttl(settings.settled_state_ttl)
+        self._turns = CallLocks()
         # state key (`{tenant}/{call_id}`) -> next wake-up; rebuilt from the table after a rebalance.
         self.wakes: dict[bytes, datetime] = {}
         # Calls under a legal hold (`{tenant}/{call_id}`), refreshed by the worker from the
@@ -169,6 +171,11 @@ class CallProcessor(WorkerPart):
         return state
 
     async def handle(self, message: CallMessage) -> None:
+        """One message of a call, in its call's turn: the intake and the `calls` agent both call this."""
+        async with self._turns.turn(message.state_key):
+            await self._handle(message)
+
+    async def _handle(self, message: CallMessage) -> None:
         if self._registries is not None:
             await self._registries()  # waits for the store like every S3 call here
             self._registries = None
