@@ -52,6 +52,10 @@ def bucket_settings() -> tuple[str, ...]:
     return (STAGING_BUCKET_SETTING, *(c.bucket_setting for c in data_classes()), *SERVICE_BUCKET_SETTINGS)
 
 
+# The worker's faust table of call state: its changelog topic is named after it.
+STATE_TABLE = "call-state"
+
+
 class Settings(BaseSettings):
     """Every variable has a default that works against `callvault dev` with nothing set."""
 
@@ -755,6 +759,18 @@ class Settings(BaseSettings):
             calls=self.calls_topic,
             app_id=self.app_id,
         )
+
+    @property
+    def state_changelog_topic(self) -> str:
+        """faust's changelog of the call-state table (`{app_id}-{table}-changelog`), which faust creates."""
+        return f"{self.app_id}-{STATE_TABLE}-changelog"
+
+    def placed_topics(self) -> list[str]:
+        """The topics whose partitions must number `partitions`: each call's state, and each partition's
+        audit chain, is placed and looked for by that count (`stream.messages.state_partition`, the
+        audit checkpoint's heads). `call-events` may differ: an event not on its call's partition is
+        passed on through `calls`."""
+        return [self.calls_topic, self.state_changelog_topic, self.lifecycle_topic]
 
     def all_topics(self) -> list[str]:
         return [

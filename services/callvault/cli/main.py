@@ -23,7 +23,7 @@ from callvault.cli import (
     worker,
 )
 from callvault.cli.errors import UserError
-from callvault.stream.bus import BrokerUnreachable
+from callvault.stream.bus import BrokerUnreachable, TopicsMisplaced
 from callvault.stream.command_client import CannotSign
 
 app = typer.Typer(
@@ -53,7 +53,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         app()
-    except (UserError, BrokerUnreachable, CannotSign) as exc:
+    except (UserError, BrokerUnreachable, TopicsMisplaced, CannotSign) as exc:
         print(f"callvault: {exc}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:

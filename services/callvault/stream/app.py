@@ -42,7 +42,7 @@ from callvault.rules.audit_chain import LoggedRecord
 from callvault.rules.call_state import TenantConflict
 from callvault.rules.command_signature import Refusal
 from callvault.rules.dead_letters import dead_letter_for
-from callvault.settings import Settings
+from callvault.settings import STATE_TABLE, Settings
 from callvault.storage import store_profile
 from callvault.storage.client import make_s3_client, make_staging_s3_client
 from callvault.storage.holds import held_calls
@@ -67,7 +67,6 @@ from callvault.stream.worker_part import REGISTRIES_REFRESH_S
 
 log = logging.getLogger("callvault.worker")
 
-STATE_TABLE = "call-state"
 HOLDS_REFRESH_S = REGISTRIES_REFRESH_S  # how often each worker rereads the held calls (one listing)
 
 

@@ -26,6 +26,10 @@ class BrokerUnreachable(RuntimeError):
     pass
 
 
+class TopicsMisplaced(RuntimeError):
+    """A topic callvault places things in by the partition count has another count than the settings'."""
+
+
 # Where a client connects: the settings (their bootstrap servers, TLS and SASL), or bare bootstrap
 # servers for a plaintext broker on this machine (the tests' and benches' own clients).
 Brokers = Settings | str
@@ -39,9 +43,18 @@ def connection(brokers: Brokers) -> tuple[str, dict[str, Any]]:
 
 
 async def ensure_topics(
-    brokers: Brokers, topics: Iterable[str], partitions: int, replication: int = 1, timeout: float = 30
+    brokers: Brokers,
+    topics: Iterable[str],
+    partitions: int,
+    replication: int = 1,
+    timeout: float = 30,
+    *,
+    placed: Iterable[str] = (),
 ) -> list[str]:
-    """Create the topics that do not exist yet; returns those created."""
+    """Create the topics that do not exist yet; returns those created.
+
+    `placed`: topics that, where they exist, must have `partitions` partitions (`TopicsMisplaced` if not).
+    """
     bootstrap, options = connection(brokers)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000, **options)
     deadline = time.monotonic() + timeout
@@ -76,15 +89,36 @@ async def ensure_topics(
                 created.append(name)
             except TopicAlreadyExistsError:
                 pass
+        misplaced = await _partition_counts(admin, [t for t in placed if t in existing], partitions)
+        if misplaced:
+            found = ", ".join(f"{topic} has {n}" for topic, n in sorted(misplaced.items()))
+            raise TopicsMisplaced(
+                f"refusing to run: {found} partitions, not {partitions} (CALLVAULT_PARTITIONS). callvault "
+                "finds each call's state and each audit chain by that count, so it would look for them "
+                "where they are not; set CALLVAULT_PARTITIONS to the topics' count, or move to new topics "
+                "(a new CALLVAULT_TOPIC_PREFIX and CALLVAULT_APP_ID) once no call is in flight"
+            )
         return created
     finally:
         await admin.close()
 
 
+async def _partition_counts(admin: AIOKafkaAdminClient, topics: list[str], wanted: int) -> dict[str, int]:
+    """Those of `topics` whose partitions do not number `wanted`, with their count."""
+    if not topics:
+        return {}
+    described = await admin.describe_topics(topics)
+    counts = {str(t["topic"]): len(t["partitions"]) for t in described if not t.get("error_code")}
+    return {topic: n for topic, n in counts.items() if n != wanted}
+
+
 async def ensure_callvault_topics(settings: Settings) -> list[str]:
-    """callvault's topics, created with `CALLVAULT_PARTITIONS` and `CALLVAULT_REPLICATION_FACTOR`."""
+    """callvault's topics, created with `CALLVAULT_PARTITIONS` and `CALLVAULT_REPLICATION_FACTOR`; refused
+    (`TopicsMisplaced`) where one callvault places things in by that count already has another."""
     topics, replicas = settings.all_topics(), settings.replication_factor
-    return await ensure_topics(settings, topics, settings.partitions, replicas)
+    return await ensure_topics(
+        settings, topics, settings.partitions, replicas, placed=settings.placed_topics()
+    )
 
 
 @contextlib.asynccontextmanager
@@ -209,6 +243,7 @@ __all__ = [
     "BrokerUnreachable",
     "KafkaError",
     "ensure_callvault_topics",
+    "TopicsMisplaced",
     "ensure_topics",
     "make_producer",
     "read_json_topic",
