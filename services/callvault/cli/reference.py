@@ -84,7 +84,11 @@ def topic_rows() -> list[str]:
 
     settings = Settings()
     said = {
-        settings.call_events_topic: ("`call_id` (any key: callvault re-keys)", "call events", "the platform"),
+        settings.call_events_topic: (
+            "`call_id` (any partitioner: callvault re-keys)",
+            "call events",
+            "the platform",
+        ),
         settings.lifecycle_topic: (
             "`call_id`; a subject request's pseudonym; a tenant-wide event's tenant",
             "lifecycle events (the audit log)",

@@ -1,9 +1,10 @@
 """The internal `calls` topic: validated, pseudonymized facts and wake-ups.
 
-The intake re-keys every call event onto this topic with callvault's own
-partitioner, so the call-state table is co-partitioned with it whatever
-partitioner the platform's producer used; and the timer's wake-ups pass through
-the same agent as the events, so every state change happens in one place.
+A call's state lives with the worker that holds the call's partition of this
+topic (`calls_partition`, Kafka's default partitioner on the call id). The
+intake processes a call event itself when its worker holds that partition, and
+forwards the others here, re-keyed with callvault's own partitioner, whatever
+partitioner the platform's producer used; the timer's wake-ups come here too.
 
 A call is (tenant, call_id): the table keeps each call's state under
 `{tenant}/{call_id}`, and every message names both. The topic is still
