@@ -26,7 +26,7 @@ from pydantic import SecretStr
 from callvault.audit.period import verify_period
 from callvault.audit.sources import AuditLog, archive_events
 from callvault.clock import FixedClock
-from callvault.rules.audit_chain import GENESIS, LoggedRecord, digest, segment_body
+from callvault.rules.audit_chain import GENESIS, LoggedRecord, digest, parse_segment, segment_body
 from callvault.rules.audit_checkpoint import (
     Checkpoint,
     CheckpointTrail,
@@ -424,3 +424,21 @@ def test_every_partition_the_checkpoints_name_is_read_whatever_the_settings_say(
     one_partition = settings.model_copy(update={"audit_public_key": public_hex(KEY), "partitions": 1})
     list(archive_events(s3, one_partition, whole))
     assert any(b.segment == edited for b in whole.breaks)
+
+
+async def test_a_record_delivered_twice_in_one_batch_is_archived_once(log) -> None:  # noqa: ANN001
+    """tests/integration/test_audit_archive.py caught a segment of offsets 0, 1, 2, 2 after a killed
+    worker: a batch of `lifecycle` can hold a record twice. The segment holds each record once."""
+    settings, s3, _ = log
+    runner = S3Runner(s3, max_workers=2, endpoint=None, backoff_cap_s=0.05, give_up_after=3)
+    archiver = AuditArchiver(settings, runner, FixedClock(T0 + 7 * HOUR))
+    tail = segments.read_head(s3, settings.audit_bucket, 0)
+    assert tail is not None
+    first = tail.last_offset + 1
+    records = [LoggedRecord(0, first + i, f"c-7-{i}", json.dumps(_event(7, i))) for i in (0, 1, 2, 2, 1)]
+    await archiver.archive(0, records)
+    head = segments.read_head(s3, settings.audit_bucket, 0)
+    assert head is not None and head.last_offset == first + 2
+    stored = parse_segment(segments.read_segment(s3, settings.audit_bucket, head.key))[1]
+    assert [r.offset for r in stored] == [first, first + 1, first + 2]
+    runner.close()
