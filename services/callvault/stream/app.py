@@ -296,6 +296,10 @@ class Worker:
 
         @app.agent(self.call_events, name="intake")
         async def intake(stream: faust.StreamT) -> None:
+            if not self.settings.intake_one_hop:  # the default: every event through `calls`
+                async for event in stream.events():
+                    await self._intake(event, frozenset())
+                return
             # As on `calls` (below): acked once the batch is done, a call's messages in order,
             # calls side by side. The events this worker may process here are processed here;
             # the others go round through `calls` (see _take_call_event).
