@@ -2,9 +2,10 @@
 
 A call's state lives with the worker that holds the call's partition of this
 topic (`calls_partition`, Kafka's default partitioner on the call id). The
-intake processes a call event itself when its worker holds that partition, and
-forwards the others here, re-keyed with callvault's own partitioner, whatever
-partitioner the platform's producer used; the timer's wake-ups come here too.
+intake forwards call events here, re-keyed with callvault's own partitioner,
+whatever partitioner the platform's producer used (with
+`CALLVAULT_INTAKE_ONE_HOP`, only those of calls its worker does not hold: it
+processes the others itself); the timer's wake-ups come here too.
 
 A call is (tenant, call_id): the table keeps each call's state under
 `{tenant}/{call_id}`, and every message names both. The topic is still
