@@ -40,13 +40,14 @@ async def until_shared(worker: ChildProcess, topic: str, timeout: float) -> None
 
 
 async def until_split(workers: list[ChildProcess], topic: str, partitions: int, timeout: float) -> None:
-    """Wait until the workers' latest assignments split `topic`'s partitions among all of them."""
+    """Wait until the workers' latest assignments split `topic`'s partitions among them, every partition
+    held once, by more than one worker (faust may leave one idle: 2, 2 and 0 of 4, seen on Apache Kafka)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         latest = [shares(w.log_path.read_text(errors="replace"), topic)[-1:] for w in workers]
         held = [partitions_of(s[0]) if s else set() for s in latest]
         covered = set().union(*held) == set(range(partitions))
-        if all(held) and sum(len(h) for h in held) == partitions and covered:
+        if sum(1 for h in held if h) > 1 and sum(len(h) for h in held) == partitions and covered:
             return
         for w in workers:
             assert w.alive(), w.tail(40)
