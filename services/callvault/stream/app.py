@@ -309,8 +309,8 @@ class Worker:
                 by_call: dict[bytes, list[tuple[CallMessage, EventT]]] = {}
                 for event in events:
                     message = await self._intake(event, held)
-                    if message is not None:
-                        by_call.setdefault(message.state_key, []).append((message, event))
+                    if message is not None:  # grouped by call id, as on `calls`: see stream/messages.py
+                        by_call.setdefault(topic_key(message.call_id), []).append((message, event))
                 await asyncio.gather(*(self._handle_in_order(group) for group in by_call.values()))
 
         @app.agent(self.calls, name="calls")
