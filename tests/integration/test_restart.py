@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import time
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -108,3 +110,70 @@ async def test_a_calls_state_sits_in_the_changelog_partition_of_its_calls_partit
     assert set(in_changelog) == set(placed), sorted(in_changelog)
     misplaced = {c: (placed[c], in_changelog[c]) for c in placed if in_changelog[c] != {placed[c]}}
     assert not misplaced, f"calls partition against changelog partitions: {misplaced}"
+
+
+async def _saved_state(settings: Settings, call_id: str, needle: str, timeout: float = 60) -> dict:
+    """The call's state as the changelog last holds it, once it contains `needle`."""
+    topic = f"{settings.app_id}-call-state-changelog"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = None
+        async for key, value in read_topic(settings.kafka_bootstrap, topic, idle_s=0.5, max_s=5):
+            if key == f"acme/{call_id}".encode() and value and needle.encode() in value:
+                found = value
+        if found is not None:
+            return json.loads(found)["state"]  # type: ignore[no-any-return]
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"state of {call_id} never reached the changelog")
+
+
+async def test_a_disclosure_sent_while_no_worker_ran_is_judged_by_when_it_was_sent(servers: Servers) -> None:
+    """A disclosure that reached Kafka within the grace after the recording is in time, however long
+    the worker was down before it read it.
+
+    The grace is counted from when the worker saw the recording. A worker killed after that, and
+    back only once the grace had passed by the clock, judged the call on the first message it read
+    (`call.ended`) or at the deadline's wake-up, before it had read the disclosure waiting in the
+    backlog: the call was rejected for a missing disclosure and its recording deleted (seen as one
+    call `disclosure_missing` in tests/faults/test_killed_worker.py on Apache Kafka).
+    """
+    grace_s = 6.0
+    settings = make_settings(servers, "r" + secrets.token_hex(3), disclosure_grace=f"PT{grace_s:g}S")
+    await prepare_async(settings)
+    first = spawn_worker(settings, "worker-down", ready=True)
+    try:
+        async with Bus(settings) as bus:
+            told_before_end, told_after_end = bus.script(), bus.script()
+            calls = (told_before_end, told_after_end)
+            for call in calls:
+                await bus.upload(call)
+                await bus.send(call.started(), call.stored())
+            seen = [await _saved_state(settings, call.call_id, "recording.stored") for call in calls]
+            first.kill()
+            first.stop()
+            await bus.send(told_before_end.disclosure(), told_before_end.ended())
+            await bus.send(told_after_end.ended(), told_after_end.disclosure())
+            sent = datetime.now(UTC)
+            grace_ends = min(datetime.fromisoformat(s["recording_seen_at"]) for s in seen) + timedelta(
+                seconds=grace_s
+            )
+            assert sent < grace_ends, "the disclosures were sent too late for this test to mean anything"
+            # The worker comes back once the grace has passed by the clock, the disclosures unread.
+            await asyncio.sleep((grace_ends - datetime.now(UTC)).total_seconds() + 1.0)
+            second = spawn_worker(settings, "worker-back")
+            try:
+                for call in calls:
+                    await bus.lifecycle.wait_for(
+                        lambda w, c=call.call_id: bool({"recording.archived", "recording.rejected"}
+                                                       & set(bus.lifecycle.types_for(c))),
+                        60,
+                        f"an outcome for {call.call_id}",
+                    )  # fmt: skip
+                got = {call.call_id: sorted(set(bus.lifecycle.types_for(call.call_id))) for call in calls}
+                for call in calls:
+                    assert "recording.archived" in got[call.call_id], got
+                    assert "disclosure.missing" not in got[call.call_id], got
+            finally:
+                second.stop()
+    finally:
+        first.stop()

@@ -28,6 +28,7 @@ class _Message:
     offset: int = 41
     key: bytes | None = b"+32470123456"
     value: bytes | None = b'{"caller": "+32470123456"}'
+    timestamp: float = 1796590800.0  # when the record reached Kafka (2026-12-06 21:00 UTC)
 
 
 @dataclass
@@ -80,6 +81,7 @@ async def test_the_intake_processes_a_call_whose_partition_it_holds_and_passes_o
     message = await app_worker._intake(event, held)  # type: ignore[arg-type]  # noqa: SLF001
     if holds_it:
         assert message is not None and message.call_id == "c-7" and not sent
+        assert message.published_at is not None and message.published_at.timestamp() == 1796590800.0
     else:
         assert message is None and [key for key, _ in sent] == [b"c-7"]
     for text in [message.model_dump_json() if message else "", *(value.decode() for _, value in sent)]:

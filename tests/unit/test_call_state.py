@@ -102,6 +102,23 @@ def test_without_disclosure_it_waits_the_grace_then_rejects() -> None:
     assert isinstance(step, Reject) and step.reason is Outcome.DISCLOSURE_MISSING
 
 
+def test_the_grace_is_judged_at_when_the_message_was_sent_and_retention_at_the_clock() -> None:
+    """A backlog read after the grace passed by the clock: a message sent within it is judged at
+    its sending, so the disclosure a few records on is still awaited; a retention is never stretched."""
+    state = fold(started(), stored(), now=NOW)
+    later = NOW + GRACE + timedelta(minutes=30)
+    assert next_recording_step(state, later, POLICY, GRACE, judged=NOW + timedelta(seconds=2)) == Wait(
+        NOW + GRACE
+    )
+    step = next_recording_step(state, later, POLICY, GRACE, judged=NOW + GRACE)
+    assert isinstance(step, Reject) and step.reason is Outcome.DISCLOSURE_MISSING
+    # A sending time ahead of the clock judges nothing later than the clock.
+    assert next_recording_step(state, NOW, POLICY, GRACE, judged=later) == Wait(NOW + GRACE)
+    old = fold(disclosure(-40 * 86400), stored(START - timedelta(days=40)))
+    step = next_recording_step(old, NOW, POLICY, GRACE, judged=START - timedelta(days=39))
+    assert isinstance(step, Reject) and step.reason is Outcome.RETENTION_ELAPSED
+
+
 def test_objection_wins_over_a_compliant_disclosure() -> None:
     step = next_recording_step(fold(disclosure(), objected(), stored()), NOW, POLICY, GRACE)
     assert isinstance(step, Reject) and step.reason is Outcome.OBJECTED

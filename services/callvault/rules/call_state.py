@@ -263,8 +263,13 @@ def next_recording_step(
     recording_allowed: bool = True,
     payment_margin: timedelta = timedelta(seconds=2),
     payments_forbidden: bool = False,
+    judged: datetime | None = None,
 ) -> RecordingStep:
     """The outcome of a pending recording, in the order the contract's table implies.
+
+    `judged`: the time the grace is judged at (when the message being processed reached Kafka;
+    `stream.processor.judged_at`), no later than `now`; None: `now`. Retention and source
+    retries stay on the clock: a recording is never archived past its retention by a backlog.
 
     `subject_objected`: a participant has objected through a subject request
     (`subject.object`), which covers every later call of theirs.
@@ -295,9 +300,10 @@ def next_recording_step(
         )
     verdict = state.verdict()
     grace_ends = state.recording_seen_at + grace
+    judged = now if judged is None else min(judged, now)
     if verdict.compliant:
         assert verdict.evidence is not None
-        paid = payment_verdict(state, payment_margin, now, grace_ends)
+        paid = payment_verdict(state, payment_margin, judged, grace_ends)
         if paid.state == "waiting":
             assert paid.until is not None
             return Wait(paid.until)
@@ -310,7 +316,7 @@ def next_recording_step(
                 "paused or not",
             )
         return Archive(verdict.evidence, expires, paid if paid.state == "secured" else None)
-    if now < grace_ends:
+    if judged < grace_ends:
         return Wait(grace_ends)
     return Reject(Outcome.DISCLOSURE_MISSING, _missing_sentence(verdict.detail), verdict.detail)
 

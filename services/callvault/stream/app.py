@@ -57,6 +57,7 @@ from callvault.stream.command_errors import CommandRefused
 from callvault.stream.command_gate import CommandGate, accepted_event, refused_event
 from callvault.stream.commands import CommandHandler
 from callvault.stream.health import HealthServer
+from callvault.stream.input_mark import InputProgress, input_mark, published_at
 from callvault.stream.kafka_security import faust_credentials
 from callvault.stream.messages import CallMessage, calls_partition, to_fact, topic_key, wake_message
 from callvault.stream.offloop import S3Runner
@@ -66,6 +67,7 @@ from callvault.stream.residency_gate import ResidencyGate
 from callvault.stream.worker_part import REGISTRIES_REFRESH_S
 
 log = logging.getLogger("callvault.worker")
+INPUT_LAG_SAID = timedelta(seconds=10)  # an intake this far behind the clock is logged (see _input_mark)
 
 HOLDS_REFRESH_S = REGISTRIES_REFRESH_S  # how often each worker rereads the held calls (one listing)
 
@@ -191,6 +193,8 @@ class Worker:
         self._pseudonym_key = settings.pseudonym_key.get_secret_value().encode()
         self._wakes_stale = True
         self._wake_sent: dict[bytes, datetime] = {}
+        self.input = InputProgress()  # how far `call-events` is taken in: wake-ups wait for it
+        self._input_behind = False
         self._policy_cache: VersionCache = {}  # client-policy versions read, by key and ETag
         self._profile_read = False  # storage init's measurement of the store, read once
         self._recovered_once = False
@@ -299,6 +303,7 @@ class Worker:
             if not self.settings.intake_one_hop:  # the default: every event through `calls`
                 async for event in stream.events():
                     await self._intake(event, frozenset())
+                    self._took(event)
                 return
             # As on `calls` (below): acked once the batch is done, a call's messages in order,
             # calls side by side. The events this worker may process here are processed here;
@@ -312,6 +317,8 @@ class Worker:
                     if message is not None:  # grouped by call id, as on `calls`: see stream/messages.py
                         by_call.setdefault(topic_key(message.call_id), []).append((message, event))
                 await asyncio.gather(*(self._handle_in_order(group) for group in by_call.values()))
+                for event in events:
+                    self._took(event)
 
         @app.agent(self.calls, name="calls")
         async def calls(stream: faust.StreamT) -> None:
@@ -456,6 +463,7 @@ class Worker:
             kind="fact",
             call_id=call_event.call_id,
             fact=to_fact(call_event, self._pseudonym_key),
+            published_at=published_at(msg.timestamp),
         )
         if calls_partition(call_event.call_id, self.settings.partitions) in held:
             return message
@@ -551,15 +559,51 @@ class Worker:
                 report.recovered,
             )
 
+    def _took(self, event: EventT) -> None:
+        msg = event.message
+        self.input.took(msg.tp, msg.offset, msg.timestamp)
+
+    def _input_mark(self, now: datetime) -> datetime | None:
+        """How far this worker has taken in `call-events` (`stream.input_mark`); None while it cannot tell
+        (joining, recovering, or a partition behind with nothing taken from it yet)."""
+        if self.app.rebalancing or self.app.in_recovery:
+            return None
+        consumer = self.app.consumer
+        topic = self.settings.call_events_topic
+        try:
+            held = [tp for tp in consumer.assignment() if tp.topic == topic]
+        except Exception:  # noqa: BLE001 - not started yet: nothing is known to be read
+            return None
+        committed = consumer._committed_offset  # noqa: SLF001 - faust's record of its commits (see _update_gauges)
+        parts = {tp: self.input.progress(tp, consumer.highwater(tp), committed.get(tp)) for tp in held}
+        mark = input_mark(now, parts.values())
+        behind = mark is None or now - mark > INPUT_LAG_SAID
+        if behind != self._input_behind:  # said once each way, and only for a lag worth an operator's eye
+            self._input_behind = behind
+            if behind:
+                where = sorted(
+                    f"{tp.topic}[{tp.partition}] at {p.next_offset} of {p.end}"
+                    for tp, p in parts.items()
+                    if p.end is None or p.next_offset < p.end
+                )
+                log.info("deadlines wait until the input is read up to them: %s", ", ".join(where))
+            else:
+                log.info("the input is read to its end: deadlines are judged by the clock")
+        return mark
+
     async def _wake_due(self) -> None:
         if self._wakes_stale and not self.app.rebalancing and not self.app.in_recovery:
             self._wakes_stale = False
             count = self.processor.rebuild_wakes()
             log.info("tracking %d calls waiting for a deadline", count)
         now = self.clock.now()
+        # A deadline is judged only once the input sent before it has been taken in.
+        mark = self._input_mark(now)
+        if mark is None:
+            return
         resend_after = timedelta(seconds=max(10.0, 10 * self.settings.tick_interval_s))
         for key, due in list(self.processor.wakes.items()):
-            if due > now:
+            if due > mark:
                 continue
             sent = self._wake_sent.get(key)
             if sent is not None and now - sent < resend_after:

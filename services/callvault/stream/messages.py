@@ -17,6 +17,7 @@ the partition it lives on, so an upgrade loses no call in flight.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from aiokafka.partitioner import murmur2
@@ -35,6 +36,11 @@ class CallMessage(BaseModel):
     call_id: str
     fact: CallFact | None = None
     tenant: str | None = None  # a wake-up's call; None for one kept under an older version's key
+    # When the platform's event reached Kafka (its record's timestamp): the time a fact is judged at,
+    # so a deadline is never judged passed on input the worker had not read yet (a backlog after a
+    # restart). None for wake-ups (sent only once the input is read that far: `input_mark`) and for
+    # messages of an older version.
+    published_at: datetime | None = None
 
     @property
     def call_tenant(self) -> str | None:

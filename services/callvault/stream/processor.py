@@ -195,7 +195,7 @@ class CallProcessor(WorkerPart):
         elif state is None:
             self.wakes.pop(key, None)
             return
-        state = await self._advance(state, now)
+        state = await self._advance(state, now, judged_at(now, message))
         forget = evict_at(state, self.terms(state, now).retention, self.ttl)
         if forget is not None and now >= forget:
             state = await self._write_metadata(state, now, final=True)
@@ -205,7 +205,9 @@ class CallProcessor(WorkerPart):
             return
         self.save(key, state, now)
 
-    async def _advance(self, state: CallState, now: datetime) -> CallState:
+    async def _advance(self, state: CallState, now: datetime, judged: datetime) -> CallState:
+        """Decide what the call's facts now allow, and do it. `judged` is the time its deadlines are
+        judged at (`judged_at`): no later than `now`; `now` dates what is done."""
         objected = any(f"{state.tenant}/{p}" in self.objecting for p in state.subjects)
         terms = self.terms(state, now)
         step = next_recording_step(
@@ -217,6 +219,7 @@ class CallProcessor(WorkerPart):
             recording_allowed=terms.recording_allowed,
             payment_margin=self.payment_margin,
             payments_forbidden=terms.payments_forbidden,
+            judged=judged,
         )
         if isinstance(step, Archive):
             state = await self._archive(state, step, now, terms.version)
@@ -224,11 +227,11 @@ class CallProcessor(WorkerPart):
             state = await self._reject(state, step, now)
         if objection_erases_recording(state):
             state = await self._erase_objected(state, now)
-        elif card_data_erases_recording(state, self.payment_margin, now, terms.grace):
+        elif card_data_erases_recording(state, self.payment_margin, judged, terms.grace):
             state = await self._erase_objected(state, now, reason="card_data_exposed")
-        elif late_payment_to_prove(state, self.payment_margin, now, terms.grace):
+        elif late_payment_to_prove(state, self.payment_margin, judged, terms.grace):
             state = await self._prove_late_payment(state, now)
-        state = await self._write_metadata(state, now)
+        state = await self._write_metadata(state, now, judged=judged)
         if state.settled_at is None and is_settled(state):
             state = state.model_copy(update={"settled_at": now})
         return state
@@ -486,9 +489,11 @@ class CallProcessor(WorkerPart):
         update = {"recording_outcome": outcome, "recording_decided_at": now, "source_retry_at": None}
         return state.model_copy(update={**update, **extra})
 
-    async def _write_metadata(self, state: CallState, now: datetime, final: bool = False) -> CallState:
+    async def _write_metadata(
+        self, state: CallState, now: datetime, final: bool = False, judged: datetime | None = None
+    ) -> CallState:
         terms = self.terms(state, now)
-        if not (final or metadata_ready(state, now, terms.grace)):
+        if not (final or metadata_ready(state, judged or now, terms.grace)):
             return state
         started_at = state.call_started_at()
         if started_at is None:
@@ -557,6 +562,18 @@ class CallProcessor(WorkerPart):
         target = [(ref.key, ref.version_id or "null")]
         said = await self.s3.run(f"holding {ref.key}", set_object_lock_hold, ref.bucket, target, True)
         log.info("call %s is under a legal hold: s3://%s/%s %s", state.call_id, ref.bucket, ref.key, said)
+
+
+def judged_at(now: datetime, message: CallMessage) -> datetime:
+    """The time a message's call is judged at: when its event reached Kafka, if that is earlier.
+
+    A deadline (the disclosure's grace, a payment window's end) counts the time the platform had to
+    send the events that settle it. Judged at the clock alone, a worker reading a backlog (back after
+    a crash, or behind) would find the grace passed on the first message it read and reject a call
+    whose disclosure was sent in time and waits a few records further on.
+    """
+    sent = message.published_at
+    return now if sent is None or sent >= now else sent
 
 
 def _ttl(text: str) -> timedelta:
