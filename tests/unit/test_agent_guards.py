@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import gc
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from callvault.clock import FixedClock
 from callvault.settings import Settings
 from callvault.stream.app import Worker
 from callvault.stream.messages import calls_partition
@@ -148,3 +150,27 @@ async def test_the_worker_process_freezes_its_heap_once_it_has_first_recovered(f
         assert worker.not_ready_because() != ["joining the consumer group and recovering call state"]
     finally:
         gc.unfreeze()  # the test session's heap is the collector's again
+
+
+async def test_a_deadline_wakes_its_call_only_once_the_input_is_read_up_to_it(
+    app_worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker behind on `call-events` (a backlog after a restart) must not decide a call whose
+    settling event may wait in that backlog: its wake-up waits for the input mark."""
+    due = datetime(2026, 12, 6, 21, 0, tzinfo=UTC)
+    app_worker.clock = FixedClock(due + timedelta(minutes=10))
+    app_worker._wakes_stale = False  # noqa: SLF001 - the table is not read here
+    app_worker.processor.wakes = {b"acme/c-7": due}
+    sent: list[bytes] = []
+
+    async def send(key: bytes, value: bytes) -> None:
+        sent.append(key)
+
+    monkeypatch.setattr(app_worker.calls, "send", send)
+    marks = iter([None, due - timedelta(seconds=1), due])
+    monkeypatch.setattr(app_worker, "_input_mark", lambda now: next(marks))
+    await app_worker._wake_due()  # noqa: SLF001 - joining: nothing known to be read
+    await app_worker._wake_due()  # noqa: SLF001 - read up to a second before the deadline
+    assert sent == []
+    await app_worker._wake_due()  # noqa: SLF001 - read up to it
+    assert sent == [b"c-7"]

@@ -570,12 +570,12 @@ class Worker:
             return None
         consumer = self.app.consumer
         topic = self.settings.call_events_topic
+        committed = consumer._committed_offset  # noqa: SLF001 - faust's record of its commits (see _update_gauges)
         try:
             held = [tp for tp in consumer.assignment() if tp.topic == topic]
-        except Exception:  # noqa: BLE001 - not started yet: nothing is known to be read
+            parts = {tp: self.input.progress(tp, consumer.highwater(tp), committed.get(tp)) for tp in held}
+        except Exception:  # noqa: BLE001 - not started, or a partition taken away meanwhile: nothing known
             return None
-        committed = consumer._committed_offset  # noqa: SLF001 - faust's record of its commits (see _update_gauges)
-        parts = {tp: self.input.progress(tp, consumer.highwater(tp), committed.get(tp)) for tp in held}
         mark = input_mark(now, parts.values())
         behind = mark is None or now - mark > INPUT_LAG_SAID
         if behind != self._input_behind:  # said once each way, and only for a lag worth an operator's eye
