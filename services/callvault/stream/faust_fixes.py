@@ -25,8 +25,8 @@ that recurs at the same place after that re-seek is a real gap (a transaction
 marker, say) and goes on to faust's own handling, so nothing loops; a new seek
 to that place looks again.
 
-A third way (seen in `tests/integration/test_restart.py`'s backlog test, 2 runs
-in about 25 on a loaded machine: a `disclosure.played` of a restarted worker's
+A third way (seen in `tests/integration/test_restart.py`'s backlog test, 3 runs
+in about 40 on a loaded machine: a `disclosure.played` of a restarted worker's
 backlog never processed): recovery resumes the partitions *before* it seeks them
 back to the committed offsets (`perform_seek`), so the drain loop delivers
 messages meanwhile. One of those, handed to the stream while the seek ran,

@@ -11,9 +11,8 @@ A partition counts up to the clock once what was taken reaches the end its last 
 that, up to when the last record taken from it reached Kafka (its timestamp). Where the group
 committed further on (another worker held it), it counts from there; where nothing was ever
 committed, from 0: an empty partition is read to its end, one holding records is not until one is
-taken. The end is as old as the
-last fetch (a fraction of a second while the consumer runs); the deadlines it guards are seconds
-(tests) to minutes (the default grace, PT5M).
+taken. The end is as old as the last fetch (a fraction of a second while the consumer runs); the
+deadlines it guards are seconds (tests) to minutes (the default grace, PT5M).
 
 Each worker judges by its own partitions: a call whose events a producer put on a partition another
 worker holds (its own partitioner) comes through `calls` after that worker's intake, and is judged

@@ -572,8 +572,7 @@ def judged_at(now: datetime, message: CallMessage) -> datetime:
     a crash, or behind) would find the grace passed on the first message it read and reject a call
     whose disclosure was sent in time and waits a few records further on.
     """
-    sent = message.published_at
-    return now if sent is None or sent >= now else sent
+    return min(now, message.published_at or now)
 
 
 def _ttl(text: str) -> timedelta:
