@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -16,10 +17,47 @@ from pathlib import Path
 PR_SET_PDEATHSIG = 1
 
 
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOWEST_PORT = 10000  # below it sit the well-known and registered services a machine may run
+_handed_out: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    """The lowest port the kernel gives outgoing connections (Linux's default 32768 where unreadable)."""
+    try:
+        return int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
+    """A loopback port free now, for a server this process starts in a moment.
+
+    Taken below the kernel's ephemeral range, at random: a port of that range, free when
+    looked at, can be the local end of any outgoing connection before a slow server (a JVM
+    takes seconds) binds it, and a test stack opens thousands (moto closes every connection).
+    That is how one run's Apache Kafka broker failed to start with "Address already in use".
+    Never the same port twice in one process; the kernel's choice where the range leaves no room.
+    """
+    low = _ephemeral_low()
+    rng = random.SystemRandom()
+    for _ in range(64) if low - LOWEST_PORT >= 1000 else ():
+        port = rng.randrange(LOWEST_PORT, low)
+        if port not in _handed_out and _bindable(port):
+            _handed_out.add(port)
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child
