@@ -137,10 +137,14 @@ class Harness:
         """Put a recording where the platform would: the staging bucket, unless told."""
         self.s3.put_object(Bucket=bucket or self.settings.staging_bucket, Key=key, Body=body)
 
-    async def send(self, *events: dict[str, Any] | bytes, key: bytes | None = None) -> None:
+    async def send(
+        self, *events: dict[str, Any] | bytes, key: bytes | None = None, sent_at: datetime | None = None
+    ) -> None:
         """Each event as the intake would take it off `call-events`, then its call's processing.
 
         A dict is sent as JSON keyed by its `call_id` (or `key`); bytes are sent as they are.
+        `sent_at`: when the events reached Kafka (their records' timestamp), for a backlog read
+        later than it was sent; by default, now.
         """
 
         def record(event: dict[str, Any] | bytes) -> tuple[bytes | None, bytes]:
@@ -148,13 +152,15 @@ class Harness:
                 return key, event
             return key if key is not None else str(event.get("call_id")).encode(), json.dumps(event).encode()
 
-        await self.send_records(record(event) for event in events)
+        await self.send_records((record(event) for event in events), sent_at=sent_at)
 
-    async def send_records(self, records: Iterable[tuple[bytes | None, bytes]]) -> None:
+    async def send_records(
+        self, records: Iterable[tuple[bytes | None, bytes]], *, sent_at: datetime | None = None
+    ) -> None:
         """Records as a producer writes them to `call-events`, (key, value) bytes, in order;
         then the timers once. For streams too long to turn the timers after every event."""
         for key, value in records:
-            await self._take(key, value)
+            await self._take(key, value, sent_at)
         await self._timers()
 
     async def command(
@@ -302,7 +308,7 @@ class Harness:
     def _dead(self, error: str, position: SourcePosition, key: bytes | None, value: bytes | None) -> None:
         self.dead_letters.append(dead_letter_for(error, position, key, value, self.clock.now()))
 
-    async def _take(self, key: bytes | None, value: bytes) -> None:
+    async def _take(self, key: bytes | None, value: bytes, sent_at: datetime | None = None) -> None:
         position = self._position(self.settings.call_events_topic)
         result = decode_call_event(key, value, self.settings.max_event_bytes, self.settings.upload_buckets)
         if isinstance(result, Rejected):
@@ -313,7 +319,12 @@ class Harness:
             self._dead(offboarded_sentence(event.tenant), position, key, value)
             return
         pseudonym_key = self.settings.pseudonym_key.get_secret_value().encode()
-        message = CallMessage(kind="fact", call_id=event.call_id, fact=to_fact(event, pseudonym_key))
+        message = CallMessage(
+            kind="fact",
+            call_id=event.call_id,
+            fact=to_fact(event, pseudonym_key),
+            published_at=sent_at or self.clock.now(),
+        )
         await self.processor.handle(message)
 
     async def _timers(self) -> None:

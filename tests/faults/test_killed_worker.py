@@ -65,6 +65,9 @@ async def test_random_kills_during_the_calls_lose_nothing_and_double_nothing(ser
             except TimeoutError:
                 stuck = undecided(bus, plan)
                 await _diagnose(settings, {c.call_id for c in stuck})
+                for call in stuck[:5]:
+                    print(f"DIAG {call.call_id}: lifecycle {sorted(bus.lifecycle.types_for(call.call_id))}")
+                await _last_states(settings, {c.call_id for c in stuck[:5]})
                 kinds = dict(Counter(c.expected for c in stuck))
                 raise AssertionError(f"{len(stuck)} calls undecided ({kinds})") from None
             await bus.caught_up()  # late repeats, if any, are in by then
@@ -114,3 +117,17 @@ async def _diagnose(settings: Any, stuck: set[str]) -> None:
             span = f"{min(offs)}..{max(offs)} ({len(offs)})" if offs else "none"
             at = f"committed {committed[tp.partition]} end {ends[tp]}"
             print(f"DIAG {topic}[{tp.partition}] {at} stuck {span}")
+
+
+async def _last_states(settings: Any, stuck: set[str]) -> None:
+    """On failure: each undecided call's last state in the changelog (pseudonyms, no phone number)."""
+    from callvault.stream.bus import read_records
+
+    last: dict[str, tuple[int, int, bytes | None]] = {}
+    async for record in read_records(settings.kafka_bootstrap, f"{settings.app_id}-call-state-changelog"):
+        call_id = (record.key or b"").decode().rpartition("/")[2]
+        if call_id in stuck:
+            last[call_id] = (record.partition, record.offset, record.value)
+    for call_id in sorted(stuck):
+        partition, offset, value = last.get(call_id, (-1, -1, None))
+        print(f"DIAG state of {call_id} (changelog[{partition}] at {offset}): {(value or b'none')[:1500]!r}")

@@ -25,6 +25,7 @@ from callvault.rules.call_state import (
     metadata_ready,
     next_recording_step,
     source_retry_at,
+    wake_at,
 )
 from callvault.rules.durations import CalendarDuration
 from callvault.rules.retention import RetentionClass, RetentionPolicy
@@ -117,6 +118,43 @@ def test_the_grace_is_judged_at_when_the_message_was_sent_and_retention_at_the_c
     old = fold(disclosure(-40 * 86400), stored(START - timedelta(days=40)))
     step = next_recording_step(old, NOW, POLICY, GRACE, judged=START - timedelta(days=39))
     assert isinstance(step, Reject) and step.reason is Outcome.RETENTION_ELAPSED
+
+
+TTL = timedelta(days=1)
+
+
+def test_what_a_backlog_message_leaves_waiting_gets_a_wake_up() -> None:
+    """A message sent within the grace, read after it passed by the clock, leaves the call waiting
+    (the disclosure may be a few records on): the call's next wake-up is the grace's end, due as soon
+    as the input is read that far. Judged by the clock, it got none: the grace was over, so only the
+    call's eviction a month on was left (tests/faults/test_killed_worker.py: calls never rejected)."""
+    state = fold(started(), stored(), ended(), now=NOW)
+    later = NOW + GRACE + timedelta(seconds=30)
+    sent = NOW + timedelta(seconds=2)
+    assert next_recording_step(state, later, POLICY, GRACE, judged=sent) == Wait(NOW + GRACE)
+    assert wake_at(state, later, POLICY, GRACE, TTL, judged=sent) == NOW + GRACE
+    assert wake_at(state, later, POLICY, GRACE, TTL) != NOW + GRACE  # by the clock: nothing to wait for
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    seen_s=st.integers(0, 600),
+    sent_s=st.integers(0, 1200),
+    clock_s=st.integers(0, 1200),
+    disclosed=st.booleans(),
+)
+def test_a_call_left_waiting_always_has_a_wake_up_by_then(
+    seen_s: int, sent_s: int, clock_s: int, disclosed: bool
+) -> None:
+    seen = NOW + timedelta(seconds=seen_s)
+    facts = (started(), disclosure(), stored()) if disclosed else (started(), stored())
+    state = fold(*facts, now=seen)
+    now = seen + timedelta(seconds=clock_s)
+    judged = seen + timedelta(seconds=sent_s)
+    step = next_recording_step(state, now, POLICY, GRACE, judged=judged)
+    if isinstance(step, Wait):
+        wake = wake_at(state, now, POLICY, GRACE, TTL, judged=judged)
+        assert wake is not None and wake <= step.until
 
 
 def test_objection_wins_over_a_compliant_disclosure() -> None:

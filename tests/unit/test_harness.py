@@ -59,6 +59,22 @@ async def test_no_disclosure_is_rejected_after_the_grace_and_not_before(h: Harne
     assert h.objects(h.settings.recordings_bucket) == [] and h.objects(h.settings.staging_bucket) == []
 
 
+async def test_a_backlog_read_after_the_grace_still_ends_in_a_verdict(h: Harness) -> None:
+    """The worker saw the recording, then was down past the grace; back, it reads the call's end,
+    sent within the grace. That message is judged at its sending (the disclosure might be a few
+    records on), and the call must still be woken once the input is read that far: on the previous
+    code it was not woken again until its eviction a month on, and never got an outcome
+    (tests/faults/test_killed_worker.py on Apache Kafka, 2026-12-07)."""
+    call = a_call("c-backlog")
+    h.upload(call.staging_key, call.audio)
+    await h.send(call.started(), call.stored())
+    sent = h.clock.now() + timedelta(seconds=1)
+    h.clock.advance(timedelta(minutes=5, seconds=30))  # the worker down: no timer ran
+    await h.send(call.ended(), sent_at=sent)
+    (rejected,) = h.lifecycle("c-backlog", "recording.rejected")
+    assert rejected["reason"] == "disclosure_missing"
+
+
 async def test_a_late_disclosure_within_the_grace_is_compliant(h: Harness) -> None:
     call = a_call("c-late")
     h.upload(call.staging_key, call.audio)

@@ -382,10 +382,27 @@ def wake_at(
     ttl: timedelta,
     recording_allowed: bool = True,
     payment_margin: timedelta = timedelta(seconds=2),
+    judged: datetime | None = None,
 ) -> datetime | None:
-    """The next moment the call needs the worker's attention without any new event."""
+    """The next moment the call needs the worker's attention without any new event.
+
+    `judged`: the time the message just processed was judged at (`next_recording_step`), so that
+    what it left waiting gets a wake-up. Judged by the clock instead, a grace that had passed
+    meanwhile gave no moment at all: a worker reading a backlog left such a call waiting for a
+    wake-up that never came (seen in `tests/faults/test_killed_worker.py`: calls whose disclosure
+    was missing never rejected). A moment already past is due as soon as the input is read up to it.
+    """
     moments: list[datetime] = []
-    step = next_recording_step(state, now, policy, grace, recording_allowed=recording_allowed)
+    judged = now if judged is None else min(judged, now)
+    step = next_recording_step(
+        state,
+        now,
+        policy,
+        grace,
+        recording_allowed=recording_allowed,
+        payment_margin=payment_margin,
+        judged=judged,
+    )
     if isinstance(step, Wait):
         moments.append(step.until)
     since = _metadata_wait_since(state)
@@ -394,7 +411,7 @@ def wake_at(
     forget = evict_at(state, policy, ttl)
     if forget is not None:
         moments.append(forget)
-    late = late_payment_wait(state, payment_margin, now, grace)
+    late = late_payment_wait(state, payment_margin, judged, grace)
     if late is not None:
         moments.append(late)
     return min(moments) if moments else None

@@ -127,10 +127,18 @@ class CallProcessor(WorkerPart):
         beside an object's date, so the purger can tell a version it had not read yet (issue 31)."""
         return max((v.version for v in self.policies.get(state.tenant, ())), default=0)
 
-    def save(self, key: bytes, state: CallState, now: datetime) -> None:
+    def save(self, key: bytes, state: CallState, now: datetime, judged: datetime | None = None) -> None:
+        """Keep the call's state, and when it next needs a wake-up as judged at `judged` (`wake_at`)."""
         terms = self.terms(state, now)
         wake = wake_at(
-            state, now, terms.retention, terms.grace, self.ttl, terms.recording_allowed, self.payment_margin
+            state,
+            now,
+            terms.retention,
+            terms.grace,
+            self.ttl,
+            terms.recording_allowed,
+            self.payment_margin,
+            judged=judged,
         )
         self.store[key] = {
             "state": state.model_dump(mode="json", exclude_none=True),
@@ -195,7 +203,8 @@ class CallProcessor(WorkerPart):
         elif state is None:
             self.wakes.pop(key, None)
             return
-        state = await self._advance(state, now, judged_at(now, message))
+        judged = judged_at(now, message)
+        state = await self._advance(state, now, judged)
         forget = evict_at(state, self.terms(state, now).retention, self.ttl)
         if forget is not None and now >= forget:
             state = await self._write_metadata(state, now, final=True)
@@ -203,7 +212,7 @@ class CallProcessor(WorkerPart):
             self.wakes.pop(key, None)
             log.debug("forgot call %s", state.call_id)
             return
-        self.save(key, state, now)
+        self.save(key, state, now, judged)
 
     async def _advance(self, state: CallState, now: datetime, judged: datetime) -> CallState:
         """Decide what the call's facts now allow, and do it. `judged` is the time its deadlines are
