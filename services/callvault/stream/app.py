@@ -49,7 +49,7 @@ from callvault.storage.holds import held_calls
 from callvault.storage.policies import VersionCache, load_book, not_applied, refused_count, tenant_of
 from callvault.storage.subject_flags import SubjectFlag, flagged_everywhere
 from callvault.storage.tenants import closed_tenants, offboarded_sentence
-from callvault.stream import faust_fixes, faust_stop
+from callvault.stream import faust_fixes, faust_flush, faust_stop
 from callvault.stream.audit_archiver import AuditArchiver
 from callvault.stream.bus import lifecycle_key
 from callvault.stream.call_state_table import CallStateTable
@@ -86,6 +86,7 @@ class Worker:
         them, and stops the event loop for less: two in a `bench/payments.py` run of 400 calls, 98 to
         115 ms each before, 2.3 to 6.2 ms after (docs/benchmarks.md)."""
         faust_fixes.install()
+        faust_flush.install()
         faust_stop.install(settings.stop_wait_s)
         self.settings = settings
         self.clock = clock or SystemClock()
