@@ -21,7 +21,7 @@ from callvault.contract.fields import format_rfc3339
 from callvault.settings import Settings
 from callvault.simulation.audio import make_wav
 from callvault.storage.client import make_s3_client
-from callvault.stream.bus import make_producer, topic_partitions
+from callvault.stream.bus import make_producer, read_records, topic_partitions
 from callvault.stream.watch import TopicWatcher
 
 CALLER = "+32470123456"
@@ -277,3 +277,12 @@ async def committed_past_end(bootstrap: str, group: str, topic: str, timeout: fl
     finally:
         await admin.close()
         await consumer.stop()
+
+
+async def sent_round(settings: Settings, call_id: str) -> list[str]:
+    """The kinds of what reached `calls` for the call (facts, wake-ups), once the worker is past it."""
+    kinds = []
+    async for record in read_records(settings.kafka_bootstrap, settings.calls_topic, idle_s=1.0):
+        if record.key == call_id.encode() and record.value is not None:
+            kinds.append(json.loads(record.value)["kind"])
+    return kinds
