@@ -87,14 +87,16 @@ KAFKA_ONLY := --ignore=tests/faults/test_killed_worker.py --ignore=tests/faults/
 	--ignore=tests/faults/test_workers_joining.py \
 	--ignore=tests/integration/test_kafka_security.py --ignore=tests/integration/test_restart.py
 LANES ?= 3
+# Each lane ends with its 15 slowest steps (setup, call or teardown): where the 10 minutes go.
+SLOWEST := --durations=15
 test: $(STAMP) browser rgw kafka
 	@if [ -f $(KAFKA_STAMP) ]; then \
-	  $(BIN)/python -m pytest -q -n $(LANES) --dist loadfile $(KAFKA_ONLY) && \
+	  $(BIN)/python -m pytest -q -n $(LANES) --dist loadfile $(SLOWEST) $(KAFKA_ONLY) && \
 	  echo "the Apache Kafka lane:" && \
-	  CALLVAULT_STACK_BROKER=kafka $(BIN)/python -m pytest -q -n $(LANES) --dist loadfile $(KAFKA_LANE); \
+	  CALLVAULT_STACK_BROKER=kafka $(BIN)/python -m pytest -q -n $(LANES) --dist loadfile $(SLOWEST) $(KAFKA_LANE); \
 	else \
 	  echo "no Apache Kafka jars (make kafka): every test runs on Tansu"; \
-	  $(BIN)/python -m pytest -q -n $(LANES) --dist loadfile; \
+	  $(BIN)/python -m pytest -q -n $(LANES) --dist loadfile $(SLOWEST); \
 	fi
 
 test-kafka: $(STAMP) kafka
