@@ -36,8 +36,9 @@ def free_port() -> int:
     Taken below the kernel's ephemeral range, at random: a port of that range, free when
     looked at, can be the local end of any outgoing connection before a slow server (a JVM
     takes seconds) binds it, and a test stack opens thousands (moto closes every connection).
-    That is how one run's Apache Kafka broker failed to start with "Address already in use".
-    Never the same port twice in one process; the kernel's choice where the range leaves no room.
+    (One run's Apache Kafka broker failed to start with "Address already in use" on 2026-12-06;
+    which port, and what held it, was not kept.) Never the same port twice in one process; the
+    kernel's choice where the range leaves no room.
     """
     low = _ephemeral_low()
     rng = random.SystemRandom()
