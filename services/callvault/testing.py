@@ -323,7 +323,7 @@ class Harness:
             kind="fact",
             call_id=event.call_id,
             fact=to_fact(event, pseudonym_key),
-            published_at=sent_at or self.clock.now(),
+            published_at=sent_at,  # None: judged at the clock, as a record read at once
         )
         await self.processor.handle(message)
 
