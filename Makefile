@@ -139,7 +139,7 @@ bench-tools:
 	  else echo "no wrk: bench/api.py falls back to Python clients"; fi; }
 
 # Every benchmark in turn (12 min 47 s on 2 cores, measured before bench/payments.py and bench/faust_floor.py
-# (about 6 min each) and bench/api_floor.py (1 min), plus about 30 min for the
+# (about 6 min each), bench/api_floor.py (1 min) and bench/subject_lookup.py (2 min), plus about 30 min for the
 # 10-million-event audit replay: writing its archive and replaying it), then bench/results.json
 # and the table in docs/benchmarks.md from their figures. Run it on an otherwise idle machine.
 bench: $(STAMP) bench-tools
@@ -150,6 +150,7 @@ bench: $(STAMP) bench-tools
 	$(BIN)/python bench/api.py --clients 20
 	$(BIN)/python bench/api_floor.py
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/subject_lookup.py
 	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/audit.py --events 10000000 --name audit-10m
 	$(BIN)/python bench/memory.py

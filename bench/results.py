@@ -151,6 +151,16 @@ def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
                 )
             )
         return rows
+    if name == "subject_lookup":
+        caller, agent = r["caller"], r["agent"]
+        lists = caller["requests"].get("ListObjectsV2", 0)
+        return [
+            ("a subject request's lookup (one index entry per call)",
+             f"{caller['elapsed_s']} s for a caller's {caller['calls_found']} calls; {agent['elapsed_s']} s "
+             f"for an agent's {agent['calls_found']}",
+             f"{r['index_entries']:,} entries in the tenant's index: {lists} listings, "
+             "then a GET per call found"),
+        ]  # fmt: skip
     if name == "memory":
         return [
             ("worker memory, calls in flight",
@@ -161,8 +171,8 @@ def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 
 ORDER = (
-    "ingest", "payments", "faust_floor", "purge", "api-20", "api_floor", "api", "audit", "audit-10m",
-    "memory",
+    "ingest", "payments", "faust_floor", "purge", "api-20", "api_floor", "api", "subject_lookup", "audit",
+    "audit-10m", "memory",
 )  # fmt: skip
 
 

@@ -7,7 +7,7 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,11 +21,17 @@ from callvault.contract.fields import format_rfc3339
 from callvault.settings import Settings
 from callvault.simulation.audio import make_wav
 from callvault.storage.client import make_s3_client
+from callvault.storage.subject_index import parse_key
 from callvault.stream.bus import make_producer, read_records, topic_partitions
 from callvault.stream.watch import TopicWatcher
 
 CALLER = "+32470123456"
 CALLEE = "+3225551234"
+
+
+def indexed_subjects(keys: Iterable[str], call_id: str) -> set[str]:
+    """Whom the subject index names for the call, read from the metadata bucket's keys (either layout)."""
+    return {name for key in keys if (entry := parse_key(key)) and entry[0] == call_id for name in entry[1]}
 
 
 def new_call_id(prefix: str = "it") -> str:

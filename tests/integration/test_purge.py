@@ -24,7 +24,7 @@ from callvault.storage.client import make_s3_client
 from callvault.storage.layout import metadata_key, recording_key
 from tests.cli import run_callvault
 from tests.conftest import make_settings, prepare, prepare_async, settings_env, spawn_worker, stack_fixtures
-from tests.integration.helpers import Bus
+from tests.integration.helpers import Bus, indexed_subjects
 from tests.integration.ops_probe import passes_after, sharing
 from tests.stack import Servers
 
@@ -287,9 +287,8 @@ async def test_the_subject_index_and_an_export_go_when_their_time_is_up(servers:
             await bus.send_call(call)
             await bus.wait_types(call.call_id, "recording.archived", "metadata.archived", timeout=60)
             index = bus.s3.list_objects_v2(Bucket=settings.metadata_bucket, Prefix=INDEX_PREFIX)
-            assert (
-                len([o for o in index.get("Contents", []) if call.call_id in o["Key"]]) == 3
-            )  # the caller, the callee and the agent
+            keys = [o["Key"] for o in index.get("Contents", [])]
+            assert len(indexed_subjects(keys, call.call_id)) == 3  # the caller, the callee and the agent
             command = subject_command(
                 settings, "access", "+32470999001", "acme", command_id=secrets.token_hex(16),
                 requested_by="dpo", reason="copy please", verified_by=None, received_at=None,

@@ -1,7 +1,7 @@
 """Dependent data goes with what it depends on: a call's subject-index entries with its metadata.
 
-The entries (`_callvault/subject-index/{tenant}/{pseudonym}/{call_id}.json`) name
-the call's pseudonyms and keys; an entry left behind after its metadata's
+The entry (`_callvault/subject-index/{tenant}/calls/{call_id}/{pseudonyms}.json`)
+names the call's pseudonyms and keys; an entry left behind after its metadata's
 deletion is proven would keep personal data past its term.
 """
 
@@ -18,11 +18,15 @@ from callvault.storage.errors import StorageFault
 from callvault.storage.subject_index import INDEX_PREFIX
 from callvault.stream import deletion
 from callvault.testing import Harness
-from tests.integration.helpers import CallScript
+from tests.integration.helpers import CallScript, indexed_subjects
 
 
 def index_of(h: Harness, call_id: str) -> list[str]:
     return [k for k in h.objects(h.settings.metadata_bucket) if k.startswith(INDEX_PREFIX) and call_id in k]
+
+
+def indexed(h: Harness, call_id: str) -> set[str]:
+    return indexed_subjects(h.objects(h.settings.metadata_bucket), call_id)
 
 
 @pytest.fixture
@@ -43,7 +47,7 @@ async def test_index_entries_written_after_the_listing_go_with_the_metadata(h: H
     await h.advance(minutes=10)  # a listing sees that document
 
     await h.send(call.started())  # the document is rewritten naming both participants; they are indexed
-    assert len(index_of(h, call.call_id)) == 3  # the caller, the callee and the agent
+    assert len(indexed(h, call.call_id)) == 3  # the caller, the callee and the agent
 
     await h.advance(hours=1, minutes=50)  # due: the first pass works from the listing of that document
 
@@ -62,7 +66,7 @@ async def _archived_then_rewritten_thin(h: Harness, call_id: str) -> CallScript:
     h.upload(call.staging_key, call.audio)
     await h.send(call.started(), call.disclosure(), call.stored(), call.ended())
     await h.advance(minutes=6)
-    assert len(index_of(h, call.call_id)) == 3  # the caller, the callee and the agent
+    assert len(indexed(h, call.call_id)) == 3  # the caller, the callee and the agent
     await h.advance(days=2)
     late = {**call.ended(), "event_id": str(uuid.uuid4())}
     await h.send(late)
@@ -100,7 +104,7 @@ async def test_a_crash_before_the_entries_go_is_finished_by_the_next_pass(
             await h.advance(days=190)
         assert crashes, "the pass reached the index entries"
         assert "metadata.deleted" not in h.types(call.call_id), "no proof while its entries remain"
-        assert len(index_of(h, call.call_id)) == 3  # the caller, the callee and the agent
+        assert len(indexed(h, call.call_id)) == 3  # the caller, the callee and the agent
         monkeypatch.setattr(deletion, "remove_entries", real_remove)  # the worker restarted
 
         await h.advance(minutes=1)  # the journal entry is older than deletion_in_flight_s now

@@ -18,8 +18,9 @@ from callvault.storage.subject_flags import SubjectFlag, flagged_subjects
 from callvault.storage.subject_index import INDEX_PREFIX
 from callvault.stream.subject_client import BadRequest, subject_command
 from callvault.testing import Harness
+from tests.integration.helpers import CALLEE, indexed_subjects
 from tests.unit.test_subject_identity_in_memory import of_request
-from tests.unit.test_subjects_in_memory import archived_call, keys, new_number
+from tests.unit.test_subjects_in_memory import archived_call, keys, new_number, pseudonym
 
 AGENT = "agent-7"  # the agent tests.integration.helpers.CallScript names
 
@@ -84,6 +85,9 @@ async def test_an_agents_erasure_removes_their_id_and_keeps_the_recording(h: Har
         k for k in h.objects(h.settings.metadata_bucket) if k.startswith(INDEX_PREFIX) and call.call_id in k
     ]
     assert not any(pseudonym_of(h) in k for k in index)
+    assert indexed_subjects(index, call.call_id) == {pseudonym(h, call.caller), pseudonym(h, CALLEE)}, (
+        "the call's other subjects still find it"
+    )
 
 
 async def test_an_agents_restriction_and_objection_cover_their_calls(h: Harness) -> None:

@@ -88,7 +88,7 @@ METADATA = DataClass(
     deleted_model=MetadataDeleted,
     key_layout="{tenant}/{YYYY}/{MM}/{DD}/{call_id}.json, dated by the call's start in UTC",
     served_as="metadata",
-    # `_callvault/subject-index/{tenant}/{pseudonym}/{call_id}.json`: one per participant the document names.
+    # `_callvault/subject-index/{tenant}/calls/{call_id}/{pseudonyms}.json`: one entry naming its subjects.
     dependents=(SUBJECT_INDEX,),
     sealed=True,
     holds="the call's metadata: times, queue, agent id, participants, the disclosure evidence, the outcome",

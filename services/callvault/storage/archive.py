@@ -775,17 +775,25 @@ def delete_object(s3: BaseClient, bucket: str, key: str) -> int:
     return 1
 
 
-def _versions(s3: BaseClient, bucket: str, key: str) -> Iterator[dict[str, str]]:
+def _versions(s3: BaseClient, bucket: str, prefix: str, exact: bool = True) -> Iterator[dict[str, str]]:
     paginator = s3.get_paginator("list_object_versions")
-    for page in paginator.paginate(Bucket=bucket, Prefix=key):
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
         for entry in (*page.get("Versions", ()), *page.get("DeleteMarkers", ())):
-            if entry["Key"] == key:
-                yield {"Key": key, "VersionId": entry["VersionId"]}
+            if entry["Key"] == prefix or not exact:
+                yield {"Key": entry["Key"], "VersionId": entry["VersionId"]}
 
 
 def delete_all_versions(s3: BaseClient, bucket: str, key: str) -> int:
     """Erase an object for real: every version and delete marker, not a marker on top."""
-    targets = list(_versions(s3, bucket, key))
+    return _delete_for_real(s3, bucket, list(_versions(s3, bucket, key)))
+
+
+def delete_all_under(s3: BaseClient, bucket: str, prefix: str) -> int:
+    """Erase every object under `prefix` for real, as `delete_all_versions` does one."""
+    return _delete_for_real(s3, bucket, list(_versions(s3, bucket, prefix, exact=False)))
+
+
+def _delete_for_real(s3: BaseClient, bucket: str, targets: list[dict[str, str]]) -> int:
     deleted = 0
     for start in range(0, len(targets), 1000):
         batch = targets[start : start + 1000]
@@ -796,7 +804,7 @@ def delete_all_versions(s3: BaseClient, bucket: str, key: str) -> int:
         if errors:
             first = errors[0]
             raise StorageFault(
-                f"could not delete s3://{bucket}/{key} version {first.get('VersionId')}: "
+                f"could not delete s3://{bucket}/{first.get('Key')} version {first.get('VersionId')}: "
                 f"{first.get('Code')} {first.get('Message')}"
             )
         deleted += len(batch)

@@ -50,7 +50,7 @@ from callvault.storage.holds import held_calls
 from callvault.storage.layout import parse_archive_key
 from callvault.storage.location import destination_problem
 from callvault.storage.subject_flags import SubjectFlag
-from callvault.storage.subject_index import INDEX_PREFIX
+from callvault.storage.subject_index import INDEX_PREFIX, parse_key
 from callvault.storage.subject_requests import REQUESTS_PREFIX
 from callvault.stream.offloop import S3Runner
 from callvault.stream.worker_part import REGISTRIES_REFRESH_S, WorkerPart
@@ -377,7 +377,8 @@ class Offboarding(WorkerPart):
         """The subject index (but held calls' entries), the subject registries, exports, uploads."""
 
         def of_held_call(key: str) -> bool:
-            return any(key.endswith(f"/{call_id}.json") for call_id in held)
+            entry = parse_key(key)
+            return entry is not None and entry[0] in held
 
         sweeps: list[tuple[str, str, str, Callable[[str], bool]]] = [
             ("subject index", self.meta, f"{INDEX_PREFIX}{tenant}/", of_held_call),

@@ -21,7 +21,7 @@ from callvault.storage import archive as s3ops
 from callvault.storage import policies
 from callvault.storage import subject_requests as requests_registry
 from callvault.storage.holds import held_calls
-from callvault.storage.subject_index import SUBJECTS_META, IndexEntry, put_entries, remove_entries
+from callvault.storage.subject_index import SUBJECTS_META, IndexEntry, drop_subjects, put_entries
 from callvault.stream.command_errors import CommandRefused
 from callvault.stream.worker_part import WorkerPart
 
@@ -95,7 +95,7 @@ class MetadataRewrites(WorkerPart):
         if moved:
             gone = sorted(set(entry.subjects) - set(subjects))
             await self.s3.run(
-                "dropping the old index entries", remove_entries, self.meta, entry.tenant, gone, call_id
+                "dropping the old index entries", drop_subjects, self.meta, entry.tenant, gone, call_id
             )
         # What it said before, only as the tenant's pseudonym of it.
         digest = pseudonymize(key_bytes, record.tenant, str(previous)) if previous is not None else None
@@ -152,7 +152,7 @@ class MetadataRewrites(WorkerPart):
                 )])  # fmt: skip
                 rewritten += 1
             await self.s3.run(
-                "dropping the agent's index entry", remove_entries, self.meta, entry.tenant, [record.subject],
+                "dropping the agent's index entry", drop_subjects, self.meta, entry.tenant, [record.subject],
                 entry.call_id,
             )  # fmt: skip
         return evidence.subject_outcome(
