@@ -7,11 +7,13 @@ whoever the call names.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from callvault.storage import subject_index
 from callvault.storage.subject_index import (
     INDEX_PREFIX,
     IndexEntry,
@@ -118,3 +120,23 @@ def test_a_rectified_participant_moves_without_a_moment_unindexed(h: Harness) ->
     drop_subjects(h.s3, bucket, "acme", [CALLER], "c-1")
 
     assert index(h) == [entry_key("acme", [CALLEE, AGENT], "c-1")], "no third entry written for the agent"
+
+
+def test_a_long_lookup_says_how_far_it_is_and_never_whom_it_looks_for(
+    h: Harness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    bucket = h.settings.metadata_bucket
+    for i in range(5):
+        put_entries(h.s3, bucket, entry(f"c-{i}", CALLER, AGENT, minutes=i), TAGS)
+    monkeypatch.setattr(subject_index, "PROGRESS_EVERY", 2)
+
+    with caplog.at_level(logging.INFO, logger="callvault.subjects"):
+        assert len(calls_of(h.s3, bucket, "acme", CALLER)) == 5
+
+    said = [r.getMessage() for r in caplog.records]
+    assert [m.split(": ")[1].split(" in ")[0] for m in said] == [
+        "2 index entries read",
+        "4 index entries read",
+        "all 5 index entries read",
+    ], said
+    assert not any(CALLER in m or AGENT in m for m in said)

@@ -26,6 +26,8 @@ deletes the entries of that call with it. Blocking (boto3): call off the loop.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
@@ -38,7 +40,10 @@ from callvault.storage.archive import delete_all_under, delete_all_versions
 from callvault.storage.errors import is_not_found
 from callvault.storage.layout import tagging_header
 
+log = logging.getLogger("callvault.subjects")
+
 INDEX_PREFIX = "_callvault/subject-index/"
+PROGRESS_EVERY = 100_000  # index entries between two log lines of a lookup
 # `{INDEX_PREFIX}{tenant}/calls/`: one entry per call (an older layout's segment there is a pseudonym)
 CALLS = "calls"
 SUBJECTS_META = "callvault-subjects"  # on a metadata document: its participants' pseudonyms, space-separated
@@ -115,13 +120,35 @@ def _listed(s3: BaseClient, bucket: str, prefix: str) -> Iterator[str]:
             yield item["Key"]
 
 
+def _scanned(s3: BaseClient, bucket: str, tenant: str) -> Iterator[str]:
+    """The tenant's entries, with a log line every `PROGRESS_EVERY` of them: a large tenant takes minutes."""
+    seen, begun = 0, time.monotonic()
+    for key in _listed(s3, bucket, _calls_prefix(tenant)):
+        seen += 1
+        if seen % PROGRESS_EVERY == 0:
+            log.info(
+                "subject lookup in tenant %s: %d index entries read in %.0f s",
+                tenant,
+                seen,
+                time.monotonic() - begun,
+            )
+        yield key
+    if seen >= PROGRESS_EVERY:
+        log.info(
+            "subject lookup in tenant %s: all %d index entries read in %.0f s",
+            tenant,
+            seen,
+            time.monotonic() - begun,
+        )
+
+
 def calls_of(s3: BaseClient, bucket: str, tenant: str, subject: str) -> list[IndexEntry]:
     """Every indexed call of the subject in the tenant, oldest first.
 
     Lists the tenant's entries (one request per 1,000 calls) and reads those naming the subject; then
     the subject's own prefix of the older layout. A call found in both is counted once.
     """
-    keys = [k for k in _listed(s3, bucket, _calls_prefix(tenant)) if subject in _named(k)]
+    keys = [k for k in _scanned(s3, bucket, tenant) if subject in _named(k)]
     keys += list(_listed(s3, bucket, f"{INDEX_PREFIX}{tenant}/{subject}/"))
     entries: dict[str, IndexEntry] = {}
     for key in keys:
