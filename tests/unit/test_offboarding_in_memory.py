@@ -18,7 +18,7 @@ from callvault.storage.subject_index import INDEX_PREFIX
 from callvault.storage.tenant_keys import ensure_tenant_key, make_kms_client, tenant_key
 from callvault.stream.offboarding import Offboarding, OffboardingRefused, enable
 from callvault.testing import Harness
-from tests.integration.helpers import CallScript
+from tests.integration.helpers import CallScript, indexed_subjects
 from tests.unit.test_subjects_in_memory import new_number
 
 CLIENT_BUCKET = "leaving-client-own"
@@ -80,6 +80,7 @@ async def test_a_tenants_data_is_returned_then_erased_but_what_a_hold_keeps(h: H
 
     left = of_tenant(h, "leaving")
     assert left and all(held.call_id in k for k in left), left
+    assert len(indexed_subjects(left, held.call_id)) == 3, "the held call is still found by its subjects"
     assert of_tenant(h, "staying") == before_staying
     assert outcome.held_calls == [held.call_id]
     (returned,) = h.lifecycle(type_="tenant.returned")
