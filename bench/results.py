@@ -28,7 +28,8 @@ def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
         cv, bare = r["callvault"], r["bare_consume_produce"]
         return [
             ("ingest, end to end", f"{cv['calls_per_s']} calls/s ({cv['events_per_s']} events/s)",
-             f"{cv['calls']} compliant calls, {cv['archived']} archived"),
+             f"{cv['calls']} compliant calls, {cv['archived']} archived"
+             + (f"; the intake's {r['intake']}" if "intake" in r else "")),
             ("bare aiokafka consume→produce, same broker", f"{bare['events_per_s']:,} events/s",
              f"ratio callvault / bare {r['ratio_events_per_s']}"),
         ] + ([

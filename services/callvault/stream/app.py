@@ -301,7 +301,7 @@ class Worker:
 
         @app.agent(self.call_events, name="intake")
         async def intake(stream: faust.StreamT) -> None:
-            if not self.settings.intake_one_hop:  # the default: every event through `calls`
+            if not self.settings.intake_one_hop:  # turned off: every event through `calls`
                 async for event in stream.events():
                     await self._intake(event, frozenset())
                     self._took(event)

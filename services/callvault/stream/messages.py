@@ -3,9 +3,9 @@
 A call's state lives with the worker that holds the call's partition of this
 topic (`calls_partition`, Kafka's default partitioner on the call id). The
 intake forwards call events here, re-keyed with callvault's own partitioner,
-whatever partitioner the platform's producer used (with
-`CALLVAULT_INTAKE_ONE_HOP`, only those of calls its worker does not hold: it
-processes the others itself); the timer's wake-ups come here too.
+whatever partitioner the platform's producer used: only those of calls its
+worker does not hold, as it processes the others itself (every one with
+`CALLVAULT_INTAKE_ONE_HOP=false`); the timer's wake-ups come here too.
 
 A call is (tenant, call_id): the table keeps each call's state under
 `{tenant}/{call_id}`, and every message names both. The topic is still
