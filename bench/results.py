@@ -105,7 +105,7 @@ def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
                 if "worker_cpu_ratio_median_of_rounds" in r else ""),
              f"{r['recording_seconds']:.0f} s WAV recordings, median of {r['rounds']} rounds; a payment call "
              f"has 8 events and 4 proofs to a plain call's 4 and 3, and {p['s3_requests']} S3 requests to "
-             f"{w['s3_requests']}"),
+             f"{w['s3_requests']}" + (f"; the intake's {r['intake']}" if "intake" in r else "")),
             ("hearing a payment call's pauses, alone", f"{alone['cpu_ms_per_call']} ms CPU a call by range",
              f"{r['audio_check_share_of_a_call']} of a plain call's worker CPU; header and one 8.5 s span "
              "by range, numpy (the path of a recording stored as it is)"),
