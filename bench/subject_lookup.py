@@ -74,8 +74,8 @@ async def main(calls: int) -> dict[str, Any]:
         s3 = make_s3_client(settings)
         bucket = settings.metadata_bucket
         target = pseudonym("the subject")
-        callers = [target if i % (calls // 3) == 0 and i < calls // 3 * 3 else pseudonym(f"caller-{i}")
-                   for i in range(calls)]  # fmt: skip
+        theirs = set(range(0, calls, calls // 3)[:3])  # the subject's 3 calls, spread over the index
+        callers = [target if i in theirs else pseudonym(f"caller-{i}") for i in range(calls)]
         begun = time.perf_counter()
         with ThreadPoolExecutor(16) as pool:
             list(pool.map(lambda i: put_entries(s3, bucket, entry(i, callers[i]), {}), range(calls)))

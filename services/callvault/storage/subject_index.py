@@ -121,7 +121,7 @@ def _listed(s3: BaseClient, bucket: str, prefix: str) -> Iterator[str]:
 
 
 def _scanned(s3: BaseClient, bucket: str, tenant: str) -> Iterator[str]:
-    """The tenant's entries, with a log line every `PROGRESS_EVERY` of them: a large tenant takes minutes."""
+    """The tenant's entries, with a log line every `PROGRESS_EVERY` of them: a large tenant's take long."""
     seen, begun = 0, time.monotonic()
     for key in _listed(s3, bucket, _calls_prefix(tenant)):
         seen += 1
