@@ -26,14 +26,20 @@ from callvault.rules.audit_checkpoint import next_checkpoint, private_key
 from callvault.rules.client_policy import PolicyVersion, Scope
 from callvault.rules.retention import RetentionClass
 from callvault.storage import audit_checkpoints, policies, store_profile
-from callvault.storage.archive import copy_recording, delete_object, object_tags, put_document, read_document
+from callvault.storage.archive import (
+    copy_recording,
+    delete_object,
+    delete_versions,
+    object_tags,
+    put_document,
+    read_document,
+)
 from callvault.storage.audit_archive import write_segment
 from callvault.storage.bootstrap import bucket_plans, init_storage
 from callvault.storage.client import make_s3_client
 from callvault.storage.errors import SourceFault, error_code, is_permanent
 from callvault.storage.exports import presign
 from callvault.storage.holds import set_object_lock_hold
-from callvault.storage.inventory import delete_versions
 from callvault.storage.location import reported_location, residency_problems
 from callvault.storage.registry import write_entry
 from callvault.storage.rewrapping import rewrap_object

@@ -17,7 +17,7 @@ from callvault.rules.purge import StoredObject
 from callvault.rules.retention import RetentionClass
 from callvault.settings import Settings
 from callvault.simulation.seed_archive import plant
-from callvault.storage import inventory
+from callvault.storage import archive, inventory
 from callvault.storage import journal as purge_journal
 from callvault.testing import Harness
 
@@ -64,7 +64,7 @@ async def test_an_interrupted_batch_is_finished_and_proven_once(h: Harness) -> N
         objects=journaled,
     )
     purge_journal.write_entry(h.s3, h.settings.metadata_bucket, entry)
-    inventory.delete_versions(
+    archive.delete_versions(
         h.s3, h.settings.recordings_bucket, [(k.key, v) for k in half for v in k.versions]
     )
 

@@ -11,7 +11,7 @@ import base64
 import hashlib
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -53,6 +53,7 @@ PLAIN_SIZE_META = "plain-size"  # ... and, on a sealed one, the plaintext's leng
 # both what it deletes and when, where reading tags would take a second request.
 EXPIRES_META = "expires-at"
 STREAM_PART = 16 * 1024 * 1024  # part size when a recording is streamed across stores
+DELETE_BATCH = 1000  # the most keys DeleteObjects takes in one request
 
 
 def head(s3: BaseClient, bucket: str, key: str) -> dict[str, Any] | None:
@@ -775,37 +776,49 @@ def delete_object(s3: BaseClient, bucket: str, key: str) -> int:
     return 1
 
 
-def _versions(s3: BaseClient, bucket: str, prefix: str, exact: bool = True) -> Iterator[dict[str, str]]:
-    paginator = s3.get_paginator("list_object_versions")
-    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-        for entry in (*page.get("Versions", ()), *page.get("DeleteMarkers", ())):
-            if entry["Key"] == prefix or not exact:
-                yield {"Key": entry["Key"], "VersionId": entry["VersionId"]}
+def delete_versions(s3: BaseClient, bucket: str, targets: list[tuple[str, str]]) -> dict[str, str]:
+    """Remove these (key, version) pairs, 1,000 a request; the keys that failed, with why.
+
+    A version already gone counts as removed. A refusal (an object-lock legal hold
+    callvault did not place, say) is reported for its key and does not stop the rest.
+    """
+    failed: dict[str, str] = {}
+    for start in range(0, len(targets), DELETE_BATCH):
+        chunk = targets[start : start + DELETE_BATCH]
+        objects = [{"Key": k} if v == "null" else {"Key": k, "VersionId": v} for k, v in chunk]
+        # callvault's own deletions pass the GOVERNANCE retention it set (`governance` above).
+        response = s3.delete_objects(
+            Bucket=bucket, Delete={"Objects": objects, "Quiet": True}, BypassGovernanceRetention=True
+        )
+        for error in response.get("Errors", []):
+            if error.get("Code") != "NoSuchVersion":
+                failed[error["Key"]] = f"{error.get('Code')}: {error.get('Message')}"
+    return failed
+
+
+def refused_erasure(bucket: str, failed: dict[str, str]) -> StorageFault:
+    """The fault to raise when the store kept some of what had to go: the first key, and why."""
+    key, why = next(iter(failed.items()))
+    return StorageFault(f"the store refused to erase s3://{bucket}/{key}: {why}")
+
+
+def erase_under(
+    s3: BaseClient, bucket: str, prefix: str, keep: Callable[[str], bool] = lambda key: False
+) -> int:
+    """Erase for real every version and delete marker of every key under `prefix`, but the keys `keep`
+    names; how many versions went. Raises `StorageFault` when the store keeps any of them."""
+    targets = [
+        (entry["Key"], entry.get("VersionId") or "null")
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix)
+        for entry in (*page.get("Versions", ()), *page.get("DeleteMarkers", ()))
+        if not keep(entry["Key"])
+    ]
+    failed = delete_versions(s3, bucket, targets)
+    if failed:
+        raise refused_erasure(bucket, failed)
+    return len(targets)
 
 
 def delete_all_versions(s3: BaseClient, bucket: str, key: str) -> int:
     """Erase an object for real: every version and delete marker, not a marker on top."""
-    return _delete_for_real(s3, bucket, list(_versions(s3, bucket, key)))
-
-
-def delete_all_under(s3: BaseClient, bucket: str, prefix: str) -> int:
-    """Erase every object under `prefix` for real, as `delete_all_versions` does one."""
-    return _delete_for_real(s3, bucket, list(_versions(s3, bucket, prefix, exact=False)))
-
-
-def _delete_for_real(s3: BaseClient, bucket: str, targets: list[dict[str, str]]) -> int:
-    deleted = 0
-    for start in range(0, len(targets), 1000):
-        batch = targets[start : start + 1000]
-        response = s3.delete_objects(
-            Bucket=bucket, Delete={"Objects": batch, "Quiet": True}, BypassGovernanceRetention=True
-        )
-        errors = response.get("Errors", [])
-        if errors:
-            first = errors[0]
-            raise StorageFault(
-                f"could not delete s3://{bucket}/{first.get('Key')} version {first.get('VersionId')}: "
-                f"{first.get('Code')} {first.get('Message')}"
-            )
-        deleted += len(batch)
-    return deleted
+    return erase_under(s3, bucket, key, keep=lambda listed: listed != key)

@@ -33,7 +33,6 @@ from callvault.storage.layout import (
 )
 from callvault.storage.subject_index import subjects_of
 
-DELETE_BATCH = 1000  # the most keys DeleteObjects takes in one request
 # What a HEAD of a delete marker's version id answers (S3: 405 Method Not Allowed).
 DELETE_MARKER_CODES = frozenset({"405", "MethodNotAllowed"})
 
@@ -268,26 +267,6 @@ def _instant(text: str | None) -> datetime | None:
         return datetime.fromisoformat(text)
     except ValueError:
         return None  # not callvault's writing: the date in its tags still stands
-
-
-def delete_versions(s3: BaseClient, bucket: str, targets: list[tuple[str, str]]) -> dict[str, str]:
-    """Remove these (key, version) pairs, 1,000 a request; the keys that failed, with why.
-
-    A version already gone counts as removed. A refusal (an object-lock legal hold
-    callvault did not place, say) is reported for its key and does not stop the rest.
-    """
-    failed: dict[str, str] = {}
-    for start in range(0, len(targets), DELETE_BATCH):
-        chunk = targets[start : start + DELETE_BATCH]
-        objects = [{"Key": k} if v == "null" else {"Key": k, "VersionId": v} for k, v in chunk]
-        # callvault's own deletions pass the GOVERNANCE retention it set (storage.archive.governance).
-        response = s3.delete_objects(
-            Bucket=bucket, Delete={"Objects": objects, "Quiet": True}, BypassGovernanceRetention=True
-        )
-        for error in response.get("Errors", []):
-            if error.get("Code") != "NoSuchVersion":
-                failed[error["Key"]] = f"{error.get('Code')}: {error.get('Message')}"
-    return failed
 
 
 def find_object(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from boto3.s3.transfer import TransferConfig
@@ -19,7 +19,7 @@ from botocore.client import BaseClient
 
 from callvault.storage.archive import SHA_META
 from callvault.storage.errors import StorageFault, is_not_found
-from callvault.storage.inventory import KeyVersions, all_days, delete_versions, list_versions
+from callvault.storage.inventory import KeyVersions, all_days, list_versions
 from callvault.storage.layout import day_prefix
 from callvault.storage.sealing import Keyring, open_plain
 
@@ -90,20 +90,3 @@ def manifest_bytes(files: list[dict[str, Any]], tenant: str, written_at: str) ->
 def put_manifest(dest: BaseClient, bucket: str, key: str, body: bytes) -> str:
     dest.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
     return hashlib.sha256(body).hexdigest()
-
-
-def erase_prefix(
-    s3: BaseClient, bucket: str, prefix: str, keep: Callable[[str], bool] = lambda key: False
-) -> int:
-    """Every version of every key under `prefix`, except the keys `keep` names; how many went."""
-    targets = [
-        (entry.key, version)
-        for entry in list_versions(s3, bucket, prefix)
-        if not keep(entry.key)
-        for version in entry.versions
-    ]
-    failed = delete_versions(s3, bucket, targets)
-    if failed:
-        key, why = next(iter(failed.items()))
-        raise StorageFault(f"the store refused to erase s3://{bucket}/{key}: {why}")
-    return len(targets)

@@ -36,7 +36,7 @@ from botocore.client import BaseClient
 from pydantic import BaseModel, model_validator
 
 from callvault.contract.fields import CallId, Tenant
-from callvault.storage.archive import delete_all_under, delete_all_versions
+from callvault.storage.archive import delete_all_versions, erase_under
 from callvault.storage.errors import is_not_found
 from callvault.storage.layout import tagging_header
 
@@ -169,7 +169,7 @@ def remove_entries(s3: BaseClient, bucket: str, tenant: str, subjects: list[str]
     `subjects` finds the older layout's entries; the call's own entries are found by their prefix,
     whoever they name.
     """
-    removed = delete_all_under(s3, bucket, f"{_calls_prefix(tenant)}{call_id}/")
+    removed = erase_under(s3, bucket, f"{_calls_prefix(tenant)}{call_id}/")
     return removed + _remove_per_subject(s3, bucket, tenant, subjects, call_id)
 
 

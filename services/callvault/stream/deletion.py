@@ -19,7 +19,7 @@ from callvault.contract.lifecycle import DeletionReason
 from callvault.rules import evidence
 from callvault.rules.data_classes import SUBJECT_INDEX, data_class
 from callvault.rules.purge import StoredObject
-from callvault.storage import inventory
+from callvault.storage import archive, inventory
 from callvault.storage import journal as purge_journal
 from callvault.storage.subject_index import remove_entries
 from callvault.stream.bus import Emit
@@ -56,7 +56,7 @@ class Deleter:
             )
             targets = [(obj.key, version) for obj in batch for version in obj.versions]
             failed = await self.s3.run(
-                f"deleting {len(batch)} objects in {bucket}", inventory.delete_versions, bucket, targets
+                f"deleting {len(batch)} objects in {bucket}", archive.delete_versions, bucket, targets
             )
             done = [obj for obj in batch if obj.key not in failed]
             await self._prove(done, reason, entry.batch_id)
@@ -120,9 +120,7 @@ class Deleter:
             failed: dict[str, str] = {}
             for bucket, targets in by_bucket.items():
                 failed.update(
-                    await self.s3.run(
-                        "finishing a journaled batch", inventory.delete_versions, bucket, targets
-                    )
+                    await self.s3.run("finishing a journaled batch", archive.delete_versions, bucket, targets)
                 )
             # Deleted at some instant up to now: claiming now can only overstate lateness.
             done = [obj for obj in entry.objects if obj.key not in failed]

@@ -44,8 +44,8 @@ from callvault.rules.client_policy import kms_key_at
 from callvault.rules.data_classes import DataClass, data_classes
 from callvault.rules.purge import StoredObject, batches
 from callvault.settings import Settings
-from callvault.storage import inventory, offboarding, policies, rewrapping, tenant_keys, tenants
-from callvault.storage.errors import StorageFault, error_code
+from callvault.storage import archive, inventory, offboarding, policies, rewrapping, tenant_keys, tenants
+from callvault.storage.errors import error_code
 from callvault.storage.holds import held_calls
 from callvault.storage.layout import parse_archive_key
 from callvault.storage.location import destination_problem
@@ -361,16 +361,14 @@ class Offboarding(WorkerPart):
         for batch in batches(due, self.settings.purge_batch_keys):
             gone, failed = await self.deleter.delete(bucket, batch, "contract_end")
             if failed:
-                key, why = next(iter(failed.items()))
-                raise StorageFault(f"the store refused to erase s3://{bucket}/{key}: {why}")
+                raise archive.refused_erasure(bucket, failed)
             done += len(gone)
             outcome.erased[data_class.name] += len(gone)
             self.progress(f"erasing {data_class.name}s", done, len(due))
         if leftovers:
-            failed = await self.s3.run("erasing the rest", inventory.delete_versions, bucket, leftovers)
+            failed = await self.s3.run("erasing the rest", archive.delete_versions, bucket, leftovers)
             if failed:
-                key, why = next(iter(failed.items()))
-                raise StorageFault(f"the store refused to erase s3://{bucket}/{key}: {why}")
+                raise archive.refused_erasure(bucket, failed)
             outcome.erased["other versions"] += len(leftovers)
 
     async def _erase_the_rest(self, tenant: str, held: set[str], outcome: Outcome) -> None:
@@ -397,9 +395,7 @@ class Offboarding(WorkerPart):
         for what, bucket, prefix, keep in [*sweeps, *uploads]:
             on = self.staging if what == "uploads" else None
             try:
-                count = await self.s3.run(
-                    f"erasing {what}", offboarding.erase_prefix, bucket, prefix, keep, on=on
-                )
+                count = await self.s3.run(f"erasing {what}", archive.erase_under, bucket, prefix, keep, on=on)
             except Exception as exc:
                 if error_code(exc) != "NoSuchBucket":  # a bucket this store never had (exports, say)
                     raise

@@ -31,7 +31,7 @@ from callvault.rules.data_classes import data_classes
 from callvault.rules.durations import CalendarDuration
 from callvault.rules.purge import Hold, RefusalStreaks, StoredObject, batches, period_end, plan_pass
 from callvault.settings import Settings
-from callvault.storage import exports, inventory, policies
+from callvault.storage import archive, exports, inventory, policies
 from callvault.storage import holds as registry
 from callvault.storage.client import make_s3_client
 from callvault.storage.errors import error_code
@@ -267,7 +267,7 @@ class Purger(WorkerPart):
             # Delete markers with nothing under them: the data is already gone; tidy the key.
             targets = [(k.key, v) for k in markers_only for v in k.versions]
             await self.s3.run(
-                f"removing bare delete markers in {bucket}", inventory.delete_versions, bucket, targets
+                f"removing bare delete markers in {bucket}", archive.delete_versions, bucket, targets
             )
             scan.markers_removed += len(targets)
         with_data = [k for k in keys if k.data_version is not None]
