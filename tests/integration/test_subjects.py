@@ -15,6 +15,7 @@ import random
 import uuid
 import zipfile
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,17 +23,19 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
+from aiokafka.partitioner import DefaultPartitioner
 
-from callvault.contract.commands import SubjectExtend, SubjectRequest
+from callvault.contract.commands import LegalHoldPlace, SubjectExtend, SubjectRequest
 from callvault.embedded.processes import ChildProcess
 from callvault.rules.access import Role
 from callvault.rules.pseudonym import pseudonymize
 from callvault.rules.subject_requests import new_record
 from callvault.settings import Settings
 from callvault.storage.sealing import Keyring, read_plain
+from callvault.storage.subject_index import entry_key
 from callvault.storage.subject_requests import put_request
 from callvault.stream.bus import read_topic
-from callvault.stream.command_client import submit_command
+from callvault.stream.command_client import answers, submit_command
 from callvault.stream.subject_client import export_link, file_request, subject_command
 from callvault.testing import read_archived
 from tests.cli import run_callvault
@@ -581,3 +584,51 @@ async def test_an_objection_event_after_the_archive_erases_the_recording(
     await bus.lifecycle.wait_for(lambda w: len(bus.events_of(call.call_id, "metadata.archived")) == 2, 20)
     doc = json.loads(read_archived(bus.s3, settings, settings.metadata_bucket, meta))
     assert doc["objected_at"] and doc["recording"]["erased_at"]
+
+
+async def test_a_legal_hold_is_not_kept_waiting_behind_a_subject_requests_lookup(
+    settings: Settings, bus: Bus
+) -> None:
+    """A subject request lists its tenant's whole index (minutes for a large tenant); a hold sent behind
+    it on the same partition of `commands` is taken while the lookup runs, not after it (the subject
+    lane, stream/command_lane.py). Before the lane the worker took the hold only once the request was
+    answered. (When the hold is placed is no measure here: on moto its own version listings scan the
+    whole bucket, the planted entries included, and share moto's CPU with the lookup.)"""
+    tenant = f"lane{uuid.uuid4().hex[:6]}"
+    call = await archived_call(bus, new_number(), tenant=tenant)
+    # 2,000 other calls in the tenant's index: the lookup lists two pages of them (seconds on moto).
+    keys = [entry_key(tenant, [uuid.uuid4().hex * 2], f"planted-{n}") for n in range(2000)]
+
+    def plant(key: str) -> None:
+        bus.s3.put_object(Bucket=settings.metadata_bucket, Key=key, Body=b"{}")
+
+    def plant_all() -> None:
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(plant, keys))
+
+    await asyncio.to_thread(plant_all)
+
+    # The request and the hold on one partition of `commands`: the request's subject is chosen so.
+    partitions = sorted(await bus.producer.partitions_for(settings.commands_topic))
+    on_partition = DefaultPartitioner()
+    where = on_partition(call.call_id.encode(), partitions, partitions)
+    number = next(
+        n for n in iter(new_number, None)
+        if on_partition(pseudonym(settings, n, tenant).encode(), partitions, partitions) == where
+    )  # fmt: skip
+    request = new_command(settings, "access", number, tenant)
+    hold = LegalHoldPlace(
+        event_id=uuid.uuid4(), requested_by="legal@acme", requested_at=datetime.now(UTC),
+        reason="case 2026-31", call_id=call.call_id, tenant=tenant,
+    )  # fmt: skip
+    await file_request(settings, request, 0)
+    await submit_command(settings, hold, 0)
+
+    held = await bus.lifecycle_where(answers(hold), timeout=60)
+    done = await bus.lifecycle_where(answers(request), timeout=120)
+    assert held["type"] == "legal_hold.placed" and done["type"] == "subject.access_fulfilled"
+    taken = await bus.lifecycle_where(
+        lambda e: e.get("type") == "command.accepted" and e.get("command_id") == str(hold.event_id)
+    )
+    order = [r for r in bus.lifecycle.records if r is taken or r is done]
+    assert order == [taken, done], "the worker took the hold only after the subject request's lookup"

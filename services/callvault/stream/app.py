@@ -22,7 +22,7 @@ from faust.types import EventT
 
 from callvault.clock import Clock, SystemClock
 from callvault.contract.base import ContractModel
-from callvault.contract.commands import command_adapter
+from callvault.contract.commands import Command, command_adapter
 from callvault.contract.deadletter import SourcePosition
 from callvault.contract.decoding import Rejected, decode_call_event, decode_with
 from callvault.observability.logs import logging_config, where_it_failed
@@ -55,7 +55,8 @@ from callvault.stream.bus import lifecycle_key
 from callvault.stream.call_state_table import CallStateTable
 from callvault.stream.command_errors import CommandRefused
 from callvault.stream.command_gate import CommandGate, accepted_event, refused_event
-from callvault.stream.commands import CommandHandler
+from callvault.stream.command_lane import CommandLane
+from callvault.stream.commands import CommandHandler, is_subject_command
 from callvault.stream.health import HealthServer
 from callvault.stream.input_mark import InputProgress, input_mark, published_at
 from callvault.stream.kafka_security import faust_credentials
@@ -191,6 +192,8 @@ class Worker:
             on_objection=self._objection_added,
         )
         self.command_gate = CommandGate(settings, self.s3, self.clock)
+        # Subject commands, carried out one at a time beside the others (see _command).
+        self.subject_lane: CommandLane[Command, EventT] = CommandLane(self._carry_out)
         self._pseudonym_key = settings.pseudonym_key.get_secret_value().encode()
         self._wakes_stale = True
         self._wake_sent: dict[bytes, datetime] = {}
@@ -367,8 +370,13 @@ class Worker:
 
         @app.agent(self.commands, name="commands")
         async def commands(stream: faust.StreamT) -> None:
-            async for event in stream.events():
-                await self._command(event)
+            # Acknowledged by hand: a subject command is, once its lane has carried it out.
+            try:
+                async for event in stream.noack().events():
+                    if await self._command(event):
+                        event.ack()
+            finally:
+                await self.subject_lane.stop()
 
         # One leader purges at a time; a pass that outlasts the interval delays the next.
         @app.timer(self.settings.purge_interval_s, on_leader=True)
@@ -517,13 +525,16 @@ class Worker:
     def _objection_added(self, tenant_subject: str) -> None:
         self.processor.objecting.add(tenant_subject)
 
-    async def _command(self, event: EventT) -> None:
+    async def _command(self, event: EventT) -> bool:
+        """Admit a command and carry it out; False when it went to the subject lane instead, which
+        acknowledges it once done (`stream/command_lane.py`): a hold never waits behind a subject's
+        lookup of the whole index."""
         msg = event.message
         EVENTS_IN.labels(msg.topic).inc()
         decoded = decode_with(command_adapter, msg.value, "command", self.settings.max_event_bytes)
         if isinstance(decoded, Rejected):
             await self.dead_letter(decoded.error, event)
-            return
+            return True
         try:
             admitted = await self.command_gate.admit(msg.value, decoded.value, msg.partition, msg.offset)
             if isinstance(admitted, Refusal):
@@ -531,17 +542,32 @@ class Worker:
                 now = self.clock.now()
                 await self.emit([refused_event(decoded.value, admitted, msg.partition, msg.offset, now)])
                 await self.dead_letter(admitted.sentence, event)
-                return
+                return True
             await self.emit(
                 [accepted_event(msg.value, admitted, msg.partition, msg.offset, self.clock.now())]
             )
-            await self.command_handler.handle(admitted)
-        except CommandRefused as exc:
-            await self.dead_letter(str(exc), event)
         except Exception as exc:  # noqa: BLE001 - one bad command must not stop the others (see _intake)
-            log.error("could not carry out a command: %s", where_it_failed(exc))
-            refused = f"callvault could not carry out this command ({type(exc).__name__})"
-            await self.dead_letter(refused, event)
+            await self._not_carried_out(exc, event)
+            return True
+        if is_subject_command(admitted):
+            await self.subject_lane.put(admitted, event)
+            return False
+        await self._carry_out(admitted, event)
+        return True
+
+    async def _carry_out(self, command: Command, event: EventT) -> None:
+        try:
+            await self.command_handler.handle(command)
+        except Exception as exc:  # noqa: BLE001 - one bad command must not stop the others (see _intake)
+            await self._not_carried_out(exc, event)
+
+    async def _not_carried_out(self, exc: Exception, event: EventT) -> None:
+        """A command refused (its sentence) or failed (its kind, logged where): a dead letter says so."""
+        if isinstance(exc, CommandRefused):
+            await self.dead_letter(str(exc), event)
+            return
+        log.error("could not carry out a command: %s", where_it_failed(exc))
+        await self.dead_letter(f"callvault could not carry out this command ({type(exc).__name__})", event)
 
     async def _purge(self) -> None:
         try:

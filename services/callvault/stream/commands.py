@@ -35,6 +35,14 @@ from callvault.stream.worker_part import WorkerPart
 
 log = logging.getLogger("callvault.commands")
 
+# The subject commands: carried out by `SubjectHandler`, in a lane of their own (`stream/command_lane.py`).
+SUBJECT_COMMANDS = (SubjectCommandBase, SubjectExtend, SubjectVerifyIdentity, SubjectExecute)
+
+
+def is_subject_command(command: Command) -> bool:
+    """Whether `command` is a data subject's (it may run for minutes), not a hold's."""
+    return isinstance(command, SUBJECT_COMMANDS)
+
 
 class CommandHandler(WorkerPart):
     def __init__(
@@ -56,7 +64,7 @@ class CommandHandler(WorkerPart):
             await self._place(command)
         elif isinstance(command, LegalHoldRelease):
             await self._release(command)
-        elif isinstance(command, SubjectCommandBase | SubjectExtend | SubjectVerifyIdentity | SubjectExecute):
+        elif is_subject_command(command):
             await self.subjects.handle(command)  # type: ignore[arg-type]
         else:
             raise CommandRefused(f"{command.type} is not carried out by this version of callvault")
