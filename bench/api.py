@@ -47,7 +47,7 @@ from tests.conftest import make_settings, prepare_async, spawn_api, spawn_worker
 from tests.integration.helpers import Bus  # noqa: E402
 from tests.stack import embedded_servers  # noqa: E402
 
-from bench.report import cpu_seconds, machine, percentile, save  # noqa: E402
+from bench.report import broker_name, cpu_seconds, machine, percentile, save  # noqa: E402
 from callvault.api.tokens import issue_token  # noqa: E402
 from callvault.embedded.stack import EmbeddedStack  # noqa: E402
 from callvault.rules.access import Role  # noqa: E402
@@ -205,7 +205,7 @@ async def run_one(
         pids = {
             "api": api.pid,
             "moto": stack.store.pid if stack.store else None,
-            "tansu": stack.broker.pid if stack.broker else None,
+            "broker": stack.broker.pid if stack.broker else None,
             "worker": worker.pid,
             "clients": os.getpid(),
         }
@@ -218,9 +218,11 @@ async def run_one(
 async def main(clients: int, seconds: int, calls: int, modes: list[str]) -> dict[str, Any]:
     with EmbeddedStack() as stack:
         by_mode = {mode: await run_one(stack, mode, clients, seconds, calls) for mode in modes}
+        broker = broker_name(stack)
     return {
         "machine": machine(),
-        "stack": "embedded (Tansu, moto), one `callvault api` process, clients on the same machine",
+        "stack": f"embedded ({broker}, moto), one `callvault api` process, clients on the same machine",
+        "broker": stack.broker_kind,
         "clients": clients,
         "seconds_per_kind": seconds,
         "calls": calls,

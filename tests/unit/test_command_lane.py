@@ -51,7 +51,9 @@ async def test_commands_run_one_at_a_time_in_order_and_each_is_acked_when_done()
     await lane.stop()
 
 
-async def test_a_failing_command_is_logged_acked_and_the_lane_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_failing_command_is_logged_acked_and_the_lane_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     acks: list[str] = []
 
     async def carry_out(command: str, record: Record) -> None:

@@ -42,7 +42,11 @@ async def test_every_version_and_marker_under_the_prefix_goes_but_what_keep_name
     erased = erase_under(h.s3, bucket, "t/a/", keep=lambda key: key.endswith("kept.json"))
 
     assert erased == 4  # two versions of 1, the data and the marker of 2
-    assert versions_of(h.s3, bucket, "t/") == ["t/a/kept.json@version", "t/ab.json@version", "t/b/1.json@version"]
+    assert versions_of(h.s3, bucket, "t/") == [
+        "t/a/kept.json@version",
+        "t/ab.json@version",
+        "t/b/1.json@version",
+    ]
 
 
 async def test_one_key_is_erased_and_its_neighbours_sharing_the_prefix_are_not(h: Harness) -> None:
