@@ -63,6 +63,9 @@ CONSUMER_LAG = Gauge(
     ["topic", "partition"],
 )
 CALLS_WAITING = Gauge("callvault_calls_waiting", "Calls this worker holds state for, waiting for a deadline")
+SUBJECT_COMMANDS_WAITING = Gauge(
+    "callvault_subject_commands_waiting", "Subject commands in this worker's subject lane, queued or in hand"
+)
 POLICY_VERSIONS = Gauge(
     "callvault_policy_versions_known", "Client-policy versions (all tenants) this worker applies"
 )

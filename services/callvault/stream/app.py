@@ -35,6 +35,7 @@ from callvault.observability.metrics import (
     POLICY_VERSIONS_REFUSED,
     PURGE_PASSES,
     S3_REFUSED,
+    SUBJECT_COMMANDS_WAITING,
     WORKER_READY,
     count_emitted,
 )
@@ -277,6 +278,7 @@ class Worker:
 
     def _update_gauges(self) -> None:
         CALLS_WAITING.set(len(self.processor.wakes))
+        SUBJECT_COMMANDS_WAITING.set(len(self.subject_lane))
         S3_REFUSED.set(len({*self.s3.refusals, *self.purger.s3.refusals}))
         WORKER_READY.set(0 if self.not_ready_because() else 1)
         CONSUMER_LAG.clear()
