@@ -9,10 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import pytest
 
 from callvault.stream.command_lane import CommandLane
+
+
+async def until(predicate: Callable[[], bool]) -> None:
+    """Let the loop run until `predicate` holds (5 s at most)."""
+
+    async def poll() -> None:
+        while not predicate():
+            await asyncio.sleep(0)
+
+    await asyncio.wait_for(poll(), 5)
 
 
 class Record:
@@ -40,8 +51,7 @@ async def test_commands_run_one_at_a_time_in_order_and_each_is_acked_when_done()
     lane: CommandLane[str, Record] = CommandLane(carry_out)
     for name in ("first", "second", "third"):
         await lane.put(name, Record(name, acks))
-    while trace != ["begin first"]:
-        await asyncio.sleep(0)
+    await until(lambda: trace == ["begin first"])
     assert acks == [] and len(lane) == 3  # the first is in hand and not acknowledged; the rest wait
 
     release.set()
@@ -95,11 +105,12 @@ async def test_a_full_lane_makes_the_agent_wait() -> None:
     lane: CommandLane[str, Record] = CommandLane(carry_out, depth=1)
     await lane.put("in hand", Record("in hand", acks))
     await lane.put("waiting", Record("waiting", acks))  # the one place in the queue (the first is taken)
-    while len(lane) != 2:
-        await asyncio.sleep(0)
+    await until(lambda: len(lane) == 2)
     third = asyncio.create_task(lane.put("third", Record("third", acks)))
-    await asyncio.sleep(0)
-    assert not third.done()  # the agent waits: no unbounded backlog of unacknowledged commands
+    await asyncio.sleep(0)  # the put begins, and finds the queue full
+    # Nothing frees a place until `release` is set, so the agent's put is still waiting: no unbounded
+    # backlog of unacknowledged commands.
+    assert not third.done()
 
     release.set()
     await asyncio.wait_for(third, 5)
