@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from moto import mock_aws
+from moto.s3.responses import S3Response
 from pydantic import SecretStr
 
 from callvault.audit.period import verify_period
@@ -230,6 +231,18 @@ async def test_two_signers_at_once_leave_one_checkpoint_and_the_other_steps_back
         return real(*args, **kwargs)
 
     monkeypatch.setattr(checkpoints, "write_checkpoint", at_once)
+    if refuses_second_write:
+        # moto looks for the key, then writes (S3Response.put_object), with no lock between: two
+        # threads at once can both pass If-None-Match (seen once in CI on 2026-12-07). AWS and MinIO
+        # judge the condition and write as one step; so does moto here, one PUT at a time.
+        one_put = threading.Lock()
+        real_put = S3Response.put_object
+
+        def atomic_put(self: S3Response) -> Any:
+            with one_put:
+                return real_put(self)
+
+        monkeypatch.setattr(S3Response, "put_object", atomic_put)
     clock = FixedClock(T0 + 7 * HOUR)
     runners = [S3Runner(s3, max_workers=2, endpoint=None, backoff_cap_s=0.05, give_up_after=3) for _ in "ab"]
     first, second = (AuditArchiver(settings, runner, clock) for runner in runners)
