@@ -47,7 +47,7 @@ from tests.conftest import make_settings, prepare_async, spawn_api, spawn_worker
 from tests.integration.helpers import Bus  # noqa: E402
 from tests.stack import embedded_servers  # noqa: E402
 
-from bench.report import broker_name, cpu_seconds, machine, percentile, save  # noqa: E402
+from bench.report import cpu_seconds, machine, percentile, save  # noqa: E402
 from callvault.api.tokens import issue_token  # noqa: E402
 from callvault.embedded.stack import EmbeddedStack  # noqa: E402
 from callvault.rules.access import Role  # noqa: E402
@@ -218,7 +218,7 @@ async def run_one(
 async def main(clients: int, seconds: int, calls: int, modes: list[str]) -> dict[str, Any]:
     with EmbeddedStack() as stack:
         by_mode = {mode: await run_one(stack, mode, clients, seconds, calls) for mode in modes}
-        broker = broker_name(stack)
+        broker = stack.broker_name
     return {
         "machine": machine(),
         "stack": f"embedded ({broker}, moto), one `callvault api` process, clients on the same machine",

@@ -34,7 +34,7 @@ from tests.conftest import answers_ready, make_settings, prepare_async, settings
 from tests.stack import embedded_servers  # noqa: E402
 
 from bench.api import wrk_load  # noqa: E402
-from bench.report import broker_name, cpu_seconds, machine, save  # noqa: E402
+from bench.report import cpu_seconds, machine, save  # noqa: E402
 from callvault.embedded.processes import ChildProcess, free_port  # noqa: E402
 from callvault.embedded.stack import EmbeddedStack  # noqa: E402
 from callvault.storage.client import make_s3_client  # noqa: E402
@@ -119,7 +119,7 @@ async def main(clients: int, seconds: int) -> dict[str, Any]:
             loaded["cpu_seconds"] = spent
         finally:
             app.stop()
-        broker, kind = broker_name(stack), stack.broker_kind
+        broker, kind = stack.broker_name, stack.broker_kind
     requests = max(1, loaded["requests"])
     return {
         "benchmark": "api_floor",

@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.conftest import make_settings, prepare_async, spawn_worker  # noqa: E402
 from tests.stack import embedded_servers  # noqa: E402
 
-from bench.report import broker_name, cpu_seconds, machine, result_name, save  # noqa: E402
+from bench.report import cpu_seconds, machine, result_name, save  # noqa: E402
 from bench.results import RESULTS  # noqa: E402
 from callvault.embedded.stack import EmbeddedStack  # noqa: E402
 from callvault.simulation.publish import send_events  # noqa: E402
@@ -284,7 +284,7 @@ async def main(calls: int, rounds: int, hop: bool) -> dict[str, Any]:
     result: dict[str, Any] = {
         "benchmark": "faust_floor",
         "machine": machine(),
-        "stack": f"embedded ({broker_name(stack)}); a bare faust worker, no S3",
+        "stack": f"embedded ({stack.broker_name}); a bare faust worker, no S3",
         "broker": stack.broker_kind,
         "rounds": rounds,
         "hops": "two: call-events, then calls (before 2026-12-06)"

@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.conftest import make_settings, prepare_async, spawn_worker  # noqa: E402
 from tests.stack import embedded_servers  # noqa: E402
 
-from bench.report import broker_name, cpu_seconds, machine, save  # noqa: E402
+from bench.report import cpu_seconds, machine, save  # noqa: E402
 from callvault.clock import SystemClock  # noqa: E402
 from callvault.embedded.processes import free_port  # noqa: E402
 from callvault.embedded.stack import EmbeddedStack  # noqa: E402
@@ -252,7 +252,7 @@ async def main(calls: int) -> dict[str, object]:
         servers = embedded_servers(stack)
         pids = {
             "S3 (moto)": stack.store.pid if stack.store else None,
-            f"Kafka ({broker_name(stack).split(' from ')[0]})": stack.broker.pid if stack.broker else None,
+            f"Kafka ({stack.broker_name})": stack.broker.pid if stack.broker else None,
         }
         # The same calls unsealed first (CALLVAULT_ENCRYPTION=off), on topics and buckets of their own:
         # the cost of sealing is the difference.
@@ -270,7 +270,7 @@ async def main(calls: int) -> dict[str, object]:
         floor_s3 = await asyncio.to_thread(boto3_floor, settings, cv["archived"], call_path)
         avg_size = 420  # bytes: the JSON size of a typical call event
         floor = await bare_loop(stack.kafka_bootstrap, int(cv["events"]), avg_size, settings.partitions)
-        stack_said, broker = f"embedded ({broker_name(stack)}, moto S3 server)", stack.broker_kind
+        stack_said, broker = f"embedded ({stack.broker_name}, moto S3 server)", stack.broker_kind
     return {
         "benchmark": "ingest",
         "machine": machine(),

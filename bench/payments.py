@@ -36,7 +36,7 @@ from tests.conftest import make_settings, prepare_async  # noqa: E402
 from tests.stack import embedded_servers  # noqa: E402
 
 from bench.ingest import callvault_run, compliant_plan  # noqa: E402
-from bench.report import broker_name, machine, save  # noqa: E402
+from bench.report import machine, save  # noqa: E402
 from callvault.clock import SystemClock  # noqa: E402
 from callvault.embedded.stack import EmbeddedStack  # noqa: E402
 from callvault.rules.pause_audio import PausedPart  # noqa: E402
@@ -128,7 +128,7 @@ async def main(calls: int, rounds: int) -> dict[str, object]:
         plan = payment_plan(settings, calls)
         alone = await asyncio.to_thread(hear_alone, settings, plan, True)
         in_memory = await asyncio.to_thread(hear_alone, settings, plan, False)
-        stack_said, broker = f"embedded ({broker_name(stack)}, moto S3 server)", stack.broker_kind
+        stack_said, broker = f"embedded ({stack.broker_name}, moto S3 server)", stack.broker_kind
     medians = {name: _median_run([per_call(r) for r in rs]) for name, rs in runs.items()}
     without, with_ = medians["without_payments"], medians["with_payments"]
     return {

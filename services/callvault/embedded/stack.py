@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
-from callvault.embedded.kafka_broker import ApacheKafka, missing_reason
+from callvault.embedded.kafka_broker import VERSION, ApacheKafka, missing_reason
 from callvault.embedded.processes import ChildProcess, free_port, tcp_open
 from callvault.settings import Settings
 from callvault.storage.client import make_s3_client
@@ -64,6 +64,11 @@ class EmbeddedStack:
         self._kafka = ApacheKafka(self.run_dir, self.kafka_port) if self.broker_kind == "kafka" else None
         self.broker: ChildProcess | None = None
         self.store: ChildProcess | None = None
+
+    @property
+    def broker_name(self) -> str:
+        """The broker as a person reads it: Tansu (the default) or Apache Kafka and its version."""
+        return f"Apache Kafka {VERSION}" if self.broker_kind == "kafka" else "Tansu"
 
     @property
     def kafka_bootstrap(self) -> str:
