@@ -247,7 +247,9 @@ class Settings(BaseSettings):
         description="the intake processes a call event itself when its worker holds the call's "
         "partition (one hop: 0.3 ms of CPU an event less); false sends every event through `calls`",
     )
-    batch_size: int = Field(64, ge=1, description="messages of the calls topic handled together")
+    batch_size: int = Field(
+        64, ge=1, description="call messages read together; each call's state is written once a batch"
+    )
     batch_wait_s: float = Field(0.05, gt=0, description="how long a batch waits to fill up")
     # Tansu waits half the session timeout on every group join: dev keeps them short.
     broker_session_timeout_s: float = 6.0

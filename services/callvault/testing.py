@@ -138,13 +138,18 @@ class Harness:
         self.s3.put_object(Bucket=bucket or self.settings.staging_bucket, Key=key, Body=body)
 
     async def send(
-        self, *events: dict[str, Any] | bytes, key: bytes | None = None, sent_at: datetime | None = None
+        self,
+        *events: dict[str, Any] | bytes,
+        key: bytes | None = None,
+        sent_at: datetime | None = None,
+        together: bool = False,
     ) -> None:
         """Each event as the intake would take it off `call-events`, then its call's processing.
 
         A dict is sent as JSON keyed by its `call_id` (or `key`); bytes are sent as they are.
         `sent_at`: when the events reached Kafka (their records' timestamp), for a backlog read
-        later than it was sent; by default, now.
+        later than it was sent; by default, now. `together`: read in one batch, as the worker reads
+        a backlog (`send_records`).
         """
 
         def record(event: dict[str, Any] | bytes) -> tuple[bytes | None, bytes]:
@@ -152,16 +157,35 @@ class Harness:
                 return key, event
             return key if key is not None else str(event.get("call_id")).encode(), json.dumps(event).encode()
 
-        await self.send_records((record(event) for event in events), sent_at=sent_at)
+        await self.send_records((record(event) for event in events), sent_at=sent_at, together=together)
 
     async def send_records(
-        self, records: Iterable[tuple[bytes | None, bytes]], *, sent_at: datetime | None = None
+        self,
+        records: Iterable[tuple[bytes | None, bytes]],
+        *,
+        sent_at: datetime | None = None,
+        together: bool = False,
     ) -> None:
         """Records as a producer writes them to `call-events`, (key, value) bytes, in order;
-        then the timers once. For streams too long to turn the timers after every event."""
-        for key, value in records:
-            await self._take(key, value, sent_at)
+        then the timers once. For streams too long to turn the timers after every event.
+
+        One at a time, each message's work is done and its call's state written before the next is
+        read, as when events arrive apart. `together`: all of them in one batch, as the worker reads
+        a backlog, each call's state written once after its last (`CallProcessor.handle_batch`); a
+        message that fails is raised once the batch is done, the others having gone on.
+        """
+        if not together:
+            for key, value in records:
+                message = self._decode(key, value, sent_at)
+                if message is not None:
+                    await self.processor.handle(message)
+            await self._timers()
+            return
+        messages = [m for key, value in records if (m := self._decode(key, value, sent_at)) is not None]
+        failures = await self.processor.handle_batch(messages)
         await self._timers()
+        for _, exc in failures:
+            raise exc
 
     async def command(
         self, command: Command | dict[str, Any], *, sign: bool = True, at: SourcePosition | None = None
@@ -308,24 +332,24 @@ class Harness:
     def _dead(self, error: str, position: SourcePosition, key: bytes | None, value: bytes | None) -> None:
         self.dead_letters.append(dead_letter_for(error, position, key, value, self.clock.now()))
 
-    async def _take(self, key: bytes | None, value: bytes, sent_at: datetime | None = None) -> None:
+    def _decode(self, key: bytes | None, value: bytes, sent_at: datetime | None = None) -> CallMessage | None:
+        """The record's message as the intake decodes it; None, and a dead letter, when it is refused."""
         position = self._position(self.settings.call_events_topic)
         result = decode_call_event(key, value, self.settings.max_event_bytes, self.settings.upload_buckets)
         if isinstance(result, Rejected):
             self._dead(result.error, position, key, value)
-            return
+            return None
         event = result.value
         if event.tenant in self.processor.closed_tenants:
             self._dead(offboarded_sentence(event.tenant), position, key, value)
-            return
+            return None
         pseudonym_key = self.settings.pseudonym_key.get_secret_value().encode()
-        message = CallMessage(
+        return CallMessage(
             kind="fact",
             call_id=event.call_id,
             fact=to_fact(event, pseudonym_key),
             published_at=sent_at,  # None: judged at the clock, as a record read at once
         )
-        await self.processor.handle(message)
 
     async def _timers(self) -> None:
         """The registries reread, due calls woken (until none is due), and one purge pass."""

@@ -27,6 +27,10 @@ OUTCOMES = Counter(
     "Lifecycle events emitted, by type and, where the contract gives one, reason",
     ["type", "reason"],
 )
+STATE_WRITES = Counter(
+    "callvault_call_state_writes_total",
+    "Call states written to the call-state table, one changelog record each: once a call's batch",
+)
 DEAD_LETTERS = Counter("callvault_dead_letters_total", "Inputs sent to the dead-letter topic", ["topic"])
 S3_ERRORS = Counter(
     "callvault_s3_errors_total", "S3 calls that failed (each is retried or reported)", ["code"]

@@ -495,26 +495,24 @@ class Worker:
         return frozenset(tp.partition for tp in self.app.consumer.assignment() if tp.topic == topic)
 
     async def _call_in_order(self, events: list[EventT]) -> None:
+        readable: list[tuple[CallMessage, EventT]] = []
         for event in events:
             try:
-                message = CallMessage.model_validate_json(event.message.value)
+                readable.append((CallMessage.model_validate_json(event.message.value), event))
             except Exception as exc:  # noqa: BLE001 - one bad message must not stop the others (see _intake)
                 log.error("could not read a message of call %r: %s", event.message.key, where_it_failed(exc))
                 await self.dead_letter(f"callvault could not read this message ({type(exc).__name__})", event)
-                continue
-            await self._handle(message, event)
+        await self._handle_in_order(readable)
 
     async def _handle_in_order(self, messages: list[tuple[CallMessage, EventT]]) -> None:
-        for message, event in messages:
-            await self._handle(message, event)
-
-    async def _handle(self, message: CallMessage, event: EventT) -> None:
-        """Process one message of a call; what fails becomes a dead letter of `event`, which brought it."""
-        try:
-            await self.processor.handle(message)
-        except TenantConflict as exc:
-            await self.dead_letter(str(exc), event)
-        except Exception as exc:  # noqa: BLE001 - one bad call must not stop the others (see _intake)
+        """A call's messages of one batch, in order; what fails becomes a dead letter of the event that
+        brought it, and the others go on."""
+        failures = await self.processor.handle_batch([message for message, _ in messages])
+        for index, exc in failures:
+            message, event = messages[index]
+            if isinstance(exc, TenantConflict):
+                await self.dead_letter(str(exc), event)
+                continue
             log.error("could not process a message of call %r: %s", message.call_id, where_it_failed(exc))
             await self.dead_letter(f"callvault could not process this message ({type(exc).__name__})", event)
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,6 +20,7 @@ from botocore.client import BaseClient
 
 from callvault.clock import Clock
 from callvault.contract.lifecycle import DeletionReason, LifecycleBase, ObjectRef
+from callvault.observability.metrics import STATE_WRITES
 from callvault.rules import evidence
 from callvault.rules.call_ref import call_ref
 from callvault.rules.call_state import (
@@ -179,22 +181,64 @@ class CallProcessor(WorkerPart):
         return state
 
     async def handle(self, message: CallMessage) -> None:
-        """One message of a call, in its call's turn: the intake and the `calls` agent both call this."""
-        async with self._turns.turn(message.state_key):
-            await self._handle(message)
+        """One message of a call, in its call's turn; what it failed on is raised."""
+        for _, exc in await self.handle_batch([message]):
+            raise exc
 
-    async def _handle(self, message: CallMessage) -> None:
+    async def handle_batch(self, messages: Sequence[CallMessage]) -> list[tuple[int, Exception]]:
+        """Messages of a batch, each call's in order and in its turn: the intake and the `calls` agent
+        both call this. Returns the failures, by the message's index, for the caller to dead-letter;
+        a failed message leaves its call's state as the messages before it left it, and the rest go on.
+
+        A call's state is written once, after its last message here, not after each: a call's events
+        read together (a backlog, a platform that sends them at the call's end) cost one changelog
+        record, as Kafka Streams' record cache does. Nothing is acknowledged before that write: a worker
+        stopped between does the (idempotent) work again from the state before the batch.
+        """
+        failures: list[tuple[int, Exception]] = []
+        by_key: dict[bytes, list[int]] = {}
+        for index, message in enumerate(messages):
+            by_key.setdefault(message.state_key, []).append(index)
+        for key, indexes in by_key.items():
+            async with self._turns.turn(key):
+                slot = _Slot(key)
+                for index in indexes:
+                    try:
+                        await self._handle(messages[index], slot)
+                    except Exception as exc:  # noqa: BLE001 - the caller dead-letters it; the call goes on
+                        failures.append((index, exc))
+                try:
+                    self._close(slot)
+                except Exception as exc:  # noqa: BLE001 - as above: the state the last message left is lost
+                    failures.append((indexes[-1], exc))
+        return failures
+
+    def _close(self, slot: _Slot) -> None:
+        """Write what the messages left: the new state (and its wake-up), or the call forgotten."""
+        if slot.forgotten:
+            self.store.pop(slot.key, None)
+            self.wakes.pop(slot.key, None)
+        elif slot.changed is not None:
+            assert slot.state is not None
+            self.save(slot.key, slot.state, *slot.changed)
+            STATE_WRITES.inc()
+
+    async def _handle(self, message: CallMessage, slot: _Slot) -> None:
         if self._registries is not None:
             await self._registries()  # waits for the store like every S3 call here
             self._registries = None
         now = self.clock.now()
-        key = message.state_key
+        key = slot.key
         if message.call_tenant in self.closed_tenants:
             # Its data is being returned or erased: nothing more is archived; the call is forgotten.
-            self.store.pop(key, None)
-            self.wakes.pop(key, None)
+            slot.forget()
             return
-        state = self.load(key) or self._adopt_older_key(key, message)
+        if not slot.loaded:
+            state = self.load(key)
+            slot.take(state)
+            if state is None and (state := self._adopt_older_key(key, message)) is not None:
+                slot.keep(state, now, now)  # moved: written under its new key whatever comes next
+        state = slot.state
         if message.kind == "fact":
             assert message.fact is not None
             state, changed = apply_fact(state, message.fact, now)
@@ -208,11 +252,10 @@ class CallProcessor(WorkerPart):
         forget = evict_at(state, self.terms(state, now).retention, self.ttl)
         if forget is not None and now >= forget:
             state = await self._write_metadata(state, now, final=True)
-            self.store.pop(key, None)
-            self.wakes.pop(key, None)
+            slot.forget()
             log.debug("forgot call %s", state.call_id)
             return
-        self.save(key, state, now, judged)
+        slot.keep(state, now, judged)
 
     async def _advance(self, state: CallState, now: datetime, judged: datetime) -> CallState:
         """Decide what the call's facts now allow, and do it. `judged` is the time its deadlines are
@@ -571,6 +614,28 @@ class CallProcessor(WorkerPart):
         target = [(ref.key, ref.version_id or "null")]
         said = await self.s3.run(f"holding {ref.key}", set_object_lock_hold, ref.bucket, target, True)
         log.info("call %s is under a legal hold: s3://%s/%s %s", state.call_id, ref.bucket, ref.key, said)
+
+
+@dataclass
+class _Slot:
+    """One call's state while a batch's messages of it are handled (`CallProcessor.handle_batch`)."""
+
+    key: bytes
+    loaded: bool = False
+    state: CallState | None = None
+    # (now, judged) of the message that last changed the state: its wake-up is judged as of then.
+    changed: tuple[datetime, datetime] | None = None
+    forgotten: bool = False
+
+    def take(self, state: CallState | None) -> None:
+        self.loaded, self.state = True, state
+
+    def keep(self, state: CallState, now: datetime, judged: datetime) -> None:
+        self.state, self.changed, self.forgotten = state, (now, judged), False
+
+    def forget(self) -> None:
+        """The call is gone (forgotten, or its tenant closed): a later message starts it afresh."""
+        self.loaded, self.state, self.changed, self.forgotten = True, None, None, True
 
 
 def judged_at(now: datetime, message: CallMessage) -> datetime:
