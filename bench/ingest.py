@@ -65,9 +65,11 @@ def compliant_plan(settings: Settings, calls: int, audio_seconds: float = 2.0) -
 
 
 async def callvault_run(
-    settings: Settings, plan: list[SimulatedCall], pids: dict[str, int | None]
+    settings: Settings, plan: list[SimulatedCall], pids: dict[str, int | None], interleaved: bool = False
 ) -> dict[str, object]:
-    """A worker of its own decides the calls of `plan` (the first one warms it up); what it cost."""
+    """A worker of its own decides the calls of `plan` (the first one warms it up); what it cost.
+    `interleaved`: the calls' events arrive as calls running at once send them (`send_events`), so a
+    call's events are not read in one batch; else each call's events one after the other."""
     warmup, rest = plan[0], plan[1:]
     # Audio goes to staging first: the figure is callvault's, not the uploader's.
     s3 = make_s3_client(settings, pool=32)
@@ -91,8 +93,9 @@ async def callvault_run(
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         requests_before = s3_requests(http_port)
         kms_before = s3_requests(http_port, "callvault_kms_requests_total")
+        writes_before = metric_value(http_port, "callvault_call_state_writes_total")
         began = time.perf_counter()
-        await _publish_events(settings, rest)
+        await _publish_events(settings, rest, interleaved)
         published = time.perf_counter() - began
         await watcher.wait_for(
             lambda w: all("metadata.archived" in w.types_for(i) for i in ids), 900, "all calls archived"
@@ -103,6 +106,7 @@ async def callvault_run(
         requests = {op: n - requests_before.get(op, 0) for op, n in sorted(after.items())}
         kms_after = s3_requests(http_port, "callvault_kms_requests_total")
         kms = {op: n - kms_before.get(op, 0) for op, n in sorted(kms_after.items())}
+        writes = metric_value(http_port, "callvault_call_state_writes_total") - writes_before
         archived = sum(1 for i in ids if "recording.archived" in watcher.types_for(i))
     finally:
         worker.stop()
@@ -118,19 +122,31 @@ async def callvault_run(
         "cpu_seconds": cpu,
         "s3_requests": {op: n for op, n in requests.items() if n},
         "kms_requests": {op: n for op, n in kms.items() if n},
+        # One changelog record each: fewer than the events where a call's events are read together.
+        "state_writes_per_call": round(writes / max(1, len(ids)), 2),
         "kms_requests_per_1000_calls": round(1000 * sum(kms.values()) / max(1, len(ids)), 1),
         "worker_cpu_ms_per_call": round(1000 * cpu["worker"] / max(1, archived), 2),
     }
 
 
+def _metrics(http_port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10) as answer:
+        return str(answer.read().decode())
+
+
 def s3_requests(http_port: int, metric: str = "callvault_s3_requests_total") -> dict[str, float]:
     """The worker's `callvault_s3_requests_total` (or another counter by operation), from its /metrics."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10) as answer:
-        text = answer.read().decode()
     found: dict[str, float] = {}
-    for match in re.finditer(rf'^{metric}\{{operation="(\w+)"\}} (\S+)$', text, re.M):
+    for match in re.finditer(rf'^{metric}\{{operation="(\w+)"\}} (\S+)$', _metrics(http_port), re.M):
         found[match.group(1)] = float(match.group(2))
     return found
+
+
+def metric_value(http_port: int, metric: str) -> float:
+    """The value of one of the worker's metrics without labels, from its /metrics."""
+    found = re.search(rf"^{metric} (\S+)$", _metrics(http_port), re.M)
+    assert found is not None, f"the worker does not export {metric}"
+    return float(found.group(1))
 
 
 # The purger's listings run on timers, whatever the traffic: not the call's. (The registries' reads are
@@ -200,11 +216,11 @@ def boto3_floor(settings: Settings, calls: int, per_call: dict[str, float]) -> d
     }
 
 
-async def _publish_events(settings: Settings, calls: list) -> None:  # noqa: ANN001
+async def _publish_events(settings: Settings, calls: list, interleaved: bool = False) -> None:  # noqa: ANN001
     producer = make_producer(settings.kafka_bootstrap)
     await producer.start()
     try:
-        await send_events(producer, settings.call_events_topic, calls)
+        await send_events(producer, settings.call_events_topic, calls, interleaved=interleaved)
         await producer.flush()
     finally:
         await producer.stop()

@@ -8,13 +8,16 @@ payments-kafka), in one run, each half with a worker of its own:
    emits `payment.secured`. Sealed (the default), the source is read whole by the one GET that sealing
    needs anyway and heard in memory (`storage.pause_reads.hear_source`); stored as it is, its header and
    paused span are read by range.
-Each half runs `--rounds` times, alternating, and the median is kept: a worker's CPU per call moves by a
-quarter from run to run on two shared cores. Then the audio check alone, both ways, with the worker's
-code: this process hears the pauses of the payment calls' uploads by range (two ranged GETs, numpy) and
-in memory (the bytes already read), its CPU per call measured around each loop, and the share of a call
-without payments that adds.
-Prints the worker's CPU per archived call in each, their ratio (issue 28 asks at most 1.2) and the S3
-requests per call; writes bench/out/payments.json.
+Each half runs twice a round: its calls' events sent one call after the other (a backlog, or a
+platform that sends a call's events at its end: the worker reads a call's events in one batch and
+writes its state once), then interleaved (calls running at once: a call's events are read in batches
+of their own, its state written after each). Each runs `--rounds` times, alternating, and the median
+is kept: a worker's CPU per call moves by a quarter from run to run on two shared cores.
+Then the audio check alone, both ways, with the worker's code: this process hears the pauses of
+the payment calls' uploads by range (two ranged GETs, numpy) and in memory (the bytes already read),
+its CPU per call measured around each loop, and the share of a call without payments that adds.
+Prints the worker's CPU per archived call in each, their ratio (issue 28 asks at most 1.2) for each
+arrival, and the S3 requests per call; writes bench/out/payments.json.
 
     .venv/bin/python bench/payments.py [--calls 300]
 """
@@ -46,6 +49,8 @@ from callvault.storage.client import make_s3_client  # noqa: E402
 from callvault.storage.pause_reads import hear_in_memory, measure_paused_audio  # noqa: E402
 
 SECONDS = 30.0
+# How the calls' events arrive (`send_events`): one call after the other, or interleaved.
+ARRIVALS = {"together": False, "interleaved": True}
 ARCHIVED_KINDS = ("payment_clean", "payment_resume_forgotten")
 
 
@@ -68,6 +73,7 @@ def per_call(run: dict[str, object]) -> dict[str, float]:
     requests = dict(run["s3_requests"])  # type: ignore[call-overload]  # every request, the purger's too
     return {
         "worker_cpu_ms": round(1000 * cpu / archived, 2),
+        "state_writes": float(run["state_writes_per_call"]),  # type: ignore[arg-type]
         "s3_requests": round(sum(requests.values()) / archived, 2),
         **{f"s3_{op}": round(n / archived, 2) for op, n in sorted(requests.items())},
     }
@@ -109,37 +115,11 @@ def _median_run(figures: list[dict[str, float]]) -> dict[str, float]:
     return ordered[(len(ordered) - 1) // 2]
 
 
-async def main(calls: int, rounds: int) -> dict[str, object]:
-    with EmbeddedStack() as stack:
-        servers = embedded_servers(stack)
-        pids = {"S3 (moto)": stack.store.pid if stack.store else None}
-        runs: dict[str, list[dict[str, object]]] = {"without_payments": [], "with_payments": []}
-        for _ in range(rounds):
-            for name, runs_of in runs.items():
-                settings = make_settings(servers, "p" + secrets.token_hex(3), disclosure_grace="PT30S")
-                await prepare_async(settings)
-                if name == "with_payments":
-                    plan = payment_plan(settings, calls)
-                else:
-                    plan = compliant_plan(settings, calls, SECONDS)
-                runs_of.append(await callvault_run(settings, plan, pids))
-        settings = make_settings(servers, "p" + secrets.token_hex(3), disclosure_grace="PT30S")
-        await prepare_async(settings)
-        plan = payment_plan(settings, calls)
-        alone = await asyncio.to_thread(hear_alone, settings, plan, True)
-        in_memory = await asyncio.to_thread(hear_alone, settings, plan, False)
-        stack_said, broker = f"embedded ({stack.broker_name}, moto S3 server)", stack.broker_kind
+def figures(runs: dict[str, list[dict[str, object]]]) -> dict[str, Any]:
+    """One arrival's figures: the median rounds, their ratio, and each round's own."""
     medians = {name: _median_run([per_call(r) for r in rs]) for name, rs in runs.items()}
     without, with_ = medians["without_payments"], medians["with_payments"]
     return {
-        "benchmark": "payments",
-        "machine": machine(),
-        "stack": stack_said,
-        "broker": broker,
-        "intake": "one hop" if settings.intake_one_hop else "two hops",  # CALLVAULT_INTAKE_ONE_HOP
-        "recording_seconds": SECONDS,
-        "rounds": rounds,
-        "runs": runs,
         "per_archived_call": {"without_payments": without, "with_payments": with_},
         "worker_cpu_ratio": round(with_["worker_cpu_ms"] / without["worker_cpu_ms"], 3),
         # Each round's payment run against the plain run just before it, on a machine in the same state:
@@ -152,6 +132,45 @@ async def main(calls: int, rounds: int) -> dict[str, object]:
             3,
         ),  # fmt: skip
         "worker_cpu_ms_each_round": {n: [per_call(r)["worker_cpu_ms"] for r in rs] for n, rs in runs.items()},
+    }
+
+
+async def main(calls: int, rounds: int) -> dict[str, object]:
+    with EmbeddedStack() as stack:
+        servers = embedded_servers(stack)
+        pids = {"S3 (moto)": stack.store.pid if stack.store else None}
+        runs: dict[str, dict[str, list[dict[str, object]]]] = {
+            arrival: {"without_payments": [], "with_payments": []} for arrival in ARRIVALS
+        }
+        for _ in range(rounds):
+            for arrival, interleaved in ARRIVALS.items():
+                for name, runs_of in runs[arrival].items():
+                    settings = make_settings(servers, "p" + secrets.token_hex(3), disclosure_grace="PT30S")
+                    await prepare_async(settings)
+                    if name == "with_payments":
+                        plan = payment_plan(settings, calls)
+                    else:
+                        plan = compliant_plan(settings, calls, SECONDS)
+                    runs_of.append(await callvault_run(settings, plan, pids, interleaved))
+        settings = make_settings(servers, "p" + secrets.token_hex(3), disclosure_grace="PT30S")
+        await prepare_async(settings)
+        plan = payment_plan(settings, calls)
+        alone = await asyncio.to_thread(hear_alone, settings, plan, True)
+        in_memory = await asyncio.to_thread(hear_alone, settings, plan, False)
+        stack_said, broker = f"embedded ({stack.broker_name}, moto S3 server)", stack.broker_kind
+    together = figures(runs["together"])
+    without = together["per_archived_call"]["without_payments"]
+    return {
+        "benchmark": "payments",
+        "machine": machine(),
+        "stack": stack_said,
+        "broker": broker,
+        "intake": "one hop" if settings.intake_one_hop else "two hops",  # CALLVAULT_INTAKE_ONE_HOP
+        "recording_seconds": SECONDS,
+        "rounds": rounds,
+        "runs": runs,
+        **together,  # a call's events one after the other: read in one batch
+        "interleaved": figures(runs["interleaved"]),  # calls at once: a call's events in batches apart
         "audio_check_alone": alone,
         "audio_check_share_of_a_call": round(alone["cpu_ms_per_call"] / without["worker_cpu_ms"], 3),
         "audio_check_in_memory": in_memory,
@@ -162,19 +181,24 @@ async def main(calls: int, rounds: int) -> dict[str, object]:
 
 
 def show(result: dict[str, Any]) -> None:
-    for name, figures in result["per_archived_call"].items():
-        requests = ", ".join(
-            f"{k[3:]} {v}" for k, v in figures.items() if k.startswith("s3_") and k != "s3_requests"
-        )
+    for arrival, figured in (("together", result), ("interleaved", result.get("interleaved"))):
+        if figured is None:
+            continue
+        print(f"events {arrival}:")
+        for name, figures in figured["per_archived_call"].items():
+            requests = ", ".join(
+                f"{k[3:]} {v}" for k, v in figures.items() if k.startswith("s3_") and k != "s3_requests"
+            )
+            print(
+                f"  {name:17} worker CPU {figures['worker_cpu_ms']} ms per archived call (median round), "
+                f"{figures['state_writes']} state writes and {figures['s3_requests']} S3 requests per call "
+                f"({requests})"
+            )
         print(
-            f"{name:17} worker CPU {figures['worker_cpu_ms']} ms per archived call (median round), "
-            f"{figures['s3_requests']} S3 requests per call ({requests})"
+            f"  ratio             worker CPU with payments / without = {figured['worker_cpu_ratio']}; "
+            f"each round: {figured['worker_cpu_ms_each_round']}; median of the rounds' own ratios "
+            f"{figured.get('worker_cpu_ratio_median_of_rounds')}"
         )
-    print(
-        f"ratio             worker CPU with payments / without = {result['worker_cpu_ratio']}; "
-        f"each round: {result['worker_cpu_ms_each_round']}; median of the rounds' own ratios "
-        f"{result.get('worker_cpu_ratio_median_of_rounds')}"
-    )
     alone = result["audio_check_alone"]
     print(
         f"audio check alone {alone['cpu_ms_per_call']} ms CPU per call by range ({alone['calls']} calls; "

@@ -23,6 +23,26 @@ START, END = "<!-- bench-table:start -->", "<!-- bench-table:end -->"
 KAFKA = "-kafka"  # the suffix of a result measured on Apache Kafka (bench.report.result_name)
 
 
+def _payments_row(how: str, f: dict[str, Any], r: dict[str, Any]) -> tuple[str, str, str]:
+    """The payments bench's ratio, for one way the calls' events arrive (`how`: "" when together)."""
+    w, p = f["per_archived_call"]["without_payments"], f["per_archived_call"]["with_payments"]
+    if how:
+        arrival = "calls at once: a call's events read in batches apart, its state written after each; "
+    elif "interleaved" in r:
+        arrival = "a call's events one after the other: read in one batch, its state written once; "
+    else:
+        arrival = ""
+    return (
+        f"worker CPU per call, payment calls against plain ones{how}",
+        f"{p['worker_cpu_ms']} ms against {w['worker_cpu_ms']} ms, {f['worker_cpu_ratio']}×"
+        + (f" (median of the rounds' own ratios {f['worker_cpu_ratio_median_of_rounds']}×)"
+           if "worker_cpu_ratio_median_of_rounds" in f else ""),
+        f"{arrival}{r['recording_seconds']:.0f} s WAV recordings, median of {r['rounds']} rounds; a payment "
+        f"call has 8 events and 4 proofs to a plain call's 4 and 3, and {p['s3_requests']} S3 requests to "
+        f"{w['s3_requests']}" + (f"; the intake's {r['intake']}" if "intake" in r else ""),
+    )  # fmt: skip
+
+
 def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(what, figure, conditions) rows of one benchmark's result."""
     if name.endswith(KAFKA):  # the same benchmark on Apache Kafka: its rows say so
@@ -101,16 +121,10 @@ def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
              f"{r['peak_rss_mb']} MB; {r['violations']} violations"),
         ]  # fmt: skip
     if name == "payments":
-        w, p = r["per_archived_call"]["without_payments"], r["per_archived_call"]["with_payments"]
         alone = r["audio_check_alone"]
+        arrivals = [("", r)] + ([(", events interleaved", r["interleaved"])] if "interleaved" in r else [])
         return [
-            ("worker CPU per call, payment calls against plain ones",
-             f"{p['worker_cpu_ms']} ms against {w['worker_cpu_ms']} ms, {r['worker_cpu_ratio']}×"
-             + (f" (median of the rounds' own ratios {r['worker_cpu_ratio_median_of_rounds']}×)"
-                if "worker_cpu_ratio_median_of_rounds" in r else ""),
-             f"{r['recording_seconds']:.0f} s WAV recordings, median of {r['rounds']} rounds; a payment call "
-             f"has 8 events and 4 proofs to a plain call's 4 and 3, and {p['s3_requests']} S3 requests to "
-             f"{w['s3_requests']}" + (f"; the intake's {r['intake']}" if "intake" in r else "")),
+            *[_payments_row(how, figures, r) for how, figures in arrivals],
             ("hearing a payment call's pauses, alone", f"{alone['cpu_ms_per_call']} ms CPU a call by range",
              f"{r['audio_check_share_of_a_call']} of a plain call's worker CPU; header and one 8.5 s span "
              "by range, numpy (the path of a recording stored as it is)"),

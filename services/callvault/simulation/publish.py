@@ -20,19 +20,28 @@ EventShape = Callable[[SimulatedCall, int, dict[str, Any]], dict[str, Any] | Non
 
 
 async def send_events(
-    producer: AIOKafkaProducer, topic: str, calls: Iterable[SimulatedCall], shape: EventShape | None = None
+    producer: AIOKafkaProducer,
+    topic: str,
+    calls: Iterable[SimulatedCall],
+    shape: EventShape | None = None,
+    *,
+    interleaved: bool = False,
 ) -> int:
     """Each call's events in their order, keyed by its call id, as a platform sends them. `shape` lets
-    the benches mark a call's last event or leave some types out. Returns how many were sent; the
-    caller flushes."""
+    the benches mark a call's last event or leave some types out. `interleaved`: the calls' first events,
+    then their second ones, and so on, as calls that run at once send them; else each call's events one
+    after the other, as a backlog holds them. Returns how many were sent; the caller flushes."""
+    calls = list(calls)
+    order = [(call, n) for call in calls for n in range(len(call.events))]
+    if interleaved:
+        order.sort(key=lambda placed: placed[1])  # stable: the calls stay in their order at each step
     sent = 0
-    for call in calls:
-        key = call.call_id.encode()
-        for n, event in enumerate(call.events, 1):
-            body = event if shape is None else shape(call, n, event)
-            if body is not None:
-                await producer.send(topic, json.dumps(body).encode(), key=key)
-                sent += 1
+    for call, n in order:
+        event = call.events[n]
+        body = event if shape is None else shape(call, n + 1, event)
+        if body is not None:
+            await producer.send(topic, json.dumps(body).encode(), key=call.call_id.encode())
+            sent += 1
     return sent
 
 
