@@ -134,22 +134,28 @@ def loudest_dbfs(pcm: bytes, layout: WavLayout, marker_tone_hz: float | None = N
     its frequency), so a platform's beep in the pause does not read as speech, but speech over it does.
     """
     usable = len(pcm) - len(pcm) % layout.frame_bytes
-    samples = np.frombuffer(pcm[:usable], dtype="<i2").astype(np.float64) / 32768.0
-    frames = samples.reshape(-1, layout.channels)
+    frames = np.frombuffer(pcm[:usable], dtype="<i2").reshape(-1, layout.channels)
     if frames.shape[0] == 0:
         return FLOOR_DBFS
     window = min(frames.shape[0], max(1, layout.rate * WINDOW_MS // 1000))  # a short span: one window
     count = frames.shape[0] // window
     frames = frames[: count * window]  # a last part shorter than a window is left out
-    # (window, count * channels): every column is one window of one channel.
-    columns = frames.reshape(count, window, layout.channels).transpose(1, 0, 2).reshape(window, -1)
     if marker_tone_hz:
+        # (window, count * channels): every column is one window of one channel; full scale is 1.0.
+        samples = frames.astype(np.float64) / 32768.0
+        columns = samples.reshape(count, window, layout.channels).transpose(1, 0, 2).reshape(window, -1)
         t = np.arange(window) / layout.rate
         basis = np.column_stack(
             [np.sin(2 * math.pi * marker_tone_hz * t), np.cos(2 * math.pi * marker_tone_hz * t)]
         )
         columns = columns - basis @ np.linalg.lstsq(basis, columns, rcond=None)[0]
-    rms = float(np.sqrt(np.max(np.mean(columns * columns, axis=0))))
+        mean_square = np.mean(columns * columns, axis=0)
+    else:
+        # (channels, count, window), each window's mean square in one pass over memory in order: a
+        # sixth of the CPU of the columns above on a mono pause of 8.5 s (0.06 against 0.37 ms).
+        blocks = frames.T.reshape(layout.channels, count, window).astype(np.float64)
+        mean_square = np.einsum("kcw,kcw->kc", blocks, blocks) / (window * 32768.0 * 32768.0)
+    rms = float(np.sqrt(np.max(mean_square)))
     return FLOOR_DBFS if rms <= 0 else max(FLOOR_DBFS, round(20 * math.log10(rms), 1))
 
 
