@@ -70,14 +70,28 @@ async def callvault_run(
     """A worker of its own decides the calls of `plan` (the first one warms it up); what it cost.
     `interleaved`: the calls' events arrive as calls running at once send them (`send_events`), so a
     call's events are not read in one batch; else each call's events one after the other."""
-    warmup, rest = plan[0], plan[1:]
+    (run,) = await callvault_phases(settings, plan[0], [plan[1:]], pids, interleaved)
+    return run
+
+
+async def callvault_phases(
+    settings: Settings,
+    warmup: SimulatedCall,
+    phases: list[list[SimulatedCall]],
+    pids: dict[str, int | None],
+    interleaved: bool = False,
+) -> list[dict[str, object]]:
+    """One worker decides `warmup`, then each phase's calls in turn, each sent once the one before is
+    decided; what each phase cost (`callvault_run`). Phases of one worker share its warm heap and the
+    machine's state of the moment, which separate workers minutes apart do not."""
     # Audio goes to staging first: the figure is callvault's, not the uploader's.
     s3 = make_s3_client(settings, pool=32)
+    everything = [warmup, *(c for phase in phases for c in phase)]
     await asyncio.gather(*(
         asyncio.to_thread(s3.put_object, Bucket=settings.staging_bucket, Key=c.staging_key, Body=c.audio)
-        for c in plan
+        for c in everything
     ))  # fmt: skip
-    for c in plan:
+    for c in everything:
         c.audio = b""
     watcher = await TopicWatcher(settings.kafka_bootstrap, settings.lifecycle_topic).start()
     http_port = free_port()
@@ -87,30 +101,41 @@ async def callvault_run(
         await watcher.wait_for(
             lambda w: "metadata.archived" in w.types_for(warmup.call_id), 120, "warm-up call"
         )
-        ids = [c.call_id for c in rest]
-        events = sum(len(c.events) for c in rest)
         pids = {**pids, "worker": worker.pid, "bench (publisher, watcher)": os.getpid()}
-        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-        requests_before = s3_requests(http_port)
-        kms_before = s3_requests(http_port, "callvault_kms_requests_total")
-        writes_before = metric_value(http_port, "callvault_call_state_writes_total")
-        began = time.perf_counter()
-        await _publish_events(settings, rest, interleaved)
-        published = time.perf_counter() - began
-        await watcher.wait_for(
-            lambda w: all("metadata.archived" in w.types_for(i) for i in ids), 900, "all calls archived"
-        )
-        elapsed = time.perf_counter() - began
-        cpu = {name: round(cpu_seconds(pid) - cpu_before[name], 2) for name, pid in pids.items()}
-        after = s3_requests(http_port)
-        requests = {op: n - requests_before.get(op, 0) for op, n in sorted(after.items())}
-        kms_after = s3_requests(http_port, "callvault_kms_requests_total")
-        kms = {op: n - kms_before.get(op, 0) for op, n in sorted(kms_after.items())}
-        writes = metric_value(http_port, "callvault_call_state_writes_total") - writes_before
-        archived = sum(1 for i in ids if "recording.archived" in watcher.types_for(i))
+        return [await _phase(settings, phase, pids, interleaved, watcher, http_port) for phase in phases]
     finally:
         worker.stop()
         await watcher.stop()
+
+
+async def _phase(
+    settings: Settings,
+    calls: list[SimulatedCall],
+    pids: dict[str, int | None],
+    interleaved: bool,
+    watcher: TopicWatcher,
+    http_port: int,
+) -> dict[str, object]:
+    ids = [c.call_id for c in calls]
+    events = sum(len(c.events) for c in calls)
+    cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    requests_before = s3_requests(http_port)
+    kms_before = s3_requests(http_port, "callvault_kms_requests_total")
+    writes_before = metric_value(http_port, "callvault_call_state_writes_total")
+    began = time.perf_counter()
+    await _publish_events(settings, calls, interleaved)
+    published = time.perf_counter() - began
+    await watcher.wait_for(
+        lambda w: all("metadata.archived" in w.types_for(i) for i in ids), 900, "all calls archived"
+    )
+    elapsed = time.perf_counter() - began
+    cpu = {name: round(cpu_seconds(pid) - cpu_before[name], 2) for name, pid in pids.items()}
+    after = s3_requests(http_port)
+    requests = {op: n - requests_before.get(op, 0) for op, n in sorted(after.items())}
+    kms_after = s3_requests(http_port, "callvault_kms_requests_total")
+    kms = {op: n - kms_before.get(op, 0) for op, n in sorted(kms_after.items())}
+    writes = metric_value(http_port, "callvault_call_state_writes_total") - writes_before
+    archived = sum(1 for i in ids if "recording.archived" in watcher.types_for(i))
     return {
         "calls": len(ids),
         "events": events,

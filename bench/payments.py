@@ -13,6 +13,10 @@ platform that sends a call's events at its end: the worker reads a call's events
 writes its state once), then interleaved (calls running at once: a call's events are read in batches
 of their own, its state written after each). Each runs `--rounds` times, alternating, and the median
 is kept: a worker's CPU per call moves by a quarter from run to run on two shared cores.
+Then, for each arrival, one worker takes `--phases` phases of `--phase-calls` calls, plain and payment
+phases in turn (ABBA: plain, payment, payment, plain, ...), each sent once the one before is decided:
+each pair of phases shares the worker's warm heap and the machine's state of that minute, which two
+workers minutes apart do not, and the median of the pairs' ratios is printed beside the rounds'.
 Then the audio check alone, both ways, with the worker's code: this process hears the pauses of
 the payment calls' uploads by range (two ranged GETs, numpy) and in memory (the bytes already read),
 its CPU per call measured around each loop, and the share of a call without payments that adds.
@@ -36,9 +40,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.conftest import make_settings, prepare_async  # noqa: E402
-from tests.stack import embedded_servers  # noqa: E402
+from tests.stack import Servers, embedded_servers  # noqa: E402
 
-from bench.ingest import callvault_run, compliant_plan  # noqa: E402
+from bench.ingest import callvault_phases, callvault_run, compliant_plan  # noqa: E402
 from bench.report import machine, save  # noqa: E402
 from callvault.clock import SystemClock  # noqa: E402
 from callvault.embedded.stack import EmbeddedStack  # noqa: E402
@@ -115,6 +119,34 @@ def _median_run(figures: list[dict[str, float]]) -> dict[str, float]:
     return ordered[(len(ordered) - 1) // 2]
 
 
+async def paired(
+    servers: Servers, calls: int, phases: int, interleaved: bool, pids: dict[str, int | None]
+) -> dict[str, Any]:
+    """Plain and payment phases in turn in one worker (ABBA), and each adjacent pair's ratio."""
+    settings = make_settings(servers, "p" + secrets.token_hex(3), disclosure_grace="PT30S")
+    await prepare_async(settings)
+    plain = compliant_plan(settings, calls * phases // 2, SECONDS)
+    paying = payment_plan(settings, calls * phases // 2)[1:]
+    kinds = [("without_payments", "with_payments")[(n + 1) // 2 % 2] for n in range(phases)]  # A B B A ...
+    plans = {"without_payments": plain[1:], "with_payments": paying}
+    taken = {"without_payments": 0, "with_payments": 0}
+    sequence = []
+    for kind in kinds:
+        sequence.append(plans[kind][taken[kind] : taken[kind] + calls])
+        taken[kind] += calls
+    runs = await callvault_phases(settings, plain[0], sequence, pids, interleaved)
+    cpu = [per_call(r)["worker_cpu_ms"] for r in runs]
+    ratios = [
+        cpu[i + 1] / cpu[i] if kinds[i] == "without_payments" else cpu[i] / cpu[i + 1]
+        for i in range(0, phases - 1, 2)
+    ]
+    return {
+        "phases": [{"kind": k, "calls": r["calls"], **per_call(r)} for k, r in zip(kinds, runs, strict=True)],
+        "pair_ratios": [round(r, 3) for r in ratios],
+        "median_pair_ratio": round(statistics.median(ratios), 3),
+    }
+
+
 def figures(runs: dict[str, list[dict[str, object]]]) -> dict[str, Any]:
     """One arrival's figures: the median rounds, their ratio, and each round's own."""
     medians = {name: _median_run([per_call(r) for r in rs]) for name, rs in runs.items()}
@@ -135,7 +167,7 @@ def figures(runs: dict[str, list[dict[str, object]]]) -> dict[str, Any]:
     }
 
 
-async def main(calls: int, rounds: int) -> dict[str, object]:
+async def main(calls: int, rounds: int, phases: int, phase_calls: int) -> dict[str, object]:
     with EmbeddedStack() as stack:
         servers = embedded_servers(stack)
         pids = {"S3 (moto)": stack.store.pid if stack.store else None}
@@ -152,6 +184,10 @@ async def main(calls: int, rounds: int) -> dict[str, object]:
                     else:
                         plan = compliant_plan(settings, calls, SECONDS)
                     runs_of.append(await callvault_run(settings, plan, pids, interleaved))
+        pairs = {
+            arrival: await paired(servers, phase_calls, phases, interleaved, pids)
+            for arrival, interleaved in ARRIVALS.items()
+        }
         settings = make_settings(servers, "p" + secrets.token_hex(3), disclosure_grace="PT30S")
         await prepare_async(settings)
         plan = payment_plan(settings, calls)
@@ -171,6 +207,7 @@ async def main(calls: int, rounds: int) -> dict[str, object]:
         "runs": runs,
         **together,  # a call's events one after the other: read in one batch
         "interleaved": figures(runs["interleaved"]),  # calls at once: a call's events in batches apart
+        "paired": pairs,  # plain and payment phases in turn in one worker, for each arrival
         "audio_check_alone": alone,
         "audio_check_share_of_a_call": round(alone["cpu_ms_per_call"] / without["worker_cpu_ms"], 3),
         "audio_check_in_memory": in_memory,
@@ -199,6 +236,11 @@ def show(result: dict[str, Any]) -> None:
             f"each round: {figured['worker_cpu_ms_each_round']}; median of the rounds' own ratios "
             f"{figured.get('worker_cpu_ratio_median_of_rounds')}"
         )
+    for arrival, pair in result.get("paired", {}).items():
+        print(
+            f"paired, events {arrival}: {len(pair['phases'])} phases in one worker, the pairs' ratios "
+            f"{pair['pair_ratios']}, their median {pair['median_pair_ratio']}"
+        )
     alone = result["audio_check_alone"]
     print(
         f"audio check alone {alone['cpu_ms_per_call']} ms CPU per call by range ({alone['calls']} calls; "
@@ -217,7 +259,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--phases", type=int, default=8, help="phases of one worker, plain and payment, ABBA")
+    parser.add_argument("--phase-calls", type=int, default=150)
     args = parser.parse_args()
-    result = asyncio.run(main(args.calls, args.rounds))
+    if args.phases < 2 or args.phases % 2:
+        parser.error("--phases: an even number, 2 or more (pairs of a plain and a payment phase)")
+    result = asyncio.run(main(args.calls, args.rounds, args.phases, args.phase_calls))
     save("payments", result)
     show(result)

@@ -125,6 +125,13 @@ def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
         arrivals = [("", r)] + ([(", events interleaved", r["interleaved"])] if "interleaved" in r else [])
         return [
             *[_payments_row(how, figures, r) for how, figures in arrivals],
+            *[(f"worker CPU per call, payment calls against plain ones, phases in turn in one worker, "
+               f"events {arrival}",
+               f"median of the pairs' ratios {pair['median_pair_ratio']}× (pairs: "
+               + ", ".join(f"{x}" for x in pair["pair_ratios"]) + ")",
+               f"{len(pair['phases'])} phases of {pair['phases'][0]['calls']} calls, plain and payment in "
+               "turn (ABBA), each pair on the worker's warm heap in the same minute")
+              for arrival, pair in r.get("paired", {}).items()],
             ("hearing a payment call's pauses, alone", f"{alone['cpu_ms_per_call']} ms CPU a call by range",
              f"{r['audio_check_share_of_a_call']} of a plain call's worker CPU; header and one 8.5 s span "
              "by range, numpy (the path of a recording stored as it is)"),
