@@ -98,3 +98,29 @@ async def test_a_message_that_fails_leaves_the_state_the_others_made(h: Harness)
     assert failing_id not in kept.seen_event_ids, "the failed event is not in the state (its dead letter is)"
     assert [e["event_id"] for e in sent if e["event_id"] != failing_id] == list(kept.seen_event_ids)
     assert writes(h).count(f"{call.tenant}/{call.call_id}".encode()) == 1
+
+
+async def test_a_state_an_older_version_kept_under_the_bare_call_id_is_moved_even_if_the_message_fails(
+    h: Harness,
+) -> None:
+    """Versions before 2026-12-06 kept a call under its bare call id. The first message that finds it
+    moves it under `{tenant}/{call_id}`; until 2026-12-07 a failure of that message lost the state."""
+    call = payment_call(h)
+    await h.send(call.started())
+    key = f"{call.tenant}/{call.call_id}".encode()
+    h.processor.store[call.call_id.encode()] = h.processor.store.pop(key)  # as an older version left it
+    disclosure = call.disclosure()
+    advance = h.processor._advance
+
+    async def advance_failing(state: CallState, *args: Any) -> CallState:
+        if state.seen_event_ids[-1] == disclosure["event_id"]:
+            raise RuntimeError("the store went away")
+        return await advance(state, *args)
+
+    h.processor._advance = advance_failing  # type: ignore[method-assign]
+
+    with pytest.raises(RuntimeError, match="the store went away"):
+        await h.send(disclosure)
+
+    assert call.call_id.encode() not in h.processor.store
+    assert state(h, call).started is not None, "the state `call.started` made, under its new key"
