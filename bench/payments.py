@@ -55,6 +55,8 @@ from callvault.storage.pause_reads import hear_in_memory, measure_paused_audio  
 SECONDS = 30.0
 # How the calls' events arrive (`send_events`): one call after the other, or interleaved.
 ARRIVALS = {"together": False, "interleaved": True}
+# Phases in one worker: plain, payment, payment, plain, and again; a drift over the run weighs on both.
+ABBA = ("without_payments", "with_payments", "with_payments", "without_payments")
 ARCHIVED_KINDS = ("payment_clean", "payment_resume_forgotten")
 
 
@@ -127,7 +129,7 @@ async def paired(
     await prepare_async(settings)
     plain = compliant_plan(settings, calls * phases // 2, SECONDS)
     paying = payment_plan(settings, calls * phases // 2)[1:]
-    kinds = [("without_payments", "with_payments")[(n + 1) // 2 % 2] for n in range(phases)]  # A B B A ...
+    kinds = [ABBA[n % len(ABBA)] for n in range(phases)]
     plans = {"without_payments": plain[1:], "with_payments": paying}
     taken = {"without_payments": 0, "with_payments": 0}
     sequence = []
