@@ -23,7 +23,7 @@ its CPU per call measured around each loop, and the share of a call without paym
 Prints the worker's CPU per archived call in each, their ratio (issue 28 asks at most 1.2) for each
 arrival, and the S3 requests per call; writes bench/out/payments.json.
 
-    .venv/bin/python bench/payments.py [--calls 300]
+    .venv/bin/python bench/payments.py [--calls 300] [--rounds 3] [--phases 8] [--phase-calls 150]
 """
 
 from __future__ import annotations
